@@ -1,0 +1,511 @@
+/*
+ * chargan.h - the public interface of libchargan, a C11 library for training
+ * and sampling character-level text GANs.
+ *
+ * Copyright (c) 2026 The libchargan authors.  MIT licence, see COPYING.
+ *
+ * How to read this header
+ * -----------------------
+ * - Every function returns a chargan_status (CHARGAN_OK = 0 on success) unless
+ *   it says otherwise; results come back through pointer arguments, which are
+ *   left untouched on failure.
+ * - Each handle remembers a message describing its last failure
+ *   (chargan_<handle>_last_error()).  The calling thread also keeps the message
+ *   of its last failure in chargan_last_error(), which is the only place a
+ *   failed constructor or loader can report to.
+ * - The library never prints, never exits, never aborts.  Progress and logging
+ *   go through callbacks the caller installs.
+ * - Handles are opaque.  chargan_xxx_free(NULL) is a no-op.
+ * - Structs that cross the ABI start with their own size (`struct_size`) and
+ *   are filled with defaults by a chargan_xxx_init() function; new fields are
+ *   only ever appended, so a program built against an older header keeps
+ *   working with a newer library.
+ * - Thread safety: distinct handles may be used from distinct threads at the
+ *   same time.  One handle must not be used from two threads at once (the
+ *   caller serialises).  Functions without a handle are thread-safe.
+ * - Determinism: the same seed and the same thread count give bitwise
+ *   identical results.
+ * - Arrays are row-major float32; token ids are int32_t.
+ */
+#ifndef CHARGAN_H
+#define CHARGAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Version                                                            */
+/* ------------------------------------------------------------------ */
+
+#define CHARGAN_VERSION_MAJOR 0
+#define CHARGAN_VERSION_MINOR 1
+#define CHARGAN_VERSION_PATCH 0
+#define CHARGAN_VERSION_NUMBER \
+    (CHARGAN_VERSION_MAJOR * 10000 + CHARGAN_VERSION_MINOR * 100 + CHARGAN_VERSION_PATCH)
+#define CHARGAN_VERSION_STRING "0.1.0"
+
+#if defined(_WIN32)
+#define CHARGAN_API
+#elif defined(__GNUC__) || defined(__clang__)
+#define CHARGAN_API __attribute__((visibility("default")))
+#else
+#define CHARGAN_API
+#endif
+
+/** The library's version as "MAJOR.MINOR.PATCH"; a static string. */
+CHARGAN_API const char *chargan_version(void);
+/** The library's version as MAJOR*10000 + MINOR*100 + PATCH.  Compare with
+ *  CHARGAN_VERSION_NUMBER to detect a header/library mismatch. */
+CHARGAN_API unsigned chargan_version_number(void);
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                             */
+/* ------------------------------------------------------------------ */
+
+/** Status codes.  Values are fixed forever; new codes are appended. */
+typedef enum chargan_status {
+    CHARGAN_OK = 0,
+    CHARGAN_E_INVALID = 1,      /**< invalid argument (NULL, out of range, wrong struct size) */
+    CHARGAN_E_NOMEM = 2,        /**< an allocation failed */
+    CHARGAN_E_IO = 3,           /**< a read, write, fsync or rename failed */
+    CHARGAN_E_FORMAT = 4,       /**< a file or buffer is truncated, corrupt or inconsistent */
+    CHARGAN_E_UNSUPPORTED = 5,  /**< a valid file of a version or feature this build lacks */
+    CHARGAN_E_NUMERIC = 6,      /**< a loss or parameter became NaN or infinite */
+    CHARGAN_E_STATE = 7,        /**< call out of order (e.g. training before a corpus is set) */
+    CHARGAN_E_UTF8 = 8,         /**< invalid UTF-8 in input text */
+    CHARGAN_E_RANGE = 9,        /**< an output buffer is too small, or an id is out of range */
+    CHARGAN_E_CANCELLED = 10,   /**< a callback asked to stop */
+    CHARGAN_E_NOT_FOUND = 11    /**< a named item (e.g. a parameter) does not exist */
+} chargan_status;
+
+/** A static, human-readable name for a status code ("invalid argument", ...).
+ *  Never NULL; unknown codes give "unknown status". */
+CHARGAN_API const char *chargan_strerror(chargan_status status);
+
+/** The message of the calling thread's most recent failure in any chargan_
+ *  function ("" if none).  Valid until the thread's next failing call. */
+CHARGAN_API const char *chargan_last_error(void);
+
+/** Frees memory the library handed to the caller (e.g. the text returned by
+ *  chargan_model_sample_text()).  NULL is a no-op. */
+CHARGAN_API void chargan_free(void *ptr);
+
+/* ------------------------------------------------------------------ */
+/* Tokenizer: UTF-8 characters <-> ids                                 */
+/* ------------------------------------------------------------------ */
+
+/** Reserved ids, present in every vocabulary. */
+#define CHARGAN_ID_START 0   /**< start of sequence / padding; never produced by encode */
+#define CHARGAN_ID_UNKNOWN 1 /**< out-of-vocabulary character */
+#define CHARGAN_NUM_RESERVED_IDS 2
+
+/** What encode does with bytes that are not valid UTF-8. */
+typedef enum chargan_utf8_policy {
+    CHARGAN_UTF8_STRICT = 0, /**< fail with CHARGAN_E_UTF8, naming the byte offset */
+    CHARGAN_UTF8_REPLACE = 1 /**< each maximal invalid subsequence becomes CHARGAN_ID_UNKNOWN */
+} chargan_utf8_policy;
+
+typedef struct chargan_tokenizer_options {
+    size_t struct_size;     /**< sizeof(chargan_tokenizer_options) */
+    uint32_t max_vocab;     /**< cap on the vocabulary size, reserved ids included; 0 = no cap.
+                                 Must be 0 or >= CHARGAN_NUM_RESERVED_IDS + 1. */
+    int lowercase;          /**< nonzero: fold A-Z and Latin-1 upper-case letters (U+00C0..U+00DE
+                                 except U+00D7) to lower case, both when fitting and encoding */
+    int fold_crlf;          /**< nonzero (default): "\r\n" is read as "\n" */
+    int utf8_policy;        /**< a chargan_utf8_policy; default CHARGAN_UTF8_STRICT */
+} chargan_tokenizer_options;
+
+/** Fills *opts with defaults: no cap, no lower-casing, CRLF folding, strict UTF-8. */
+CHARGAN_API void chargan_tokenizer_options_init(chargan_tokenizer_options *opts);
+
+typedef struct chargan_tokenizer chargan_tokenizer;
+
+/** Creates an empty tokenizer (only the reserved ids).  opts may be NULL for
+ *  defaults.  Errors: CHARGAN_E_INVALID, CHARGAN_E_NOMEM. */
+CHARGAN_API chargan_status chargan_tokenizer_new(const chargan_tokenizer_options *opts,
+                                                 chargan_tokenizer **out);
+CHARGAN_API void chargan_tokenizer_free(chargan_tokenizer *tok);
+/** The message of this tokenizer's last failure ("" if none).  Owned by the tokenizer. */
+CHARGAN_API const char *chargan_tokenizer_last_error(const chargan_tokenizer *tok);
+
+/** Counts the characters of text (len bytes, need not be NUL-terminated) and
+ *  rebuilds the vocabulary from all text fitted so far: ids from
+ *  CHARGAN_NUM_RESERVED_IDS upwards by decreasing count, ties by increasing code
+ *  point, cut at max_vocab.  May be called many times.  Invalid UTF-8 follows
+ *  the utf8 policy (replaced bytes are not counted).
+ *  Errors: CHARGAN_E_INVALID, CHARGAN_E_UTF8, CHARGAN_E_NOMEM. */
+CHARGAN_API chargan_status chargan_tokenizer_fit(chargan_tokenizer *tok, const char *text,
+                                                 size_t len);
+
+/** Number of ids, reserved ones included. */
+CHARGAN_API chargan_status chargan_tokenizer_vocab_size(const chargan_tokenizer *tok,
+                                                        uint32_t *size);
+/** The code point of id (reserved ids have none: CHARGAN_E_RANGE) and how many
+ *  times it was seen while fitting (count may be NULL). */
+CHARGAN_API chargan_status chargan_tokenizer_id_info(const chargan_tokenizer *tok, int32_t id,
+                                                     uint32_t *codepoint, uint64_t *count);
+/** The id of a code point (CHARGAN_ID_UNKNOWN if not in the vocabulary), after
+ *  lower-casing if the tokenizer lower-cases. */
+CHARGAN_API chargan_status chargan_tokenizer_lookup(const chargan_tokenizer *tok,
+                                                    uint32_t codepoint, int32_t *id);
+
+/** Encodes len bytes of UTF-8 into ids.  At most one id per byte is produced,
+ *  so cap >= len always suffices.  *n_ids receives the number of ids; if ids is
+ *  NULL only the count is computed; if cap is too small, nothing is guaranteed
+ *  in ids, *n_ids holds the count needed and CHARGAN_E_RANGE is returned.
+ *  Errors: CHARGAN_E_INVALID, CHARGAN_E_UTF8 (message names the byte offset),
+ *  CHARGAN_E_RANGE. */
+CHARGAN_API chargan_status chargan_tokenizer_encode(chargan_tokenizer *tok, const char *text,
+                                                    size_t len, int32_t *ids, size_t cap,
+                                                    size_t *n_ids);
+
+/** Decodes ids into UTF-8.  CHARGAN_ID_START is skipped and CHARGAN_ID_UNKNOWN
+ *  becomes U+FFFD.  *len receives the byte count (without the NUL); the output
+ *  is NUL-terminated when cap > *len.  buf may be NULL to query the length; a
+ *  too-small cap gives CHARGAN_E_RANGE with the needed length in *len.
+ *  Errors: CHARGAN_E_INVALID, CHARGAN_E_RANGE (also for an id outside the vocabulary). */
+CHARGAN_API chargan_status chargan_tokenizer_decode(chargan_tokenizer *tok, const int32_t *ids,
+                                                    size_t n_ids, char *buf, size_t cap,
+                                                    size_t *len);
+
+/** Serialises the tokenizer (format in docs/FORMATS.md) into a buffer the
+ *  library allocates; release it with chargan_free(). */
+CHARGAN_API chargan_status chargan_tokenizer_save_buffer(const chargan_tokenizer *tok,
+                                                         void **data, size_t *size);
+/** Parses a buffer written by chargan_tokenizer_save_buffer().  Every field is
+ *  validated; a truncated, corrupt or hostile buffer gives CHARGAN_E_FORMAT or
+ *  CHARGAN_E_UNSUPPORTED (message in chargan_last_error()), never a crash. */
+CHARGAN_API chargan_status chargan_tokenizer_load_buffer(const void *data, size_t size,
+                                                         chargan_tokenizer **out);
+/** Writes the tokenizer to path atomically (temporary file, fsync, rename). */
+CHARGAN_API chargan_status chargan_tokenizer_save(chargan_tokenizer *tok, const char *path);
+CHARGAN_API chargan_status chargan_tokenizer_load(const char *path, chargan_tokenizer **out);
+
+/* ------------------------------------------------------------------ */
+/* Model: generator or discriminator                                   */
+/* ------------------------------------------------------------------ */
+
+typedef enum chargan_model_kind {
+    CHARGAN_GENERATOR = 0,    /**< z -> (h0, c0); embedding -> LSTM -> dense softmax over the vocabulary */
+    CHARGAN_DISCRIMINATOR = 1 /**< embedding -> LSTM -> dense sigmoid at every step */
+} chargan_model_kind;
+
+typedef struct chargan_model_config {
+    size_t struct_size;      /**< sizeof(chargan_model_config) */
+    int32_t kind;            /**< a chargan_model_kind */
+    uint32_t vocab_size;     /**< V, >= 2 */
+    uint32_t embed_dim;      /**< E, default 64 */
+    uint32_t hidden_dim;     /**< H, default 256 */
+    uint32_t num_layers;     /**< stacked LSTM layers, default 1 */
+    uint32_t noise_dim;      /**< generator: Z, dimension of the noise vector (0: zero initial state) */
+    int32_t start_id;        /**< generator: the input at the first step, default CHARGAN_ID_START */
+    float forget_bias;       /**< added to the forget-gate bias at initialisation, default 1 */
+    float recurrent_dropout; /**< dropout on h(t-1) in the recurrent product while training, one
+                                  mask per sequence (Gal & Ghahramani); 0 <= p < 1, default 0 */
+    float init_scale;        /**< 0 (default): PyTorch-like init, U(-1/sqrt(H), 1/sqrt(H)) for LSTM
+                                  and dense, N(0,1) for the embedding; > 0: every weight N(0, scale) */
+    uint64_t seed;           /**< seeds initialisation and the model's own RNG (dropout, sampling) */
+} chargan_model_config;
+
+/** Fills *cfg with the defaults above for the given kind (vocab_size 0: the caller sets it). */
+CHARGAN_API void chargan_model_config_init(chargan_model_config *cfg, chargan_model_kind kind);
+
+typedef struct chargan_model chargan_model;
+
+/** Creates and initialises a model.  Errors: CHARGAN_E_INVALID (message names
+ *  the field), CHARGAN_E_NOMEM. */
+CHARGAN_API chargan_status chargan_model_new(const chargan_model_config *cfg,
+                                             chargan_model **out);
+CHARGAN_API void chargan_model_free(chargan_model *model);
+CHARGAN_API const char *chargan_model_last_error(const chargan_model *model);
+/** Copies the model's configuration into *cfg (up to cfg->struct_size bytes;
+ *  set cfg->struct_size first). */
+CHARGAN_API chargan_status chargan_model_get_config(const chargan_model *model,
+                                                    chargan_model_config *cfg);
+
+/** Attaches a copy of tok to the model, replacing any previous one; it is saved
+ *  with the model and used by the text functions.  tok may be NULL to detach.
+ *  The tokenizer's vocabulary must not exceed the model's vocab_size. */
+CHARGAN_API chargan_status chargan_model_set_tokenizer(chargan_model *model,
+                                                       const chargan_tokenizer *tok);
+/** The attached tokenizer or NULL; owned by the model, valid until it changes. */
+CHARGAN_API chargan_tokenizer *chargan_model_tokenizer(const chargan_model *model);
+
+/* Parameter access: the model's tensors in a fixed order with stable names,
+ * e.g. "embed" [V,E], "lstm.0.w_ih" [I,4H], "lstm.0.w_hh" [H,4H], "lstm.0.b" [4H]
+ * (gate blocks in the order i, f, g, o; the input is a row vector, z = x W_ih +
+ * h W_hh + b), "noise.w" [Z, 2*L*H], "noise.b" [2*L*H], "out.w" [H,V or 1],
+ * "out.b" [V or 1].  See docs/MODEL.md for the equations. */
+
+/** Number of parameter tensors. */
+CHARGAN_API chargan_status chargan_model_num_params(const chargan_model *model, size_t *count);
+/** Name (static for the model's lifetime), rank (1 or 2), shape and element
+ *  count of tensor index.  shape must hold 2 entries; unused ones are 1. */
+CHARGAN_API chargan_status chargan_model_param_info(const chargan_model *model, size_t index,
+                                                    const char **name, uint32_t *rank,
+                                                    size_t shape[2], size_t *numel);
+/** The index of the tensor called name (CHARGAN_E_NOT_FOUND if none). */
+CHARGAN_API chargan_status chargan_model_param_find(const chargan_model *model, const char *name,
+                                                    size_t *index);
+/** Copies tensor index out (n must equal its element count). */
+CHARGAN_API chargan_status chargan_model_param_get(const chargan_model *model, size_t index,
+                                                   float *dst, size_t n);
+/** Copies values into tensor index (n must equal its element count; all values finite). */
+CHARGAN_API chargan_status chargan_model_param_set(chargan_model *model, size_t index,
+                                                   const float *src, size_t n);
+/** Total number of scalar parameters. */
+CHARGAN_API chargan_status chargan_model_num_weights(const chargan_model *model, size_t *count);
+
+/** Mean negative log-likelihood (nats per predicted token) of n_seq sequences
+ *  of length seq_len (ids row-major), each preceded by the start id and
+ *  predicted from a zero noise vector.  Errors: CHARGAN_E_INVALID, CHARGAN_E_RANGE
+ *  (id outside the vocabulary), CHARGAN_E_NOMEM. Generator only. */
+CHARGAN_API chargan_status chargan_model_nll(chargan_model *model, const int32_t *ids,
+                                             size_t n_seq, size_t seq_len, double *nll);
+
+/** Saves the model (configuration, tokenizer if attached, parameters) as a
+ *  checkpoint file, atomically. */
+CHARGAN_API chargan_status chargan_model_save(chargan_model *model, const char *path);
+/** Loads a model from a checkpoint file written by chargan_model_save() or
+ *  chargan_trainer_save(); kind selects the generator or the discriminator.
+ *  Errors: CHARGAN_E_IO, CHARGAN_E_FORMAT, CHARGAN_E_UNSUPPORTED, CHARGAN_E_NOT_FOUND
+ *  (the file has no model of that kind), CHARGAN_E_NOMEM. */
+CHARGAN_API chargan_status chargan_model_load(const char *path, chargan_model_kind kind,
+                                              chargan_model **out);
+
+/* ------------------------------------------------------------------ */
+/* Sampling                                                            */
+/* ------------------------------------------------------------------ */
+
+typedef struct chargan_sample_options {
+    size_t struct_size;  /**< sizeof(chargan_sample_options) */
+    uint32_t n_streams;  /**< independent sequences sampled as one batch, default 1 */
+    uint32_t length;     /**< tokens to generate per stream (after the prime), default 256 */
+    float temperature;   /**< > 0, default 1 */
+    uint32_t top_k;      /**< keep the k most likely tokens; 0 = all (default) */
+    float top_p;         /**< nucleus: keep the smallest set with mass >= p; 1 = all (default) */
+    uint64_t seed;       /**< sampling RNG seed; same seed, same output */
+    int allow_reserved;  /**< nonzero: the start and unknown ids may be sampled; default 0 */
+} chargan_sample_options;
+
+CHARGAN_API void chargan_sample_options_init(chargan_sample_options *opts);
+
+/** Samples n_streams x length ids into out (row-major, caller-allocated, cap
+ *  elements).  prime (prime_len ids, may be 0) is fed after the start id to
+ *  every stream before sampling begins.  Generator only.
+ *  Errors: CHARGAN_E_INVALID, CHARGAN_E_RANGE, CHARGAN_E_NOMEM. */
+CHARGAN_API chargan_status chargan_model_sample_ids(chargan_model *model,
+                                                    const chargan_sample_options *opts,
+                                                    const int32_t *prime, size_t prime_len,
+                                                    int32_t *out, size_t cap);
+/** Like chargan_model_sample_ids() but through the attached tokenizer: prime is
+ *  UTF-8 text (may be NULL), and *text receives the n_streams samples decoded
+ *  (prime included), separated by a single "\n\n"; NUL-terminated, allocated by
+ *  the library, release with chargan_free().  Errors as above, plus
+ *  CHARGAN_E_STATE if no tokenizer is attached. */
+CHARGAN_API chargan_status chargan_model_sample_text(chargan_model *model,
+                                                     const chargan_sample_options *opts,
+                                                     const char *prime, char **text);
+
+/* ------------------------------------------------------------------ */
+/* Optimizer                                                           */
+/* ------------------------------------------------------------------ */
+
+typedef enum chargan_optimizer_kind {
+    CHARGAN_ADAM = 0,
+    CHARGAN_SGD = 1,     /**< with (optional) momentum */
+    CHARGAN_RMSPROP = 2
+} chargan_optimizer_kind;
+
+typedef struct chargan_optimizer_config {
+    size_t struct_size;   /**< sizeof(chargan_optimizer_config) */
+    int32_t kind;         /**< a chargan_optimizer_kind, default CHARGAN_ADAM */
+    float lr;             /**< learning rate, default 2e-3 */
+    float beta1;          /**< Adam, default 0.9 */
+    float beta2;          /**< Adam, default 0.999 */
+    float eps;            /**< Adam and RMSprop, default 1e-8 */
+    float weight_decay;   /**< decoupled (AdamW-style) for Adam, L2 for the others; default 0 */
+    float momentum;       /**< SGD and RMSprop, default 0 */
+    float rho;            /**< RMSprop decay of the squared-gradient average, default 0.99 */
+    float clip_norm;      /**< clip the global gradient norm to this; 0 = no clipping (default) */
+} chargan_optimizer_config;
+
+CHARGAN_API void chargan_optimizer_config_init(chargan_optimizer_config *cfg,
+                                               chargan_optimizer_kind kind);
+
+typedef struct chargan_optimizer chargan_optimizer;
+
+/** Creates an optimizer.  Its state is sized on the first step for the model
+ *  it is applied to; from then on it only accepts that model's shape. */
+CHARGAN_API chargan_status chargan_optimizer_new(const chargan_optimizer_config *cfg,
+                                                 chargan_optimizer **out);
+CHARGAN_API void chargan_optimizer_free(chargan_optimizer *opt);
+CHARGAN_API const char *chargan_optimizer_last_error(const chargan_optimizer *opt);
+CHARGAN_API chargan_status chargan_optimizer_get_config(const chargan_optimizer *opt,
+                                                        chargan_optimizer_config *cfg);
+/** Changes the learning rate (schedules). */
+CHARGAN_API chargan_status chargan_optimizer_set_lr(chargan_optimizer *opt, float lr);
+/** Number of steps taken. */
+CHARGAN_API chargan_status chargan_optimizer_steps(const chargan_optimizer *opt, uint64_t *steps);
+
+/* ------------------------------------------------------------------ */
+/* Trainer                                                             */
+/* ------------------------------------------------------------------ */
+
+typedef enum chargan_gan_estimator {
+    CHARGAN_GAN_NONE = 0,
+    CHARGAN_GAN_REINFORCE = 1, /**< SeqGAN family: policy gradient with discriminator rewards */
+    CHARGAN_GAN_GUMBEL = 2     /**< RelGAN family: Gumbel-softmax relaxation */
+} chargan_gan_estimator;
+
+typedef enum chargan_gan_loss {
+    CHARGAN_LOSS_STANDARD = 0,    /**< non-saturating GAN loss */
+    CHARGAN_LOSS_RELATIVISTIC = 1 /**< RSGAN */
+} chargan_gan_loss;
+
+typedef enum chargan_anneal {
+    CHARGAN_ANNEAL_EXP = 0,
+    CHARGAN_ANNEAL_LINEAR = 1
+} chargan_anneal;
+
+typedef struct chargan_trainer_config {
+    size_t struct_size;      /**< sizeof(chargan_trainer_config) */
+    uint32_t batch;          /**< B, sequences per step, default 32 */
+    uint32_t seq_len;        /**< T, predicted tokens per sequence, default 64 */
+    float val_fraction;      /**< held-out tail of the corpus, default 0.1 */
+    uint64_t seed;           /**< seeds batches, noise and sampling, default 1 */
+    uint32_t threads;        /**< compute threads, default 1 */
+    uint32_t report_every;   /**< steps between progress callbacks, default 100 */
+    uint32_t val_every;      /**< steps between validation runs (0 = only at the end), default 0 */
+    /* adversarial training (the GAN step) */
+    int32_t estimator;       /**< a chargan_gan_estimator, default CHARGAN_GAN_NONE */
+    uint32_t d_steps;        /**< discriminator steps per generator step, default 1 */
+    float gamma;             /**< REINFORCE: discount of per-step rewards, default 0.9 */
+    float baseline_decay;    /**< REINFORCE: moving-average baseline decay, default 0.9 */
+    uint32_t rollouts;       /**< REINFORCE: Monte-Carlo rollouts per prefix (0 = per-step rewards) */
+    float mle_weight;        /**< weight of an MLE term mixed into the generator loss, default 0 */
+    float beta_max;          /**< Gumbel: final inverse temperature, default 1 (no annealing) */
+    int32_t anneal;          /**< Gumbel: a chargan_anneal, default CHARGAN_ANNEAL_EXP */
+    uint32_t anneal_steps;   /**< Gumbel: steps over which beta goes from 1 to beta_max, default 1000 */
+    int32_t gan_loss;        /**< Gumbel: a chargan_gan_loss, default CHARGAN_LOSS_STANDARD */
+} chargan_trainer_config;
+
+CHARGAN_API void chargan_trainer_config_init(chargan_trainer_config *cfg);
+
+/** What the progress callback sees. */
+typedef enum chargan_phase {
+    CHARGAN_PHASE_MLE = 0,
+    CHARGAN_PHASE_DISCRIMINATOR = 1,
+    CHARGAN_PHASE_ADVERSARIAL = 2,
+    CHARGAN_PHASE_EVAL = 3
+} chargan_phase;
+
+typedef struct chargan_progress {
+    size_t struct_size;   /**< the library's sizeof(chargan_progress); read only fields below it */
+    int32_t phase;        /**< a chargan_phase */
+    uint64_t step;        /**< steps done in this phase's call */
+    uint64_t total;       /**< steps asked for in this call */
+    uint64_t global_step; /**< generator steps over the trainer's life */
+    double loss;          /**< mean training loss since the last report (G's in adversarial phases) */
+    double d_loss;        /**< discriminator loss (NaN if none) */
+    double d_accuracy;    /**< discriminator accuracy on real vs generated (NaN if none) */
+    double val_nll;       /**< latest validation NLL in nats/token (NaN if not measured yet) */
+    double val_bpc;       /**< the same in bits per character */
+    double tokens_per_s;  /**< training throughput since the last report */
+    double elapsed_s;     /**< seconds since the call began */
+} chargan_progress;
+
+/** Called every report_every steps and at the end of each call; return nonzero
+ *  to stop (the call then returns CHARGAN_E_CANCELLED after a consistent step). */
+typedef int (*chargan_progress_fn)(const chargan_progress *progress, void *user);
+
+typedef struct chargan_trainer chargan_trainer;
+
+/** Creates a trainer.  generator (required) and discriminator (NULL unless a GAN
+ *  estimator is used) are adopted: on success the trainer owns them and the
+ *  optimizers and frees them with itself (reach them through the accessors);
+ *  on failure ownership stays with the caller.  g_opt and d_opt may be NULL
+ *  for a default Adam.  Errors: CHARGAN_E_INVALID, CHARGAN_E_NOMEM. */
+CHARGAN_API chargan_status chargan_trainer_new(const chargan_trainer_config *cfg,
+                                               chargan_model *generator,
+                                               chargan_optimizer *g_opt,
+                                               chargan_model *discriminator,
+                                               chargan_optimizer *d_opt,
+                                               chargan_trainer **out);
+CHARGAN_API void chargan_trainer_free(chargan_trainer *tr);
+CHARGAN_API const char *chargan_trainer_last_error(const chargan_trainer *tr);
+CHARGAN_API chargan_status chargan_trainer_get_config(const chargan_trainer *tr,
+                                                      chargan_trainer_config *cfg);
+/** Borrowed handles owned by the trainer (NULL where absent). */
+CHARGAN_API chargan_model *chargan_trainer_generator(const chargan_trainer *tr);
+CHARGAN_API chargan_model *chargan_trainer_discriminator(const chargan_trainer *tr);
+CHARGAN_API chargan_optimizer *chargan_trainer_optimizer(const chargan_trainer *tr,
+                                                         chargan_model_kind which);
+CHARGAN_API chargan_status chargan_trainer_set_progress(chargan_trainer *tr,
+                                                        chargan_progress_fn fn, void *user);
+
+/** Sets the corpus from UTF-8 text, encoded with the generator's tokenizer
+ *  (fitted on the text first if the generator has none).  The last
+ *  val_fraction of the ids is held out.  Training draws random windows of
+ *  seq_len + 1 ids.  Errors: CHARGAN_E_INVALID (corpus shorter than a window),
+ *  CHARGAN_E_UTF8, CHARGAN_E_NOMEM. */
+CHARGAN_API chargan_status chargan_trainer_set_corpus_text(chargan_trainer *tr, const char *text,
+                                                           size_t len);
+/** Sets the corpus as one stream of ids (windows as above). */
+CHARGAN_API chargan_status chargan_trainer_set_corpus_ids(chargan_trainer *tr, const int32_t *ids,
+                                                          size_t n);
+/** Sets the corpus as n_seq separate sequences of exactly seq_len ids (the
+ *  trainer's seq_len); each is predicted after the start id, as in SeqGAN's
+ *  synthetic experiment.  The last val_fraction of the sequences is held out. */
+CHARGAN_API chargan_status chargan_trainer_set_corpus_sequences(chargan_trainer *tr,
+                                                                const int32_t *ids, size_t n_seq,
+                                                                size_t seq_len);
+
+/** One MLE step of the generator on a random training batch; *loss (may be
+ *  NULL) receives the batch's mean NLL in nats.  Errors: CHARGAN_E_STATE (no
+ *  corpus), CHARGAN_E_NUMERIC (the loss is not finite: nothing is updated). */
+CHARGAN_API chargan_status chargan_trainer_mle_step(chargan_trainer *tr, float *loss);
+/** One MLE step on caller-supplied data: batch x (seq_len + 1) ids, row-major;
+ *  the first id of each row is the input before the first prediction. */
+CHARGAN_API chargan_status chargan_trainer_mle_step_batch(chargan_trainer *tr, const int32_t *ids,
+                                                          float *loss);
+/** Runs steps MLE steps with progress reports. */
+CHARGAN_API chargan_status chargan_trainer_pretrain_generator(chargan_trainer *tr, uint64_t steps);
+/** One discriminator step (real windows vs generator samples); *loss and
+ *  *accuracy may be NULL. */
+CHARGAN_API chargan_status chargan_trainer_d_step(chargan_trainer *tr, float *loss,
+                                                  float *accuracy);
+CHARGAN_API chargan_status chargan_trainer_pretrain_discriminator(chargan_trainer *tr,
+                                                                  uint64_t steps);
+/** One adversarial round: d_steps discriminator steps, then one generator step
+ *  with the configured estimator.  *g_loss and *d_loss may be NULL. */
+CHARGAN_API chargan_status chargan_trainer_gan_step(chargan_trainer *tr, float *g_loss,
+                                                    float *d_loss);
+CHARGAN_API chargan_status chargan_trainer_adversarial(chargan_trainer *tr, uint64_t steps);
+
+/** Validation NLL of the generator on the held-out part (nats/token); bpc
+ *  (may be NULL) gets bits per token.  Windows of seq_len from a zero state. */
+CHARGAN_API chargan_status chargan_trainer_evaluate(chargan_trainer *tr, double *nll, double *bpc);
+
+/** Generator steps taken over the trainer's life (restored by load). */
+CHARGAN_API chargan_status chargan_trainer_global_step(const chargan_trainer *tr, uint64_t *step);
+
+/** Writes a checkpoint: configuration, tokenizer, both models, optimizer
+ *  states, RNG states, step counters and the corpus split; atomically (a crash
+ *  leaves the previous file intact).  A model whose parameters are not finite
+ *  is refused (CHARGAN_E_NUMERIC). */
+CHARGAN_API chargan_status chargan_trainer_save(chargan_trainer *tr, const char *path);
+/** Restores a trainer from a checkpoint; the resumed run continues bitwise
+ *  identically to one never interrupted.  The corpus is not stored: set it
+ *  again (same text) before training.  Errors as chargan_model_load(). */
+CHARGAN_API chargan_status chargan_trainer_load(const char *path, chargan_trainer **out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CHARGAN_H */

@@ -1,0 +1,73 @@
+/* error.c - status names and the per-handle / per-thread failure messages. */
+#include "internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static _Thread_local char thread_msg[CG_ERRMSG_MAX];
+
+const char *chargan_strerror(chargan_status status)
+{
+    switch (status) {
+    case CHARGAN_OK: return "success";
+    case CHARGAN_E_INVALID: return "invalid argument";
+    case CHARGAN_E_NOMEM: return "out of memory";
+    case CHARGAN_E_IO: return "input/output error";
+    case CHARGAN_E_FORMAT: return "bad format";
+    case CHARGAN_E_UNSUPPORTED: return "unsupported version or feature";
+    case CHARGAN_E_NUMERIC: return "numeric failure (NaN or infinity)";
+    case CHARGAN_E_STATE: return "call out of order";
+    case CHARGAN_E_UTF8: return "invalid UTF-8";
+    case CHARGAN_E_RANGE: return "out of range";
+    case CHARGAN_E_CANCELLED: return "cancelled";
+    case CHARGAN_E_NOT_FOUND: return "not found";
+    }
+    return "unknown status";
+}
+
+const char *chargan_last_error(void)
+{
+    return thread_msg;
+}
+
+const char *cg_thread_error(void)
+{
+    return thread_msg;
+}
+
+chargan_status cg_vfail(cg_error *err, chargan_status status, const char *fmt, va_list ap)
+{
+    char buf[CG_ERRMSG_MAX];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    memcpy(thread_msg, buf, sizeof buf);
+    if (err)
+        memcpy(err->msg, buf, sizeof buf);
+    return status;
+}
+
+chargan_status cg_fail(cg_error *err, chargan_status status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cg_vfail(err, status, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+chargan_status cg_fail_from(cg_error *err, chargan_status status, const char *prefix)
+{
+    char inner[CG_ERRMSG_MAX];
+    memcpy(inner, thread_msg, sizeof inner);
+    return cg_fail(err, status, "%s%s", prefix, inner);
+}
+
+bool cg_struct_size_ok(const void *s, size_t given, size_t min_size, size_t our_size)
+{
+    if (given < min_size)
+        return false;
+    const unsigned char *bytes = s;
+    for (size_t i = our_size; i < given; i++)
+        if (bytes[i] != 0)
+            return false;
+    return true;
+}

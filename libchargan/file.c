@@ -1,0 +1,140 @@
+/* file.c - whole-file reads with a size cap, and atomic whole-file writes:
+ * write PATH.tmp-XXXXXX, fsync it, rename it over PATH, fsync the directory.
+ * A crash at any moment leaves either the old file or the new one. */
+#define _POSIX_C_SOURCE 200809L
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static chargan_status io_fail(cg_error *err, const char *what, const char *path)
+{
+    return cg_fail(err, CHARGAN_E_IO, "%s '%s': %s", what, path, strerror(errno));
+}
+
+static chargan_status fsync_parent_dir(cg_error *err, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir;
+    if (!slash)
+        dir = cg_strdup(".");
+    else if (slash == path)
+        dir = cg_strdup("/");
+    else {
+        size_t n = (size_t)(slash - path);
+        dir = cg_malloc(n + 1);
+        if (dir) {
+            memcpy(dir, path, n);
+            dir[n] = '\0';
+        }
+    }
+    if (!dir)
+        return cg_fail(err, CHARGAN_E_NOMEM, "out of memory writing '%s'", path);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    chargan_status st = CHARGAN_OK;
+    if (fd < 0 || fsync(fd) != 0)
+        st = io_fail(err, "cannot sync directory of", path);
+    if (fd >= 0)
+        close(fd);
+    cg_free(dir);
+    return st;
+}
+
+chargan_status cg_write_file_atomic(cg_error *err, const char *path, const void *data, size_t size)
+{
+    size_t n = strlen(path);
+    char *tmp = cg_malloc(n + sizeof ".tmp-XXXXXX");
+    if (!tmp)
+        return cg_fail(err, CHARGAN_E_NOMEM, "out of memory writing '%s'", path);
+    memcpy(tmp, path, n);
+    memcpy(tmp + n, ".tmp-XXXXXX", sizeof ".tmp-XXXXXX");
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        chargan_status st = io_fail(err, "cannot create a temporary file beside", path);
+        cg_free(tmp);
+        return st;
+    }
+    chargan_status st = CHARGAN_OK;
+    const uint8_t *p = data;
+    size_t left = size;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            if (w == 0)
+                errno = ENOSPC;
+            st = io_fail(err, "cannot write", tmp);
+            break;
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (st == CHARGAN_OK && fsync(fd) != 0)
+        st = io_fail(err, "cannot sync", tmp);
+    if (close(fd) != 0 && st == CHARGAN_OK)
+        st = io_fail(err, "cannot close", tmp);
+    if (st == CHARGAN_OK && rename(tmp, path) != 0)
+        st = io_fail(err, "cannot rename the temporary file to", path);
+    if (st != CHARGAN_OK) {
+        unlink(tmp);
+        cg_free(tmp);
+        return st;
+    }
+    cg_free(tmp);
+    return fsync_parent_dir(err, path);
+}
+
+chargan_status cg_read_file(cg_error *err, const char *path, size_t max_size, uint8_t **data,
+                            size_t *size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return io_fail(err, "cannot open", path);
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        chargan_status st = io_fail(err, "cannot stat", path);
+        close(fd);
+        return st;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        close(fd);
+        return cg_fail(err, CHARGAN_E_IO, "'%s' is not a regular file", path);
+    }
+    if ((uint64_t)sb.st_size > max_size) {
+        close(fd);
+        return cg_fail(err, CHARGAN_E_FORMAT, "'%s' is %lld bytes, more than the %zu allowed", path,
+                       (long long)sb.st_size, max_size);
+    }
+    size_t n = (size_t)sb.st_size;
+    uint8_t *buf = cg_malloc(n + 1);
+    if (!buf) {
+        close(fd);
+        return cg_fail(err, CHARGAN_E_NOMEM, "out of memory reading '%s' (%zu bytes)", path, n);
+    }
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            chargan_status st = io_fail(err, "cannot read", path);
+            close(fd);
+            cg_free(buf);
+            return st;
+        }
+        if (r == 0)
+            break; /* the file shrank: take what is there */
+        got += (size_t)r;
+    }
+    close(fd);
+    buf[got] = 0;
+    *data = buf;
+    *size = got;
+    return CHARGAN_OK;
+}

@@ -1,0 +1,171 @@
+/*
+ * internal.h - what the library's compilation units share.  Never installed;
+ * nothing here is exported (the build uses -fvisibility=hidden).
+ *
+ * Conventions: tensors are plain float arrays, row-major, with their
+ * dimensions beside them.  Sequence activations are time-major: [T][B][D], so
+ * one time step is a contiguous B x D matrix and all steps together are one
+ * (T*B) x D matrix for the big GEMMs.
+ */
+#ifndef CHARGAN_INTERNAL_H
+#define CHARGAN_INTERNAL_H
+
+#include "chargan.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__)
+#define CG_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define CG_PRINTF(a, b)
+#endif
+
+/* ---------------------------------------------------------------- errors (error.c) */
+
+#define CG_ERRMSG_MAX 512
+
+/* Every handle embeds one; the message of the handle's last failure. */
+typedef struct cg_error {
+    char msg[CG_ERRMSG_MAX];
+} cg_error;
+
+/* Records a failure: formats the message into err (if not NULL) and into the
+ * calling thread's last-error buffer, and returns status so callers can write
+ * `return cg_fail(&h->err, CHARGAN_E_INVALID, "...")`. */
+chargan_status cg_fail(cg_error *err, chargan_status status, const char *fmt, ...) CG_PRINTF(3, 4);
+chargan_status cg_vfail(cg_error *err, chargan_status status, const char *fmt, va_list ap);
+/* Copies a message recorded elsewhere (e.g. by a nested call) into err and the
+ * thread's buffer, prefixed with context ("loading x.ckpt: ..."). */
+chargan_status cg_fail_from(cg_error *err, chargan_status status, const char *prefix);
+/* The calling thread's last message. */
+const char *cg_thread_error(void);
+/* Checks an options struct's struct_size field.  It must be at least
+ * min_size (the struct's first published version).  A larger size than ours
+ * comes from a newer header: accepted only if the bytes we do not know are all
+ * zero, i.e. the caller asks for nothing this library lacks. */
+bool cg_struct_size_ok(const void *s, size_t given, size_t min_size, size_t our_size);
+
+/* ---------------------------------------------------------------- memory (alloc.c) */
+
+/* All allocations go through these so tests can inject failures. */
+void *cg_malloc(size_t n);
+void *cg_calloc(size_t count, size_t size);
+void *cg_realloc(void *p, size_t n);
+void cg_free(void *p);
+/* size * count with overflow detection: false if it overflows. */
+bool cg_mul_size(size_t a, size_t b, size_t *out);
+/* 64-byte aligned float arrays (zeroed); free with cg_free_floats. */
+float *cg_alloc_floats(size_t n);
+void cg_free_floats(float *p);
+/* Test hook: the n-th allocation from now (0-based) and every later one fail;
+ * negative disables.  Returns the number of allocations since the last call. */
+long cg_alloc_fail_after(long n);
+char *cg_strdup(const char *s);
+
+/* ---------------------------------------------------------------- random numbers (rng.c) */
+
+/* xoshiro256** (Blackman & Vigna), seeded through splitmix64.  One per handle. */
+typedef struct cg_rng {
+    uint64_t s[4];
+} cg_rng;
+
+void cg_rng_seed(cg_rng *rng, uint64_t seed);
+uint64_t cg_rng_next(cg_rng *rng);
+/* Uniform in [0, 1) with 24 random bits (exactly representable as float). */
+float cg_rng_uniform(cg_rng *rng);
+/* Uniform in (0, 1): never 0, for logs. */
+double cg_rng_uniform_open(cg_rng *rng);
+/* Uniform integer in [0, n), unbiased. */
+uint64_t cg_rng_below(cg_rng *rng, uint64_t n);
+/* Standard normal (Box-Muller, no cached second value so state is all in s). */
+float cg_rng_normal(cg_rng *rng);
+/* Independent stream number k derived from a seed (for per-thread / per-rank RNGs). */
+void cg_rng_seed_stream(cg_rng *rng, uint64_t seed, uint64_t stream);
+
+/* ---------------------------------------------------------------- checksums (crc32.c) */
+
+uint32_t cg_crc32(uint32_t crc, const void *data, size_t len);
+
+/* ---------------------------------------------------------------- little-endian bytes (bytes.c) */
+
+/* A growing output buffer.  Any failure sticks in `failed`; check once at the end. */
+typedef struct cg_writer {
+    uint8_t *data;
+    size_t size, cap;
+    bool failed;
+} cg_writer;
+
+void cg_writer_init(cg_writer *w);
+void cg_writer_free(cg_writer *w);
+void cg_put_bytes(cg_writer *w, const void *p, size_t n);
+void cg_put_u8(cg_writer *w, uint8_t v);
+void cg_put_u32(cg_writer *w, uint32_t v);
+void cg_put_u64(cg_writer *w, uint64_t v);
+void cg_put_f32(cg_writer *w, float v);
+void cg_put_f64(cg_writer *w, double v);
+void cg_put_f32_array(cg_writer *w, const float *v, size_t n);
+/* Overwrites 4 bytes at offset (for lengths and checksums written afterwards). */
+void cg_patch_u32(cg_writer *w, size_t offset, uint32_t v);
+void cg_patch_u64(cg_writer *w, size_t offset, uint64_t v);
+
+/* A bounded reader: every get checks the bytes left and fails (returns false)
+ * rather than reading past the end. */
+typedef struct cg_reader {
+    const uint8_t *data;
+    size_t size, pos;
+} cg_reader;
+
+void cg_reader_init(cg_reader *r, const void *data, size_t size);
+size_t cg_reader_left(const cg_reader *r);
+bool cg_get_bytes(cg_reader *r, void *dst, size_t n);
+bool cg_get_view(cg_reader *r, const uint8_t **p, size_t n);
+bool cg_get_u8(cg_reader *r, uint8_t *v);
+bool cg_get_u32(cg_reader *r, uint32_t *v);
+bool cg_get_u64(cg_reader *r, uint64_t *v);
+bool cg_get_f32(cg_reader *r, float *v);
+bool cg_get_f64(cg_reader *r, double *v);
+bool cg_get_f32_array(cg_reader *r, float *dst, size_t n);
+
+/* ---------------------------------------------------------------- files (file.c) */
+
+/* Writes size bytes to path atomically: PATH.tmp-XXXXXX, fsync, rename, fsync
+ * of the directory.  On failure the old file is intact and no temporary is
+ * left behind. */
+chargan_status cg_write_file_atomic(cg_error *err, const char *path, const void *data, size_t size);
+/* Reads a whole regular file of at most max_size bytes into a cg_malloc'd buffer. */
+chargan_status cg_read_file(cg_error *err, const char *path, size_t max_size, uint8_t **data,
+                            size_t *size);
+
+/* ---------------------------------------------------------------- UTF-8 (utf8.c) */
+
+/* Decodes one code point at s[0..len).  Returns the number of bytes used (1-4)
+ * or 0 if the bytes there are not valid UTF-8 (overlong, surrogate, > U+10FFFF,
+ * truncated); then *bad_len is the length of the maximal invalid subsequence. */
+size_t cg_utf8_decode(const uint8_t *s, size_t len, uint32_t *cp, size_t *bad_len);
+/* Encodes cp (must be valid) into out (4 bytes room); returns the byte count. */
+size_t cg_utf8_encode(uint32_t cp, uint8_t *out);
+
+/* ---------------------------------------------------------------- BLAS (blas.c) */
+
+/* The only place that calls cblas_*.  Row-major; trans_a/trans_b are booleans. */
+void cg_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+              const float *b, int ldb, float beta, float *c, int ldc);
+void cg_sgemv(bool trans, int m, int n, float alpha, const float *a, int lda, const float *x,
+              float beta, float *y);
+/* Sets the BLAS library's thread count where it has a way to (OpenBLAS). */
+void cg_blas_set_threads(int n);
+/* Name of the BLAS in use, for reports. */
+const char *cg_blas_name(void);
+
+/* ---------------------------------------------------------------- math helpers */
+
+#include <math.h>
+static inline float cg_sigmoidf(float x)
+{
+    return 1.0f / (1.0f + expf(-x));
+}
+
+#endif /* CHARGAN_INTERNAL_H */

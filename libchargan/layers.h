@@ -1,0 +1,116 @@
+/*
+ * layers.h - the neural layers: embedding (embedding.c), LSTM (lstm.c), dense
+ * heads and their losses (dense.c).  Each layer's forward and backward live
+ * side by side in its file; none allocates in forward or backward: callers
+ * size the workspaces once per (T, B) shape.
+ *
+ * Layout: row-major; sequences time-major ([T][B][D]); weights are applied to
+ * row vectors (y = x W + b), so W has shape [in][out].  Backward functions
+ * ACCUMULATE into parameter gradients (callers zero them per step) and
+ * OVERWRITE input gradients.
+ */
+#ifndef CHARGAN_LAYERS_H
+#define CHARGAN_LAYERS_H
+
+#include "internal.h"
+
+/* ---------------------------------------------------------------- embedding.c */
+
+/* out[i] = table[ids[i]], n rows of dim floats.  ids must be in range. */
+void cg_embedding_forward(const float *table, int dim, const int32_t *ids, size_t n, float *out);
+/* dtable[ids[i]] += dout[i]. */
+void cg_embedding_backward(float *dtable, int dim, const int32_t *ids, size_t n, const float *dout);
+/* Soft path for relaxed one-hots: out (n x dim) = probs (n x vocab) . table (vocab x dim). */
+void cg_embedding_soft_forward(const float *table, int vocab, int dim, const float *probs, size_t n,
+                               float *out);
+/* dtable += probs^T . dout (if dtable); dprobs = dout . table^T (if dprobs). */
+void cg_embedding_soft_backward(const float *table, int vocab, int dim, const float *probs, size_t n,
+                                const float *dout, float *dtable, float *dprobs);
+
+/* ---------------------------------------------------------------- dense.c */
+
+/* y (n x out) = x (n x in) . w (in x out) + b. */
+void cg_dense_forward(const float *w, const float *b, int in, int out, size_t n, const float *x,
+                      float *y);
+/* dw += x^T dy; db += column sums of dy; dx = dy w^T (each if not NULL). */
+void cg_dense_backward(const float *w, int in, int out, size_t n, const float *x, const float *dy,
+                       float *dw, float *db, float *dx);
+
+/* Fused, numerically stable softmax cross-entropy over n rows of vocab logits.
+ * Returns sum_i weight_i * -log softmax(logits_i)[targets_i] in double (weight
+ * 1 when weights is NULL).  If dlogits is not NULL it receives
+ * grad_scale * weight_i * (softmax_i - onehot_i); it may alias logits. */
+double cg_softmax_xent(const float *logits, size_t n, int vocab, const int32_t *targets,
+                       const float *weights, float grad_scale, float *dlogits);
+/* Fused binary cross-entropy with logits: sum_i weight_i * BCE(sigmoid(x_i), y_i),
+ * stable for any x; dlogits (if not NULL, may alias) = grad_scale * weight_i *
+ * (sigmoid(x_i) - y_i).  targets are in [0, 1]. */
+double cg_bce_logits(const float *logits, size_t n, const float *targets, const float *weights,
+                     float grad_scale, float *dlogits);
+/* In place: each row becomes softmax(scale * row). */
+void cg_softmax_rows(float *x, size_t n, int vocab, float scale);
+
+/* ---------------------------------------------------------------- lstm.c */
+
+/* One LSTM layer's parameters and gradients: views into the model's blocks.
+ * z = x w_ih + h_prev w_hh + b, gate blocks of `hidden` columns in the order
+ * i, f, g, o; i, f, o sigmoid, g tanh; c = f*c_prev + i*g; h = o*tanh(c). */
+typedef struct cg_lstm_layer {
+    int in, hidden;
+    const float *w_ih; /* in x 4H */
+    const float *w_hh; /* H x 4H */
+    const float *b;    /* 4H */
+    float *dw_ih, *dw_hh, *db;
+} cg_lstm_layer;
+
+/* What forward keeps for backward, for one (T, B) shape.  Allocated once. */
+typedef struct cg_lstm_cache {
+    int T, B, in, hidden; /* capacity; forward may use fewer steps (t_used) */
+    int t_used;
+    float *h;     /* (T+1) x B x H: h[0] is the initial state, h[t+1] the output of step t */
+    float *c;     /* (T+1) x B x H, likewise */
+    float *gates; /* T x B x 4H activated gates; backward overwrites them with dz */
+    float *tanh_c;/* T x B x H */
+    float *mask;  /* B x H recurrent-dropout mask (already scaled by 1/(1-p)), or NULL */
+    float *hdrop; /* T x B x H: h[t] * mask, the recurrent input, when mask is used */
+    float *dh, *dc, *dtmp; /* B x H scratch for backward */
+} cg_lstm_cache;
+
+/* Allocates a cache for up to T steps of B rows; with_dropout adds mask and
+ * hdrop.  Returns CHARGAN_E_NOMEM (and leaves *c zeroed) on failure. */
+chargan_status cg_lstm_cache_init(cg_lstm_cache *c, int T, int B, int in, int hidden,
+                                  bool with_dropout);
+void cg_lstm_cache_free(cg_lstm_cache *c);
+
+/* Sequence forward over T steps (T <= cache capacity): one GEMM for the input
+ * projection of all steps, then one recurrent GEMM per step with the gate math
+ * fused.  x is T x B x in; h0, c0 are B x H (NULL = zeros).  If use_mask, the
+ * cache's mask multiplies h(t-1) in the recurrent product.  Outputs are
+ * cache->h + B*H (T x B x H, contiguous). */
+void cg_lstm_forward(const cg_lstm_layer *L, cg_lstm_cache *c, int T, const float *x,
+                     const float *h0, const float *c0, bool use_mask);
+
+/* Step-wise forward for autoregressive generation whose inputs depend on
+ * earlier outputs: begin sets the initial state; step t (0, 1, 2, ... in
+ * order) reads x_t (B x in) and fills the cache exactly as cg_lstm_forward
+ * would, so cg_lstm_backward works after it. */
+void cg_lstm_forward_begin(const cg_lstm_layer *L, cg_lstm_cache *c, const float *h0,
+                           const float *c0);
+void cg_lstm_forward_step(const cg_lstm_layer *L, cg_lstm_cache *c, int t, const float *x_t,
+                          bool use_mask);
+
+/* Backpropagation through time over the t_used steps of the last forward.
+ * dh_out (T x B x H, NULL = none) is the gradient on the outputs; dhT, dcT
+ * (B x H, NULL = none) on the final state.  Accumulates weight gradients with
+ * large GEMMs over all steps; writes dx (T x B x in), dh0, dc0 (B x H) when not
+ * NULL.  Consumes the cache (gates become dz). */
+void cg_lstm_backward(const cg_lstm_layer *L, cg_lstm_cache *c, const float *x,
+                      const float *dh_out, const float *dhT, const float *dcT, float *dx,
+                      float *dh0, float *dc0);
+
+/* Inference step without a cache: h, c (B x H) are updated in place.  xw is
+ * scratch of B x 4H. */
+void cg_lstm_step_infer(const cg_lstm_layer *L, int B, const float *x, float *h, float *c,
+                        float *xw);
+
+#endif /* CHARGAN_LAYERS_H */
