@@ -1,0 +1,59 @@
+/*
+ * optim.h - the optimizer handle's insides and the calls the model and the
+ * trainer make: one update over a whole parameter block, serialisation for
+ * checkpoints, and a deep copy.
+ *
+ * Serialised state, version 1 (little-endian, written by cg_optimizer_write;
+ * a checkpoint section holds exactly this):
+ *
+ *   u32  version            1
+ *   u32  kind               a chargan_optimizer_kind
+ *   f32  lr, beta1, beta2, eps, weight_decay, momentum, rho, clip_norm
+ *   u64  steps              updates taken
+ *   u64  n                  parameters the state is sized for (0: no step yet)
+ *   f32  m[n]               present if kind is Adam, or momentum > 0
+ *   f32  v[n]               present if kind is Adam or RMSprop
+ *
+ * n is 0 exactly when steps is 0.
+ */
+#ifndef CHARGAN_OPTIM_H
+#define CHARGAN_OPTIM_H
+
+#include "internal.h"
+
+#define CG_OPTIM_STATE_VERSION 1u
+
+struct chargan_optimizer {
+    cg_error err;
+    chargan_optimizer_config cfg; /* our full-size copy */
+    uint64_t steps;
+    size_t n;     /* parameters the state is sized for; 0 = not yet */
+    float *m, *v; /* Adam: first/second moments; SGD: m = velocity; RMSprop: v = mean
+                     square, m = momentum buffer.  NULL where the algorithm needs none. */
+};
+
+/* One update of n parameters from their gradients.  If clip_norm > 0 the
+ * gradients are scaled in place so their global L2 norm is at most clip_norm.
+ * The norm (before clipping) goes to *grad_norm if not NULL.  A non-finite
+ * gradient norm returns CHARGAN_E_NUMERIC and changes nothing.  The first call
+ * sizes the state (CHARGAN_E_NOMEM possible); later calls with another n give
+ * CHARGAN_E_INVALID.  Errors are recorded in opt->err. */
+chargan_status cg_optimizer_step(chargan_optimizer *opt, float *params, float *grads, size_t n,
+                                 double *grad_norm);
+
+/* Serialises config, step count and state (the layout above) into w; a
+ * failure sticks in w->failed. */
+void cg_optimizer_write(const chargan_optimizer *opt, cg_writer *w);
+
+/* Reads what cg_optimizer_write wrote, validating every field; n must equal
+ * expected_n unless either is 0.  On failure returns CHARGAN_E_FORMAT,
+ * CHARGAN_E_UNSUPPORTED (unknown version or kind) or CHARGAN_E_NOMEM with a
+ * message in err naming the field and its byte offset in r, and leaves *out
+ * untouched. */
+chargan_status cg_optimizer_read(cg_reader *r, size_t expected_n, cg_error *err,
+                                 chargan_optimizer **out);
+
+/* Deep copy; NULL on allocation failure (the thread's message says so). */
+chargan_optimizer *cg_optimizer_clone(const chargan_optimizer *opt);
+
+#endif /* CHARGAN_OPTIM_H */
