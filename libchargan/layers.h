@@ -63,53 +63,68 @@ typedef struct cg_lstm_layer {
     float *dw_ih, *dw_hh, *db;
 } cg_lstm_layer;
 
-/* What forward keeps for backward, for one (T, B) shape.  Allocated once. */
+/* What forward keeps for backward, for one (T, B) shape.  Allocated once, as
+ * one block (h is its start) with the arrays below as 64-byte aligned views. */
 typedef struct cg_lstm_cache {
     int T, B, in, hidden; /* capacity; forward may use fewer steps (t_used) */
-    int t_used;
+    int t_used;           /* steps of the last forward */
+    bool masked;          /* whether the last forward used the mask */
     float *h;     /* (T+1) x B x H: h[0] is the initial state, h[t+1] the output of step t */
     float *c;     /* (T+1) x B x H, likewise */
     float *gates; /* T x B x 4H activated gates; backward overwrites them with dz */
     float *tanh_c;/* T x B x H */
-    float *mask;  /* B x H recurrent-dropout mask (already scaled by 1/(1-p)), or NULL */
-    float *hdrop; /* T x B x H: h[t] * mask, the recurrent input, when mask is used */
-    float *dh, *dc, *dtmp; /* B x H scratch for backward */
+    float *mask;  /* B x H recurrent-dropout mask (already scaled by 1/(1-p)), or NULL;
+                     the caller fills it before a forward with use_mask */
+    float *hdrop; /* T x B x H: h[t] * mask, the recurrent input of step t, when masked */
+    float *dh, *dc; /* B x H scratch for backward */
 } cg_lstm_cache;
 
 /* Allocates a cache for up to T steps of B rows; with_dropout adds mask and
- * hdrop.  Returns CHARGAN_E_NOMEM (and leaves *c zeroed) on failure. */
+ * hdrop.  Errors: CHARGAN_E_INVALID (a dimension < 1, or T*B rows or 4*hidden
+ * columns beyond what an int GEMM dimension holds), CHARGAN_E_NOMEM; on
+ * failure *c is left zeroed, so cg_lstm_cache_free(c) is harmless. */
 chargan_status cg_lstm_cache_init(cg_lstm_cache *c, int T, int B, int in, int hidden,
                                   bool with_dropout);
 void cg_lstm_cache_free(cg_lstm_cache *c);
 
-/* Sequence forward over T steps (T <= cache capacity): one GEMM for the input
- * projection of all steps, then one recurrent GEMM per step with the gate math
- * fused.  x is T x B x in; h0, c0 are B x H (NULL = zeros).  If use_mask, the
- * cache's mask multiplies h(t-1) in the recurrent product.  Outputs are
- * cache->h + B*H (T x B x H, contiguous). */
+/* Sequence forward over T steps (1 <= T <= cache capacity): one GEMM for the
+ * input projection of all steps, then one recurrent GEMM per step with the
+ * gate math fused.  x is T x B x in; h0, c0 are B x H (NULL = zeros).  If
+ * use_mask, the cache's mask multiplies h(t-1) in the recurrent product.
+ * Outputs are cache->h + B*H (T x B x H, contiguous); the final state is
+ * cache->h + T*B*H and cache->c + T*B*H.  Gate nonlinearities use an inlined
+ * polynomial exp (about 1 ulp), shared by every path here. */
 void cg_lstm_forward(const cg_lstm_layer *L, cg_lstm_cache *c, int T, const float *x,
                      const float *h0, const float *c0, bool use_mask);
 
 /* Step-wise forward for autoregressive generation whose inputs depend on
  * earlier outputs: begin sets the initial state; step t (0, 1, 2, ... in
- * order) reads x_t (B x in) and fills the cache exactly as cg_lstm_forward
- * would, so cg_lstm_backward works after it. */
+ * order, t < capacity) reads x_t (B x in) and fills the cache as
+ * cg_lstm_forward would, so cg_lstm_backward works after it (given all the
+ * x_t as one T x B x in array).  The operations are the same in the same
+ * order (bias, + x w_ih, + h w_hh, gate math); only the input GEMM is split
+ * by step, so the results are bitwise equal wherever the BLAS computes a row
+ * of a product independently of the number of rows (the reference BLAS and
+ * OpenBLAS here do; tests allow a float rounding either way). */
 void cg_lstm_forward_begin(const cg_lstm_layer *L, cg_lstm_cache *c, const float *h0,
                            const float *c0);
 void cg_lstm_forward_step(const cg_lstm_layer *L, cg_lstm_cache *c, int t, const float *x_t,
                           bool use_mask);
 
-/* Backpropagation through time over the t_used steps of the last forward.
- * dh_out (T x B x H, NULL = none) is the gradient on the outputs; dhT, dcT
- * (B x H, NULL = none) on the final state.  Accumulates weight gradients with
- * large GEMMs over all steps; writes dx (T x B x in), dh0, dc0 (B x H) when not
- * NULL.  Consumes the cache (gates become dz). */
+/* Backpropagation through time over the t_used steps of the last forward
+ * (masked or not, as that forward was).  x is the forward's input (T x B x
+ * in).  dh_out (T x B x H, NULL = none) is the gradient on the outputs; dhT,
+ * dcT (B x H, NULL = none) on the final state.  Accumulates into L->dw_ih,
+ * dw_hh, db (each skipped if NULL) with large GEMMs over all steps; writes dx
+ * (T x B x in), dh0, dc0 (B x H) when not NULL.  Consumes the cache (gates
+ * become dz); h, c and hdrop stay valid. */
 void cg_lstm_backward(const cg_lstm_layer *L, cg_lstm_cache *c, const float *x,
                       const float *dh_out, const float *dhT, const float *dcT, float *dx,
                       float *dh0, float *dc0);
 
-/* Inference step without a cache: h, c (B x H) are updated in place.  xw is
- * scratch of B x 4H. */
+/* Inference step without a cache: h, c (B x H) are updated in place from x
+ * (B x in).  xw is scratch of B x 4H.  B == 1 uses gemv.  Same gate math as
+ * the forward; equal to it up to the BLAS's rounding. */
 void cg_lstm_step_infer(const cg_lstm_layer *L, int B, const float *x, float *h, float *c,
                         float *xw);
 

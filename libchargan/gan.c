@@ -1,0 +1,522 @@
+/* gan.c - the discriminator step and the two adversarial estimators that
+ * give the generator a real gradient from the discriminator:
+ *
+ * REINFORCE (SeqGAN family): sample B sequences, reward each step with the
+ *   discriminator's per-step output r_t = 2 sigmoid(D_t) - 1 (ScratchGAN-style
+ *   dense rewards) or, with rollouts, SeqGAN's Monte-Carlo estimate of the
+ *   final reward of each prefix; discounted returns minus a moving-average
+ *   baseline weight the log-probabilities of the sampled tokens.
+ * Gumbel-softmax (RelGAN family): at each step y_t = softmax(beta (l_t + g_t))
+ *   with Gumbel noise g; the discriminator reads y_t through its embedding
+ *   table (the soft path) and its gradient flows back through y_t into the
+ *   generator's logits and, by backpropagation through time, its weights.
+ *   The hard token argmax(l_t + g_t) is fed back as the next input.
+ *
+ * Both start each sequence from the first id of a real window (the start id
+ * for sequence corpora) and compare T generated tokens with the T real ones
+ * that follow it.
+ */
+#include "sample.h"
+#include "trainer.h"
+
+#include <math.h>
+#include <string.h>
+
+chargan_status cg_gan_alloc(chargan_trainer *tr)
+{
+    size_t B = tr->cfg.batch, T = tr->cfg.seq_len, V = (size_t)tr->gen->V;
+    cg_gan_work *w = &tr->work;
+    cg_gan_state *g = &tr->gan;
+    bool ok = (g->baseline = cg_alloc_floats(T)) != NULL;
+    if (!tr->disc)
+        return ok ? CHARGAN_OK : CHARGAN_E_NOMEM;
+    ok = ok && (w->fake = cg_malloc(T * B * sizeof(int32_t))) != NULL;
+    ok = ok && (w->weights = cg_alloc_floats(T * B)) != NULL;
+    ok = ok && (w->rewards = cg_alloc_floats(T * B)) != NULL;
+    ok = ok && (w->targets = cg_alloc_floats(T * B)) != NULL;
+    ok = ok && (w->d_logits = cg_alloc_floats(2 * B)) != NULL;
+    if (ok && tr->cfg.estimator == CHARGAN_GAN_GUMBEL) {
+        ok = (w->soft = cg_alloc_floats(T * B * V)) != NULL;
+        ok = ok && (w->dsoft = cg_alloc_floats(T * B * V)) != NULL;
+    }
+    if (!ok)
+        return CHARGAN_E_NOMEM;
+    chargan_sample_options so;
+    chargan_sample_options_init(&so);
+    so.allow_reserved = 1; /* policy gradients need samples from the policy itself */
+    if (cg_sampler_init(&w->sampler, NULL, (int)V, &so) != CHARGAN_OK)
+        return CHARGAN_E_NOMEM;
+    if (tr->cfg.rollouts > 0) {
+        chargan_model *m = tr->gen;
+        size_t bh = B * (size_t)m->H;
+        cg_rollout_buf *rb = &w->rb;
+        for (int l = 0; ok && l < m->L; l++) {
+            ok = (rb->h[l] = cg_alloc_floats(bh)) != NULL;
+            ok = ok && (rb->c[l] = cg_alloc_floats(bh)) != NULL;
+        }
+        ok = ok && (rb->xw = cg_alloc_floats(4 * bh)) != NULL;
+        ok = ok && (rb->emb = cg_alloc_floats(B * (size_t)m->E)) != NULL;
+        ok = ok && (rb->logits = cg_alloc_floats(B * V)) != NULL;
+        ok = ok && (rb->ids = cg_malloc(B * sizeof(int32_t))) != NULL;
+        ok = ok && (rb->seq = cg_malloc(T * B * sizeof(int32_t))) != NULL;
+    }
+    return ok ? CHARGAN_OK : CHARGAN_E_NOMEM;
+}
+
+void cg_gan_free(chargan_trainer *tr)
+{
+    cg_gan_work *w = &tr->work;
+    cg_sampler_free(&w->sampler);
+    for (int l = 0; l < CG_MAX_LAYERS; l++) {
+        cg_free_floats(w->rb.h[l]);
+        cg_free_floats(w->rb.c[l]);
+    }
+    cg_free_floats(w->rb.xw);
+    cg_free_floats(w->rb.emb);
+    cg_free_floats(w->rb.logits);
+    cg_free(w->rb.ids);
+    cg_free(w->rb.seq);
+    cg_free(w->fake);
+    cg_free_floats(w->weights);
+    cg_free_floats(w->rewards);
+    cg_free_floats(w->targets);
+    cg_free_floats(w->soft);
+    cg_free_floats(w->dsoft);
+    cg_free_floats(w->d_logits);
+    cg_free_floats(tr->gan.baseline);
+    memset(w, 0, sizeof *w);
+    tr->gan.baseline = NULL;
+}
+
+double cg_gan_beta(const chargan_trainer *tr)
+{
+    double frac = (double)tr->gan.gan_steps / (double)tr->cfg.anneal_steps;
+    if (frac > 1.0)
+        frac = 1.0;
+    double bmax = tr->cfg.beta_max;
+    if (tr->cfg.anneal == CHARGAN_ANNEAL_LINEAR)
+        return 1.0 + (bmax - 1.0) * frac;
+    return pow(bmax, frac);
+}
+
+/* ------------------------------------------------------------------ generation */
+
+/* Samples T tokens per row from the generator at temperature 1, filling the
+ * generator's caches (so its backward can follow) and work.fake. */
+static void generate_hard(chargan_trainer *tr, const float *z, bool train)
+{
+    chargan_model *g = tr->gen;
+    int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len;
+    int32_t *fake = tr->work.fake;
+    cg_model_begin(g, B, z, train);
+    for (int b = 0; b < B; b++)
+        tr->inputs[b] = tr->windows[(size_t)b * (T + 1)];
+    const int32_t *in = tr->inputs;
+    for (int t = 0; t < T; t++) {
+        const float *logits = cg_model_step(g, t, in, train);
+        int32_t *out = fake + (size_t)t * B;
+        for (int b = 0; b < B; b++)
+            out[b] = cg_sampler_draw(&tr->work.sampler, logits + (size_t)b * g->V, &tr->rng);
+        if (t + 1 < T) {
+            /* the step's ids are kept in the workspace; feed the samples next */
+            memcpy(g->ws.ids + (size_t)(t + 1) * B, out, (size_t)B * sizeof(int32_t));
+            in = g->ws.ids + (size_t)(t + 1) * B;
+        }
+    }
+}
+
+static float gumbel(cg_rng *rng)
+{
+    return (float)-log(-log(cg_rng_uniform_open(rng)));
+}
+
+/* Relaxed generation: work.soft[t] = softmax(beta (logits + g)), hard
+ * argmax fed back; work.fake holds the hard tokens. */
+static void generate_gumbel(chargan_trainer *tr, const float *z, float beta, bool train)
+{
+    chargan_model *g = tr->gen;
+    int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len, V = g->V;
+    cg_model_begin(g, B, z, train);
+    for (int b = 0; b < B; b++)
+        tr->inputs[b] = tr->windows[(size_t)b * (T + 1)];
+    const int32_t *in = tr->inputs;
+    for (int t = 0; t < T; t++) {
+        const float *logits = cg_model_step(g, t, in, train);
+        float *y = tr->work.soft + (size_t)t * B * V;
+        int32_t *out = tr->work.fake + (size_t)t * B;
+        for (int b = 0; b < B; b++) {
+            const float *l = logits + (size_t)b * V;
+            float *yb = y + (size_t)b * V;
+            int best = 0;
+            for (int v = 0; v < V; v++) {
+                yb[v] = l[v] + gumbel(&tr->rng);
+                if (yb[v] > yb[best])
+                    best = v;
+            }
+            out[b] = best;
+        }
+        cg_softmax_rows(y, (size_t)B, V, beta);
+        if (t + 1 < T) {
+            memcpy(g->ws.ids + (size_t)(t + 1) * B, out, (size_t)B * sizeof(int32_t));
+            in = g->ws.ids + (size_t)(t + 1) * B;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ discriminator */
+
+/* Final-step logits of the last discriminator forward (B values). */
+static const float *final_logits(const chargan_model *d, int T, int B)
+{
+    return d->ws.logits + (size_t)(T - 1) * B;
+}
+
+/* Per-step BCE over all T x B logits against one target, gradients in place. */
+static double bce_all_steps(chargan_model *d, int T, int B, float target, float *targets)
+{
+    size_t n = (size_t)T * B;
+    for (size_t i = 0; i < n; i++)
+        targets[i] = target;
+    return cg_bce_logits(d->ws.logits, n, targets, NULL, 1.0f / (float)n, d->ws.logits) / (double)n;
+}
+
+/* BCE on the final step only; other steps get zero gradient. */
+static double bce_final(chargan_model *d, int T, int B, float target, float *targets)
+{
+    size_t before = (size_t)(T - 1) * B;
+    for (int b = 0; b < B; b++)
+        targets[b] = target;
+    float *last = d->ws.logits + before;
+    double loss = cg_bce_logits(last, (size_t)B, targets, NULL, 1.0f / (float)B, last) / B;
+    memset(d->ws.logits, 0, before * sizeof(float));
+    return loss;
+}
+
+static int count_correct(const float *logits, int B, bool real)
+{
+    int n = 0;
+    for (int b = 0; b < B; b++)
+        n += real ? logits[b] > 0.0f : logits[b] < 0.0f;
+    return n;
+}
+
+/* Discriminator forward on real (tr->targets, time-major) or fake input. */
+static void d_forward_real(chargan_trainer *tr, bool train)
+{
+    cg_model_forward(tr->disc, (int)tr->cfg.seq_len, (int)tr->cfg.batch, tr->targets, NULL, NULL,
+                     train);
+}
+
+static void d_forward_fake(chargan_trainer *tr, bool soft, bool train)
+{
+    int T = (int)tr->cfg.seq_len, B = (int)tr->cfg.batch;
+    if (soft)
+        cg_model_forward(tr->disc, T, B, NULL, tr->work.soft, NULL, train);
+    else
+        cg_model_forward(tr->disc, T, B, tr->work.fake, NULL, NULL, train);
+}
+
+/* One discriminator update on the current real batch (tr->targets) and the
+ * current fake batch (work.fake or work.soft).  Per-step heads for hard
+ * samples; the final head (and optionally the relativistic loss) for soft
+ * ones, as RelGAN does. */
+static chargan_status d_update(chargan_trainer *tr, bool soft, float *loss_out, float *acc_out)
+{
+    chargan_model *d = tr->disc;
+    int T = (int)tr->cfg.seq_len, B = (int)tr->cfg.batch;
+    float *tg = tr->work.targets;
+    double loss;
+    int correct = 0;
+    cg_model_zero_grad(d);
+    if (soft && tr->cfg.gan_loss == CHARGAN_LOSS_RELATIVISTIC) {
+        /* L_D = mean BCE(C(real) - C(fake), 1): both logits first, then the
+         * two backward passes (each needs its own forward's cache). */
+        float *cr = tr->work.d_logits, *cf = tr->work.d_logits + B;
+        d_forward_fake(tr, true, true);
+        memcpy(cf, final_logits(d, T, B), (size_t)B * sizeof(float));
+        d_forward_real(tr, true);
+        memcpy(cr, final_logits(d, T, B), (size_t)B * sizeof(float));
+        correct = count_correct(cr, B, true) + count_correct(cf, B, false);
+        loss = 0.0;
+        for (int b = 0; b < B; b++) {
+            float x = cr[b] - cf[b];
+            float one = 1.0f, dx;
+            loss += cg_bce_logits(&x, 1, &one, NULL, 1.0f / (float)B, &dx);
+            tg[b] = dx; /* d loss / d C(real); d loss / d C(fake) = -dx */
+        }
+        loss /= B;
+        memset(d->ws.logits, 0, (size_t)T * B * sizeof(float));
+        memcpy(d->ws.logits + (size_t)(T - 1) * B, tg, (size_t)B * sizeof(float));
+        cg_model_backward(d, NULL);
+        d_forward_fake(tr, true, true);
+        memset(d->ws.logits, 0, (size_t)T * B * sizeof(float));
+        for (int b = 0; b < B; b++)
+            d->ws.logits[(size_t)(T - 1) * B + b] = -tg[b];
+        cg_model_backward(d, NULL);
+    } else {
+        d_forward_real(tr, true);
+        correct += count_correct(final_logits(d, T, B), B, true);
+        loss = soft ? bce_final(d, T, B, 1.0f, tg) : bce_all_steps(d, T, B, 1.0f, tg);
+        cg_model_backward(d, NULL);
+        d_forward_fake(tr, soft, true);
+        correct += count_correct(final_logits(d, T, B), B, false);
+        loss += soft ? bce_final(d, T, B, 0.0f, tg) : bce_all_steps(d, T, B, 0.0f, tg);
+        cg_model_backward(d, NULL);
+    }
+    if (!isfinite(loss))
+        return cg_fail(&tr->err, CHARGAN_E_NUMERIC, "discriminator update %llu: the loss is not "
+                       "finite", (unsigned long long)tr->d_updates + 1);
+    chargan_status st = cg_optimizer_step(tr->dopt, d->params, d->grads, d->n_weights, NULL);
+    if (st != CHARGAN_OK)
+        return cg_fail(&tr->err, st, "discriminator update %llu: %s",
+                       (unsigned long long)tr->d_updates + 1, tr->dopt->err.msg);
+    tr->d_updates++;
+    if (loss_out)
+        *loss_out = (float)loss;
+    if (acc_out)
+        *acc_out = (float)correct / (float)(2 * B);
+    return CHARGAN_OK;
+}
+
+/* A fresh real batch (tr->windows, tr->targets time-major). */
+static void draw_real(chargan_trainer *tr)
+{
+    cg_trainer_draw_windows(tr);
+    cg_windows_to_time_major(tr->windows, (int)tr->cfg.batch, (int)tr->cfg.seq_len, tr->inputs,
+                             tr->targets);
+}
+
+chargan_status cg_gan_d_step(chargan_trainer *tr, float *loss, float *accuracy)
+{
+    bool soft = tr->cfg.estimator == CHARGAN_GAN_GUMBEL;
+    draw_real(tr);
+    const float *z = cg_trainer_draw_noise(tr);
+    if (soft)
+        generate_gumbel(tr, z, (float)cg_gan_beta(tr), false);
+    else
+        generate_hard(tr, z, false);
+    return d_update(tr, soft, loss, accuracy);
+}
+
+/* ------------------------------------------------------------------ REINFORCE */
+
+/* SeqGAN's Monte-Carlo estimate: for each prefix t < T-1, complete the
+ * sequence `rollouts` times from the generator's state after step t and
+ * average sigmoid(D) on the completions' final step.  rewards[T-1] is D of
+ * the sampled sequence itself.  Written into work.rewards (T x B). */
+static void rollout_rewards(chargan_trainer *tr)
+{
+    chargan_model *g = tr->gen, *d = tr->disc;
+    int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len, K = (int)tr->cfg.rollouts;
+    cg_rollout_buf *rb = &tr->work.rb;
+    size_t bh = (size_t)B * g->H;
+    float *rw = tr->work.rewards;
+    memset(rw, 0, (size_t)T * B * sizeof(float));
+    for (int t = 0; t < T - 1; t++) {
+        for (int k = 0; k < K; k++) {
+            memcpy(rb->seq, tr->work.fake, (size_t)(t + 1) * B * sizeof(int32_t));
+            for (int l = 0; l < g->L; l++) {
+                memcpy(rb->h[l], g->ws.cache[l].h + (size_t)(t + 1) * bh, bh * sizeof(float));
+                memcpy(rb->c[l], g->ws.cache[l].c + (size_t)(t + 1) * bh, bh * sizeof(float));
+            }
+            memcpy(rb->ids, tr->work.fake + (size_t)t * B, (size_t)B * sizeof(int32_t));
+            for (int s = t + 1; s < T; s++) {
+                cg_embedding_forward(g->embed, g->E, rb->ids, (size_t)B, rb->emb);
+                const float *in = rb->emb;
+                for (int l = 0; l < g->L; l++) {
+                    cg_lstm_step_infer(&g->lstm[l], B, in, rb->h[l], rb->c[l], rb->xw);
+                    in = rb->h[l];
+                }
+                cg_dense_forward(g->out_w, g->out_b, g->H, g->V, (size_t)B, in, rb->logits);
+                for (int b = 0; b < B; b++)
+                    rb->ids[b] = cg_sampler_draw(&tr->work.sampler, rb->logits + (size_t)b * g->V,
+                                                 &tr->rng);
+                memcpy(rb->seq + (size_t)s * B, rb->ids, (size_t)B * sizeof(int32_t));
+            }
+            cg_model_forward(d, T, B, rb->seq, NULL, NULL, false);
+            const float *fl = final_logits(d, T, B);
+            for (int b = 0; b < B; b++)
+                rw[(size_t)t * B + b] += cg_sigmoidf(fl[b]) / (float)K;
+        }
+    }
+    cg_model_forward(d, T, B, tr->work.fake, NULL, NULL, false);
+    const float *fl = final_logits(d, T, B);
+    for (int b = 0; b < B; b++)
+        rw[(size_t)(T - 1) * B + b] = cg_sigmoidf(fl[b]);
+}
+
+/* Per-step rewards 2 sigmoid(D_t) - 1 from the (updated) discriminator,
+ * then discounted returns. */
+static void dense_returns(chargan_trainer *tr)
+{
+    chargan_model *d = tr->disc;
+    int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len;
+    float gamma = tr->cfg.gamma;
+    float *R = tr->work.rewards;
+    cg_model_forward(d, T, B, tr->work.fake, NULL, NULL, false);
+    for (int b = 0; b < B; b++) {
+        float acc = 0.0f;
+        for (int t = T - 1; t >= 0; t--) {
+            float r = 2.0f * cg_sigmoidf(d->ws.logits[(size_t)t * B + b]) - 1.0f;
+            acc = r + gamma * acc;
+            R[(size_t)t * B + b] = acc;
+        }
+    }
+}
+
+/* Advantages: returns minus the moving-average baseline of each step's
+ * batch-mean return (initialised by the first batch). */
+static void advantages(chargan_trainer *tr)
+{
+    int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len;
+    float decay = tr->cfg.baseline_decay;
+    float *R = tr->work.rewards, *bl = tr->gan.baseline;
+    for (int t = 0; t < T; t++) {
+        double mean = 0.0;
+        for (int b = 0; b < B; b++)
+            mean += R[(size_t)t * B + b];
+        mean /= B;
+        bl[t] = tr->gan.baseline_set ? decay * bl[t] + (1.0f - decay) * (float)mean : (float)mean;
+        for (int b = 0; b < B; b++)
+            tr->work.weights[(size_t)t * B + b] = R[(size_t)t * B + b] - bl[t];
+    }
+    tr->gan.baseline_set = 1;
+}
+
+/* Adds mle_weight x the MLE gradient of a fresh real batch to G's gradients. */
+static chargan_status add_mle_term(chargan_trainer *tr, double *loss)
+{
+    chargan_model *g = tr->gen;
+    int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len;
+    size_t n = (size_t)B * T;
+    draw_real(tr);
+    cg_model_forward(g, T, B, tr->inputs, NULL, cg_trainer_draw_noise(tr), true);
+    double l = cg_softmax_xent(g->ws.logits, n, g->V, tr->targets, NULL,
+                               tr->cfg.mle_weight / (float)n, g->ws.logits);
+    if (!isfinite(l))
+        return cg_fail(&tr->err, CHARGAN_E_NUMERIC, "adversarial step %llu: the MLE term is not "
+                       "finite", (unsigned long long)tr->global_step + 1);
+    cg_model_backward(g, NULL);
+    *loss += tr->cfg.mle_weight * l / (double)n;
+    return CHARGAN_OK;
+}
+
+static chargan_status g_update(chargan_trainer *tr, double loss, float *g_loss)
+{
+    chargan_model *g = tr->gen;
+    if (tr->cfg.mle_weight > 0.0f) {
+        chargan_status st = add_mle_term(tr, &loss);
+        if (st != CHARGAN_OK)
+            return st;
+    }
+    if (!isfinite(loss))
+        return cg_fail(&tr->err, CHARGAN_E_NUMERIC, "adversarial step %llu: the generator loss is "
+                       "not finite", (unsigned long long)tr->global_step + 1);
+    chargan_status st = cg_optimizer_step(tr->gopt, g->params, g->grads, g->n_weights, NULL);
+    if (st != CHARGAN_OK)
+        return cg_fail(&tr->err, st, "adversarial step %llu: %s",
+                       (unsigned long long)tr->global_step + 1, tr->gopt->err.msg);
+    tr->global_step++;
+    tr->gan.gan_steps++;
+    if (g_loss)
+        *g_loss = (float)loss;
+    return CHARGAN_OK;
+}
+
+static chargan_status reinforce_step(chargan_trainer *tr, float *g_loss, float *d_loss)
+{
+    chargan_model *g = tr->gen;
+    int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len;
+    size_t n = (size_t)B * T;
+    chargan_status st;
+    /* sample with the generator's caches kept for its backward */
+    draw_real(tr);
+    generate_hard(tr, cg_trainer_draw_noise(tr), true);
+    double d_sum = 0.0;
+    for (uint32_t k = 0; k < tr->cfg.d_steps; k++) {
+        float l;
+        if (k > 0)
+            draw_real(tr); /* fresh real data; the fake batch stays the one G is updated on */
+        if ((st = d_update(tr, false, &l, NULL)) != CHARGAN_OK)
+            return st;
+        d_sum += l;
+    }
+    if (tr->cfg.rollouts > 0)
+        rollout_rewards(tr);
+    else
+        dense_returns(tr);
+    advantages(tr);
+    /* loss = -mean(A_t log p(y_t)): softmax cross-entropy weighted by A_t */
+    cg_model_zero_grad(g);
+    int32_t *targets = tr->work.fake;
+    double loss = cg_softmax_xent(g->ws.logits, n, g->V, targets, tr->work.weights,
+                                  1.0f / (float)n, g->ws.logits) / (double)n;
+    cg_model_backward(g, NULL);
+    if (d_loss)
+        *d_loss = (float)(d_sum / tr->cfg.d_steps);
+    return g_update(tr, loss, g_loss);
+}
+
+/* ------------------------------------------------------------------ Gumbel-softmax */
+
+static chargan_status gumbel_step(chargan_trainer *tr, float *g_loss, float *d_loss)
+{
+    chargan_model *g = tr->gen, *d = tr->disc;
+    int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len, V = g->V;
+    float beta = (float)cg_gan_beta(tr);
+    chargan_status st;
+    draw_real(tr);
+    generate_gumbel(tr, cg_trainer_draw_noise(tr), beta, true);
+    double d_sum = 0.0;
+    for (uint32_t k = 0; k < tr->cfg.d_steps; k++) {
+        float l;
+        if (k > 0)
+            draw_real(tr);
+        if ((st = d_update(tr, true, &l, NULL)) != CHARGAN_OK)
+            return st;
+        d_sum += l;
+    }
+    /* Generator loss through the updated discriminator on the same relaxed sample. */
+    float *last = d->ws.logits + (size_t)(T - 1) * B;
+    float *cr = tr->work.d_logits;
+    bool rel = tr->cfg.gan_loss == CHARGAN_LOSS_RELATIVISTIC;
+    if (rel) {
+        d_forward_real(tr, false);
+        memcpy(cr, final_logits(d, T, B), (size_t)B * sizeof(float));
+    }
+    d_forward_fake(tr, true, false);
+    double loss = 0.0;
+    for (int b = 0; b < B; b++) {
+        /* non-saturating: -log sigmoid(C_f); relativistic: -log sigmoid(C_f - C_r) */
+        float x = rel ? last[b] - cr[b] : last[b], one = 1.0f, dx;
+        loss += cg_bce_logits(&x, 1, &one, NULL, 1.0f / (float)B, &dx);
+        last[b] = dx;
+    }
+    loss /= B;
+    memset(d->ws.logits, 0, (size_t)(T - 1) * B * sizeof(float));
+    cg_model_backward(d, tr->work.dsoft); /* D's parameter gradients are discarded */
+    /* Through the relaxation: y = softmax(beta (l + g)) gives
+     * dL/dl = beta y (dL/dy - <dL/dy, y>). */
+    cg_model_zero_grad(g);
+    size_t rows = (size_t)T * B;
+    for (size_t r = 0; r < rows; r++) {
+        const float *y = tr->work.soft + r * V, *dy = tr->work.dsoft + r * V;
+        float *dl = g->ws.logits + r * V;
+        float dot = 0.0f;
+        for (int v = 0; v < V; v++)
+            dot += dy[v] * y[v];
+        for (int v = 0; v < V; v++)
+            dl[v] = beta * y[v] * (dy[v] - dot);
+    }
+    cg_model_backward(g, NULL);
+    if (d_loss)
+        *d_loss = (float)(d_sum / tr->cfg.d_steps);
+    return g_update(tr, loss, g_loss);
+}
+
+chargan_status cg_gan_step(chargan_trainer *tr, float *g_loss, float *d_loss)
+{
+    if (tr->cfg.estimator == CHARGAN_GAN_GUMBEL)
+        return gumbel_step(tr, g_loss, d_loss);
+    return reinforce_step(tr, g_loss, d_loss);
+}

@@ -1,0 +1,372 @@
+/* sample.c - batched, seeded sampling from a generator: temperature,
+ * top-k, top-p, a priming sequence; ids or UTF-8 text out. */
+#include "model.h"
+#include "sample.h"
+#include "tokenizer.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CG_MAX_SAMPLE_TOKENS ((size_t)1 << 28)
+
+void chargan_sample_options_init(chargan_sample_options *opts)
+{
+    if (!opts)
+        return;
+    memset(opts, 0, sizeof *opts);
+    opts->struct_size = sizeof *opts;
+    opts->n_streams = 1;
+    opts->length = 256;
+    opts->temperature = 1.0f;
+    opts->top_k = 0;
+    opts->top_p = 1.0f;
+    opts->seed = 1;
+    opts->allow_reserved = 0;
+}
+
+chargan_status cg_sampler_init(cg_sampler *s, cg_error *err, int V, const chargan_sample_options *o)
+{
+    memset(s, 0, sizeof *s);
+    if (!(o->temperature > 0.0f) || !isfinite(o->temperature))
+        return cg_fail(err, CHARGAN_E_INVALID, "sample options: temperature %g must be > 0",
+                       (double)o->temperature);
+    if (!(o->top_p > 0.0f && o->top_p <= 1.0f))
+        return cg_fail(err, CHARGAN_E_INVALID, "sample options: top_p %g not in (0, 1]",
+                       (double)o->top_p);
+    if (!o->allow_reserved && V <= CHARGAN_NUM_RESERVED_IDS)
+        return cg_fail(err, CHARGAN_E_INVALID, "sample options: the vocabulary (%d ids) has only "
+                       "reserved ids and allow_reserved is 0", V);
+    s->V = V;
+    s->inv_temperature = 1.0f / o->temperature;
+    s->top_k = o->top_k >= (uint32_t)V ? 0 : o->top_k;
+    s->top_p = o->top_p;
+    s->allow_reserved = o->allow_reserved != 0;
+    s->prob = cg_alloc_floats((size_t)V);
+    if (s->top_k || s->top_p < 1.0f)
+        s->order = cg_malloc((size_t)V * sizeof(int32_t));
+    if (!s->prob || ((s->top_k || s->top_p < 1.0f) && !s->order)) {
+        cg_sampler_free(s);
+        return cg_fail(err, CHARGAN_E_NOMEM, "out of memory for the sampler");
+    }
+    return CHARGAN_OK;
+}
+
+void cg_sampler_free(cg_sampler *s)
+{
+    cg_free_floats(s->prob);
+    cg_free(s->order);
+    s->prob = NULL;
+    s->order = NULL;
+}
+
+/* qsort has no context argument in C11, so order indices by value with a
+ * file-scope pointer; sampling is per handle and the handle rule (one
+ * thread per handle) does not cover this, hence thread-local. */
+static _Thread_local const float *sort_values;
+
+static int by_value_desc(const void *a, const void *b)
+{
+    int32_t i = *(const int32_t *)a, j = *(const int32_t *)b;
+    float x = sort_values[i], y = sort_values[j];
+    if (x > y)
+        return -1;
+    if (x < y)
+        return 1;
+    return i < j ? -1 : i > j; /* ties by id: deterministic */
+}
+
+static int32_t draw_from(const float *p, int V, float total, cg_rng *rng)
+{
+    float u = cg_rng_uniform(rng) * total;
+    float acc = 0.0f;
+    int32_t last = -1;
+    for (int i = 0; i < V; i++) {
+        if (p[i] <= 0.0f)
+            continue;
+        acc += p[i];
+        last = i;
+        if (u < acc)
+            return i;
+    }
+    return last; /* rounding: u landed on the total */
+}
+
+int32_t cg_sampler_draw(cg_sampler *s, const float *logits, cg_rng *rng)
+{
+    int V = s->V;
+    float *p = s->prob;
+    int first = s->allow_reserved ? 0 : CHARGAN_NUM_RESERVED_IDS;
+    float max = -INFINITY;
+    for (int i = first; i < V; i++) {
+        p[i] = logits[i] * s->inv_temperature;
+        max = p[i] > max ? p[i] : max;
+    }
+    for (int i = 0; i < first; i++)
+        p[i] = 0.0f;
+    float total = 0.0f;
+    for (int i = first; i < V; i++) {
+        p[i] = expf(p[i] - max);
+        total += p[i];
+    }
+    if (!s->order)
+        return draw_from(p, V, total, rng);
+
+    int n = V - first;
+    for (int i = 0; i < n; i++)
+        s->order[i] = first + i;
+    sort_values = p;
+    qsort(s->order, (size_t)n, sizeof(int32_t), by_value_desc);
+    int keep = n;
+    if (s->top_k && (int)s->top_k < keep)
+        keep = (int)s->top_k;
+    if (s->top_p < 1.0f) {
+        /* the smallest prefix of the sorted distribution with mass >= top_p */
+        float acc = 0.0f, need = s->top_p * total;
+        for (int i = 0; i < keep; i++) {
+            acc += p[s->order[i]];
+            if (acc >= need) {
+                keep = i + 1;
+                break;
+            }
+        }
+    }
+    total = 0.0f;
+    for (int i = keep; i < n; i++)
+        p[s->order[i]] = 0.0f;
+    for (int i = 0; i < keep; i++)
+        total += p[s->order[i]];
+    return draw_from(p, V, total, rng);
+}
+
+/* Cache-free inference state for n streams. */
+typedef struct infer_state {
+    int B;
+    float *h[CG_MAX_LAYERS], *c[CG_MAX_LAYERS];
+    float *xw, *emb, *logits, *z, *state;
+    int32_t *ids;
+} infer_state;
+
+static void infer_free(infer_state *st, int L)
+{
+    for (int l = 0; l < L; l++) {
+        cg_free_floats(st->h[l]);
+        cg_free_floats(st->c[l]);
+    }
+    cg_free_floats(st->xw);
+    cg_free_floats(st->emb);
+    cg_free_floats(st->logits);
+    cg_free_floats(st->z);
+    cg_free_floats(st->state);
+    cg_free(st->ids);
+}
+
+static bool infer_alloc(infer_state *st, const chargan_model *m, int B)
+{
+    memset(st, 0, sizeof *st);
+    st->B = B;
+    size_t bh = (size_t)B * m->H;
+    bool ok = true;
+    for (int l = 0; l < m->L; l++) {
+        ok = ok && (st->h[l] = cg_alloc_floats(bh)) != NULL;
+        ok = ok && (st->c[l] = cg_alloc_floats(bh)) != NULL;
+    }
+    ok = ok && (st->xw = cg_alloc_floats(4 * bh)) != NULL;
+    ok = ok && (st->emb = cg_alloc_floats((size_t)B * m->E)) != NULL;
+    ok = ok && (st->logits = cg_alloc_floats((size_t)B * m->V)) != NULL;
+    ok = ok && (st->ids = cg_malloc((size_t)B * sizeof(int32_t))) != NULL;
+    if (m->Z > 0) {
+        ok = ok && (st->z = cg_alloc_floats((size_t)B * m->Z)) != NULL;
+        ok = ok && (st->state = cg_alloc_floats(bh * 2 * m->L)) != NULL;
+    }
+    if (!ok)
+        infer_free(st, m->L);
+    return ok;
+}
+
+/* Noise for each stream, mapped to every layer's initial state. */
+static void infer_begin(infer_state *st, const chargan_model *m, cg_rng *rng)
+{
+    size_t bh = (size_t)st->B * m->H, H = (size_t)m->H;
+    for (int l = 0; l < m->L; l++) {
+        memset(st->h[l], 0, bh * sizeof(float));
+        memset(st->c[l], 0, bh * sizeof(float));
+    }
+    if (m->Z == 0)
+        return;
+    int width = 2 * m->L * m->H;
+    for (size_t i = 0; i < (size_t)st->B * m->Z; i++)
+        st->z[i] = cg_rng_normal(rng);
+    cg_dense_forward(m->noise_w, m->noise_b, m->Z, width, (size_t)st->B, st->z, st->state);
+    for (int l = 0; l < m->L; l++)
+        for (int b = 0; b < st->B; b++) {
+            const float *row = st->state + (size_t)b * width + 2 * l * H;
+            memcpy(st->h[l] + b * H, row, H * sizeof(float));
+            memcpy(st->c[l] + b * H, row + H, H * sizeof(float));
+        }
+}
+
+/* Feeds st->ids through the stack; logits of the next token land in st->logits. */
+static void infer_step(infer_state *st, const chargan_model *m)
+{
+    int B = st->B;
+    cg_embedding_forward(m->embed, m->E, st->ids, (size_t)B, st->emb);
+    const float *x = st->emb;
+    for (int l = 0; l < m->L; l++) {
+        cg_lstm_step_infer(&m->lstm[l], B, x, st->h[l], st->c[l], st->xw);
+        x = st->h[l];
+    }
+    if (B == 1) {
+        memcpy(st->logits, m->out_b, (size_t)m->V * sizeof(float));
+        cg_sgemv(true, m->H, m->V, 1.0f, m->out_w, m->V, x, 1.0f, st->logits);
+    } else {
+        cg_dense_forward(m->out_w, m->out_b, m->H, m->V, (size_t)B, x, st->logits);
+    }
+}
+
+static chargan_status check_sample_args(chargan_model *m, const chargan_sample_options *opts,
+                                        const char *fn)
+{
+    if (!opts)
+        return cg_fail(&m->err, CHARGAN_E_INVALID, "%s: NULL options", fn);
+    if (!cg_struct_size_ok(opts, opts->struct_size, sizeof *opts, sizeof *opts))
+        return cg_fail(&m->err, CHARGAN_E_INVALID, "%s: opts->struct_size %zu, expected %zu (call "
+                       "chargan_sample_options_init)", fn, opts->struct_size, sizeof *opts);
+    if (m->cfg.kind != CHARGAN_GENERATOR)
+        return cg_fail(&m->err, CHARGAN_E_INVALID, "%s: the model is not a generator", fn);
+    if (opts->n_streams == 0 || opts->n_streams > 65536)
+        return cg_fail(&m->err, CHARGAN_E_INVALID, "%s: n_streams %u not in [1, 65536]", fn,
+                       opts->n_streams);
+    if ((size_t)opts->n_streams * opts->length > CG_MAX_SAMPLE_TOKENS)
+        return cg_fail(&m->err, CHARGAN_E_INVALID, "%s: %u streams of %u tokens is too many", fn,
+                       opts->n_streams, opts->length);
+    return CHARGAN_OK;
+}
+
+chargan_status chargan_model_sample_ids(chargan_model *m, const chargan_sample_options *opts,
+                                        const int32_t *prime, size_t prime_len, int32_t *out,
+                                        size_t cap)
+{
+    if (!m || !out || (prime_len && !prime))
+        return cg_fail(m ? &m->err : NULL, CHARGAN_E_INVALID,
+                       "chargan_model_sample_ids: NULL argument");
+    chargan_status st = check_sample_args(m, opts, "chargan_model_sample_ids");
+    if (st != CHARGAN_OK)
+        return st;
+    size_t need = (size_t)opts->n_streams * opts->length;
+    if (cap < need)
+        return cg_fail(&m->err, CHARGAN_E_RANGE, "chargan_model_sample_ids: output holds %zu ids, "
+                       "%zu needed", cap, need);
+    st = cg_check_ids(&m->err, prime, prime_len, m->V);
+    if (st != CHARGAN_OK)
+        return st;
+    cg_sampler sampler;
+    st = cg_sampler_init(&sampler, &m->err, m->V, opts);
+    if (st != CHARGAN_OK)
+        return st;
+    int B = (int)opts->n_streams;
+    infer_state is;
+    if (!infer_alloc(&is, m, B)) {
+        cg_sampler_free(&sampler);
+        return cg_fail(&m->err, CHARGAN_E_NOMEM, "out of memory sampling %d streams", B);
+    }
+    cg_rng rng;
+    cg_rng_seed(&rng, opts->seed);
+    infer_begin(&is, m, &rng);
+    for (int b = 0; b < B; b++)
+        is.ids[b] = m->cfg.start_id;
+    for (size_t i = 0; i < prime_len; i++) {
+        infer_step(&is, m);
+        for (int b = 0; b < B; b++)
+            is.ids[b] = prime[i];
+    }
+    for (uint32_t t = 0; t < opts->length; t++) {
+        infer_step(&is, m);
+        for (int b = 0; b < B; b++) {
+            int32_t id = cg_sampler_draw(&sampler, is.logits + (size_t)b * m->V, &rng);
+            is.ids[b] = id;
+            out[(size_t)b * opts->length + t] = id;
+        }
+    }
+    infer_free(&is, m->L);
+    cg_sampler_free(&sampler);
+    return CHARGAN_OK;
+}
+
+chargan_status chargan_model_sample_text(chargan_model *m, const chargan_sample_options *opts,
+                                         const char *prime, char **text)
+{
+    if (!m || !text)
+        return cg_fail(m ? &m->err : NULL, CHARGAN_E_INVALID,
+                       "chargan_model_sample_text: NULL argument");
+    chargan_status st = check_sample_args(m, opts, "chargan_model_sample_text");
+    if (st != CHARGAN_OK)
+        return st;
+    if (!m->tok)
+        return cg_fail(&m->err, CHARGAN_E_STATE, "chargan_model_sample_text: the model has no "
+                       "tokenizer (chargan_model_set_tokenizer)");
+    int32_t *prime_ids = NULL;
+    size_t n_prime = 0;
+    if (prime && *prime) {
+        st = cg_tokenizer_encode_alloc(m->tok, prime, strlen(prime), &prime_ids, &n_prime);
+        if (st != CHARGAN_OK)
+            return cg_fail_from(&m->err, st, "encoding the prime: ");
+    }
+    size_t per = n_prime + opts->length, n = (size_t)opts->n_streams * opts->length;
+    int32_t *ids = cg_malloc((n ? n : 1) * sizeof(int32_t));
+    /* each stream: prime + sample, joined by "\n\n"; decode one stream at a time */
+    int32_t *row = cg_malloc((per ? per : 1) * sizeof(int32_t));
+    char *buf = NULL;
+    if (!ids || !row) {
+        st = cg_fail(&m->err, CHARGAN_E_NOMEM, "out of memory sampling text");
+        goto done;
+    }
+    st = chargan_model_sample_ids(m, opts, prime_ids, n_prime, ids, n);
+    if (st != CHARGAN_OK)
+        goto done;
+    size_t total = 0, cap = 0;
+    for (uint32_t b = 0; b < opts->n_streams; b++) {
+        memcpy(row, prime_ids, n_prime * sizeof(int32_t));
+        memcpy(row + n_prime, ids + (size_t)b * opts->length, opts->length * sizeof(int32_t));
+        size_t len;
+        st = chargan_tokenizer_decode(m->tok, row, per, NULL, 0, &len);
+        if (st != CHARGAN_OK)
+            st = cg_fail_from(&m->err, st, "decoding a sample: ");
+        if (st != CHARGAN_OK)
+            goto done;
+        size_t need = total + len + 3;
+        if (need > cap) {
+            size_t ncap = need * 2;
+            char *nb = cg_realloc(buf, ncap);
+            if (!nb) {
+                st = cg_fail(&m->err, CHARGAN_E_NOMEM, "out of memory decoding samples");
+                goto done;
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        if (b > 0) {
+            memcpy(buf + total, "\n\n", 2);
+            total += 2;
+        }
+        chargan_tokenizer_decode(m->tok, row, per, buf + total, cap - total, &len);
+        total += len;
+        buf[total] = '\0';
+    }
+    if (!buf) {
+        buf = cg_malloc(1);
+        if (!buf) {
+            st = cg_fail(&m->err, CHARGAN_E_NOMEM, "out of memory");
+            goto done;
+        }
+        buf[0] = '\0';
+    }
+    *text = buf;
+    buf = NULL;
+done:
+    cg_free(buf);
+    cg_free(row);
+    cg_free(ids);
+    cg_free(prime_ids);
+    return st;
+}

@@ -1,0 +1,833 @@
+/* trainer.c - the trainer handle: configuration, corpus and batches, MLE
+ * steps, evaluation, progress reports and whole-run checkpoints.  The
+ * discriminator and adversarial steps are in gan.c. */
+#include "trainer.h"
+#include "checkpoint.h"
+#include "tokenizer.h"
+
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+#define LN2 0.69314718055994530942
+
+void chargan_trainer_config_init(chargan_trainer_config *cfg)
+{
+    if (!cfg)
+        return;
+    memset(cfg, 0, sizeof *cfg);
+    cfg->struct_size = sizeof *cfg;
+    cfg->batch = 32;
+    cfg->seq_len = 64;
+    cfg->val_fraction = 0.1f;
+    cfg->seed = 1;
+    cfg->threads = 1;
+    cfg->report_every = 100;
+    cfg->val_every = 0;
+    cfg->estimator = CHARGAN_GAN_NONE;
+    cfg->d_steps = 1;
+    cfg->gamma = 0.9f;
+    cfg->baseline_decay = 0.9f;
+    cfg->rollouts = 0;
+    cfg->mle_weight = 0.0f;
+    cfg->beta_max = 1.0f;
+    cfg->anneal = CHARGAN_ANNEAL_EXP;
+    cfg->anneal_steps = 1000;
+    cfg->gan_loss = CHARGAN_LOSS_STANDARD;
+}
+
+#define CHECK_FIELD(cond, ...)                                                                     \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            return cg_fail(err, CHARGAN_E_INVALID, "trainer config: " __VA_ARGS__);               \
+    } while (0)
+
+static chargan_status config_check(cg_error *err, const chargan_trainer_config *c)
+{
+    CHECK_FIELD(c->batch >= 1 && c->batch <= 65536, "batch %u not in [1, 65536]", c->batch);
+    CHECK_FIELD(c->seq_len >= 1 && c->seq_len <= 65536, "seq_len %u not in [1, 65536]", c->seq_len);
+    CHECK_FIELD(c->val_fraction >= 0.0f && c->val_fraction <= 0.9f, "val_fraction %g not in "
+                "[0, 0.9]", (double)c->val_fraction);
+    CHECK_FIELD(c->threads >= 1 && c->threads <= 256, "threads %u not in [1, 256]", c->threads);
+    CHECK_FIELD(c->report_every >= 1, "report_every must be >= 1");
+    CHECK_FIELD(c->estimator >= CHARGAN_GAN_NONE && c->estimator <= CHARGAN_GAN_GUMBEL,
+                "estimator %d unknown", (int)c->estimator);
+    CHECK_FIELD(c->d_steps >= 1 && c->d_steps <= 1000, "d_steps %u not in [1, 1000]", c->d_steps);
+    CHECK_FIELD(c->gamma >= 0.0f && c->gamma <= 1.0f, "gamma %g not in [0, 1]", (double)c->gamma);
+    CHECK_FIELD(c->baseline_decay >= 0.0f && c->baseline_decay < 1.0f, "baseline_decay %g not in "
+                "[0, 1)", (double)c->baseline_decay);
+    CHECK_FIELD(c->rollouts <= 64, "rollouts %u above 64", c->rollouts);
+    CHECK_FIELD(c->mle_weight >= 0.0f && c->mle_weight <= 1e6f, "mle_weight %g not in [0, 1e6]",
+                (double)c->mle_weight);
+    CHECK_FIELD(c->beta_max >= 1.0f && c->beta_max <= 1e6f, "beta_max %g not in [1, 1e6]",
+                (double)c->beta_max);
+    CHECK_FIELD(c->anneal == CHARGAN_ANNEAL_EXP || c->anneal == CHARGAN_ANNEAL_LINEAR,
+                "anneal %d unknown", (int)c->anneal);
+    CHECK_FIELD(c->anneal_steps >= 1, "anneal_steps must be >= 1");
+    CHECK_FIELD(c->gan_loss == CHARGAN_LOSS_STANDARD || c->gan_loss == CHARGAN_LOSS_RELATIVISTIC,
+                "gan_loss %d unknown", (int)c->gan_loss);
+    return CHARGAN_OK;
+}
+
+static void trainer_buffers_free(chargan_trainer *tr)
+{
+    cg_free(tr->windows);
+    cg_free(tr->inputs);
+    cg_free(tr->targets);
+    cg_free_floats(tr->row_weights);
+    cg_free_floats(tr->z);
+    cg_gan_free(tr);
+}
+
+/* Everything the steps need, sized once. */
+static chargan_status trainer_buffers_alloc(chargan_trainer *tr)
+{
+    size_t B = tr->cfg.batch, T = tr->cfg.seq_len;
+    bool ok = (tr->windows = cg_malloc(B * (T + 1) * sizeof(int32_t))) != NULL;
+    ok = ok && (tr->inputs = cg_malloc(B * T * sizeof(int32_t))) != NULL;
+    ok = ok && (tr->targets = cg_malloc(B * T * sizeof(int32_t))) != NULL;
+    ok = ok && (tr->row_weights = cg_alloc_floats(B * T)) != NULL;
+    if (ok && tr->gen->Z > 0)
+        ok = (tr->z = cg_alloc_floats(B * (size_t)tr->gen->Z)) != NULL;
+    ok = ok && cg_model_reserve(tr->gen, (int)T, (int)B) == CHARGAN_OK;
+    ok = ok && (!tr->disc || cg_model_reserve(tr->disc, (int)T, (int)B) == CHARGAN_OK);
+    ok = ok && cg_gan_alloc(tr) == CHARGAN_OK;
+    if (!ok)
+        return cg_fail(&tr->err, CHARGAN_E_NOMEM, "out of memory sizing the trainer for batch %zu x "
+                       "%zu", B, T);
+    return CHARGAN_OK;
+}
+
+static chargan_status check_pair(cg_error *err, const chargan_model *gen, const chargan_model *disc,
+                                 const chargan_trainer_config *cfg)
+{
+    if (gen->cfg.kind != CHARGAN_GENERATOR)
+        return cg_fail(err, CHARGAN_E_INVALID, "chargan_trainer_new: 'generator' is a "
+                       "discriminator");
+    if (disc && disc->cfg.kind != CHARGAN_DISCRIMINATOR)
+        return cg_fail(err, CHARGAN_E_INVALID, "chargan_trainer_new: 'discriminator' is a "
+                       "generator");
+    if (disc && disc->cfg.vocab_size != gen->cfg.vocab_size)
+        return cg_fail(err, CHARGAN_E_INVALID, "chargan_trainer_new: vocabularies differ "
+                       "(generator %u, discriminator %u)", gen->cfg.vocab_size,
+                       disc->cfg.vocab_size);
+    if (cfg->estimator != CHARGAN_GAN_NONE && !disc)
+        return cg_fail(err, CHARGAN_E_INVALID, "chargan_trainer_new: the GAN estimator needs a "
+                       "discriminator");
+    return CHARGAN_OK;
+}
+
+/* Builds a trainer around models and optimizers it then owns. */
+static chargan_status trainer_create(cg_error *err, const chargan_trainer_config *cfg,
+                                     chargan_model *gen, chargan_optimizer *gopt,
+                                     chargan_model *disc, chargan_optimizer *dopt,
+                                     chargan_trainer **out)
+{
+    chargan_trainer *tr = cg_calloc(1, sizeof *tr);
+    if (!tr)
+        return cg_fail(err, CHARGAN_E_NOMEM, "out of memory creating a trainer");
+    tr->cfg = *cfg;
+    tr->cfg.struct_size = sizeof tr->cfg;
+    tr->gen = gen;
+    tr->disc = disc;
+    tr->gopt = gopt;
+    tr->dopt = dopt;
+    cg_rng_seed(&tr->rng, cfg->seed);
+    chargan_status st = trainer_buffers_alloc(tr);
+    if (st != CHARGAN_OK) {
+        cg_fail(err, st, "%s", tr->err.msg);
+        trainer_buffers_free(tr);
+        cg_free(tr);
+        return st;
+    }
+    cg_blas_set_threads((int)cfg->threads);
+    *out = tr;
+    return CHARGAN_OK;
+}
+
+chargan_status chargan_trainer_new(const chargan_trainer_config *cfg, chargan_model *generator,
+                                   chargan_optimizer *g_opt, chargan_model *discriminator,
+                                   chargan_optimizer *d_opt, chargan_trainer **out)
+{
+    if (!cfg || !generator || !out)
+        return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_new: NULL %s",
+                       !cfg ? "cfg" : !generator ? "generator" : "out");
+    if (!cg_struct_size_ok(cfg, cfg->struct_size, sizeof *cfg, sizeof *cfg))
+        return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_new: cfg->struct_size %zu, "
+                       "expected %zu (call chargan_trainer_config_init)", cfg->struct_size,
+                       sizeof *cfg);
+    chargan_status st = config_check(NULL, cfg);
+    if (st == CHARGAN_OK)
+        st = check_pair(NULL, generator, discriminator, cfg);
+    if (st != CHARGAN_OK)
+        return st;
+    /* Default optimizers are created here; if creating the trainer fails
+     * they are freed, and the caller's handles stay the caller's. */
+    chargan_optimizer *gopt = g_opt, *dopt = d_opt;
+    chargan_optimizer_config oc;
+    chargan_optimizer_config_init(&oc, CHARGAN_ADAM);
+    if (!gopt && (st = chargan_optimizer_new(&oc, &gopt)) != CHARGAN_OK)
+        return st;
+    if (discriminator && !dopt && (st = chargan_optimizer_new(&oc, &dopt)) != CHARGAN_OK) {
+        if (!g_opt)
+            chargan_optimizer_free(gopt);
+        return st;
+    }
+    st = trainer_create(NULL, cfg, generator, gopt, discriminator, dopt, out);
+    if (st != CHARGAN_OK) {
+        if (!g_opt)
+            chargan_optimizer_free(gopt);
+        if (!d_opt)
+            chargan_optimizer_free(dopt);
+    }
+    return st;
+}
+
+void chargan_trainer_free(chargan_trainer *tr)
+{
+    if (!tr)
+        return;
+    trainer_buffers_free(tr);
+    cg_free(tr->ids);
+    chargan_model_free(tr->gen);
+    chargan_model_free(tr->disc);
+    chargan_optimizer_free(tr->gopt);
+    chargan_optimizer_free(tr->dopt);
+    cg_free(tr);
+}
+
+const char *chargan_trainer_last_error(const chargan_trainer *tr)
+{
+    return tr ? tr->err.msg : "NULL trainer";
+}
+
+chargan_status chargan_trainer_get_config(const chargan_trainer *tr, chargan_trainer_config *cfg)
+{
+    if (!tr || !cfg)
+        return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_get_config: NULL argument");
+    size_t size = cfg->struct_size;
+    if (size < sizeof *cfg && size < offsetof(chargan_trainer_config, gan_loss) + sizeof(int32_t))
+        return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_get_config: struct_size %zu too "
+                       "small", size);
+    memcpy(cfg, &tr->cfg, size < sizeof *cfg ? size : sizeof *cfg);
+    cfg->struct_size = size;
+    return CHARGAN_OK;
+}
+
+chargan_model *chargan_trainer_generator(const chargan_trainer *tr)
+{
+    return tr ? tr->gen : NULL;
+}
+
+chargan_model *chargan_trainer_discriminator(const chargan_trainer *tr)
+{
+    return tr ? tr->disc : NULL;
+}
+
+chargan_optimizer *chargan_trainer_optimizer(const chargan_trainer *tr, chargan_model_kind which)
+{
+    if (!tr)
+        return NULL;
+    return which == CHARGAN_GENERATOR ? tr->gopt : which == CHARGAN_DISCRIMINATOR ? tr->dopt : NULL;
+}
+
+chargan_status chargan_trainer_set_progress(chargan_trainer *tr, chargan_progress_fn fn, void *user)
+{
+    if (!tr)
+        return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_set_progress: NULL trainer");
+    tr->progress = fn;
+    tr->progress_user = user;
+    return CHARGAN_OK;
+}
+
+chargan_status chargan_trainer_global_step(const chargan_trainer *tr, uint64_t *step)
+{
+    if (!tr || !step)
+        return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_global_step: NULL argument");
+    *step = tr->global_step;
+    return CHARGAN_OK;
+}
+
+/* ------------------------------------------------------------------ corpus */
+
+static chargan_status set_stream(chargan_trainer *tr, int32_t *ids, size_t n)
+{
+    size_t T = tr->cfg.seq_len;
+    size_t n_val = (size_t)((double)n * tr->cfg.val_fraction);
+    size_t n_train = n - n_val;
+    if (n_train < T + 1) {
+        cg_free(ids);
+        return cg_fail(&tr->err, CHARGAN_E_INVALID, "corpus too short: %zu training ids, a window "
+                       "needs seq_len + 1 = %zu", n_train, T + 1);
+    }
+    cg_free(tr->ids);
+    tr->ids = ids;
+    tr->n_ids = n;
+    tr->n_train = n_train;
+    tr->corpus_kind = CG_CORPUS_STREAM;
+    return CHARGAN_OK;
+}
+
+chargan_status chargan_trainer_set_corpus_text(chargan_trainer *tr, const char *text, size_t len)
+{
+    if (!tr || (!text && len))
+        return cg_fail(tr ? &tr->err : NULL, CHARGAN_E_INVALID,
+                       "chargan_trainer_set_corpus_text: NULL argument");
+    chargan_model *g = tr->gen;
+    chargan_status st;
+    if (!g->tok) {
+        chargan_tokenizer *tok;
+        if ((st = chargan_tokenizer_new(NULL, &tok)) != CHARGAN_OK)
+            return cg_fail_from(&tr->err, st, "creating a tokenizer: ");
+        st = chargan_tokenizer_fit(tok, text, len);
+        if (st == CHARGAN_OK)
+            st = chargan_model_set_tokenizer(g, tok);
+        chargan_tokenizer_free(tok);
+        if (st != CHARGAN_OK)
+            return cg_fail_from(&tr->err, st, "fitting a tokenizer on the corpus: ");
+    }
+    int32_t *ids;
+    size_t n;
+    st = cg_tokenizer_encode_alloc(g->tok, text, len, &ids, &n);
+    if (st != CHARGAN_OK)
+        return cg_fail_from(&tr->err, st, "encoding the corpus: ");
+    return set_stream(tr, ids, n);
+}
+
+chargan_status chargan_trainer_set_corpus_ids(chargan_trainer *tr, const int32_t *ids, size_t n)
+{
+    if (!tr || (!ids && n))
+        return cg_fail(tr ? &tr->err : NULL, CHARGAN_E_INVALID,
+                       "chargan_trainer_set_corpus_ids: NULL argument");
+    chargan_status st = cg_check_ids(&tr->err, ids, n, tr->gen->V);
+    if (st != CHARGAN_OK)
+        return st;
+    int32_t *copy = cg_malloc((n ? n : 1) * sizeof(int32_t));
+    if (!copy)
+        return cg_fail(&tr->err, CHARGAN_E_NOMEM, "out of memory copying %zu ids", n);
+    memcpy(copy, ids, n * sizeof(int32_t));
+    return set_stream(tr, copy, n);
+}
+
+chargan_status chargan_trainer_set_corpus_sequences(chargan_trainer *tr, const int32_t *ids,
+                                                    size_t n_seq, size_t seq_len)
+{
+    if (!tr || !ids)
+        return cg_fail(tr ? &tr->err : NULL, CHARGAN_E_INVALID,
+                       "chargan_trainer_set_corpus_sequences: NULL argument");
+    if (seq_len != tr->cfg.seq_len)
+        return cg_fail(&tr->err, CHARGAN_E_INVALID, "sequences of length %zu, the trainer's "
+                       "seq_len is %u", seq_len, tr->cfg.seq_len);
+    size_t n_val = (size_t)((double)n_seq * tr->cfg.val_fraction);
+    if (n_seq == 0 || n_seq - n_val == 0 || n_seq > SIZE_MAX / (seq_len + 1))
+        return cg_fail(&tr->err, CHARGAN_E_INVALID, "%zu sequences leave none for training",
+                       n_seq);
+    size_t n = n_seq * seq_len;
+    chargan_status st = cg_check_ids(&tr->err, ids, n, tr->gen->V);
+    if (st != CHARGAN_OK)
+        return st;
+    int32_t *copy = cg_malloc(n * sizeof(int32_t));
+    if (!copy)
+        return cg_fail(&tr->err, CHARGAN_E_NOMEM, "out of memory copying %zu ids", n);
+    memcpy(copy, ids, n * sizeof(int32_t));
+    cg_free(tr->ids);
+    tr->ids = copy;
+    tr->n_ids = n;
+    tr->n_seq = n_seq;
+    tr->n_train_seq = n_seq - n_val;
+    tr->corpus_kind = CG_CORPUS_SEQUENCES;
+    return CHARGAN_OK;
+}
+
+/* Sequence s as a window: the start id, then its seq_len ids. */
+static void sequence_window(const chargan_trainer *tr, size_t s, int32_t *w)
+{
+    size_t T = tr->cfg.seq_len;
+    w[0] = tr->gen->cfg.start_id;
+    memcpy(w + 1, tr->ids + s * T, T * sizeof(int32_t));
+}
+
+void cg_trainer_draw_windows(chargan_trainer *tr)
+{
+    size_t B = tr->cfg.batch, T = tr->cfg.seq_len;
+    for (size_t b = 0; b < B; b++) {
+        int32_t *w = tr->windows + b * (T + 1);
+        if (tr->corpus_kind == CG_CORPUS_STREAM) {
+            size_t start = (size_t)cg_rng_below(&tr->rng, tr->n_train - T);
+            memcpy(w, tr->ids + start, (T + 1) * sizeof(int32_t));
+        } else {
+            sequence_window(tr, (size_t)cg_rng_below(&tr->rng, tr->n_train_seq), w);
+        }
+    }
+}
+
+const float *cg_trainer_draw_noise(chargan_trainer *tr)
+{
+    if (!tr->z)
+        return NULL;
+    size_t n = (size_t)tr->cfg.batch * tr->gen->Z;
+    for (size_t i = 0; i < n; i++)
+        tr->z[i] = cg_rng_normal(&tr->rng);
+    return tr->z;
+}
+
+static chargan_status need_corpus(chargan_trainer *tr, const char *fn)
+{
+    if (tr->corpus_kind == CG_CORPUS_NONE)
+        return cg_fail(&tr->err, CHARGAN_E_STATE, "%s: no corpus (chargan_trainer_set_corpus_*)",
+                       fn);
+    return CHARGAN_OK;
+}
+
+/* ------------------------------------------------------------------ MLE */
+
+/* One MLE update from tr->windows.  A non-finite loss or gradient updates nothing. */
+static chargan_status mle_update(chargan_trainer *tr, float *loss_out)
+{
+    chargan_model *g = tr->gen;
+    int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len;
+    size_t n = (size_t)B * T;
+    cg_windows_to_time_major(tr->windows, B, T, tr->inputs, tr->targets);
+    const float *z = cg_trainer_draw_noise(tr);
+    cg_model_zero_grad(g);
+    cg_model_forward(g, T, B, tr->inputs, NULL, z, true);
+    double loss = cg_softmax_xent(g->ws.logits, n, g->V, tr->targets, NULL, 1.0f / (float)n,
+                                  g->ws.logits);
+    if (!isfinite(loss))
+        return cg_fail(&tr->err, CHARGAN_E_NUMERIC, "MLE step %llu: the loss is not finite",
+                       (unsigned long long)tr->global_step + 1);
+    cg_model_backward(g, NULL);
+    chargan_status st = cg_optimizer_step(tr->gopt, g->params, g->grads, g->n_weights, NULL);
+    if (st != CHARGAN_OK)
+        return cg_fail(&tr->err, st, "MLE step %llu: %s", (unsigned long long)tr->global_step + 1,
+                       tr->gopt->err.msg);
+    tr->global_step++;
+    if (loss_out)
+        *loss_out = (float)(loss / (double)n);
+    return CHARGAN_OK;
+}
+
+chargan_status chargan_trainer_mle_step(chargan_trainer *tr, float *loss)
+{
+    if (!tr)
+        return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_mle_step: NULL trainer");
+    chargan_status st = need_corpus(tr, "chargan_trainer_mle_step");
+    if (st != CHARGAN_OK)
+        return st;
+    cg_trainer_draw_windows(tr);
+    return mle_update(tr, loss);
+}
+
+chargan_status chargan_trainer_mle_step_batch(chargan_trainer *tr, const int32_t *ids, float *loss)
+{
+    if (!tr || !ids)
+        return cg_fail(tr ? &tr->err : NULL, CHARGAN_E_INVALID,
+                       "chargan_trainer_mle_step_batch: NULL argument");
+    size_t n = (size_t)tr->cfg.batch * (tr->cfg.seq_len + 1);
+    chargan_status st = cg_check_ids(&tr->err, ids, n, tr->gen->V);
+    if (st != CHARGAN_OK)
+        return st;
+    memcpy(tr->windows, ids, n * sizeof(int32_t));
+    return mle_update(tr, loss);
+}
+
+/* ------------------------------------------------------------------ evaluation */
+
+chargan_status chargan_trainer_evaluate(chargan_trainer *tr, double *nll, double *bpc)
+{
+    if (!tr || !nll)
+        return cg_fail(tr ? &tr->err : NULL, CHARGAN_E_INVALID,
+                       "chargan_trainer_evaluate: NULL argument");
+    chargan_status st = need_corpus(tr, "chargan_trainer_evaluate");
+    if (st != CHARGAN_OK)
+        return st;
+    chargan_model *g = tr->gen;
+    size_t B = tr->cfg.batch, T = tr->cfg.seq_len;
+    size_t n_windows = tr->corpus_kind == CG_CORPUS_STREAM
+                           ? (tr->n_ids - tr->n_train - (tr->n_ids > tr->n_train)) / T
+                           : tr->n_seq - tr->n_train_seq;
+    if (n_windows == 0)
+        return cg_fail(&tr->err, CHARGAN_E_STATE, "no held-out data: the validation part holds "
+                       "less than one window (val_fraction %g)", (double)tr->cfg.val_fraction);
+    double total = 0.0;
+    for (size_t w0 = 0; w0 < n_windows; w0 += B) {
+        /* Non-overlapping windows from a zero state; a partial last batch
+         * is padded by repeating its first window with weight 0. */
+        size_t rows = n_windows - w0 < B ? n_windows - w0 : B;
+        for (size_t b = 0; b < B; b++) {
+            size_t w = w0 + (b < rows ? b : 0);
+            int32_t *dst = tr->windows + b * (T + 1);
+            if (tr->corpus_kind == CG_CORPUS_STREAM)
+                memcpy(dst, tr->ids + tr->n_train + w * T, (T + 1) * sizeof(int32_t));
+            else
+                sequence_window(tr, tr->n_train_seq + w, dst);
+        }
+        for (size_t t = 0; t < T; t++)
+            for (size_t b = 0; b < B; b++)
+                tr->row_weights[t * B + b] = b < rows ? 1.0f : 0.0f;
+        cg_windows_to_time_major(tr->windows, (int)B, (int)T, tr->inputs, tr->targets);
+        cg_model_forward(g, (int)T, (int)B, tr->inputs, NULL, NULL, false);
+        total += cg_softmax_xent(g->ws.logits, B * T, g->V, tr->targets, tr->row_weights, 0.0f,
+                                 NULL);
+    }
+    double mean = total / ((double)n_windows * T);
+    if (!isfinite(mean))
+        return cg_fail(&tr->err, CHARGAN_E_NUMERIC, "validation NLL is not finite");
+    *nll = mean;
+    if (bpc)
+        *bpc = mean / LN2;
+    return CHARGAN_OK;
+}
+
+/* ------------------------------------------------------------------ phases with progress */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+typedef struct phase_run {
+    chargan_progress p;
+    double t0, t_last;
+    uint64_t step_last;
+    double loss_sum, d_loss_sum, d_acc_sum;
+    uint64_t n_loss, n_d;
+} phase_run;
+
+static void phase_init(phase_run *r, chargan_phase phase, uint64_t total, uint64_t global_step)
+{
+    memset(r, 0, sizeof *r);
+    r->p.struct_size = sizeof r->p;
+    r->p.phase = phase;
+    r->p.total = total;
+    r->p.global_step = global_step;
+    r->p.loss = r->p.d_loss = r->p.d_accuracy = NAN;
+    r->p.val_nll = r->p.val_bpc = NAN;
+    r->t0 = r->t_last = now_s();
+}
+
+/* Reports if due (or forced); returns CHARGAN_E_CANCELLED if the callback asks to stop. */
+static chargan_status phase_report(chargan_trainer *tr, phase_run *r, bool force)
+{
+    uint64_t every = tr->cfg.report_every;
+    bool due = force || r->p.step % every == 0;
+    uint64_t val_every = tr->cfg.val_every;
+    if (r->p.phase != CHARGAN_PHASE_DISCRIMINATOR &&
+        ((val_every && r->p.step % val_every == 0) || (force && r->p.step > 0))) {
+        double nll, bpc;
+        if (chargan_trainer_evaluate(tr, &nll, &bpc) == CHARGAN_OK) {
+            r->p.val_nll = nll;
+            r->p.val_bpc = bpc;
+        }
+    }
+    if (!due || !tr->progress)
+        return CHARGAN_OK;
+    double t = now_s();
+    if (r->n_loss)
+        r->p.loss = r->loss_sum / (double)r->n_loss;
+    if (r->n_d) {
+        r->p.d_loss = r->d_loss_sum / (double)r->n_d;
+        r->p.d_accuracy = r->d_acc_sum / (double)r->n_d;
+    }
+    double dt = t - r->t_last;
+    uint64_t tokens = (r->p.step - r->step_last) * tr->cfg.batch * tr->cfg.seq_len;
+    r->p.tokens_per_s = dt > 0 ? (double)tokens / dt : 0.0;
+    r->p.elapsed_s = t - r->t0;
+    r->p.global_step = tr->global_step;
+    r->t_last = t;
+    r->step_last = r->p.step;
+    r->loss_sum = r->d_loss_sum = r->d_acc_sum = 0.0;
+    r->n_loss = r->n_d = 0;
+    if (tr->progress(&r->p, tr->progress_user) != 0)
+        return cg_fail(&tr->err, CHARGAN_E_CANCELLED, "stopped by the progress callback after "
+                       "step %llu", (unsigned long long)r->p.step);
+    return CHARGAN_OK;
+}
+
+chargan_status chargan_trainer_pretrain_generator(chargan_trainer *tr, uint64_t steps)
+{
+    if (!tr)
+        return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_pretrain_generator: NULL trainer");
+    chargan_status st = need_corpus(tr, "chargan_trainer_pretrain_generator");
+    if (st != CHARGAN_OK)
+        return st;
+    phase_run r;
+    phase_init(&r, CHARGAN_PHASE_MLE, steps, tr->global_step);
+    while (r.p.step < steps) {
+        float loss;
+        if ((st = chargan_trainer_mle_step(tr, &loss)) != CHARGAN_OK)
+            return st;
+        r.p.step++;
+        r.loss_sum += loss;
+        r.n_loss++;
+        if ((st = phase_report(tr, &r, r.p.step == steps)) != CHARGAN_OK)
+            return st;
+    }
+    return CHARGAN_OK;
+}
+
+chargan_status chargan_trainer_d_step(chargan_trainer *tr, float *loss, float *accuracy)
+{
+    if (!tr)
+        return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_d_step: NULL trainer");
+    if (!tr->disc)
+        return cg_fail(&tr->err, CHARGAN_E_STATE, "chargan_trainer_d_step: no discriminator");
+    chargan_status st = need_corpus(tr, "chargan_trainer_d_step");
+    if (st != CHARGAN_OK)
+        return st;
+    return cg_gan_d_step(tr, loss, accuracy);
+}
+
+chargan_status chargan_trainer_pretrain_discriminator(chargan_trainer *tr, uint64_t steps)
+{
+    if (!tr)
+        return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_pretrain_discriminator: NULL "
+                       "trainer");
+    phase_run r;
+    phase_init(&r, CHARGAN_PHASE_DISCRIMINATOR, steps, tr->global_step);
+    chargan_status st;
+    while (r.p.step < steps) {
+        float loss, acc;
+        if ((st = chargan_trainer_d_step(tr, &loss, &acc)) != CHARGAN_OK)
+            return st;
+        r.p.step++;
+        r.d_loss_sum += loss;
+        r.d_acc_sum += acc;
+        r.n_d++;
+        if ((st = phase_report(tr, &r, r.p.step == steps)) != CHARGAN_OK)
+            return st;
+    }
+    return CHARGAN_OK;
+}
+
+chargan_status chargan_trainer_gan_step(chargan_trainer *tr, float *g_loss, float *d_loss)
+{
+    if (!tr)
+        return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_gan_step: NULL trainer");
+    if (tr->cfg.estimator == CHARGAN_GAN_NONE || !tr->disc)
+        return cg_fail(&tr->err, CHARGAN_E_STATE, "chargan_trainer_gan_step: no GAN estimator "
+                       "configured (trainer config 'estimator') or no discriminator");
+    chargan_status st = need_corpus(tr, "chargan_trainer_gan_step");
+    if (st != CHARGAN_OK)
+        return st;
+    return cg_gan_step(tr, g_loss, d_loss);
+}
+
+chargan_status chargan_trainer_adversarial(chargan_trainer *tr, uint64_t steps)
+{
+    if (!tr)
+        return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_adversarial: NULL trainer");
+    phase_run r;
+    phase_init(&r, CHARGAN_PHASE_ADVERSARIAL, steps, tr->global_step);
+    chargan_status st;
+    while (r.p.step < steps) {
+        float g_loss, d_loss;
+        if ((st = chargan_trainer_gan_step(tr, &g_loss, &d_loss)) != CHARGAN_OK)
+            return st;
+        r.p.step++;
+        r.loss_sum += g_loss;
+        r.n_loss++;
+        r.d_loss_sum += d_loss;
+        r.n_d++;
+        if ((st = phase_report(tr, &r, r.p.step == steps)) != CHARGAN_OK)
+            return st;
+    }
+    return CHARGAN_OK;
+}
+
+/* ------------------------------------------------------------------ checkpoints */
+
+static void write_trainer_section(const chargan_trainer *tr, cg_writer *w)
+{
+    const chargan_trainer_config *c = &tr->cfg;
+    cg_put_u32(w, c->batch);
+    cg_put_u32(w, c->seq_len);
+    cg_put_f32(w, c->val_fraction);
+    cg_put_u64(w, c->seed);
+    cg_put_u32(w, c->threads);
+    cg_put_u32(w, c->report_every);
+    cg_put_u32(w, c->val_every);
+    cg_put_u32(w, (uint32_t)c->estimator);
+    cg_put_u32(w, c->d_steps);
+    cg_put_f32(w, c->gamma);
+    cg_put_f32(w, c->baseline_decay);
+    cg_put_u32(w, c->rollouts);
+    cg_put_f32(w, c->mle_weight);
+    cg_put_f32(w, c->beta_max);
+    cg_put_u32(w, (uint32_t)c->anneal);
+    cg_put_u32(w, c->anneal_steps);
+    cg_put_u32(w, (uint32_t)c->gan_loss);
+    for (int i = 0; i < 4; i++)
+        cg_put_u64(w, tr->rng.s[i]);
+    cg_put_u64(w, tr->global_step);
+    cg_put_u64(w, tr->d_updates);
+    cg_put_u64(w, tr->gan.gan_steps);
+    cg_put_u32(w, tr->gan.baseline_set);
+    cg_put_f32_array(w, tr->gan.baseline, c->seq_len);
+}
+
+typedef struct trainer_state {
+    chargan_trainer_config cfg;
+    cg_rng rng;
+    uint64_t global_step, d_updates, gan_steps;
+    uint32_t baseline_set;
+    const uint8_t *baseline; /* seq_len little-endian floats, read after creation */
+} trainer_state;
+
+static chargan_status read_trainer_section(cg_reader *r, cg_error *err, trainer_state *s)
+{
+    chargan_trainer_config *c = &s->cfg;
+    chargan_trainer_config_init(c);
+    uint32_t estimator, anneal, gan_loss;
+    bool ok = cg_get_u32(r, &c->batch) && cg_get_u32(r, &c->seq_len) &&
+              cg_get_f32(r, &c->val_fraction) && cg_get_u64(r, &c->seed) &&
+              cg_get_u32(r, &c->threads) && cg_get_u32(r, &c->report_every) &&
+              cg_get_u32(r, &c->val_every) && cg_get_u32(r, &estimator) &&
+              cg_get_u32(r, &c->d_steps) && cg_get_f32(r, &c->gamma) &&
+              cg_get_f32(r, &c->baseline_decay) && cg_get_u32(r, &c->rollouts) &&
+              cg_get_f32(r, &c->mle_weight) && cg_get_f32(r, &c->beta_max) &&
+              cg_get_u32(r, &anneal) && cg_get_u32(r, &c->anneal_steps) &&
+              cg_get_u32(r, &gan_loss);
+    for (int i = 0; ok && i < 4; i++)
+        ok = cg_get_u64(r, &s->rng.s[i]);
+    ok = ok && cg_get_u64(r, &s->global_step) && cg_get_u64(r, &s->d_updates) &&
+         cg_get_u64(r, &s->gan_steps) && cg_get_u32(r, &s->baseline_set);
+    if (!ok)
+        return cg_fail(err, CHARGAN_E_FORMAT, "trainer section truncated at offset %zu", r->pos);
+    c->estimator = (int32_t)estimator;
+    c->anneal = (int32_t)anneal;
+    c->gan_loss = (int32_t)gan_loss;
+    if (config_check(err, c) != CHARGAN_OK)
+        return cg_fail_from(err, CHARGAN_E_FORMAT, "trainer section: ");
+    if (!cg_get_view(r, &s->baseline, (size_t)c->seq_len * 4) || cg_reader_left(r) != 0)
+        return cg_fail(err, CHARGAN_E_FORMAT, "trainer section: baseline of %u floats truncated "
+                       "or followed by stray bytes", c->seq_len);
+    return CHARGAN_OK;
+}
+
+chargan_status chargan_trainer_save(chargan_trainer *tr, const char *path)
+{
+    if (!tr || !path)
+        return cg_fail(tr ? &tr->err : NULL, CHARGAN_E_INVALID,
+                       "chargan_trainer_save: NULL argument");
+    if (!cg_model_params_finite(tr->gen) || (tr->disc && !cg_model_params_finite(tr->disc)))
+        return cg_fail(&tr->err, CHARGAN_E_NUMERIC, "refusing to save '%s' at step %llu: "
+                       "non-finite parameters", path, (unsigned long long)tr->global_step);
+    cg_ckpt_writer cw;
+    cg_ckpt_begin(&cw);
+    if (tr->gen->tok) {
+        void *buf;
+        size_t size;
+        chargan_status st = chargan_tokenizer_save_buffer(tr->gen->tok, &buf, &size);
+        if (st != CHARGAN_OK) {
+            cg_writer_free(&cw.w);
+            return cg_fail_from(&tr->err, st, "saving the tokenizer: ");
+        }
+        cg_ckpt_section_begin(&cw, CG_SEC_TOKENIZER);
+        cg_put_bytes(&cw.w, buf, size);
+        cg_ckpt_section_end(&cw);
+        chargan_free(buf);
+    }
+    cg_ckpt_section_begin(&cw, CG_SEC_GENERATOR);
+    cg_model_write(tr->gen, &cw.w);
+    cg_ckpt_section_end(&cw);
+    cg_ckpt_section_begin(&cw, CG_SEC_GEN_OPTIMIZER);
+    cg_optimizer_write(tr->gopt, &cw.w);
+    cg_ckpt_section_end(&cw);
+    if (tr->disc) {
+        cg_ckpt_section_begin(&cw, CG_SEC_DISCRIMINATOR);
+        cg_model_write(tr->disc, &cw.w);
+        cg_ckpt_section_end(&cw);
+        cg_ckpt_section_begin(&cw, CG_SEC_DISC_OPTIMIZER);
+        cg_optimizer_write(tr->dopt, &cw.w);
+        cg_ckpt_section_end(&cw);
+    }
+    cg_ckpt_section_begin(&cw, CG_SEC_TRAINER);
+    write_trainer_section(tr, &cw.w);
+    cg_ckpt_section_end(&cw);
+    return cg_ckpt_finish(&cw, &tr->err, path);
+}
+
+static chargan_status read_optimizer(const cg_ckpt_file *f, uint32_t tag, const char *path,
+                                     size_t n_weights, chargan_optimizer **out)
+{
+    const cg_ckpt_section *s = cg_ckpt_find(f, tag);
+    if (!s)
+        return cg_fail(NULL, CHARGAN_E_FORMAT, "%s: optimizer section '%.4s' missing", path,
+                       (const char *)&tag);
+    cg_reader r;
+    cg_reader_init(&r, s->payload, s->length);
+    chargan_status st = cg_optimizer_read(&r, n_weights, NULL, out);
+    if (st != CHARGAN_OK)
+        return cg_fail(NULL, st, "%s: optimizer section '%.4s': %s", path, (const char *)&tag,
+                       cg_thread_error());
+    if (cg_reader_left(&r) != 0) {
+        chargan_optimizer_free(*out);
+        return cg_fail(NULL, CHARGAN_E_FORMAT, "%s: stray bytes after optimizer section '%.4s'",
+                       path, (const char *)&tag);
+    }
+    return CHARGAN_OK;
+}
+
+chargan_status chargan_trainer_load(const char *path, chargan_trainer **out)
+{
+    if (!path || !out)
+        return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_load: NULL argument");
+    cg_ckpt_file f;
+    chargan_status st = cg_ckpt_open(NULL, path, &f);
+    if (st != CHARGAN_OK)
+        return st;
+    chargan_model *gen = NULL, *disc = NULL;
+    chargan_optimizer *gopt = NULL, *dopt = NULL;
+    chargan_trainer *tr = NULL;
+    trainer_state ts;
+    const cg_ckpt_section *s = cg_ckpt_find(&f, CG_SEC_TRAINER);
+    if (!s) {
+        st = cg_fail(NULL, CHARGAN_E_NOT_FOUND, "%s: not a trainer checkpoint (no trainer "
+                     "section; a model file loads with chargan_model_load)", path);
+        goto fail;
+    }
+    cg_reader r;
+    cg_reader_init(&r, s->payload, s->length);
+    if ((st = read_trainer_section(&r, NULL, &ts)) != CHARGAN_OK) {
+        st = cg_fail(NULL, st, "%s: %s", path, cg_thread_error());
+        goto fail;
+    }
+    if ((st = cg_ckpt_read_model(NULL, &f, path, CHARGAN_GENERATOR, &gen)) != CHARGAN_OK)
+        goto fail;
+    if ((st = read_optimizer(&f, CG_SEC_GEN_OPTIMIZER, path, gen->n_weights, &gopt)) != CHARGAN_OK)
+        goto fail;
+    if (cg_ckpt_find(&f, CG_SEC_DISCRIMINATOR)) {
+        if ((st = cg_ckpt_read_model(NULL, &f, path, CHARGAN_DISCRIMINATOR, &disc)) != CHARGAN_OK)
+            goto fail;
+        if ((st = read_optimizer(&f, CG_SEC_DISC_OPTIMIZER, path, disc->n_weights, &dopt)) !=
+            CHARGAN_OK)
+            goto fail;
+    }
+    if ((st = check_pair(NULL, gen, disc, &ts.cfg)) != CHARGAN_OK) {
+        st = cg_fail(NULL, CHARGAN_E_FORMAT, "%s: %s", path, cg_thread_error());
+        goto fail;
+    }
+    if ((st = trainer_create(NULL, &ts.cfg, gen, gopt, disc, dopt, &tr)) != CHARGAN_OK)
+        goto fail;
+    tr->rng = ts.rng;
+    tr->global_step = ts.global_step;
+    tr->d_updates = ts.d_updates;
+    tr->gan.gan_steps = ts.gan_steps;
+    tr->gan.baseline_set = ts.baseline_set;
+    cg_reader br;
+    cg_reader_init(&br, ts.baseline, (size_t)ts.cfg.seq_len * 4);
+    cg_get_f32_array(&br, tr->gan.baseline, ts.cfg.seq_len);
+    cg_ckpt_close(&f);
+    *out = tr;
+    return CHARGAN_OK;
+fail:
+    chargan_model_free(gen);
+    chargan_model_free(disc);
+    chargan_optimizer_free(gopt);
+    chargan_optimizer_free(dopt);
+    cg_ckpt_close(&f);
+    return st;
+}

@@ -1,0 +1,79 @@
+/* trainer.h - the trainer handle's insides, shared by trainer.c (corpus,
+ * batches, MLE, evaluation, checkpoints, progress) and gan.c (the
+ * discriminator and adversarial steps). */
+#ifndef CHARGAN_TRAINER_H
+#define CHARGAN_TRAINER_H
+
+#include "model.h"
+#include "optim.h"
+#include "sample.h"
+
+enum cg_corpus_kind { CG_CORPUS_NONE = 0, CG_CORPUS_STREAM = 1, CG_CORPUS_SEQUENCES = 2 };
+
+/* State of the adversarial estimators that must survive a checkpoint. */
+typedef struct cg_gan_state {
+    float *baseline;       /* T: REINFORCE moving-average baseline per step */
+    uint32_t baseline_set; /* 0 until the first batch initialises it */
+    uint64_t gan_steps;    /* generator updates in adversarial mode (drives beta annealing) */
+} cg_gan_state;
+
+/* Monte-Carlo rollout scratch: per-layer state copies and the completion. */
+typedef struct cg_rollout_buf {
+    float *h[CG_MAX_LAYERS], *c[CG_MAX_LAYERS];
+    float *xw, *emb, *logits;
+    int32_t *ids; /* B */
+    int32_t *seq; /* T x B completed sequences */
+} cg_rollout_buf;
+
+/* Scratch of the adversarial steps, sized once per trainer. */
+typedef struct cg_gan_work {
+    int32_t *fake;     /* T x B sampled ids, time-major */
+    float *weights;    /* T x B per-token weights (advantages) */
+    float *rewards;    /* T x B */
+    float *targets;    /* T x B discriminator targets */
+    float *soft;       /* T x B x V relaxed one-hots (Gumbel) */
+    float *dsoft;      /* T x B x V */
+    float *d_logits;   /* 2 x B saved final discriminator logits */
+    cg_sampler sampler;  /* temperature 1, reserved ids allowed: the policy itself */
+    cg_rollout_buf rb;   /* only with rollouts */
+} cg_gan_work;
+
+struct chargan_trainer {
+    cg_error err;
+    chargan_trainer_config cfg;
+    chargan_model *gen, *disc;
+    chargan_optimizer *gopt, *dopt;
+    chargan_progress_fn progress;
+    void *progress_user;
+    cg_rng rng;           /* batches and noise */
+    uint64_t global_step; /* generator updates */
+    uint64_t d_updates;   /* discriminator updates */
+    /* corpus: a stream of ids (first n_train for training) or n_seq sequences
+     * of seq_len (first n_train_seq for training) */
+    int corpus_kind;
+    int32_t *ids;
+    size_t n_ids, n_train, n_seq, n_train_seq;
+    /* step buffers, B x (T+1) windows and T x B views */
+    int32_t *windows, *inputs, *targets;
+    float *row_weights; /* T x B */
+    float *z;           /* B x Z */
+    cg_gan_state gan;
+    cg_gan_work work;
+};
+
+/* Fills tr->windows with B random training windows of T+1 ids. */
+void cg_trainer_draw_windows(chargan_trainer *tr);
+/* Fills tr->z with fresh N(0,1) noise (if the generator takes noise); returns it or NULL. */
+const float *cg_trainer_draw_noise(chargan_trainer *tr);
+
+/* gan.c */
+chargan_status cg_gan_alloc(chargan_trainer *tr);
+void cg_gan_free(chargan_trainer *tr);
+chargan_status cg_gan_d_step(chargan_trainer *tr, float *loss, float *accuracy);
+/* One adversarial round: d_steps discriminator updates, then one generator
+ * update with the configured estimator. */
+chargan_status cg_gan_step(chargan_trainer *tr, float *g_loss, float *d_loss);
+/* Current Gumbel inverse temperature. */
+double cg_gan_beta(const chargan_trainer *tr);
+
+#endif
