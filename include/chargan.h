@@ -17,9 +17,13 @@
  *   go through callbacks the caller installs.
  * - Handles are opaque.  chargan_xxx_free(NULL) is a no-op.
  * - Structs that cross the ABI start with their own size (`struct_size`) and
- *   are filled with defaults by a chargan_xxx_init() function; new fields are
- *   only ever appended, so a program built against an older header keeps
- *   working with a newer library.
+ *   are filled with defaults by chargan_xxx_init(), a macro that passes
+ *   sizeof the caller's struct to chargan_xxx_init_sized(): the library never
+ *   writes past the caller's struct, and fields the caller's (older) header
+ *   lacks keep their defaults.  New fields are only ever appended.  Callers
+ *   without the macros (ctypes, cffi) call the _sized functions with their
+ *   struct's size; they return CHARGAN_E_INVALID for a NULL pointer or a size
+ *   below the struct's first published version.
  * - Thread safety: distinct handles may be used from distinct threads at the
  *   same time.  One handle must not be used from two threads at once (the
  *   caller serialises).  Functions without a handle are thread-safe.
@@ -120,7 +124,10 @@ typedef struct chargan_tokenizer_options {
 } chargan_tokenizer_options;
 
 /** Fills *opts with defaults: no cap, no lower-casing, CRLF folding, strict UTF-8. */
-CHARGAN_API void chargan_tokenizer_options_init(chargan_tokenizer_options *opts);
+CHARGAN_API chargan_status chargan_tokenizer_options_init_sized(chargan_tokenizer_options *opts,
+                                                                size_t struct_size);
+#define chargan_tokenizer_options_init(opts) \
+    chargan_tokenizer_options_init_sized((opts), sizeof *(opts))
 
 typedef struct chargan_tokenizer chargan_tokenizer;
 
@@ -212,7 +219,11 @@ typedef struct chargan_model_config {
 } chargan_model_config;
 
 /** Fills *cfg with the defaults above for the given kind (vocab_size 0: the caller sets it). */
-CHARGAN_API void chargan_model_config_init(chargan_model_config *cfg, chargan_model_kind kind);
+CHARGAN_API chargan_status chargan_model_config_init_sized(chargan_model_config *cfg,
+                                                           size_t struct_size,
+                                                           chargan_model_kind kind);
+#define chargan_model_config_init(cfg, kind) \
+    chargan_model_config_init_sized((cfg), sizeof *(cfg), (kind))
 
 typedef struct chargan_model chargan_model;
 
@@ -292,7 +303,9 @@ typedef struct chargan_sample_options {
     int allow_reserved;  /**< nonzero: the start and unknown ids may be sampled; default 0 */
 } chargan_sample_options;
 
-CHARGAN_API void chargan_sample_options_init(chargan_sample_options *opts);
+CHARGAN_API chargan_status chargan_sample_options_init_sized(chargan_sample_options *opts,
+                                                             size_t struct_size);
+#define chargan_sample_options_init(opts) chargan_sample_options_init_sized((opts), sizeof *(opts))
 
 /** Samples n_streams x length ids into out (row-major, caller-allocated, cap
  *  elements).  prime (prime_len ids, may be 0) is fed after the start id to
@@ -334,8 +347,11 @@ typedef struct chargan_optimizer_config {
     float clip_norm;      /**< clip the global gradient norm to this; 0 = no clipping (default) */
 } chargan_optimizer_config;
 
-CHARGAN_API void chargan_optimizer_config_init(chargan_optimizer_config *cfg,
-                                               chargan_optimizer_kind kind);
+CHARGAN_API chargan_status chargan_optimizer_config_init_sized(chargan_optimizer_config *cfg,
+                                                              size_t struct_size,
+                                                              chargan_optimizer_kind kind);
+#define chargan_optimizer_config_init(cfg, kind) \
+    chargan_optimizer_config_init_sized((cfg), sizeof *(cfg), (kind))
 
 typedef struct chargan_optimizer chargan_optimizer;
 
@@ -394,7 +410,9 @@ typedef struct chargan_trainer_config {
     int32_t gan_loss;        /**< Gumbel: a chargan_gan_loss, default CHARGAN_LOSS_STANDARD */
 } chargan_trainer_config;
 
-CHARGAN_API void chargan_trainer_config_init(chargan_trainer_config *cfg);
+CHARGAN_API chargan_status chargan_trainer_config_init_sized(chargan_trainer_config *cfg,
+                                                             size_t struct_size);
+#define chargan_trainer_config_init(cfg) chargan_trainer_config_init_sized((cfg), sizeof *(cfg))
 
 /** What the progress callback sees. */
 typedef enum chargan_phase {

@@ -13,10 +13,8 @@
 #define CG_MAX_DIM 16384u
 #define CG_MAX_WEIGHTS ((size_t)1 << 31)
 
-void chargan_model_config_init(chargan_model_config *cfg, chargan_model_kind kind)
+static void model_config_defaults(chargan_model_config *cfg, chargan_model_kind kind)
 {
-    if (!cfg)
-        return;
     memset(cfg, 0, sizeof *cfg);
     cfg->struct_size = sizeof *cfg;
     cfg->kind = kind;
@@ -30,6 +28,15 @@ void chargan_model_config_init(chargan_model_config *cfg, chargan_model_kind kin
     cfg->recurrent_dropout = 0.0f;
     cfg->init_scale = 0.0f;
     cfg->seed = 1;
+}
+
+chargan_status chargan_model_config_init_sized(chargan_model_config *cfg,
+                                               size_t struct_size, chargan_model_kind kind)
+{
+    chargan_model_config defaults;
+    model_config_defaults(&defaults, kind);
+    return cg_init_struct(cfg, struct_size, &defaults, sizeof defaults,
+                          "chargan_model_config_init");
 }
 
 double cg_model_config_weights(const chargan_model_config *c)

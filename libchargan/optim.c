@@ -114,10 +114,8 @@ static bool needs_v(const chargan_optimizer_config *cfg)
     return cfg->kind == CHARGAN_ADAM || cfg->kind == CHARGAN_RMSPROP;
 }
 
-void chargan_optimizer_config_init(chargan_optimizer_config *cfg, chargan_optimizer_kind kind)
+static void optimizer_config_defaults(chargan_optimizer_config *cfg, chargan_optimizer_kind kind)
 {
-    if (!cfg)
-        return;
     memset(cfg, 0, sizeof *cfg);
     cfg->struct_size = sizeof *cfg;
     cfg->kind = kind;
@@ -131,6 +129,15 @@ void chargan_optimizer_config_init(chargan_optimizer_config *cfg, chargan_optimi
     cfg->momentum = 0.0f;
     cfg->rho = 0.99f;
     cfg->clip_norm = 0.0f;
+}
+
+chargan_status chargan_optimizer_config_init_sized(chargan_optimizer_config *cfg,
+                                                   size_t struct_size, chargan_optimizer_kind kind)
+{
+    chargan_optimizer_config defaults;
+    optimizer_config_defaults(&defaults, kind);
+    return cg_init_struct(cfg, struct_size, &defaults, sizeof defaults,
+                          "chargan_optimizer_config_init");
 }
 
 /* ---------------------------------------------------------------- the handle */

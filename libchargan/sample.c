@@ -10,10 +10,8 @@
 
 #define CG_MAX_SAMPLE_TOKENS ((size_t)1 << 28)
 
-void chargan_sample_options_init(chargan_sample_options *opts)
+static void sample_options_defaults(chargan_sample_options *opts)
 {
-    if (!opts)
-        return;
     memset(opts, 0, sizeof *opts);
     opts->struct_size = sizeof *opts;
     opts->n_streams = 1;
@@ -23,6 +21,14 @@ void chargan_sample_options_init(chargan_sample_options *opts)
     opts->top_p = 1.0f;
     opts->seed = 1;
     opts->allow_reserved = 0;
+}
+
+chargan_status chargan_sample_options_init_sized(chargan_sample_options *opts, size_t struct_size)
+{
+    chargan_sample_options defaults;
+    sample_options_defaults(&defaults);
+    return cg_init_struct(opts, struct_size, &defaults, sizeof defaults,
+                          "chargan_sample_options_init");
 }
 
 chargan_status cg_sampler_init(cg_sampler *s, cg_error *err, int V, const chargan_sample_options *o)

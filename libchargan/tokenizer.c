@@ -179,16 +179,23 @@ static void reset_vocab(chargan_tokenizer *tok)
     map_free(&tok->high_ids);
 }
 
-void chargan_tokenizer_options_init(chargan_tokenizer_options *opts)
+static void tokenizer_options_defaults(chargan_tokenizer_options *opts)
 {
-    if (!opts)
-        return;
     memset(opts, 0, sizeof *opts);
     opts->struct_size = sizeof *opts;
     opts->max_vocab = 0;
     opts->lowercase = 0;
     opts->fold_crlf = 1;
     opts->utf8_policy = CHARGAN_UTF8_STRICT;
+}
+
+chargan_status chargan_tokenizer_options_init_sized(chargan_tokenizer_options *opts,
+                                                    size_t struct_size)
+{
+    chargan_tokenizer_options defaults;
+    tokenizer_options_defaults(&defaults);
+    return cg_init_struct(opts, struct_size, &defaults, sizeof defaults,
+                          "chargan_tokenizer_options_init");
 }
 
 /* Validates opts into *mine (normalised); err may be NULL. */

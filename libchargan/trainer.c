@@ -11,10 +11,8 @@
 
 #define LN2 0.69314718055994530942
 
-void chargan_trainer_config_init(chargan_trainer_config *cfg)
+static void trainer_config_defaults(chargan_trainer_config *cfg)
 {
-    if (!cfg)
-        return;
     memset(cfg, 0, sizeof *cfg);
     cfg->struct_size = sizeof *cfg;
     cfg->batch = 32;
@@ -34,6 +32,14 @@ void chargan_trainer_config_init(chargan_trainer_config *cfg)
     cfg->anneal = CHARGAN_ANNEAL_EXP;
     cfg->anneal_steps = 1000;
     cfg->gan_loss = CHARGAN_LOSS_STANDARD;
+}
+
+chargan_status chargan_trainer_config_init_sized(chargan_trainer_config *cfg, size_t struct_size)
+{
+    chargan_trainer_config defaults;
+    trainer_config_defaults(&defaults);
+    return cg_init_struct(cfg, struct_size, &defaults, sizeof defaults,
+                          "chargan_trainer_config_init");
 }
 
 #define CHECK_FIELD(cond, ...)                                                                     \
