@@ -1,0 +1,371 @@
+/* lstm.c - one LSTM layer: sequence forward, step-wise forward (for
+ * generators whose next input depends on their last output), backpropagation
+ * through time, and a cache-free inference step for sampling.
+ *
+ * The work is arranged so that almost all of it is large GEMMs: the input
+ * projection of every step is one (T*B) x in x 4H product before the
+ * recurrence, and the weight gradients are products over all steps at once
+ * after it.  Only the recurrent product h(t-1) w_hh is done step by step.
+ * The gate math between the products is one fused, branch-free loop per row
+ * that the compiler vectorises. */
+#include "layers.h"
+
+#include <limits.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- activations */
+
+/* e^x for the gate nonlinearities, written so that loops calling it
+ * vectorise: libm's expf is an opaque call that keeps the gate loop scalar,
+ * and the gate math would otherwise cost as much as the recurrent GEMM.
+ * Cephes' expf: x = n ln2 + r with |r| <= ln2/2, a degree-6 polynomial for
+ * e^r (about 1 ulp), and 2^n assembled in the exponent bits.  |x| is clamped
+ * to 87 so 2^n stays a normal float; sigmoid and tanh are flat to float
+ * precision long before that.  NaN passes through as NaN. */
+static inline float gate_expf(float x)
+{
+    /* The clamp works on the bits: a float comparison may trap under the
+     * default -ftrapping-math, and GCC then keeps the branch, which stops
+     * the loop from vectorising.  Magnitudes order like their bit patterns;
+     * anything above infinity's pattern is a NaN and is kept. */
+    uint32_t xb;
+    memcpy(&xb, &x, sizeof xb);
+    const int32_t mag = (int32_t)(xb & 0x7fffffffu), lim = 0x42ae0000; /* 87.0f */
+    int32_t cm = mag < lim ? mag : lim;
+    cm = mag > 0x7f800000 ? mag : cm;
+    xb = (xb & 0x80000000u) | (uint32_t)cm;
+    memcpy(&x, &xb, sizeof x);
+    /* Adding 1.5 * 2^23 rounds x log2(e) to an integer held in the low
+     * mantissa bits (correct for |n| < 2^22; here |n| <= 127). */
+    const float shifter = 12582912.0f;
+    const float t = x * 1.44269504088896341f + shifter;
+    const float n = t - shifter;
+    const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f; /* ln2 in two parts */
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    uint32_t tb, sb;
+    memcpy(&tb, &t, sizeof tb);
+    sb = (tb - 0x4B400000u + 127u) << 23; /* (n + 127) in the exponent field */
+    float scale;
+    memcpy(&scale, &sb, sizeof scale);
+    return p * scale;
+}
+
+static inline float gate_sigmoid(float x)
+{
+    return 1.0f / (1.0f + gate_expf(-x));
+}
+
+/* tanh(x) = 2 sigmoid(2x) - 1: the same single exponential, and exactly +-1
+ * at the extremes.  Near 0 its error is absolute (about 1e-7), not relative,
+ * which is all an LSTM needs. */
+static inline float gate_tanh(float x)
+{
+    return 2.0f / (1.0f + gate_expf(-2.0f * x)) - 1.0f;
+}
+
+/* ---------------------------------------------------------------- the cache */
+
+static size_t round16(size_t n)
+{
+    return (n + 15) & ~(size_t)15;
+}
+
+/* a * b + acc in size_t, false on overflow. */
+static bool mul_add(size_t a, size_t b, size_t *acc)
+{
+    size_t p;
+    if (!cg_mul_size(a, b, &p) || p > SIZE_MAX - *acc)
+        return false;
+    *acc += p;
+    return true;
+}
+
+chargan_status cg_lstm_cache_init(cg_lstm_cache *c, int T, int B, int in, int hidden,
+                                  bool with_dropout)
+{
+    memset(c, 0, sizeof *c);
+    if (T < 1 || B < 1 || in < 1 || hidden < 1)
+        return cg_fail(NULL, CHARGAN_E_INVALID,
+                       "lstm cache: dimensions must be >= 1, got T=%d B=%d in=%d hidden=%d", T, B,
+                       in, hidden);
+    /* GEMM dimensions are ints: all steps' rows and the 4H gate columns. */
+    if ((size_t)T * (size_t)B > INT_MAX || hidden > INT_MAX / 4)
+        return cg_fail(NULL, CHARGAN_E_INVALID,
+                       "lstm cache: T*B=%zu rows or 4*hidden=%lld columns exceed %d",
+                       (size_t)T * (size_t)B, 4LL * hidden, INT_MAX);
+    const size_t t = (size_t)T, bh = (size_t)B * (size_t)hidden; /* B*H <= INT_MAX * INT_MAX/4 */
+    /* Sizes in floats, each view rounded to 16 floats (64 bytes). */
+    size_t n_state = 0, n_gates = 0, n_step = 0, n_bh = round16(bh), total = 0;
+    bool ok = mul_add(t + 1, bh, &n_state) && mul_add(t, bh * 4, &n_gates) &&
+              mul_add(t, bh, &n_step);
+    if (ok) {
+        n_state = round16(n_state);
+        n_gates = round16(n_gates);
+        n_step = round16(n_step);
+        /* h, c; gates; tanh_c; dh, dc; with dropout: hdrop, mask */
+        ok = mul_add(n_state, 2, &total) && mul_add(n_gates, 1, &total) &&
+             mul_add(n_step, with_dropout ? 2 : 1, &total) &&
+             mul_add(n_bh, with_dropout ? 3 : 2, &total) &&
+             total <= SIZE_MAX / sizeof(float) - 64;
+    }
+    float *mem = ok ? cg_alloc_floats(total) : NULL;
+    if (!mem)
+        return cg_fail(NULL, CHARGAN_E_NOMEM,
+                       "lstm cache: cannot allocate %s floats for T=%d B=%d in=%d hidden=%d",
+                       ok ? "the" : "too many", T, B, in, hidden);
+    c->T = T;
+    c->B = B;
+    c->in = in;
+    c->hidden = hidden;
+    c->h = mem;
+    c->c = c->h + n_state;
+    c->gates = c->c + n_state;
+    c->tanh_c = c->gates + n_gates;
+    c->dh = c->tanh_c + n_step;
+    c->dc = c->dh + n_bh;
+    if (with_dropout) {
+        c->hdrop = c->dc + n_bh;
+        c->mask = c->hdrop + n_step;
+    }
+    return CHARGAN_OK;
+}
+
+void cg_lstm_cache_free(cg_lstm_cache *c)
+{
+    if (!c)
+        return;
+    cg_free_floats(c->h); /* the start of the one block */
+    memset(c, 0, sizeof *c);
+}
+
+/* ---------------------------------------------------------------- forward */
+
+/* Each of the rows of `rows` x w floats at dst becomes v. */
+static void fill_rows(float *dst, const float *v, size_t rows, size_t w)
+{
+    for (size_t r = 0; r < rows; r++)
+        memcpy(dst + r * w, v, w * sizeof(float));
+}
+
+static void copy_or_zero(float *dst, const float *src, size_t n)
+{
+    if (src)
+        memcpy(dst, src, n * sizeof(float));
+    else
+        memset(dst, 0, n * sizeof(float));
+}
+
+/* The gate math of one step for B rows: z (B x 4H pre-activations) becomes
+ * the activated gates; c, tanh(c) and h of the step are written.  One pass,
+ * no branches: every array is contiguous in j. */
+static void gates_forward(float *restrict z, const float *restrict c_prev, float *restrict c_out,
+                          float *restrict tanh_c, float *restrict h_out, int B, int H)
+{
+    const size_t hh = (size_t)H;
+    for (size_t r = 0; r < (size_t)B; r++) {
+        float *restrict zi = z + r * 4 * hh, *restrict zf = z + r * 4 * hh + hh,
+                        *restrict zg = z + r * 4 * hh + 2 * hh,
+                        *restrict zo = z + r * 4 * hh + 3 * hh;
+        const float *restrict cp = c_prev + r * hh;
+        float *restrict cn = c_out + r * hh, *restrict tc = tanh_c + r * hh,
+                        *restrict hn = h_out + r * hh;
+        for (size_t j = 0; j < hh; j++) {
+            const float i = gate_sigmoid(zi[j]), f = gate_sigmoid(zf[j]), g = gate_tanh(zg[j]),
+                        o = gate_sigmoid(zo[j]);
+            const float cj = f * cp[j] + i * g, t = gate_tanh(cj);
+            zi[j] = i;
+            zf[j] = f;
+            zg[j] = g;
+            zo[j] = o;
+            cn[j] = cj;
+            tc[j] = t;
+            hn[j] = o * t;
+        }
+    }
+}
+
+/* Step t's recurrent product and gate math; the step's gate rows already hold
+ * x_t w_ih + b. */
+static void forward_recurrent_step(const cg_lstm_layer *L, cg_lstm_cache *c, int t,
+                                   bool use_mask)
+{
+    const int B = c->B, H = c->hidden;
+    const size_t bh = (size_t)B * (size_t)H, tt = (size_t)t;
+    const float *h_prev = c->h + tt * bh;
+    float *z = c->gates + tt * bh * 4;
+    if (use_mask) {
+        float *restrict hd = c->hdrop + tt * bh;
+        const float *restrict m = c->mask;
+        for (size_t k = 0; k < bh; k++)
+            hd[k] = h_prev[k] * m[k];
+        h_prev = hd;
+    }
+    cg_sgemm(false, false, B, 4 * H, H, 1.0f, h_prev, H, L->w_hh, 4 * H, 1.0f, z, 4 * H);
+    gates_forward(z, c->c + tt * bh, c->c + (tt + 1) * bh, c->tanh_c + tt * bh,
+                  c->h + (tt + 1) * bh, B, H);
+}
+
+void cg_lstm_forward_begin(const cg_lstm_layer *L, cg_lstm_cache *c, const float *h0,
+                           const float *c0)
+{
+    (void)L;
+    const size_t bh = (size_t)c->B * (size_t)c->hidden;
+    copy_or_zero(c->h, h0, bh);
+    copy_or_zero(c->c, c0, bh);
+    c->t_used = 0;
+    c->masked = false;
+}
+
+void cg_lstm_forward(const cg_lstm_layer *L, cg_lstm_cache *c, int T, const float *x,
+                     const float *h0, const float *c0, bool use_mask)
+{
+    const int B = c->B, H = c->hidden, rows = T * B;
+    cg_lstm_forward_begin(L, c, h0, c0);
+    /* Bias first, then the input projection of all steps accumulated onto it:
+     * the step path below does the same per step. */
+    fill_rows(c->gates, L->b, (size_t)rows, 4 * (size_t)H);
+    cg_sgemm(false, false, rows, 4 * H, L->in, 1.0f, x, L->in, L->w_ih, 4 * H, 1.0f, c->gates,
+             4 * H);
+    for (int t = 0; t < T; t++)
+        forward_recurrent_step(L, c, t, use_mask);
+    c->t_used = T;
+    c->masked = use_mask;
+}
+
+void cg_lstm_forward_step(const cg_lstm_layer *L, cg_lstm_cache *c, int t, const float *x_t,
+                          bool use_mask)
+{
+    const int B = c->B, H = c->hidden;
+    float *z = c->gates + (size_t)t * (size_t)B * 4 * (size_t)H;
+    fill_rows(z, L->b, (size_t)B, 4 * (size_t)H);
+    cg_sgemm(false, false, B, 4 * H, L->in, 1.0f, x_t, L->in, L->w_ih, 4 * H, 1.0f, z, 4 * H);
+    forward_recurrent_step(L, c, t, use_mask);
+    c->t_used = t + 1;
+    c->masked = use_mask;
+}
+
+/* ---------------------------------------------------------------- backward */
+
+/* Step t's gate gradients for B rows.  dh is the gradient on h(t+1) (output
+ * and recurrent parts already summed); dc, on entry the gradient on c(t+1)
+ * from later steps, leaves as the gradient on c(t).  The activated gates in z
+ * are replaced by dz, the gradient on the pre-activations. */
+static void gates_backward(float *restrict z, const float *restrict dh, float *restrict dc,
+                           const float *restrict c_prev, const float *restrict tanh_c, int B,
+                           int H)
+{
+    const size_t hh = (size_t)H;
+    for (size_t r = 0; r < (size_t)B; r++) {
+        float *restrict zi = z + r * 4 * hh, *restrict zf = z + r * 4 * hh + hh,
+                        *restrict zg = z + r * 4 * hh + 2 * hh,
+                        *restrict zo = z + r * 4 * hh + 3 * hh;
+        const float *restrict dhr = dh + r * hh, *restrict cp = c_prev + r * hh,
+                              *restrict tc = tanh_c + r * hh;
+        float *restrict dcr = dc + r * hh;
+        for (size_t j = 0; j < hh; j++) {
+            const float i = zi[j], f = zf[j], g = zg[j], o = zo[j], t = tc[j];
+            const float d = dcr[j] + dhr[j] * o * (1.0f - t * t); /* dL/dc(t+1), all paths */
+            zi[j] = d * g * i * (1.0f - i);
+            zf[j] = d * cp[j] * f * (1.0f - f);
+            zg[j] = d * i * (1.0f - g * g);
+            zo[j] = dhr[j] * t * o * (1.0f - o);
+            dcr[j] = d * f;
+        }
+    }
+}
+
+void cg_lstm_backward(const cg_lstm_layer *L, cg_lstm_cache *c, const float *x,
+                      const float *dh_out, const float *dhT, const float *dcT, float *dx,
+                      float *dh0, float *dc0)
+{
+    const int T = c->t_used, B = c->B, H = c->hidden, G = 4 * H, rows = T * B;
+    const size_t bh = (size_t)B * (size_t)H;
+    float *dh = c->dh, *dc = c->dc;
+    copy_or_zero(dh, dhT, bh);
+    copy_or_zero(dc, dcT, bh);
+    for (int t = T - 1; t >= 0; t--) {
+        const size_t tt = (size_t)t;
+        if (dh_out) {
+            const float *restrict g = dh_out + tt * bh;
+            for (size_t k = 0; k < bh; k++)
+                dh[k] += g[k];
+        }
+        float *dz = c->gates + tt * bh * 4;
+        gates_backward(dz, dh, dc, c->c + tt * bh, c->tanh_c + tt * bh, B, H);
+        /* The gradient on h(t), the recurrent input of step t; at t = 0 it is
+         * dh0, written straight there (and skipped if nobody wants it). */
+        float *dst = t > 0 ? dh : dh0;
+        if (!dst)
+            continue;
+        cg_sgemm(false, true, B, H, G, 1.0f, dz, G, L->w_hh, G, 0.0f, dst, H);
+        if (c->masked) {
+            const float *restrict m = c->mask;
+            for (size_t k = 0; k < bh; k++)
+                dst[k] *= m[k];
+        }
+    }
+    if (T == 0 && dh0)
+        memcpy(dh0, dh, bh * sizeof(float));
+    if (dc0)
+        memcpy(dc0, dc, bh * sizeof(float));
+
+    if (rows == 0)
+        return; /* begin without steps: nothing to add, no x to read */
+    /* Weight gradients over all steps at once.  The recurrent inputs h(0) ..
+     * h(T-1) are contiguous at the start of c->h (or of c->hdrop). */
+    const float *dzall = c->gates;
+    if (L->dw_ih)
+        cg_sgemm(true, false, L->in, G, rows, 1.0f, x, L->in, dzall, G, 1.0f, L->dw_ih, G);
+    if (L->dw_hh)
+        cg_sgemm(true, false, H, G, rows, 1.0f, c->masked ? c->hdrop : c->h, H, dzall, G, 1.0f,
+                 L->dw_hh, G);
+    if (L->db) {
+        float *restrict db = L->db;
+        for (size_t r = 0; r < (size_t)rows; r++) {
+            const float *restrict zr = dzall + r * (size_t)G;
+            for (size_t j = 0; j < (size_t)G; j++)
+                db[j] += zr[j];
+        }
+    }
+    if (dx)
+        cg_sgemm(false, true, rows, L->in, G, 1.0f, dzall, G, L->w_ih, G, 0.0f, dx, L->in);
+}
+
+/* ---------------------------------------------------------------- inference */
+
+void cg_lstm_step_infer(const cg_lstm_layer *L, int B, const float *x, float *h, float *c,
+                        float *xw)
+{
+    const int H = L->hidden, G = 4 * H;
+    const size_t hh = (size_t)H;
+    /* Same order of operations as the forward: bias, + x w_ih, + h w_hh.
+     * One row is a vector-matrix product, for which gemv is the fast path. */
+    fill_rows(xw, L->b, (size_t)B, (size_t)G);
+    if (B == 1) {
+        cg_sgemv(true, L->in, G, 1.0f, L->w_ih, G, x, 1.0f, xw);
+        cg_sgemv(true, H, G, 1.0f, L->w_hh, G, h, 1.0f, xw);
+    } else {
+        cg_sgemm(false, false, B, G, L->in, 1.0f, x, L->in, L->w_ih, G, 1.0f, xw, G);
+        cg_sgemm(false, false, B, G, H, 1.0f, h, H, L->w_hh, G, 1.0f, xw, G);
+    }
+    /* h was consumed by the product; h and c are now overwritten in place. */
+    for (size_t r = 0; r < (size_t)B; r++) {
+        const float *zr = xw + r * (size_t)G;
+        const float *restrict zi = zr, *restrict zf = zr + hh, *restrict zg = zr + 2 * hh,
+                              *restrict zo = zr + 3 * hh;
+        float *restrict hr = h + r * hh, *restrict cr = c + r * hh;
+        for (size_t j = 0; j < hh; j++) {
+            const float i = gate_sigmoid(zi[j]), f = gate_sigmoid(zf[j]), g = gate_tanh(zg[j]),
+                        o = gate_sigmoid(zo[j]);
+            const float cj = f * cr[j] + i * g;
+            cr[j] = cj;
+            hr[j] = o * gate_tanh(cj);
+        }
+    }
+}
