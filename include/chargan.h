@@ -522,6 +522,52 @@ CHARGAN_API chargan_status chargan_trainer_save(chargan_trainer *tr, const char 
  *  again (same text) before training.  Errors as chargan_model_load(). */
 CHARGAN_API chargan_status chargan_trainer_load(const char *path, chargan_trainer **out);
 
+/* ------------------------------------------------------------------ */
+/* Metrics                                                             */
+/* ------------------------------------------------------------------ */
+
+/** NLL of one long id stream (nats/token): the stream is cut into n_streams
+ *  contiguous parts that are read in parallel, the state carried across the
+ *  whole part (every id but each part's first is predicted), from a zero noise
+ *  vector.  The way char-RNN work reports held-out bits per character.
+ *  Generator only.  Errors: CHARGAN_E_INVALID (n < 2 * n_streams),
+ *  CHARGAN_E_RANGE (id outside the vocabulary), CHARGAN_E_NOMEM. */
+CHARGAN_API chargan_status chargan_model_stream_nll(chargan_model *model, const int32_t *ids,
+                                                    size_t n, uint32_t n_streams, double *nll);
+
+/** NLL-oracle (SeqGAN): samples opts->n_streams sequences of opts->length
+ *  tokens from generator (after its start id) and returns the mean per-token
+ *  NLL that oracle (any generator of the same vocabulary) gives them, each
+ *  scored after the oracle's start id.  Errors: as chargan_model_sample_ids()
+ *  and chargan_model_nll(), CHARGAN_E_INVALID if the vocabularies differ. */
+CHARGAN_API chargan_status chargan_nll_oracle(chargan_model *generator, chargan_model *oracle,
+                                              const chargan_sample_options *opts, double *nll);
+
+/** Corpus BLEU as the text-GAN literature reports it (Texygen's protocol):
+ *  for each hypothesis, sentence BLEU-n against ALL references (uniform
+ *  weights over 1..n-grams, clipped counts, brevity penalty against the
+ *  closest reference length, smoothing "method 1" of Chen & Cherry 2014:
+ *  0.1 added to a zero n-gram match count), averaged over hypotheses.
+ *  Words are maximal runs of non-white-space bytes.  bleu receives max_n - 1
+ *  values: BLEU-2 .. BLEU-max_n (2 <= max_n <= 8).  Thread-safe.
+ *  Errors: CHARGAN_E_INVALID (NULL, counts 0, max_n out of range), CHARGAN_E_NOMEM. */
+CHARGAN_API chargan_status chargan_bleu(const char *const *hypotheses, size_t n_hyp,
+                                        const char *const *references, size_t n_ref,
+                                        uint32_t max_n, double *bleu);
+/** Self-BLEU: each text scored against all the others, never itself (a text
+ *  is excluded by position, so duplicates elsewhere still count), averaged.
+ *  n >= 2.  Same output and errors as chargan_bleu(). */
+CHARGAN_API chargan_status chargan_self_bleu(const char *const *texts, size_t n, uint32_t max_n,
+                                             double *bleu);
+
+/** Discriminator accuracy on n_batches batches of held-out real windows
+ *  against as many generated batches (final-step head, threshold 0.5).
+ *  Changes no parameter.  Errors: CHARGAN_E_STATE (no discriminator, no
+ *  corpus or no held-out data). */
+CHARGAN_API chargan_status chargan_trainer_eval_discriminator(chargan_trainer *tr,
+                                                              uint32_t n_batches,
+                                                              double *accuracy);
+
 #ifdef __cplusplus
 }
 #endif

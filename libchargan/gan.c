@@ -520,3 +520,44 @@ chargan_status cg_gan_step(chargan_trainer *tr, float *g_loss, float *d_loss)
         return gumbel_step(tr, g_loss, d_loss);
     return reinforce_step(tr, g_loss, d_loss);
 }
+
+/* ------------------------------------------------------------------ evaluation */
+
+chargan_status chargan_trainer_eval_discriminator(chargan_trainer *tr, uint32_t n_batches,
+                                                  double *accuracy)
+{
+    if (!tr || !accuracy || n_batches == 0)
+        return cg_fail(tr ? &tr->err : NULL, CHARGAN_E_INVALID,
+                       "chargan_trainer_eval_discriminator: NULL argument or n_batches 0");
+    if (!tr->disc)
+        return cg_fail(&tr->err, CHARGAN_E_STATE, "chargan_trainer_eval_discriminator: no "
+                       "discriminator");
+    size_t n_windows = cg_trainer_val_count(tr);
+    if (tr->corpus_kind == CG_CORPUS_NONE || n_windows == 0)
+        return cg_fail(&tr->err, CHARGAN_E_STATE, "chargan_trainer_eval_discriminator: no corpus "
+                       "or no held-out window");
+    int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len;
+    bool soft = tr->cfg.estimator == CHARGAN_GAN_GUMBEL;
+    /* Its own RNG stream, so measuring does not perturb training. */
+    cg_rng saved = tr->rng;
+    cg_rng_seed_stream(&tr->rng, tr->cfg.seed, 0x6576616cu /* "eval" */);
+    uint64_t correct = 0, total = 0;
+    for (uint32_t k = 0; k < n_batches; k++) {
+        size_t first = ((size_t)k * (size_t)B) % n_windows;
+        size_t rows = cg_trainer_val_windows(tr, first, n_windows);
+        cg_windows_to_time_major(tr->windows, B, T, tr->inputs, tr->targets);
+        d_forward_real(tr, false);
+        correct += (uint64_t)count_correct(final_logits(tr->disc, T, B), (int)rows, true);
+        const float *z = cg_trainer_draw_noise(tr);
+        if (soft)
+            generate_gumbel(tr, z, (float)cg_gan_beta(tr), false);
+        else
+            generate_hard(tr, z, false);
+        d_forward_fake(tr, soft, false);
+        correct += (uint64_t)count_correct(final_logits(tr->disc, T, B), (int)rows, false);
+        total += 2 * rows;
+    }
+    tr->rng = saved;
+    *accuracy = (double)correct / (double)total;
+    return CHARGAN_OK;
+}

@@ -439,6 +439,31 @@ chargan_status chargan_trainer_mle_step_batch(chargan_trainer *tr, const int32_t
 
 /* ------------------------------------------------------------------ evaluation */
 
+size_t cg_trainer_val_count(const chargan_trainer *tr)
+{
+    size_t T = tr->cfg.seq_len;
+    if (tr->corpus_kind == CG_CORPUS_STREAM)
+        return tr->n_ids > tr->n_train ? (tr->n_ids - tr->n_train - 1) / T : 0;
+    return tr->n_seq - tr->n_train_seq;
+}
+
+size_t cg_trainer_val_windows(chargan_trainer *tr, size_t first, size_t n_windows)
+{
+    /* Non-overlapping held-out windows; a partial last batch is padded by
+     * repeating its first window (callers weight those rows 0). */
+    size_t B = tr->cfg.batch, T = tr->cfg.seq_len;
+    size_t rows = n_windows - first < B ? n_windows - first : B;
+    for (size_t b = 0; b < B; b++) {
+        size_t w = first + (b < rows ? b : 0);
+        int32_t *dst = tr->windows + b * (T + 1);
+        if (tr->corpus_kind == CG_CORPUS_STREAM)
+            memcpy(dst, tr->ids + tr->n_train + w * T, (T + 1) * sizeof(int32_t));
+        else
+            sequence_window(tr, tr->n_train_seq + w, dst);
+    }
+    return rows;
+}
+
 chargan_status chargan_trainer_evaluate(chargan_trainer *tr, double *nll, double *bpc)
 {
     if (!tr || !nll)
@@ -449,25 +474,13 @@ chargan_status chargan_trainer_evaluate(chargan_trainer *tr, double *nll, double
         return st;
     chargan_model *g = tr->gen;
     size_t B = tr->cfg.batch, T = tr->cfg.seq_len;
-    size_t n_windows = tr->corpus_kind == CG_CORPUS_STREAM
-                           ? (tr->n_ids - tr->n_train - (tr->n_ids > tr->n_train)) / T
-                           : tr->n_seq - tr->n_train_seq;
+    size_t n_windows = cg_trainer_val_count(tr);
     if (n_windows == 0)
         return cg_fail(&tr->err, CHARGAN_E_STATE, "no held-out data: the validation part holds "
                        "less than one window (val_fraction %g)", (double)tr->cfg.val_fraction);
     double total = 0.0;
     for (size_t w0 = 0; w0 < n_windows; w0 += B) {
-        /* Non-overlapping windows from a zero state; a partial last batch
-         * is padded by repeating its first window with weight 0. */
-        size_t rows = n_windows - w0 < B ? n_windows - w0 : B;
-        for (size_t b = 0; b < B; b++) {
-            size_t w = w0 + (b < rows ? b : 0);
-            int32_t *dst = tr->windows + b * (T + 1);
-            if (tr->corpus_kind == CG_CORPUS_STREAM)
-                memcpy(dst, tr->ids + tr->n_train + w * T, (T + 1) * sizeof(int32_t));
-            else
-                sequence_window(tr, tr->n_train_seq + w, dst);
-        }
+        size_t rows = cg_trainer_val_windows(tr, w0, n_windows);
         for (size_t t = 0; t < T; t++)
             for (size_t b = 0; b < B; b++)
                 tr->row_weights[t * B + b] = b < rows ? 1.0f : 0.0f;

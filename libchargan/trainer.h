@@ -63,6 +63,10 @@ struct chargan_trainer {
 
 /* Fills tr->windows with B random training windows of T+1 ids. */
 void cg_trainer_draw_windows(chargan_trainer *tr);
+/* Number of held-out windows, and filling tr->windows with those from
+ * `first` on (returns the real rows; the rest of the batch repeats one). */
+size_t cg_trainer_val_count(const chargan_trainer *tr);
+size_t cg_trainer_val_windows(chargan_trainer *tr, size_t first, size_t n_windows);
 /* Fills tr->z with fresh N(0,1) noise (if the generator takes noise); returns it or NULL. */
 const float *cg_trainer_draw_noise(chargan_trainer *tr);
 
