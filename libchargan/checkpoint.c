@@ -65,8 +65,18 @@ chargan_status cg_ckpt_parse(cg_error *err, const char *what, const void *data, 
     if (!cg_get_bytes(&r, magic, 8) || memcmp(magic, ckpt_magic, 8) != 0)
         return cg_fail(err, CHARGAN_E_FORMAT, "%s: not a libchargan checkpoint (bad magic at "
                        "offset 0)", what);
-    if (!cg_get_u32(&r, &version) || !cg_get_u32(&r, &bom) || !cg_get_u32(&r, &n) ||
-        !cg_get_u32(&r, &crc))
+    /* The version first: a newer version may lay out everything after it
+     * differently, so nothing else is judged before it (docs/FORMATS.md). */
+    if (!cg_get_u32(&r, &version))
+        return cg_fail(err, CHARGAN_E_FORMAT, "%s: truncated header (%zu bytes, %d needed)", what,
+                       size, HEADER_SIZE);
+    if (version == 0)
+        return cg_fail(err, CHARGAN_E_FORMAT, "%s: format version 0 at offset 8 does not exist",
+                       what);
+    if (version != CG_CKPT_VERSION)
+        return cg_fail(err, CHARGAN_E_UNSUPPORTED, "%s: format version %u, this library reads %u",
+                       what, version, CG_CKPT_VERSION);
+    if (!cg_get_u32(&r, &bom) || !cg_get_u32(&r, &n) || !cg_get_u32(&r, &crc))
         return cg_fail(err, CHARGAN_E_FORMAT, "%s: truncated header (%zu bytes, %d needed)", what,
                        size, HEADER_SIZE);
     if (crc != cg_crc32(0, data, 20))
@@ -74,9 +84,6 @@ chargan_status cg_ckpt_parse(cg_error *err, const char *what, const void *data, 
     if (bom != BYTE_ORDER_MARK)
         return cg_fail(err, CHARGAN_E_FORMAT, "%s: byte-order mark 0x%08x at offset 12, expected "
                        "0x%08x", what, bom, BYTE_ORDER_MARK);
-    if (version != CG_CKPT_VERSION)
-        return cg_fail(err, CHARGAN_E_UNSUPPORTED, "%s: format version %u, this library reads %u",
-                       what, version, CG_CKPT_VERSION);
     if (n > CG_CKPT_MAX_SECTIONS)
         return cg_fail(err, CHARGAN_E_FORMAT, "%s: %u sections at offset 16, at most %d allowed",
                        what, n, CG_CKPT_MAX_SECTIONS);
