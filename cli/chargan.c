@@ -1,0 +1,168 @@
+/* chargan.c - the command-line tool's entry point: dispatch, help, version.
+ * The full manual is docs/chargan.1; the help texts here are its summary. */
+#include "cli.h"
+
+#include <string.h>
+
+static const char overview[] =
+    "usage: chargan COMMAND [OPTIONS] [ARGS]\n"
+    "\n"
+    "Train and sample character-level text generators (LSTM, MLE and GAN training).\n"
+    "\n"
+    "commands:\n"
+    "  train CORPUS -o MODEL   train a generator on a UTF-8 text file\n"
+    "  sample MODEL            generate text\n"
+    "  eval MODEL TEXTFILE     NLL and bits per character of a text\n"
+    "  info MODEL              configuration, vocabulary and parameters of a model\n"
+    "  help [COMMAND]          this text, or a command's options\n"
+    "\n"
+    "  chargan --version       print the version\n"
+    "\n"
+    "Each command also takes -h/--help.  See chargan(1) for the details.\n";
+
+static const char help_train[] =
+    "usage: chargan train CORPUS -o MODEL [OPTIONS]\n"
+    "\n"
+    "Fits a tokenizer on CORPUS (UTF-8 text; - is standard input), trains a generator by\n"
+    "maximum likelihood (and adversarially with --gan) and saves a checkpoint to MODEL.\n"
+    "The save is atomic.  Ctrl-C stops at a consistent step, saves, and exits with 130.\n"
+    "\n"
+    "run:\n"
+    "  -o, --output MODEL       where to save the checkpoint (required)\n"
+    "  --steps N                MLE steps (default 1000; with only --time, until then)\n"
+    "  --time SECONDS           stop after this long (then save)\n"
+    "  --checkpoint-every N     also save every N steps of each phase\n"
+    "  --resume CKPT            continue a checkpoint; step counts are totals of the run\n"
+    "  --log FILE.jsonl         one JSON object per report\n"
+    "  --report-every N         steps between log lines and JSON records (default 100)\n"
+    "  -q, --quiet              no progress display\n"
+    "model and tokenizer:\n"
+    "  --hidden H               LSTM hidden size (default 256)\n"
+    "  --embed E                embedding size (default 64)\n"
+    "  --layers L               stacked LSTM layers (default 1)\n"
+    "  --dropout P              recurrent dropout, 0 <= P < 1 (default 0)\n"
+    "  --vocab-cap N            keep at most N ids, reserved ones included (0: all)\n"
+    "  --lowercase              fold upper case to lower case\n"
+    "training:\n"
+    "  --batch B                sequences per step (default 32)\n"
+    "  --seq T                  characters predicted per sequence (default 64)\n"
+    "  --lr X                   Adam learning rate (default 0.002)\n"
+    "  --clip X                 clip the global gradient norm (default 5; 0: off)\n"
+    "  --seed S                 seed of initialisation, batches and noise (default 1)\n"
+    "  --threads N              compute threads (default 1)\n"
+    "  --val-fraction F         held-out tail of the corpus (default 0.1)\n"
+    "  --val-every N            validate every N steps (default 0: at the end)\n"
+    "adversarial training:\n"
+    "  --gan reinforce|gumbel   add discriminator pre-training and adversarial rounds\n"
+    "  --pretrain-steps N       MLE steps first (another name for --steps)\n"
+    "  --d-pretrain-steps N     discriminator pre-training steps (default 100)\n"
+    "  --gan-steps N            adversarial rounds (default 1000)\n"
+    "  --d-steps K              discriminator steps per generator step (default 1)\n"
+    "  --mle-weight X           weight of an MLE term in the generator loss (default 0)\n"
+    "  --gamma X                reinforce: discount of per-step rewards (default 0.9)\n"
+    "  --rollouts K             reinforce: Monte-Carlo rollouts per prefix (default 0)\n"
+    "  --beta-max X             gumbel: final inverse temperature (default 1)\n"
+    "  --anneal exp|linear      gumbel: schedule of beta (default exp)\n"
+    "  --anneal-steps N         gumbel: rounds over which beta rises (default --gan-steps)\n"
+    "  --loss standard|rsgan    gumbel: GAN loss (default standard)\n";
+
+static const char help_sample[] =
+    "usage: chargan sample MODEL [OPTIONS]\n"
+    "\n"
+    "Samples text from the generator in MODEL and writes it to standard output.\n"
+    "\n"
+    "  -n, --chars N            characters per stream after the prime (default 256)\n"
+    "  --streams N              independent samples, separated by a blank line (default 1)\n"
+    "  --temperature X          > 0; below 1 is more conservative (default 1)\n"
+    "  --top-k K                sample among the K most likely characters (0: all)\n"
+    "  --top-p P                nucleus sampling, 0 < P <= 1 (default 1: all)\n"
+    "  --prime TEXT             text fed to the model first, and printed\n"
+    "  --seed S                 the same seed gives the same text (default: from the clock)\n";
+
+static const char help_eval[] =
+    "usage: chargan eval MODEL TEXTFILE [OPTIONS]\n"
+    "\n"
+    "Prints the generator's negative log-likelihood of TEXTFILE in nats per character\n"
+    "and in bits per character.  The text is encoded with the model's tokenizer and cut\n"
+    "into windows, each predicted from the start of a sequence.\n"
+    "\n"
+    "  --seq N                  window length in characters (default 256)\n";
+
+static const char help_info[] =
+    "usage: chargan info MODEL\n"
+    "\n"
+    "Prints the configuration, the vocabulary, the parameter tensors (name, shape, size)\n"
+    "and the total number of weights of each model in the file, and the training state\n"
+    "of a trainer checkpoint.\n";
+
+int cli_help(FILE *f, const char *command)
+{
+    const char *text = NULL;
+    if (!command)
+        text = overview;
+    else if (strcmp(command, "train") == 0)
+        text = help_train;
+    else if (strcmp(command, "sample") == 0)
+        text = help_sample;
+    else if (strcmp(command, "eval") == 0)
+        text = help_eval;
+    else if (strcmp(command, "info") == 0)
+        text = help_info;
+    else if (strcmp(command, "help") == 0)
+        text = "usage: chargan help [COMMAND]\n";
+    if (!text)
+        return -1;
+    fputs(text, f);
+    return 0;
+}
+
+static int print_version(void)
+{
+    printf("chargan %s\n", CHARGAN_VERSION_STRING);
+    /* A different library than the one built against still runs if the
+     * major version matches; say so rather than hide it. */
+    if (chargan_version_number() != CHARGAN_VERSION_NUMBER)
+        printf("libchargan %s (built against %s)\n", chargan_version(), CHARGAN_VERSION_STRING);
+    return CLI_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    if (chargan_version_number() / 10000 != CHARGAN_VERSION_MAJOR) {
+        cli_error("libchargan %s is not compatible with this program (built against %s)",
+                  chargan_version(), CHARGAN_VERSION_STRING);
+        return CLI_EXIT_FAILURE;
+    }
+    if (argc < 2) {
+        fputs(overview, stderr);
+        return CLI_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0)
+        return print_version();
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) {
+        cli_help(stdout, NULL);
+        return CLI_EXIT_OK;
+    }
+    if (strcmp(cmd, "help") == 0) {
+        if (argc > 3) {
+            cli_error("help: unexpected argument '%s'", argv[3]);
+            return CLI_EXIT_USAGE;
+        }
+        if (cli_help(stdout, argc == 3 ? argv[2] : NULL) != 0) {
+            cli_error("help: unknown command '%s' (see 'chargan help')", argv[2]);
+            return CLI_EXIT_USAGE;
+        }
+        return CLI_EXIT_OK;
+    }
+    if (strcmp(cmd, "train") == 0)
+        return cli_cmd_train(argc, argv);
+    if (strcmp(cmd, "sample") == 0)
+        return cli_cmd_sample(argc, argv);
+    if (strcmp(cmd, "eval") == 0)
+        return cli_cmd_eval(argc, argv);
+    if (strcmp(cmd, "info") == 0)
+        return cli_cmd_info(argc, argv);
+    cli_error("unknown command '%s' (see 'chargan help')", cmd);
+    return CLI_EXIT_USAGE;
+}

@@ -1,0 +1,148 @@
+/* cli.h - what the files of the chargan command-line tool share.  The tool is
+ * written against the public API (chargan.h) only, like any other program. */
+#ifndef CHARGAN_CLI_H
+#define CHARGAN_CLI_H
+
+#include <chargan.h>
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Exit statuses, documented in docs/chargan.1. */
+enum {
+    CLI_EXIT_OK = 0,
+    CLI_EXIT_FAILURE = 1,     /* a runtime error: I/O, a corrupt file, a library failure */
+    CLI_EXIT_USAGE = 2,       /* a bad command line */
+    CLI_EXIT_INTERRUPTED = 130 /* SIGINT during training, model saved; 128 + signal number */
+};
+
+/* ---- errors (util.c) ---------------------------------------------- */
+
+/* Prints "chargan: <what>" on stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints "chargan: <what>: <library message>", the message being the
+ * calling thread's last library failure, or the status name if empty. */
+void cli_lib_error(chargan_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Reads a whole file ("-" is stdin) into a NUL-terminated buffer the caller
+ * frees with free().  On failure prints "chargan: cannot read <what> 'path':
+ * <reason>" and returns NULL. */
+char *cli_read_file(const char *path, const char *what, size_t *len);
+
+/* Seconds on a monotonic clock. */
+double cli_now(void);
+
+/* ---- option parsing (args.c) -------------------------------------- */
+
+typedef enum cli_arg_type {
+    CLI_ARG_FLAG,   /* no value; *(int *)dest = 1 */
+    CLI_ARG_U32,    /* uint32_t in [ilo, ihi] */
+    CLI_ARG_U64,    /* uint64_t in [ilo, ihi] */
+    CLI_ARG_FLOAT,  /* float in the range given by flo/fhi and the open flags */
+    CLI_ARG_DOUBLE, /* double, same range rules */
+    CLI_ARG_STRING, /* const char * pointing into argv */
+    CLI_ARG_CHOICE  /* one of choices[]; *(int *)dest = its index */
+} cli_arg_type;
+
+typedef struct cli_option {
+    const char *name;  /* long name without the dashes: "hidden" */
+    char short_name;   /* 'o', or 0 */
+    cli_arg_type type;
+    void *dest;
+    uint64_t ilo, ihi;          /* integer range, inclusive */
+    double flo, fhi;            /* real range */
+    int lo_open, hi_open;       /* nonzero: that bound is excluded */
+    const char *const *choices; /* NULL-terminated, for CLI_ARG_CHOICE */
+    int seen;                   /* set by the parser when the option was given */
+} cli_option;
+
+/* Parses argv[first..argc) against opts.  Positional arguments go to pos[]
+ * (at most max_pos, count in *n_pos).  Accepts "--name value", "--name=value",
+ * "-x value", "-xvalue", "--" (end of options), "-" as a positional; a value
+ * is taken as given even if it starts with '-'.  "-h"/"--help" returns 1.
+ * Returns 0 on success, 1 for help, -1 after printing an error that names the
+ * option. */
+int cli_parse(const char *command, int argc, char **argv, int first, cli_option *opts,
+              size_t n_opts, const char **pos, size_t max_pos, size_t *n_pos);
+
+/* Table entries, e.g. CLI_OPT_U32("hidden", 0, &a.hidden, 1, 16384). */
+#define CLI_OPT_FLAG(n, s, d) {.name = (n), .short_name = (s), .type = CLI_ARG_FLAG, .dest = (d)}
+#define CLI_OPT_STR(n, s, d) {.name = (n), .short_name = (s), .type = CLI_ARG_STRING, .dest = (d)}
+#define CLI_OPT_U32(n, s, d, lo, hi)                                                             \
+    {.name = (n), .short_name = (s), .type = CLI_ARG_U32, .dest = (d), .ilo = (lo), .ihi = (hi)}
+#define CLI_OPT_U64(n, s, d, lo, hi)                                                             \
+    {.name = (n), .short_name = (s), .type = CLI_ARG_U64, .dest = (d), .ilo = (lo), .ihi = (hi)}
+/* lo_open / hi_open: 1 excludes that bound ("above 0"). */
+#define CLI_OPT_FLOAT(n, d, lo, hi, lopen, hopen)                                                \
+    {.name = (n), .type = CLI_ARG_FLOAT, .dest = (d), .flo = (lo), .fhi = (hi),                 \
+     .lo_open = (lopen), .hi_open = (hopen)}
+#define CLI_OPT_DOUBLE(n, d, lo, hi, lopen, hopen)                                               \
+    {.name = (n), .type = CLI_ARG_DOUBLE, .dest = (d), .flo = (lo), .fhi = (hi),                \
+     .lo_open = (lopen), .hi_open = (hopen)}
+#define CLI_OPT_CHOICE(n, d, ch) {.name = (n), .type = CLI_ARG_CHOICE, .dest = (d), .choices = (ch)}
+#define CLI_N_OPTS(table) (sizeof(table) / sizeof((table)[0]))
+
+/* Finds an option by long name (NULL if none); to ask whether it was seen. */
+const cli_option *cli_find_option(const cli_option *opts, size_t n_opts, const char *name);
+
+/* Strict number parsing (also for tests of the rules): no leading space or
+ * sign, base 10, the whole string consumed, no overflow, within range.
+ * Return 0, or -1 with a reason ("expected an integer from 1 to 10") in why. */
+int cli_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out, char *why,
+                  size_t why_size);
+int cli_parse_double(const char *s, double lo, double hi, int lo_open, int hi_open, double *out,
+                     char *why, size_t why_size);
+
+/* ---- progress, signals and the JSONL log (progress.c) --------------- */
+
+typedef struct cli_progress cli_progress;
+
+typedef struct cli_progress_settings {
+    int quiet;             /* no progress output at all */
+    int tty;               /* draw a bar with \r (else plain log lines) */
+    uint64_t log_every;    /* steps between plain log lines and JSONL records */
+    FILE *jsonl;           /* one JSON object per report, or NULL */
+    double deadline;       /* cli_now() value at which to stop, or 0 for none */
+} cli_progress_settings;
+
+cli_progress *cli_progress_new(const cli_progress_settings *settings);
+void cli_progress_free(cli_progress *pr);
+/* The callback to install with chargan_trainer_set_progress(); user = pr.
+ * Returns nonzero once a stop signal arrived or the deadline passed. */
+int cli_progress_callback(const chargan_progress *p, void *user);
+/* Starts a phase: done steps already taken (on resume), total the steps the
+ * phase is meant to reach (UINT64_MAX: until the deadline). */
+void cli_progress_begin_phase(cli_progress *pr, chargan_phase phase, uint64_t done, uint64_t total);
+/* Tells the display that the next library call starts from done steps. */
+void cli_progress_begin_call(cli_progress *pr, uint64_t done);
+/* Flushes the last report of the phase and ends the bar's line. */
+void cli_progress_end_phase(cli_progress *pr);
+/* Writes a final JSONL record for the end-of-run evaluation. */
+void cli_progress_log_eval(cli_progress *pr, uint64_t global_step, double val_nll,
+                           double val_bpc);
+/* The errno of the first failed write to the JSONL log, or 0. */
+int cli_progress_log_errno(const cli_progress *pr);
+/* Nonzero if the deadline has passed. */
+int cli_progress_time_up(const cli_progress *pr);
+const char *cli_phase_name(int phase);
+
+/* SIGINT and SIGTERM set a flag instead of killing the process (a second one
+ * kills it: the library's saves are atomic, so nothing is left half-written).
+ * A signal the process inherited as ignored stays ignored. */
+void cli_signals_install(void);
+/* The signal that asked to stop, or 0. */
+int cli_stop_signal(void);
+
+/* ---- commands ------------------------------------------------------- */
+
+int cli_cmd_train(int argc, char **argv);
+int cli_cmd_sample(int argc, char **argv);
+int cli_cmd_eval(int argc, char **argv);
+int cli_cmd_info(int argc, char **argv);
+
+/* Prints the help of a command (NULL: the overview) to f; 0, or -1 if unknown. */
+int cli_help(FILE *f, const char *command);
+
+#endif /* CHARGAN_CLI_H */

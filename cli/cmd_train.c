@@ -1,0 +1,629 @@
+/* cmd_train.c - `chargan train CORPUS -o MODEL [options]`.
+ *
+ * The flow: corpus text -> tokenizer fitted on it -> generator (and, with
+ * --gan, a discriminator) -> optimizers -> trainer -> phases (MLE, then
+ * discriminator pre-training and adversarial rounds with --gan) -> validation
+ * -> chargan_trainer_save(), which writes atomically.  The model file is only
+ * ever written by the library, so it is never left half-written. */
+#ifndef _DEFAULT_SOURCE
+#define _DEFAULT_SOURCE 1
+#endif
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define DEFAULT_STEPS 1000
+#define DEFAULT_D_PRETRAIN_STEPS 100
+#define DEFAULT_GAN_STEPS 1000
+#define DEFAULT_CLIP 5.0f
+/* A cap on one library call's step count when only --time bounds the run. */
+#define MAX_CHUNK ((uint64_t)1 << 40)
+
+typedef struct train_args {
+    const char *corpus, *output, *resume, *log_path;
+    uint64_t steps;
+    double time_s;
+    uint32_t hidden, embed, layers, batch, seq, threads, vocab_cap, val_every;
+    float lr, clip, dropout, val_fraction;
+    uint64_t seed, checkpoint_every, report_every;
+    int lowercase, quiet;
+    /* adversarial training */
+    int gan;       /* index into gan_choices */
+    int anneal;    /* index into anneal_choices */
+    int gan_loss;  /* index into loss_choices */
+    uint64_t pretrain_steps, d_pretrain_steps, gan_steps;
+    uint32_t d_steps, rollouts, anneal_steps;
+    float gamma, mle_weight, beta_max;
+} train_args;
+
+static const char *const gan_choices[] = {"reinforce", "gumbel", NULL};
+static const char *const anneal_choices[] = {"exp", "linear", NULL};
+static const char *const loss_choices[] = {"standard", "rsgan", NULL};
+
+/* What a run must do, and what stops it. */
+enum { RUN_DONE = 0, RUN_ERROR = 1, RUN_TIME_UP = 2, RUN_SIGNAL = 3 };
+
+typedef struct train_ctx {
+    const train_args *a;
+    chargan_trainer *tr;
+    cli_progress *pr;
+    uint64_t global_step;
+} train_ctx;
+
+static int seen(const cli_option *opts, size_t n, const char *name)
+{
+    const cli_option *o = cli_find_option(opts, n, name);
+    return o && o->seen;
+}
+
+/* The model is written next to itself (PATH.tmp-XXXXXX, then rename), so
+ * find out before hours of training whether that directory is writable. */
+static int check_output_path(const char *path)
+{
+    struct stat sb;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        /* The save renames a new file over the path: it would replace a
+         * device or a FIFO, or fail on a directory, only after training. */
+        cli_error("cannot write model '%s': %s", path,
+                  S_ISDIR(sb.st_mode) ? "Is a directory" : "not a regular file");
+        return -1;
+    }
+    char *dir = strdup(path);
+    if (!dir) {
+        cli_error("out of memory");
+        return -1;
+    }
+    char *slash = strrchr(dir, '/');
+    const char *d = ".";
+    if (slash == dir)
+        d = "/";
+    else if (slash) {
+        *slash = '\0';
+        d = dir;
+    }
+    int rc = 0;
+    if (access(d, W_OK | X_OK) != 0) {
+        cli_error("cannot write model '%s': %s", path, strerror(errno));
+        rc = -1;
+    }
+    free(dir);
+    return rc;
+}
+
+/* Steps done so far of a phase, as counted by the library. */
+static chargan_status phase_counter(chargan_trainer *tr, chargan_phase phase, uint64_t *count)
+{
+    if (phase == CHARGAN_PHASE_DISCRIMINATOR) {
+        chargan_optimizer *o = chargan_trainer_optimizer(tr, CHARGAN_DISCRIMINATOR);
+        if (!o) {
+            *count = 0;
+            return CHARGAN_OK;
+        }
+        return chargan_optimizer_steps(o, count);
+    }
+    return chargan_trainer_global_step(tr, count);
+}
+
+static chargan_status run_call(chargan_trainer *tr, chargan_phase phase, uint64_t steps)
+{
+    switch (phase) {
+    case CHARGAN_PHASE_DISCRIMINATOR: return chargan_trainer_pretrain_discriminator(tr, steps);
+    case CHARGAN_PHASE_ADVERSARIAL: return chargan_trainer_adversarial(tr, steps);
+    default: return chargan_trainer_pretrain_generator(tr, steps);
+    }
+}
+
+static int save_model(train_ctx *c, const char *why)
+{
+    chargan_status st = chargan_trainer_save(c->tr, c->a->output);
+    if (st != CHARGAN_OK) {
+        cli_lib_error(st, "cannot save %s '%s'", why, c->a->output);
+        return -1;
+    }
+    return 0;
+}
+
+/* Runs one phase from done to total steps in library calls that end at each
+ * checkpoint boundary.  The progress callback stops a call early on a signal
+ * or at the deadline. */
+static int run_phase(train_ctx *c, chargan_phase phase, uint64_t done, uint64_t total)
+{
+    if (done >= total)
+        return RUN_DONE;
+    if (cli_stop_signal())
+        return RUN_SIGNAL;
+    if (cli_progress_time_up(c->pr))
+        return RUN_TIME_UP;
+    uint64_t every = c->a->checkpoint_every;
+    int result = RUN_DONE;
+    cli_progress_begin_phase(c->pr, phase, done, total);
+    while (done < total) {
+        uint64_t chunk = total - done;
+        if (every) {
+            uint64_t next = (done / every + 1) * every;
+            if (next - done < chunk)
+                chunk = next - done;
+        }
+        if (chunk > MAX_CHUNK)
+            chunk = MAX_CHUNK;
+        uint64_t before = 0, after = 0;
+        chargan_status st = phase_counter(c->tr, phase, &before);
+        if (st == CHARGAN_OK) {
+            cli_progress_begin_call(c->pr, done);
+            st = run_call(c->tr, phase, chunk);
+        }
+        /* The library's counter says how far a cancelled call got. */
+        chargan_status st2 = phase_counter(c->tr, phase, &after);
+        if (st2 == CHARGAN_OK && after >= before)
+            done += after - before;
+        chargan_trainer_global_step(c->tr, &c->global_step);
+        if (st == CHARGAN_E_CANCELLED) {
+            result = cli_stop_signal() ? RUN_SIGNAL : RUN_TIME_UP;
+            break;
+        }
+        if (st != CHARGAN_OK) {
+            cli_progress_end_phase(c->pr);
+            cli_lib_error(st, "%s training failed at step %llu", cli_phase_name(phase),
+                          (unsigned long long)done);
+            return RUN_ERROR;
+        }
+        if (st2 != CHARGAN_OK) {
+            cli_progress_end_phase(c->pr);
+            cli_lib_error(st2, "cannot read the step counter");
+            return RUN_ERROR;
+        }
+        if (every && done % every == 0 && done < total && save_model(c, "checkpoint") != 0) {
+            cli_progress_end_phase(c->pr);
+            return RUN_ERROR;
+        }
+        if (cli_stop_signal()) {
+            result = RUN_SIGNAL;
+            break;
+        }
+        if (done < total && cli_progress_time_up(c->pr)) {
+            result = RUN_TIME_UP;
+            break;
+        }
+    }
+    cli_progress_end_phase(c->pr);
+    return result;
+}
+
+/* Options that the checkpoint fixes and --resume therefore refuses. */
+static const char *const fixed_by_checkpoint[] = {
+    "hidden", "embed", "layers", "batch", "seq", "lr", "clip", "seed", "threads",
+    "vocab-cap", "lowercase", "dropout", "val-fraction", "val-every", "gan", "d-steps",
+    "gamma", "rollouts", "mle-weight", "beta-max", "anneal", "anneal-steps", "loss", NULL};
+/* Options that only mean something in adversarial training. */
+static const char *const gan_only[] = {"pretrain-steps", "d-pretrain-steps", "gan-steps",
+                                       "d-steps", "gamma", "rollouts", "mle-weight",
+                                       "beta-max", "anneal", "anneal-steps", "loss", NULL};
+
+static int check_combinations(const train_args *a, const cli_option *opts, size_t n)
+{
+    if (!a->corpus) {
+        cli_error("train: missing CORPUS (see 'chargan help train')");
+        return -1;
+    }
+    if (!a->output) {
+        cli_error("train: missing -o MODEL (see 'chargan help train')");
+        return -1;
+    }
+    if (a->vocab_cap == 1 || a->vocab_cap == 2) {
+        cli_error("--vocab-cap: expected 0 (no cap) or at least %d, got '%u'",
+                  CHARGAN_NUM_RESERVED_IDS + 1, a->vocab_cap);
+        return -1;
+    }
+    if (seen(opts, n, "steps") && seen(opts, n, "pretrain-steps") &&
+        a->steps != a->pretrain_steps) {
+        cli_error("--pretrain-steps: is another name for --steps, give one of them");
+        return -1;
+    }
+    if (a->resume) {
+        for (size_t i = 0; fixed_by_checkpoint[i]; i++) {
+            if (seen(opts, n, fixed_by_checkpoint[i])) {
+                cli_error("--%s: cannot be used with --resume (the checkpoint fixes it)",
+                          fixed_by_checkpoint[i]);
+                return -1;
+            }
+        }
+        return 0;
+    }
+    if (a->gan < 0) {
+        for (size_t i = 0; gan_only[i]; i++) {
+            if (seen(opts, n, gan_only[i])) {
+                cli_error("--%s: needs --gan reinforce|gumbel", gan_only[i]);
+                return -1;
+            }
+        }
+    } else {
+        static const char *const gumbel_only[] = {"beta-max", "anneal", "anneal-steps", "loss",
+                                                  NULL};
+        static const char *const reinforce_only[] = {"gamma", "rollouts", NULL};
+        const char *const *wrong = a->gan == 0 ? gumbel_only : reinforce_only;
+        for (size_t i = 0; wrong[i]; i++) {
+            if (seen(opts, n, wrong[i])) {
+                cli_error("--%s: does not apply to --gan %s", wrong[i], gan_choices[a->gan]);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Builds tokenizer, models, optimizers and trainer for a new run. */
+static int create_trainer(const train_args *a, const char *text, size_t len,
+                          chargan_trainer **out)
+{
+    chargan_tokenizer *tok = NULL;
+    chargan_model *gen = NULL, *disc = NULL;
+    chargan_optimizer *g_opt = NULL, *d_opt = NULL;
+    chargan_status st;
+
+    chargan_tokenizer_options topts;
+    chargan_tokenizer_options_init(&topts);
+    topts.max_vocab = a->vocab_cap;
+    topts.lowercase = a->lowercase;
+    if ((st = chargan_tokenizer_new(&topts, &tok)) != CHARGAN_OK) {
+        cli_lib_error(st, "cannot create the tokenizer");
+        goto fail;
+    }
+    if ((st = chargan_tokenizer_fit(tok, text, len)) != CHARGAN_OK) {
+        cli_lib_error(st, "corpus '%s'", a->corpus);
+        goto fail;
+    }
+    uint32_t vocab = 0;
+    if ((st = chargan_tokenizer_vocab_size(tok, &vocab)) != CHARGAN_OK) {
+        cli_lib_error(st, "cannot read the vocabulary size");
+        goto fail;
+    }
+
+    chargan_model_config mc;
+    chargan_model_config_init(&mc, CHARGAN_GENERATOR);
+    mc.vocab_size = vocab;
+    mc.embed_dim = a->embed;
+    mc.hidden_dim = a->hidden;
+    mc.num_layers = a->layers;
+    mc.recurrent_dropout = a->dropout;
+    mc.seed = a->seed;
+    if ((st = chargan_model_new(&mc, &gen)) != CHARGAN_OK) {
+        cli_lib_error(st, "cannot create the generator");
+        goto fail;
+    }
+    if ((st = chargan_model_set_tokenizer(gen, tok)) != CHARGAN_OK) {
+        cli_lib_error(st, "cannot attach the tokenizer");
+        goto fail;
+    }
+
+    chargan_optimizer_config oc;
+    chargan_optimizer_config_init(&oc, CHARGAN_ADAM);
+    oc.lr = a->lr;
+    oc.clip_norm = a->clip;
+    if ((st = chargan_optimizer_new(&oc, &g_opt)) != CHARGAN_OK) {
+        cli_lib_error(st, "cannot create the optimizer");
+        goto fail;
+    }
+
+    if (a->gan >= 0) {
+        /* The discriminator has the generator's shape; its seed differs so
+         * that the two do not start from correlated weights. */
+        chargan_model_config dc;
+        chargan_model_config_init(&dc, CHARGAN_DISCRIMINATOR);
+        dc.vocab_size = vocab;
+        dc.embed_dim = a->embed;
+        dc.hidden_dim = a->hidden;
+        dc.num_layers = a->layers;
+        dc.recurrent_dropout = a->dropout;
+        dc.seed = a->seed + 1;
+        if ((st = chargan_model_new(&dc, &disc)) != CHARGAN_OK) {
+            cli_lib_error(st, "cannot create the discriminator");
+            goto fail;
+        }
+        if ((st = chargan_optimizer_new(&oc, &d_opt)) != CHARGAN_OK) {
+            cli_lib_error(st, "cannot create the discriminator's optimizer");
+            goto fail;
+        }
+    }
+
+    chargan_trainer_config tc;
+    chargan_trainer_config_init(&tc);
+    tc.batch = a->batch;
+    tc.seq_len = a->seq;
+    tc.val_fraction = a->val_fraction;
+    tc.seed = a->seed;
+    tc.threads = a->threads;
+    tc.report_every = 1; /* see progress.c: stop within a step */
+    tc.val_every = a->val_every;
+    if (a->gan >= 0) {
+        tc.estimator = a->gan == 0 ? CHARGAN_GAN_REINFORCE : CHARGAN_GAN_GUMBEL;
+        tc.d_steps = a->d_steps;
+        tc.gamma = a->gamma;
+        tc.rollouts = a->rollouts;
+        tc.mle_weight = a->mle_weight;
+        tc.beta_max = a->beta_max;
+        tc.anneal = a->anneal == 0 ? CHARGAN_ANNEAL_EXP : CHARGAN_ANNEAL_LINEAR;
+        tc.anneal_steps = a->anneal_steps;
+        tc.gan_loss = a->gan_loss == 0 ? CHARGAN_LOSS_STANDARD : CHARGAN_LOSS_RELATIVISTIC;
+    }
+    if ((st = chargan_trainer_new(&tc, gen, g_opt, disc, d_opt, out)) != CHARGAN_OK) {
+        cli_lib_error(st, "cannot create the trainer");
+        goto fail;
+    }
+    chargan_tokenizer_free(tok);
+    return 0;
+fail:
+    chargan_tokenizer_free(tok);
+    chargan_model_free(gen);
+    chargan_model_free(disc);
+    chargan_optimizer_free(g_opt);
+    chargan_optimizer_free(d_opt);
+    return -1;
+}
+
+int cli_cmd_train(int argc, char **argv)
+{
+    train_args a;
+    memset(&a, 0, sizeof a);
+    {
+        /* Defaults come from the library, so the two cannot drift apart. */
+        chargan_model_config mc;
+        chargan_model_config_init(&mc, CHARGAN_GENERATOR);
+        chargan_trainer_config tc;
+        chargan_trainer_config_init(&tc);
+        chargan_optimizer_config oc;
+        chargan_optimizer_config_init(&oc, CHARGAN_ADAM);
+        a.hidden = mc.hidden_dim;
+        a.embed = mc.embed_dim;
+        a.layers = mc.num_layers;
+        a.dropout = mc.recurrent_dropout;
+        a.batch = tc.batch;
+        a.seq = tc.seq_len;
+        a.val_fraction = tc.val_fraction;
+        a.seed = tc.seed;
+        a.threads = tc.threads;
+        a.val_every = tc.val_every;
+        a.d_steps = tc.d_steps;
+        a.gamma = tc.gamma;
+        a.rollouts = tc.rollouts;
+        a.mle_weight = tc.mle_weight;
+        a.beta_max = tc.beta_max;
+        a.anneal = tc.anneal == CHARGAN_ANNEAL_LINEAR ? 1 : 0;
+        a.gan_loss = tc.gan_loss == CHARGAN_LOSS_RELATIVISTIC ? 1 : 0;
+        a.lr = oc.lr;
+    }
+    a.clip = DEFAULT_CLIP;
+    a.steps = DEFAULT_STEPS;
+    a.d_pretrain_steps = DEFAULT_D_PRETRAIN_STEPS;
+    a.gan_steps = DEFAULT_GAN_STEPS;
+    a.report_every = 100;
+    a.gan = -1;
+
+    cli_option opts[] = {
+        CLI_OPT_STR("output", 'o', &a.output),
+        CLI_OPT_U64("steps", 0, &a.steps, 0, UINT64_MAX / 2),
+        CLI_OPT_DOUBLE("time", &a.time_s, 0, 1e8, 1, 0),
+        CLI_OPT_U32("hidden", 0, &a.hidden, 1, 16384),
+        CLI_OPT_U32("embed", 0, &a.embed, 1, 16384),
+        CLI_OPT_U32("layers", 0, &a.layers, 1, 16),
+        CLI_OPT_U32("batch", 0, &a.batch, 1, 65536),
+        CLI_OPT_U32("seq", 0, &a.seq, 1, 65536),
+        CLI_OPT_FLOAT("lr", &a.lr, 0, 10, 1, 0),
+        CLI_OPT_FLOAT("clip", &a.clip, 0, 1e6, 0, 0),
+        CLI_OPT_U64("seed", 0, &a.seed, 0, UINT64_MAX),
+        CLI_OPT_U32("threads", 0, &a.threads, 1, 256),
+        CLI_OPT_U32("vocab-cap", 0, &a.vocab_cap, 0, 1u << 21),
+        CLI_OPT_FLAG("lowercase", 0, &a.lowercase),
+        CLI_OPT_FLOAT("dropout", &a.dropout, 0, 1, 0, 1),
+        CLI_OPT_FLOAT("val-fraction", &a.val_fraction, 0, 0.9, 0, 0),
+        CLI_OPT_U32("val-every", 0, &a.val_every, 0, UINT32_MAX),
+        CLI_OPT_U64("checkpoint-every", 0, &a.checkpoint_every, 0, UINT64_MAX / 2),
+        CLI_OPT_STR("resume", 0, &a.resume),
+        CLI_OPT_STR("log", 0, &a.log_path),
+        CLI_OPT_U64("report-every", 0, &a.report_every, 1, UINT64_MAX / 2),
+        CLI_OPT_FLAG("quiet", 'q', &a.quiet),
+        CLI_OPT_CHOICE("gan", &a.gan, gan_choices),
+        CLI_OPT_U64("pretrain-steps", 0, &a.pretrain_steps, 0, UINT64_MAX / 2),
+        CLI_OPT_U64("d-pretrain-steps", 0, &a.d_pretrain_steps, 0, UINT64_MAX / 2),
+        CLI_OPT_U64("gan-steps", 0, &a.gan_steps, 0, UINT64_MAX / 2),
+        CLI_OPT_U32("d-steps", 0, &a.d_steps, 1, 1000),
+        CLI_OPT_FLOAT("gamma", &a.gamma, 0, 1, 0, 0),
+        CLI_OPT_U32("rollouts", 0, &a.rollouts, 0, 64),
+        CLI_OPT_FLOAT("mle-weight", &a.mle_weight, 0, 1e6, 0, 0),
+        CLI_OPT_FLOAT("beta-max", &a.beta_max, 1, 1e6, 0, 0),
+        CLI_OPT_CHOICE("anneal", &a.anneal, anneal_choices),
+        CLI_OPT_U32("anneal-steps", 0, &a.anneal_steps, 1, UINT32_MAX),
+        CLI_OPT_CHOICE("loss", &a.gan_loss, loss_choices),
+    };
+    const size_t n_opts = CLI_N_OPTS(opts);
+    const char *pos[1];
+    size_t n_pos = 0;
+    int rc = cli_parse("train", argc, argv, 2, opts, n_opts, pos, 1, &n_pos);
+    if (rc == 1) {
+        cli_help(stdout, "train");
+        return CLI_EXIT_OK;
+    }
+    if (rc != 0)
+        return CLI_EXIT_USAGE;
+    a.corpus = n_pos ? pos[0] : NULL;
+    if (check_combinations(&a, opts, n_opts) != 0)
+        return CLI_EXIT_USAGE;
+
+    /* MLE steps: --steps (alias --pretrain-steps); only --time: until then. */
+    int steps_given = seen(opts, n_opts, "steps") || seen(opts, n_opts, "pretrain-steps");
+    uint64_t mle_total = seen(opts, n_opts, "pretrain-steps") ? a.pretrain_steps : a.steps;
+    if (!steps_given && a.time_s > 0 && a.gan < 0 && !a.resume)
+        mle_total = UINT64_MAX;
+    if (!seen(opts, n_opts, "anneal-steps"))
+        a.anneal_steps = a.gan_steps > UINT32_MAX ? UINT32_MAX
+                                                  : (a.gan_steps ? (uint32_t)a.gan_steps : 1);
+
+    if (check_output_path(a.output) != 0)
+        return CLI_EXIT_FAILURE;
+
+    int exit_code = CLI_EXIT_FAILURE;
+    char *text = NULL;
+    FILE *log = NULL;
+    cli_progress *pr = NULL;
+    chargan_trainer *tr = NULL;
+    size_t len = 0;
+
+    /* Catch Ctrl-C from here on: a signal before training starts still gets
+     * a consistent (if untrained) model saved, never a half-written one. */
+    cli_signals_install();
+
+    text = cli_read_file(a.corpus, "corpus", &len);
+    if (!text)
+        goto out;
+    if (len == 0) {
+        cli_error("corpus '%s' is empty", a.corpus);
+        goto out;
+    }
+    if (a.log_path) {
+        log = fopen(a.log_path, a.resume ? "a" : "w");
+        if (!log) {
+            cli_error("cannot open log '%s': %s", a.log_path, strerror(errno));
+            goto out;
+        }
+    }
+
+    chargan_status st;
+    if (a.resume) {
+        if ((st = chargan_trainer_load(a.resume, &tr)) != CHARGAN_OK) {
+            cli_lib_error(st, "cannot resume from '%s'", a.resume);
+            goto out;
+        }
+        chargan_trainer_config tc;
+        memset(&tc, 0, sizeof tc);
+        tc.struct_size = sizeof tc;
+        if ((st = chargan_trainer_get_config(tr, &tc)) != CHARGAN_OK) {
+            cli_lib_error(st, "cannot read the trainer configuration of '%s'", a.resume);
+            goto out;
+        }
+        a.gan = tc.estimator == CHARGAN_GAN_REINFORCE ? 0
+                : tc.estimator == CHARGAN_GAN_GUMBEL  ? 1
+                                                      : -1;
+        a.val_fraction = tc.val_fraction;
+        if (a.gan < 0) {
+            for (size_t i = 0; gan_only[i]; i++) {
+                if (seen(opts, n_opts, gan_only[i])) {
+                    cli_error("--%s: the checkpoint '%s' was not trained with --gan", gan_only[i],
+                              a.resume);
+                    exit_code = CLI_EXIT_USAGE;
+                    goto out;
+                }
+            }
+        }
+        if (!steps_given && a.time_s > 0 && a.gan < 0)
+            mle_total = UINT64_MAX;
+    } else if (create_trainer(&a, text, len, &tr) != 0) {
+        goto out;
+    }
+
+    cli_progress_settings ps;
+    memset(&ps, 0, sizeof ps);
+    ps.quiet = a.quiet;
+    const char *term = getenv("TERM");
+    ps.tty = isatty(STDERR_FILENO) && !(term && strcmp(term, "dumb") == 0);
+    ps.log_every = a.report_every;
+    ps.jsonl = log;
+    ps.deadline = a.time_s > 0 ? cli_now() + a.time_s : 0;
+    pr = cli_progress_new(&ps);
+    if (!pr) {
+        cli_error("out of memory");
+        goto out;
+    }
+    if ((st = chargan_trainer_set_progress(tr, cli_progress_callback, pr)) != CHARGAN_OK) {
+        cli_lib_error(st, "cannot install the progress display");
+        goto out;
+    }
+    if ((st = chargan_trainer_set_corpus_text(tr, text, len)) != CHARGAN_OK) {
+        cli_lib_error(st, "corpus '%s'", a.corpus);
+        goto out;
+    }
+    free(text);
+    text = NULL;
+
+    train_ctx c = {.a = &a, .tr = tr, .pr = pr, .global_step = 0};
+    if ((st = chargan_trainer_global_step(tr, &c.global_step)) != CHARGAN_OK) {
+        cli_lib_error(st, "cannot read the step counter");
+        goto out;
+    }
+
+    /* Phase progress is derived from the library's counters, so a resumed
+     * run skips what the checkpoint already did: generator steps count MLE
+     * steps first, then adversarial rounds; the discriminator's optimizer
+     * counts its pre-training steps. */
+    int result;
+    uint64_t g0 = c.global_step;
+    uint64_t mle_done = g0 < mle_total ? g0 : mle_total;
+    result = run_phase(&c, CHARGAN_PHASE_MLE, mle_done, mle_total);
+    if (result == RUN_DONE && a.gan >= 0) {
+        uint64_t d0 = 0;
+        if ((st = phase_counter(tr, CHARGAN_PHASE_DISCRIMINATOR, &d0)) != CHARGAN_OK) {
+            cli_lib_error(st, "cannot read the discriminator's step counter");
+            goto out;
+        }
+        uint64_t d_done = g0 > mle_total ? a.d_pretrain_steps : d0;
+        result = run_phase(&c, CHARGAN_PHASE_DISCRIMINATOR, d_done, a.d_pretrain_steps);
+        if (result == RUN_DONE) {
+            uint64_t adv_done = c.global_step > mle_total ? c.global_step - mle_total : 0;
+            result = run_phase(&c, CHARGAN_PHASE_ADVERSARIAL, adv_done, a.gan_steps);
+        }
+    }
+    if (result == RUN_ERROR)
+        goto out;
+
+    double val_nll = NAN, val_bpc = NAN;
+    if (result != RUN_SIGNAL && a.val_fraction > 0) {
+        st = chargan_trainer_evaluate(tr, &val_nll, &val_bpc);
+        if (st == CHARGAN_E_STATE) {
+            /* Too little held-out text for one window: the training itself
+             * is fine, so keep it and say why there is no figure. */
+            cli_lib_error(st, "warning: no validation");
+        } else if (st != CHARGAN_OK) {
+            cli_lib_error(st, "validation failed");
+            goto out;
+        } else {
+            cli_progress_log_eval(pr, c.global_step, val_nll, val_bpc);
+        }
+    }
+    if (save_model(&c, "model") != 0)
+        goto out;
+
+    if (result == RUN_SIGNAL) {
+        int sig = cli_stop_signal();
+        cli_error("interrupted at step %llu; saved '%s' (continue with --resume %s)",
+                  (unsigned long long)c.global_step, a.output, a.output);
+        exit_code = 128 + sig;
+        goto out;
+    }
+    if (result == RUN_TIME_UP && !a.quiet)
+        fprintf(stderr, "chargan: time limit reached after %.0f s\n", a.time_s);
+    printf("model: %s\n", a.output);
+    printf("steps: %llu\n", (unsigned long long)c.global_step);
+    if (isfinite(val_nll)) {
+        printf("val_nll: %.6f nats/char\n", val_nll);
+        printf("val_bpc: %.6f bits/char\n", val_bpc);
+    }
+    exit_code = CLI_EXIT_OK;
+out:
+    if (log) {
+        int err = pr ? cli_progress_log_errno(pr) : 0;
+        if (fclose(log) != 0 && err == 0)
+            err = errno ? errno : EIO;
+        if (err && exit_code != CLI_EXIT_FAILURE) {
+            /* The model is saved; the log is not complete. */
+            cli_error("cannot write log '%s': %s", a.log_path, strerror(err));
+            exit_code = CLI_EXIT_FAILURE;
+        }
+    }
+    cli_progress_free(pr);
+    chargan_trainer_free(tr);
+    free(text);
+    return exit_code;
+}

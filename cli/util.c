@@ -1,0 +1,92 @@
+/* util.c - error messages, whole-file reading and the clock. */
+#define _POSIX_C_SOURCE 200809L
+#include "cli.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("chargan: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+void cli_lib_error(chargan_status st, const char *fmt, ...)
+{
+    /* Copy the message first: nothing below may overwrite it, but the copy
+     * keeps that true if this function ever grows a library call. */
+    char msg[512];
+    const char *last = chargan_last_error();
+    snprintf(msg, sizeof msg, "%s", (last && *last) ? last : chargan_strerror(st));
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("chargan: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, ": %s\n", msg);
+    va_end(ap);
+}
+
+char *cli_read_file(const char *path, const char *what, size_t *len)
+{
+    int is_stdin = strcmp(path, "-") == 0;
+    FILE *f = is_stdin ? stdin : fopen(path, "rb");
+    if (!f) {
+        cli_error("cannot read %s '%s': %s", what, path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    if (!buf) {
+        cli_error("cannot read %s '%s': out of memory", what, path);
+        if (!is_stdin)
+            fclose(f);
+        return NULL;
+    }
+    for (;;) {
+        if (cap - n < 2) {
+            if (cap > SIZE_MAX / 2) {
+                cli_error("cannot read %s '%s': file too large", what, path);
+                goto fail;
+            }
+            char *grown = realloc(buf, cap * 2);
+            if (!grown) {
+                cli_error("cannot read %s '%s': out of memory", what, path);
+                goto fail;
+            }
+            buf = grown;
+            cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) {
+            if (ferror(f)) {
+                cli_error("cannot read %s '%s': %s", what, path, strerror(errno));
+                goto fail;
+            }
+            break;
+        }
+    }
+    if (!is_stdin)
+        fclose(f);
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+fail:
+    free(buf);
+    if (!is_stdin)
+        fclose(f);
+    return NULL;
+}
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}

@@ -1,0 +1,101 @@
+# errors.sh - runtime failures give one clear line and status 1, never a
+# crash, and never leave a model behind.
+. "$(dirname "$0")/common.sh"
+
+C=$TMP/corpus.txt
+M=$TMP/model.ckpt
+
+# --- the corpus -------------------------------------------------------------
+expect_error 1 "cannot read corpus '$TMP/missing.txt': No such file or directory" \
+    "$CHARGAN" train "$TMP/missing.txt" -o "$M" $TINY --steps 5
+expect_error 1 "cannot read corpus '$TMP'" "$CHARGAN" train "$TMP" -o "$M" $TINY --steps 5
+: >"$TMP/empty.txt"
+expect_error 1 "corpus '$TMP/empty.txt'" "$CHARGAN" train "$TMP/empty.txt" -o "$M" $TINY --steps 5
+printf 'abc\377def' >"$TMP/bad-utf8.txt"
+cat "$C" >>"$TMP/bad-utf8.txt"
+expect_error 1 "corpus '$TMP/bad-utf8.txt'" "$CHARGAN" train "$TMP/bad-utf8.txt" -o "$M" $TINY --steps 5
+grep -q "offset 3" "$TMP/err" || { show; fail "invalid UTF-8: the message does not give the offset 3"; }
+[ -e "$M" ] && fail "a failed train wrote a model"
+
+# --- where the model and the log go ------------------------------------------
+expect_error 1 "cannot write model '$TMP/no/such/dir/m.ckpt'" \
+    "$CHARGAN" train "$C" -o "$TMP/no/such/dir/m.ckpt" $TINY --steps 5
+expect_error 1 "cannot write model '$TMP': Is a directory" "$CHARGAN" train "$C" -o "$TMP" $TINY --steps 5
+expect_error 1 "cannot open log '$TMP/no/log.jsonl'" \
+    "$CHARGAN" train "$C" -o "$M" $TINY --steps 5 --log "$TMP/no/log.jsonl"
+mkfifo "$TMP/fifo" 2>/dev/null &&
+    expect_error 1 "cannot write model '$TMP/fifo': not a regular file" \
+        "$CHARGAN" train "$C" -o "$TMP/fifo" $TINY --steps 5
+# A file name so long that the temporary file beside it cannot be created:
+# training runs, the save fails, and nothing is left behind.
+long=$TMP/$(printf '%0250d' 0)
+expect_error 1 "cannot save model '$long'" "$CHARGAN" train "$C" -o "$long" $TINY --steps 2
+expect_error 1 "cannot save checkpoint '$long'" \
+    "$CHARGAN" train "$C" -o "$long" $TINY --steps 4 --checkpoint-every 2
+[ -e "$long" ] && fail "a failed save left a file"
+# The library refuses a model too large to allocate, before allocating it.
+expect_error 1 "cannot create the generator" "$CHARGAN" train "$C" -o "$M" --hidden 16384 --layers 8
+# A log that cannot be written is an error (the model is saved all the same).
+if [ -w /dev/full ]; then
+    expect_error 1 "cannot write log '/dev/full'" "$CHARGAN" train "$C" -o "$TMP/full.ckpt" $TINY \
+        --steps 2 --log /dev/full
+fi
+expect_error 1 "cannot resume from '$TMP/missing.ckpt'" \
+    "$CHARGAN" train "$C" -o "$M" --resume "$TMP/missing.ckpt" -q
+[ -e "$M" ] && fail "a failed train wrote a model"
+
+# Too little held-out text for one window: a warning, no figure, a model.
+head -c 2000 "$C" >"$TMP/small.txt"
+run "$CHARGAN" train "$TMP/small.txt" -o "$TMP/small.ckpt" $TINY --seq 300 --steps 2
+[ "$status" -eq 0 ] || { show; fail "a short validation part failed the run"; }
+grep -q "^chargan: warning: no validation: " "$TMP/err" || { show; fail "no validation warning"; }
+grep -q "^val_bpc:" "$TMP/out" && fail "a validation figure without validation"
+[ -s "$TMP/small.ckpt" ] || fail "no model saved without validation"
+# A corpus too short for one training window.
+expect_error 1 "corpus '$TMP/small.txt'" "$CHARGAN" train "$TMP/small.txt" -o "$M" $TINY --seq 3000
+rm -f "$M"
+
+# --- loading models -----------------------------------------------------------
+expect_error 1 "cannot load model '$TMP/missing.ckpt'" "$CHARGAN" sample "$TMP/missing.ckpt"
+expect_error 1 "cannot load model '$TMP/missing.ckpt'" "$CHARGAN" info "$TMP/missing.ckpt"
+expect_error 1 "cannot load model '$TMP/missing.ckpt'" "$CHARGAN" eval "$TMP/missing.ckpt" "$C"
+expect_error 1 "cannot load model '$C'" "$CHARGAN" info "$C"
+expect_error 1 "cannot load model '$TMP'" "$CHARGAN" sample "$TMP"
+
+expect_ok "$CHARGAN" train "$C" -o "$M" $TINY --steps 3
+size=$(wc -c <"$M")
+# Cut the file at a spread of offsets, the header's and the last byte's included.
+for cut in 0 1 4 8 12 16 24 32 64 100 $((size / 3)) $((size / 2)) $((size - 100)) \
+    $((size - 5)) $((size - 1)); do
+    [ "$cut" -ge 0 ] && [ "$cut" -lt "$size" ] || continue
+    head -c "$cut" "$M" >"$TMP/cut.ckpt"
+    for cmd in sample info; do
+        expect_error 1 "cannot load model '$TMP/cut.ckpt'" "$CHARGAN" $cmd "$TMP/cut.ckpt"
+    done
+    expect_error 1 "cannot load model '$TMP/cut.ckpt'" "$CHARGAN" eval "$TMP/cut.ckpt" "$C"
+    expect_error 1 "cannot resume from '$TMP/cut.ckpt'" \
+        "$CHARGAN" train "$C" -o "$TMP/out.ckpt" --resume "$TMP/cut.ckpt" -q
+    [ -e "$TMP/out.ckpt" ] && fail "resume from a truncated file wrote a model"
+done
+# A flipped byte in the middle is caught by a checksum.
+cp "$M" "$TMP/flip.ckpt"
+printf '\125' | dd of="$TMP/flip.ckpt" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
+if cmp -s "$M" "$TMP/flip.ckpt"; then
+    printf '\252' | dd of="$TMP/flip.ckpt" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
+fi
+expect_error 1 "cannot load model '$TMP/flip.ckpt'" "$CHARGAN" sample "$TMP/flip.ckpt"
+
+# --- eval's text -------------------------------------------------------------
+expect_error 1 "cannot read text '$TMP/missing.txt'" "$CHARGAN" eval "$M" "$TMP/missing.txt"
+expect_error 1 "text '$TMP/empty.txt' is empty" "$CHARGAN" eval "$M" "$TMP/empty.txt"
+expect_error 1 "text '$TMP/bad-utf8.txt'" "$CHARGAN" eval "$M" "$TMP/bad-utf8.txt"
+
+# --- sampling ---------------------------------------------------------------
+expect_error 1 "cannot sample from '$M'" "$CHARGAN" sample "$M" --prime "$(printf 'ab\377')"
+if [ -w /dev/full ]; then
+    "$CHARGAN" sample "$M" -n 10 --seed 1 >/dev/full 2>"$TMP/err"
+    [ $? -eq 1 ] || fail "sample to a full disk did not fail with status 1"
+    grep -q "^chargan: cannot write the sample" "$TMP/err" || fail "sample to a full disk: no message"
+fi
+
+echo "ok"

@@ -1,0 +1,130 @@
+# options.sh - every bad command line is refused with status 2 and one line
+# naming the option, before anything is trained or written.
+. "$(dirname "$0")/common.sh"
+
+C=$TMP/corpus.txt
+M=$TMP/never.ckpt
+
+# bad_train OPTION_NAMED_IN_MESSAGE ARGS...: train with ARGS is refused.
+bad_train() {
+    named=$1
+    shift
+    expect_error 2 "$named" "$CHARGAN" train "$C" -o "$M" "$@"
+    [ -e "$M" ] && fail "train $* wrote a model"
+    return 0
+}
+
+# Integers: not a number, out of range, signs, fractions, blanks, overflow.
+bad_train --hidden --hidden abc
+bad_train --hidden --hidden 0
+bad_train --hidden --hidden -5
+bad_train --hidden --hidden +5
+bad_train --hidden --hidden 1.5
+bad_train --hidden --hidden ''
+bad_train --hidden --hidden ' 5'
+bad_train --hidden --hidden '5 '
+bad_train --hidden --hidden 0x10
+bad_train --hidden --hidden 99999999999999999999999
+bad_train --hidden --hidden=16384000
+bad_train --embed --embed 0
+bad_train --layers --layers 17
+bad_train --seq --seq 65537
+bad_train --threads --threads 257
+bad_train --val-fraction --val-fraction 0.95
+bad_train --rollouts --gan reinforce --rollouts 65
+bad_train --vocab-cap --vocab-cap 2097153
+bad_train --batch --batch 0
+bad_train --seq --seq 0
+bad_train --steps --steps 1e3
+bad_train --steps --steps -1
+bad_train --seed --seed -1
+bad_train --seed --seed 18446744073709551616
+bad_train --threads --threads 0
+bad_train --checkpoint-every --checkpoint-every x
+bad_train --report-every --report-every 0
+bad_train --vocab-cap --vocab-cap 2
+bad_train --vocab-cap --vocab-cap 4294967296
+# Reals: zero where it must be positive, out of range, not finite, junk.
+bad_train --lr --lr 0
+bad_train --lr --lr -0.1
+bad_train --lr --lr nan
+bad_train --lr --lr inf
+bad_train --lr --lr 1e-3x
+bad_train --lr --lr 0x1p-3
+bad_train --lr --lr 1e999
+bad_train --lr --lr .
+bad_train --clip --clip -1
+bad_train --dropout --dropout 1
+bad_train --val-fraction --val-fraction 1.5
+bad_train --time --time 0
+bad_train --time --time -3
+# Flags take no value; unknown options; missing values.
+bad_train --lowercase --lowercase=yes
+bad_train --bogus --bogus
+bad_train -x -x
+bad_train --steps --steps
+# Choices and the options that belong to them.
+bad_train --gan --gan foo
+bad_train "expected one of reinforce, gumbel" --gan ''
+bad_train --anneal --gan gumbel --anneal cosine
+bad_train --loss --gan gumbel --loss wgan
+bad_train --gamma --gamma 0.5
+bad_train --gan-steps --gan-steps 10
+bad_train --beta-max --gan reinforce --beta-max 10
+bad_train --rollouts --gan gumbel --rollouts 4
+bad_train --gamma --gan reinforce --gamma 1.5
+bad_train --beta-max --gan gumbel --beta-max 0.5
+bad_train --d-steps --gan gumbel --d-steps 0
+bad_train --pretrain-steps --steps 5 --pretrain-steps 6
+# --resume refuses what the checkpoint fixes (checked before it is read).
+bad_train --hidden --resume "$TMP/none.ckpt" --hidden 16
+bad_train --seed --resume "$TMP/none.ckpt" --seed 2
+bad_train --gan --resume "$TMP/none.ckpt" --gan gumbel
+
+# Missing or extra arguments.
+expect_error 2 "-o MODEL" "$CHARGAN" train "$C"
+expect_error 2 "CORPUS" "$CHARGAN" train -o "$M"
+expect_error 2 "-o" "$CHARGAN" train "$C" -o
+expect_error 2 "unexpected argument 'extra'" "$CHARGAN" train "$C" extra -o "$M"
+[ -e "$M" ] && fail "a refused train wrote a model"
+
+# sample, eval, info.
+expect_error 2 "MODEL" "$CHARGAN" sample
+expect_error 2 "-n" "$CHARGAN" sample "$M" -n 0
+expect_error 2 "-n" "$CHARGAN" sample "$M" -n ten
+expect_error 2 "--chars" "$CHARGAN" sample "$M" --chars 268435457
+expect_error 2 "--streams" "$CHARGAN" sample "$M" --streams 0
+expect_error 2 "--streams" "$CHARGAN" sample "$M" --streams 65536 -n 4097
+expect_error 2 "--temperature" "$CHARGAN" sample "$M" --temperature 0
+expect_error 2 "--temperature" "$CHARGAN" sample "$M" --temperature -1
+expect_error 2 "--top-p" "$CHARGAN" sample "$M" --top-p 0
+expect_error 2 "--top-p" "$CHARGAN" sample "$M" --top-p 1.01
+expect_error 2 "--top-k" "$CHARGAN" sample "$M" --top-k -1
+expect_error 2 "--seed" "$CHARGAN" sample "$M" --seed 1.5
+expect_error 2 "--prime" "$CHARGAN" sample "$M" --prime
+expect_error 2 "--hidden" "$CHARGAN" sample "$M" --hidden 3
+expect_error 2 "TEXTFILE" "$CHARGAN" eval "$M"
+expect_error 2 "MODEL" "$CHARGAN" eval
+expect_error 2 "--seq" "$CHARGAN" eval "$M" "$C" --seq 0
+expect_error 2 "unexpected argument" "$CHARGAN" eval "$M" "$C" more
+expect_error 2 "MODEL" "$CHARGAN" info
+expect_error 2 "--steps" "$CHARGAN" info "$M" --steps 3
+expect_error 2 "unknown command 'trian'" "$CHARGAN" trian "$C"
+
+# The accepted spellings: --name=value, -xVALUE, "--" before a name that
+# starts with a dash, options after positionals.
+cp "$C" "$TMP/-corpus.txt"
+cd "$TMP" || fail "cannot enter $TMP"
+expect_ok "$CHARGAN" train --hidden=16 --embed=8 --steps=0 --batch=8 --seq=32 -q \
+    "-o$TMP/ok.ckpt" -- -corpus.txt
+[ -s "$TMP/ok.ckpt" ] || fail "the accepted spellings did not train"
+expect_ok "$CHARGAN" train "$C" --steps 0 -q --lr 1e-3 --clip 0 --dropout 0.25 --val-fraction 0.2 \
+    --hidden 8 --embed 4 --batch 4 --seq 16 --vocab-cap 20 --lowercase -o "$TMP/ok2.ckpt"
+expect_ok "$CHARGAN" info "$TMP/ok2.ckpt"
+grep -qxF "  vocab_size: 20" "$TMP/out" || { show; fail "--vocab-cap 20 not applied"; }
+grep -qxF "  recurrent_dropout: 0.25" "$TMP/out" || { show; fail "--dropout not applied"; }
+grep -qxF "  val_fraction: 0.2" "$TMP/out" || { show; fail "--val-fraction not applied"; }
+grep -q '^  characters: "[^A-Z]*"$' "$TMP/out" || { show; fail "--lowercase not applied"; }
+grep -q '^  generator_optimizer: adam lr 0.001 clip 0 ' "$TMP/out" || { show; fail "--lr/--clip not applied"; }
+
+echo "ok"

@@ -1,0 +1,181 @@
+# roundtrip.sh - train -> info -> sample -> eval on a slice of the sonnets,
+# plus the JSONL log, progress lines, resume and checkpoint equivalence.
+. "$(dirname "$0")/common.sh"
+
+M=$TMP/model.ckpt
+
+# --- train -----------------------------------------------------------
+expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$M" $TINY --steps 20 --log "$TMP/log.jsonl"
+[ -s "$M" ] || fail "train did not write the model"
+[ "$(value model "$TMP/out")" = "$M" ] || { show; fail "train: no 'model:' line"; }
+[ "$(value steps "$TMP/out")" = 20 ] || { show; fail "train: expected 'steps: 20'"; }
+grep -q '^val_bpc: [0-9.]* bits/char$' "$TMP/out" || { show; fail "train: no val_bpc line"; }
+[ ! -s "$TMP/err" ] || { show; fail "train -q wrote to stderr"; }
+# The library's atomic save leaves no temporary file behind.
+ls "$TMP" | grep -q 'tmp-' && fail "a temporary file was left next to the model"
+
+# The log: one JSON object per line, MLE reports then the final validation.
+[ -s "$TMP/log.jsonl" ] || fail "--log wrote nothing"
+grep -v '^{"phase":"[a-z]*","step":[0-9]*,"global_step":[0-9]*,.*}$' "$TMP/log.jsonl" &&
+    fail "--log: a line is not a JSON record"
+head -n 1 "$TMP/log.jsonl" | grep -q '"phase":"mle".*"loss":[0-9]' ||
+    fail "--log: the first record is not an MLE report with a loss"
+for key in loss val_bpc d_loss d_accuracy tokens_per_s elapsed; do
+    grep -q "\"$key\":" "$TMP/log.jsonl" || fail "--log: no '$key' key"
+done
+tail -n 1 "$TMP/log.jsonl" | grep -q '"phase":"eval","step":20,.*"val_bpc":[0-9]' ||
+    fail "--log: the last record is not the final validation"
+if command -v python3 >/dev/null 2>&1; then
+    python3 -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1])]' "$TMP/log.jsonl" ||
+        fail "--log: not valid JSON"
+fi
+
+# --- info --------------------------------------------------------------
+expect_ok "$CHARGAN" info "$M"
+for line in "  hidden_dim: 16" "  embed_dim: 8" "  num_layers: 1" "  global_step: 20" \
+    "  batch: 8" "  seq_len: 32" "  seed: 7" "  estimator: none" "discriminator: none"; do
+    grep -qxF "$line" "$TMP/out" || { show; fail "info: no line '$line'"; }
+done
+grep -q '^    lstm\.0\.w_ih  *8 x 64  *512$' "$TMP/out" || { show; fail "info: no lstm.0.w_ih [8,64]"; }
+grep -q '^  characters: ".* .*"$' "$TMP/out" || { show; fail "info: no character list"; }
+# The total is the sum of the tensors' sizes.
+sum=$(awk '/^  parameters:/{p=1;next} /^  total_weights:/{p=0} p{s+=$NF} END{print s}' "$TMP/out")
+total=$(sed -n 's/^  total_weights: //p' "$TMP/out" | head -n 1)
+[ "$sum" = "$total" ] || fail "info: total_weights $total is not the sum $sum"
+vocab=$(sed -n 's/^  vocab_size: //p' "$TMP/out" | head -n 1)
+grep -q "^    embed  *$vocab x 8 " "$TMP/out" || { show; fail "info: embed is not [V,E]"; }
+
+# --- sample ------------------------------------------------------------
+expect_ok "$CHARGAN" sample "$M" -n 100 --seed 3
+cp "$TMP/out" "$TMP/sample1"
+[ "$(wc -c <"$TMP/sample1")" -eq 101 ] || fail "sample -n 100: expected 100 characters and a newline"
+expect_ok "$CHARGAN" sample "$M" -n100 --seed=3
+cmp -s "$TMP/out" "$TMP/sample1" || fail "sample: the same seed gave different text"
+expect_ok "$CHARGAN" sample "$M" -n 100 --seed 4
+cmp -s "$TMP/out" "$TMP/sample1" && fail "sample: different seeds gave the same text"
+# Greedy decoding ignores the seed.
+expect_ok "$CHARGAN" sample "$M" -n 50 --top-k 1 --seed 1
+cp "$TMP/out" "$TMP/greedy"
+expect_ok "$CHARGAN" sample "$M" -n 50 --top-k 1 --seed 2
+cmp -s "$TMP/out" "$TMP/greedy" || fail "sample --top-k 1 depends on the seed"
+expect_ok "$CHARGAN" sample "$M" -n 30 --prime "From fairest" --temperature 0.5 --top-p 0.9 --seed 1
+head -c 12 "$TMP/out" | grep -qx "From fairest" || { show; fail "sample --prime: output does not start with the prime"; }
+expect_ok "$CHARGAN" sample "$M" -n 40 --streams 3 --seed 1
+[ "$(grep -c '^$' "$TMP/out")" -ge 2 ] || { show; fail "sample --streams 3: expected blank-line separators"; }
+
+# --- eval --------------------------------------------------------------
+expect_ok "$CHARGAN" eval "$M" "$TMP/corpus.txt"
+cp "$TMP/out" "$TMP/eval1"
+chars=$(value chars "$TMP/eval1")
+crlf=$(tr -cd '\r' <"$TMP/corpus.txt" | wc -c)
+bytes=$(wc -c <"$TMP/corpus.txt")
+[ "$chars" -eq $((bytes - crlf)) ] || fail "eval: $chars characters, expected $((bytes - crlf))"
+[ "$(value unknown "$TMP/eval1")" = 0 ] || fail "eval: unknown characters in the training text"
+nll=$(value nll "$TMP/eval1" | cut -d' ' -f1)
+bpc=$(value bpc "$TMP/eval1" | cut -d' ' -f1)
+awk -v n="$nll" -v b="$bpc" 'BEGIN{d=n/log(2)-b; exit !(n>0 && d<1e-5 && d>-1e-5)}' ||
+    fail "eval: bpc $bpc is not nll $nll / ln 2"
+# Training helps: an untrained model of the same shape scores worse.
+expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/untrained.ckpt" $TINY --steps 0
+expect_ok "$CHARGAN" eval "$TMP/untrained.ckpt" "$TMP/corpus.txt"
+bpc0=$(value bpc "$TMP/out" | cut -d' ' -f1)
+awk -v a="$bpc" -v b="$bpc0" 'BEGIN{exit !(a < b - 0.1)}' ||
+    fail "eval: 20 steps did not lower bits/char ($bpc0 -> $bpc)"
+# Characters outside the vocabulary are counted, not an error.
+printf 'the \316\251 and \342\202\254 signs\n' >"$TMP/odd.txt"
+expect_ok "$CHARGAN" eval "$M" "$TMP/odd.txt" --seq 8
+[ "$(value unknown "$TMP/out")" = 2 ] || { show; fail "eval: expected 2 unknown characters"; }
+[ "$(value window "$TMP/out")" = 8 ] || { show; fail "eval: --seq not applied"; }
+# Standard input as the text.
+expect_ok "$CHARGAN" eval "$M" - <"$TMP/corpus.txt"
+[ "$(value nll "$TMP/out")" = "$(value nll "$TMP/eval1")" ] || fail "eval: stdin differs from the file"
+
+# --- determinism through the CLI ---------------------------------------------
+# Checkpointing every 7 steps splits training into library calls of 7, 7, 6
+# steps and saves in between; the result must not change.
+expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/ck.ckpt" $TINY --steps 20 --checkpoint-every 7
+expect_ok "$CHARGAN" sample "$TMP/ck.ckpt" -n 100 --seed 3
+cmp -s "$TMP/out" "$TMP/sample1" || fail "--checkpoint-every changed the trained model"
+
+# Resume: 10 steps, then on to 20 from the checkpoint, equals 20 in one go.
+expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/half.ckpt" $TINY --steps 10
+expect_ok "$CHARGAN" info "$TMP/half.ckpt"
+grep -qxF "  global_step: 10" "$TMP/out" || fail "train --steps 10: global_step is not 10"
+expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/resumed.ckpt" --resume "$TMP/half.ckpt" \
+    --steps 20 -q --log "$TMP/resume.jsonl"
+[ "$(value steps "$TMP/out")" = 20 ] || { show; fail "resume: expected 'steps: 20'"; }
+head -n 1 "$TMP/resume.jsonl" | grep -q "\"phase\":\"mle\",\"step\":20," || fail "resume: the log does not continue at step 20"
+expect_ok "$CHARGAN" sample "$TMP/resumed.ckpt" -n 100 --seed 3
+cmp -s "$TMP/out" "$TMP/sample1" || fail "resume: the resumed model differs from the uninterrupted one"
+expect_ok "$CHARGAN" eval "$TMP/resumed.ckpt" "$TMP/corpus.txt"
+cmp -s "$TMP/out" "$TMP/eval1" || sed "s|$TMP/resumed.ckpt|$M|" "$TMP/out" | cmp -s - "$TMP/eval1" ||
+    fail "resume: eval differs from the uninterrupted model"
+# A finished run resumed with the same count has nothing left to do.
+expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/again.ckpt" --resume "$TMP/resumed.ckpt" --steps 20 -q
+[ "$(value steps "$TMP/out")" = 20 ] || fail "resume of a finished run took more steps"
+
+# --- adversarial training --------------------------------------------------
+# Three phases; resuming across their boundaries equals one uninterrupted run.
+GAN="--gan gumbel --beta-max 10 --loss rsgan --anneal linear --d-pretrain-steps 6 --gan-steps 8"
+expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/gan.ckpt" $TINY $GAN --pretrain-steps 10 \
+    --log "$TMP/gan.jsonl"
+[ "$(value steps "$TMP/out")" = 18 ] || { show; fail "gan: expected 18 generator steps"; }
+for phase in mle discriminator adversarial eval; do
+    grep -q "\"phase\":\"$phase\"" "$TMP/gan.jsonl" || fail "gan: no '$phase' record in the log"
+done
+grep '"phase":"adversarial"' "$TMP/gan.jsonl" | grep -q '"d_loss":[0-9]' ||
+    fail "gan: no discriminator loss in the adversarial records"
+expect_ok "$CHARGAN" info "$TMP/gan.ckpt"
+for line in "discriminator:" "  estimator: gumbel" "  beta_max: 10" "  anneal: linear over 8 steps" \
+    "  loss: rsgan"; do
+    grep -qxF "$line" "$TMP/out" || { show; fail "gan info: no line '$line'"; }
+done
+grep -q '^    out\.w  *16 x 1 ' "$TMP/out" || { show; fail "gan info: no discriminator head"; }
+grep -q '^  discriminator_optimizer: adam .* steps 14$' "$TMP/out" ||
+    { show; fail "gan info: the discriminator did not take 6 + 8 steps"; }
+expect_ok "$CHARGAN" sample "$TMP/gan.ckpt" -n 100 --seed 3
+cp "$TMP/out" "$TMP/gan-sample"
+# Stop after the MLE phase and part of the discriminator's, then resume.
+expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/gan1.ckpt" $TINY --gan gumbel --beta-max 10 \
+    --loss rsgan --anneal linear --anneal-steps 8 --pretrain-steps 10 --d-pretrain-steps 3 \
+    --gan-steps 0
+expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/gan2.ckpt" --resume "$TMP/gan1.ckpt" -q \
+    --pretrain-steps 10 --d-pretrain-steps 6 --gan-steps 3
+expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/gan3.ckpt" --resume "$TMP/gan2.ckpt" -q \
+    --pretrain-steps 10 --d-pretrain-steps 6 --gan-steps 8
+[ "$(value steps "$TMP/out")" = 18 ] || { show; fail "gan resume: expected 18 generator steps"; }
+expect_ok "$CHARGAN" sample "$TMP/gan3.ckpt" -n 100 --seed 3
+cmp -s "$TMP/out" "$TMP/gan-sample" || fail "gan resume: differs from the uninterrupted run"
+# The other estimator runs through the same flow.
+expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/rf.ckpt" $TINY --gan reinforce --gamma 0.8 \
+    --rollouts 2 --mle-weight 0.5 --d-steps 2 --pretrain-steps 4 --d-pretrain-steps 2 --gan-steps 3
+expect_ok "$CHARGAN" info "$TMP/rf.ckpt"
+for line in "  estimator: reinforce" "  gamma: 0.8" "  rollouts: 2" "  mle_weight: 0.5" "  d_steps: 2"; do
+    grep -qxF "$line" "$TMP/out" || { show; fail "reinforce info: no line '$line'"; }
+done
+# A GAN checkpoint holds a discriminator, but sample and eval use the generator.
+expect_ok "$CHARGAN" eval "$TMP/rf.ckpt" "$TMP/corpus.txt"
+# Phase options on a checkpoint trained without --gan are refused.
+expect_error 2 "--gan-steps" "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/x.ckpt" --resume "$M" \
+    --gan-steps 5
+[ -e "$TMP/x.ckpt" ] && fail "a refused resume wrote a model"
+
+# --- progress lines and other input forms ------------------------------------
+# Without a terminal: a plain line every --report-every steps.
+expect_ok "$CHARGAN" train - --output="$TMP/p.ckpt" --hidden=16 --embed=8 --batch 8 --seq 32 \
+    --steps 20 --report-every 5 <"$TMP/corpus.txt"
+for s in 5 10 15 20; do
+    grep -q "^mle step $s/20: loss [0-9.]* .*chars/s elapsed" "$TMP/err" ||
+        { show; fail "no progress line for step $s"; }
+done
+grep -q "$(printf '\r')" "$TMP/err" && fail "progress: a carriage return outside a terminal"
+
+# --time alone trains until the time is up.
+expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/t.ckpt" $TINY --time 0.5
+steps=$(value steps "$TMP/out")
+[ "$steps" -gt 0 ] || fail "--time 0.5 took no step"
+# --steps 0 --time: the step count wins.
+expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/t0.ckpt" $TINY --steps 0 --time 5
+[ "$(value steps "$TMP/out")" = 0 ] || fail "--steps 0 --time 5 took steps"
+
+echo "ok"
