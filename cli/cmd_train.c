@@ -194,11 +194,6 @@ static int run_phase(train_ctx *c, chargan_phase phase, uint64_t done, uint64_t 
     return result;
 }
 
-/* Options that the checkpoint fixes and --resume therefore refuses. */
-static const char *const fixed_by_checkpoint[] = {
-    "hidden", "embed", "layers", "batch", "seq", "lr", "clip", "seed", "threads",
-    "vocab-cap", "lowercase", "dropout", "val-fraction", "val-every", "gan", "d-steps",
-    "gamma", "rollouts", "mle-weight", "beta-max", "anneal", "anneal-steps", "loss", NULL};
 /* Options that only mean something in adversarial training. */
 static const char *const gan_only[] = {"pretrain-steps", "d-pretrain-steps", "gan-steps",
                                        "d-steps", "gamma", "rollouts", "mle-weight",
@@ -224,16 +219,8 @@ static int check_combinations(const train_args *a, const cli_option *opts, size_
         cli_error("--pretrain-steps: is another name for --steps, give one of them");
         return -1;
     }
-    if (a->resume) {
-        for (size_t i = 0; fixed_by_checkpoint[i]; i++) {
-            if (seen(opts, n, fixed_by_checkpoint[i])) {
-                cli_error("--%s: cannot be used with --resume (the checkpoint fixes it)",
-                          fixed_by_checkpoint[i]);
-                return -1;
-            }
-        }
-        return 0;
-    }
+    if (a->resume)
+        return 0; /* checked against the checkpoint once it is read */
     if (a->gan < 0) {
         for (size_t i = 0; gan_only[i]; i++) {
             if (seen(opts, n, gan_only[i])) {
@@ -253,6 +240,107 @@ static int check_combinations(const train_args *a, const cli_option *opts, size_
             }
         }
     }
+    return 0;
+}
+
+/* A resumed run keeps the checkpoint's settings: an option that would change
+ * one is refused, one that repeats it is accepted, so that an interrupted
+ * command can be repeated with --resume as it was.  The tokenizer options
+ * are not compared (the checkpoint's tokenizer is kept).  Returns 0, or the
+ * exit status after printing why. */
+static int check_resume_options(const train_args *a, const cli_option *opts, size_t n,
+                                chargan_trainer *tr)
+{
+    chargan_trainer_config tc;
+    chargan_model_config mc;
+    chargan_optimizer_config oc;
+    memset(&tc, 0, sizeof tc);
+    memset(&mc, 0, sizeof mc);
+    memset(&oc, 0, sizeof oc);
+    tc.struct_size = sizeof tc;
+    mc.struct_size = sizeof mc;
+    oc.struct_size = sizeof oc;
+    chargan_status st = chargan_trainer_get_config(tr, &tc);
+    if (st == CHARGAN_OK)
+        st = chargan_model_get_config(chargan_trainer_generator(tr), &mc);
+    if (st == CHARGAN_OK)
+        st = chargan_optimizer_get_config(chargan_trainer_optimizer(tr, CHARGAN_GENERATOR), &oc);
+    if (st != CHARGAN_OK) {
+        cli_lib_error(st, "cannot read the settings of '%s'", a->resume);
+        return CLI_EXIT_FAILURE;
+    }
+    int ckpt_gan = tc.estimator == CHARGAN_GAN_REINFORCE ? 0
+                   : tc.estimator == CHARGAN_GAN_GUMBEL  ? 1
+                                                         : -1;
+    int ckpt_anneal = tc.anneal == CHARGAN_ANNEAL_LINEAR ? 1 : 0;
+    int ckpt_loss = tc.gan_loss == CHARGAN_LOSS_RELATIVISTIC ? 1 : 0;
+    char given[64], kept[64];
+    /* same: whether the option repeats the checkpoint's value; given and kept
+     * hold both as text for the message. */
+#define REFUSE_IF_DIFFERENT(name, same)                                                            \
+    do {                                                                                           \
+        if (seen(opts, n, name) && !(same)) {                                                      \
+            cli_error("--%s: %s differs from the checkpoint's %s (a resumed run keeps its "       \
+                      "settings)",                                                                 \
+                      name, given, kept);                                                          \
+            return CLI_EXIT_USAGE;                                                                 \
+        }                                                                                          \
+    } while (0)
+#define SAME_UINT(name, cli_value, ckpt_value)                                                     \
+    do {                                                                                           \
+        snprintf(given, sizeof given, "%llu", (unsigned long long)(cli_value));                    \
+        snprintf(kept, sizeof kept, "%llu", (unsigned long long)(ckpt_value));                     \
+        REFUSE_IF_DIFFERENT(name, (uint64_t)(cli_value) == (uint64_t)(ckpt_value));                \
+    } while (0)
+    /* The same text parses to the same float, so floats compare exactly. */
+#define SAME_FLOAT(name, cli_value, ckpt_value)                                                    \
+    do {                                                                                           \
+        snprintf(given, sizeof given, "%g", (double)(cli_value));                                  \
+        snprintf(kept, sizeof kept, "%g", (double)(ckpt_value));                                   \
+        REFUSE_IF_DIFFERENT(name, (float)(cli_value) == (float)(ckpt_value));                      \
+    } while (0)
+#define SAME_NAME(name, cli_value, ckpt_value)                                                     \
+    do {                                                                                           \
+        snprintf(given, sizeof given, "%s", cli_value);                                            \
+        snprintf(kept, sizeof kept, "%s", ckpt_value);                                             \
+        REFUSE_IF_DIFFERENT(name, strcmp(given, kept) == 0);                                       \
+    } while (0)
+    SAME_UINT("hidden", a->hidden, mc.hidden_dim);
+    SAME_UINT("embed", a->embed, mc.embed_dim);
+    SAME_UINT("layers", a->layers, mc.num_layers);
+    SAME_FLOAT("dropout", a->dropout, mc.recurrent_dropout);
+    SAME_UINT("seed", a->seed, tc.seed);
+    SAME_UINT("batch", a->batch, tc.batch);
+    SAME_UINT("seq", a->seq, tc.seq_len);
+    SAME_UINT("threads", a->threads, tc.threads);
+    SAME_FLOAT("val-fraction", a->val_fraction, tc.val_fraction);
+    SAME_UINT("val-every", a->val_every, tc.val_every);
+    SAME_FLOAT("lr", a->lr, oc.lr);
+    SAME_FLOAT("clip", a->clip, oc.clip_norm);
+    SAME_NAME("gan", a->gan >= 0 ? gan_choices[a->gan] : "none",
+              ckpt_gan >= 0 ? gan_choices[ckpt_gan] : "none");
+    if (ckpt_gan < 0) {
+        for (size_t i = 0; gan_only[i]; i++) {
+            if (seen(opts, n, gan_only[i])) {
+                cli_error("--%s: the checkpoint '%s' was not trained with --gan", gan_only[i],
+                          a->resume);
+                return CLI_EXIT_USAGE;
+            }
+        }
+        return 0;
+    }
+    SAME_UINT("d-steps", a->d_steps, tc.d_steps);
+    SAME_FLOAT("gamma", a->gamma, tc.gamma);
+    SAME_UINT("rollouts", a->rollouts, tc.rollouts);
+    SAME_FLOAT("mle-weight", a->mle_weight, tc.mle_weight);
+    SAME_FLOAT("beta-max", a->beta_max, tc.beta_max);
+    SAME_NAME("anneal", anneal_choices[a->anneal], anneal_choices[ckpt_anneal]);
+    SAME_UINT("anneal-steps", a->anneal_steps, tc.anneal_steps);
+    SAME_NAME("loss", loss_choices[a->gan_loss], loss_choices[ckpt_loss]);
+#undef SAME_NAME
+#undef SAME_FLOAT
+#undef SAME_UINT
+#undef REFUSE_IF_DIFFERENT
     return 0;
 }
 
@@ -504,20 +592,14 @@ int cli_cmd_train(int argc, char **argv)
             cli_lib_error(st, "cannot read the trainer configuration of '%s'", a.resume);
             goto out;
         }
+        if ((rc = check_resume_options(&a, opts, n_opts, tr)) != 0) {
+            exit_code = rc;
+            goto out;
+        }
         a.gan = tc.estimator == CHARGAN_GAN_REINFORCE ? 0
                 : tc.estimator == CHARGAN_GAN_GUMBEL  ? 1
                                                       : -1;
         a.val_fraction = tc.val_fraction;
-        if (a.gan < 0) {
-            for (size_t i = 0; gan_only[i]; i++) {
-                if (seen(opts, n_opts, gan_only[i])) {
-                    cli_error("--%s: the checkpoint '%s' was not trained with --gan", gan_only[i],
-                              a.resume);
-                    exit_code = CLI_EXIT_USAGE;
-                    goto out;
-                }
-            }
-        }
         if (!steps_given && a.time_s > 0 && a.gan < 0)
             mle_total = UINT64_MAX;
     } else if (create_trainer(&a, text, len, &tr) != 0) {

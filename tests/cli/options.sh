@@ -76,10 +76,18 @@ bad_train --gamma --gan reinforce --gamma 1.5
 bad_train --beta-max --gan gumbel --beta-max 0.5
 bad_train --d-steps --gan gumbel --d-steps 0
 bad_train --pretrain-steps --steps 5 --pretrain-steps 6
-# --resume refuses what the checkpoint fixes (checked before it is read).
-bad_train --hidden --resume "$TMP/none.ckpt" --hidden 16
-bad_train --seed --resume "$TMP/none.ckpt" --seed 2
-bad_train --gan --resume "$TMP/none.ckpt" --gan gumbel
+# --resume refuses an option that would change the checkpoint's settings,
+# and accepts one that repeats them.
+expect_ok "$CHARGAN" train "$C" -o "$TMP/r.ckpt" $TINY --steps 2
+bad_train "--hidden: 32 differs from the checkpoint's 16" --resume "$TMP/r.ckpt" --hidden 32
+bad_train "--lr: 0.02 differs from the checkpoint's 0.01" --resume "$TMP/r.ckpt" --lr 0.02
+bad_train "--seed: 2 differs from the checkpoint's 7" --resume "$TMP/r.ckpt" --seed 2
+bad_train "--gan: gumbel differs from the checkpoint's none" --resume "$TMP/r.ckpt" --gan gumbel
+bad_train "--batch" --resume "$TMP/r.ckpt" --batch 9
+bad_train "--clip" --resume "$TMP/r.ckpt" --clip 1
+bad_train "--val-fraction" --resume "$TMP/r.ckpt" --val-fraction 0.2
+expect_ok "$CHARGAN" train "$C" -o "$TMP/r2.ckpt" --resume "$TMP/r.ckpt" $TINY --steps 3
+[ "$(value steps "$TMP/out")" = 3 ] || { show; fail "resume with the same options"; }
 
 # Missing or extra arguments.
 expect_error 2 "-o MODEL" "$CHARGAN" train "$C"

@@ -141,8 +141,9 @@ expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/gan1.ckpt" $TINY --gan gum
     --gan-steps 0
 expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/gan2.ckpt" --resume "$TMP/gan1.ckpt" -q \
     --pretrain-steps 10 --d-pretrain-steps 6 --gan-steps 3
-expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/gan3.ckpt" --resume "$TMP/gan2.ckpt" -q \
-    --pretrain-steps 10 --d-pretrain-steps 6 --gan-steps 8
+# The first command repeated with --resume: the same settings are accepted.
+expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/gan3.ckpt" --resume "$TMP/gan2.ckpt" \
+    $TINY $GAN --pretrain-steps 10
 [ "$(value steps "$TMP/out")" = 18 ] || { show; fail "gan resume: expected 18 generator steps"; }
 expect_ok "$CHARGAN" sample "$TMP/gan3.ckpt" -n 100 --seed 3
 cmp -s "$TMP/out" "$TMP/gan-sample" || fail "gan resume: differs from the uninterrupted run"
@@ -169,6 +170,17 @@ for s in 5 10 15 20; do
         { show; fail "no progress line for step $s"; }
 done
 grep -q "$(printf '\r')" "$TMP/err" && fail "progress: a carriage return outside a terminal"
+
+# On a terminal: one line redrawn in place with \r, ended by a newline.
+if command -v script >/dev/null 2>&1 && script -qc true /dev/null >/dev/null 2>&1; then
+    TERM=xterm script -qc "'$CHARGAN' train '$TMP/corpus.txt' -o '$TMP/tty.ckpt' --hidden 16 \
+        --embed 8 --batch 8 --seq 32 --steps 20 --val-every 10" /dev/null >"$TMP/tty.txt" 2>&1
+    tr '\r' '\n' <"$TMP/tty.txt" >"$TMP/tty-lines.txt"
+    grep -q '^mle 20/20 \[#*\] loss [0-9.]* val [0-9.]* bpc .* ch/s ETA ' "$TMP/tty-lines.txt" ||
+        { cat "$TMP/tty-lines.txt" >&2; fail "progress bar: no final bar"; }
+    grep -q "$(printf '\r')" "$TMP/tty.txt" || fail "progress bar: not redrawn with \\r"
+    grep -q '^model: ' "$TMP/tty-lines.txt" || fail "progress bar: no summary after the bar"
+fi
 
 # --time alone trains until the time is up.
 expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/t.ckpt" $TINY --time 0.5
