@@ -6,11 +6,36 @@
 #include "tokenizer.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 static const uint8_t ckpt_magic[8] = {'C', 'H', 'A', 'R', 'G', 'A', 'N', 0};
 #define BYTE_ORDER_MARK 0x01020304u
 #define HEADER_SIZE 24 /* magic 8, version 4, byte order 4, sections 4, header CRC 4 */
+#define SECTION_HEADER_SIZE 16 /* tag 4, flags 4, length 8 */
+
+/* The sections this library writes; any other tag is refused. */
+static bool known_tag(uint32_t tag)
+{
+    return tag == CG_SEC_TOKENIZER || tag == CG_SEC_GENERATOR || tag == CG_SEC_DISCRIMINATOR ||
+           tag == CG_SEC_GEN_OPTIMIZER || tag == CG_SEC_DISC_OPTIMIZER || tag == CG_SEC_TRAINER;
+}
+
+/* A tag as text for messages: its four bytes if printable, else hex. */
+static const char *tag_text(uint32_t tag, char buf[12])
+{
+    bool printable = true;
+    for (int i = 0; i < 4; i++) {
+        unsigned c = (tag >> (8 * i)) & 0xFF;
+        printable = printable && c >= 0x20 && c < 0x7F;
+        buf[i] = (char)c;
+    }
+    if (printable)
+        buf[4] = 0;
+    else
+        snprintf(buf, 12, "0x%08x", tag);
+    return buf;
+}
 
 void cg_ckpt_begin(cg_ckpt_writer *cw)
 {
@@ -37,7 +62,9 @@ void cg_ckpt_section_end(cg_ckpt_writer *cw)
         return;
     size_t len = cw->w.size - cw->section_start;
     cg_patch_u64(&cw->w, cw->section_start - 8, (uint64_t)len);
-    cg_put_u32(&cw->w, cg_crc32(0, cw->w.data + cw->section_start, len));
+    /* the CRC covers the section's header (tag, flags, length) and payload */
+    size_t head = cw->section_start - SECTION_HEADER_SIZE;
+    cg_put_u32(&cw->w, cg_crc32(0, cw->w.data + head, SECTION_HEADER_SIZE + len));
     cw->n_sections++;
 }
 
@@ -95,25 +122,30 @@ chargan_status cg_ckpt_parse(cg_error *err, const char *what, const void *data, 
         if (!cg_get_u32(&r, &tag) || !cg_get_u32(&r, &flags) || !cg_get_u64(&r, &len))
             return cg_fail(err, CHARGAN_E_FORMAT, "%s: truncated header of section %u at offset "
                            "%zu", what, i, at);
-        if (flags != 0)
-            return cg_fail(err, CHARGAN_E_UNSUPPORTED, "%s: section %u at offset %zu has flags "
-                           "0x%x this library does not know", what, i, at, flags);
         if (len > cg_reader_left(&r) || cg_reader_left(&r) - len < 4)
             return cg_fail(err, CHARGAN_E_FORMAT, "%s: section %u at offset %zu claims %llu bytes, "
                            "%zu remain", what, i, at, (unsigned long long)len, cg_reader_left(&r));
-        for (uint32_t j = 0; j < i; j++)
-            if (f->sections[j].tag == tag)
-                return cg_fail(err, CHARGAN_E_FORMAT, "%s: section tag 0x%08x repeated at offset "
-                               "%zu", what, tag, at);
         cg_ckpt_section *s = &f->sections[i];
         s->tag = tag;
         s->file_offset = r.pos;
         s->length = (size_t)len;
         cg_get_view(&r, &s->payload, s->length);
         cg_get_u32(&r, &crc);
-        if (crc != cg_crc32(0, s->payload, s->length))
-            return cg_fail(err, CHARGAN_E_FORMAT, "%s: checksum mismatch in section %u ('%.4s') at "
-                           "offset %zu", what, i, (const char *)&s->tag, at);
+        char tb[12];
+        if (crc != cg_crc32(0, s->payload - SECTION_HEADER_SIZE, SECTION_HEADER_SIZE + s->length))
+            return cg_fail(err, CHARGAN_E_FORMAT, "%s: checksum mismatch in section %u ('%s') at "
+                           "offset %zu", what, i, tag_text(tag, tb), at);
+        /* a valid checksum, so these are what the writer meant: a newer one */
+        if (flags != 0)
+            return cg_fail(err, CHARGAN_E_UNSUPPORTED, "%s: section %u at offset %zu has flags "
+                           "0x%x this library does not know", what, i, at, flags);
+        if (!known_tag(tag))
+            return cg_fail(err, CHARGAN_E_UNSUPPORTED, "%s: section %u at offset %zu has tag '%s', "
+                           "which this library does not know", what, i, at, tag_text(tag, tb));
+        for (uint32_t j = 0; j < i; j++)
+            if (f->sections[j].tag == tag)
+                return cg_fail(err, CHARGAN_E_FORMAT, "%s: section '%s' repeated at offset %zu",
+                               what, tag_text(tag, tb), at);
     }
     if (cg_reader_left(&r) != 0)
         return cg_fail(err, CHARGAN_E_FORMAT, "%s: %zu unexpected bytes after the last section at "
@@ -233,26 +265,28 @@ chargan_status cg_model_read(cg_reader *r, cg_error *err, chargan_model **out)
             return cg_fail(err, CHARGAN_E_FORMAT, "model section: bad or truncated header of "
                            "tensor %zu at offset %zu", i, at);
         }
+        /* messages are formatted before the model (and t with it) is freed */
+        chargan_status bad = CHARGAN_OK;
+        float *p = m->params + t->offset;
         if (len != strlen(t->name) || memcmp(name, t->name, len) != 0 || rank != t->rank ||
             d0 != t->shape[0] || d1 != t->shape[1]) {
-            chargan_model_free(m);
-            return cg_fail(err, CHARGAN_E_FORMAT, "model section: tensor %zu at offset %zu is "
-                           "'%.*s' [%llu, %llu], expected '%s' [%zu, %zu]", i, at, (int)len,
-                           (const char *)name, (unsigned long long)d0, (unsigned long long)d1,
-                           t->name, t->shape[0], t->shape[1]);
+            bad = cg_fail(err, CHARGAN_E_FORMAT, "model section: tensor %zu at offset %zu is "
+                          "'%.*s' [%llu, %llu], expected '%s' [%zu, %zu]", i, at, (int)len,
+                          (const char *)name, (unsigned long long)d0, (unsigned long long)d1,
+                          t->name, t->shape[0], t->shape[1]);
+        } else if (!cg_get_f32_array(r, p, t->numel)) {
+            bad = cg_fail(err, CHARGAN_E_FORMAT, "model section: tensor '%s' truncated at offset "
+                          "%zu (%zu floats expected)", t->name, r->pos, t->numel);
+        } else {
+            for (size_t k = 0; k < t->numel && bad == CHARGAN_OK; k++)
+                if (!isfinite(p[k]))
+                    bad = cg_fail(err, CHARGAN_E_FORMAT, "model section: tensor '%s' element %zu "
+                                  "is not finite", t->name, k);
         }
-        float *p = m->params + t->offset;
-        if (!cg_get_f32_array(r, p, t->numel)) {
+        if (bad != CHARGAN_OK) {
             chargan_model_free(m);
-            return cg_fail(err, CHARGAN_E_FORMAT, "model section: tensor '%s' truncated at offset "
-                           "%zu (%zu floats expected)", t->name, r->pos, t->numel);
+            return bad;
         }
-        for (size_t k = 0; k < t->numel; k++)
-            if (!isfinite(p[k])) {
-                chargan_model_free(m);
-                return cg_fail(err, CHARGAN_E_FORMAT, "model section: tensor '%s' element %zu is "
-                               "not finite", t->name, k);
-            }
     }
     *out = m;
     return CHARGAN_OK;
@@ -311,6 +345,12 @@ chargan_status cg_ckpt_read_model(cg_error *err, const cg_ckpt_file *f, const ch
         chargan_model_free(m);
         return cg_fail(err, CHARGAN_E_FORMAT, "%s: %zu stray bytes at the end of the model section",
                        path, cg_reader_left(&r));
+    }
+    if (m->cfg.kind != (int32_t)kind) {
+        chargan_model_free(m);
+        return cg_fail(err, CHARGAN_E_FORMAT, "%s: the %s section at file offset %zu holds a %s",
+                       path, kind == CHARGAN_GENERATOR ? "generator" : "discriminator",
+                       s->file_offset, kind == CHARGAN_GENERATOR ? "discriminator" : "generator");
     }
     const cg_ckpt_section *ts = cg_ckpt_find(f, CG_SEC_TOKENIZER);
     if (ts) {

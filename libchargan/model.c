@@ -239,6 +239,41 @@ chargan_status chargan_model_new(const chargan_model_config *cfg, chargan_model 
     return CHARGAN_OK;
 }
 
+chargan_status cg_model_replica_new(chargan_model *m, chargan_model **out)
+{
+    chargan_model *r = cg_malloc(sizeof *r);
+    float *grads = cg_alloc_floats(m->n_weights);
+    if (!r || !grads) {
+        cg_free(r);
+        cg_free_floats(grads);
+        return cg_fail(&m->err, CHARGAN_E_NOMEM, "out of memory creating a model replica");
+    }
+    *r = *m;
+    memset(&r->ws, 0, sizeof r->ws);
+    memset(&r->err, 0, sizeof r->err);
+    r->tok = NULL;
+    r->grads = grads;
+    r->is_replica = true;
+    r->external_masks = true;
+    set_views(r);
+    *out = r;
+    return CHARGAN_OK;
+}
+
+void cg_model_draw_masks_into(chargan_model *m, chargan_model *const *replicas, int n,
+                              const int *rows)
+{
+    float p = m->cfg.recurrent_dropout;
+    float keep = 1.0f / (1.0f - p);
+    for (int l = 0; l < m->L; l++)
+        for (int s = 0; s < n; s++) {
+            float *mask = replicas[s]->ws.cache[l].mask;
+            size_t count = (size_t)rows[s] * m->H;
+            for (size_t i = 0; i < count; i++)
+                mask[i] = cg_rng_uniform(&m->rng) >= p ? keep : 0.0f;
+        }
+}
+
 static void workspace_free(cg_workspace *ws, int L)
 {
     cg_free(ws->ids);
@@ -265,7 +300,8 @@ void chargan_model_free(chargan_model *m)
         return;
     workspace_free(&m->ws, m->L);
     chargan_tokenizer_free(m->tok);
-    cg_free_floats(m->params);
+    if (!m->is_replica)
+        cg_free_floats(m->params);
     cg_free_floats(m->grads);
     cg_free(m);
 }
@@ -407,7 +443,7 @@ void cg_model_forward(chargan_model *m, int T, int B, const int32_t *ids, const 
         cg_embedding_soft_forward(m->embed, m->V, m->E, soft, tb, ws->emb);
     }
     initial_state(m, B, z);
-    if (masked)
+    if (masked && !m->external_masks)
         draw_masks(m, B);
     const float *x = ws->emb;
     for (int l = 0; l < m->L; l++) {

@@ -60,6 +60,8 @@ struct chargan_model {
     float *out_w, *out_b, *dout_w, *dout_b;
     cg_rng rng; /* dropout masks */
     cg_workspace ws;
+    bool is_replica;     /* params belong to another model (cg_model_replica_new) */
+    bool external_masks; /* forward uses masks the caller wrote into the caches */
 };
 
 /* The number of weights a (valid) configuration implies. */
@@ -68,6 +70,17 @@ double cg_model_config_weights(const chargan_model_config *cfg);
 chargan_status cg_model_config_check(cg_error *err, const chargan_model_config *cfg);
 /* Creates a model with parameters allocated but not initialised (loaders fill them). */
 chargan_status cg_model_create(cg_error *err, const chargan_model_config *cfg, chargan_model **out);
+/* A replica shares m's parameters but has its own gradients, workspace and
+ * caches, so several can run forward/backward on parts of one batch at
+ * once.  Its dropout masks come from the caller (cg_model_draw_masks_into),
+ * so a sharded batch sees the masks an unsharded one would.  Free with
+ * chargan_model_free (which leaves the shared parameters alone). */
+chargan_status cg_model_replica_new(chargan_model *m, chargan_model **out);
+/* Draws m's recurrent-dropout masks for a batch split into n replicas, in
+ * the order an unsharded forward would draw them, into each replica's caches
+ * (rows[s] rows each; replicas must be reserved for that many rows). */
+void cg_model_draw_masks_into(chargan_model *m, chargan_model *const *replicas, int n,
+                              const int *rows);
 /* Sizes the workspace for T steps of B rows (no-op if it already fits). */
 chargan_status cg_model_reserve(chargan_model *m, int T, int B);
 void cg_model_zero_grad(chargan_model *m);

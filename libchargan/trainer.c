@@ -75,8 +75,48 @@ static chargan_status config_check(cg_error *err, const chargan_trainer_config *
     return CHARGAN_OK;
 }
 
+static void shards_free(cg_shards *sh)
+{
+    cg_pool_free(sh->pool);
+    for (int s = 0; s < sh->n; s++) {
+        chargan_model_free(sh->gen[s]);
+        cg_free(sh->inputs[s]);
+        cg_free(sh->targets[s]);
+    }
+    memset(sh, 0, sizeof *sh);
+}
+
+/* One shard per thread (at most one row each), each with a generator replica. */
+static chargan_status shards_alloc(chargan_trainer *tr)
+{
+    cg_shards *sh = &tr->shards;
+    int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len;
+    int n = (int)tr->cfg.threads;
+    n = n > B ? B : n;
+    n = n > CG_MAX_SHARDS ? CG_MAX_SHARDS : n;
+    if (n <= 1)
+        return CHARGAN_OK;
+    sh->pool = cg_pool_new(n);
+    if (!sh->pool)
+        return CHARGAN_E_NOMEM;
+    sh->n = n;
+    for (int s = 0, first = 0; s < n; s++) {
+        sh->first[s] = first;
+        sh->rows[s] = B / n + (s < B % n);
+        first += sh->rows[s];
+        size_t cells = (size_t)T * (size_t)sh->rows[s];
+        if (cg_model_replica_new(tr->gen, &sh->gen[s]) != CHARGAN_OK ||
+            cg_model_reserve(sh->gen[s], T, sh->rows[s]) != CHARGAN_OK ||
+            !(sh->inputs[s] = cg_malloc(cells * sizeof(int32_t))) ||
+            !(sh->targets[s] = cg_malloc(cells * sizeof(int32_t))))
+            return CHARGAN_E_NOMEM;
+    }
+    return CHARGAN_OK;
+}
+
 static void trainer_buffers_free(chargan_trainer *tr)
 {
+    shards_free(&tr->shards);
     cg_free(tr->windows);
     cg_free(tr->inputs);
     cg_free(tr->targets);
@@ -98,6 +138,7 @@ static chargan_status trainer_buffers_alloc(chargan_trainer *tr)
     ok = ok && cg_model_reserve(tr->gen, (int)T, (int)B) == CHARGAN_OK;
     ok = ok && (!tr->disc || cg_model_reserve(tr->disc, (int)T, (int)B) == CHARGAN_OK);
     ok = ok && cg_gan_alloc(tr) == CHARGAN_OK;
+    ok = ok && shards_alloc(tr) == CHARGAN_OK;
     if (!ok)
         return cg_fail(&tr->err, CHARGAN_E_NOMEM, "out of memory sizing the trainer for batch %zu x "
                        "%zu", B, T);
@@ -146,7 +187,8 @@ static chargan_status trainer_create(cg_error *err, const chargan_trainer_config
         cg_free(tr);
         return st;
     }
-    cg_blas_set_threads((int)cfg->threads);
+    /* With shards the cores are ours; otherwise the BLAS may use them. */
+    cg_blas_set_threads(tr->shards.n > 1 ? 1 : (int)cfg->threads);
     *out = tr;
     return CHARGAN_OK;
 }
@@ -385,24 +427,82 @@ static chargan_status need_corpus(chargan_trainer *tr, const char *fn)
     return CHARGAN_OK;
 }
 
+/* The models are the caller's handles too, and a public call on one
+ * (chargan_model_nll, say) sizes its workspace for that call's shape: size it
+ * back for ours before a step uses it (a no-op when it still fits). */
+static chargan_status models_ready(chargan_trainer *tr)
+{
+    int T = (int)tr->cfg.seq_len, B = (int)tr->cfg.batch;
+    chargan_status st = cg_model_reserve(tr->gen, T, B);
+    if (st == CHARGAN_OK && tr->disc)
+        st = cg_model_reserve(tr->disc, T, B);
+    return st == CHARGAN_OK ? st : cg_fail_from(&tr->err, st, "");
+}
+
 /* ------------------------------------------------------------------ MLE */
+
+/* One shard's forward and backward on its rows of tr->windows. */
+static void mle_shard(void *ctx, int s)
+{
+    chargan_trainer *tr = ctx;
+    cg_shards *sh = &tr->shards;
+    chargan_model *r = sh->gen[s];
+    int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len, rows = sh->rows[s];
+    const int32_t *w = tr->windows + (size_t)sh->first[s] * (T + 1);
+    const float *z = sh->z ? sh->z + (size_t)sh->first[s] * r->Z : NULL;
+    cg_windows_to_time_major(w, rows, T, sh->inputs[s], sh->targets[s]);
+    cg_model_zero_grad(r);
+    cg_model_forward(r, T, rows, sh->inputs[s], NULL, z, true);
+    /* scaled by the whole batch, so the shard gradients sum to the batch's */
+    sh->loss[s] = cg_softmax_xent(r->ws.logits, (size_t)T * rows, r->V, sh->targets[s], NULL,
+                                  1.0f / ((float)B * (float)T), r->ws.logits);
+    cg_model_backward(r, NULL);
+}
+
+/* The batch's loss (summed over tokens) and gradient in tr->gen->grads. */
+static double mle_loss_and_grad(chargan_trainer *tr)
+{
+    chargan_model *g = tr->gen;
+    int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len;
+    size_t n = (size_t)B * T;
+    const float *z = cg_trainer_draw_noise(tr);
+    cg_shards *sh = &tr->shards;
+    if (sh->n <= 1) {
+        cg_windows_to_time_major(tr->windows, B, T, tr->inputs, tr->targets);
+        cg_model_zero_grad(g);
+        cg_model_forward(g, T, B, tr->inputs, NULL, z, true);
+        double loss = cg_softmax_xent(g->ws.logits, n, g->V, tr->targets, NULL, 1.0f / (float)n,
+                                      g->ws.logits);
+        cg_model_backward(g, NULL);
+        return loss;
+    }
+    sh->z = z;
+    if (g->cfg.recurrent_dropout > 0.0f)
+        cg_model_draw_masks_into(g, sh->gen, sh->n, sh->rows);
+    cg_pool_run(sh->pool, mle_shard, tr);
+    double loss = 0.0;
+    for (int s = 0; s < sh->n; s++)
+        loss += sh->loss[s];
+    /* fixed order: the same thread count gives the same bits */
+    float *restrict dst = g->grads;
+    memcpy(dst, sh->gen[0]->grads, g->n_weights * sizeof(float));
+    for (int s = 1; s < sh->n; s++) {
+        const float *restrict src = sh->gen[s]->grads;
+        for (size_t i = 0; i < g->n_weights; i++)
+            dst[i] += src[i];
+    }
+    return loss;
+}
 
 /* One MLE update from tr->windows.  A non-finite loss or gradient updates nothing. */
 static chargan_status mle_update(chargan_trainer *tr, float *loss_out)
 {
     chargan_model *g = tr->gen;
-    int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len;
-    size_t n = (size_t)B * T;
-    cg_windows_to_time_major(tr->windows, B, T, tr->inputs, tr->targets);
-    const float *z = cg_trainer_draw_noise(tr);
-    cg_model_zero_grad(g);
-    cg_model_forward(g, T, B, tr->inputs, NULL, z, true);
-    double loss = cg_softmax_xent(g->ws.logits, n, g->V, tr->targets, NULL, 1.0f / (float)n,
-                                  g->ws.logits);
+    size_t n = (size_t)tr->cfg.batch * tr->cfg.seq_len;
+    double loss = mle_loss_and_grad(tr);
     if (!isfinite(loss))
         return cg_fail(&tr->err, CHARGAN_E_NUMERIC, "MLE step %llu: the loss is not finite",
                        (unsigned long long)tr->global_step + 1);
-    cg_model_backward(g, NULL);
     chargan_status st = cg_optimizer_step(tr->gopt, g->params, g->grads, g->n_weights, NULL);
     if (st != CHARGAN_OK)
         return cg_fail(&tr->err, st, "MLE step %llu: %s", (unsigned long long)tr->global_step + 1,
@@ -418,6 +518,8 @@ chargan_status chargan_trainer_mle_step(chargan_trainer *tr, float *loss)
     if (!tr)
         return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_mle_step: NULL trainer");
     chargan_status st = need_corpus(tr, "chargan_trainer_mle_step");
+    if (st == CHARGAN_OK)
+        st = models_ready(tr);
     if (st != CHARGAN_OK)
         return st;
     cg_trainer_draw_windows(tr);
@@ -431,6 +533,8 @@ chargan_status chargan_trainer_mle_step_batch(chargan_trainer *tr, const int32_t
                        "chargan_trainer_mle_step_batch: NULL argument");
     size_t n = (size_t)tr->cfg.batch * (tr->cfg.seq_len + 1);
     chargan_status st = cg_check_ids(&tr->err, ids, n, tr->gen->V);
+    if (st == CHARGAN_OK)
+        st = models_ready(tr);
     if (st != CHARGAN_OK)
         return st;
     memcpy(tr->windows, ids, n * sizeof(int32_t));
@@ -470,6 +574,8 @@ chargan_status chargan_trainer_evaluate(chargan_trainer *tr, double *nll, double
         return cg_fail(tr ? &tr->err : NULL, CHARGAN_E_INVALID,
                        "chargan_trainer_evaluate: NULL argument");
     chargan_status st = need_corpus(tr, "chargan_trainer_evaluate");
+    if (st == CHARGAN_OK)
+        st = models_ready(tr);
     if (st != CHARGAN_OK)
         return st;
     chargan_model *g = tr->gen;
@@ -594,6 +700,8 @@ chargan_status chargan_trainer_d_step(chargan_trainer *tr, float *loss, float *a
     if (!tr->disc)
         return cg_fail(&tr->err, CHARGAN_E_STATE, "chargan_trainer_d_step: no discriminator");
     chargan_status st = need_corpus(tr, "chargan_trainer_d_step");
+    if (st == CHARGAN_OK)
+        st = models_ready(tr);
     if (st != CHARGAN_OK)
         return st;
     return cg_gan_d_step(tr, loss, accuracy);
@@ -629,6 +737,8 @@ chargan_status chargan_trainer_gan_step(chargan_trainer *tr, float *g_loss, floa
         return cg_fail(&tr->err, CHARGAN_E_STATE, "chargan_trainer_gan_step: no GAN estimator "
                        "configured (trainer config 'estimator') or no discriminator");
     chargan_status st = need_corpus(tr, "chargan_trainer_gan_step");
+    if (st == CHARGAN_OK)
+        st = models_ready(tr);
     if (st != CHARGAN_OK)
         return st;
     return cg_gan_step(tr, g_loss, d_loss);

@@ -6,7 +6,24 @@
 
 #include "model.h"
 #include "optim.h"
+#include "pool.h"
 #include "sample.h"
+
+#define CG_MAX_SHARDS 64
+
+/* A batch split across threads: shard s takes rows first[s] .. first[s] +
+ * rows[s] - 1 and runs on a generator replica with its own workspace and
+ * gradients; the gradients are summed in shard order, so a run is
+ * deterministic for a given thread count. */
+typedef struct cg_shards {
+    int n;
+    cg_pool *pool;
+    int first[CG_MAX_SHARDS], rows[CG_MAX_SHARDS];
+    chargan_model *gen[CG_MAX_SHARDS];
+    int32_t *inputs[CG_MAX_SHARDS], *targets[CG_MAX_SHARDS]; /* T x rows, time-major */
+    double loss[CG_MAX_SHARDS];
+    const float *z;
+} cg_shards;
 
 enum cg_corpus_kind { CG_CORPUS_NONE = 0, CG_CORPUS_STREAM = 1, CG_CORPUS_SEQUENCES = 2 };
 
@@ -59,6 +76,7 @@ struct chargan_trainer {
     float *z;           /* B x Z */
     cg_gan_state gan;
     cg_gan_work work;
+    cg_shards shards;
 };
 
 /* Fills tr->windows with B random training windows of T+1 ids. */

@@ -1,0 +1,125 @@
+/* pool.c - fixed worker threads for cg_pool_run: a generation counter wakes
+ * the workers, a countdown tells the caller when every shard is done. */
+#include "pool.h"
+
+#include <pthread.h>
+
+struct cg_pool {
+    int n;
+    pthread_t *threads;
+    pthread_mutex_t lock;
+    pthread_cond_t wake, done;
+    uint64_t generation;
+    int pending;
+    bool stop;
+    cg_pool_fn fn;
+    void *ctx;
+};
+
+typedef struct worker_arg {
+    cg_pool *pool;
+    int shard;
+} worker_arg;
+
+static void *worker(void *p)
+{
+    worker_arg arg = *(worker_arg *)p;
+    cg_free(p);
+    cg_pool *pool = arg.pool;
+    uint64_t seen = 0;
+    pthread_mutex_lock(&pool->lock);
+    for (;;) {
+        while (!pool->stop && pool->generation == seen)
+            pthread_cond_wait(&pool->wake, &pool->lock);
+        if (pool->stop)
+            break;
+        seen = pool->generation;
+        cg_pool_fn fn = pool->fn;
+        void *ctx = pool->ctx;
+        pthread_mutex_unlock(&pool->lock);
+        fn(ctx, arg.shard);
+        pthread_mutex_lock(&pool->lock);
+        if (--pool->pending == 0)
+            pthread_cond_signal(&pool->done);
+    }
+    pthread_mutex_unlock(&pool->lock);
+    return NULL;
+}
+
+cg_pool *cg_pool_new(int n)
+{
+    if (n < 1)
+        return NULL;
+    cg_pool *pool = cg_calloc(1, sizeof *pool);
+    if (!pool)
+        return NULL;
+    pool->n = n;
+    if (n == 1)
+        return pool;
+    pool->threads = cg_calloc((size_t)n - 1, sizeof(pthread_t));
+    if (!pool->threads) {
+        cg_free(pool);
+        return NULL;
+    }
+    pthread_mutex_init(&pool->lock, NULL);
+    pthread_cond_init(&pool->wake, NULL);
+    pthread_cond_init(&pool->done, NULL);
+    for (int i = 1; i < n; i++) {
+        worker_arg *arg = cg_malloc(sizeof *arg);
+        if (arg) {
+            arg->pool = pool;
+            arg->shard = i;
+        }
+        if (!arg || pthread_create(&pool->threads[i - 1], NULL, worker, arg) != 0) {
+            cg_free(arg);
+            pool->n = i; /* the workers started so far are stopped by free */
+            cg_pool_free(pool);
+            return NULL;
+        }
+    }
+    return pool;
+}
+
+void cg_pool_free(cg_pool *pool)
+{
+    if (!pool)
+        return;
+    if (pool->threads) {
+        pthread_mutex_lock(&pool->lock);
+        pool->stop = true;
+        pthread_cond_broadcast(&pool->wake);
+        pthread_mutex_unlock(&pool->lock);
+        for (int i = 1; i < pool->n; i++)
+            pthread_join(pool->threads[i - 1], NULL);
+        pthread_mutex_destroy(&pool->lock);
+        pthread_cond_destroy(&pool->wake);
+        pthread_cond_destroy(&pool->done);
+        cg_free(pool->threads);
+    }
+    cg_free(pool);
+}
+
+int cg_pool_size(const cg_pool *pool)
+{
+    return pool ? pool->n : 1;
+}
+
+void cg_pool_run(cg_pool *pool, cg_pool_fn fn, void *ctx)
+{
+    if (!pool || pool->n == 1) {
+        fn(ctx, 0);
+        return;
+    }
+    pthread_mutex_lock(&pool->lock);
+    pool->fn = fn;
+    pool->ctx = ctx;
+    pool->pending = pool->n - 1;
+    pool->generation++;
+    pthread_cond_broadcast(&pool->wake);
+    pthread_mutex_unlock(&pool->lock);
+    fn(ctx, 0);
+    pthread_mutex_lock(&pool->lock);
+    while (pool->pending > 0)
+        pthread_cond_wait(&pool->done, &pool->lock);
+    pthread_mutex_unlock(&pool->lock);
+}
