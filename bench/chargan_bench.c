@@ -1,0 +1,367 @@
+/* chargan_bench - libchargan's side of the benchmark against the PyTorch peer
+ * (../shared/bench/torch_peer.py), written against the public API only.
+ * It mirrors the peer's workloads: MLE training throughput at (E=64, H=256)
+ * and (E=128, H=128), sampling throughput (32 x 256 and 1 x 2048), one
+ * Gumbel-softmax and one REINFORCE adversarial step, peak memory, and
+ * held-out bits/char after a fixed training budget.  Medians of --reps timed
+ * repetitions after --warmup calls.  Figures go to stderr as it runs; the
+ * last line of stdout is one JSON object.  scripts/bench.sh runs both sides. */
+#define _POSIX_C_SOURCE 200809L
+#include <chargan.h>
+#include <cblas.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+typedef struct args {
+    const char *corpus;
+    int threads, reps, warmup, mle_steps, gan_steps, batch, seq, sample_batch, sample_len;
+    int sample1_len;
+    double budget, lr, gan_lr;
+    uint64_t seed;
+    int quick, no_budget;
+} args;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void die(const char *what, chargan_status st)
+{
+    fprintf(stderr, "chargan_bench: %s: %s: %s\n", what, chargan_strerror(st), chargan_last_error());
+    exit(1);
+}
+
+#define CHECK(call)                                                                                \
+    do {                                                                                           \
+        chargan_status st_ = (call);                                                               \
+        if (st_ != CHARGAN_OK)                                                                     \
+            die(#call, st_);                                                                       \
+    } while (0)
+
+static char *read_file(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        perror(path);
+        exit(1);
+    }
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)len + 1);
+    if (!buf || fread(buf, 1, (size_t)len, f) != (size_t)len) {
+        fprintf(stderr, "chargan_bench: cannot read %s\n", path);
+        exit(1);
+    }
+    buf[len] = 0;
+    fclose(f);
+    *n = (size_t)len;
+    return buf;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+typedef void (*work_fn)(void *ctx);
+
+/* Median units per second over reps repetitions of calls calls each. */
+static double timed(const args *a, work_fn fn, void *ctx, double units_per_call, int calls,
+                    double *sec_per_call)
+{
+    for (int i = 0; i < a->warmup; i++)
+        fn(ctx);
+    double rates[64], per[64];
+    int reps = a->reps < 64 ? a->reps : 64;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now_s();
+        for (int c = 0; c < calls; c++)
+            fn(ctx);
+        double dt = now_s() - t0;
+        rates[r] = units_per_call * calls / dt;
+        per[r] = dt / calls;
+    }
+    if (sec_per_call)
+        *sec_per_call = median(per, reps);
+    return median(rates, reps);
+}
+
+typedef struct setup {
+    const args *a;
+    chargan_tokenizer *tok;
+    const char *text;
+    size_t len;
+    uint32_t vocab;
+} setup;
+
+static chargan_model *new_model(const setup *s, chargan_model_kind kind, int E, int H)
+{
+    chargan_model_config mc;
+    CHECK(chargan_model_config_init(&mc, kind));
+    mc.vocab_size = s->vocab;
+    mc.embed_dim = (uint32_t)E;
+    mc.hidden_dim = (uint32_t)H;
+    mc.seed = s->a->seed;
+    chargan_model *m;
+    CHECK(chargan_model_new(&mc, &m));
+    CHECK(chargan_model_set_tokenizer(m, s->tok));
+    return m;
+}
+
+static chargan_optimizer *new_adam(double lr)
+{
+    chargan_optimizer_config oc;
+    CHECK(chargan_optimizer_config_init(&oc, CHARGAN_ADAM));
+    oc.lr = (float)lr;
+    chargan_optimizer *o;
+    CHECK(chargan_optimizer_new(&oc, &o));
+    return o;
+}
+
+static chargan_trainer *new_trainer(const setup *s, int E, int H, int estimator)
+{
+    const args *a = s->a;
+    chargan_trainer_config tc;
+    CHECK(chargan_trainer_config_init(&tc));
+    tc.batch = (uint32_t)a->batch;
+    tc.seq_len = (uint32_t)a->seq;
+    tc.threads = (uint32_t)a->threads;
+    tc.seed = a->seed;
+    tc.estimator = estimator;
+    chargan_model *g = new_model(s, CHARGAN_GENERATOR, E, H);
+    chargan_model *d = estimator ? new_model(s, CHARGAN_DISCRIMINATOR, E, H) : NULL;
+    double lr = estimator ? a->gan_lr : a->lr;
+    chargan_trainer *tr;
+    CHECK(chargan_trainer_new(&tc, g, new_adam(lr), d, d ? new_adam(lr) : NULL, &tr));
+    CHECK(chargan_trainer_set_corpus_text(tr, s->text, s->len));
+    return tr;
+}
+
+static void mle_call(void *ctx)
+{
+    CHECK(chargan_trainer_mle_step(ctx, NULL));
+}
+
+static void gan_call(void *ctx)
+{
+    CHECK(chargan_trainer_gan_step(ctx, NULL, NULL));
+}
+
+typedef struct sample_ctx {
+    chargan_model *m;
+    chargan_sample_options o;
+    int32_t *out;
+    size_t cap;
+} sample_ctx;
+
+static void sample_call(void *ctx)
+{
+    sample_ctx *c = ctx;
+    c->o.seed++;
+    CHECK(chargan_model_sample_ids(c->m, &c->o, NULL, 0, c->out, c->cap));
+}
+
+static double sample_rate(const args *a, chargan_model *m, int streams, int len)
+{
+    sample_ctx c = {.m = m};
+    CHECK(chargan_sample_options_init(&c.o));
+    c.o.n_streams = (uint32_t)streams;
+    c.o.length = (uint32_t)len;
+    c.o.temperature = 1.0f;
+    c.o.seed = a->seed;
+    c.cap = (size_t)streams * len;
+    c.out = malloc(c.cap * sizeof(int32_t));
+    double rate = timed(a, sample_call, &c, (double)c.cap, 1, NULL);
+    free(c.out);
+    return rate;
+}
+
+/* sgemm rate at the training step's dominant shape and at 1024^3, for the
+ * "fraction of the BLAS limit" figure. */
+static double sgemm_gflops(int m, int n, int k)
+{
+    float *A = calloc((size_t)m * k, 4), *B = calloc((size_t)k * n, 4), *C = calloc((size_t)m * n, 4);
+    for (size_t i = 0; i < (size_t)m * k; i++)
+        A[i] = (float)(i % 7) * 0.1f;
+    for (size_t i = 0; i < (size_t)k * n; i++)
+        B[i] = (float)(i % 5) * 0.1f;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1, A, k, B, n, 0, C, n);
+    int reps = 0;
+    double t0 = now_s(), dt;
+    do {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1, A, k, B, n, 0, C, n);
+        reps++;
+    } while ((dt = now_s() - t0) < 1.0);
+    free(A);
+    free(B);
+    free(C);
+    return 2.0 * m * n * k * reps / dt / 1e9;
+}
+
+void openblas_set_num_threads(int) __attribute__((weak));
+
+static double peak_rss_mb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: chargan_bench [--corpus FILE] [--threads N] [--quick] [--no-budget] "
+                    "[--budget S] [--reps N] [--seed S]\n");
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    args a = {.corpus = "data/tinyshakespeare.txt", .threads = 2, .reps = 5, .warmup = 3,
+              .mle_steps = 10, .gan_steps = 3, .batch = 32, .seq = 64, .sample_batch = 32,
+              .sample_len = 256, .sample1_len = 2048, .budget = 60.0, .lr = 2e-3, .gan_lr = 1e-4,
+              .seed = 1234};
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i];
+        if (!strcmp(o, "--quick"))
+            a.quick = 1;
+        else if (!strcmp(o, "--no-budget"))
+            a.no_budget = 1;
+        else if (i + 1 < argc && !strcmp(o, "--corpus"))
+            a.corpus = argv[++i];
+        else if (i + 1 < argc && !strcmp(o, "--threads"))
+            a.threads = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(o, "--budget"))
+            a.budget = atof(argv[++i]);
+        else if (i + 1 < argc && !strcmp(o, "--reps"))
+            a.reps = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(o, "--seed"))
+            a.seed = strtoull(argv[++i], NULL, 10);
+        else
+            usage();
+    }
+    if (a.quick) {
+        a.reps = 3, a.warmup = 1, a.mle_steps = 1, a.gan_steps = 1, a.sample_len = 32;
+        a.sample1_len = 256, a.budget = 2.0;
+    }
+    if (a.threads < 1 || a.reps < 1)
+        usage();
+    if (openblas_set_num_threads)
+        openblas_set_num_threads(a.threads);
+
+    size_t len;
+    char *text = read_file(a.corpus, &len);
+    setup s = {.a = &a, .text = text, .len = len};
+    CHECK(chargan_tokenizer_new(NULL, &s.tok));
+    CHECK(chargan_tokenizer_fit(s.tok, text, len));
+    CHECK(chargan_tokenizer_vocab_size(s.tok, &s.vocab));
+    fprintf(stderr, "libchargan %s threads=%d vocab=%u (65 characters + 2 reserved ids) chars=%zu "
+                    "quick=%d\n", chargan_version(), a.threads, s.vocab, len, a.quick);
+    double chars_per_step = (double)a.batch * a.seq;
+
+    /* (a) MLE */
+    chargan_trainer *t64 = new_trainer(&s, 64, 256, CHARGAN_GAN_NONE);
+    double spc64;
+    double mle64 = timed(&a, mle_call, t64, chars_per_step, a.mle_steps, &spc64);
+    fprintf(stderr, "[mle E=64 H=256] %.0f chars/s (%.1f ms/step)\n", mle64, spc64 * 1e3);
+    chargan_trainer *t128 = new_trainer(&s, 128, 128, CHARGAN_GAN_NONE);
+    double spc128;
+    double mle128 = timed(&a, mle_call, t128, chars_per_step, a.mle_steps, &spc128);
+    fprintf(stderr, "[mle E=128 H=128] %.0f chars/s (%.1f ms/step)\n", mle128, spc128 * 1e3);
+    /* FLOPs per character of a 1-layer LSTM LM, forward + backward */
+    double H = 256, E = 64, V = s.vocab;
+    double flops_per_char = 24 * H * H + 16 * E * H + 6 * H * V;
+    double gflops = mle64 * flops_per_char / 1e9;
+    double sgemm_step = sgemm_gflops(a.batch * a.seq, 1024, 256);
+    double sgemm_big = sgemm_gflops(1024, 1024, 1024);
+    fprintf(stderr, "[flops] training %.1f GFLOP/s; sgemm %d threads: %.1f GFLOP/s at 2048x1024x256, "
+                    "%.1f at 1024^3\n", gflops, a.threads, sgemm_step, sgemm_big);
+
+    /* (b) sampling, from the E=64 H=256 generator */
+    chargan_model *g64 = chargan_trainer_generator(t64);
+    double samp = sample_rate(&a, g64, a.sample_batch, a.sample_len);
+    fprintf(stderr, "[sample %dx%d] %.0f chars/s\n", a.sample_batch, a.sample_len, samp);
+    double samp128 = sample_rate(&a, chargan_trainer_generator(t128), a.sample_batch, a.sample_len);
+    fprintf(stderr, "[sample E=128 H=128] %.0f chars/s\n", samp128);
+    int reps = a.reps;
+    double samp1 = sample_rate(&a, g64, 1, a.sample1_len);
+    a.reps = reps;
+    fprintf(stderr, "[sample 1x%d] %.0f chars/s\n", a.sample1_len, samp1);
+    chargan_trainer_free(t128);
+    chargan_trainer_free(t64);
+
+    /* (c) adversarial steps */
+    chargan_trainer *tg = new_trainer(&s, 64, 256, CHARGAN_GAN_GUMBEL);
+    double gan_spc;
+    double gan = timed(&a, gan_call, tg, 1.0, a.gan_steps, &gan_spc);
+    fprintf(stderr, "[gan gumbel E=64 H=256] %.3f steps/s (%.1f ms/step)\n", gan, gan_spc * 1e3);
+    chargan_trainer_free(tg);
+    chargan_trainer *trf = new_trainer(&s, 64, 256, CHARGAN_GAN_REINFORCE);
+    double rf_spc;
+    double rf = timed(&a, gan_call, trf, 1.0, a.gan_steps, &rf_spc);
+    fprintf(stderr, "[reinforce E=64 H=256] %.3f steps/s (%.1f ms/step)\n", rf, rf_spc * 1e3);
+    chargan_trainer_free(trf);
+    double rss = peak_rss_mb();
+
+    /* (d) held-out bits/char after a fixed budget, measured as the peer does:
+     * the last 10% as 32 contiguous streams with the state carried. */
+    double val_bpc = NAN, val_bpc_win = NAN;
+    long budget_steps = 0;
+    if (!a.no_budget) {
+        chargan_trainer *tb = new_trainer(&s, 64, 256, CHARGAN_GAN_NONE);
+        double t0 = now_s();
+        while (now_s() - t0 < a.budget) {
+            CHECK(chargan_trainer_mle_step(tb, NULL));
+            budget_steps++;
+        }
+        int32_t *ids = malloc(len * sizeof(int32_t));
+        size_t n_ids;
+        CHECK(chargan_tokenizer_encode(s.tok, text, len, ids, len, &n_ids));
+        size_t n_train = (size_t)((double)n_ids * 0.9);
+        double nll;
+        size_t n_val = n_ids - n_train;
+        if (a.quick && n_val > 8192)
+            n_val = 8192;
+        CHECK(chargan_model_stream_nll(chargan_trainer_generator(tb), ids + n_train, n_val, 32,
+                                       &nll));
+        val_bpc = nll / log(2.0);
+        double bpc_w;
+        CHECK(chargan_trainer_evaluate(tb, &nll, &bpc_w));
+        val_bpc_win = bpc_w;
+        fprintf(stderr, "[budget %.0fs] steps=%ld val_bpc(stateful)=%.4f val_bpc(win%d)=%.4f\n",
+                a.budget, budget_steps, val_bpc, a.seq, val_bpc_win);
+        free(ids);
+        chargan_trainer_free(tb);
+    }
+
+    printf("{\"mle_cps_E64_H256\": %.1f, \"mle_ms_per_step_E64_H256\": %.3f, "
+           "\"mle_cps_E128_H128\": %.1f, \"mle_ms_per_step_E128_H128\": %.3f, "
+           "\"train_gflops_E64_H256\": %.2f, \"sgemm_gflops_step_shape\": %.2f, "
+           "\"sgemm_gflops_1024\": %.2f, \"sample_cps\": %.1f, \"sample_cps_E128_H128\": %.1f, "
+           "\"sample1_cps\": %.1f, \"gan_steps_per_s\": %.4f, \"gan_ms_per_step\": %.3f, "
+           "\"reinforce_steps_per_s\": %.4f, \"reinforce_ms_per_step\": %.3f, "
+           "\"peak_rss_mb\": %.1f, \"val_bpc_60s\": %.4f, \"val_bpc_60s_win64\": %.4f, "
+           "\"budget_steps\": %ld, \"budget_s\": %.1f, \"threads\": %d, \"vocab\": %u, "
+           "\"version\": \"%s\", \"quick\": %s}\n",
+           mle64, spc64 * 1e3, mle128, spc128 * 1e3, gflops, sgemm_step, sgemm_big, samp, samp128,
+           samp1, gan, gan_spc * 1e3, rf, rf_spc * 1e3, rss, val_bpc, val_bpc_win, budget_steps,
+           a.budget, a.threads, s.vocab, chargan_version(), a.quick ? "true" : "false");
+    chargan_tokenizer_free(s.tok);
+    free(text);
+    return 0;
+}

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Runs libchargan's benchmark (bench/chargan_bench.c) and the PyTorch peer
+# (../shared/bench/torch_peer.py) side by side in one run on this machine and
+# prints a table of ratios against the targets of the performance issue.
+#
+#   scripts/bench.sh            # full run: about 10 minutes (two 60 s budgets, peer waits for quiet)
+#   scripts/bench.sh --quick    # sanity run, under a minute
+#
+# Both sides use 2 threads, seed 1234, tinyshakespeare, B=32, T=64, medians of
+# 5 repetitions after a warm-up.  OPENBLAS_CORETYPE=SkylakeX is set for BOTH
+# processes on AVX-512 machines (OpenBLAS 0.3.21 otherwise picks its AVX2
+# kernels there; the peer's torch uses the same libopenblas).  Results land in
+# $OUT_DIR (default bench-out/): chargan.json, peer.json, table.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+QUICK=()
+[ "${1:-}" = "--quick" ] && QUICK=(--quick)
+PEER=${PEER:-../shared/bench/torch_peer.py}
+OUT_DIR=${OUT_DIR:-bench-out}
+BUILD_DIR=${BUILD_DIR:-build-bench}
+
+need=()
+command -v meson >/dev/null || need+=(meson)
+command -v ninja >/dev/null || need+=(ninja-build)
+command -v pkg-config >/dev/null || need+=(pkg-config)
+command -v cc >/dev/null || need+=(gcc)
+dpkg -s libopenblas-dev >/dev/null 2>&1 || need+=(libopenblas-dev)
+/usr/bin/python3 -c 'import torch, numpy' 2>/dev/null || need+=(python3-torch python3-numpy)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "bench.sh: installing ${need[*]}" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
+fi
+[ -f "$PEER" ] || { echo "bench.sh: peer benchmark not found at $PEER (set PEER=...)" >&2; exit 1; }
+
+if [ ! -d "$BUILD_DIR" ]; then
+    meson setup "$BUILD_DIR" -Dbuildtype=release -Dblas=openblas -Dtests=disabled >&2
+fi
+ninja -C "$BUILD_DIR" bench/chargan_bench >&2
+
+if [ -z "${OPENBLAS_CORETYPE:-}" ] && grep -qw avx512f /proc/cpuinfo; then
+    export OPENBLAS_CORETYPE=SkylakeX
+fi
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+mkdir -p "$OUT_DIR"
+echo "bench.sh: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}; libchargan first, then the peer" >&2
+"$BUILD_DIR/bench/chargan_bench" --threads 2 --seed 1234 "${QUICK[@]}" | tail -n 1 > "$OUT_DIR/chargan.json"
+/usr/bin/python3 "$PEER" --threads 2 --seed 1234 "${QUICK[@]}" | tail -n 1 > "$OUT_DIR/peer.json"
+/usr/bin/python3 scripts/bench_table.py "$OUT_DIR/chargan.json" "$OUT_DIR/peer.json" | tee "$OUT_DIR/table.md"
