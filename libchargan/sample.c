@@ -1,5 +1,6 @@
 /* sample.c - batched, seeded sampling from a generator: temperature,
  * top-k, top-p, a priming sequence; ids or UTF-8 text out. */
+#include "infer.h"
 #include "model.h"
 #include "sample.h"
 #include "tokenizer.h"
@@ -145,91 +146,6 @@ int32_t cg_sampler_draw(cg_sampler *s, const float *logits, cg_rng *rng)
     return draw_from(p, V, total, rng);
 }
 
-/* Cache-free inference state for n streams. */
-typedef struct infer_state {
-    int B;
-    float *h[CG_MAX_LAYERS], *c[CG_MAX_LAYERS];
-    float *xw, *emb, *logits, *z, *state;
-    int32_t *ids;
-} infer_state;
-
-static void infer_free(infer_state *st, int L)
-{
-    for (int l = 0; l < L; l++) {
-        cg_free_floats(st->h[l]);
-        cg_free_floats(st->c[l]);
-    }
-    cg_free_floats(st->xw);
-    cg_free_floats(st->emb);
-    cg_free_floats(st->logits);
-    cg_free_floats(st->z);
-    cg_free_floats(st->state);
-    cg_free(st->ids);
-}
-
-static bool infer_alloc(infer_state *st, const chargan_model *m, int B)
-{
-    memset(st, 0, sizeof *st);
-    st->B = B;
-    size_t bh = (size_t)B * m->H;
-    bool ok = true;
-    for (int l = 0; l < m->L; l++) {
-        ok = ok && (st->h[l] = cg_alloc_floats(bh)) != NULL;
-        ok = ok && (st->c[l] = cg_alloc_floats(bh)) != NULL;
-    }
-    ok = ok && (st->xw = cg_alloc_floats(4 * bh)) != NULL;
-    ok = ok && (st->emb = cg_alloc_floats((size_t)B * m->E)) != NULL;
-    ok = ok && (st->logits = cg_alloc_floats((size_t)B * m->V)) != NULL;
-    ok = ok && (st->ids = cg_malloc((size_t)B * sizeof(int32_t))) != NULL;
-    if (m->Z > 0) {
-        ok = ok && (st->z = cg_alloc_floats((size_t)B * m->Z)) != NULL;
-        ok = ok && (st->state = cg_alloc_floats(bh * 2 * m->L)) != NULL;
-    }
-    if (!ok)
-        infer_free(st, m->L);
-    return ok;
-}
-
-/* Noise for each stream, mapped to every layer's initial state. */
-static void infer_begin(infer_state *st, const chargan_model *m, cg_rng *rng)
-{
-    size_t bh = (size_t)st->B * m->H, H = (size_t)m->H;
-    for (int l = 0; l < m->L; l++) {
-        memset(st->h[l], 0, bh * sizeof(float));
-        memset(st->c[l], 0, bh * sizeof(float));
-    }
-    if (m->Z == 0)
-        return;
-    int width = 2 * m->L * m->H;
-    for (size_t i = 0; i < (size_t)st->B * m->Z; i++)
-        st->z[i] = cg_rng_normal(rng);
-    cg_dense_forward(m->noise_w, m->noise_b, m->Z, width, (size_t)st->B, st->z, st->state);
-    for (int l = 0; l < m->L; l++)
-        for (int b = 0; b < st->B; b++) {
-            const float *row = st->state + (size_t)b * width + 2 * l * H;
-            memcpy(st->h[l] + b * H, row, H * sizeof(float));
-            memcpy(st->c[l] + b * H, row + H, H * sizeof(float));
-        }
-}
-
-/* Feeds st->ids through the stack; logits of the next token land in st->logits. */
-static void infer_step(infer_state *st, const chargan_model *m)
-{
-    int B = st->B;
-    cg_embedding_forward(m->embed, m->E, st->ids, (size_t)B, st->emb);
-    const float *x = st->emb;
-    for (int l = 0; l < m->L; l++) {
-        cg_lstm_step_infer(&m->lstm[l], B, x, st->h[l], st->c[l], st->xw);
-        x = st->h[l];
-    }
-    if (B == 1) {
-        memcpy(st->logits, m->out_b, (size_t)m->V * sizeof(float));
-        cg_sgemv(true, m->H, m->V, 1.0f, m->out_w, m->V, x, 1.0f, st->logits);
-    } else {
-        cg_dense_forward(m->out_w, m->out_b, m->H, m->V, (size_t)B, x, st->logits);
-    }
-}
-
 static chargan_status check_sample_args(chargan_model *m, const chargan_sample_options *opts,
                                         const char *fn)
 {
@@ -271,30 +187,30 @@ chargan_status chargan_model_sample_ids(chargan_model *m, const chargan_sample_o
     if (st != CHARGAN_OK)
         return st;
     int B = (int)opts->n_streams;
-    infer_state is;
-    if (!infer_alloc(&is, m, B)) {
+    cg_infer_state is;
+    if (!cg_infer_alloc(&is, m, B)) {
         cg_sampler_free(&sampler);
         return cg_fail(&m->err, CHARGAN_E_NOMEM, "out of memory sampling %d streams", B);
     }
     cg_rng rng;
     cg_rng_seed(&rng, opts->seed);
-    infer_begin(&is, m, &rng);
+    cg_infer_begin(&is, m, &rng);
     for (int b = 0; b < B; b++)
         is.ids[b] = m->cfg.start_id;
     for (size_t i = 0; i < prime_len; i++) {
-        infer_step(&is, m);
+        cg_infer_step(&is, m);
         for (int b = 0; b < B; b++)
             is.ids[b] = prime[i];
     }
     for (uint32_t t = 0; t < opts->length; t++) {
-        infer_step(&is, m);
+        cg_infer_step(&is, m);
         for (int b = 0; b < B; b++) {
             int32_t id = cg_sampler_draw(&sampler, is.logits + (size_t)b * m->V, &rng);
             is.ids[b] = id;
             out[(size_t)b * opts->length + t] = id;
         }
     }
-    infer_free(&is, m->L);
+    cg_infer_free(&is, m);
     cg_sampler_free(&sampler);
     return CHARGAN_OK;
 }

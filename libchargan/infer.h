@@ -1,0 +1,29 @@
+/* infer.h - cache-free, step-by-step generator inference for many streams at
+ * once: the state (h, c per layer) is updated in place and nothing is kept
+ * for a backward pass.  Shared by sampling (sample.c) and the metrics
+ * (metrics.c); all buffers are sized once by cg_infer_alloc, so stepping
+ * allocates nothing. */
+#ifndef CHARGAN_INFER_H
+#define CHARGAN_INFER_H
+
+#include "model.h"
+
+typedef struct cg_infer_state {
+    int B;                                      /* streams (rows) */
+    float *h[CG_MAX_LAYERS], *c[CG_MAX_LAYERS]; /* B x H each */
+    float *xw, *emb, *logits, *z, *state;       /* scratch; logits is B x V */
+    int32_t *ids;                               /* B ids: the next input of each stream */
+} cg_infer_state;
+
+/* Allocates buffers for B streams of model m; false (nothing held) if out of memory. */
+bool cg_infer_alloc(cg_infer_state *st, const chargan_model *m, int B);
+void cg_infer_free(cg_infer_state *st, const chargan_model *m);
+/* Sets every layer's initial state: from fresh standard-normal noise drawn
+ * from rng, or from a zero noise vector (the noise layer's bias) when rng is
+ * NULL; zero when the model has no noise layer. */
+void cg_infer_begin(cg_infer_state *st, const chargan_model *m, cg_rng *rng);
+/* Feeds st->ids (one per stream) through the stack; the logits of each
+ * stream's next token land in st->logits. */
+void cg_infer_step(cg_infer_state *st, const chargan_model *m);
+
+#endif /* CHARGAN_INFER_H */
