@@ -1,0 +1,92 @@
+"""Arrays in and out, with numpy when it is importable and lists without.
+
+Outputs are numpy.ndarray (float32 or int32, the right shape) when numpy is
+there, else (nested) lists.  Inputs may be either, or any sequence.
+"""
+
+import ctypes
+
+try:
+    import numpy as _np
+except ImportError:  # numpy is optional
+    _np = None
+
+
+def _flatten(values, shape, what):
+    """A flat list from a (nested) sequence, checked against shape."""
+    if len(shape) == 2:
+        rows = list(values)
+        if len(rows) != shape[0]:
+            raise ValueError("%s: expected %d rows, got %d" % (what, shape[0], len(rows)))
+        flat = []
+        for i, row in enumerate(rows):
+            row = list(row)
+            if len(row) != shape[1]:
+                raise ValueError("%s: row %d has %d values, expected %d"
+                                 % (what, i, len(row), shape[1]))
+            flat.extend(row)
+        return flat
+    flat = list(values)
+    if len(flat) != shape[0]:
+        raise ValueError("%s: expected %d values, got %d" % (what, shape[0], len(flat)))
+    return flat
+
+
+def input_buffer(values, ctype, shape, what):
+    """(pointer, keep-alive) for values of the given shape, copied or viewed
+    as contiguous ctype.  shape may contain None for 'any' (a 2-D input's
+    row count, say); the actual shape is returned third."""
+    np_dtype = {ctypes.c_float: "float32", ctypes.c_int32: "int32"}[ctype]
+    if _np is not None and not isinstance(values, (list, tuple)):
+        arr = _np.asarray(values)
+        if ctype is ctypes.c_int32 and arr.size and arr.dtype.kind not in "iub":
+            raise TypeError("%s: expected integers, got %s" % (what, arr.dtype))
+        arr = _np.ascontiguousarray(arr, dtype=np_dtype)
+        if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape)):
+            raise ValueError("%s: expected shape %s, got %s"
+                             % (what, _fmt_shape(shape), tuple(arr.shape)))
+        return arr.ctypes.data_as(ctypes.POINTER(ctype)), arr, tuple(arr.shape)
+    shape = _infer_shape(values, shape)
+    flat = _flatten(values, shape, what)
+    buf = (ctype * max(len(flat), 1))(*flat)
+    return ctypes.cast(buf, ctypes.POINTER(ctype)), buf, shape
+
+
+def _infer_shape(values, shape):
+    if None not in shape:
+        return tuple(shape)
+    if len(shape) == 1:
+        return (len(values),)
+    rows = list(values)
+    cols = shape[1] if shape[1] is not None else (len(rows[0]) if rows else 0)
+    return (shape[0] if shape[0] is not None else len(rows), cols)
+
+
+def _fmt_shape(shape):
+    return "(" + ", ".join("any" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def output_buffer(ctype, shape):
+    """(pointer, result) where result becomes the output through finish()."""
+    n = 1
+    for s in shape:
+        n *= s
+    if _np is not None:
+        arr = _np.empty(shape, dtype={ctypes.c_float: "float32", ctypes.c_int32: "int32"}[ctype])
+        return arr.ctypes.data_as(ctypes.POINTER(ctype)), arr
+    buf = (ctype * max(n, 1))()
+    return ctypes.cast(buf, ctypes.POINTER(ctype)), (buf, tuple(shape))
+
+
+def finish(result):
+    """The output of output_buffer(): the ndarray, or a (nested) list."""
+    if _np is not None and isinstance(result, _np.ndarray):
+        return result
+    buf, shape = result
+    n = 1
+    for s in shape:
+        n *= s
+    flat = buf[:n]
+    if len(shape) == 2:
+        return [flat[i * shape[1]:(i + 1) * shape[1]] for i in range(shape[0])]
+    return flat

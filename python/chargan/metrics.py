@@ -1,0 +1,56 @@
+"""Text-GAN metrics: BLEU and self-BLEU (Texygen's protocol) and NLL-oracle.
+The model-bound ones are Model.stream_nll() and Trainer.eval_discriminator().
+"""
+
+from ctypes import byref, c_char_p, c_double
+
+from . import errors
+from ._ffi import _F
+from .model import Model, sample_options
+
+__all__ = ["bleu", "self_bleu", "nll_oracle"]
+
+
+def _texts(texts, what):
+    encoded = []
+    for i, t in enumerate(texts):
+        b = t.encode("utf-8") if isinstance(t, str) else bytes(t)
+        if b"\0" in b:
+            raise errors.InvalidArgument("%s[%d] contains a NUL character" % (what, i))
+        encoded.append(b)
+    return (c_char_p * max(len(encoded), 1))(*encoded), len(encoded)
+
+
+def _scores(max_n, values):
+    return {n: values[n - 2] for n in range(2, max_n + 1)}
+
+
+def bleu(hypotheses, references, max_n=4):
+    """Corpus BLEU-2..BLEU-max_n of hypotheses against all references (lists
+    of str): {n: score}."""
+    max_n = int(max_n)
+    hyp, n_hyp = _texts(hypotheses, "hypotheses")
+    ref, n_ref = _texts(references, "references")
+    out = (c_double * max(max_n - 1, 1))()
+    _F.chargan_bleu(hyp, n_hyp, ref, n_ref, max_n, out)
+    return _scores(max_n, out)
+
+
+def self_bleu(texts, max_n=4):
+    """Self-BLEU-2..max_n of texts (each against all the others): {n: score}."""
+    max_n = int(max_n)
+    arr, n = _texts(texts, "texts")
+    out = (c_double * max(max_n - 1, 1))()
+    _F.chargan_self_bleu(arr, n, max_n, out)
+    return _scores(max_n, out)
+
+
+def nll_oracle(generator, oracle, options=None, **fields):
+    """NLL-oracle: the mean per-token NLL oracle gives to sequences sampled
+    from generator (SampleOptions fields: n_streams sequences of length)."""
+    if not isinstance(generator, Model) or not isinstance(oracle, Model):
+        raise TypeError("nll_oracle() takes two chargan.Model objects")
+    opts = sample_options(options, fields)
+    out = c_double()
+    _F.chargan_nll_oracle(generator._h, oracle._h, byref(opts), byref(out))
+    return out.value

@@ -1,0 +1,280 @@
+"""chargan.Trainer: MLE pre-training and adversarial training."""
+
+import ctypes
+import weakref
+from ctypes import byref, c_double, c_float, c_int32, c_uint64
+
+from . import _arrays, errors
+from ._ffi import (_F, _raw, PROGRESS_FN, ModelKind, Phase, ProgressStruct, TrainerConfig,
+                   TrainerP)
+from ._handle import Handle, address, fspath, text_bytes
+from .model import Model, _ids_2d
+from .optimizer import Optimizer
+
+
+class Progress:
+    """What a progress callback receives: a snapshot of chargan_progress.
+    Fields the loaded library does not fill are None."""
+
+    __slots__ = [f[0] for f in ProgressStruct._fields_ if f[0] != "struct_size"]
+
+    def __init__(self, ptr):
+        size = ptr.contents.struct_size
+        base = ctypes.addressof(ptr.contents)
+        for name, ctype in ProgressStruct._fields_[1:]:
+            field = getattr(ProgressStruct, name)
+            value = None
+            if field.offset + field.size <= size:
+                value = ctype.from_address(base + field.offset).value
+            setattr(self, name, value)
+        if self.phase is not None:
+            try:
+                self.phase = Phase(self.phase)
+            except ValueError:
+                pass
+
+    def __repr__(self):
+        return "Progress(%s)" % ", ".join("%s=%r" % (k, getattr(self, k)) for k in self.__slots__)
+
+
+class Trainer(Handle):
+    """Trainer(generator, config=None, *, g_optimizer=None, discriminator=None,
+    d_optimizer=None, progress=None, **fields); fields are those of
+    TrainerConfig (batch, seq_len, val_fraction, seed, threads, report_every,
+    estimator, ...).
+
+    On success the trainer adopts generator, discriminator and the optimizers
+    (the library frees them with the trainer): the Python objects passed in
+    become borrowed views that keep the trainer alive and stop working when it
+    is closed.  An optimizer left out is a default Adam.  On failure they stay
+    the caller's.
+
+    progress: a callable taking a Progress, called every report_every steps
+    and at the end of each long call; return True to stop the call (it then
+    raises CancelledError).  An exception raised inside the callback stops
+    the call too and is re-raised from it (so Ctrl-C works at each report).
+    """
+
+    _what = "trainer"
+    _free = _raw.chargan_trainer_free
+
+    def __init__(self, generator, config=None, *, g_optimizer=None, discriminator=None,
+                 d_optimizer=None, progress=None, **fields):
+        cfg = (config.copy() if config is not None else TrainerConfig()).update(**fields)
+        if progress is not None and not callable(progress):
+            raise TypeError("progress must be callable")  # before anything is adopted
+        parts = [("generator", generator, Model), ("g_optimizer", g_optimizer, Optimizer),
+                 ("discriminator", discriminator, Model), ("d_optimizer", d_optimizer, Optimizer)]
+        seen = set()
+        for name, obj, cls in parts:
+            if obj is None:
+                continue
+            if not isinstance(obj, cls):
+                raise TypeError("%s must be a chargan.%s, not %s"
+                                % (name, cls.__name__, type(obj).__name__))
+            if not obj.owned:
+                raise errors.InvalidArgument(
+                    "%s is %s: a trainer can only adopt a %s that owns its handle"
+                    % (name, "closed" if obj.closed else "owned by another object", obj._what))
+            if id(obj) in seen:
+                raise errors.InvalidArgument("%s is passed twice" % name)
+            seen.add(id(obj))
+        if generator is None:
+            raise errors.InvalidArgument("a trainer needs a generator")
+        out = TrainerP()
+        _F.chargan_trainer_new(byref(cfg), *(obj._h if obj is not None else None
+                                              for _, obj, _ in parts), byref(out))
+        self._init_handle(out)
+        for key, obj, _ in parts:
+            if obj is not None:
+                obj._adopt(self)
+                self._cache[key] = obj
+        if progress is not None:
+            self.set_progress(progress)
+
+    def _init_handle(self, ptr, owner=None):
+        super()._init_handle(ptr, owner)
+        self._cache = weakref.WeakValueDictionary()
+        self._progress_fn = None   # the Python callable
+        self._progress_c = None    # its CFUNCTYPE wrapper: must outlive the library's use
+        self._callback_error = None
+
+    @classmethod
+    def load(cls, path):
+        """Restores a trainer from a checkpoint written by save(); set the
+        corpus again (same text) before training."""
+        out = TrainerP()
+        _F.chargan_trainer_load(fspath(path), byref(out))
+        return cls._wrap(out)
+
+    def save(self, path):
+        """Writes a checkpoint atomically."""
+        self._call(_F.chargan_trainer_save, fspath(path))
+
+    def close(self):
+        super().close()
+        self._progress_c = None
+
+    @property
+    def config(self):
+        cfg = TrainerConfig()
+        _F.chargan_trainer_get_config(self._h, byref(cfg))
+        return cfg
+
+    # -------------------------------------------------------- borrowed parts
+
+    def _view(self, key, ptr, cls):
+        if not ptr:
+            return None
+        view = self._cache.get(key)
+        if view is None or view.closed or address(view._ptr) != address(ptr):
+            view = cls._wrap(ptr, owner=self)
+            self._cache[key] = view
+        return view
+
+    @property
+    def generator(self):
+        """The generator (a borrowed Model view; the object passed in, if any)."""
+        return self._view("generator", _raw.chargan_trainer_generator(self._h), Model)
+
+    @property
+    def discriminator(self):
+        return self._view("discriminator", _raw.chargan_trainer_discriminator(self._h), Model)
+
+    def optimizer(self, which=ModelKind.GENERATOR):
+        """The optimizer of the generator or the discriminator (borrowed)."""
+        key = "g_optimizer" if int(which) == ModelKind.GENERATOR else "d_optimizer"
+        return self._view(key, _raw.chargan_trainer_optimizer(self._h, int(which)), Optimizer)
+
+    @property
+    def g_optimizer(self):
+        return self.optimizer(ModelKind.GENERATOR)
+
+    @property
+    def d_optimizer(self):
+        return self.optimizer(ModelKind.DISCRIMINATOR)
+
+    # -------------------------------------------------------- progress
+
+    def set_progress(self, fn):
+        """Installs a progress callable (None removes it); see the class doc."""
+        if fn is None:
+            _F.chargan_trainer_set_progress(self._h, ctypes.cast(None, PROGRESS_FN), None)
+            self._progress_fn = self._progress_c = None
+            return
+        if not callable(fn):
+            raise TypeError("progress must be callable")
+        this = weakref.ref(self)  # the trampoline must not keep the trainer alive
+
+        def trampoline(ptr, user):
+            # Nothing may propagate into C: catch everything, remember it and
+            # ask the library to stop; _call() re-raises it.
+            tr = this()
+            if tr is None:
+                return 1
+            try:
+                return 1 if fn(Progress(ptr)) else 0
+            except BaseException as e:  # noqa: B902 - KeyboardInterrupt too
+                if tr._callback_error is None:
+                    tr._callback_error = e
+                return 1
+
+        c_fn = PROGRESS_FN(trampoline)
+        _F.chargan_trainer_set_progress(self._h, c_fn, None)
+        self._progress_fn, self._progress_c = fn, c_fn
+
+    progress = property(lambda self: self._progress_fn, set_progress)
+
+    def _call(self, func, *args):
+        """Calls a trainer function; an exception the progress callback raised
+        during the call is re-raised in place of the CancelledError."""
+        self._callback_error = None
+        try:
+            func(self._h, *args)
+        except errors.CancelledError:
+            if self._callback_error is None:
+                raise
+        finally:
+            pending, self._callback_error = self._callback_error, None
+        if pending is not None:
+            raise pending
+
+    # -------------------------------------------------------- corpus
+
+    def set_corpus_text(self, text):
+        """Sets the corpus from text (str or UTF-8 bytes)."""
+        data = text_bytes(text)
+        self._call(_F.chargan_trainer_set_corpus_text, data, len(data))
+
+    def set_corpus_ids(self, ids):
+        """Sets the corpus as one stream of ids."""
+        ptr, keep, shape = _arrays.input_buffer(ids, c_int32, (None,), "ids")
+        self._call(_F.chargan_trainer_set_corpus_ids, ptr, shape[0])
+
+    def set_corpus_sequences(self, sequences):
+        """Sets the corpus as separate sequences, a 2-D [n_seq, seq_len] array
+        (seq_len must be the trainer's)."""
+        ptr, keep, shape = _ids_2d(sequences)
+        self._call(_F.chargan_trainer_set_corpus_sequences, ptr, shape[0], shape[1])
+
+    # -------------------------------------------------------- training
+
+    def mle_step(self):
+        """One MLE step on a random batch; returns its mean NLL (nats)."""
+        loss = c_float()
+        self._call(_F.chargan_trainer_mle_step, byref(loss))
+        return loss.value
+
+    def mle_step_batch(self, ids):
+        """One MLE step on ids, a [batch, seq_len + 1] array; returns the loss."""
+        cfg = self.config
+        want = (cfg.batch, cfg.seq_len + 1)
+        try:
+            ptr, keep, _ = _arrays.input_buffer(ids, c_int32, want, "ids")
+        except ValueError as e:
+            raise errors.InvalidArgument(str(e)) from None
+        loss = c_float()
+        self._call(_F.chargan_trainer_mle_step_batch, ptr, byref(loss))
+        return loss.value
+
+    def pretrain_generator(self, steps):
+        self._call(_F.chargan_trainer_pretrain_generator, int(steps))
+
+    def d_step(self):
+        """One discriminator step; returns (loss, accuracy)."""
+        loss, acc = c_float(), c_float()
+        self._call(_F.chargan_trainer_d_step, byref(loss), byref(acc))
+        return loss.value, acc.value
+
+    def pretrain_discriminator(self, steps):
+        self._call(_F.chargan_trainer_pretrain_discriminator, int(steps))
+
+    def gan_step(self):
+        """One adversarial round; returns (generator loss, discriminator loss)."""
+        g, d = c_float(), c_float()
+        self._call(_F.chargan_trainer_gan_step, byref(g), byref(d))
+        return g.value, d.value
+
+    def adversarial(self, steps):
+        self._call(_F.chargan_trainer_adversarial, int(steps))
+
+    def evaluate(self):
+        """(validation NLL in nats/token, bits per token)."""
+        nll, bpc = c_double(), c_double()
+        self._call(_F.chargan_trainer_evaluate, byref(nll), byref(bpc))
+        return nll.value, bpc.value
+
+    def eval_discriminator(self, n_batches=4):
+        """Discriminator accuracy on held-out real vs generated batches."""
+        acc = c_double()
+        self._call(_F.chargan_trainer_eval_discriminator, int(n_batches), byref(acc))
+        return acc.value
+
+    @property
+    def global_step(self):
+        n = c_uint64()
+        _F.chargan_trainer_global_step(self._h, byref(n))
+        return n.value
+
+
+__all__ = ["Trainer", "Progress"]

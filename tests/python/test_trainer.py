@@ -1,0 +1,214 @@
+"""Trainer: adoption of models and optimizers, the Python progress callback
+(stop, exceptions), steps, evaluation, checkpoints, adversarial training."""
+
+import gc
+import math
+
+import numpy
+
+import chargan
+import support
+
+
+class TrainerTest(support.TempDirTestCase):
+    def setUp(self):
+        super().setUp()
+        self.text = support.corpus()
+
+    def test_progress_callback(self):
+        reports = []
+        with support.tiny_trainer(self.text) as tr:
+            tr.progress = reports.append
+            self.assertEqual(tr.progress, reports.append)
+            tr.pretrain_generator(6)
+            self.assertEqual(tr.global_step, 6)
+        steps = [p.step for p in reports]
+        self.assertEqual(steps, [2, 4, 6])
+        last = reports[-1]
+        self.assertEqual(last.phase, chargan.Phase.MLE)
+        self.assertEqual(last.total, 6)
+        self.assertEqual(last.global_step, 6)
+        self.assertTrue(0 < last.loss < 10)
+        self.assertTrue(math.isnan(last.d_loss))
+        self.assertGreaterEqual(last.elapsed_s, 0)
+        self.assertIn("phase=", repr(last))
+
+    def test_callback_returning_true_cancels(self):
+        with support.tiny_trainer(self.text) as tr:
+            tr.set_progress(lambda p: p.step >= 4)
+            with self.assertRaises(chargan.CancelledError):
+                tr.pretrain_generator(100)
+            self.assertEqual(tr.global_step, 4)
+            tr.set_progress(None)
+            tr.pretrain_generator(2)
+            self.assertEqual(tr.global_step, 6)
+
+    def test_callback_exception_is_reraised(self):
+        class Boom(Exception):
+            pass
+
+        calls = []
+
+        def progress(p):
+            calls.append(p.step)
+            raise Boom("from the callback at step %d" % p.step)
+
+        with support.tiny_trainer(self.text, progress=progress) as tr:
+            with self.assertRaises(Boom) as cm:
+                tr.pretrain_generator(50)
+            self.assertEqual(str(cm.exception), "from the callback at step 2")
+            self.assertEqual(calls, [2])  # the call stopped at once
+            self.assertEqual(tr.global_step, 2)
+            # the trainer is still consistent and usable
+            tr.set_progress(lambda p: None)
+            tr.pretrain_generator(2)
+            self.assertEqual(tr.global_step, 4)
+
+    def test_keyboard_interrupt_in_callback(self):
+        def progress(p):
+            raise KeyboardInterrupt
+
+        with support.tiny_trainer(self.text, progress=progress) as tr:
+            with self.assertRaises(KeyboardInterrupt):
+                tr.pretrain_generator(10)
+
+    def test_adoption(self):
+        gen = support.tiny_generator(self.text)
+        opt = chargan.Optimizer(lr=1e-2, clip_norm=1.0)
+        self.assertTrue(gen.owned and opt.owned)
+        tr = chargan.Trainer(gen, g_optimizer=opt, batch=4, seq_len=8)
+        self.assertFalse(gen.owned)
+        self.assertFalse(opt.owned)
+        self.assertIs(tr.generator, gen)
+        self.assertIs(tr.g_optimizer, opt)
+        self.assertIsNone(tr.discriminator)
+        self.assertIsNone(tr.d_optimizer)
+        self.assertIn("borrowed from Trainer", repr(gen))
+        # a view keeps the trainer alive
+        del tr
+        gc.collect()
+        self.assertFalse(gen.closed)
+        self.assertEqual(opt.config.clip_norm, 1.0)
+        tr = gen._owner
+        # closing a view only detaches it; the trainer still has its model
+        gen.close()
+        self.assertFalse(tr.generator.closed)
+        self.assertIsNot(tr.generator, gen)
+        # closing the trainer invalidates every view
+        opt_view = tr.g_optimizer
+        tr.close()
+        self.assertTrue(opt.closed and opt_view.closed)
+        with self.assertRaises(chargan.StateError):
+            opt.lr = 0.1
+
+    def test_adoption_refusals_leave_ownership(self):
+        gen = support.tiny_generator(self.text)
+        with self.assertRaises(chargan.InvalidArgument) as cm:
+            chargan.Trainer(gen, batch=0)
+        self.assertIn("batch", cm.exception.message)
+        self.assertTrue(gen.owned)  # failure: still the caller's
+        with self.assertRaises(chargan.InvalidArgument):
+            chargan.Trainer(gen, discriminator=gen)
+        with self.assertRaises(TypeError):
+            chargan.Trainer(gen, g_optimizer=gen)
+        with self.assertRaises(TypeError):
+            chargan.Trainer(gen, progress="not callable")
+        self.assertTrue(gen.owned)
+        tr = chargan.Trainer(gen, batch=2, seq_len=4)
+        with self.assertRaises(chargan.InvalidArgument) as cm:
+            chargan.Trainer(gen)
+        self.assertIn("owned by another", str(cm.exception))
+        tr.close()
+        with self.assertRaises(chargan.InvalidArgument):
+            chargan.Trainer(gen)  # closed with its trainer
+
+    def test_step_api(self):
+        gen = support.tiny_generator(self.text)
+        tr = chargan.Trainer(gen, batch=4, seq_len=16, seed=2)
+        self.addCleanup(tr.close)
+        with self.assertRaises(chargan.StateError) as cm:
+            tr.mle_step()
+        self.assertIn("corpus", cm.exception.message)
+        tr.set_corpus_text(self.text)
+        losses = [tr.mle_step() for _ in range(3)]
+        self.assertTrue(all(0 < l < 10 for l in losses))
+        ids = gen.tokenizer.encode(self.text)[:4 * 17].reshape(4, 17)
+        self.assertGreater(tr.mle_step_batch(ids), 0)
+        with self.assertRaises(chargan.InvalidArgument):
+            tr.mle_step_batch(ids[:, :16])  # a buffer the library could overrun
+        nll, bpc = tr.evaluate()
+        self.assertAlmostEqual(bpc, nll / math.log(2), places=5)
+        self.assertEqual(tr.global_step, 4)
+        self.assertEqual(tr.g_optimizer.steps, 4)
+        tr.g_optimizer.lr = 5e-4
+        self.assertAlmostEqual(tr.g_optimizer.lr, 5e-4)
+        self.assertEqual(tr.config.batch, 4)
+
+    def test_corpus_forms(self):
+        with support.tiny_trainer(self.text) as tr:
+            ids = tr.generator.tokenizer.encode(self.text)
+            tr.set_corpus_ids(ids)
+            tr.mle_step()
+            tr.set_corpus_ids(ids.tolist())
+            tr.set_corpus_sequences(ids[:20 * 16].reshape(20, 16))
+            tr.mle_step()
+            with self.assertRaises(chargan.InvalidArgument):
+                tr.set_corpus_text("too short")
+            with self.assertRaises(chargan.Utf8Error):
+                tr.set_corpus_text(b"\xff" * 100)
+
+    def test_checkpoint_resume_is_bitwise(self):
+        path = self.path("run.ckpt")
+        with support.tiny_trainer(self.text) as tr:
+            tr.pretrain_generator(3)
+            tr.save(path)
+            tr.pretrain_generator(3)
+            expected = tr.generator.params()
+        with chargan.Trainer.load(path) as tr:
+            self.assertEqual(tr.global_step, 3)
+            tr.set_corpus_text(self.text)
+            tr.pretrain_generator(3)
+            for name, w in tr.generator.params().items():
+                numpy.testing.assert_array_equal(w, expected[name], err_msg=name)
+            # a trainer checkpoint also loads as a plain model
+            with chargan.Model.load(path) as gen:
+                self.assertEqual(gen.config, tr.generator.config)
+        with self.assertRaises(chargan.FileError):
+            chargan.Trainer.load(self.path("missing.ckpt"))
+
+    def test_adversarial(self):
+        for estimator in (chargan.Estimator.REINFORCE, chargan.Estimator.GUMBEL):
+            with self.subTest(estimator=estimator):
+                gen = support.tiny_generator(self.text)
+                disc = chargan.Model(kind=chargan.DISCRIMINATOR, vocab_size=gen.vocab_size,
+                                     embed_dim=8, hidden_dim=8)
+                reports = []
+                with chargan.Trainer(gen, discriminator=disc, batch=4, seq_len=8,
+                                     estimator=estimator, report_every=1,
+                                     progress=reports.append) as tr:
+                    self.assertIs(tr.discriminator, disc)
+                    self.assertIsNotNone(tr.d_optimizer)
+                    tr.set_corpus_text(self.text)
+                    loss, acc = tr.d_step()
+                    self.assertTrue(0 <= acc <= 1 and loss > 0)
+                    tr.pretrain_discriminator(1)
+                    g_loss, d_loss = tr.gan_step()
+                    self.assertTrue(math.isfinite(g_loss) and math.isfinite(d_loss))
+                    tr.adversarial(1)
+                    self.assertIn(chargan.Phase.ADVERSARIAL, [p.phase for p in reports])
+                self.assertTrue(disc.closed)
+
+    def test_collected_without_close(self):
+        # Handles freed by __del__, views first or trainer first.
+        for _ in range(3):
+            tr = support.tiny_trainer(self.text)
+            gen = tr.generator
+            tr.set_progress(lambda p: None)
+            del tr
+            gen.sample_text(length=5)
+            del gen
+            gc.collect()
+
+
+if __name__ == "__main__":
+    support.main()
