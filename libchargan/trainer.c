@@ -833,6 +833,19 @@ static chargan_status read_trainer_section(cg_reader *r, cg_error *err, trainer_
     if (!cg_get_view(r, &s->baseline, (size_t)c->seq_len * 4) || cg_reader_left(r) != 0)
         return cg_fail(err, CHARGAN_E_FORMAT, "trainer section: baseline of %u floats truncated "
                        "or followed by stray bytes", c->seq_len);
+    /* The baseline enters every REINFORCE advantage: a non-finite value
+     * would poison the generator at the first adversarial step. */
+    if (s->baseline_set > 1)
+        return cg_fail(err, CHARGAN_E_FORMAT, "trainer section: baseline_set %u, expected 0 or 1",
+                       s->baseline_set);
+    cg_reader br;
+    cg_reader_init(&br, s->baseline, (size_t)c->seq_len * 4);
+    for (uint32_t t = 0; t < c->seq_len; t++) {
+        float v;
+        cg_get_f32(&br, &v);
+        if (!isfinite(v))
+            return cg_fail(err, CHARGAN_E_FORMAT, "trainer section: baseline[%u] is not finite", t);
+    }
     return CHARGAN_OK;
 }
 
@@ -893,7 +906,9 @@ static chargan_status read_optimizer(const cg_ckpt_file *f, uint32_t tag, const 
         return cg_fail(NULL, st, "%s: optimizer section '%.4s': %s", path, (const char *)&tag,
                        cg_thread_error());
     if (cg_reader_left(&r) != 0) {
+        /* *out is the caller's cleanup pointer: clear it, or it is freed twice */
         chargan_optimizer_free(*out);
+        *out = NULL;
         return cg_fail(NULL, CHARGAN_E_FORMAT, "%s: stray bytes after optimizer section '%.4s'",
                        path, (const char *)&tag);
     }
