@@ -10,6 +10,7 @@
 #include <time.h>
 
 #define LN2 0.69314718055994530942
+#define CG_MAX_BATCH_TOKENS ((uint64_t)1 << 24)
 
 static void trainer_config_defaults(chargan_trainer_config *cfg)
 {
@@ -52,6 +53,12 @@ static chargan_status config_check(cg_error *err, const chargan_trainer_config *
 {
     CHECK_FIELD(c->batch >= 1 && c->batch <= 65536, "batch %u not in [1, 65536]", c->batch);
     CHECK_FIELD(c->seq_len >= 1 && c->seq_len <= 65536, "seq_len %u not in [1, 65536]", c->seq_len);
+    /* Every step buffer is sized by batch x seq_len (times the model's
+     * widths): without a cap on the product, a checkpoint of a few bytes
+     * could ask for 65536 x 65536 and have the loader zero tens of GB. */
+    CHECK_FIELD((uint64_t)c->batch * c->seq_len <= CG_MAX_BATCH_TOKENS, "batch x seq_len = %llu "
+                "tokens a step, more than the %llu allowed",
+                (unsigned long long)c->batch * c->seq_len, (unsigned long long)CG_MAX_BATCH_TOKENS);
     CHECK_FIELD(c->val_fraction >= 0.0f && c->val_fraction <= 0.9f, "val_fraction %g not in "
                 "[0, 0.9]", (double)c->val_fraction);
     CHECK_FIELD(c->threads >= 1 && c->threads <= 256, "threads %u not in [1, 256]", c->threads);
