@@ -12,7 +12,7 @@ static const char overview[] =
     "commands:\n"
     "  train CORPUS -o MODEL   train a generator on a UTF-8 text file\n"
     "  sample MODEL            generate text\n"
-    "  eval MODEL TEXTFILE     NLL and bits per character of a text\n"
+    "  eval MODEL TEXTFILE     NLL and bits per character of a text, and other metrics\n"
     "  info MODEL              configuration, vocabulary and parameters of a model\n"
     "  help [COMMAND]          this text, or a command's options\n"
     "\n"
@@ -81,12 +81,25 @@ static const char help_sample[] =
 
 static const char help_eval[] =
     "usage: chargan eval MODEL TEXTFILE [OPTIONS]\n"
+    "       chargan eval MODEL --oracle ORACLE [OPTIONS]\n"
     "\n"
-    "Prints the generator's negative log-likelihood of TEXTFILE in nats per character\n"
-    "and in bits per character.  The text is encoded with the model's tokenizer and cut\n"
-    "into windows, each predicted from the start of a sequence.\n"
+    "Prints metrics of the generator in MODEL as 'key: value' lines: its negative\n"
+    "log-likelihood of TEXTFILE in nats and bits per character, and on request the\n"
+    "NLL-oracle, BLEU and self-BLEU of its samples, and the discriminator's accuracy.\n"
     "\n"
-    "  --seq N                  window length in characters (default 256)\n";
+    "  --seq N                  NLL in windows of N characters from the start (default 256)\n"
+    "  --stream N               NLL of N streams with the state carried along instead\n"
+    "  --oracle ORACLE          mean NLL that the generator in ORACLE gives to the samples\n"
+    "  --bleu                   BLEU-2..max-n of the samples' first lines against the\n"
+    "                           lines of TEXTFILE, and their self-BLEU\n"
+    "  --max-n N                highest n-gram order for --bleu, 2 to 8 (default 5)\n"
+    "  --samples N              samples for --oracle and --bleu (default 1000)\n"
+    "  --length T               tokens per sample (default 100)\n"
+    "  --temperature X          sampling temperature (default 1)\n"
+    "  --seed S                 sampling seed (default 1)\n"
+    "  --discriminator          accuracy of the discriminator of a GAN checkpoint on\n"
+    "                           held-out windows of TEXTFILE against generated ones\n"
+    "  --d-batches N            batches of each for --discriminator (default 16)\n";
 
 static const char help_info[] =
     "usage: chargan info MODEL\n"

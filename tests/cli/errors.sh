@@ -90,6 +90,23 @@ expect_error 1 "cannot read text '$TMP/missing.txt'" "$CHARGAN" eval "$M" "$TMP/
 expect_error 1 "text '$TMP/empty.txt' is empty" "$CHARGAN" eval "$M" "$TMP/empty.txt"
 expect_error 1 "text '$TMP/bad-utf8.txt'" "$CHARGAN" eval "$M" "$TMP/bad-utf8.txt"
 
+# --- eval's metrics ------------------------------------------------------------
+expect_error 1 "cannot load oracle '$TMP/missing.ckpt'" \
+    "$CHARGAN" eval "$M" "$C" --oracle "$TMP/missing.ckpt"
+expect_error 1 "--discriminator" "$CHARGAN" eval "$M" "$C" --discriminator
+# An oracle over another vocabulary cannot score the samples.
+awk 'BEGIN{for (i = 0; i < 400; i++) print "ab ba"}' >"$TMP/ab.txt"
+expect_ok "$CHARGAN" train "$TMP/ab.txt" -o "$TMP/ab.ckpt" $TINY --steps 30
+expect_error 1 "--oracle '$TMP/ab.ckpt'" "$CHARGAN" eval "$M" --oracle "$TMP/ab.ckpt" --samples 4
+# BLEU needs reference lines, and samples that hold a line: a model that
+# has learnt that most characters are newlines, sampled cold, writes none.
+printf ' \n\n \n' >"$TMP/blank.txt"
+expect_error 1 "has no line to use as a reference" "$CHARGAN" eval "$M" "$TMP/blank.txt" --bleu
+awk 'BEGIN{for (i = 0; i < 3000; i++) printf "\n"; print "a"}' >"$TMP/nl.txt"
+expect_ok "$CHARGAN" train "$TMP/nl.txt" -o "$TMP/nl.ckpt" $TINY --steps 30
+expect_error 1 "samples hold a line of text" \
+    "$CHARGAN" eval "$TMP/nl.ckpt" "$TMP/nl.txt" --bleu --samples 8 --length 5 --temperature 0.01
+
 # --- sampling ---------------------------------------------------------------
 expect_error 1 "cannot sample from '$M'" "$CHARGAN" sample "$M" --prime "$(printf 'ab\377')"
 if [ -w /dev/full ]; then

@@ -115,6 +115,18 @@ expect_error 2 "TEXTFILE" "$CHARGAN" eval "$M"
 expect_error 2 "MODEL" "$CHARGAN" eval
 expect_error 2 "--seq" "$CHARGAN" eval "$M" "$C" --seq 0
 expect_error 2 "unexpected argument" "$CHARGAN" eval "$M" "$C" more
+expect_error 2 "--stream" "$CHARGAN" eval "$M" "$C" --seq 10 --stream 2
+expect_error 2 "--stream" "$CHARGAN" eval "$M" "$C" --stream 0
+expect_error 2 "--samples: needs --oracle or --bleu" "$CHARGAN" eval "$M" "$C" --samples 10
+expect_error 2 "--temperature: needs --oracle or --bleu" "$CHARGAN" eval "$M" "$C" --temperature 2
+expect_error 2 "--samples" "$CHARGAN" eval "$M" "$C" --bleu --samples 1
+expect_error 2 "--samples" "$CHARGAN" eval "$M" "$C" --bleu --samples 100000 --length 100000
+expect_error 2 "--max-n: needs --bleu" "$CHARGAN" eval "$M" "$C" --max-n 3
+expect_error 2 "--max-n" "$CHARGAN" eval "$M" "$C" --bleu --max-n 9
+expect_error 2 "--d-batches: needs --discriminator" "$CHARGAN" eval "$M" "$C" --d-batches 3
+expect_error 2 "--oracle" "$CHARGAN" eval "$M" "$C" --oracle
+expect_error 2 "TEXTFILE" "$CHARGAN" eval "$M" --bleu
+expect_error 2 "TEXTFILE" "$CHARGAN" eval "$M" --discriminator
 expect_error 2 "MODEL" "$CHARGAN" info
 expect_error 2 "--steps" "$CHARGAN" info "$M" --steps 3
 expect_error 2 "unknown command 'trian'" "$CHARGAN" trian "$C"

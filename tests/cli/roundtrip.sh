@@ -90,6 +90,24 @@ expect_ok "$CHARGAN" eval "$M" "$TMP/odd.txt" --seq 8
 expect_ok "$CHARGAN" eval "$M" - <"$TMP/corpus.txt"
 [ "$(value nll "$TMP/out")" = "$(value nll "$TMP/eval1")" ] || fail "eval: stdin differs from the file"
 
+# The other metrics: stream NLL, NLL-oracle, BLEU and self-BLEU, repeatable.
+expect_ok "$CHARGAN" eval "$M" "$TMP/corpus.txt" --stream 4
+[ "$(value streams "$TMP/out")" = 4 ] || { show; fail "eval --stream: no 'streams: 4'"; }
+grep -q '^bpc: [0-9.]* bits/char$' "$TMP/out" || { show; fail "eval --stream: no bpc"; }
+expect_ok "$CHARGAN" eval "$M" --oracle "$M" --samples 50 --length 20 --temperature 0.8
+cp "$TMP/out" "$TMP/oracle1"
+grep -q '^nll_oracle: [0-9.]* nats/token$' "$TMP/oracle1" || { show; fail "eval --oracle"; }
+grep -q '^text:' "$TMP/oracle1" && fail "eval --oracle without a text reported text figures"
+expect_ok "$CHARGAN" eval "$M" --oracle "$M" --samples 50 --length 20 --temperature 0.8
+cmp -s "$TMP/out" "$TMP/oracle1" || fail "eval --oracle is not repeatable"
+expect_ok "$CHARGAN" eval "$M" "$TMP/corpus.txt" --bleu --samples 20 --length 60 --max-n 3
+for key in bleu2 bleu3 self_bleu2 self_bleu3; do
+    v=$(value $key "$TMP/out")
+    awk -v v="$v" 'BEGIN{exit !(v != "" && v >= 0 && v <= 1)}' || { show; fail "eval --bleu: $key"; }
+done
+grep -q '^bleu4:' "$TMP/out" && fail "eval --bleu --max-n 3 reported BLEU-4"
+[ "$(value bleu_hypotheses "$TMP/out")" -ge 2 ] || { show; fail "eval --bleu: hypotheses"; }
+
 # --- determinism through the CLI ---------------------------------------------
 # Checkpointing every 7 steps splits training into library calls of 7, 7, 6
 # steps and saves in between; the result must not change.
@@ -154,8 +172,11 @@ expect_ok "$CHARGAN" info "$TMP/rf.ckpt"
 for line in "  estimator: reinforce" "  gamma: 0.8" "  rollouts: 2" "  mle_weight: 0.5" "  d_steps: 2"; do
     grep -qxF "$line" "$TMP/out" || { show; fail "reinforce info: no line '$line'"; }
 done
-# A GAN checkpoint holds a discriminator, but sample and eval use the generator.
-expect_ok "$CHARGAN" eval "$TMP/rf.ckpt" "$TMP/corpus.txt"
+# A GAN checkpoint holds a discriminator, but sample and eval use the generator;
+# --discriminator measures the discriminator.
+expect_ok "$CHARGAN" eval "$TMP/rf.ckpt" "$TMP/corpus.txt" --discriminator --d-batches 2
+v=$(value d_accuracy "$TMP/out")
+awk -v v="$v" 'BEGIN{exit !(v != "" && v >= 0 && v <= 1)}' || { show; fail "eval --discriminator"; }
 # Phase options on a checkpoint trained without --gan are refused.
 expect_error 2 "--gan-steps" "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/x.ckpt" --resume "$M" \
     --gan-steps 5
