@@ -21,6 +21,7 @@
 #define DEFAULT_D_PRETRAIN_STEPS 100
 #define DEFAULT_GAN_STEPS 1000
 #define DEFAULT_CLIP 5.0f
+#define MAX_STEP_TOKENS ((uint64_t)1 << 24)
 /* A cap on one library call's step count when only --time bounds the run. */
 #define MAX_CHUNK ((uint64_t)1 << 40)
 
@@ -212,6 +213,12 @@ static int check_combinations(const train_args *a, const cli_option *opts, size_
     if (a->vocab_cap == 1 || a->vocab_cap == 2) {
         cli_error("--vocab-cap: expected 0 (no cap) or at least %d, got '%u'",
                   CHARGAN_NUM_RESERVED_IDS + 1, a->vocab_cap);
+        return -1;
+    }
+    /* The library's cap on one step's tokens, checked here to name the options. */
+    if ((uint64_t)a->batch * a->seq > MAX_STEP_TOKENS) {
+        cli_error("--batch: %u sequences of --seq %u is more than %llu tokens a step", a->batch,
+                  a->seq, (unsigned long long)MAX_STEP_TOKENS);
         return -1;
     }
     if (seen(opts, n, "steps") && seen(opts, n, "pretrain-steps") &&

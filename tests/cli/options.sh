@@ -35,6 +35,7 @@ bad_train --rollouts --gan reinforce --rollouts 65
 bad_train --vocab-cap --vocab-cap 2097153
 bad_train --batch --batch 0
 bad_train --seq --seq 0
+bad_train "--batch: 4096 sequences of --seq 8192" --batch 4096 --seq 8192
 bad_train --steps --steps 1e3
 bad_train --steps --steps -1
 bad_train --seed --seed -1
