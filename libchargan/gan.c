@@ -232,10 +232,12 @@ static chargan_status d_update(chargan_trainer *tr, bool soft, float *loss_out, 
         /* L_D = mean BCE(C(real) - C(fake), 1): both logits first, then the
          * two backward passes (each needs its own forward's cache). */
         float *cr = tr->work.d_logits, *cf = tr->work.d_logits + B;
+        cg_rng before_fake = d->rng; /* the fake forward is redone below with the same masks */
         d_forward_fake(tr, true, true);
         memcpy(cf, final_logits(d, T, B), (size_t)B * sizeof(float));
         d_forward_real(tr, true);
         memcpy(cr, final_logits(d, T, B), (size_t)B * sizeof(float));
+        cg_rng after_real = d->rng;
         correct = count_correct(cr, B, true) + count_correct(cf, B, false);
         loss = 0.0;
         for (int b = 0; b < B; b++) {
@@ -248,7 +250,11 @@ static chargan_status d_update(chargan_trainer *tr, bool soft, float *loss_out, 
         memset(d->ws.logits, 0, (size_t)T * B * sizeof(float));
         memcpy(d->ws.logits + (size_t)(T - 1) * B, tg, (size_t)B * sizeof(float));
         cg_model_backward(d, NULL);
+        /* Recurrent dropout: the gradient of C(fake) must use the masks its
+         * value was computed with, not a fresh draw. */
+        d->rng = before_fake;
         d_forward_fake(tr, true, true);
+        d->rng = after_real;
         memset(d->ws.logits, 0, (size_t)T * B * sizeof(float));
         for (int b = 0; b < B; b++)
             d->ws.logits[(size_t)(T - 1) * B + b] = -tg[b];
