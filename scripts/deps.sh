@@ -1,0 +1,48 @@
+# deps.sh - sourced by scripts/test.sh, scripts/demo.sh and .ci/run.
+# chargan_need_packages PKG...: installs whichever of the Debian packages are
+# missing (as root, or through sudo), running apt-get update only when apt does
+# not know a package yet or the first install attempt fails (stale lists).
+
+chargan_need_packages() {
+    _missing=""
+    for _p in "$@"; do
+        if [ "$(dpkg-query -W -f='${db:Status-Status}' "$_p" 2>/dev/null)" != installed ]; then
+            _missing="$_missing $_p"
+        fi
+    done
+    [ -n "$_missing" ] || return 0
+
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "error: missing packages:$_missing; this is not a Debian-like system, install them by hand" >&2
+        return 1
+    fi
+    _sudo=""
+    if [ "$(id -u)" != 0 ]; then
+        if command -v sudo >/dev/null 2>&1; then
+            _sudo=sudo
+        else
+            echo "error: missing packages:$_missing; run as root or install them by hand" >&2
+            return 1
+        fi
+    fi
+    echo "installing:$_missing" >&2
+    _need_update=no
+    for _p in $_missing; do
+        apt-cache show "$_p" >/dev/null 2>&1 || _need_update=yes
+    done
+    if [ "$_need_update" = yes ]; then
+        $_sudo apt-get update -q || return 1
+    fi
+    # shellcheck disable=SC2086 # word splitting of the package list is intended
+    if ! $_sudo env DEBIAN_FRONTEND=noninteractive apt-get install -q -y --no-install-recommends $_missing; then
+        $_sudo apt-get update -q || return 1
+        # shellcheck disable=SC2086
+        $_sudo env DEBIAN_FRONTEND=noninteractive apt-get install -q -y --no-install-recommends $_missing || return 1
+    fi
+}
+
+# What building and testing needs.  gcc recommends libc6-dev rather than
+# depending on it, so it is named; g++ is for the C++ header test; libblas-dev
+# is Debian's reference BLAS, which -Dblas=netlib builds against.
+CHARGAN_BUILD_PACKAGES="meson ninja-build pkg-config gcc libc6-dev binutils libopenblas-dev"
+CHARGAN_TEST_PACKAGES="$CHARGAN_BUILD_PACKAGES g++ check libblas-dev python3"

@@ -1,0 +1,119 @@
+#!/bin/sh
+# install-consumer.sh BUILD_DIR SOURCE_ROOT PREFIX LIBDIR INCLUDEDIR BINDIR MANDIR CONSUMER_C CC...
+# TAP test of what a distribution packages: `meson install --destdir` into a
+# temporary tree, check the layout, then build CONSUMER_C against the
+# installed tree with pkg-config alone and run it from there.
+# shellcheck disable=SC2317 # the check functions are called through check()
+set -u
+build=$1 src=$2 prefix=$3 libdir=$4 includedir=$5 bindir=$6 mandir=$7 consumer=$8
+shift 8
+# The rest is the C compiler command (possibly several words).
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/chargan-install.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+dest=$tmp/dest
+
+under_prefix() { # an install directory as a path inside the destdir
+    case $1 in
+    /*) echo "$dest$1" ;;
+    *) echo "$dest$prefix/$1" ;;
+    esac
+}
+L=$(under_prefix "$libdir")
+I=$(under_prefix "$includedir")
+B=$(under_prefix "$bindir")
+M=$(under_prefix "$mandir")
+
+n=0
+result() { # result OK|FAIL description [details file]
+    n=$((n + 1))
+    if [ "$1" = OK ]; then
+        echo "ok $n - $2"
+    else
+        echo "not ok $n - $2"
+        [ $# -ge 3 ] && [ -f "$3" ] && sed 's/^/#   /' "$3"
+    fi
+}
+check() { # check description command... : ok if the command succeeds
+    _d=$1
+    shift
+    if "$@" >"$tmp/out" 2>&1; then result OK "$_d"; else result FAIL "$_d" "$tmp/out"; fi
+}
+
+if ! meson install -C "$build" --no-rebuild --destdir "$dest" >"$tmp/install.log" 2>&1; then
+    result FAIL "meson install --destdir" "$tmp/install.log"
+    echo "1..$n"
+    exit 0
+fi
+result OK "meson install --destdir"
+
+all_installed() { # every file meson says it installs is there
+    meson introspect --installed "$build" >"$tmp/installed.json" &&
+        python3 -c '
+import json, os, sys
+dest = sys.argv[2]
+missing = [p for p in json.load(open(sys.argv[1])).values() if not os.path.lexists(dest + p)]
+print("\n".join("missing: " + p for p in missing))
+sys.exit(1 if missing else 0)
+' "$tmp/installed.json" "$dest"
+}
+library_links() {
+    [ -f "$L/libchargan.so.0" ] && [ -L "$L/libchargan.so.0" ] && [ -L "$L/libchargan.so" ] &&
+        [ "$(readlink -f "$L/libchargan.so")" = "$(readlink -f "$L/libchargan.so.0")" ]
+}
+installed_soname() {
+    readelf -d "$L/libchargan.so.0" | grep "(SONAME).*\[libchargan.so.0\]"
+}
+check "every file meson installs is in the destdir" all_installed
+check "library: $libdir/libchargan.so.0 and the libchargan.so link resolve to one file" library_links
+check "installed SONAME is libchargan.so.0" installed_soname
+# Build-tree paths in RPATH/RUNPATH would make the installed library load
+# from (or look into) the build tree.
+readelf -d "$L/libchargan.so.0" | grep -E '\((RPATH|RUNPATH)\)' >"$tmp/rpath"
+if grep -q -e "$build" -e "$src" -e 'ORIGIN' "$tmp/rpath"; then
+    result FAIL "installed library has no RPATH/RUNPATH into the build or source tree" "$tmp/rpath"
+else
+    result OK "installed library has no RPATH/RUNPATH into the build or source tree"
+fi
+check "header: $includedir/chargan.h, identical to include/chargan.h" cmp "$I/chargan.h" "$src/include/chargan.h"
+check "pkg-config file: $libdir/pkgconfig/chargan.pc" test -f "$L/pkgconfig/chargan.pc"
+
+# The CLI, when it was built, goes to bindir; man pages go to mandir/manN.
+if [ -x "$build/cli/chargan" ]; then
+    check "CLI: $bindir/chargan" test -x "$B/chargan"
+fi
+find "$dest" -type f -name '*.[1-8]' >"$tmp/man"
+if [ -s "$tmp/man" ]; then
+    : >"$tmp/misplaced"
+    while read -r page; do
+        sect=${page##*.}
+        [ "$(dirname "$page")" = "$M/man$sect" ] || echo "$page" >>"$tmp/misplaced"
+    done <"$tmp/man"
+    if [ -s "$tmp/misplaced" ]; then
+        result FAIL "man pages lie in $mandir/manN" "$tmp/misplaced"
+    else
+        result OK "man pages lie in $mandir/manN ($(sed 's|.*/||' "$tmp/man" | tr '\n' ' '))"
+    fi
+else
+    echo "# no man pages installed"
+fi
+
+# A consumer that knows nothing but pkg-config.
+export PKG_CONFIG_PATH="$L/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+export PKG_CONFIG_SYSROOT_DIR="$dest"
+version=$(sed -n 's/^#define CHARGAN_VERSION_STRING "\(.*\)"/\1/p' "$src/include/chargan.h")
+modversion() { [ "$(pkg-config --modversion chargan)" = "$version" ]; }
+check "pkg-config --modversion chargan is $version" modversion
+flags=$(pkg-config --cflags --libs chargan 2>"$tmp/out")
+echo "# pkg-config --cflags --libs chargan: $flags"
+# shellcheck disable=SC2086 # flags are several words
+check "consumer builds with pkg-config --cflags --libs chargan only" \
+    "$@" -std=c11 -Wall -Wextra -Werror ${TEST_LINK_FLAGS:-} "$consumer" $flags -o "$tmp/consumer"
+export LD_LIBRARY_PATH="$L${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+loads_from_destdir() { ldd "$tmp/consumer" | grep "libchargan.so.0 => $L/libchargan.so.0 "; }
+check "consumer loads libchargan.so.0 from the destdir" loads_from_destdir
+check "consumer runs: versions match, tokenizer round trip" "$tmp/consumer"
+[ -f "$tmp/out" ] && sed 's/^/# /' "$tmp/out"
+
+echo "1..$n"
+exit 0
