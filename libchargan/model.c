@@ -175,8 +175,9 @@ chargan_status cg_model_create(cg_error *err, const chargan_model_config *cfg, c
     m->params = cg_alloc_floats(m->n_weights);
     m->grads = cg_alloc_floats(m->n_weights);
     if (!m->params || !m->grads) {
+        size_t n = m->n_weights; /* read before m is freed */
         chargan_model_free(m);
-        return cg_fail(err, CHARGAN_E_NOMEM, "out of memory allocating %zu weights", m->n_weights);
+        return cg_fail(err, CHARGAN_E_NOMEM, "out of memory allocating %zu weights", n);
     }
     set_views(m);
     cg_rng_seed_stream(&m->rng, cfg->seed, 1);
