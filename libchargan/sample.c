@@ -5,6 +5,7 @@
 #include "sample.h"
 #include "tokenizer.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +46,9 @@ chargan_status cg_sampler_init(cg_sampler *s, cg_error *err, int V, const charga
         return cg_fail(err, CHARGAN_E_INVALID, "sample options: the vocabulary (%d ids) has only "
                        "reserved ids and allow_reserved is 0", V);
     s->V = V;
-    s->inv_temperature = 1.0f / o->temperature;
+    /* a subnormal temperature has an infinite reciprocal: FLT_MAX still
+     * sends every non-maximal logit to probability 0 (see cg_sampler_draw) */
+    s->inv_temperature = fminf(1.0f / o->temperature, FLT_MAX);
     s->top_k = o->top_k >= (uint32_t)V ? 0 : o->top_k;
     s->top_p = o->top_p;
     s->allow_reserved = o->allow_reserved != 0;
@@ -105,15 +108,15 @@ int32_t cg_sampler_draw(cg_sampler *s, const float *logits, cg_rng *rng)
     float *p = s->prob;
     int first = s->allow_reserved ? 0 : CHARGAN_NUM_RESERVED_IDS;
     float max = -INFINITY;
-    for (int i = first; i < V; i++) {
-        p[i] = logits[i] * s->inv_temperature;
-        max = p[i] > max ? p[i] : max;
-    }
+    for (int i = first; i < V; i++)
+        max = logits[i] > max ? logits[i] : max;
     for (int i = 0; i < first; i++)
         p[i] = 0.0f;
     float total = 0.0f;
     for (int i = first; i < V; i++) {
-        p[i] = expf(p[i] - max);
+        /* The maximum is subtracted before scaling: logits / temperature
+         * overflows to infinity for tiny temperatures, and inf - inf is NaN. */
+        p[i] = expf((logits[i] - max) * s->inv_temperature);
         total += p[i];
     }
     if (!s->order)
@@ -165,16 +168,13 @@ static chargan_status check_sample_args(chargan_model *m, const chargan_sample_o
     return CHARGAN_OK;
 }
 
-chargan_status chargan_model_sample_ids(chargan_model *m, const chargan_sample_options *opts,
-                                        const int32_t *prime, size_t prime_len, int32_t *out,
-                                        size_t cap)
+/* Samples ids below n_ids only (n_ids <= V): text sampling stops at the
+ * tokenizer's vocabulary, which may be smaller than the model's. */
+static chargan_status sample_ids(chargan_model *m, const chargan_sample_options *opts,
+                                 const int32_t *prime, size_t prime_len, int32_t *out, size_t cap,
+                                 int n_ids)
 {
-    if (!m || !out || (prime_len && !prime))
-        return cg_fail(m ? &m->err : NULL, CHARGAN_E_INVALID,
-                       "chargan_model_sample_ids: NULL argument");
-    chargan_status st = check_sample_args(m, opts, "chargan_model_sample_ids");
-    if (st != CHARGAN_OK)
-        return st;
+    chargan_status st;
     size_t need = (size_t)opts->n_streams * opts->length;
     if (cap < need)
         return cg_fail(&m->err, CHARGAN_E_RANGE, "chargan_model_sample_ids: output holds %zu ids, "
@@ -183,7 +183,7 @@ chargan_status chargan_model_sample_ids(chargan_model *m, const chargan_sample_o
     if (st != CHARGAN_OK)
         return st;
     cg_sampler sampler;
-    st = cg_sampler_init(&sampler, &m->err, m->V, opts);
+    st = cg_sampler_init(&sampler, &m->err, n_ids, opts);
     if (st != CHARGAN_OK)
         return st;
     int B = (int)opts->n_streams;
@@ -215,6 +215,19 @@ chargan_status chargan_model_sample_ids(chargan_model *m, const chargan_sample_o
     return CHARGAN_OK;
 }
 
+chargan_status chargan_model_sample_ids(chargan_model *m, const chargan_sample_options *opts,
+                                        const int32_t *prime, size_t prime_len, int32_t *out,
+                                        size_t cap)
+{
+    if (!m || !out || (prime_len && !prime))
+        return cg_fail(m ? &m->err : NULL, CHARGAN_E_INVALID,
+                       "chargan_model_sample_ids: NULL argument");
+    chargan_status st = check_sample_args(m, opts, "chargan_model_sample_ids");
+    if (st != CHARGAN_OK)
+        return st;
+    return sample_ids(m, opts, prime, prime_len, out, cap, m->V);
+}
+
 chargan_status chargan_model_sample_text(chargan_model *m, const chargan_sample_options *opts,
                                          const char *prime, char **text)
 {
@@ -243,12 +256,15 @@ chargan_status chargan_model_sample_text(chargan_model *m, const chargan_sample_
         st = cg_fail(&m->err, CHARGAN_E_NOMEM, "out of memory sampling text");
         goto done;
     }
-    st = chargan_model_sample_ids(m, opts, prime_ids, n_prime, ids, n);
+    /* ids the tokenizer has no character for cannot be decoded: never draw them */
+    int n_ids = (int)cg_tokenizer_vocab_size(m->tok);
+    st = sample_ids(m, opts, prime_ids, n_prime, ids, n, n_ids < m->V ? n_ids : m->V);
     if (st != CHARGAN_OK)
         goto done;
     size_t total = 0, cap = 0;
     for (uint32_t b = 0; b < opts->n_streams; b++) {
-        memcpy(row, prime_ids, n_prime * sizeof(int32_t));
+        if (n_prime) /* prime_ids is NULL without a prime */
+            memcpy(row, prime_ids, n_prime * sizeof(int32_t));
         memcpy(row + n_prime, ids + (size_t)b * opts->length, opts->length * sizeof(int32_t));
         size_t len;
         st = chargan_tokenizer_decode(m->tok, row, per, NULL, 0, &len);
