@@ -15,6 +15,17 @@ CORPUS_DIR = os.environ.get("CHARGAN_CORPUS_DIR") or os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "..", "data")
 
 
+def numpy_or_skip():
+    """numpy, or exit 77 (meson's "skipped") for a test file that needs it
+    (Debian: apt-get install python3-numpy); the package itself does not."""
+    try:
+        import numpy
+    except ImportError:
+        print("numpy is not installed (Debian: apt-get install python3-numpy); skipping")
+        sys.exit(77)
+    return numpy
+
+
 def corpus(n_chars=12000):
     """A slice of the sonnets, as str (CRLF line ends kept, as in the file)."""
     with open(os.path.join(CORPUS_DIR, "sonnets.txt"), encoding="utf-8", newline="") as f:

@@ -3,10 +3,10 @@ likelihood, files, the tokenizer view."""
 
 import math
 
-import numpy
-
 import chargan
 import support
+
+numpy = support.numpy_or_skip()
 
 
 class ModelTest(support.TempDirTestCase):

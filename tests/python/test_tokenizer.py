@@ -1,10 +1,10 @@
 """Tokenizer: str in and out, options, files and buffers, errors."""
 
 
-import numpy
-
 import chargan
 import support
+
+numpy = support.numpy_or_skip()
 
 
 class TokenizerTest(support.TempDirTestCase):

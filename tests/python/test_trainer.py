@@ -4,10 +4,10 @@
 import gc
 import math
 
-import numpy
-
 import chargan
 import support
+
+numpy = support.numpy_or_skip()
 
 
 class TrainerTest(support.TempDirTestCase):
