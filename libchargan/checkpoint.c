@@ -248,9 +248,11 @@ chargan_status cg_model_read(cg_reader *r, cg_error *err, chargan_model **out)
     if (st != CHARGAN_OK)
         return st;
     if (n_tensors != m->n_tensors) {
+        /* the message reads m: format it before freeing */
+        st = cg_fail(err, CHARGAN_E_FORMAT, "model section: %u tensors, the configuration "
+                     "implies %zu", n_tensors, m->n_tensors);
         chargan_model_free(m);
-        return cg_fail(err, CHARGAN_E_FORMAT, "model section: %u tensors, the configuration "
-                       "implies %zu", n_tensors, m->n_tensors);
+        return st;
     }
     m->rng = rng;
     for (size_t i = 0; i < m->n_tensors; i++) {
@@ -364,9 +366,10 @@ chargan_status cg_ckpt_read_model(cg_error *err, const cg_ckpt_file *f, const ch
         chargan_tokenizer_vocab_size(tok, &size);
         if (size > m->cfg.vocab_size) {
             chargan_tokenizer_free(tok);
+            st = cg_fail(err, CHARGAN_E_FORMAT, "%s: the tokenizer has %u ids, the model only %u",
+                         path, size, m->cfg.vocab_size);
             chargan_model_free(m);
-            return cg_fail(err, CHARGAN_E_FORMAT, "%s: the tokenizer has %u ids, the model only %u",
-                           path, size, m->cfg.vocab_size);
+            return st;
         }
         m->tok = tok;
     }
