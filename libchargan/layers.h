@@ -77,6 +77,7 @@ typedef struct cg_lstm_cache {
                      the caller fills it before a forward with use_mask */
     float *hdrop; /* T x B x H: h[t] * mask, the recurrent input of step t, when masked */
     float *dh, *dc; /* B x H scratch for backward */
+    float *w_hh_t;  /* 4H x H: w_hh transposed by backward for its recurrent products */
 } cg_lstm_cache;
 
 /* Allocates a cache for up to T steps of B rows; with_dropout adds mask and

@@ -5,9 +5,12 @@
  * The work is arranged so that almost all of it is large GEMMs: the input
  * projection of every step is one (T*B) x in x 4H product before the
  * recurrence, and the weight gradients are products over all steps at once
- * after it.  Only the recurrent product h(t-1) w_hh is done step by step.
+ * after it.  Only the recurrent product h(t-1) w_hh is done step by step,
+ * with the small-GEMM kernel of kernels.c (a BLAS repacks w_hh on every one
+ * of those B-row products).
  * The gate math between the products is one fused, branch-free loop per row
  * that the compiler vectorises. */
+#include "kernels.h"
 #include "layers.h"
 
 #include <limits.h>
@@ -101,17 +104,18 @@ chargan_status cg_lstm_cache_init(cg_lstm_cache *c, int T, int B, int in, int hi
                        (size_t)T * (size_t)B, 4LL * hidden, INT_MAX);
     const size_t t = (size_t)T, bh = (size_t)B * (size_t)hidden; /* B*H <= INT_MAX * INT_MAX/4 */
     /* Sizes in floats, each view rounded to 16 floats (64 bytes). */
-    size_t n_state = 0, n_gates = 0, n_step = 0, n_bh = round16(bh), total = 0;
+    size_t n_state = 0, n_gates = 0, n_step = 0, n_bh = round16(bh), n_wt = 0, total = 0;
     bool ok = mul_add(t + 1, bh, &n_state) && mul_add(t, bh * 4, &n_gates) &&
-              mul_add(t, bh, &n_step);
+              mul_add(t, bh, &n_step) && mul_add(4 * (size_t)hidden, (size_t)hidden, &n_wt);
     if (ok) {
         n_state = round16(n_state);
         n_gates = round16(n_gates);
         n_step = round16(n_step);
-        /* h, c; gates; tanh_c; dh, dc; with dropout: hdrop, mask */
+        n_wt = round16(n_wt);
+        /* h, c; gates; tanh_c; dh, dc; w_hh_t; with dropout: hdrop, mask */
         ok = mul_add(n_state, 2, &total) && mul_add(n_gates, 1, &total) &&
              mul_add(n_step, with_dropout ? 2 : 1, &total) &&
-             mul_add(n_bh, with_dropout ? 3 : 2, &total) &&
+             mul_add(n_bh, with_dropout ? 3 : 2, &total) && mul_add(n_wt, 1, &total) &&
              total <= SIZE_MAX / sizeof(float) - 64;
     }
     float *mem = ok ? cg_alloc_floats(total) : NULL;
@@ -129,8 +133,9 @@ chargan_status cg_lstm_cache_init(cg_lstm_cache *c, int T, int B, int in, int hi
     c->tanh_c = c->gates + n_gates;
     c->dh = c->tanh_c + n_step;
     c->dc = c->dh + n_bh;
+    c->w_hh_t = c->dc + n_bh;
     if (with_dropout) {
-        c->hdrop = c->dc + n_bh;
+        c->hdrop = c->w_hh_t + n_wt;
         c->mask = c->hdrop + n_step;
     }
     return CHARGAN_OK;
@@ -206,7 +211,7 @@ static void forward_recurrent_step(const cg_lstm_layer *L, cg_lstm_cache *c, int
             hd[k] = h_prev[k] * m[k];
         h_prev = hd;
     }
-    cg_sgemm(false, false, B, 4 * H, H, 1.0f, h_prev, H, L->w_hh, 4 * H, 1.0f, z, 4 * H);
+    cg_kgemm_nn(B, 4 * H, H, h_prev, H, L->w_hh, 4 * H, z, 4 * H, true);
     gates_forward(z, c->c + tt * bh, c->c + (tt + 1) * bh, c->tanh_c + tt * bh,
                   c->h + (tt + 1) * bh, B, H);
 }
@@ -289,6 +294,11 @@ void cg_lstm_backward(const cg_lstm_layer *L, cg_lstm_cache *c, const float *x,
     float *dh = c->dh, *dc = c->dc;
     copy_or_zero(dh, dhT, bh);
     copy_or_zero(dc, dcT, bh);
+    /* The recurrent products below read w_hh^T: one transpose per backward
+     * (a few steps' worth of time) lets each step be an NN product.  The
+     * copy is the cache's, so shards sharing the weights do not race. */
+    if (T > 1 || (T == 1 && dh0))
+        cg_ktranspose(H, G, L->w_hh, G, c->w_hh_t, H);
     for (int t = T - 1; t >= 0; t--) {
         const size_t tt = (size_t)t;
         if (dh_out) {
@@ -303,7 +313,7 @@ void cg_lstm_backward(const cg_lstm_layer *L, cg_lstm_cache *c, const float *x,
         float *dst = t > 0 ? dh : dh0;
         if (!dst)
             continue;
-        cg_sgemm(false, true, B, H, G, 1.0f, dz, G, L->w_hh, G, 0.0f, dst, H);
+        cg_kgemm_nn(B, H, G, dz, G, c->w_hh_t, H, dst, H, false);
         if (c->masked) {
             const float *restrict m = c->mask;
             for (size_t k = 0; k < bh; k++)
@@ -352,7 +362,7 @@ void cg_lstm_step_infer(const cg_lstm_layer *L, int B, const float *x, float *h,
         cg_sgemv(true, H, G, 1.0f, L->w_hh, G, h, 1.0f, xw);
     } else {
         cg_sgemm(false, false, B, G, L->in, 1.0f, x, L->in, L->w_ih, G, 1.0f, xw, G);
-        cg_sgemm(false, false, B, G, H, 1.0f, h, H, L->w_hh, G, 1.0f, xw, G);
+        cg_kgemm_nn(B, G, H, h, H, L->w_hh, G, xw, G, true); /* as the forward's */
     }
     /* h was consumed by the product; h and c are now overwritten in place. */
     for (size_t r = 0; r < (size_t)B; r++) {

@@ -1,0 +1,354 @@
+/* kernels.c - register-blocked small GEMMs for the LSTM's recurrent products
+ * (see kernels.h for what they compute and in which order).
+ *
+ * A tile of MR rows x NV vectors of C stays in registers while k runs: per
+ * k, NV vectors of one row of B are loaded once and one element of each of
+ * the MR rows of A is broadcast against them.  B is read in place; a BLAS
+ * packs it into panels on every call, which at 16 rows costs about as much
+ * as the product.  Tiles go column block by column block, so the panel of B
+ * that a block reads is still in cache for its other row tiles, and k is cut
+ * into chunks of KC so that panel fits in L1 (C is stored and reloaded
+ * between chunks, in float, so the chain of roundings is unchanged).  Row
+ * and column tails use the same tile with fewer rows and a masked last
+ * vector: every element is summed the same way. */
+#include "kernels.h"
+
+#include <math.h>
+#include <pthread.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define CG_KERN_X86 1
+#include <immintrin.h>
+#define CG_ALWAYS_INLINE static inline __attribute__((always_inline))
+#define CG_T512 __attribute__((target("avx512f,fma")))
+#define CG_T256 __attribute__((target("avx2,fma")))
+#else
+#define CG_KERN_X86 0
+#endif
+
+/* k per pass over C: 256 rows of a 48-column panel are 48 KB.  Measured on
+ * the 2-core AVX-512 machine: k = 1024 (the backward) runs ~10% faster with
+ * chunks of 256 than in one pass; shorter k is unaffected. */
+#define KC 256
+
+typedef void (*gemm_fn)(int m, int n, int k, const float *a, size_t lda, const float *b,
+                        size_t ldb, float *c, size_t ldc, bool accumulate);
+
+/* ---------------------------------------------------------------- portable */
+
+/* One rounding (fmaf) where the hardware has it, so the chain matches the
+ * vector paths; otherwise a libm fmaf would be a slow call per element. */
+#ifdef FP_FAST_FMAF
+#define CG_MADD(x, y, z) fmaf((x), (y), (z))
+#else
+#define CG_MADD(x, y, z) ((x) * (y) + (z))
+#endif
+
+/* Four rows at a time so each row of B is loaded once per four; the j loops
+ * vectorise (rows of C are distinct and do not overlap B). */
+static void nn_portable(int m, int n, int k, const float *a, size_t lda, const float *b,
+                        size_t ldb, float *c, size_t ldc, bool accumulate)
+{
+    const size_t nn = (size_t)n;
+    int r = 0;
+    for (; r + 4 <= m; r += 4) {
+        float *restrict c0 = c + (size_t)r * ldc, *restrict c1 = c0 + ldc,
+                        *restrict c2 = c1 + ldc, *restrict c3 = c2 + ldc;
+        const float *a0 = a + (size_t)r * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+        if (!accumulate)
+            for (size_t j = 0; j < nn; j++)
+                c0[j] = c1[j] = c2[j] = c3[j] = 0.0f;
+        for (int p = 0; p < k; p++) {
+            const float *restrict bp = b + (size_t)p * ldb;
+            const float x0 = a0[p], x1 = a1[p], x2 = a2[p], x3 = a3[p];
+            for (size_t j = 0; j < nn; j++) {
+                const float w = bp[j];
+                c0[j] = CG_MADD(x0, w, c0[j]);
+                c1[j] = CG_MADD(x1, w, c1[j]);
+                c2[j] = CG_MADD(x2, w, c2[j]);
+                c3[j] = CG_MADD(x3, w, c3[j]);
+            }
+        }
+    }
+    for (; r < m; r++) {
+        float *restrict cr = c + (size_t)r * ldc;
+        const float *ar = a + (size_t)r * lda;
+        if (!accumulate)
+            for (size_t j = 0; j < nn; j++)
+                cr[j] = 0.0f;
+        for (int p = 0; p < k; p++) {
+            const float *restrict bp = b + (size_t)p * ldb;
+            const float x = ar[p];
+            for (size_t j = 0; j < nn; j++)
+                cr[j] = CG_MADD(x, bp[j], cr[j]);
+        }
+    }
+}
+
+#if CG_KERN_X86
+/* ---------------------------------------------------------------- AVX-512 */
+
+/* 8 x 48 tile: 24 accumulators, 3 vectors of B and a broadcast of the 32
+ * registers; 11 loads per 24 FMAs keep both FMA pipes busy from L1.  (8 x 32
+ * and 6 x 64 were slower at k = 256 on the machine of issue 4, 16 x 16 and
+ * 4 x 96 much slower.) */
+#define MR512 8
+#define NV512 3
+
+/* MR, NV and masked are constants at every call: the loops unroll and the
+ * tile lives in registers.  masked: the last vector has only the lanes of
+ * tail, the others are neither read nor written. */
+CG_ALWAYS_INLINE CG_T512 void tile512(const int MR, const int NV, const bool masked, __mmask16 tail,
+                                      int k, const float *a, size_t lda, const float *b,
+                                      size_t ldb, float *c, size_t ldc, bool accumulate)
+{
+    __m512 acc[MR512][NV512];
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++)
+            acc[r][v] = accumulate ? _mm512_maskz_loadu_ps(masked && v == NV - 1 ? tail : 0xffff,
+                                                           c + (size_t)r * ldc + 16 * v)
+                                   : _mm512_setzero_ps();
+    for (int p = 0; p < k; p++) {
+        const float *bp = b + (size_t)p * ldb;
+        __m512 w[NV512];
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++)
+            w[v] = masked && v == NV - 1 ? _mm512_maskz_loadu_ps(tail, bp + 16 * v)
+                                         : _mm512_loadu_ps(bp + 16 * v);
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; r++) {
+            const __m512 x = _mm512_set1_ps(a[(size_t)r * lda + (size_t)p]);
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; v++)
+                acc[r][v] = _mm512_fmadd_ps(x, w[v], acc[r][v]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++) {
+            float *dst = c + (size_t)r * ldc + 16 * v;
+            if (masked && v == NV - 1)
+                _mm512_mask_storeu_ps(dst, tail, acc[r][v]);
+            else
+                _mm512_storeu_ps(dst, acc[r][v]);
+        }
+}
+
+/* mr (1 .. MR512) rows of one column block. */
+CG_ALWAYS_INLINE CG_T512 void rows512(int mr, const int NV, const bool masked, __mmask16 tail,
+                                      int k, const float *a, size_t lda, const float *b,
+                                      size_t ldb, float *c, size_t ldc, bool accumulate)
+{
+    switch (mr) {
+    case 8: tile512(8, NV, masked, tail, k, a, lda, b, ldb, c, ldc, accumulate); break;
+    case 7: tile512(7, NV, masked, tail, k, a, lda, b, ldb, c, ldc, accumulate); break;
+    case 6: tile512(6, NV, masked, tail, k, a, lda, b, ldb, c, ldc, accumulate); break;
+    case 5: tile512(5, NV, masked, tail, k, a, lda, b, ldb, c, ldc, accumulate); break;
+    case 4: tile512(4, NV, masked, tail, k, a, lda, b, ldb, c, ldc, accumulate); break;
+    case 3: tile512(3, NV, masked, tail, k, a, lda, b, ldb, c, ldc, accumulate); break;
+    case 2: tile512(2, NV, masked, tail, k, a, lda, b, ldb, c, ldc, accumulate); break;
+    default: tile512(1, NV, masked, tail, k, a, lda, b, ldb, c, ldc, accumulate); break;
+    }
+}
+
+CG_T512 static void nn_avx512(int m, int n, int k, const float *a, size_t lda, const float *b,
+                              size_t ldb, float *c, size_t ldc, bool accumulate)
+{
+    int j = 0;
+    for (; j + 16 * NV512 <= n; j += 16 * NV512)
+        for (int r = 0; r < m; r += MR512)
+            rows512(m - r < MR512 ? m - r : MR512, NV512, false, 0xffff, k, a + (size_t)r * lda,
+                    lda, b + j, ldb, c + (size_t)r * ldc + j, ldc, accumulate);
+    /* The last columns one vector at a time, the last one masked. */
+    for (; j < n; j += 16) {
+        const __mmask16 tail = (__mmask16)((1u << (n - j < 16 ? n - j : 16)) - 1u);
+        for (int r = 0; r < m; r += MR512)
+            rows512(m - r < MR512 ? m - r : MR512, 1, true, tail, k, a + (size_t)r * lda, lda,
+                    b + j, ldb, c + (size_t)r * ldc + j, ldc, accumulate);
+    }
+}
+
+/* ---------------------------------------------------------------- AVX2 */
+
+/* 6 x 16 tile: 12 accumulators, 2 vectors of B and a broadcast of the 16
+ * registers (the classic Haswell shape). */
+#define MR256 6
+#define NV256 2
+
+/* maskload/maskstore lanes: the first w of 8. */
+CG_T256 static inline __m256i lanes256(int w)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(w), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+CG_ALWAYS_INLINE CG_T256 void tile256(const int MR, const int NV, const bool masked, __m256i tail,
+                                      int k, const float *a, size_t lda, const float *b,
+                                      size_t ldb, float *c, size_t ldc, bool accumulate)
+{
+    __m256 acc[MR256][NV256];
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++) {
+            const float *src = c + (size_t)r * ldc + 8 * v;
+            acc[r][v] = !accumulate             ? _mm256_setzero_ps()
+                        : masked && v == NV - 1 ? _mm256_maskload_ps(src, tail)
+                                                : _mm256_loadu_ps(src);
+        }
+    for (int p = 0; p < k; p++) {
+        const float *bp = b + (size_t)p * ldb;
+        __m256 w[NV256];
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++)
+            w[v] = masked && v == NV - 1 ? _mm256_maskload_ps(bp + 8 * v, tail)
+                                         : _mm256_loadu_ps(bp + 8 * v);
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; r++) {
+            const __m256 x = _mm256_broadcast_ss(a + (size_t)r * lda + (size_t)p);
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; v++)
+                acc[r][v] = _mm256_fmadd_ps(x, w[v], acc[r][v]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++) {
+            float *dst = c + (size_t)r * ldc + 8 * v;
+            if (masked && v == NV - 1)
+                _mm256_maskstore_ps(dst, tail, acc[r][v]);
+            else
+                _mm256_storeu_ps(dst, acc[r][v]);
+        }
+}
+
+CG_ALWAYS_INLINE CG_T256 void rows256(int mr, const int NV, const bool masked, __m256i tail,
+                                      int k, const float *a, size_t lda, const float *b,
+                                      size_t ldb, float *c, size_t ldc, bool accumulate)
+{
+    switch (mr) {
+    case 6: tile256(6, NV, masked, tail, k, a, lda, b, ldb, c, ldc, accumulate); break;
+    case 5: tile256(5, NV, masked, tail, k, a, lda, b, ldb, c, ldc, accumulate); break;
+    case 4: tile256(4, NV, masked, tail, k, a, lda, b, ldb, c, ldc, accumulate); break;
+    case 3: tile256(3, NV, masked, tail, k, a, lda, b, ldb, c, ldc, accumulate); break;
+    case 2: tile256(2, NV, masked, tail, k, a, lda, b, ldb, c, ldc, accumulate); break;
+    default: tile256(1, NV, masked, tail, k, a, lda, b, ldb, c, ldc, accumulate); break;
+    }
+}
+
+CG_T256 static void nn_avx2(int m, int n, int k, const float *a, size_t lda, const float *b,
+                            size_t ldb, float *c, size_t ldc, bool accumulate)
+{
+    const __m256i all = lanes256(8);
+    int j = 0;
+    for (; j + 8 * NV256 <= n; j += 8 * NV256)
+        for (int r = 0; r < m; r += MR256)
+            rows256(m - r < MR256 ? m - r : MR256, NV256, false, all, k, a + (size_t)r * lda,
+                    lda, b + j, ldb, c + (size_t)r * ldc + j, ldc, accumulate);
+    for (; j < n; j += 8) {
+        const __m256i tail = lanes256(n - j < 8 ? n - j : 8);
+        for (int r = 0; r < m; r += MR256)
+            rows256(m - r < MR256 ? m - r : MR256, 1, true, tail, k, a + (size_t)r * lda, lda,
+                    b + j, ldb, c + (size_t)r * ldc + j, ldc, accumulate);
+    }
+}
+#endif /* CG_KERN_X86 */
+
+/* ---------------------------------------------------------------- dispatch */
+
+static pthread_once_t choose_once = PTHREAD_ONCE_INIT;
+static cg_kern_path chosen = CG_KERN_PORTABLE;
+
+static void choose_path(void)
+{
+#if CG_KERN_X86
+    /* libgcc's checks include the OS's support (XCR0) for the registers. */
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f"))
+        chosen = CG_KERN_AVX512;
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        chosen = CG_KERN_AVX2;
+#endif
+}
+
+cg_kern_path cg_kern_active(void)
+{
+    pthread_once(&choose_once, choose_path);
+    return chosen;
+}
+
+bool cg_kern_available(cg_kern_path path)
+{
+    switch (path) {
+    case CG_KERN_AUTO:
+    case CG_KERN_PORTABLE: return true;
+    case CG_KERN_AVX2:
+    case CG_KERN_AVX512: return cg_kern_active() >= path; /* AVX-512F CPUs have AVX2 and FMA */
+    }
+    return false;
+}
+
+const char *cg_kern_path_name(cg_kern_path path)
+{
+    switch (path) {
+    case CG_KERN_AUTO: return "auto";
+    case CG_KERN_PORTABLE: return "portable";
+    case CG_KERN_AVX2: return "avx2";
+    case CG_KERN_AVX512: return "avx512";
+    }
+    return "unknown";
+}
+
+bool cg_kgemm_nn_on(cg_kern_path path, int m, int n, int k, const float *a, int lda,
+                    const float *b, int ldb, float *c, int ldc, bool accumulate)
+{
+    if (path == CG_KERN_AUTO)
+        path = cg_kern_active();
+    else if (!cg_kern_available(path))
+        return false;
+    gemm_fn fn = nn_portable;
+#if CG_KERN_X86
+    if (path == CG_KERN_AVX512)
+        fn = nn_avx512;
+    else if (path == CG_KERN_AVX2)
+        fn = nn_avx2;
+#endif
+    if (m <= 0 || n <= 0)
+        return true;
+    if (k < 0)
+        k = 0;
+    /* One pass when k is 0, so C is zeroed (or left) as for any k. */
+    for (int k0 = 0; k0 == 0 || k0 < k; k0 += KC)
+        fn(m, n, k - k0 < KC ? k - k0 : KC, a + k0, (size_t)lda, b + (size_t)k0 * (size_t)ldb,
+           (size_t)ldb, c, (size_t)ldc, accumulate || k0 > 0);
+    return true;
+}
+
+void cg_kgemm_nn(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c,
+                 int ldc, bool accumulate)
+{
+    /* Without a vector path the BLAS is the faster of the two (the portable
+     * kernel reaches a third of OpenBLAS's speed at these shapes). */
+    if (cg_kern_active() == CG_KERN_PORTABLE && m > 0 && n > 0) {
+        cg_sgemm(false, false, m, n, k, 1.0f, a, lda, b, ldb, accumulate ? 1.0f : 0.0f, c, ldc);
+        return;
+    }
+    cg_kgemm_nn_on(CG_KERN_AUTO, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+}
+
+/* Tiles of 16 x 16: a row of the tile's source and of its destination are
+ * each one 64-byte line.  Memory-bound: vector shuffles were no faster. */
+void cg_ktranspose(int rows, int cols, const float *src, int lds, float *dst, int ldd)
+{
+    const size_t ls = (size_t)lds, ld = (size_t)ldd;
+    for (int i0 = 0; i0 < rows; i0 += 16)
+        for (int j0 = 0; j0 < cols; j0 += 16) {
+            const int ie = rows - i0 < 16 ? rows : i0 + 16, je = cols - j0 < 16 ? cols : j0 + 16;
+            for (int j = j0; j < je; j++)
+                for (int i = i0; i < ie; i++)
+                    dst[(size_t)j * ld + (size_t)i] = src[(size_t)i * ls + (size_t)j];
+        }
+}
