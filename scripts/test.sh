@@ -5,8 +5,9 @@
 # Environment:
 #   BUILD_DIR   build directory (default: build)
 #   MESON_OPTS  extra `meson setup` options, e.g. "-Dblas=netlib"
-#   SUITES      suites to run, space separated (default: every suite but slow;
-#               "all" runs everything, slow included)
+#   SUITES      suites to run, space separated (default: every suite but those
+#               in SKIP_SUITES; "all" runs everything)
+#   SKIP_SUITES suites left out when SUITES is unset (default: slow)
 #   TESTS       only these tests, space separated (e.g. "test_core test_lstm")
 #   MESON_TEST_OPTS  extra `meson test` options, e.g. "--setup valgrind"
 # The last line printed is "N passed, N failed", counted per test case (each
@@ -47,7 +48,7 @@ ninja -C "$build_dir" || fail "the build failed"
 
 suite_args=""
 case ${SUITES:-} in
-"") suite_args="--no-suite slow" ;;
+"") for s in ${SKIP_SUITES-slow}; do suite_args="$suite_args --no-suite $s"; done ;;
 all) ;;
 *) for s in $SUITES; do suite_args="$suite_args --suite $s"; done ;;
 esac
