@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs libchargan's benchmark (bench/chargan_bench.c) and the PyTorch peer
-# (../shared/bench/torch_peer.py) side by side in one run on this machine and
+# (bench/torch_peer.py, see bench/README.md) side by side in one run on this machine and
 # prints a table of ratios against the targets of the performance issue.
 #
 #   scripts/bench.sh            # full run: about 10 minutes (two 60 s budgets, peer waits for quiet)
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 
 QUICK=()
 [ "${1:-}" = "--quick" ] && QUICK=(--quick)
-PEER=${PEER:-../shared/bench/torch_peer.py}
+PEER=${PEER:-bench/torch_peer.py}
 OUT_DIR=${OUT_DIR:-bench-out}
 BUILD_DIR=${BUILD_DIR:-build-bench}
 
