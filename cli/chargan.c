@@ -14,6 +14,7 @@ static const char overview[] =
     "  sample MODEL            generate text\n"
     "  eval MODEL TEXTFILE     NLL and bits per character of a text, and other metrics\n"
     "  info MODEL              configuration, vocabulary and parameters of a model\n"
+    "  plot LOG -o PNG         draw the training curves of a 'train --log' file (gnuplot)\n"
     "  help [COMMAND]          this text, or a command's options\n"
     "\n"
     "  chargan --version       print the version\n"
@@ -108,6 +109,18 @@ static const char help_info[] =
     "and the total number of weights of each model in the file, and the training state\n"
     "of a trainer checkpoint.\n";
 
+static const char help_plot[] =
+    "usage: chargan plot LOG -o PNG [OPTIONS]\n"
+    "\n"
+    "Draws the training curves of LOG, a file written by 'chargan train --log', into the\n"
+    "PNG image PNG with gnuplot: losses, bits per character, discriminator accuracy and\n"
+    "throughput against the step, the phases laid end to end.\n"
+    "\n"
+    "  -o, --output PNG         the image to write (required)\n"
+    "  --title TEXT             title above the panels (default: the log's name)\n"
+    "  --width N                image width in pixels, 200 to 10000 (default 1200)\n"
+    "  --height N               image height in pixels, 200 to 10000 (default 900)\n";
+
 int cli_help(FILE *f, const char *command)
 {
     const char *text = NULL;
@@ -121,6 +134,8 @@ int cli_help(FILE *f, const char *command)
         text = help_eval;
     else if (strcmp(command, "info") == 0)
         text = help_info;
+    else if (strcmp(command, "plot") == 0)
+        text = help_plot;
     else if (strcmp(command, "help") == 0)
         text = "usage: chargan help [COMMAND]\n";
     if (!text)
@@ -176,6 +191,8 @@ int main(int argc, char **argv)
         return cli_cmd_eval(argc, argv);
     if (strcmp(cmd, "info") == 0)
         return cli_cmd_info(argc, argv);
+    if (strcmp(cmd, "plot") == 0)
+        return cli_cmd_plot(argc, argv);
     cli_error("unknown command '%s' (see 'chargan help')", cmd);
     return CLI_EXIT_USAGE;
 }

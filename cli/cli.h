@@ -141,6 +141,7 @@ int cli_cmd_train(int argc, char **argv);
 int cli_cmd_sample(int argc, char **argv);
 int cli_cmd_eval(int argc, char **argv);
 int cli_cmd_info(int argc, char **argv);
+int cli_cmd_plot(int argc, char **argv);
 
 /* Prints the help of a command (NULL: the overview) to f; 0, or -1 if unknown. */
 int cli_help(FILE *f, const char *command);

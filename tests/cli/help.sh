@@ -6,14 +6,14 @@ expect_ok "$CHARGAN" --version
 grep -q '^chargan [0-9][0-9]*\.[0-9][0-9]*\.[0-9][0-9]*$' "$TMP/out" || { show; fail "--version"; }
 
 expect_ok "$CHARGAN" help
-for c in train sample eval info; do
+for c in train sample eval info plot; do
     grep -q "^  $c " "$TMP/out" || { show; fail "help does not list '$c'"; }
 done
 expect_ok "$CHARGAN" --help
 expect_ok "$CHARGAN" -h
 
 : >"$TMP/all-help"
-for c in train sample eval info; do
+for c in train sample eval info plot; do
     expect_ok "$CHARGAN" help "$c"
     grep -q "^usage: chargan $c" "$TMP/out" || { show; fail "help $c: no usage line"; }
     cp "$TMP/out" "$TMP/help-$c"

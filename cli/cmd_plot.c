@@ -1,0 +1,733 @@
+/* cmd_plot.c - `chargan plot LOG.jsonl -o curves.png`: the training curves of
+ * a `chargan train --log` file, drawn by gnuplot.
+ *
+ * The flow: read the log -> validate every line (one flat JSON object with the
+ * keys progress.c writes) -> lay the phases end to end on one step axis ->
+ * write one data file per series and a gnuplot script to a temporary
+ * directory -> run gnuplot, which writes OUTPUT.tmp-XXXXXX next to the output
+ * -> rename it over the output.  Four panels: losses, bits per character,
+ * discriminator accuracy, throughput. */
+#ifndef _DEFAULT_SOURCE
+#define _DEFAULT_SOURCE 1
+#endif
+#include "cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/* The phases progress.c names, in the order a run goes through them. */
+enum { PH_MLE, PH_DISCRIMINATOR, PH_ADVERSARIAL, PH_EVAL, N_PHASES };
+static const char *const phase_names[N_PHASES] = {"mle", "discriminator", "adversarial", "eval"};
+
+/* The numeric keys of a record; absent or null reads as NaN. */
+enum { K_STEP, K_GLOBAL_STEP, K_LOSS, K_VAL_NLL, K_VAL_BPC, K_D_LOSS, K_D_ACCURACY,
+       K_TOKENS_PER_S, K_ELAPSED, N_KEYS };
+static const char *const key_names[N_KEYS] = {"step",     "global_step", "loss",
+                                              "val_nll",  "val_bpc",     "d_loss",
+                                              "d_accuracy", "tokens_per_s", "elapsed"};
+
+typedef struct record {
+    int phase;
+    double v[N_KEYS];
+    double x; /* position on the plot's step axis */
+} record;
+
+/* ---- a strict reader for one flat JSON object ----------------------- */
+
+typedef struct line_reader {
+    const char *p, *end, *start;
+    char why[160]; /* what was wrong, when a function returns -1 */
+} line_reader;
+
+static void skip_ws(line_reader *r)
+{
+    while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\r'))
+        r->p++;
+}
+
+static int reader_fail(line_reader *r, const char *what)
+{
+    snprintf(r->why, sizeof r->why, "column %zu: %s", (size_t)(r->p - r->start) + 1, what);
+    return -1;
+}
+
+/* A JSON string; its contents (escapes kept as written) go to buf, cut to
+ * cap - 1 bytes.  Only the phase names and keys are ever compared, and those
+ * have no escapes. */
+static int read_string(line_reader *r, char *buf, size_t cap)
+{
+    if (r->p >= r->end || *r->p != '"')
+        return reader_fail(r, "expected a string");
+    r->p++;
+    size_t n = 0;
+    while (r->p < r->end && *r->p != '"') {
+        unsigned char c = (unsigned char)*r->p;
+        if (c < 0x20)
+            return reader_fail(r, "control character in a string");
+        if (c == '\\') {
+            if (r->p + 1 >= r->end)
+                break;
+            if (n + 1 < cap)
+                buf[n++] = *r->p;
+            r->p++;
+        }
+        if (n + 1 < cap)
+            buf[n++] = *r->p;
+        r->p++;
+    }
+    if (r->p >= r->end)
+        return reader_fail(r, "unterminated string");
+    r->p++;
+    buf[n] = '\0';
+    return 0;
+}
+
+static int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* A JSON number (RFC 8259 grammar, no leading '+' or zeros, no NaN). */
+static int read_number(line_reader *r, double *out)
+{
+    const char *s = r->p;
+    const char *q = s;
+    if (q < r->end && *q == '-')
+        q++;
+    if (q >= r->end || !is_digit(*q))
+        return reader_fail(r, "expected a number");
+    if (*q == '0')
+        q++;
+    else
+        while (q < r->end && is_digit(*q))
+            q++;
+    if (q < r->end && *q == '.') {
+        q++;
+        if (q >= r->end || !is_digit(*q))
+            return reader_fail(r, "expected a digit after '.'");
+        while (q < r->end && is_digit(*q))
+            q++;
+    }
+    if (q < r->end && (*q == 'e' || *q == 'E')) {
+        q++;
+        if (q < r->end && (*q == '+' || *q == '-'))
+            q++;
+        if (q >= r->end || !is_digit(*q))
+            return reader_fail(r, "expected a digit in the exponent");
+        while (q < r->end && is_digit(*q))
+            q++;
+    }
+    char tmp[64];
+    if ((size_t)(q - s) >= sizeof tmp)
+        return reader_fail(r, "number too long");
+    memcpy(tmp, s, (size_t)(q - s));
+    tmp[q - s] = '\0';
+    errno = 0;
+    double v = strtod(tmp, NULL);
+    if (errno == ERANGE && isinf(v))
+        return reader_fail(r, "number out of range");
+    r->p = q;
+    *out = v;
+    return 0;
+}
+
+static int match_word(line_reader *r, const char *word)
+{
+    size_t n = strlen(word);
+    if ((size_t)(r->end - r->p) >= n && memcmp(r->p, word, n) == 0) {
+        r->p += n;
+        return 1;
+    }
+    return 0;
+}
+
+/* Parses one line into *rec.  Unknown keys are allowed (a newer chargan may
+ * log more) if their values are strings, numbers, booleans or null. */
+static int parse_record(const char *line, size_t len, record *rec, char *why, size_t why_size)
+{
+    line_reader r = {.p = line, .end = line + len, .start = line};
+    int seen[N_KEYS] = {0};
+    int have_phase = 0;
+    rec->phase = -1;
+    for (int k = 0; k < N_KEYS; k++)
+        rec->v[k] = NAN;
+
+    skip_ws(&r);
+    if (r.p >= r.end || *r.p != '{') {
+        reader_fail(&r, "expected a JSON object ('{')");
+        goto bad;
+    }
+    r.p++;
+    skip_ws(&r);
+    int first = 1;
+    while (!(r.p < r.end && *r.p == '}')) {
+        if (!first) {
+            if (r.p >= r.end || *r.p != ',') {
+                reader_fail(&r, "expected ',' or '}'");
+                goto bad;
+            }
+            r.p++;
+            skip_ws(&r);
+        }
+        first = 0;
+        char key[64];
+        if (read_string(&r, key, sizeof key) != 0)
+            goto bad;
+        skip_ws(&r);
+        if (r.p >= r.end || *r.p != ':') {
+            reader_fail(&r, "expected ':'");
+            goto bad;
+        }
+        r.p++;
+        skip_ws(&r);
+        if (strcmp(key, "phase") == 0) {
+            char name[64];
+            if (read_string(&r, name, sizeof name) != 0)
+                goto bad;
+            for (int ph = 0; ph < N_PHASES; ph++)
+                if (strcmp(name, phase_names[ph]) == 0)
+                    rec->phase = ph;
+            if (rec->phase < 0) {
+                snprintf(r.why, sizeof r.why,
+                         "unknown phase \"%.40s\" (expected mle, discriminator, adversarial or eval)",
+                         name);
+                goto bad;
+            }
+            have_phase = 1;
+        } else {
+            int k = 0;
+            while (k < N_KEYS && strcmp(key, key_names[k]) != 0)
+                k++;
+            if (k < N_KEYS && seen[k]) {
+                snprintf(r.why, sizeof r.why, "duplicate key \"%s\"", key);
+                goto bad;
+            }
+            if (k < N_KEYS)
+                seen[k] = 1;
+            if (match_word(&r, "null")) {
+                /* NaN already */
+            } else if (r.p < r.end && (*r.p == '-' || is_digit(*r.p))) {
+                double v;
+                if (read_number(&r, &v) != 0)
+                    goto bad;
+                if (k < N_KEYS)
+                    rec->v[k] = v;
+            } else if (k < N_KEYS) {
+                snprintf(r.why, sizeof r.why, "column %zu: \"%s\" must be a number or null",
+                         (size_t)(r.p - r.start) + 1, key);
+                goto bad;
+            } else if (r.p < r.end && *r.p == '"') {
+                char ignored[8];
+                if (read_string(&r, ignored, sizeof ignored) != 0)
+                    goto bad;
+            } else if (!match_word(&r, "true") && !match_word(&r, "false")) {
+                reader_fail(&r, "expected a string, number, true, false or null");
+                goto bad;
+            }
+        }
+        skip_ws(&r);
+    }
+    r.p++;
+    skip_ws(&r);
+    if (r.p != r.end) {
+        reader_fail(&r, "text after the object");
+        goto bad;
+    }
+    if (!have_phase) {
+        snprintf(r.why, sizeof r.why, "no \"phase\"");
+        goto bad;
+    }
+    if (!(rec->v[K_STEP] >= 0)) {
+        snprintf(r.why, sizeof r.why, "no \"step\" (a number of at least 0)");
+        goto bad;
+    }
+    return 0;
+bad:
+    snprintf(why, why_size, "%s", r.why);
+    return -1;
+}
+
+/* Reads and validates the whole log; *recs is malloc'ed.  Prints the error. */
+static int read_log(const char *path, record **recs, size_t *n_recs)
+{
+    size_t len = 0;
+    char *text = cli_read_file(path, "log", &len);
+    if (!text)
+        return -1;
+    record *out = NULL;
+    size_t n = 0, cap = 0;
+    size_t line_no = 0;
+    const char *p = text, *end = text + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *eol = nl ? nl : end;
+        line_no++;
+        const char *q = p;
+        while (q < eol && (*q == ' ' || *q == '\t' || *q == '\r'))
+            q++;
+        if (q < eol) {
+            if (memchr(p, '\0', (size_t)(eol - p))) {
+                cli_error("plot: %s:%zu: a NUL byte: not a JSON log", path, line_no);
+                goto fail;
+            }
+            if (n == cap) {
+                size_t ncap = cap ? cap * 2 : 256;
+                record *grown = realloc(out, ncap * sizeof *out);
+                if (!grown) {
+                    cli_error("plot: out of memory reading '%s'", path);
+                    goto fail;
+                }
+                out = grown;
+                cap = ncap;
+            }
+            char why[200];
+            if (parse_record(p, (size_t)(eol - p), &out[n], why, sizeof why) != 0) {
+                cli_error("plot: %s:%zu: %s", path, line_no, why);
+                goto fail;
+            }
+            n++;
+        }
+        p = nl ? nl + 1 : end;
+    }
+    free(text);
+    if (n == 0) {
+        cli_error("plot: %s: no records (write one with 'chargan train --log')", path);
+        free(out);
+        return -1;
+    }
+    *recs = out;
+    *n_recs = n;
+    return 0;
+fail:
+    free(text);
+    free(out);
+    return -1;
+}
+
+/* ---- the plot ------------------------------------------------------- */
+
+/* Lays the phases end to end: a record's x is its phase step plus the x where
+ * its run of records began (each phase counts its steps from 0, and a resumed
+ * run's steps are totals, so they continue).  The final evaluation sits at
+ * the end.  Returns the number of phase boundaries written to starts[]. */
+static size_t place_records(record *recs, size_t n, double *starts, int *start_phase)
+{
+    size_t n_starts = 0;
+    double base = 0, last_x = 0;
+    int cur = -1;
+    for (size_t i = 0; i < n; i++) {
+        record *r = &recs[i];
+        if (r->phase == PH_EVAL) {
+            r->x = last_x;
+            continue;
+        }
+        if (r->phase != cur) {
+            /* The new run of records begins where the previous one ended;
+             * its first record is report_every steps in, or fewer. */
+            base = last_x;
+            cur = r->phase;
+            if (n_starts < 64) {
+                starts[n_starts] = base;
+                start_phase[n_starts] = cur;
+                n_starts++;
+            }
+        }
+        r->x = base + r->v[K_STEP];
+        last_x = r->x;
+    }
+    return n_starts;
+}
+
+/* A series is one data file of (x, y) pairs. */
+enum { S_LOSS_MLE, S_LOSS_G, S_LOSS_D, S_BPC_TRAIN, S_BPC_VAL, S_D_ACC, S_RATE, N_SERIES };
+static const char *const series_files[N_SERIES] = {"loss-mle.dat", "loss-g.dat", "loss-d.dat",
+                                                   "bpc-train.dat", "bpc-val.dat", "d-acc.dat",
+                                                   "rate.dat"};
+#define SCRIPT_FILE "plot.gp"
+#define GNUPLOT_LOG "gnuplot.log"
+
+static double series_value(const record *r, int s)
+{
+    switch (s) {
+    case S_LOSS_MLE: return r->phase == PH_MLE ? r->v[K_LOSS] : NAN;
+    case S_LOSS_G: return r->phase == PH_ADVERSARIAL ? r->v[K_LOSS] : NAN;
+    case S_LOSS_D: return r->v[K_D_LOSS];
+    case S_BPC_TRAIN: return r->phase == PH_MLE ? r->v[K_LOSS] / log(2.0) : NAN;
+    case S_BPC_VAL: return r->v[K_VAL_BPC];
+    case S_D_ACC: return r->v[K_D_ACCURACY];
+    default: return r->v[K_TOKENS_PER_S];
+    }
+}
+
+static int write_series(const char *dir, int s, const record *recs, size_t n, size_t *count)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, series_files[s]);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        cli_error("plot: cannot write '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++) {
+        double y = series_value(&recs[i], s);
+        if (isfinite(y) && isfinite(recs[i].x)) {
+            fprintf(f, "%.9g\t%.9g\n", recs[i].x, y);
+            c++;
+        }
+    }
+    if (fclose(f) != 0) {
+        cli_error("plot: cannot write '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    *count = c;
+    return 0;
+}
+
+/* A gnuplot single-quoted string: '' stands for a quote, nothing else is
+ * special.  The caller rejects newlines, which would end the command. */
+static void put_quoted(FILE *f, const char *s)
+{
+    fputc('\'', f);
+    for (; *s; s++) {
+        if (*s == '\'')
+            fputc('\'', f);
+        fputc(*s, f);
+    }
+    fputc('\'', f);
+}
+
+typedef struct panel {
+    const char *title, *ylabel;
+    int series[3];
+    const char *names[3];
+    int n;
+    int accuracy; /* y from 0 to 1 with a line at 0.5 */
+} panel;
+
+static int write_script(const char *dir, const char *output, const char *title, uint32_t width,
+                        uint32_t height, const size_t *counts, const double *starts,
+                        const int *start_phase, size_t n_starts, double x_max)
+{
+    static const panel panels[4] = {
+        {"losses", "nats", {S_LOSS_MLE, S_LOSS_G, S_LOSS_D},
+         {"generator, MLE", "generator, adversarial", "discriminator"}, 3, 0},
+        {"bits per character", "bits/char", {S_BPC_TRAIN, S_BPC_VAL},
+         {"training (MLE)", "validation"}, 2, 0},
+        {"discriminator accuracy", "accuracy", {S_D_ACC}, {"real vs generated"}, 1, 1},
+        {"throughput", "characters/s", {S_RATE}, {"training"}, 1, 0},
+    };
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, SCRIPT_FILE);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        cli_error("plot: cannot write '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    fprintf(f, "# written by chargan plot\n"
+               "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
+               "    set terminal pngcairo size %u,%u noenhanced font ',10'\n"
+               "} else {\n"
+               "    set terminal png size %u,%u noenhanced\n"
+               "}\n",
+            width, height, width, height);
+    fputs("set output ", f);
+    put_quoted(f, output);
+    fputs("\nset multiplot layout 2,2 title ", f);
+    put_quoted(f, title);
+    fputs("\nset grid\nset key top right box opaque\nset xlabel 'step (phases end to end)'\n", f);
+    for (size_t i = 0; i < n_starts; i++) {
+        if (i > 0)
+            fprintf(f, "set arrow from first %.9g, graph 0 to first %.9g, graph 1 nohead dt 2 "
+                       "lc rgb 'gray50'\n",
+                    starts[i], starts[i]);
+        fprintf(f, "set label '%s' at first %.9g, graph 0.03 offset 1,0 left rotate by 90 "
+                   "textcolor rgb 'gray40'\n",
+                phase_names[start_phase[i]], starts[i]);
+    }
+    /* One step axis for all panels, so that the phases line up. */
+    if (x_max > 0)
+        fprintf(f, "set xrange [0:%.9g]\n", x_max);
+    for (int p = 0; p < 4; p++) {
+        const panel *pn = &panels[p];
+        fprintf(f, "set title '%s'\nset ylabel '%s'\n", pn->title, pn->ylabel);
+        if (pn->accuracy)
+            fputs("set yrange [0:1]\n", f);
+        else
+            fputs("set yrange [*:*]\n", f);
+        int any = 0;
+        for (int s = 0; s < pn->n; s++)
+            any |= counts[pn->series[s]] > 0;
+        if (!any) {
+            /* Nothing to draw (e.g. no discriminator in an MLE run): an
+             * empty frame that says so. */
+            fputs("set label 99 'no data' at graph 0.5, graph 0.5 center\n"
+                  "set yrange [0:1]\nplot 2 notitle\nunset label 99\n",
+                  f);
+            continue;
+        }
+        fputs("plot ", f);
+        int first = 1;
+        for (int s = 0; s < pn->n; s++) {
+            int id = pn->series[s];
+            if (counts[id] == 0)
+                continue;
+            if (!first)
+                fputs(", ", f);
+            first = 0;
+            char data[4096];
+            snprintf(data, sizeof data, "%s/%s", dir, series_files[id]);
+            put_quoted(f, data);
+            /* A single point would not show as a line. */
+            fprintf(f, " using 1:2 with %s lw 1.5 title '%s'",
+                    counts[id] == 1 ? "points pt 7" : "linespoints pt 7 ps 0.4", pn->names[s]);
+        }
+        if (pn->accuracy)
+            fputs(", 0.5 with lines dt 2 lc rgb 'gray50' title 'chance'", f);
+        fputc('\n', f);
+    }
+    fputs("unset multiplot\nset output\n", f);
+    if (fclose(f) != 0) {
+        cli_error("plot: cannot write '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* The full path of gnuplot on PATH into buf, or -1. */
+static int find_gnuplot(char *buf, size_t cap)
+{
+    const char *path = getenv("PATH");
+    if (!path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    const char *p = path;
+    for (;;) {
+        const char *colon = strchr(p, ':');
+        size_t n = colon ? (size_t)(colon - p) : strlen(p);
+        int w;
+        if (n == 0)
+            w = snprintf(buf, cap, "./gnuplot");
+        else
+            w = snprintf(buf, cap, "%.*s/gnuplot", (int)n, p);
+        struct stat sb;
+        if (w > 0 && (size_t)w < cap && stat(buf, &sb) == 0 && S_ISREG(sb.st_mode) &&
+            access(buf, X_OK) == 0)
+            return 0;
+        if (!colon)
+            return -1;
+        p = colon + 1;
+    }
+}
+
+/* The last non-blank line of a file, for gnuplot's error message. */
+static void last_line(const char *path, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        size_t n = strlen(line);
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' '))
+            line[--n] = '\0';
+        if (n > 0)
+            snprintf(buf, cap, "%s", line);
+    }
+    fclose(f);
+}
+
+/* Runs gnuplot on the script; its output goes to the log in dir. */
+static int run_gnuplot(const char *gnuplot, const char *dir)
+{
+    char script[4096], logpath[4096];
+    snprintf(script, sizeof script, "%s/%s", dir, SCRIPT_FILE);
+    snprintf(logpath, sizeof logpath, "%s/%s", dir, GNUPLOT_LOG);
+    posix_spawn_file_actions_t fa;
+    if (posix_spawn_file_actions_init(&fa) != 0) {
+        cli_error("plot: cannot run gnuplot: out of memory");
+        return -1;
+    }
+    int rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    if (rc == 0)
+        rc = posix_spawn_file_actions_addopen(&fa, 1, logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (rc == 0)
+        rc = posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    pid_t pid = 0;
+    char *argv[] = {(char *)gnuplot, script, NULL};
+    if (rc == 0)
+        rc = posix_spawn(&pid, gnuplot, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) {
+        cli_error("plot: cannot run '%s': %s", gnuplot, strerror(rc));
+        return -1;
+    }
+    int ws = 0;
+    while (waitpid(pid, &ws, 0) < 0) {
+        if (errno != EINTR) {
+            cli_error("plot: waiting for gnuplot: %s", strerror(errno));
+            return -1;
+        }
+    }
+    if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0)
+        return 0;
+    char msg[512];
+    last_line(logpath, msg, sizeof msg);
+    if (WIFSIGNALED(ws))
+        cli_error("plot: gnuplot was killed by signal %d%s%s", WTERMSIG(ws), msg[0] ? ": " : "",
+                  msg);
+    else
+        cli_error("plot: gnuplot failed (exit status %d)%s%s", WEXITSTATUS(ws),
+                  msg[0] ? ": " : "", msg);
+    return -1;
+}
+
+static void remove_temp_dir(const char *dir)
+{
+    char path[4096];
+    for (int s = 0; s < N_SERIES; s++) {
+        snprintf(path, sizeof path, "%s/%s", dir, series_files[s]);
+        unlink(path);
+    }
+    snprintf(path, sizeof path, "%s/%s", dir, SCRIPT_FILE);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/%s", dir, GNUPLOT_LOG);
+    unlink(path);
+    rmdir(dir);
+}
+
+int cli_cmd_plot(int argc, char **argv)
+{
+    const char *output = NULL, *title = NULL;
+    uint32_t width = 1200, height = 900;
+    cli_option opts[] = {
+        CLI_OPT_STR("output", 'o', &output),
+        CLI_OPT_STR("title", 0, &title),
+        CLI_OPT_U32("width", 0, &width, 200, 10000),
+        CLI_OPT_U32("height", 0, &height, 200, 10000),
+    };
+    const char *pos[1];
+    size_t n_pos = 0;
+    int rc = cli_parse("plot", argc, argv, 2, opts, CLI_N_OPTS(opts), pos, 1, &n_pos);
+    if (rc == 1) {
+        cli_help(stdout, "plot");
+        return CLI_EXIT_OK;
+    }
+    if (rc != 0)
+        return CLI_EXIT_USAGE;
+    if (n_pos < 1) {
+        cli_error("plot: missing LOG (see 'chargan help plot')");
+        return CLI_EXIT_USAGE;
+    }
+    if (!output) {
+        cli_error("plot: missing -o/--output PNG (see 'chargan help plot')");
+        return CLI_EXIT_USAGE;
+    }
+    if (!title)
+        title = pos[0];
+    if (strchr(output, '\n') || strchr(title, '\n')) {
+        cli_error("plot: the output name and the title cannot contain a newline");
+        return CLI_EXIT_USAGE;
+    }
+
+    record *recs = NULL;
+    size_t n = 0;
+    if (read_log(pos[0], &recs, &n) != 0)
+        return CLI_EXIT_FAILURE;
+
+    char gnuplot[4096];
+    if (find_gnuplot(gnuplot, sizeof gnuplot) != 0) {
+        cli_error("plot: gnuplot not found on PATH (Debian: apt-get install gnuplot-nox)");
+        free(recs);
+        return CLI_EXIT_FAILURE;
+    }
+
+    int exit_code = CLI_EXIT_FAILURE;
+    char dir[4096] = "", tmp_out[4096] = "";
+    const char *tmpdir = getenv("TMPDIR");
+    if (!tmpdir || !*tmpdir)
+        tmpdir = "/tmp";
+    snprintf(dir, sizeof dir, "%s/chargan-plot.XXXXXX", tmpdir);
+    if (!mkdtemp(dir)) {
+        cli_error("plot: cannot create a temporary directory in '%s': %s", tmpdir,
+                  strerror(errno));
+        dir[0] = '\0';
+        goto done;
+    }
+    if (strchr(dir, '\n')) {
+        cli_error("plot: the temporary directory's name contains a newline (TMPDIR)");
+        goto done;
+    }
+
+    double starts[64];
+    int start_phase[64];
+    size_t n_starts = place_records(recs, n, starts, start_phase);
+    size_t counts[N_SERIES];
+    for (int s = 0; s < N_SERIES; s++)
+        if (write_series(dir, s, recs, n, &counts[s]) != 0)
+            goto done;
+
+    /* gnuplot writes next to the output, which is renamed into place only
+     * once the image is complete. */
+    if ((size_t)snprintf(tmp_out, sizeof tmp_out, "%s.tmp-XXXXXX", output) >= sizeof tmp_out) {
+        cli_error("plot: output name too long");
+        tmp_out[0] = '\0';
+        goto done;
+    }
+    int fd = mkstemp(tmp_out);
+    if (fd < 0) {
+        cli_error("plot: cannot write '%s': %s", output, strerror(errno));
+        tmp_out[0] = '\0';
+        goto done;
+    }
+    /* mkstemp() makes the file 0600; an image is as readable as any new file. */
+    mode_t mask = umask(0);
+    umask(mask);
+    if (fchmod(fd, 0666 & ~mask) != 0) {
+        cli_error("plot: cannot write '%s': %s", output, strerror(errno));
+        close(fd);
+        goto done;
+    }
+    close(fd);
+    double x_max = 0;
+    for (size_t i = 0; i < n; i++)
+        if (recs[i].x > x_max)
+            x_max = recs[i].x;
+    if (write_script(dir, tmp_out, title, width, height, counts, starts, start_phase, n_starts,
+                     x_max) != 0)
+        goto done;
+    if (run_gnuplot(gnuplot, dir) != 0)
+        goto done;
+    struct stat sb;
+    if (stat(tmp_out, &sb) != 0 || sb.st_size == 0) {
+        cli_error("plot: gnuplot wrote no image to '%s'", tmp_out);
+        goto done;
+    }
+    if (rename(tmp_out, output) != 0) {
+        cli_error("plot: cannot write '%s': %s", output, strerror(errno));
+        goto done;
+    }
+    tmp_out[0] = '\0';
+    printf("plot: %s\nrecords: %zu\n", output, n);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        cli_error("cannot write to standard output");
+        goto done;
+    }
+    exit_code = CLI_EXIT_OK;
+done:
+    if (tmp_out[0])
+        unlink(tmp_out);
+    if (dir[0])
+        remove_temp_dir(dir);
+    free(recs);
+    return exit_code;
+}
