@@ -167,6 +167,17 @@ const char *cg_blas_name(void);
 
 /* ---------------------------------------------------------------- math helpers */
 
+/* For the hot elementwise loops (gate math, softmax, optimizer): GCC also
+ * compiles the function for x86-64-v4 (AVX-512) and v3 (AVX2 + FMA) and picks
+ * one at load time from what the CPU supports.  The baseline x86-64 build
+ * would otherwise run them 4 lanes wide.  Each clone's rounding is fixed, so
+ * results are deterministic on a given machine. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#define CG_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CG_VECTOR_CLONES
+#endif
+
 #include <math.h>
 static inline float cg_sigmoidf(float x)
 {

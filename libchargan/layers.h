@@ -124,10 +124,36 @@ void cg_lstm_backward(const cg_lstm_layer *L, cg_lstm_cache *c, const float *x,
                       const float *dh_out, const float *dhT, const float *dcT, float *dx,
                       float *dh0, float *dc0);
 
+/* A first layer whose input rows are rows of an embedding table x_table
+ * (rows x in) looked up by id needs no input GEMM per token: its input
+ * projection is a table of one row per id, table (rows x 4H) = b + x_table
+ * w_ih, and step t's gate rows start as table[ids].  For rows (the
+ * vocabulary) below T*B this saves the (T*B) x in x 4H products of the
+ * forward, of dw_ih and of dx.  The forwards below equal cg_lstm_forward and
+ * cg_lstm_forward_step on the looked-up rows up to the BLAS's rounding of
+ * the table; they fill the cache the same way. */
+void cg_lstm_input_table(const cg_lstm_layer *L, int rows, const float *x_table, float *table);
+void cg_lstm_forward_ids(const cg_lstm_layer *L, cg_lstm_cache *c, int T, const float *table,
+                         const int32_t *ids, const float *h0, const float *c0, bool use_mask);
+void cg_lstm_forward_step_ids(const cg_lstm_layer *L, cg_lstm_cache *c, int t, const float *table,
+                              const int32_t *ids_t, bool use_mask);
+/* Backward of a table-fed forward (ids: its T x B ids).  As cg_lstm_backward,
+ * except that the input side goes through dtable (table_rows x 4H scratch,
+ * overwritten with the gradient on the table): dw_ih += x_table^T dtable,
+ * db += its column sums, and dx_table (if not NULL, table_rows x in: the
+ * embedding's gradient) ACCUMULATES dtable w_ih^T. */
+void cg_lstm_backward_ids(const cg_lstm_layer *L, cg_lstm_cache *c, const int32_t *ids,
+                          float *dtable, int table_rows, const float *x_table,
+                          const float *dh_out, const float *dhT, const float *dcT,
+                          float *dx_table, float *dh0, float *dc0);
+
 /* Inference step without a cache: h, c (B x H) are updated in place from x
  * (B x in).  xw is scratch of B x 4H.  B == 1 uses gemv.  Same gate math as
  * the forward; equal to it up to the BLAS's rounding. */
 void cg_lstm_step_infer(const cg_lstm_layer *L, int B, const float *x, float *h, float *c,
                         float *xw);
+/* The same for a table-fed layer: the gate rows start as table[ids[b]]. */
+void cg_lstm_step_infer_ids(const cg_lstm_layer *L, int B, const float *table, const int32_t *ids,
+                            float *h, float *c, float *xw);
 
 #endif /* CHARGAN_LAYERS_H */

@@ -169,7 +169,7 @@ static void copy_or_zero(float *dst, const float *src, size_t n)
 /* The gate math of one step for B rows: z (B x 4H pre-activations) becomes
  * the activated gates; c, tanh(c) and h of the step are written.  One pass,
  * no branches: every array is contiguous in j. */
-static void gates_forward(float *restrict z, const float *restrict c_prev, float *restrict c_out,
+CG_VECTOR_CLONES static void gates_forward(float *restrict z, const float *restrict c_prev, float *restrict c_out,
                           float *restrict tanh_c, float *restrict h_out, int B, int H)
 {
     const size_t hh = (size_t)H;
@@ -243,6 +243,46 @@ void cg_lstm_forward(const cg_lstm_layer *L, cg_lstm_cache *c, int T, const floa
     c->masked = use_mask;
 }
 
+/* Each of the n rows of w floats at dst becomes the row of table that ids names. */
+static void gather_rows(float *dst, const float *table, const int32_t *ids, size_t n, size_t w)
+{
+    for (size_t r = 0; r < n; r++)
+        memcpy(dst + r * w, table + (size_t)ids[r] * w, w * sizeof(float));
+}
+
+void cg_lstm_input_table(const cg_lstm_layer *L, int rows, const float *x, float *table)
+{
+    const int G = 4 * L->hidden;
+    fill_rows(table, L->b, (size_t)rows, (size_t)G);
+    cg_sgemm(false, false, rows, G, L->in, 1.0f, x, L->in, L->w_ih, G, 1.0f, table, G);
+}
+
+void cg_lstm_forward_ids(const cg_lstm_layer *L, cg_lstm_cache *c, int T, const float *table,
+                         const int32_t *ids, const float *h0, const float *c0, bool use_mask)
+{
+    const int B = c->B;
+    const size_t G = 4 * (size_t)c->hidden;
+    cg_lstm_forward_begin(L, c, h0, c0);
+    /* Step by step, so a step's gate rows are still in cache for its product. */
+    for (int t = 0; t < T; t++) {
+        const size_t row = (size_t)t * (size_t)B;
+        gather_rows(c->gates + row * G, table, ids + row, (size_t)B, G);
+        forward_recurrent_step(L, c, t, use_mask);
+    }
+    c->t_used = T;
+    c->masked = use_mask;
+}
+
+void cg_lstm_forward_step_ids(const cg_lstm_layer *L, cg_lstm_cache *c, int t, const float *table,
+                              const int32_t *ids_t, bool use_mask)
+{
+    const size_t B = (size_t)c->B, G = 4 * (size_t)c->hidden;
+    gather_rows(c->gates + (size_t)t * B * G, table, ids_t, B, G);
+    forward_recurrent_step(L, c, t, use_mask);
+    c->t_used = t + 1;
+    c->masked = use_mask;
+}
+
 void cg_lstm_forward_step(const cg_lstm_layer *L, cg_lstm_cache *c, int t, const float *x_t,
                           bool use_mask)
 {
@@ -261,7 +301,7 @@ void cg_lstm_forward_step(const cg_lstm_layer *L, cg_lstm_cache *c, int t, const
  * and recurrent parts already summed); dc, on entry the gradient on c(t+1)
  * from later steps, leaves as the gradient on c(t).  The activated gates in z
  * are replaced by dz, the gradient on the pre-activations. */
-static void gates_backward(float *restrict z, const float *restrict dh, float *restrict dc,
+CG_VECTOR_CLONES static void gates_backward(float *restrict z, const float *restrict dh, float *restrict dc,
                            const float *restrict c_prev, const float *restrict tanh_c, int B,
                            int H)
 {
@@ -285,9 +325,35 @@ static void gates_backward(float *restrict z, const float *restrict dh, float *r
     }
 }
 
-void cg_lstm_backward(const cg_lstm_layer *L, cg_lstm_cache *c, const float *x,
-                      const float *dh_out, const float *dhT, const float *dcT, float *dx,
-                      float *dh0, float *dc0)
+/* dtable[ids[r]] += row r of dz, for the n rows of width w. */
+CG_VECTOR_CLONES static void scatter_add_rows(float *restrict dtable, const float *restrict dz,
+                                              const int32_t *ids, size_t n, size_t w)
+{
+    for (size_t r = 0; r < n; r++) {
+        float *restrict dst = dtable + (size_t)ids[r] * w;
+        const float *restrict src = dz + r * w;
+        for (size_t j = 0; j < w; j++)
+            dst[j] += src[j];
+    }
+}
+
+/* db += the column sums of the n x w matrix m. */
+CG_VECTOR_CLONES static void add_column_sums(float *restrict db, const float *restrict m, size_t n,
+                                             size_t w)
+{
+    for (size_t r = 0; r < n; r++) {
+        const float *restrict row = m + r * w;
+        for (size_t j = 0; j < w; j++)
+            db[j] += row[j];
+    }
+}
+
+/* Backpropagation through time, then the weight gradients.  The input side
+ * is either x (dw_ih, dx from it) or, for a table-fed layer, ids: each dz
+ * row is added to dtable's row of its id as soon as it is computed. */
+static void backward_impl(const cg_lstm_layer *L, cg_lstm_cache *c, const float *x,
+                          const int32_t *ids, float *dtable, const float *dh_out,
+                          const float *dhT, const float *dcT, float *dx, float *dh0, float *dc0)
 {
     const int T = c->t_used, B = c->B, H = c->hidden, G = 4 * H, rows = T * B;
     const size_t bh = (size_t)B * (size_t)H;
@@ -308,6 +374,8 @@ void cg_lstm_backward(const cg_lstm_layer *L, cg_lstm_cache *c, const float *x,
         }
         float *dz = c->gates + tt * bh * 4;
         gates_backward(dz, dh, dc, c->c + tt * bh, c->tanh_c + tt * bh, B, H);
+        if (dtable)
+            scatter_add_rows(dtable, dz, ids + tt * (size_t)B, (size_t)B, (size_t)G);
         /* The gradient on h(t), the recurrent input of step t; at t = 0 it is
          * dh0, written straight there (and skipped if nobody wants it). */
         float *dst = t > 0 ? dh : dh0;
@@ -335,38 +403,52 @@ void cg_lstm_backward(const cg_lstm_layer *L, cg_lstm_cache *c, const float *x,
     if (L->dw_hh)
         cg_sgemm(true, false, H, G, rows, 1.0f, c->masked ? c->hdrop : c->h, H, dzall, G, 1.0f,
                  L->dw_hh, G);
-    if (L->db) {
-        float *restrict db = L->db;
-        for (size_t r = 0; r < (size_t)rows; r++) {
-            const float *restrict zr = dzall + r * (size_t)G;
-            for (size_t j = 0; j < (size_t)G; j++)
-                db[j] += zr[j];
-        }
-    }
+    if (L->db && !dtable)
+        add_column_sums(L->db, dzall, (size_t)rows, (size_t)G);
     if (dx)
         cg_sgemm(false, true, rows, L->in, G, 1.0f, dzall, G, L->w_ih, G, 0.0f, dx, L->in);
 }
 
+void cg_lstm_backward(const cg_lstm_layer *L, cg_lstm_cache *c, const float *x,
+                      const float *dh_out, const float *dhT, const float *dcT, float *dx,
+                      float *dh0, float *dc0)
+{
+    backward_impl(L, c, x, NULL, NULL, dh_out, dhT, dcT, dx, dh0, dc0);
+}
+
+void cg_lstm_backward_ids(const cg_lstm_layer *L, cg_lstm_cache *c, const int32_t *ids,
+                          float *dtable, int table_rows, const float *x_table,
+                          const float *dh_out, const float *dhT, const float *dcT,
+                          float *dx_table, float *dh0, float *dc0)
+{
+    const int G = 4 * c->hidden;
+    cg_lstm_layer l = *L;
+    l.dw_ih = NULL; /* from dtable below */
+    memset(dtable, 0, (size_t)table_rows * (size_t)G * sizeof(float));
+    backward_impl(&l, c, NULL, ids, dtable, dh_out, dhT, dcT, NULL, dh0, dc0);
+    if (c->t_used == 0)
+        return;
+    /* z = table[id] + ..., table = b + x_table w_ih: the gradients of b,
+     * w_ih and x_table are those of the table's rows. */
+    if (L->db)
+        add_column_sums(L->db, dtable, (size_t)table_rows, (size_t)G);
+    if (L->dw_ih)
+        cg_sgemm(true, false, L->in, G, table_rows, 1.0f, x_table, L->in, dtable, G, 1.0f,
+                 L->dw_ih, G);
+    if (dx_table)
+        cg_sgemm(false, true, table_rows, L->in, G, 1.0f, dtable, G, L->w_ih, G, 1.0f, dx_table,
+                 L->in);
+}
+
 /* ---------------------------------------------------------------- inference */
 
-void cg_lstm_step_infer(const cg_lstm_layer *L, int B, const float *x, float *h, float *c,
-                        float *xw)
+/* The gate math of an inference step: h and c (B x H) are overwritten in
+ * place from the pre-activations xw (B x 4H). */
+CG_VECTOR_CLONES static void infer_gates(const float *xw, float *h, float *c, int B, int H)
 {
-    const int H = L->hidden, G = 4 * H;
-    const size_t hh = (size_t)H;
-    /* Same order of operations as the forward: bias, + x w_ih, + h w_hh.
-     * One row is a vector-matrix product, for which gemv is the fast path. */
-    fill_rows(xw, L->b, (size_t)B, (size_t)G);
-    if (B == 1) {
-        cg_sgemv(true, L->in, G, 1.0f, L->w_ih, G, x, 1.0f, xw);
-        cg_sgemv(true, H, G, 1.0f, L->w_hh, G, h, 1.0f, xw);
-    } else {
-        cg_sgemm(false, false, B, G, L->in, 1.0f, x, L->in, L->w_ih, G, 1.0f, xw, G);
-        cg_kgemm_nn(B, G, H, h, H, L->w_hh, G, xw, G, true); /* as the forward's */
-    }
-    /* h was consumed by the product; h and c are now overwritten in place. */
+    const size_t hh = (size_t)H, G = 4 * hh;
     for (size_t r = 0; r < (size_t)B; r++) {
-        const float *zr = xw + r * (size_t)G;
+        const float *zr = xw + r * G;
         const float *restrict zi = zr, *restrict zf = zr + hh, *restrict zg = zr + 2 * hh,
                               *restrict zo = zr + 3 * hh;
         float *restrict hr = h + r * hh, *restrict cr = c + r * hh;
@@ -378,4 +460,32 @@ void cg_lstm_step_infer(const cg_lstm_layer *L, int B, const float *x, float *h,
             hr[j] = o * gate_tanh(cj);
         }
     }
+}
+
+void cg_lstm_step_infer(const cg_lstm_layer *L, int B, const float *x, float *h, float *c,
+                        float *xw)
+{
+    const int H = L->hidden, G = 4 * H;
+    /* Same order of operations as the forward: bias, + x w_ih, + h w_hh.
+     * One row is a vector-matrix product, for which gemv is the fast path. */
+    fill_rows(xw, L->b, (size_t)B, (size_t)G);
+    if (B == 1) {
+        cg_sgemv(true, L->in, G, 1.0f, L->w_ih, G, x, 1.0f, xw);
+        cg_sgemv(true, H, G, 1.0f, L->w_hh, G, h, 1.0f, xw);
+    } else {
+        cg_sgemm(false, false, B, G, L->in, 1.0f, x, L->in, L->w_ih, G, 1.0f, xw, G);
+        cg_kgemm_nn(B, G, H, h, H, L->w_hh, G, xw, G, true); /* as the forward's */
+    }
+    infer_gates(xw, h, c, B, H);
+}
+
+void cg_lstm_step_infer_ids(const cg_lstm_layer *L, int B, const float *table, const int32_t *ids,
+                            float *h, float *c, float *xw)
+{
+    const int H = L->hidden, G = 4 * H;
+    gather_rows(xw, table, ids, (size_t)B, (size_t)G);
+    /* The forward's own product; for one row the kernel streams w_hh once,
+     * as gemv would. */
+    cg_kgemm_nn(B, G, H, h, H, L->w_hh, G, xw, G, true);
+    infer_gates(xw, h, c, B, H);
 }

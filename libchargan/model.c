@@ -279,6 +279,8 @@ static void workspace_free(cg_workspace *ws, int L)
 {
     cg_free(ws->ids);
     cg_free_floats(ws->emb);
+    cg_free_floats(ws->xtab);
+    cg_free_floats(ws->dxtab);
     for (int l = 0; l < L; l++) {
         cg_lstm_cache_free(&ws->cache[l]);
         cg_free_floats(ws->h0[l]);
@@ -341,6 +343,11 @@ chargan_status cg_model_reserve(chargan_model *m, int T, int B)
     ok = ok && (ws->dx[1] = cg_alloc_floats(tb * wide)) != NULL;
     ok = ok && (ws->state = cg_alloc_floats(bh * 2 * m->L)) != NULL;
     ok = ok && (ws->dstate = cg_alloc_floats(bh * 2 * m->L)) != NULL;
+    if (ok && (size_t)m->V <= tb) {
+        size_t cells = (size_t)m->V * 4 * (size_t)m->H;
+        ok = (ws->xtab = cg_alloc_floats(cells)) != NULL &&
+             (ws->dxtab = cg_alloc_floats(cells)) != NULL;
+    }
     for (int l = 0; ok && l < m->L; l++) {
         ok = cg_lstm_cache_init(&ws->cache[l], T, B, m->lstm[l].in, m->H,
                                 m->cfg.recurrent_dropout > 0.0f) == CHARGAN_OK;
@@ -436,10 +443,14 @@ void cg_model_forward(chargan_model *m, int T, int B, const int32_t *ids, const 
     ws->t_used = T;
     ws->b_used = B;
     ws->soft = soft;
+    const bool table = ids && ws->xtab;
     if (ids) {
         if (ids != ws->ids)
             memcpy(ws->ids, ids, tb * sizeof(int32_t));
-        cg_embedding_forward(m->embed, m->E, ids, tb, ws->emb);
+        if (table)
+            cg_lstm_input_table(&m->lstm[0], m->V, m->embed, ws->xtab);
+        else
+            cg_embedding_forward(m->embed, m->E, ids, tb, ws->emb);
     } else {
         cg_embedding_soft_forward(m->embed, m->V, m->E, soft, tb, ws->emb);
     }
@@ -448,7 +459,12 @@ void cg_model_forward(chargan_model *m, int T, int B, const int32_t *ids, const 
         draw_masks(m, B);
     const float *x = ws->emb;
     for (int l = 0; l < m->L; l++) {
-        cg_lstm_forward(&m->lstm[l], &ws->cache[l], T, x, layer_h0(m, l), layer_c0(m, l), masked);
+        if (l == 0 && table)
+            cg_lstm_forward_ids(&m->lstm[0], &ws->cache[0], T, ws->xtab, ws->ids, layer_h0(m, 0),
+                                layer_c0(m, 0), masked);
+        else
+            cg_lstm_forward(&m->lstm[l], &ws->cache[l], T, x, layer_h0(m, l), layer_c0(m, l),
+                            masked);
         x = ws->cache[l].h + (size_t)B * m->H;
     }
     cg_dense_forward(m->out_w, m->out_b, m->H, m->out_dim, tb, x, ws->logits);
@@ -463,6 +479,8 @@ void cg_model_begin(chargan_model *m, int B, const float *z, bool train)
     initial_state(m, B, z);
     if (train && m->cfg.recurrent_dropout > 0.0f)
         draw_masks(m, B);
+    if (ws->xtab)
+        cg_lstm_input_table(&m->lstm[0], m->V, m->embed, ws->xtab);
     for (int l = 0; l < m->L; l++)
         cg_lstm_forward_begin(&m->lstm[l], &ws->cache[l], layer_h0(m, l), layer_c0(m, l));
 }
@@ -476,9 +494,14 @@ float *cg_model_step(chargan_model *m, int t, const int32_t *ids_t, bool train)
     if (ids_t != ws->ids + row)
         memcpy(ws->ids + row, ids_t, (size_t)B * sizeof(int32_t));
     float *x = ws->emb + row * m->E;
-    cg_embedding_forward(m->embed, m->E, ids_t, (size_t)B, x);
+    if (!ws->xtab)
+        cg_embedding_forward(m->embed, m->E, ids_t, (size_t)B, x);
     for (int l = 0; l < m->L; l++) {
-        cg_lstm_forward_step(&m->lstm[l], &ws->cache[l], t, x, masked);
+        if (l == 0 && ws->xtab)
+            cg_lstm_forward_step_ids(&m->lstm[0], &ws->cache[0], t, ws->xtab, ws->ids + row,
+                                     masked);
+        else
+            cg_lstm_forward_step(&m->lstm[l], &ws->cache[l], t, x, masked);
         x = ws->cache[l].h + (size_t)(t + 1) * B * m->H;
     }
     float *logits = ws->logits + row * m->out_dim;
@@ -496,16 +519,21 @@ void cg_model_backward(chargan_model *m, float *dsoft)
                       m->dout_b, ws->dtop);
     const float *dh_out = ws->dtop;
     bool want_state = m->Z > 0 && ws->z != NULL;
+    const bool table = !ws->soft && ws->xtab;
     for (int l = m->L - 1; l >= 0; l--) {
         const float *x = l == 0 ? ws->emb : ws->cache[l - 1].h + (size_t)B * m->H;
         float *dx = ws->dx[l & 1];
-        cg_lstm_backward(&m->lstm[l], &ws->cache[l], x, dh_out, NULL, NULL, dx,
-                         m->Z > 0 ? ws->dh0[l] : NULL, m->Z > 0 ? ws->dc0[l] : NULL);
+        float *dh0 = m->Z > 0 ? ws->dh0[l] : NULL, *dc0 = m->Z > 0 ? ws->dc0[l] : NULL;
+        if (l == 0 && table) /* the embedding's gradient comes with the table's */
+            cg_lstm_backward_ids(&m->lstm[0], &ws->cache[0], ws->ids, ws->dxtab, m->V, m->embed,
+                                 dh_out, NULL, NULL, m->dembed, dh0, dc0);
+        else
+            cg_lstm_backward(&m->lstm[l], &ws->cache[l], x, dh_out, NULL, NULL, dx, dh0, dc0);
         dh_out = dx;
     }
     if (ws->soft)
         cg_embedding_soft_backward(m->embed, m->V, m->E, ws->soft, tb, dh_out, m->dembed, dsoft);
-    else
+    else if (!table)
         cg_embedding_backward(m->dembed, m->E, ws->ids, tb, dh_out);
     if (m->Z > 0) {
         /* Gather the per-layer state gradients back into the noise layer's rows. */

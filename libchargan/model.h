@@ -30,7 +30,9 @@ typedef struct cg_tensor {
 typedef struct cg_workspace {
     int T, B;            /* capacity */
     int32_t *ids;        /* T x B input ids, time-major */
-    float *emb;          /* T x B x E embedded inputs */
+    float *emb;          /* T x B x E embedded inputs (soft inputs, or no table) */
+    float *xtab, *dxtab; /* V x 4H: layer 0's input table for hard ids and its gradient
+                            (cg_lstm_input_table); NULL when V > T*B, where it would not pay */
     cg_lstm_cache cache[CG_MAX_LAYERS];
     float *logits;       /* T x B x out: logits, then their gradients */
     float *dtop;         /* T x B x H: gradient on the top layer's outputs */
