@@ -1,5 +1,6 @@
 /* infer.c - cache-free generator stepping for sampling and evaluation. */
 #include "infer.h"
+#include "kernels.h"
 
 #include <string.h>
 
@@ -10,6 +11,7 @@ void cg_infer_free(cg_infer_state *st, const chargan_model *m)
         cg_free_floats(st->c[l]);
     }
     cg_free_floats(st->xw);
+    cg_free_floats(st->xtab);
     cg_free_floats(st->emb);
     cg_free_floats(st->logits);
     cg_free_floats(st->z);
@@ -32,6 +34,8 @@ bool cg_infer_alloc(cg_infer_state *st, const chargan_model *m, int B)
     ok = ok && (st->emb = cg_alloc_floats((size_t)B * m->E)) != NULL;
     ok = ok && (st->logits = cg_alloc_floats((size_t)B * m->V)) != NULL;
     ok = ok && (st->ids = cg_malloc((size_t)B * sizeof(int32_t))) != NULL;
+    if (m->V <= CG_INFER_TABLE_MAX)
+        ok = ok && (st->xtab = cg_alloc_floats((size_t)m->V * 4 * m->H)) != NULL;
     if (m->Z > 0) {
         ok = ok && (st->z = cg_alloc_floats((size_t)B * m->Z)) != NULL;
         ok = ok && (st->state = cg_alloc_floats(bh * 2 * m->L)) != NULL;
@@ -44,6 +48,8 @@ bool cg_infer_alloc(cg_infer_state *st, const chargan_model *m, int B)
 void cg_infer_begin(cg_infer_state *st, const chargan_model *m, cg_rng *rng)
 {
     size_t bh = (size_t)st->B * m->H, H = (size_t)m->H;
+    if (st->xtab)
+        cg_lstm_input_table(&m->lstm[0], m->V, m->embed, st->xtab);
     for (int l = 0; l < m->L; l++) {
         memset(st->h[l], 0, bh * sizeof(float));
         memset(st->c[l], 0, bh * sizeof(float));
@@ -71,16 +77,19 @@ void cg_infer_begin(cg_infer_state *st, const chargan_model *m, cg_rng *rng)
 void cg_infer_step(cg_infer_state *st, const chargan_model *m)
 {
     int B = st->B;
-    cg_embedding_forward(m->embed, m->E, st->ids, (size_t)B, st->emb);
+    if (!st->xtab)
+        cg_embedding_forward(m->embed, m->E, st->ids, (size_t)B, st->emb);
     const float *x = st->emb;
     for (int l = 0; l < m->L; l++) {
-        cg_lstm_step_infer(&m->lstm[l], B, x, st->h[l], st->c[l], st->xw);
+        if (l == 0 && st->xtab)
+            cg_lstm_step_infer_ids(&m->lstm[0], B, st->xtab, st->ids, st->h[0], st->c[0], st->xw);
+        else
+            cg_lstm_step_infer(&m->lstm[l], B, x, st->h[l], st->c[l], st->xw);
         x = st->h[l];
     }
-    if (B == 1) {
-        memcpy(st->logits, m->out_b, (size_t)m->V * sizeof(float));
-        cg_sgemv(true, m->H, m->V, 1.0f, m->out_w, m->V, x, 1.0f, st->logits);
-    } else {
-        cg_dense_forward(m->out_w, m->out_b, m->H, m->V, (size_t)B, x, st->logits);
-    }
+    /* The head: bias rows, then the small kernel (a BLAS call costs more
+     * than this B x H x V product at sampling's few rows). */
+    for (int b = 0; b < B; b++)
+        memcpy(st->logits + (size_t)b * m->V, m->out_b, (size_t)m->V * sizeof(float));
+    cg_kgemm_nn(B, m->V, m->H, x, m->H, m->out_w, m->V, st->logits, m->V, true);
 }

@@ -12,13 +12,20 @@ typedef struct cg_infer_state {
     int B;                                      /* streams (rows) */
     float *h[CG_MAX_LAYERS], *c[CG_MAX_LAYERS]; /* B x H each */
     float *xw, *emb, *logits, *z, *state;       /* scratch; logits is B x V */
+    float *xtab; /* V x 4H: the first layer's input table (cg_lstm_input_table), or NULL
+                    for a vocabulary above CG_INFER_TABLE_MAX ids */
     int32_t *ids;                               /* B ids: the next input of each stream */
 } cg_infer_state;
+
+/* Above this many ids the first layer projects its input row by row:
+ * building the table (V x E x 4H per cg_infer_begin) would cost more than a
+ * short sample saves. */
+#define CG_INFER_TABLE_MAX 4096
 
 /* Allocates buffers for B streams of model m; false (nothing held) if out of memory. */
 bool cg_infer_alloc(cg_infer_state *st, const chargan_model *m, int B);
 void cg_infer_free(cg_infer_state *st, const chargan_model *m);
-/* Sets every layer's initial state: from fresh standard-normal noise drawn
+/* Builds the input table from the current parameters, and sets every layer's initial state: from fresh standard-normal noise drawn
  * from rng, or from a zero noise vector (the noise layer's bias) when rng is
  * NULL; zero when the model has no noise layer. */
 void cg_infer_begin(cg_infer_state *st, const chargan_model *m, cg_rng *rng);

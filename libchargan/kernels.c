@@ -154,9 +154,64 @@ CG_ALWAYS_INLINE CG_T512 void rows512(int mr, const int NV, const bool masked, _
     }
 }
 
+/* One row (sampling a single stream) is a vector-matrix product bound by
+ * reading B, which at the LSTM's sizes comes from L3: B is streamed four
+ * rows at a time, contiguously, with the row of C in L1 updated once per
+ * four FMAs; each element's chain of FMAs over k is unchanged. */
+CG_T512 static void row_avx512(int n, int k, const float *a, const float *b, size_t ldb, float *c,
+                               bool accumulate)
+{
+    const int full = n / 16;
+    const __mmask16 tail = (__mmask16)((1u << (n % 16)) - 1u);
+    if (!accumulate) {
+        for (int v = 0; v < full; v++)
+            _mm512_storeu_ps(c + 16 * v, _mm512_setzero_ps());
+        if (tail)
+            _mm512_mask_storeu_ps(c + 16 * full, tail, _mm512_setzero_ps());
+    }
+    int p = 0;
+    for (; p + 4 <= k; p += 4) {
+        const __m512 x0 = _mm512_set1_ps(a[p]), x1 = _mm512_set1_ps(a[p + 1]),
+                     x2 = _mm512_set1_ps(a[p + 2]), x3 = _mm512_set1_ps(a[p + 3]);
+        const float *b0 = b + (size_t)p * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb, *b3 = b2 + ldb;
+        for (int v = 0; v < full; v++) {
+            __m512 acc = _mm512_loadu_ps(c + 16 * v);
+            acc = _mm512_fmadd_ps(x0, _mm512_loadu_ps(b0 + 16 * v), acc);
+            acc = _mm512_fmadd_ps(x1, _mm512_loadu_ps(b1 + 16 * v), acc);
+            acc = _mm512_fmadd_ps(x2, _mm512_loadu_ps(b2 + 16 * v), acc);
+            acc = _mm512_fmadd_ps(x3, _mm512_loadu_ps(b3 + 16 * v), acc);
+            _mm512_storeu_ps(c + 16 * v, acc);
+        }
+        if (tail) {
+            const int o = 16 * full;
+            __m512 acc = _mm512_maskz_loadu_ps(tail, c + o);
+            acc = _mm512_fmadd_ps(x0, _mm512_maskz_loadu_ps(tail, b0 + o), acc);
+            acc = _mm512_fmadd_ps(x1, _mm512_maskz_loadu_ps(tail, b1 + o), acc);
+            acc = _mm512_fmadd_ps(x2, _mm512_maskz_loadu_ps(tail, b2 + o), acc);
+            acc = _mm512_fmadd_ps(x3, _mm512_maskz_loadu_ps(tail, b3 + o), acc);
+            _mm512_mask_storeu_ps(c + o, tail, acc);
+        }
+    }
+    for (; p < k; p++) {
+        const __m512 x = _mm512_set1_ps(a[p]);
+        const float *bp = b + (size_t)p * ldb;
+        for (int v = 0; v < full; v++)
+            _mm512_storeu_ps(c + 16 * v, _mm512_fmadd_ps(x, _mm512_loadu_ps(bp + 16 * v),
+                                                         _mm512_loadu_ps(c + 16 * v)));
+        if (tail)
+            _mm512_mask_storeu_ps(c + 16 * full, tail,
+                                  _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(tail, bp + 16 * full),
+                                                  _mm512_maskz_loadu_ps(tail, c + 16 * full)));
+    }
+}
+
 CG_T512 static void nn_avx512(int m, int n, int k, const float *a, size_t lda, const float *b,
                               size_t ldb, float *c, size_t ldc, bool accumulate)
 {
+    if (m == 1) {
+        row_avx512(n, k, a, b, ldb, c, accumulate);
+        return;
+    }
     int j = 0;
     for (; j + 16 * NV512 <= n; j += 16 * NV512)
         for (int r = 0; r < m; r += MR512)

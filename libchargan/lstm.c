@@ -484,8 +484,8 @@ void cg_lstm_step_infer_ids(const cg_lstm_layer *L, int B, const float *table, c
 {
     const int H = L->hidden, G = 4 * H;
     gather_rows(xw, table, ids, (size_t)B, (size_t)G);
-    /* The forward's own product; for one row the kernel streams w_hh once,
-     * as gemv would. */
+    /* The forward's own product; one row streams w_hh once, as gemv would,
+     * without OpenBLAS's per-call buffer set-up. */
     cg_kgemm_nn(B, G, H, h, H, L->w_hh, G, xw, G, true);
     infer_gates(xw, h, c, B, H);
 }
