@@ -1,5 +1,6 @@
-/*
- * chargan.h - the public interface of libchargan, a C11 library for training
+/**
+ * @file chargan.h
+ * @brief The public interface of libchargan, a C11 library for training
  * and sampling character-level text GANs.
  *
  * Copyright (c) 2026 The libchargan authors.  MIT licence, see COPYING.
@@ -10,9 +11,17 @@
  *   it says otherwise; results come back through pointer arguments, which are
  *   left untouched on failure.
  * - Each handle remembers a message describing its last failure
- *   (chargan_<handle>_last_error()).  The calling thread also keeps the message
+ *   (chargan_tokenizer_last_error(), chargan_model_last_error(), ...).  The
+ *   calling thread also keeps the message
  *   of its last failure in chargan_last_error(), which is the only place a
- *   failed constructor or loader can report to.
+ *   failed constructor or loader can report to.  Every function that takes a
+ *   pointer returns CHARGAN_E_INVALID for a NULL one it needs (not repeated
+ *   below).
+ * - Ownership: a chargan_xxx_new() or _load() handle belongs to the caller,
+ *   who releases it with chargan_xxx_free(); buffers and strings the library
+ *   allocates for the caller are released with chargan_free(); pointers the
+ *   library returns without "allocated" in their description are borrowed
+ *   (owned by the handle, valid as long as it says).
  * - The library never prints, never exits, never aborts.  Progress and logging
  *   go through callbacks the caller installs.
  * - Handles are opaque.  chargan_xxx_free(NULL) is a no-op.
@@ -45,13 +54,21 @@ extern "C" {
 /* Version                                                            */
 /* ------------------------------------------------------------------ */
 
+/** Major version of this header: changes only with an incompatible ABI (a new SONAME). */
 #define CHARGAN_VERSION_MAJOR 0
+/** Minor version of this header: compatible additions. */
 #define CHARGAN_VERSION_MINOR 1
+/** Patch version of this header: fixes only. */
 #define CHARGAN_VERSION_PATCH 0
+/** The header's version as MAJOR*10000 + MINOR*100 + PATCH; compare with
+ *  chargan_version_number() to detect a header/library mismatch. */
 #define CHARGAN_VERSION_NUMBER \
     (CHARGAN_VERSION_MAJOR * 10000 + CHARGAN_VERSION_MINOR * 100 + CHARGAN_VERSION_PATCH)
+/** The header's version as a string, "MAJOR.MINOR.PATCH". */
 #define CHARGAN_VERSION_STRING "0.1.0"
 
+/** Marks the exported functions (default visibility; the library is built
+ *  with -fvisibility=hidden, so nothing else is exported). */
 #if defined(_WIN32)
 #define CHARGAN_API
 #elif defined(__GNUC__) || defined(__clang__)
@@ -60,10 +77,12 @@ extern "C" {
 #define CHARGAN_API
 #endif
 
-/** The library's version as "MAJOR.MINOR.PATCH"; a static string. */
+/** The library's version as "MAJOR.MINOR.PATCH": a static string, never
+ *  NULL, never freed.  Thread-safe; cannot fail. */
 CHARGAN_API const char *chargan_version(void);
 /** The library's version as MAJOR*10000 + MINOR*100 + PATCH.  Compare with
- *  CHARGAN_VERSION_NUMBER to detect a header/library mismatch. */
+ *  CHARGAN_VERSION_NUMBER to detect a header/library mismatch.  Thread-safe;
+ *  cannot fail. */
 CHARGAN_API unsigned chargan_version_number(void);
 
 /* ------------------------------------------------------------------ */
@@ -87,25 +106,30 @@ typedef enum chargan_status {
 } chargan_status;
 
 /** A static, human-readable name for a status code ("invalid argument", ...).
- *  Never NULL; unknown codes give "unknown status". */
+ *  Never NULL, never freed; unknown codes give "unknown status".  Thread-safe;
+ *  cannot fail. */
 CHARGAN_API const char *chargan_strerror(chargan_status status);
 
 /** The message of the calling thread's most recent failure in any chargan_
- *  function ("" if none).  Valid until the thread's next failing call. */
+ *  function ("" if none).  Thread-local storage owned by the library: never
+ *  NULL, never freed by the caller, valid until the thread's next failing
+ *  call.  Thread-safe (each thread sees its own); cannot fail. */
 CHARGAN_API const char *chargan_last_error(void);
 
-/** Frees memory the library handed to the caller (e.g. the text returned by
- *  chargan_model_sample_text()).  NULL is a no-op. */
+/** Frees memory the library handed to the caller (the text returned by
+ *  chargan_model_sample_text(), the buffer of chargan_tokenizer_save_buffer()).
+ *  NULL is a no-op.  Thread-safe; cannot fail.  Not for handles: each has
+ *  its own chargan_xxx_free(). */
 CHARGAN_API void chargan_free(void *ptr);
 
 /* ------------------------------------------------------------------ */
 /* Tokenizer: UTF-8 characters <-> ids                                 */
 /* ------------------------------------------------------------------ */
 
-/** Reserved ids, present in every vocabulary. */
+/* Reserved ids, present in every vocabulary. */
 #define CHARGAN_ID_START 0   /**< start of sequence / padding; never produced by encode */
 #define CHARGAN_ID_UNKNOWN 1 /**< out-of-vocabulary character */
-#define CHARGAN_NUM_RESERVED_IDS 2
+#define CHARGAN_NUM_RESERVED_IDS 2 /**< number of reserved ids; fitted characters start here */
 
 /** What encode does with bytes that are not valid UTF-8. */
 typedef enum chargan_utf8_policy {
@@ -113,6 +137,7 @@ typedef enum chargan_utf8_policy {
     CHARGAN_UTF8_REPLACE = 1 /**< each maximal invalid subsequence becomes CHARGAN_ID_UNKNOWN */
 } chargan_utf8_policy;
 
+/** Options of chargan_tokenizer_new(); fill with chargan_tokenizer_options_init(). */
 typedef struct chargan_tokenizer_options {
     size_t struct_size;     /**< sizeof(chargan_tokenizer_options) */
     uint32_t max_vocab;     /**< cap on the vocabulary size, reserved ids included; 0 = no cap.
@@ -123,20 +148,28 @@ typedef struct chargan_tokenizer_options {
     int utf8_policy;        /**< a chargan_utf8_policy; default CHARGAN_UTF8_STRICT */
 } chargan_tokenizer_options;
 
-/** Fills *opts with defaults: no cap, no lower-casing, CRLF folding, strict UTF-8. */
+/** Fills *opts with defaults: no cap, no lower-casing, CRLF folding, strict
+ *  UTF-8; struct_size is the caller's size (see the notes at the top).
+ *  Thread-safe.  Errors: CHARGAN_E_INVALID (NULL, struct_size too small). */
 CHARGAN_API chargan_status chargan_tokenizer_options_init_sized(chargan_tokenizer_options *opts,
                                                                 size_t struct_size);
+/** chargan_tokenizer_options_init_sized() with the size of *opts. */
 #define chargan_tokenizer_options_init(opts) \
     chargan_tokenizer_options_init_sized((opts), sizeof *(opts))
 
+/** A tokenizer: the vocabulary mapping UTF-8 characters to ids.  Opaque;
+ *  created by chargan_tokenizer_new() or chargan_tokenizer_load(), owned by
+ *  the caller, released with chargan_tokenizer_free(). */
 typedef struct chargan_tokenizer chargan_tokenizer;
 
 /** Creates an empty tokenizer (only the reserved ids).  opts may be NULL for
  *  defaults.  Errors: CHARGAN_E_INVALID, CHARGAN_E_NOMEM. */
 CHARGAN_API chargan_status chargan_tokenizer_new(const chargan_tokenizer_options *opts,
                                                  chargan_tokenizer **out);
+/** Frees the tokenizer; NULL is a no-op.  Cannot fail. */
 CHARGAN_API void chargan_tokenizer_free(chargan_tokenizer *tok);
-/** The message of this tokenizer's last failure ("" if none).  Owned by the tokenizer. */
+/** The message of this tokenizer's last failure ("" if none, or for NULL).
+ *  Owned by the tokenizer, valid until its next failing call or its free. */
 CHARGAN_API const char *chargan_tokenizer_last_error(const chargan_tokenizer *tok);
 
 /** Counts the characters of text (len bytes, need not be NUL-terminated) and
@@ -148,15 +181,18 @@ CHARGAN_API const char *chargan_tokenizer_last_error(const chargan_tokenizer *to
 CHARGAN_API chargan_status chargan_tokenizer_fit(chargan_tokenizer *tok, const char *text,
                                                  size_t len);
 
-/** Number of ids, reserved ones included. */
+/** Number of ids, reserved ones included, into *size.  Errors: CHARGAN_E_INVALID. */
 CHARGAN_API chargan_status chargan_tokenizer_vocab_size(const chargan_tokenizer *tok,
                                                         uint32_t *size);
 /** The code point of id (reserved ids have none: CHARGAN_E_RANGE) and how many
- *  times it was seen while fitting (count may be NULL). */
+ *  times it was seen while fitting (count may be NULL; a loaded tokenizer
+ *  keeps its counts).  Errors: CHARGAN_E_INVALID, CHARGAN_E_RANGE (id out of
+ *  range or reserved). */
 CHARGAN_API chargan_status chargan_tokenizer_id_info(const chargan_tokenizer *tok, int32_t id,
                                                      uint32_t *codepoint, uint64_t *count);
 /** The id of a code point (CHARGAN_ID_UNKNOWN if not in the vocabulary), after
- *  lower-casing if the tokenizer lower-cases. */
+ *  lower-casing if the tokenizer lower-cases.  Errors: CHARGAN_E_INVALID
+ *  (also for a code point above U+10FFFF or a surrogate). */
 CHARGAN_API chargan_status chargan_tokenizer_lookup(const chargan_tokenizer *tok,
                                                     uint32_t codepoint, int32_t *id);
 
@@ -180,27 +216,38 @@ CHARGAN_API chargan_status chargan_tokenizer_decode(chargan_tokenizer *tok, cons
                                                     size_t *len);
 
 /** Serialises the tokenizer (format in docs/FORMATS.md) into a buffer the
- *  library allocates; release it with chargan_free(). */
+ *  library allocates; *data belongs to the caller, who releases it with
+ *  chargan_free().  Errors: CHARGAN_E_INVALID, CHARGAN_E_NOMEM. */
 CHARGAN_API chargan_status chargan_tokenizer_save_buffer(const chargan_tokenizer *tok,
                                                          void **data, size_t *size);
 /** Parses a buffer written by chargan_tokenizer_save_buffer().  Every field is
  *  validated; a truncated, corrupt or hostile buffer gives CHARGAN_E_FORMAT or
- *  CHARGAN_E_UNSUPPORTED (message in chargan_last_error()), never a crash. */
+ *  CHARGAN_E_UNSUPPORTED (message in chargan_last_error()), never a crash.
+ *  The data is copied: *out belongs to the caller (chargan_tokenizer_free()).
+ *  Errors: also CHARGAN_E_INVALID, CHARGAN_E_NOMEM. */
 CHARGAN_API chargan_status chargan_tokenizer_load_buffer(const void *data, size_t size,
                                                          chargan_tokenizer **out);
-/** Writes the tokenizer to path atomically (temporary file, fsync, rename). */
+/** Writes the tokenizer to path atomically (temporary file, fsync, rename):
+ *  a failure leaves any previous file intact.  Errors: CHARGAN_E_INVALID,
+ *  CHARGAN_E_IO (message names the path and the system error), CHARGAN_E_NOMEM. */
 CHARGAN_API chargan_status chargan_tokenizer_save(chargan_tokenizer *tok, const char *path);
+/** Reads a file written by chargan_tokenizer_save(); validated as in
+ *  chargan_tokenizer_load_buffer().  *out belongs to the caller.  Errors:
+ *  CHARGAN_E_INVALID, CHARGAN_E_IO, CHARGAN_E_FORMAT, CHARGAN_E_UNSUPPORTED,
+ *  CHARGAN_E_NOMEM (message in chargan_last_error()). */
 CHARGAN_API chargan_status chargan_tokenizer_load(const char *path, chargan_tokenizer **out);
 
 /* ------------------------------------------------------------------ */
 /* Model: generator or discriminator                                   */
 /* ------------------------------------------------------------------ */
 
+/** Which network a model is. */
 typedef enum chargan_model_kind {
     CHARGAN_GENERATOR = 0,    /**< z -> (h0, c0); embedding -> LSTM -> dense softmax over the vocabulary */
     CHARGAN_DISCRIMINATOR = 1 /**< embedding -> LSTM -> dense sigmoid at every step */
 } chargan_model_kind;
 
+/** Architecture and initialisation of a model; fill with chargan_model_config_init(). */
 typedef struct chargan_model_config {
     size_t struct_size;      /**< sizeof(chargan_model_config) */
     int32_t kind;            /**< a chargan_model_kind */
@@ -218,32 +265,47 @@ typedef struct chargan_model_config {
     uint64_t seed;           /**< seeds initialisation and the model's own RNG (dropout, sampling) */
 } chargan_model_config;
 
-/** Fills *cfg with the defaults above for the given kind (vocab_size 0: the caller sets it). */
+/** Fills *cfg with the defaults above for the given kind (vocab_size 0: the
+ *  caller sets it).  Thread-safe.  Errors: CHARGAN_E_INVALID (NULL,
+ *  struct_size too small, unknown kind). */
 CHARGAN_API chargan_status chargan_model_config_init_sized(chargan_model_config *cfg,
                                                            size_t struct_size,
                                                            chargan_model_kind kind);
+/** chargan_model_config_init_sized() with the size of *cfg. */
 #define chargan_model_config_init(cfg, kind) \
     chargan_model_config_init_sized((cfg), sizeof *(cfg), (kind))
 
+/** A generator or a discriminator: its configuration, parameters, optional
+ *  tokenizer and its own RNG.  Opaque; created by chargan_model_new() or
+ *  chargan_model_load() and owned by the caller (chargan_model_free()), unless
+ *  a trainer adopted it. */
 typedef struct chargan_model chargan_model;
 
 /** Creates and initialises a model.  Errors: CHARGAN_E_INVALID (message names
- *  the field), CHARGAN_E_NOMEM. */
+ *  the field), CHARGAN_E_NOMEM.  *out belongs to the caller. */
 CHARGAN_API chargan_status chargan_model_new(const chargan_model_config *cfg,
                                              chargan_model **out);
+/** Frees the model and its tokenizer; NULL is a no-op.  Never free a model a
+ *  trainer adopted (the trainer frees it).  Cannot fail. */
 CHARGAN_API void chargan_model_free(chargan_model *model);
+/** The message of this model's last failure ("" if none; "NULL model" for
+ *  NULL).  Owned by the model, valid until its next failing call or its free. */
 CHARGAN_API const char *chargan_model_last_error(const chargan_model *model);
 /** Copies the model's configuration into *cfg (up to cfg->struct_size bytes;
- *  set cfg->struct_size first). */
+ *  set cfg->struct_size first).  Errors: CHARGAN_E_INVALID (NULL,
+ *  struct_size too small). */
 CHARGAN_API chargan_status chargan_model_get_config(const chargan_model *model,
                                                     chargan_model_config *cfg);
 
 /** Attaches a copy of tok to the model, replacing any previous one; it is saved
  *  with the model and used by the text functions.  tok may be NULL to detach.
- *  The tokenizer's vocabulary must not exceed the model's vocab_size. */
+ *  The tokenizer's vocabulary must not exceed the model's vocab_size.  The
+ *  caller keeps tok.  Errors: CHARGAN_E_INVALID (also for a vocabulary larger
+ *  than vocab_size), CHARGAN_E_NOMEM. */
 CHARGAN_API chargan_status chargan_model_set_tokenizer(chargan_model *model,
                                                        const chargan_tokenizer *tok);
-/** The attached tokenizer or NULL; owned by the model, valid until it changes. */
+/** The attached tokenizer or NULL; borrowed: owned by the model, valid until
+ *  chargan_model_set_tokenizer() or chargan_model_free().  Do not free it. */
 CHARGAN_API chargan_tokenizer *chargan_model_tokenizer(const chargan_model *model);
 
 /* Parameter access: the model's tensors in a fixed order with stable names,
@@ -252,23 +314,28 @@ CHARGAN_API chargan_tokenizer *chargan_model_tokenizer(const chargan_model *mode
  * h W_hh + b), "noise.w" [Z, 2*L*H], "noise.b" [2*L*H], "out.w" [H,V or 1],
  * "out.b" [V or 1].  See docs/MODEL.md for the equations. */
 
-/** Number of parameter tensors. */
+/** Number of parameter tensors, into *count.  Errors: CHARGAN_E_INVALID. */
 CHARGAN_API chargan_status chargan_model_num_params(const chargan_model *model, size_t *count);
 /** Name (static for the model's lifetime), rank (1 or 2), shape and element
- *  count of tensor index.  shape must hold 2 entries; unused ones are 1. */
+ *  count of tensor index.  shape must hold 2 entries; unused ones are 1.
+ *  Any output pointer may be NULL.  Errors: CHARGAN_E_INVALID (index out of range). */
 CHARGAN_API chargan_status chargan_model_param_info(const chargan_model *model, size_t index,
                                                     const char **name, uint32_t *rank,
                                                     size_t shape[2], size_t *numel);
-/** The index of the tensor called name (CHARGAN_E_NOT_FOUND if none). */
+/** The index of the tensor called name.  Errors: CHARGAN_E_INVALID,
+ *  CHARGAN_E_NOT_FOUND (no such tensor). */
 CHARGAN_API chargan_status chargan_model_param_find(const chargan_model *model, const char *name,
                                                     size_t *index);
-/** Copies tensor index out (n must equal its element count). */
+/** Copies tensor index out into the caller's dst (n must equal its element
+ *  count).  Errors: CHARGAN_E_INVALID (index out of range, wrong n). */
 CHARGAN_API chargan_status chargan_model_param_get(const chargan_model *model, size_t index,
                                                    float *dst, size_t n);
-/** Copies values into tensor index (n must equal its element count; all values finite). */
+/** Copies values into tensor index (n must equal its element count; all
+ *  values finite, else nothing is changed).  Errors: CHARGAN_E_INVALID,
+ *  CHARGAN_E_NUMERIC (a value not finite). */
 CHARGAN_API chargan_status chargan_model_param_set(chargan_model *model, size_t index,
                                                    const float *src, size_t n);
-/** Total number of scalar parameters. */
+/** Total number of scalar parameters, into *count.  Errors: CHARGAN_E_INVALID. */
 CHARGAN_API chargan_status chargan_model_num_weights(const chargan_model *model, size_t *count);
 
 /** Mean negative log-likelihood (nats per predicted token) of n_seq sequences
@@ -279,12 +346,15 @@ CHARGAN_API chargan_status chargan_model_nll(chargan_model *model, const int32_t
                                              size_t n_seq, size_t seq_len, double *nll);
 
 /** Saves the model (configuration, tokenizer if attached, parameters) as a
- *  checkpoint file, atomically. */
+ *  checkpoint file, atomically (a failure leaves any previous file intact).
+ *  Errors: CHARGAN_E_INVALID, CHARGAN_E_NUMERIC (a parameter not finite),
+ *  CHARGAN_E_IO, CHARGAN_E_NOMEM. */
 CHARGAN_API chargan_status chargan_model_save(chargan_model *model, const char *path);
 /** Loads a model from a checkpoint file written by chargan_model_save() or
  *  chargan_trainer_save(); kind selects the generator or the discriminator.
  *  Errors: CHARGAN_E_IO, CHARGAN_E_FORMAT, CHARGAN_E_UNSUPPORTED, CHARGAN_E_NOT_FOUND
- *  (the file has no model of that kind), CHARGAN_E_NOMEM. */
+ *  (the file has no model of that kind), CHARGAN_E_NOMEM, CHARGAN_E_INVALID.
+ *  *out belongs to the caller; the message is in chargan_last_error(). */
 CHARGAN_API chargan_status chargan_model_load(const char *path, chargan_model_kind kind,
                                               chargan_model **out);
 
@@ -292,6 +362,7 @@ CHARGAN_API chargan_status chargan_model_load(const char *path, chargan_model_ki
 /* Sampling                                                            */
 /* ------------------------------------------------------------------ */
 
+/** Options of the sampling functions; fill with chargan_sample_options_init(). */
 typedef struct chargan_sample_options {
     size_t struct_size;  /**< sizeof(chargan_sample_options) */
     uint32_t n_streams;  /**< independent sequences sampled as one batch, default 1 */
@@ -303,14 +374,21 @@ typedef struct chargan_sample_options {
     int allow_reserved;  /**< nonzero: the start and unknown ids may be sampled; default 0 */
 } chargan_sample_options;
 
+/** Fills *opts with the defaults above (seed 1).  Thread-safe.
+ *  Errors: CHARGAN_E_INVALID (NULL, struct_size too small). */
 CHARGAN_API chargan_status chargan_sample_options_init_sized(chargan_sample_options *opts,
                                                              size_t struct_size);
+/** chargan_sample_options_init_sized() with the size of *opts. */
 #define chargan_sample_options_init(opts) chargan_sample_options_init_sized((opts), sizeof *(opts))
 
 /** Samples n_streams x length ids into out (row-major, caller-allocated, cap
  *  elements).  prime (prime_len ids, may be 0) is fed after the start id to
- *  every stream before sampling begins.  Generator only.
- *  Errors: CHARGAN_E_INVALID, CHARGAN_E_RANGE, CHARGAN_E_NOMEM. */
+ *  every stream before sampling begins.  Generator only.  The draws come
+ *  from an RNG seeded with opts->seed alone (not the model's), so the same
+ *  seed gives the same output; the parameters are not changed.
+ *  Errors: CHARGAN_E_INVALID (options out of range, a discriminator),
+ *  CHARGAN_E_RANGE (cap too small, a prime id outside the vocabulary),
+ *  CHARGAN_E_NOMEM. */
 CHARGAN_API chargan_status chargan_model_sample_ids(chargan_model *model,
                                                     const chargan_sample_options *opts,
                                                     const int32_t *prime, size_t prime_len,
@@ -328,12 +406,14 @@ CHARGAN_API chargan_status chargan_model_sample_text(chargan_model *model,
 /* Optimizer                                                           */
 /* ------------------------------------------------------------------ */
 
+/** Update rules. */
 typedef enum chargan_optimizer_kind {
-    CHARGAN_ADAM = 0,
+    CHARGAN_ADAM = 0,    /**< Adam (AdamW with weight_decay) */
     CHARGAN_SGD = 1,     /**< with (optional) momentum */
     CHARGAN_RMSPROP = 2
 } chargan_optimizer_kind;
 
+/** Settings of an optimizer; fill with chargan_optimizer_config_init(). */
 typedef struct chargan_optimizer_config {
     size_t struct_size;   /**< sizeof(chargan_optimizer_config) */
     int32_t kind;         /**< a chargan_optimizer_kind, default CHARGAN_ADAM */
@@ -347,47 +427,68 @@ typedef struct chargan_optimizer_config {
     float clip_norm;      /**< clip the global gradient norm to this; 0 = no clipping (default) */
 } chargan_optimizer_config;
 
+/** Fills *cfg with the defaults above for the given kind.  Thread-safe.
+ *  Errors: CHARGAN_E_INVALID (NULL, struct_size too small, unknown kind). */
 CHARGAN_API chargan_status chargan_optimizer_config_init_sized(chargan_optimizer_config *cfg,
                                                               size_t struct_size,
                                                               chargan_optimizer_kind kind);
+/** chargan_optimizer_config_init_sized() with the size of *cfg. */
 #define chargan_optimizer_config_init(cfg, kind) \
     chargan_optimizer_config_init_sized((cfg), sizeof *(cfg), (kind))
 
+/** An optimizer and its state (moments, step count).  Opaque; created by
+ *  chargan_optimizer_new() and owned by the caller (chargan_optimizer_free()),
+ *  unless a trainer adopted it. */
 typedef struct chargan_optimizer chargan_optimizer;
 
 /** Creates an optimizer.  Its state is sized on the first step for the model
- *  it is applied to; from then on it only accepts that model's shape. */
+ *  it is applied to; from then on it only accepts that model's shape.
+ *  *out belongs to the caller.  Errors: CHARGAN_E_INVALID (message names the
+ *  field), CHARGAN_E_NOMEM. */
 CHARGAN_API chargan_status chargan_optimizer_new(const chargan_optimizer_config *cfg,
                                                  chargan_optimizer **out);
+/** Frees the optimizer; NULL is a no-op.  Never free one a trainer adopted.
+ *  Cannot fail. */
 CHARGAN_API void chargan_optimizer_free(chargan_optimizer *opt);
+/** The message of this optimizer's last failure ("" if none; "NULL
+ *  optimizer" for NULL).  Owned by the optimizer, valid until its next
+ *  failing call or its free. */
 CHARGAN_API const char *chargan_optimizer_last_error(const chargan_optimizer *opt);
+/** Copies the optimizer's settings (the current learning rate included) into
+ *  *cfg, up to cfg->struct_size bytes (set it first).  Errors:
+ *  CHARGAN_E_INVALID (NULL, struct_size too small). */
 CHARGAN_API chargan_status chargan_optimizer_get_config(const chargan_optimizer *opt,
                                                         chargan_optimizer_config *cfg);
-/** Changes the learning rate (schedules). */
+/** Changes the learning rate (schedules); takes effect at the next step.
+ *  Errors: CHARGAN_E_INVALID (lr not finite or not above 0). */
 CHARGAN_API chargan_status chargan_optimizer_set_lr(chargan_optimizer *opt, float lr);
-/** Number of steps taken. */
+/** Number of steps taken, into *steps.  Errors: CHARGAN_E_INVALID. */
 CHARGAN_API chargan_status chargan_optimizer_steps(const chargan_optimizer *opt, uint64_t *steps);
 
 /* ------------------------------------------------------------------ */
 /* Trainer                                                             */
 /* ------------------------------------------------------------------ */
 
+/** How the discriminator's judgement reaches the generator (see docs/GUIDE.md). */
 typedef enum chargan_gan_estimator {
-    CHARGAN_GAN_NONE = 0,
+    CHARGAN_GAN_NONE = 0,      /**< no adversarial training (MLE only) */
     CHARGAN_GAN_REINFORCE = 1, /**< SeqGAN family: policy gradient with discriminator rewards */
     CHARGAN_GAN_GUMBEL = 2     /**< RelGAN family: Gumbel-softmax relaxation */
 } chargan_gan_estimator;
 
+/** The adversarial loss of the Gumbel-softmax estimator. */
 typedef enum chargan_gan_loss {
     CHARGAN_LOSS_STANDARD = 0,    /**< non-saturating GAN loss */
     CHARGAN_LOSS_RELATIVISTIC = 1 /**< RSGAN */
 } chargan_gan_loss;
 
+/** Schedule of the Gumbel-softmax inverse temperature beta from 1 to beta_max. */
 typedef enum chargan_anneal {
-    CHARGAN_ANNEAL_EXP = 0,
-    CHARGAN_ANNEAL_LINEAR = 1
+    CHARGAN_ANNEAL_EXP = 0,   /**< beta = beta_max^(step / anneal_steps) */
+    CHARGAN_ANNEAL_LINEAR = 1 /**< beta = 1 + (beta_max - 1) * step / anneal_steps */
 } chargan_anneal;
 
+/** Settings of a trainer; fill with chargan_trainer_config_init(). */
 typedef struct chargan_trainer_config {
     size_t struct_size;      /**< sizeof(chargan_trainer_config) */
     uint32_t batch;          /**< B, sequences per step, default 32 */
@@ -410,18 +511,23 @@ typedef struct chargan_trainer_config {
     int32_t gan_loss;        /**< Gumbel: a chargan_gan_loss, default CHARGAN_LOSS_STANDARD */
 } chargan_trainer_config;
 
+/** Fills *cfg with the defaults above.  Thread-safe.
+ *  Errors: CHARGAN_E_INVALID (NULL, struct_size too small). */
 CHARGAN_API chargan_status chargan_trainer_config_init_sized(chargan_trainer_config *cfg,
                                                              size_t struct_size);
+/** chargan_trainer_config_init_sized() with the size of *cfg. */
 #define chargan_trainer_config_init(cfg) chargan_trainer_config_init_sized((cfg), sizeof *(cfg))
 
 /** What the progress callback sees. */
 typedef enum chargan_phase {
-    CHARGAN_PHASE_MLE = 0,
-    CHARGAN_PHASE_DISCRIMINATOR = 1,
-    CHARGAN_PHASE_ADVERSARIAL = 2,
-    CHARGAN_PHASE_EVAL = 3
+    CHARGAN_PHASE_MLE = 0,           /**< chargan_trainer_pretrain_generator() */
+    CHARGAN_PHASE_DISCRIMINATOR = 1, /**< chargan_trainer_pretrain_discriminator() */
+    CHARGAN_PHASE_ADVERSARIAL = 2,   /**< chargan_trainer_adversarial() */
+    CHARGAN_PHASE_EVAL = 3           /**< a validation run */
 } chargan_phase;
 
+/** A progress report, passed to the chargan_progress_fn; valid only during
+ *  the call (the library owns it). */
 typedef struct chargan_progress {
     size_t struct_size;   /**< the library's sizeof(chargan_progress); read only fields below it */
     int32_t phase;        /**< a chargan_phase */
@@ -441,28 +547,49 @@ typedef struct chargan_progress {
  *  to stop (the call then returns CHARGAN_E_CANCELLED after a consistent step). */
 typedef int (*chargan_progress_fn)(const chargan_progress *progress, void *user);
 
+/** A trainer: a generator, an optional discriminator, their optimizers, the
+ *  corpus, the RNG and the step counters.  Opaque; created by
+ *  chargan_trainer_new() or chargan_trainer_load(), owned by the caller
+ *  (chargan_trainer_free()). */
 typedef struct chargan_trainer chargan_trainer;
 
 /** Creates a trainer.  generator (required) and discriminator (NULL unless a GAN
  *  estimator is used) are adopted: on success the trainer owns them and the
  *  optimizers and frees them with itself (reach them through the accessors);
  *  on failure ownership stays with the caller.  g_opt and d_opt may be NULL
- *  for a default Adam.  Errors: CHARGAN_E_INVALID, CHARGAN_E_NOMEM. */
+ *  for a default Adam.  *out belongs to the caller.  Errors:
+ *  CHARGAN_E_INVALID (message names the field; also for models that do not
+ *  fit together), CHARGAN_E_NOMEM. */
 CHARGAN_API chargan_status chargan_trainer_new(const chargan_trainer_config *cfg,
                                                chargan_model *generator,
                                                chargan_optimizer *g_opt,
                                                chargan_model *discriminator,
                                                chargan_optimizer *d_opt,
                                                chargan_trainer **out);
+/** Frees the trainer with the models and optimizers it owns; NULL is a
+ *  no-op.  Cannot fail. */
 CHARGAN_API void chargan_trainer_free(chargan_trainer *tr);
+/** The message of this trainer's last failure ("" if none; "NULL trainer"
+ *  for NULL).  Owned by the trainer, valid until its next failing call or its
+ *  free. */
 CHARGAN_API const char *chargan_trainer_last_error(const chargan_trainer *tr);
+/** Copies the trainer's configuration into *cfg, up to cfg->struct_size
+ *  bytes (set it first).  Errors: CHARGAN_E_INVALID (NULL, struct_size too small). */
 CHARGAN_API chargan_status chargan_trainer_get_config(const chargan_trainer *tr,
                                                       chargan_trainer_config *cfg);
-/** Borrowed handles owned by the trainer (NULL where absent). */
+/** The generator: borrowed, owned by the trainer, valid until
+ *  chargan_trainer_free(); NULL for a NULL trainer.  The trainer's thread
+ *  rule covers it: do not use it while the trainer runs on another thread. */
 CHARGAN_API chargan_model *chargan_trainer_generator(const chargan_trainer *tr);
+/** The discriminator, borrowed as chargan_trainer_generator(); NULL if none. */
 CHARGAN_API chargan_model *chargan_trainer_discriminator(const chargan_trainer *tr);
+/** The optimizer of the generator or the discriminator, borrowed as
+ *  chargan_trainer_generator(); NULL if none or for an unknown kind. */
 CHARGAN_API chargan_optimizer *chargan_trainer_optimizer(const chargan_trainer *tr,
                                                          chargan_model_kind which);
+/** Installs (fn non-NULL) or removes (NULL) the progress callback, called on
+ *  the calling thread from inside the training functions; user is passed
+ *  through and stays the caller's.  Errors: CHARGAN_E_INVALID. */
 CHARGAN_API chargan_status chargan_trainer_set_progress(chargan_trainer *tr,
                                                         chargan_progress_fn fn, void *user);
 
@@ -473,12 +600,16 @@ CHARGAN_API chargan_status chargan_trainer_set_progress(chargan_trainer *tr,
  *  CHARGAN_E_UTF8, CHARGAN_E_NOMEM. */
 CHARGAN_API chargan_status chargan_trainer_set_corpus_text(chargan_trainer *tr, const char *text,
                                                            size_t len);
-/** Sets the corpus as one stream of ids (windows as above). */
+/** Sets the corpus as one stream of ids (windows as above); the ids are
+ *  copied.  Errors: CHARGAN_E_INVALID (too short), CHARGAN_E_RANGE (an id
+ *  outside the vocabulary), CHARGAN_E_NOMEM. */
 CHARGAN_API chargan_status chargan_trainer_set_corpus_ids(chargan_trainer *tr, const int32_t *ids,
                                                           size_t n);
 /** Sets the corpus as n_seq separate sequences of exactly seq_len ids (the
  *  trainer's seq_len); each is predicted after the start id, as in SeqGAN's
- *  synthetic experiment.  The last val_fraction of the sequences is held out. */
+ *  synthetic experiment.  The last val_fraction of the sequences is held out.
+ *  The ids are copied.  Errors: CHARGAN_E_INVALID (seq_len not the trainer's,
+ *  no sequence), CHARGAN_E_RANGE (an id outside the vocabulary), CHARGAN_E_NOMEM. */
 CHARGAN_API chargan_status chargan_trainer_set_corpus_sequences(chargan_trainer *tr,
                                                                 const int32_t *ids, size_t n_seq,
                                                                 size_t seq_len);
@@ -488,38 +619,56 @@ CHARGAN_API chargan_status chargan_trainer_set_corpus_sequences(chargan_trainer 
  *  corpus), CHARGAN_E_NUMERIC (the loss is not finite: nothing is updated). */
 CHARGAN_API chargan_status chargan_trainer_mle_step(chargan_trainer *tr, float *loss);
 /** One MLE step on caller-supplied data: batch x (seq_len + 1) ids, row-major;
- *  the first id of each row is the input before the first prediction. */
+ *  the first id of each row is the input before the first prediction.
+ *  Errors: CHARGAN_E_INVALID, CHARGAN_E_RANGE (an id outside the
+ *  vocabulary), CHARGAN_E_NUMERIC, CHARGAN_E_NOMEM. */
 CHARGAN_API chargan_status chargan_trainer_mle_step_batch(chargan_trainer *tr, const int32_t *ids,
                                                           float *loss);
-/** Runs steps MLE steps with progress reports. */
+/** Runs steps MLE steps with progress reports (phase CHARGAN_PHASE_MLE).
+ *  Errors: those of chargan_trainer_mle_step(), CHARGAN_E_CANCELLED (the
+ *  callback asked to stop; the steps done are kept). */
 CHARGAN_API chargan_status chargan_trainer_pretrain_generator(chargan_trainer *tr, uint64_t steps);
 /** One discriminator step (real windows vs generator samples); *loss and
- *  *accuracy may be NULL. */
+ *  *accuracy may be NULL.  Errors: CHARGAN_E_STATE (no discriminator, no
+ *  corpus), CHARGAN_E_NUMERIC, CHARGAN_E_NOMEM. */
 CHARGAN_API chargan_status chargan_trainer_d_step(chargan_trainer *tr, float *loss,
                                                   float *accuracy);
+/** Runs steps discriminator steps with progress reports (phase
+ *  CHARGAN_PHASE_DISCRIMINATOR).  Errors: those of chargan_trainer_d_step(),
+ *  CHARGAN_E_CANCELLED. */
 CHARGAN_API chargan_status chargan_trainer_pretrain_discriminator(chargan_trainer *tr,
                                                                   uint64_t steps);
 /** One adversarial round: d_steps discriminator steps, then one generator step
- *  with the configured estimator.  *g_loss and *d_loss may be NULL. */
+ *  with the configured estimator.  *g_loss and *d_loss may be NULL.
+ *  Errors: CHARGAN_E_STATE (estimator CHARGAN_GAN_NONE, no discriminator, no
+ *  corpus), CHARGAN_E_NUMERIC, CHARGAN_E_NOMEM. */
 CHARGAN_API chargan_status chargan_trainer_gan_step(chargan_trainer *tr, float *g_loss,
                                                     float *d_loss);
+/** Runs steps adversarial rounds with progress reports (phase
+ *  CHARGAN_PHASE_ADVERSARIAL).  Errors: those of chargan_trainer_gan_step(),
+ *  CHARGAN_E_CANCELLED. */
 CHARGAN_API chargan_status chargan_trainer_adversarial(chargan_trainer *tr, uint64_t steps);
 
 /** Validation NLL of the generator on the held-out part (nats/token); bpc
- *  (may be NULL) gets bits per token.  Windows of seq_len from a zero state. */
+ *  (may be NULL) gets bits per token.  Windows of seq_len from a zero state.
+ *  Errors: CHARGAN_E_STATE (no corpus or no held-out data), CHARGAN_E_NUMERIC,
+ *  CHARGAN_E_NOMEM. */
 CHARGAN_API chargan_status chargan_trainer_evaluate(chargan_trainer *tr, double *nll, double *bpc);
 
-/** Generator steps taken over the trainer's life (restored by load). */
+/** Generator steps taken over the trainer's life (restored by load).
+ *  Errors: CHARGAN_E_INVALID. */
 CHARGAN_API chargan_status chargan_trainer_global_step(const chargan_trainer *tr, uint64_t *step);
 
 /** Writes a checkpoint: configuration, tokenizer, both models, optimizer
  *  states, RNG states, step counters and the corpus split; atomically (a crash
  *  leaves the previous file intact).  A model whose parameters are not finite
- *  is refused (CHARGAN_E_NUMERIC). */
+ *  is refused (CHARGAN_E_NUMERIC).  Errors: also CHARGAN_E_INVALID,
+ *  CHARGAN_E_IO, CHARGAN_E_NOMEM. */
 CHARGAN_API chargan_status chargan_trainer_save(chargan_trainer *tr, const char *path);
 /** Restores a trainer from a checkpoint; the resumed run continues bitwise
  *  identically to one never interrupted.  The corpus is not stored: set it
- *  again (same text) before training.  Errors as chargan_model_load(). */
+ *  again (same text) before training.  *out belongs to the caller.  Errors
+ *  as chargan_model_load() (CHARGAN_E_NOT_FOUND: a model-only checkpoint). */
 CHARGAN_API chargan_status chargan_trainer_load(const char *path, chargan_trainer **out);
 
 /* ------------------------------------------------------------------ */

@@ -78,9 +78,16 @@ fi
 check "header: $includedir/chargan.h, identical to include/chargan.h" cmp "$I/chargan.h" "$src/include/chargan.h"
 check "pkg-config file: $libdir/pkgconfig/chargan.pc" test -f "$L/pkgconfig/chargan.pc"
 
-# The CLI, when it was built, goes to bindir; man pages go to mandir/manN.
+# The CLI, when it was built, goes to bindir with chargan(1); libchargan(3)
+# always comes with the library; every man page lies in mandir/manN.
 if [ -x "$build/cli/chargan" ]; then
     check "CLI: $bindir/chargan" test -x "$B/chargan"
+    check "man page: $mandir/man1/chargan.1" test -f "$M/man1/chargan.1"
+fi
+check "man page: $mandir/man3/libchargan.3" test -f "$M/man3/libchargan.3"
+if command -v groff >/dev/null 2>&1; then
+    groff_clean() { [ -z "$(groff -man -ww -z "$1" 2>&1)" ] || { groff -man -ww -z "$1"; return 1; }; }
+    check "groff -man -ww finds nothing to warn about in libchargan.3" groff_clean "$M/man3/libchargan.3"
 fi
 find "$dest" -type f -name '*.[1-8]' >"$tmp/man"
 if [ -s "$tmp/man" ]; then
