@@ -135,6 +135,21 @@ void cli_signals_install(void);
 /* The signal that asked to stop, or 0. */
 int cli_stop_signal(void);
 
+/* ---- MPI: `mpirun -np N chargan train` (mpi.c) ------------------------ */
+
+/* Starts MPI if a launcher started this process (and the tool was built with
+ * MPI); reads CHARGAN_MPI_TIMEOUT.  0, or -1 after printing why. */
+int cli_mpi_init(void);
+/* This process's rank and the number of ranks (0 and 1 without MPI). */
+int cli_mpi_rank(void);
+int cli_mpi_size(void);
+/* Makes tr one rank of the run (collective); 0, or -1 after printing why. */
+int cli_mpi_attach(chargan_trainer *tr);
+/* Nonzero on every rank if flag is nonzero on any (collective). */
+int cli_mpi_any(int flag);
+/* Finalises MPI, or aborts the whole job if this rank failed; returns exit_code. */
+int cli_mpi_finish(int exit_code);
+
 /* ---- commands ------------------------------------------------------- */
 
 int cli_cmd_train(int argc, char **argv);

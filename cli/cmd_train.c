@@ -136,9 +136,11 @@ static int run_phase(train_ctx *c, chargan_phase phase, uint64_t done, uint64_t 
 {
     if (done >= total)
         return RUN_DONE;
-    if (cli_stop_signal())
+    /* Under MPI the ranks decide together (cli_mpi_any), or one would stop
+     * while the others wait for it in the next step. */
+    if (cli_mpi_any(cli_stop_signal()))
         return RUN_SIGNAL;
-    if (cli_progress_time_up(c->pr))
+    if (cli_mpi_any(cli_progress_time_up(c->pr)))
         return RUN_TIME_UP;
     uint64_t every = c->a->checkpoint_every;
     int result = RUN_DONE;
@@ -182,11 +184,11 @@ static int run_phase(train_ctx *c, chargan_phase phase, uint64_t done, uint64_t 
             cli_progress_end_phase(c->pr);
             return RUN_ERROR;
         }
-        if (cli_stop_signal()) {
+        if (cli_mpi_any(cli_stop_signal())) {
             result = RUN_SIGNAL;
             break;
         }
-        if (done < total && cli_progress_time_up(c->pr)) {
+        if (done < total && cli_mpi_any(cli_progress_time_up(c->pr))) {
             result = RUN_TIME_UP;
             break;
         }
@@ -557,8 +559,13 @@ int cli_cmd_train(int argc, char **argv)
         a.anneal_steps = a.gan_steps > UINT32_MAX ? UINT32_MAX
                                                   : (a.gan_steps ? (uint32_t)a.gan_steps : 1);
 
-    if (check_output_path(a.output) != 0)
+    /* Under mpirun: every rank trains its share, rank 0 alone writes the
+     * model, the log and the progress display (docs/CLUSTER.md). */
+    if (cli_mpi_init() != 0)
         return CLI_EXIT_FAILURE;
+    int rank0 = cli_mpi_rank() == 0;
+    if (rank0 && check_output_path(a.output) != 0)
+        return cli_mpi_finish(CLI_EXIT_FAILURE);
 
     int exit_code = CLI_EXIT_FAILURE;
     char *text = NULL;
@@ -578,7 +585,7 @@ int cli_cmd_train(int argc, char **argv)
         cli_error("corpus '%s' is empty", a.corpus);
         goto out;
     }
-    if (a.log_path) {
+    if (a.log_path && rank0) {
         log = fopen(a.log_path, a.resume ? "a" : "w");
         if (!log) {
             cli_error("cannot open log '%s': %s", a.log_path, strerror(errno));
@@ -615,7 +622,7 @@ int cli_cmd_train(int argc, char **argv)
 
     cli_progress_settings ps;
     memset(&ps, 0, sizeof ps);
-    ps.quiet = a.quiet;
+    ps.quiet = a.quiet || !rank0;
     const char *term = getenv("TERM");
     ps.tty = isatty(STDERR_FILENO) && !(term && strcmp(term, "dumb") == 0);
     ps.log_every = a.report_every;
@@ -636,6 +643,8 @@ int cli_cmd_train(int argc, char **argv)
     }
     free(text);
     text = NULL;
+    if (cli_mpi_attach(tr) != 0)
+        goto out;
 
     train_ctx c = {.a = &a, .tr = tr, .pr = pr, .global_step = 0};
     if ((st = chargan_trainer_global_step(tr, &c.global_step)) != CHARGAN_OK) {
@@ -686,9 +695,14 @@ int cli_cmd_train(int argc, char **argv)
 
     if (result == RUN_SIGNAL) {
         int sig = cli_stop_signal();
-        cli_error("interrupted at step %llu; saved '%s' (continue with --resume %s)",
-                  (unsigned long long)c.global_step, a.output, a.output);
+        if (rank0)
+            cli_error("interrupted at step %llu; saved '%s' (continue with --resume %s)",
+                      (unsigned long long)c.global_step, a.output, a.output);
         exit_code = 128 + sig;
+        goto out;
+    }
+    if (!rank0) {
+        exit_code = CLI_EXIT_OK;
         goto out;
     }
     if (result == RUN_TIME_UP && !a.quiet)
@@ -714,5 +728,5 @@ out:
     cli_progress_free(pr);
     chargan_trainer_free(tr);
     free(text);
-    return exit_code;
+    return cli_mpi_finish(exit_code);
 }

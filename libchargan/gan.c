@@ -35,6 +35,8 @@ chargan_status cg_gan_alloc(chargan_trainer *tr)
     ok = ok && (w->rewards = cg_alloc_floats(T * B)) != NULL;
     ok = ok && (w->targets = cg_alloc_floats(T * B)) != NULL;
     ok = ok && (w->d_logits = cg_alloc_floats(2 * B)) != NULL;
+    ok = ok && (w->row_rng = cg_malloc(B * sizeof(cg_rng))) != NULL;
+    ok = ok && (w->step_mean = cg_malloc(T * sizeof(double))) != NULL;
     if (ok && tr->cfg.estimator == CHARGAN_GAN_GUMBEL) {
         ok = (w->soft = cg_alloc_floats(T * B * V)) != NULL;
         ok = ok && (w->dsoft = cg_alloc_floats(T * B * V)) != NULL;
@@ -83,6 +85,8 @@ void cg_gan_free(chargan_trainer *tr)
     cg_free_floats(w->soft);
     cg_free_floats(w->dsoft);
     cg_free_floats(w->d_logits);
+    cg_free(w->row_rng);
+    cg_free(w->step_mean);
     cg_free_floats(tr->gan.baseline);
     memset(w, 0, sizeof *w);
     tr->gan.baseline = NULL;
@@ -108,6 +112,7 @@ static void generate_hard(chargan_trainer *tr, const float *z, bool train)
     chargan_model *g = tr->gen;
     int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len;
     int32_t *fake = tr->work.fake;
+    cg_trainer_seed_rows(tr);
     cg_model_begin(g, B, z, train);
     for (int b = 0; b < B; b++)
         tr->inputs[b] = tr->windows[(size_t)b * (T + 1)];
@@ -116,7 +121,8 @@ static void generate_hard(chargan_trainer *tr, const float *z, bool train)
         const float *logits = cg_model_step(g, t, in, train);
         int32_t *out = fake + (size_t)t * B;
         for (int b = 0; b < B; b++)
-            out[b] = cg_sampler_draw(&tr->work.sampler, logits + (size_t)b * g->V, &tr->rng);
+            out[b] = cg_sampler_draw(&tr->work.sampler, logits + (size_t)b * g->V,
+                                     &tr->work.row_rng[b]);
         if (t + 1 < T) {
             /* the step's ids are kept in the workspace; feed the samples next */
             memcpy(g->ws.ids + (size_t)(t + 1) * B, out, (size_t)B * sizeof(int32_t));
@@ -136,6 +142,7 @@ static void generate_gumbel(chargan_trainer *tr, const float *z, float beta, boo
 {
     chargan_model *g = tr->gen;
     int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len, V = g->V;
+    cg_trainer_seed_rows(tr);
     cg_model_begin(g, B, z, train);
     for (int b = 0; b < B; b++)
         tr->inputs[b] = tr->windows[(size_t)b * (T + 1)];
@@ -149,7 +156,7 @@ static void generate_gumbel(chargan_trainer *tr, const float *z, float beta, boo
             float *yb = y + (size_t)b * V;
             int best = 0;
             for (int v = 0; v < V; v++) {
-                yb[v] = l[v] + gumbel(&tr->rng);
+                yb[v] = l[v] + gumbel(&tr->work.row_rng[b]);
                 if (yb[v] > yb[best])
                     best = v;
             }
@@ -269,10 +276,16 @@ static chargan_status d_update(chargan_trainer *tr, bool soft, float *loss_out, 
         loss += soft ? bce_final(d, T, B, 0.0f, tg) : bce_all_steps(d, T, B, 0.0f, tg);
         cg_model_backward(d, NULL);
     }
+    double vals[2] = {loss, (double)correct};
+    chargan_status st = cg_dist_allreduce_grads(tr, d, vals, 2, "discriminator update",
+                                                tr->d_updates + 1);
+    if (st != CHARGAN_OK)
+        return st;
+    loss = vals[0];
     if (!isfinite(loss))
         return cg_fail(&tr->err, CHARGAN_E_NUMERIC, "discriminator update %llu: the loss is not "
                        "finite", (unsigned long long)tr->d_updates + 1);
-    chargan_status st = cg_optimizer_step(tr->dopt, d->params, d->grads, d->n_weights, NULL);
+    st = cg_optimizer_step(tr->dopt, d->params, d->grads, d->n_weights, NULL);
     if (st != CHARGAN_OK)
         return cg_fail(&tr->err, st, "discriminator update %llu: %s",
                        (unsigned long long)tr->d_updates + 1, tr->dopt->err.msg);
@@ -280,7 +293,7 @@ static chargan_status d_update(chargan_trainer *tr, bool soft, float *loss_out, 
     if (loss_out)
         *loss_out = (float)loss;
     if (acc_out)
-        *acc_out = (float)correct / (float)(2 * B);
+        *acc_out = (float)(vals[1] / (2.0 * B));
     return CHARGAN_OK;
 }
 
@@ -336,7 +349,7 @@ static void rollout_rewards(chargan_trainer *tr)
                 cg_dense_forward(g->out_w, g->out_b, g->H, g->V, (size_t)B, in, rb->logits);
                 for (int b = 0; b < B; b++)
                     rb->ids[b] = cg_sampler_draw(&tr->work.sampler, rb->logits + (size_t)b * g->V,
-                                                 &tr->rng);
+                                                 &tr->work.row_rng[b]);
                 memcpy(rb->seq + (size_t)s * B, rb->ids, (size_t)B * sizeof(int32_t));
             }
             cg_model_forward(d, T, B, rb->seq, NULL, NULL, false);
@@ -371,22 +384,32 @@ static void dense_returns(chargan_trainer *tr)
 }
 
 /* Advantages: returns minus the moving-average baseline of each step's
- * batch-mean return (initialised by the first batch). */
-static void advantages(chargan_trainer *tr)
+ * batch-mean return (initialised by the first batch; under MPI the mean of
+ * the global batch, so every rank keeps the same baseline). */
+static chargan_status advantages(chargan_trainer *tr)
 {
     int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len;
     float decay = tr->cfg.baseline_decay;
     float *R = tr->work.rewards, *bl = tr->gan.baseline;
+    double *mean = tr->work.step_mean;
     for (int t = 0; t < T; t++) {
-        double mean = 0.0;
+        mean[t] = 0.0;
         for (int b = 0; b < B; b++)
-            mean += R[(size_t)t * B + b];
-        mean /= B;
-        bl[t] = tr->gan.baseline_set ? decay * bl[t] + (1.0f - decay) * (float)mean : (float)mean;
+            mean[t] += R[(size_t)t * B + b];
+        mean[t] /= B;
+    }
+    chargan_status st = cg_dist_allreduce_mean(tr, mean, (size_t)T, "adversarial step",
+                                               tr->global_step + 1);
+    if (st != CHARGAN_OK)
+        return st;
+    for (int t = 0; t < T; t++) {
+        float m = (float)mean[t];
+        bl[t] = tr->gan.baseline_set ? decay * bl[t] + (1.0f - decay) * m : m;
         for (int b = 0; b < B; b++)
             tr->work.weights[(size_t)t * B + b] = R[(size_t)t * B + b] - bl[t];
     }
     tr->gan.baseline_set = 1;
+    return CHARGAN_OK;
 }
 
 /* Adds mle_weight x the MLE gradient of a fresh real batch to G's gradients. */
@@ -415,10 +438,14 @@ static chargan_status g_update(chargan_trainer *tr, double loss, float *g_loss)
         if (st != CHARGAN_OK)
             return st;
     }
+    chargan_status st = cg_dist_allreduce_grads(tr, g, &loss, 1, "adversarial step",
+                                                tr->global_step + 1);
+    if (st != CHARGAN_OK)
+        return st;
     if (!isfinite(loss))
         return cg_fail(&tr->err, CHARGAN_E_NUMERIC, "adversarial step %llu: the generator loss is "
                        "not finite", (unsigned long long)tr->global_step + 1);
-    chargan_status st = cg_optimizer_step(tr->gopt, g->params, g->grads, g->n_weights, NULL);
+    st = cg_optimizer_step(tr->gopt, g->params, g->grads, g->n_weights, NULL);
     if (st != CHARGAN_OK)
         return cg_fail(&tr->err, st, "adversarial step %llu: %s",
                        (unsigned long long)tr->global_step + 1, tr->gopt->err.msg);
@@ -451,7 +478,8 @@ static chargan_status reinforce_step(chargan_trainer *tr, float *g_loss, float *
         rollout_rewards(tr);
     else
         dense_returns(tr);
-    advantages(tr);
+    if ((st = advantages(tr)) != CHARGAN_OK)
+        return st;
     /* loss = -mean(A_t log p(y_t)): softmax cross-entropy weighted by A_t */
     cg_model_zero_grad(g);
     int32_t *targets = tr->work.fake;

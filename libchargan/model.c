@@ -557,6 +557,27 @@ void cg_model_backward(chargan_model *m, float *dsoft)
     }
 }
 
+void cg_model_backward_input(chargan_model *m, float *dsoft)
+{
+    cg_workspace *ws = &m->ws;
+    if (!ws->soft || !dsoft)
+        return; /* hard ids have no input gradient */
+    int T = ws->t_used, B = ws->b_used;
+    size_t tb = (size_t)T * B;
+    cg_dense_backward(m->out_w, m->H, m->out_dim, tb, top_outputs(m), ws->logits, NULL, NULL,
+                      ws->dtop);
+    const float *dh_out = ws->dtop;
+    for (int l = m->L - 1; l >= 0; l--) {
+        cg_lstm_layer ly = m->lstm[l];
+        ly.dw_ih = ly.dw_hh = ly.db = NULL;
+        const float *x = l == 0 ? ws->emb : ws->cache[l - 1].h + (size_t)B * m->H;
+        float *dx = ws->dx[l & 1];
+        cg_lstm_backward(&ly, &ws->cache[l], x, dh_out, NULL, NULL, dx, NULL, NULL);
+        dh_out = dx;
+    }
+    cg_embedding_soft_backward(m->embed, m->V, m->E, ws->soft, tb, dh_out, NULL, dsoft);
+}
+
 void cg_windows_to_time_major(const int32_t *windows, int B, int T, int32_t *inputs,
                               int32_t *targets)
 {

@@ -100,6 +100,11 @@ void cg_model_forward(chargan_model *m, int T, int B, const int32_t *ids, const 
  * into m->ws.logits.  Accumulates parameter gradients; dsoft (T x B x V, may
  * be NULL) receives the gradient on soft inputs. */
 void cg_model_backward(chargan_model *m, float *dsoft);
+/* The same backward for the gradient on soft inputs alone (into dsoft):
+ * no parameter gradient is computed or touched, which saves the weight
+ * products (a generator learning through a discriminator it does not
+ * update).  Does nothing after a forward on hard ids. */
+void cg_model_backward_input(chargan_model *m, float *dsoft);
 
 /* Step-wise generator forward for autoregressive generation: begin with
  * noise z (may be NULL), then steps t = 0, 1, ... each reading B ids and

@@ -130,6 +130,8 @@ static void trainer_buffers_free(chargan_trainer *tr)
     cg_free_floats(tr->row_weights);
     cg_free_floats(tr->z);
     cg_gan_free(tr);
+    tr->windows = tr->inputs = tr->targets = NULL;
+    tr->row_weights = tr->z = NULL;
 }
 
 /* Everything the steps need, sized once. */
@@ -150,6 +152,33 @@ static chargan_status trainer_buffers_alloc(chargan_trainer *tr)
         return cg_fail(&tr->err, CHARGAN_E_NOMEM, "out of memory sizing the trainer for batch %zu x "
                        "%zu", B, T);
     return CHARGAN_OK;
+}
+
+chargan_status cg_trainer_set_local_batch(chargan_trainer *tr, uint32_t batch)
+{
+    uint32_t old = tr->cfg.batch;
+    size_t T = tr->cfg.seq_len;
+    float *baseline = cg_alloc_floats(T);
+    if (!baseline)
+        return cg_fail(&tr->err, CHARGAN_E_NOMEM, "out of memory re-sizing the trainer");
+    memcpy(baseline, tr->gan.baseline, T * sizeof(float));
+    trainer_buffers_free(tr);
+    tr->cfg.batch = batch;
+    chargan_status st = trainer_buffers_alloc(tr);
+    if (st != CHARGAN_OK) {
+        trainer_buffers_free(tr);
+        tr->cfg.batch = old;
+        if (trainer_buffers_alloc(tr) != CHARGAN_OK) {
+            /* no buffers at all: only chargan_trainer_free is safe now */
+            trainer_buffers_free(tr);
+            tr->corpus_kind = CG_CORPUS_NONE;
+        }
+        cg_fail(&tr->err, st, "out of memory re-sizing the trainer for a batch of %u", batch);
+    }
+    if (tr->gan.baseline)
+        memcpy(tr->gan.baseline, baseline, T * sizeof(float));
+    cg_free_floats(baseline);
+    return st;
 }
 
 static chargan_status check_pair(cg_error *err, const chargan_model *gen, const chargan_model *disc,
@@ -243,6 +272,7 @@ void chargan_trainer_free(chargan_trainer *tr)
     if (!tr)
         return;
     trainer_buffers_free(tr);
+    cg_dist_free(tr->dist);
     cg_free(tr->ids);
     chargan_model_free(tr->gen);
     chargan_model_free(tr->disc);
@@ -266,6 +296,7 @@ chargan_status chargan_trainer_get_config(const chargan_trainer *tr, chargan_tra
                        "small", size);
     memcpy(cfg, &tr->cfg, size < sizeof *cfg ? size : sizeof *cfg);
     cfg->struct_size = size;
+    cfg->batch = cg_dist_global_batch(tr); /* the global batch, not this rank's share */
     return CHARGAN_OK;
 }
 
@@ -402,16 +433,23 @@ static void sequence_window(const chargan_trainer *tr, size_t s, int32_t *w)
     memcpy(w + 1, tr->ids + s * T, T * sizeof(int32_t));
 }
 
+/* Under MPI every rank draws the whole global batch from the shared RNG and
+ * keeps its own rows (dist.h); alone, first is 0 and the batch is global. */
 void cg_trainer_draw_windows(chargan_trainer *tr)
 {
     size_t B = tr->cfg.batch, T = tr->cfg.seq_len;
-    for (size_t b = 0; b < B; b++) {
-        int32_t *w = tr->windows + b * (T + 1);
+    size_t first = cg_dist_first_row(tr), global = cg_dist_global_batch(tr);
+    for (size_t g = 0; g < global; g++) {
+        bool mine = g >= first && g < first + B;
+        int32_t *w = mine ? tr->windows + (g - first) * (T + 1) : NULL;
         if (tr->corpus_kind == CG_CORPUS_STREAM) {
             size_t start = (size_t)cg_rng_below(&tr->rng, tr->n_train - T);
-            memcpy(w, tr->ids + start, (T + 1) * sizeof(int32_t));
+            if (mine)
+                memcpy(w, tr->ids + start, (T + 1) * sizeof(int32_t));
         } else {
-            sequence_window(tr, (size_t)cg_rng_below(&tr->rng, tr->n_train_seq), w);
+            size_t s = (size_t)cg_rng_below(&tr->rng, tr->n_train_seq);
+            if (mine)
+                sequence_window(tr, s, w);
         }
     }
 }
@@ -420,10 +458,23 @@ const float *cg_trainer_draw_noise(chargan_trainer *tr)
 {
     if (!tr->z)
         return NULL;
-    size_t n = (size_t)tr->cfg.batch * tr->gen->Z;
-    for (size_t i = 0; i < n; i++)
-        tr->z[i] = cg_rng_normal(&tr->rng);
+    size_t Z = (size_t)tr->gen->Z;
+    size_t lo = cg_dist_first_row(tr) * Z, hi = lo + (size_t)tr->cfg.batch * Z;
+    size_t n = (size_t)cg_dist_global_batch(tr) * Z;
+    for (size_t i = 0; i < n; i++) {
+        float x = cg_rng_normal(&tr->rng);
+        if (i >= lo && i < hi)
+            tr->z[i - lo] = x;
+    }
     return tr->z;
+}
+
+void cg_trainer_seed_rows(chargan_trainer *tr)
+{
+    uint64_t key = cg_rng_next(&tr->rng);
+    uint64_t first = cg_dist_first_row(tr);
+    for (uint32_t b = 0; b < tr->cfg.batch; b++)
+        cg_rng_seed_stream(&tr->work.row_rng[b], key, first + b);
 }
 
 static chargan_status need_corpus(chargan_trainer *tr, const char *fn)
@@ -507,10 +558,13 @@ static chargan_status mle_update(chargan_trainer *tr, float *loss_out)
     chargan_model *g = tr->gen;
     size_t n = (size_t)tr->cfg.batch * tr->cfg.seq_len;
     double loss = mle_loss_and_grad(tr);
+    chargan_status st = cg_dist_allreduce_grads(tr, g, &loss, 1, "MLE step", tr->global_step + 1);
+    if (st != CHARGAN_OK)
+        return st;
     if (!isfinite(loss))
         return cg_fail(&tr->err, CHARGAN_E_NUMERIC, "MLE step %llu: the loss is not finite",
                        (unsigned long long)tr->global_step + 1);
-    chargan_status st = cg_optimizer_step(tr->gopt, g->params, g->grads, g->n_weights, NULL);
+    st = cg_optimizer_step(tr->gopt, g->params, g->grads, g->n_weights, NULL);
     if (st != CHARGAN_OK)
         return cg_fail(&tr->err, st, "MLE step %llu: %s", (unsigned long long)tr->global_step + 1,
                        tr->gopt->err.msg);
@@ -654,7 +708,8 @@ static chargan_status phase_report(chargan_trainer *tr, phase_run *r, bool force
             r->p.val_bpc = bpc;
         }
     }
-    if (!due || !tr->progress)
+    /* Under MPI every rank takes part in the stop vote below, callback or not. */
+    if (!due || (!tr->progress && !cg_dist_active(tr)))
         return CHARGAN_OK;
     double t = now_s();
     if (r->n_loss)
@@ -664,7 +719,7 @@ static chargan_status phase_report(chargan_trainer *tr, phase_run *r, bool force
         r->p.d_accuracy = r->d_acc_sum / (double)r->n_d;
     }
     double dt = t - r->t_last;
-    uint64_t tokens = (r->p.step - r->step_last) * tr->cfg.batch * tr->cfg.seq_len;
+    uint64_t tokens = (r->p.step - r->step_last) * cg_dist_global_batch(tr) * tr->cfg.seq_len;
     r->p.tokens_per_s = dt > 0 ? (double)tokens / dt : 0.0;
     r->p.elapsed_s = t - r->t0;
     r->p.global_step = tr->global_step;
@@ -672,7 +727,11 @@ static chargan_status phase_report(chargan_trainer *tr, phase_run *r, bool force
     r->step_last = r->p.step;
     r->loss_sum = r->d_loss_sum = r->d_acc_sum = 0.0;
     r->n_loss = r->n_d = 0;
-    if (tr->progress(&r->p, tr->progress_user) != 0)
+    int stop = tr->progress && tr->progress(&r->p, tr->progress_user) != 0;
+    chargan_status st = cg_dist_agree_stop(tr, &stop, tr->global_step);
+    if (st != CHARGAN_OK)
+        return st;
+    if (stop)
         return cg_fail(&tr->err, CHARGAN_E_CANCELLED, "stopped by the progress callback after "
                        "step %llu", (unsigned long long)r->p.step);
     return CHARGAN_OK;
@@ -778,7 +837,7 @@ chargan_status chargan_trainer_adversarial(chargan_trainer *tr, uint64_t steps)
 static void write_trainer_section(const chargan_trainer *tr, cg_writer *w)
 {
     const chargan_trainer_config *c = &tr->cfg;
-    cg_put_u32(w, c->batch);
+    cg_put_u32(w, cg_dist_global_batch(tr));
     cg_put_u32(w, c->seq_len);
     cg_put_f32(w, c->val_fraction);
     cg_put_u64(w, c->seed);
@@ -861,6 +920,9 @@ chargan_status chargan_trainer_save(chargan_trainer *tr, const char *path)
     if (!tr || !path)
         return cg_fail(tr ? &tr->err : NULL, CHARGAN_E_INVALID,
                        "chargan_trainer_save: NULL argument");
+    /* Under MPI the ranks hold the same state and rank 0 alone writes it. */
+    if (!cg_dist_writes_files(tr))
+        return CHARGAN_OK;
     if (!cg_model_params_finite(tr->gen) || (tr->disc && !cg_model_params_finite(tr->disc)))
         return cg_fail(&tr->err, CHARGAN_E_NUMERIC, "refusing to save '%s' at step %llu: "
                        "non-finite parameters", path, (unsigned long long)tr->global_step);

@@ -4,6 +4,7 @@
 #ifndef CHARGAN_TRAINER_H
 #define CHARGAN_TRAINER_H
 
+#include "dist.h"
 #include "model.h"
 #include "optim.h"
 #include "pool.h"
@@ -52,6 +53,8 @@ typedef struct cg_gan_work {
     float *dsoft;      /* T x B x V */
     float *d_logits;   /* 2 x B saved final discriminator logits */
     cg_sampler sampler;  /* temperature 1, reserved ids allowed: the policy itself */
+    cg_rng *row_rng;     /* B sampling streams, one per global row (cg_trainer_seed_rows) */
+    double *step_mean;   /* T per-step mean returns (REINFORCE baseline) */
     cg_rollout_buf rb;   /* only with rollouts */
 } cg_gan_work;
 
@@ -77,6 +80,7 @@ struct chargan_trainer {
     cg_gan_state gan;
     cg_gan_work work;
     cg_shards shards;
+    cg_dist *dist; /* NULL unless attached to an MPI communicator (dist.c) */
 };
 
 /* Fills tr->windows with B random training windows of T+1 ids. */
@@ -87,6 +91,12 @@ size_t cg_trainer_val_count(const chargan_trainer *tr);
 size_t cg_trainer_val_windows(chargan_trainer *tr, size_t first, size_t n_windows);
 /* Fills tr->z with fresh N(0,1) noise (if the generator takes noise); returns it or NULL. */
 const float *cg_trainer_draw_noise(chargan_trainer *tr);
+/* Seeds work.row_rng: one draw from tr->rng, then stream (draw, global row)
+ * for each row, so a row's samples do not depend on how the batch is split. */
+void cg_trainer_seed_rows(chargan_trainer *tr);
+/* Re-sizes the step buffers for a local batch (dist.c, on attaching); the
+ * REINFORCE baseline is kept.  On failure the old size is restored. */
+chargan_status cg_trainer_set_local_batch(chargan_trainer *tr, uint32_t batch);
 
 /* gan.c */
 chargan_status cg_gan_alloc(chargan_trainer *tr);

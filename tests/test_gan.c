@@ -228,6 +228,7 @@ static bool gumbel_loss(void *vctx, double *loss)
     cg_trainer_draw_windows(tr);
     cg_windows_to_time_major(tr->windows, B, T, tr->inputs, tr->targets);
     const float *z = cg_trainer_draw_noise(tr);
+    cg_trainer_seed_rows(tr); /* one sampling stream per row, as the step draws them */
     cg_model_begin(g, B, z, true);
     for (int b = 0; b < B; b++)
         c->in[b] = tr->windows[(size_t)b * (T + 1)];
@@ -239,7 +240,7 @@ static bool gumbel_loss(void *vctx, double *loss)
             double mx = -INFINITY, sum = 0.0;
             for (int v = 0; v < V; v++) {
                 float noisy = l[(size_t)b * V + v] +
-                              (float)-log(-log(cg_rng_uniform_open(&tr->rng)));
+                              (float)-log(-log(cg_rng_uniform_open(&tr->work.row_rng[b])));
                 s[v] = noisy;
                 if (noisy > s[best])
                     best = v;

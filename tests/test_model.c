@@ -458,6 +458,44 @@ START_TEST(discriminator_soft_one_hot_equals_hard)
 }
 END_TEST
 
+/* The input-only backward gives cg_model_backward's dsoft, bit for bit (the
+ * same products, less the weight gradients), leaves the parameter
+ * gradients alone, and does nothing after a forward on hard ids. */
+START_TEST(backward_input_is_the_soft_gradient_alone)
+{
+    gc_problem p;
+    gc_problem_init(&p, CHARGAN_DISCRIMINATOR, &disc_shapes[_i], true, 320 + (uint64_t)_i);
+    chargan_model *m = p.m;
+    const size_t n = (size_t)p.T * p.B, cells = n * (size_t)m->V;
+    gc_loss(&p, true);
+    float *want = xcalloc(cells, sizeof(float));
+    memcpy(want, p.dsoft, cells * sizeof(float));
+    /* the same forward and loss gradient again, then the input-only backward */
+    m->rng = p.rng0;
+    cg_model_forward(m, p.T, p.B, NULL, p.soft, NULL, p.train);
+    cg_bce_logits(m->ws.logits, n, p.labels, NULL, 1.0f / n, m->ws.logits);
+    for (size_t i = 0; i < m->n_weights; i++)
+        m->grads[i] = 7.0f;
+    memset(p.dsoft, 0xff, cells * sizeof(float)); /* NaN: every cell must be written */
+    cg_model_backward_input(m, p.dsoft);
+    ck_assert_int_eq(memcmp(want, p.dsoft, cells * sizeof(float)), 0);
+    for (size_t i = 0; i < m->n_weights; i++)
+        ck_assert(m->grads[i] == 7.0f);
+    /* hard ids: nothing to write */
+    int32_t *ids = xcalloc(n, sizeof(int32_t));
+    cg_model_forward(m, p.T, p.B, ids, NULL, NULL, false);
+    memset(p.dsoft, 0, cells * sizeof(float));
+    cg_model_backward_input(m, p.dsoft);
+    for (size_t i = 0; i < cells; i++)
+        ck_assert(p.dsoft[i] == 0.0f);
+    for (size_t i = 0; i < m->n_weights; i++)
+        ck_assert(m->grads[i] == 7.0f);
+    free(ids);
+    free(want);
+    gc_problem_free(&p);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- step-wise forward */
 
 /* Rows of a product are computed independently of the number of rows by the
@@ -1214,6 +1252,8 @@ static Suite *model_suite(void)
     tcase_add_loop_test(tc, discriminator_gradcheck, 0,
                         2 * (int)(sizeof disc_shapes / sizeof disc_shapes[0]));
     tcase_add_test(tc, discriminator_soft_one_hot_equals_hard);
+    tcase_add_loop_test(tc, backward_input_is_the_soft_gradient_alone, 0,
+                        sizeof disc_shapes / sizeof disc_shapes[0]);
     tcase_add_loop_test(tc, step_forward_matches_sequence_forward, 0, 2);
     tcase_add_test(tc, step_forward_reads_ids_in_the_workspace);
     suite_add_tcase(s, tc);

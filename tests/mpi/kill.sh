@@ -1,0 +1,119 @@
+#!/bin/sh
+# kill.sh CHARGAN CORPUS - a rank that dies or stops in the middle of
+# `mpirun -np 2 chargan train` must end the job with a clear failure within
+# a bounded time, never hang it, and leave the last checkpoint intact (TAP).
+#   1. kill -9 of rank 1: Open MPI's mpirun notices the lost process and
+#      terminates the job; rank 0 never waits in a collective for long.
+#   2. SIGSTOP of rank 1 (alive but silent, which mpirun cannot see): rank 0
+#      gives up after CHARGAN_MPI_TIMEOUT seconds with an error naming the
+#      step, and the tool's MPI_Abort ends the job.
+set -u
+CHARGAN=$1
+CORPUS=$2
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/mpirun.sh"
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/chargan-mpikill.XXXXXX") || exit 1
+job=""
+cleanup() {
+    [ -n "$job" ] && kill -9 "$job" 2>/dev/null
+    for p in $(rank_pids 0) $(rank_pids 1); do kill -CONT "$p" 2>/dev/null; kill -9 "$p" 2>/dev/null; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+n=0
+failed=0
+result() { # result OK|FAIL description [log]
+    n=$((n + 1))
+    if [ "$1" = OK ]; then
+        echo "ok $n - $2"
+    else
+        failed=$((failed + 1))
+        echo "not ok $n - $2"
+        [ $# -ge 3 ] && sed 's/^/#   /' "$3" | tail -n 30
+    fi
+}
+
+# The processes of this test's ranks: found by their environment, which
+# carries this script's marker and Open MPI's rank number.
+marker="CHARGAN_KILL_TEST=$$"
+rank_pids() {
+    for d in /proc/[0-9]*; do
+        env=$( (tr '\0' '\n' <"$d/environ") 2>/dev/null) || continue
+        case $env in *"$marker"*) ;; *) continue ;; esac
+        printf '%s\n' "$env" | grep -qx "OMPI_COMM_WORLD_RANK=$1" || continue
+        # the tool itself, not a shell in between
+        [ "$(readlink "$d/exe" 2>/dev/null)" = "$(readlink -f "$CHARGAN")" ] && echo "${d#/proc/}"
+    done
+}
+
+# wait_for SECONDS CMD...: polls CMD every 0.2 s; false if it never succeeds.
+wait_for() {
+    _limit=$(($1 * 5))
+    shift
+    _i=0
+    while ! "$@"; do
+        _i=$((_i + 1))
+        [ "$_i" -ge "$_limit" ] && return 1
+        sleep 0.2
+    done
+}
+job_gone() { ! kill -0 "$job" 2>/dev/null; }
+has_ckpt() { [ -s "$tmp/m.ckpt" ]; }
+
+start_job() { # start_job TIMEOUT: a long run that checkpoints every 5 steps
+    rm -f "$tmp/m.ckpt"
+    env "$marker" CHARGAN_MPI_TIMEOUT="$1" sh -c ". '$here/mpirun.sh'; exec 2>&1; mpi_run 2 '$CHARGAN' train '$CORPUS' -o '$tmp/m.ckpt' --steps 1000000 --checkpoint-every 5 --hidden 32 --embed 16 --batch 8 --seq 32 -q" >"$tmp/log" 2>&1 &
+    job=$!
+}
+
+finish_job() { # finish_job NAME: waits (bounded) for the job; sets status
+    if wait_for 60 job_gone; then
+        wait "$job"
+        status=$?
+        result OK "$1: the job ended (exit status $status) instead of hanging"
+    else
+        status=999
+        result FAIL "$1: the job still runs 60 s later (hang)" "$tmp/log"
+    fi
+    job=""
+    if [ "$status" -ne 0 ] && [ "$status" -ne 999 ]; then
+        result OK "$1: the job failed (exit status $status)"
+    else
+        result FAIL "$1: the job should fail (exit status $status)" "$tmp/log"
+    fi
+    # The checkpoint in place is a whole one: `chargan info` reads and
+    # checks every section and its CRC.
+    if "$CHARGAN" info "$tmp/m.ckpt" >"$tmp/info" 2>&1 && grep -qi 'step' "$tmp/info"; then
+        result OK "$1: the last checkpoint is intact ($(grep -i -m1 'step' "$tmp/info" | tr -s ' '))"
+    else
+        result FAIL "$1: the last checkpoint does not load" "$tmp/info"
+    fi
+}
+
+# 1. kill -9
+start_job 300
+if wait_for 60 has_ckpt && sleep 1 && r1=$(rank_pids 1) && [ -n "$r1" ]; then
+    kill -9 $r1
+    finish_job "rank 1 killed"
+else
+    result FAIL "rank 1 killed: no checkpoint or no rank 1 process within 60 s" "$tmp/log"
+fi
+[ -n "$job" ] && { kill -9 "$job" 2>/dev/null; job=""; }
+
+# 2. SIGSTOP: only the timeout can tell
+start_job 5
+if wait_for 60 has_ckpt && sleep 1 && r1=$(rank_pids 1) && [ -n "$r1" ]; then
+    kill -STOP $r1
+    finish_job "rank 1 stopped"
+    kill -CONT $r1 2>/dev/null
+    if grep -q 'waited 5 s for the other ranks at [a-zA-Z ]* [0-9]' "$tmp/log"; then
+        result OK "rank 1 stopped: rank 0 says it waited 5 s and at which step ($(grep -o 'waited 5 s[^:]*' "$tmp/log" | head -n 1))"
+    else
+        result FAIL "rank 1 stopped: no timeout message naming the step" "$tmp/log"
+    fi
+else
+    result FAIL "rank 1 stopped: no checkpoint or no rank 1 process within 60 s" "$tmp/log"
+fi
+
+echo "1..$n"
+[ "$failed" -eq 0 ]

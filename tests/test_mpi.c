@@ -1,0 +1,390 @@
+/* test_mpi.c - data-parallel training over MPI, run as
+ *
+ *     mpirun -np 2 test_mpi CORPUS
+ *
+ * (tests/mpi/run.sh adds what a container needs).  Not a Check suite: Check
+ * forks every case, and an MPI process must not fork.  Every rank runs every
+ * check in the same order and the verdict is agreed over the ranks
+ * (MPI_Allreduce), so rank 0 prints one TAP line per check for all of them.
+ *
+ * The claim under test: N ranks with global batch B compute what one process
+ * with batch B computes, up to float rounding (a different summation order of
+ * the gradients).  Each rank runs the single-process reference itself (same
+ * seed, batch B, no communicator) and the data-parallel run, and compares the
+ * loss curves step by step and the final parameters.  Tolerance: every loss
+ * and every parameter within LOSS_TOL / PARAM_TOL of the reference
+ * (absolute, on values of order 1); the ranks' parameters must be identical
+ * bit for bit.
+ */
+#include "model.h"
+#include "optim.h"
+#include "trainer.h"
+
+#include <mpi.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define LOSS_TOL 1e-4
+#define PARAM_TOL 1e-4
+#define BATCH 8
+#define SEQ 16
+
+static int rank, size, n_checks, n_failed;
+static char *corpus;
+static size_t corpus_len;
+
+/* One check, agreed over the ranks: passes only if it passes on every rank. */
+static int check(int ok, const char *fmt, ...)
+{
+    int all = ok != 0;
+    MPI_Allreduce(MPI_IN_PLACE, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    n_checks++;
+    n_failed += !all;
+    if (rank == 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        printf("%s %d - ", all ? "ok" : "not ok", n_checks);
+        vprintf(fmt, ap);
+        printf("\n");
+        va_end(ap);
+        fflush(stdout);
+    }
+    if (!ok)
+        fprintf(stderr, "# rank %d: failed: %s\n", rank, chargan_last_error());
+    return all;
+}
+
+typedef struct run_cfg {
+    const char *name;
+    int32_t estimator;
+    uint32_t d_steps, rollouts, noise_dim;
+    float mle_weight;
+    int32_t gan_loss;
+} run_cfg;
+
+static chargan_status make_trainer(const run_cfg *rc, uint32_t batch, chargan_trainer **out)
+{
+    chargan_model *gen = NULL, *disc = NULL;
+    chargan_model_config mc;
+    chargan_model_config_init(&mc, CHARGAN_GENERATOR);
+    mc.vocab_size = 96;
+    mc.embed_dim = 16;
+    mc.hidden_dim = 32;
+    mc.noise_dim = rc->noise_dim;
+    mc.seed = 11;
+    chargan_status st = chargan_model_new(&mc, &gen);
+    if (st == CHARGAN_OK && rc->estimator != CHARGAN_GAN_NONE) {
+        chargan_model_config dc;
+        chargan_model_config_init(&dc, CHARGAN_DISCRIMINATOR);
+        dc.vocab_size = 96;
+        dc.embed_dim = 16;
+        dc.hidden_dim = 32;
+        dc.seed = 12;
+        st = chargan_model_new(&dc, &disc);
+    }
+    chargan_trainer_config tc;
+    chargan_trainer_config_init(&tc);
+    tc.batch = batch;
+    tc.seq_len = SEQ;
+    tc.seed = 5;
+    tc.report_every = 1000;
+    tc.estimator = rc->estimator;
+    tc.d_steps = rc->d_steps ? rc->d_steps : 1;
+    tc.rollouts = rc->rollouts;
+    tc.mle_weight = rc->mle_weight;
+    tc.gan_loss = rc->gan_loss;
+    tc.beta_max = 10.0f;
+    tc.anneal_steps = 10;
+    if (st == CHARGAN_OK)
+        st = chargan_trainer_new(&tc, gen, NULL, disc, NULL, out);
+    if (st != CHARGAN_OK) {
+        chargan_model_free(gen);
+        chargan_model_free(disc);
+        return st;
+    }
+    st = chargan_trainer_set_corpus_text(*out, corpus, corpus_len);
+    if (st != CHARGAN_OK) {
+        chargan_trainer_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+static chargan_status attach(chargan_trainer *tr)
+{
+    MPI_Comm world = MPI_COMM_WORLD;
+    chargan_status st = chargan_trainer_set_mpi_timeout(tr, 60.0);
+    return st == CHARGAN_OK ? chargan_trainer_set_mpi_comm(tr, &world, sizeof world) : st;
+}
+
+/* The curve: MLE steps, then (GAN) discriminator steps and adversarial
+ * rounds; every loss and accuracy in order. */
+#define MLE_STEPS 6
+#define D_STEPS 3
+#define GAN_STEPS 8
+#define MAX_CURVE (MLE_STEPS + 2 * D_STEPS + 2 * GAN_STEPS)
+
+static chargan_status run_curve(chargan_trainer *tr, const run_cfg *rc, float *curve, int *n)
+{
+    chargan_status st = CHARGAN_OK;
+    *n = 0;
+    for (int i = 0; i < MLE_STEPS && st == CHARGAN_OK; i++)
+        st = chargan_trainer_mle_step(tr, &curve[(*n)++]);
+    if (rc->estimator == CHARGAN_GAN_NONE)
+        return st;
+    for (int i = 0; i < D_STEPS && st == CHARGAN_OK; i++, *n += 2)
+        st = chargan_trainer_d_step(tr, &curve[*n], &curve[*n + 1]);
+    for (int i = 0; i < GAN_STEPS && st == CHARGAN_OK; i++, *n += 2)
+        st = chargan_trainer_gan_step(tr, &curve[*n], &curve[*n + 1]);
+    return st;
+}
+
+/* The largest difference between two models' parameters, leaving out the
+ * tensor called skip (NULL: none). */
+static double max_param_diff(const chargan_model *a, const chargan_model *b, const char *skip)
+{
+    if (!a || !b)
+        return a == b ? 0.0 : INFINITY;
+    double m = 0.0;
+    for (size_t t = 0; t < a->n_tensors; t++) {
+        const cg_tensor *x = &a->tensors[t];
+        if (skip && strcmp(x->name, skip) == 0)
+            continue;
+        for (size_t i = x->offset; i < x->offset + x->numel; i++) {
+            double d = fabs((double)a->params[i] - (double)b->params[i]);
+            m = d > m || isnan(d) ? d : m;
+        }
+    }
+    return m;
+}
+
+/* Whether every rank holds these exact bits. */
+static int same_on_all_ranks(const chargan_model *m)
+{
+    if (!m)
+        return 1;
+    uint64_t c = cg_crc32(0, m->params, m->n_weights * sizeof(float)), lo = c, hi = c;
+    MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_UINT64_T, MPI_MIN, MPI_COMM_WORLD);
+    MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
+    return lo == hi;
+}
+
+static void equivalence(const run_cfg *rc)
+{
+    float ref[MAX_CURVE], dist[MAX_CURVE];
+    int n_ref = 0, n_dist = 0;
+    chargan_trainer *a = NULL, *b = NULL;
+    chargan_status st = make_trainer(rc, BATCH, &a);
+    if (st == CHARGAN_OK)
+        st = run_curve(a, rc, ref, &n_ref);
+    if (!check(st == CHARGAN_OK, "%s: the one-process reference with batch %d runs", rc->name,
+               BATCH))
+        goto out;
+    st = make_trainer(rc, BATCH, &b);
+    if (st == CHARGAN_OK)
+        st = attach(b);
+    if (st == CHARGAN_OK)
+        st = run_curve(b, rc, dist, &n_dist);
+    if (!check(st == CHARGAN_OK && n_dist == n_ref, "%s: %d ranks with global batch %d run",
+               rc->name, size, BATCH))
+        goto out;
+    double worst = 0.0;
+    int at = 0;
+    for (int i = 0; i < n_ref; i++) {
+        double d = fabs((double)ref[i] - (double)dist[i]);
+        if (!(d <= worst)) {
+            worst = d;
+            at = i;
+        }
+    }
+    if (rank == 0)
+        printf("# %s: %d values, largest difference %.3g (value %d: %.6f vs %.6f)\n", rc->name,
+               n_ref, worst, at, (double)ref[at], (double)dist[at]);
+    check(worst <= LOSS_TOL, "%s: the loss curve on %d ranks is the reference's within %g "
+          "(largest difference %.3g)", rc->name, size, LOSS_TOL, worst);
+    /* The relativistic loss C(real) - C(fake) cannot see the discriminator's
+     * output bias: its gradient is zero in exact arithmetic and rounding
+     * noise (1e-9) in floats, which Adam scales to steps of about lr, so
+     * that one tensor drifts differently in any two summation orders. */
+    const char *skip = rc->gan_loss == CHARGAN_LOSS_RELATIVISTIC ? "out.b" : NULL;
+    double pg = max_param_diff(a->gen, b->gen, NULL), pd = max_param_diff(a->disc, b->disc, skip);
+    check(pg <= PARAM_TOL && pd <= PARAM_TOL, "%s: final parameters within %g of the reference "
+          "(generator %.3g, discriminator %.3g%s)", rc->name, PARAM_TOL, pg, pd,
+          skip ? " but its output bias" : "");
+    check(same_on_all_ranks(b->gen) && same_on_all_ranks(b->disc),
+          "%s: every rank holds the same parameters, bit for bit", rc->name);
+out:
+    chargan_trainer_free(a);
+    chargan_trainer_free(b);
+}
+
+static void errors(void)
+{
+    static const run_cfg mle = {"MLE", CHARGAN_GAN_NONE, 1, 0, 0, 0.0f, 0};
+    MPI_Comm world = MPI_COMM_WORLD;
+    chargan_trainer *tr = NULL;
+    chargan_status st = make_trainer(&mle, BATCH, &tr);
+    if (!check(st == CHARGAN_OK, "a trainer for the error checks"))
+        return;
+    check(chargan_trainer_set_mpi_comm(NULL, &world, sizeof world) == CHARGAN_E_INVALID &&
+              chargan_trainer_set_mpi_comm(tr, NULL, sizeof world) == CHARGAN_E_INVALID,
+          "set_mpi_comm: NULL trainer or comm -> CHARGAN_E_INVALID");
+    st = chargan_trainer_set_mpi_comm(tr, &world, sizeof world + 1);
+    check(st == CHARGAN_E_INVALID && strstr(chargan_trainer_last_error(tr), "comm_size"),
+          "set_mpi_comm: a wrong comm_size -> CHARGAN_E_INVALID naming comm_size");
+    check(chargan_trainer_set_mpi_timeout(tr, 0.0) == CHARGAN_E_INVALID &&
+              chargan_trainer_set_mpi_timeout(tr, NAN) == CHARGAN_E_INVALID &&
+              chargan_trainer_set_mpi_timeout(NULL, 1.0) == CHARGAN_E_INVALID,
+          "set_mpi_timeout: 0, NaN or a NULL trainer -> CHARGAN_E_INVALID");
+    int r = -1, s = -1;
+    check(chargan_trainer_mpi_rank(tr, &r, &s) == CHARGAN_OK && r == 0 && s == 1 &&
+              chargan_trainer_mpi_rank(NULL, &r, &s) == CHARGAN_E_INVALID,
+          "mpi_rank: 0 of 1 before attaching; NULL trainer -> CHARGAN_E_INVALID");
+    st = attach(tr);
+    check(st == CHARGAN_OK, "set_mpi_comm attaches (%s)", chargan_strerror(st));
+    check(chargan_trainer_mpi_rank(tr, &r, &s) == CHARGAN_OK && r == rank && s == size,
+          "mpi_rank: this rank and the world's size once attached");
+    chargan_trainer_config tc;
+    memset(&tc, 0, sizeof tc);
+    tc.struct_size = sizeof tc;
+    check(chargan_trainer_get_config(tr, &tc) == CHARGAN_OK && tc.batch == BATCH &&
+              tr->cfg.batch == BATCH / (uint32_t)size,
+          "get_config says the global batch %d; the rank computes %d rows", BATCH, BATCH / size);
+    st = attach(tr);
+    check(st == CHARGAN_E_STATE, "attaching twice -> CHARGAN_E_STATE");
+    chargan_trainer_free(tr);
+    tr = NULL;
+
+    /* no corpus yet */
+    chargan_model *gen = NULL;
+    chargan_model_config mc;
+    chargan_model_config_init(&mc, CHARGAN_GENERATOR);
+    mc.vocab_size = 96;
+    mc.hidden_dim = 8;
+    mc.embed_dim = 4;
+    chargan_trainer_config cfg;
+    chargan_trainer_config_init(&cfg);
+    cfg.batch = 4;
+    cfg.seq_len = 8;
+    st = chargan_model_new(&mc, &gen);
+    if (st == CHARGAN_OK && (st = chargan_trainer_new(&cfg, gen, NULL, NULL, NULL, &tr)) != CHARGAN_OK)
+        chargan_model_free(gen);
+    check(st == CHARGAN_OK && attach(tr) == CHARGAN_E_STATE &&
+              strstr(chargan_trainer_last_error(tr), "corpus"),
+          "set_mpi_comm before a corpus -> CHARGAN_E_STATE");
+    chargan_trainer_free(tr);
+    tr = NULL;
+
+    if (size > 1) {
+        /* a batch the ranks cannot share evenly */
+        st = make_trainer(&mle, (uint32_t)size + 1, &tr);
+        check(st == CHARGAN_OK && attach(tr) == CHARGAN_E_INVALID &&
+                  strstr(chargan_trainer_last_error(tr), "multiple"),
+              "a batch of %d on %d ranks -> CHARGAN_E_INVALID on every rank", size + 1, size);
+        int r2 = -1, s2 = -1;
+        check(chargan_trainer_mpi_rank(tr, &r2, &s2) == CHARGAN_OK && r2 == 0 && s2 == 1 &&
+                  chargan_trainer_mle_step(tr, NULL) == CHARGAN_OK,
+              "after a failed attach the trainer still trains alone");
+        chargan_trainer_free(tr);
+        tr = NULL;
+        /* ranks that disagree */
+        run_cfg odd = mle;
+        odd.mle_weight = rank == 1 ? 0.5f : 0.0f;
+        st = make_trainer(&odd, BATCH, &tr);
+        check(st == CHARGAN_OK && attach(tr) == CHARGAN_E_INVALID &&
+                  strstr(chargan_trainer_last_error(tr), "disagree on the mle_weight"),
+              "ranks with different settings -> CHARGAN_E_INVALID naming the setting");
+        chargan_trainer_free(tr);
+        tr = NULL;
+    }
+}
+
+/* Rank 0 writes the checkpoint; every rank loads it, attaches, and goes on
+ * exactly as the run that was not interrupted. */
+static void checkpoints(const char *dir)
+{
+    static const run_cfg rf = {"REINFORCE", CHARGAN_GAN_REINFORCE, 1, 0, 0, 0.0f, 0};
+    char path[4096];
+    snprintf(path, sizeof path, "%s/mpi.ckpt", dir);
+    chargan_trainer *a = NULL, *b = NULL;
+    float curve[MAX_CURVE], again[4], cont[4];
+    int n = 0;
+    chargan_status st = make_trainer(&rf, BATCH, &a);
+    if (st == CHARGAN_OK)
+        st = attach(a);
+    if (st == CHARGAN_OK)
+        st = run_curve(a, &rf, curve, &n);
+    if (rank == 0)
+        unlink(path);
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (st == CHARGAN_OK)
+        st = chargan_trainer_save(a, rank == 0 ? path : "/nonexistent-dir/never-written");
+    MPI_Barrier(MPI_COMM_WORLD);
+    check(st == CHARGAN_OK && access(path, R_OK) == 0,
+          "save: rank 0 writes the checkpoint, the other ranks return CHARGAN_OK and write nothing");
+    if (st == CHARGAN_OK)
+        st = chargan_trainer_load(path, &b);
+    if (st == CHARGAN_OK)
+        st = chargan_trainer_set_corpus_text(b, corpus, corpus_len);
+    if (st == CHARGAN_OK)
+        st = attach(b);
+    check(st == CHARGAN_OK && b->cfg.batch == BATCH / (uint32_t)size,
+          "every rank loads the checkpoint (global batch %d) and attaches", BATCH);
+    for (int i = 0; i < 2 && st == CHARGAN_OK; i++) {
+        st = chargan_trainer_gan_step(a, &cont[2 * i], &cont[2 * i + 1]);
+        if (st == CHARGAN_OK)
+            st = chargan_trainer_gan_step(b, &again[2 * i], &again[2 * i + 1]);
+    }
+    check(st == CHARGAN_OK && memcmp(cont, again, sizeof cont) == 0 &&
+              max_param_diff(a->gen, b->gen, NULL) == 0.0 &&
+              max_param_diff(a->disc, b->disc, NULL) == 0.0,
+          "the resumed run continues bit for bit like the uninterrupted one");
+    chargan_trainer_free(a);
+    chargan_trainer_free(b);
+}
+
+int main(int argc, char **argv)
+{
+    MPI_Init(&argc, &argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (argc != 3) {
+        if (rank == 0)
+            fprintf(stderr, "usage: mpirun -np N test_mpi CORPUS TMPDIR\n");
+        MPI_Finalize();
+        return 2;
+    }
+    FILE *f = fopen(argv[1], "rb");
+    corpus = malloc(40000);
+    corpus_len = f && corpus ? fread(corpus, 1, 40000, f) : 0;
+    if (f)
+        fclose(f);
+    if (rank == 0)
+        printf("# %d ranks; global batch %d, seq_len %d\n", size, BATCH, SEQ);
+
+    static const run_cfg configs[] = {
+        {"MLE", CHARGAN_GAN_NONE, 1, 0, 0, 0.0f, CHARGAN_LOSS_STANDARD},
+        {"MLE with noise", CHARGAN_GAN_NONE, 1, 0, 4, 0.0f, CHARGAN_LOSS_STANDARD},
+        {"REINFORCE", CHARGAN_GAN_REINFORCE, 1, 0, 0, 0.0f, CHARGAN_LOSS_STANDARD},
+        {"REINFORCE, rollouts, 2 D steps, MLE term", CHARGAN_GAN_REINFORCE, 2, 2, 0, 0.5f,
+         CHARGAN_LOSS_STANDARD},
+        {"Gumbel", CHARGAN_GAN_GUMBEL, 1, 0, 0, 0.0f, CHARGAN_LOSS_STANDARD},
+        {"Gumbel, RSGAN loss, noise", CHARGAN_GAN_GUMBEL, 1, 0, 4, 0.0f,
+         CHARGAN_LOSS_RELATIVISTIC},
+    };
+    if (check(corpus_len > 1000, "read the corpus %s", argv[1])) {
+        errors();
+        for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++)
+            equivalence(&configs[i]);
+        checkpoints(argv[2]);
+    }
+    if (rank == 0)
+        printf("1..%d\n", n_checks);
+    free(corpus);
+    MPI_Finalize();
+    return n_failed ? 1 : 0;
+}
