@@ -672,6 +672,52 @@ CHARGAN_API chargan_status chargan_trainer_save(chargan_trainer *tr, const char 
 CHARGAN_API chargan_status chargan_trainer_load(const char *path, chargan_trainer **out);
 
 /* ------------------------------------------------------------------ */
+/* Data-parallel training over MPI (since 0.2; docs/CLUSTER.md)        */
+/* ------------------------------------------------------------------ */
+
+/** Makes the trainer one rank of a data-parallel run over the MPI
+ *  communicator *comm (a pointer to an MPI_Comm, comm_size ==
+ *  sizeof(MPI_Comm): this header does not include mpi.h, and the ABI is the
+ *  same with and without MPI).  The library never calls MPI_Init: the
+ *  application initialises MPI before and finalises it after the trainer is
+ *  freed.  Collective: every rank of comm calls it, after setting the same
+ *  corpus, with the same configuration.
+ *
+ *  cfg.batch stays the GLOBAL batch B and must be a multiple of the number of
+ *  ranks N: every step all ranks draw the same B windows (and the same noise)
+ *  from the shared seed, and rank r computes rows r B/N .. (r+1) B/N - 1.
+ *  Sampling in the adversarial steps uses one RNG stream per global row, so
+ *  a run on N ranks follows the run on one rank with batch B up to float
+ *  rounding.  Gradients of the generator and the discriminator are averaged
+ *  (MPI_Allreduce) before every optimizer step, as are the reported losses,
+ *  the discriminator accuracy and the REINFORCE baseline.  Dropout masks come
+ *  from a per-rank stream (rank 0 keeps the model's own).  The call copies
+ *  rank 0's parameters, trainer RNG and baseline to all ranks and checks that
+ *  configuration, corpus, step counters and parameter counts agree.
+ *
+ *  chargan_trainer_save() writes only on rank 0 (other ranks return
+ *  CHARGAN_OK without writing); any rank can load the checkpoint and attach
+ *  again, with any N that divides the batch.  A collective that does not
+ *  complete within the timeout (chargan_trainer_set_mpi_timeout) fails with
+ *  CHARGAN_E_IO naming the step; the communicator is then unusable and the
+ *  application should call MPI_Abort.
+ *
+ *  Errors: CHARGAN_E_UNSUPPORTED (built without MPI), CHARGAN_E_INVALID (NULL,
+ *  comm_size wrong, batch not a multiple of N, ranks that disagree),
+ *  CHARGAN_E_STATE (MPI not initialised, no corpus, already attached),
+ *  CHARGAN_E_IO (MPI failure), CHARGAN_E_NOMEM. */
+CHARGAN_API chargan_status chargan_trainer_set_mpi_comm(chargan_trainer *tr, const void *comm,
+                                                        size_t comm_size);
+/** Seconds a rank waits for the others in one collective before failing
+ *  (default 300; 0 < seconds <= 1e6).  Local, not collective.
+ *  Errors: CHARGAN_E_UNSUPPORTED (built without MPI), CHARGAN_E_INVALID. */
+CHARGAN_API chargan_status chargan_trainer_set_mpi_timeout(chargan_trainer *tr, double seconds);
+/** This trainer's rank and the number of ranks (0 and 1 when not attached or
+ *  built without MPI).  Either pointer may be NULL.  Errors: CHARGAN_E_INVALID. */
+CHARGAN_API chargan_status chargan_trainer_mpi_rank(const chargan_trainer *tr, int *rank,
+                                                    int *size);
+
+/* ------------------------------------------------------------------ */
 /* Metrics                                                             */
 /* ------------------------------------------------------------------ */
 
