@@ -73,7 +73,8 @@ static void greedy_reference(chargan_model *m, const int32_t *prime, size_t k, i
     int32_t *in = malloc(T * sizeof *in);
     ck_assert_ptr_nonnull(in);
     in[0] = m->cfg.start_id;
-    memcpy(in + 1, prime, k * sizeof *in);
+    if (k > 0) /* prime may be NULL when k is 0 */
+        memcpy(in + 1, prime, k * sizeof *in);
     ck_assert_int_eq(cg_model_reserve(m, (int)T, 1), CHARGAN_OK);
     for (size_t t = 0; t < n; t++) {
         size_t len = 1 + k + t;
