@@ -227,6 +227,9 @@ static void d_forward_fake(chargan_trainer *tr, bool soft, bool train)
  * current fake batch (work.fake or work.soft).  Per-step heads for hard
  * samples; the final head (and optionally the relativistic loss) for soft
  * ones, as RelGAN does. */
+static chargan_status d_finish(chargan_trainer *tr, double loss, int correct, float *loss_out,
+                               float *acc_out);
+
 static chargan_status d_update(chargan_trainer *tr, bool soft, float *loss_out, float *acc_out)
 {
     chargan_model *d = tr->disc;
@@ -276,6 +279,16 @@ static chargan_status d_update(chargan_trainer *tr, bool soft, float *loss_out, 
         loss += soft ? bce_final(d, T, B, 0.0f, tg) : bce_all_steps(d, T, B, 0.0f, tg);
         cg_model_backward(d, NULL);
     }
+    return d_finish(tr, loss, correct, loss_out, acc_out);
+}
+
+/* The end of a discriminator update, its gradient (summed over the batch)
+ * in d->grads: averaging over MPI ranks, then the optimizer step. */
+static chargan_status d_finish(chargan_trainer *tr, double loss, int correct, float *loss_out,
+                               float *acc_out)
+{
+    chargan_model *d = tr->disc;
+    int B = (int)tr->cfg.batch;
     double vals[2] = {loss, (double)correct};
     chargan_status st = cg_dist_allreduce_grads(tr, d, vals, 2, "discriminator update",
                                                 tr->d_updates + 1);
@@ -305,8 +318,13 @@ static void draw_real(chargan_trainer *tr)
                              tr->targets);
 }
 
+static bool sharded(const chargan_trainer *tr);
+static chargan_status sharded_d_step(chargan_trainer *tr, float *loss, float *accuracy);
+
 chargan_status cg_gan_d_step(chargan_trainer *tr, float *loss, float *accuracy)
 {
+    if (sharded(tr))
+        return sharded_d_step(tr, loss, accuracy);
     bool soft = tr->cfg.estimator == CHARGAN_GAN_GUMBEL;
     draw_real(tr);
     const float *z = cg_trainer_draw_noise(tr);
@@ -528,7 +546,7 @@ static chargan_status gumbel_step(chargan_trainer *tr, float *g_loss, float *d_l
     }
     loss /= B;
     memset(d->ws.logits, 0, (size_t)(T - 1) * B * sizeof(float));
-    cg_model_backward(d, tr->work.dsoft); /* D's parameter gradients are discarded */
+    cg_model_backward_input(d, tr->work.dsoft); /* D is not updated here */
     /* Through the relaxation: y = softmax(beta (l + g)) gives
      * dL/dl = beta y (dL/dy - <dL/dy, y>). */
     cg_model_zero_grad(g);
@@ -548,8 +566,460 @@ static chargan_status gumbel_step(chargan_trainer *tr, float *g_loss, float *d_l
     return g_update(tr, loss, g_loss);
 }
 
+/* ------------------------------------------------------------------ split across threads */
+
+/* With threads > 1 (and no rollouts) the adversarial steps run on the
+ * trainer's shards: shard s takes rows first[s] .. first[s] + rows[s] - 1 of
+ * the batch on a generator and a discriminator replica, and each phase of a
+ * step (generation, the discriminator's passes, rewards, the generator's
+ * backward) is one cg_pool_run over the shards.  What couples rows is done
+ * in between on the calling thread: dropout masks are drawn there in the
+ * order an unsharded forward draws them, rows sample from their own RNG
+ * streams (cg_trainer_seed_rows), the REINFORCE baseline averages over the
+ * whole batch, and the replicas' gradients are summed in shard order into
+ * the model's, which then goes through the same update as unsharded
+ * (d_finish, g_update).  So a step is deterministic for a given thread
+ * count and equal to the unsharded one up to float rounding. */
+
+enum shard_phase {
+    PH_GEN_HARD,
+    PH_GEN_GUMBEL,
+    PH_D_REAL,
+    PH_D_FAKE_HARD,
+    PH_D_FAKE_SOFT,
+    PH_D_REL_FAKE,
+    PH_D_REL_REAL,
+    PH_D_REL_REDO,
+    PH_REWARDS,
+    PH_G_REINFORCE,
+    PH_G_GUMBEL,
+};
+
+chargan_status cg_gan_shards_alloc(chargan_trainer *tr)
+{
+    cg_shards *sh = &tr->shards;
+    size_t T = tr->cfg.seq_len, V = (size_t)tr->gen->V;
+    bool relaxed = tr->cfg.estimator == CHARGAN_GAN_GUMBEL;
+    chargan_sample_options so;
+    chargan_sample_options_init(&so);
+    so.allow_reserved = 1; /* as the trainer's own sampler: the policy itself */
+    for (int s = 0; s < sh->n; s++) {
+        cg_gan_shard *gs = &sh->gan[s];
+        int rows = sh->rows[s];
+        size_t cells = T * (size_t)rows;
+        bool ok = cg_model_replica_new(tr->disc, &sh->disc[s]) == CHARGAN_OK &&
+                  cg_model_reserve(sh->disc[s], (int)T, rows) == CHARGAN_OK &&
+                  cg_sampler_init(&gs->sampler, NULL, (int)V, &so) == CHARGAN_OK;
+        ok = ok && (gs->fake = cg_malloc(cells * sizeof(int32_t))) != NULL;
+        ok = ok && (gs->rewards = cg_alloc_floats(cells)) != NULL;
+        ok = ok && (gs->weights = cg_alloc_floats(cells)) != NULL;
+        ok = ok && (gs->targets = cg_alloc_floats(cells)) != NULL;
+        ok = ok && (gs->d_logits = cg_alloc_floats(2 * (size_t)rows)) != NULL;
+        if (ok && relaxed)
+            ok = (gs->soft = cg_alloc_floats(cells * V)) != NULL &&
+                 (gs->dsoft = cg_alloc_floats(cells * V)) != NULL;
+        if (!ok)
+            return CHARGAN_E_NOMEM;
+    }
+    return CHARGAN_OK;
+}
+
+void cg_gan_shards_free(cg_shards *sh)
+{
+    for (int s = 0; s < CG_MAX_SHARDS; s++) {
+        cg_gan_shard *gs = &sh->gan[s];
+        chargan_model_free(sh->disc[s]);
+        sh->disc[s] = NULL;
+        cg_sampler_free(&gs->sampler);
+        cg_free(gs->fake);
+        cg_free_floats(gs->rewards);
+        cg_free_floats(gs->weights);
+        cg_free_floats(gs->targets);
+        cg_free_floats(gs->soft);
+        cg_free_floats(gs->dsoft);
+        cg_free_floats(gs->d_logits);
+        memset(gs, 0, sizeof *gs);
+    }
+}
+
+static bool sharded(const chargan_trainer *tr)
+{
+    return tr->shards.n > 1 && tr->cfg.rollouts == 0;
+}
+
+/* Shard s's rows of tr->windows, time-major: inputs[s] (its first T ids per
+ * row, of which generation reads step 0) and targets[s] (the real text). */
+static void shard_windows(chargan_trainer *tr, int s)
+{
+    cg_shards *sh = &tr->shards;
+    int T = (int)tr->cfg.seq_len;
+    cg_windows_to_time_major(tr->windows + (size_t)sh->first[s] * (T + 1), sh->rows[s], T,
+                             sh->inputs[s], sh->targets[s]);
+}
+
+static void shard_generate(chargan_trainer *tr, int s, bool relaxed)
+{
+    cg_shards *sh = &tr->shards;
+    cg_gan_shard *gs = &sh->gan[s];
+    chargan_model *g = sh->gen[s];
+    const int T = (int)tr->cfg.seq_len, rows = sh->rows[s], first = sh->first[s], V = g->V;
+    cg_rng *rng = tr->work.row_rng + first;
+    shard_windows(tr, s);
+    cg_model_begin(g, rows, sh->z ? sh->z + (size_t)first * g->Z : NULL, sh->train);
+    const int32_t *in = sh->inputs[s];
+    for (int t = 0; t < T; t++) {
+        const float *logits = cg_model_step(g, t, in, sh->train);
+        int32_t *out = gs->fake + (size_t)t * rows;
+        if (relaxed) { /* as generate_gumbel */
+            float *y = gs->soft + (size_t)t * rows * V;
+            for (int b = 0; b < rows; b++) {
+                const float *l = logits + (size_t)b * V;
+                float *yb = y + (size_t)b * V;
+                int best = 0;
+                for (int v = 0; v < V; v++) {
+                    yb[v] = l[v] + gumbel(&rng[b]);
+                    if (yb[v] > yb[best])
+                        best = v;
+                }
+                out[b] = best;
+            }
+            cg_softmax_rows(y, (size_t)rows, V, sh->beta);
+        } else { /* as generate_hard */
+            for (int b = 0; b < rows; b++)
+                out[b] = cg_sampler_draw(&gs->sampler, logits + (size_t)b * V, &rng[b]);
+        }
+        if (t + 1 < T) {
+            memcpy(g->ws.ids + (size_t)(t + 1) * rows, out, (size_t)rows * sizeof(int32_t));
+            in = g->ws.ids + (size_t)(t + 1) * rows;
+        }
+    }
+}
+
+/* One discriminator pass of the standard loss on the shard's real or fake
+ * rows: forward, BCE (per step for hard samples, the final step for soft
+ * ones, scaled by the whole batch), backward into the replica. */
+static void shard_d_pass(chargan_trainer *tr, int s, int phase)
+{
+    cg_shards *sh = &tr->shards;
+    cg_gan_shard *gs = &sh->gan[s];
+    chargan_model *d = sh->disc[s];
+    const int T = (int)tr->cfg.seq_len, rows = sh->rows[s], B = (int)tr->cfg.batch;
+    const bool real = phase == PH_D_REAL, final_only = tr->cfg.estimator == CHARGAN_GAN_GUMBEL;
+    if (real) {
+        shard_windows(tr, s);
+        cg_model_forward(d, T, rows, sh->targets[s], NULL, NULL, true);
+    } else if (phase == PH_D_FAKE_SOFT) {
+        cg_model_forward(d, T, rows, NULL, gs->soft, NULL, true);
+    } else {
+        cg_model_forward(d, T, rows, gs->fake, NULL, NULL, true);
+    }
+    gs->correct += count_correct(final_logits(d, T, rows), rows, real);
+    const float target = real ? 1.0f : 0.0f;
+    if (final_only) {
+        size_t before = (size_t)(T - 1) * rows;
+        float *last = d->ws.logits + before;
+        for (int b = 0; b < rows; b++)
+            gs->targets[b] = target;
+        gs->loss += cg_bce_logits(last, (size_t)rows, gs->targets, NULL, 1.0f / (float)B, last);
+        memset(d->ws.logits, 0, before * sizeof(float));
+    } else {
+        size_t n = (size_t)T * rows;
+        for (size_t i = 0; i < n; i++)
+            gs->targets[i] = target;
+        gs->loss += cg_bce_logits(d->ws.logits, n, gs->targets, NULL,
+                                  1.0f / ((float)T * (float)B), d->ws.logits);
+    }
+    cg_model_backward(d, NULL);
+}
+
+/* The relativistic loss in three phases, as d_update: C(fake), then C(real)
+ * with the loss and the real backward, then the fake forward again (with
+ * the same masks) and its backward. */
+static void shard_d_relativistic(chargan_trainer *tr, int s, int phase)
+{
+    cg_shards *sh = &tr->shards;
+    cg_gan_shard *gs = &sh->gan[s];
+    chargan_model *d = sh->disc[s];
+    const int T = (int)tr->cfg.seq_len, rows = sh->rows[s], B = (int)tr->cfg.batch;
+    float *cr = gs->d_logits, *cf = gs->d_logits + rows, *tg = gs->targets;
+    float *last = d->ws.logits + (size_t)(T - 1) * rows;
+    if (phase == PH_D_REL_FAKE) {
+        cg_model_forward(d, T, rows, NULL, gs->soft, NULL, true);
+        memcpy(cf, last, (size_t)rows * sizeof(float));
+        return;
+    }
+    if (phase == PH_D_REL_REAL) {
+        shard_windows(tr, s);
+        cg_model_forward(d, T, rows, sh->targets[s], NULL, NULL, true);
+        memcpy(cr, last, (size_t)rows * sizeof(float));
+        gs->correct += count_correct(cr, rows, true) + count_correct(cf, rows, false);
+        for (int b = 0; b < rows; b++) {
+            float x = cr[b] - cf[b], one = 1.0f, dx;
+            gs->loss += cg_bce_logits(&x, 1, &one, NULL, 1.0f / (float)B, &dx);
+            tg[b] = dx;
+        }
+        memset(d->ws.logits, 0, (size_t)T * rows * sizeof(float));
+        memcpy(last, tg, (size_t)rows * sizeof(float));
+        cg_model_backward(d, NULL);
+        return;
+    }
+    cg_model_forward(d, T, rows, NULL, gs->soft, NULL, true);
+    memset(d->ws.logits, 0, (size_t)T * rows * sizeof(float));
+    for (int b = 0; b < rows; b++)
+        last[b] = -tg[b];
+    cg_model_backward(d, NULL);
+}
+
+/* REINFORCE's per-step rewards and discounted returns of the shard's rows
+ * (as dense_returns), from the updated discriminator. */
+static void shard_rewards(chargan_trainer *tr, int s)
+{
+    cg_shards *sh = &tr->shards;
+    cg_gan_shard *gs = &sh->gan[s];
+    chargan_model *d = sh->disc[s];
+    const int T = (int)tr->cfg.seq_len, rows = sh->rows[s];
+    const float gamma = tr->cfg.gamma;
+    cg_model_forward(d, T, rows, gs->fake, NULL, NULL, false);
+    for (int b = 0; b < rows; b++) {
+        float acc = 0.0f;
+        for (int t = T - 1; t >= 0; t--) {
+            float r = 2.0f * cg_sigmoidf(d->ws.logits[(size_t)t * rows + b]) - 1.0f;
+            acc = r + gamma * acc;
+            gs->rewards[(size_t)t * rows + b] = acc;
+        }
+    }
+}
+
+/* The generator's REINFORCE gradient on the shard's rows (advantages in
+ * work.weights, batch-wide). */
+static void shard_g_reinforce(chargan_trainer *tr, int s)
+{
+    cg_shards *sh = &tr->shards;
+    cg_gan_shard *gs = &sh->gan[s];
+    chargan_model *g = sh->gen[s];
+    const int T = (int)tr->cfg.seq_len, rows = sh->rows[s], B = (int)tr->cfg.batch;
+    for (int t = 0; t < T; t++)
+        memcpy(gs->weights + (size_t)t * rows, tr->work.weights + (size_t)t * B + sh->first[s],
+               (size_t)rows * sizeof(float));
+    cg_model_zero_grad(g);
+    gs->loss = cg_softmax_xent(g->ws.logits, (size_t)T * rows, g->V, gs->fake, gs->weights,
+                               1.0f / ((float)B * (float)T), g->ws.logits);
+    cg_model_backward(g, NULL);
+}
+
+/* The generator's gradient through the relaxation on the shard's rows (as
+ * gumbel_step): the updated discriminator's input gradient, then the
+ * generator's backward. */
+static void shard_g_gumbel(chargan_trainer *tr, int s)
+{
+    cg_shards *sh = &tr->shards;
+    cg_gan_shard *gs = &sh->gan[s];
+    chargan_model *g = sh->gen[s], *d = sh->disc[s];
+    const int T = (int)tr->cfg.seq_len, rows = sh->rows[s], B = (int)tr->cfg.batch, V = g->V;
+    const float beta = sh->beta;
+    float *last = d->ws.logits + (size_t)(T - 1) * rows, *cr = gs->d_logits;
+    const bool rel = tr->cfg.gan_loss == CHARGAN_LOSS_RELATIVISTIC;
+    if (rel) {
+        shard_windows(tr, s);
+        cg_model_forward(d, T, rows, sh->targets[s], NULL, NULL, false);
+        memcpy(cr, last, (size_t)rows * sizeof(float));
+    }
+    cg_model_forward(d, T, rows, NULL, gs->soft, NULL, false);
+    gs->loss = 0.0;
+    for (int b = 0; b < rows; b++) {
+        float x = rel ? last[b] - cr[b] : last[b], one = 1.0f, dx;
+        gs->loss += cg_bce_logits(&x, 1, &one, NULL, 1.0f / (float)B, &dx);
+        last[b] = dx;
+    }
+    memset(d->ws.logits, 0, (size_t)(T - 1) * rows * sizeof(float));
+    cg_model_backward_input(d, gs->dsoft);
+    cg_model_zero_grad(g);
+    const size_t n = (size_t)T * rows;
+    for (size_t r = 0; r < n; r++) {
+        const float *y = gs->soft + r * V, *dy = gs->dsoft + r * V;
+        float *dl = g->ws.logits + r * V;
+        float dot = 0.0f;
+        for (int v = 0; v < V; v++)
+            dot += dy[v] * y[v];
+        for (int v = 0; v < V; v++)
+            dl[v] = beta * y[v] * (dy[v] - dot);
+    }
+    cg_model_backward(g, NULL);
+}
+
+static void shard_run(void *ctx, int s)
+{
+    chargan_trainer *tr = ctx;
+    switch (tr->shards.phase) {
+    case PH_GEN_HARD: shard_generate(tr, s, false); break;
+    case PH_GEN_GUMBEL: shard_generate(tr, s, true); break;
+    case PH_D_REAL:
+    case PH_D_FAKE_HARD:
+    case PH_D_FAKE_SOFT: shard_d_pass(tr, s, tr->shards.phase); break;
+    case PH_D_REL_FAKE:
+    case PH_D_REL_REAL:
+    case PH_D_REL_REDO: shard_d_relativistic(tr, s, tr->shards.phase); break;
+    case PH_REWARDS: shard_rewards(tr, s); break;
+    case PH_G_REINFORCE: shard_g_reinforce(tr, s); break;
+    default: shard_g_gumbel(tr, s); break;
+    }
+}
+
+static void run_phase(chargan_trainer *tr, int phase)
+{
+    tr->shards.phase = phase;
+    cg_pool_run(tr->shards.pool, shard_run, tr);
+}
+
+/* m->grads = the replicas' gradients summed in shard order. */
+static void sum_shard_grads(chargan_model *m, chargan_model *const *replicas, int n)
+{
+    float *restrict dst = m->grads;
+    memcpy(dst, replicas[0]->grads, m->n_weights * sizeof(float));
+    for (int s = 1; s < n; s++) {
+        const float *restrict src = replicas[s]->grads;
+        for (size_t i = 0; i < m->n_weights; i++)
+            dst[i] += src[i];
+    }
+}
+
+/* The sum of the shards' partial losses, in shard order. */
+static double shard_loss(const cg_shards *sh)
+{
+    double loss = 0.0;
+    for (int s = 0; s < sh->n; s++)
+        loss += sh->gan[s].loss;
+    return loss;
+}
+
+/* Before a training forward of the discriminator replicas: the masks an
+ * unsharded forward would draw from tr->disc's RNG. */
+static void d_masks(chargan_trainer *tr)
+{
+    if (tr->disc->cfg.recurrent_dropout > 0.0f)
+        cg_model_draw_masks_into(tr->disc, tr->shards.disc, tr->shards.n, tr->shards.rows);
+}
+
+/* generate_hard / generate_gumbel on the shards. */
+static void sharded_generate(chargan_trainer *tr, const float *z, bool relaxed, float beta,
+                             bool train)
+{
+    cg_shards *sh = &tr->shards;
+    cg_trainer_seed_rows(tr);
+    if (train && tr->gen->cfg.recurrent_dropout > 0.0f)
+        cg_model_draw_masks_into(tr->gen, sh->gen, sh->n, sh->rows);
+    sh->z = z;
+    sh->train = train;
+    sh->beta = beta;
+    run_phase(tr, relaxed ? PH_GEN_GUMBEL : PH_GEN_HARD);
+}
+
+/* d_update on the shards. */
+static chargan_status sharded_d_update(chargan_trainer *tr, bool soft, float *loss_out,
+                                       float *acc_out)
+{
+    cg_shards *sh = &tr->shards;
+    chargan_model *d = tr->disc;
+    int T = (int)tr->cfg.seq_len, B = (int)tr->cfg.batch;
+    for (int s = 0; s < sh->n; s++) {
+        cg_model_zero_grad(sh->disc[s]);
+        sh->gan[s].loss = 0.0;
+        sh->gan[s].correct = 0;
+    }
+    double scale;
+    if (soft && tr->cfg.gan_loss == CHARGAN_LOSS_RELATIVISTIC) {
+        cg_rng before_fake = d->rng;
+        d_masks(tr);
+        run_phase(tr, PH_D_REL_FAKE);
+        d_masks(tr);
+        run_phase(tr, PH_D_REL_REAL);
+        cg_rng after_real = d->rng;
+        d->rng = before_fake;
+        d_masks(tr);
+        d->rng = after_real;
+        run_phase(tr, PH_D_REL_REDO);
+        scale = B;
+    } else {
+        d_masks(tr);
+        run_phase(tr, PH_D_REAL);
+        d_masks(tr);
+        run_phase(tr, soft ? PH_D_FAKE_SOFT : PH_D_FAKE_HARD);
+        scale = soft ? B : (double)T * B;
+    }
+    int correct = 0;
+    for (int s = 0; s < sh->n; s++)
+        correct += sh->gan[s].correct;
+    sum_shard_grads(d, sh->disc, sh->n);
+    return d_finish(tr, shard_loss(sh) / scale, correct, loss_out, acc_out);
+}
+
+static chargan_status sharded_reinforce_step(chargan_trainer *tr, float *g_loss, float *d_loss)
+{
+    cg_shards *sh = &tr->shards;
+    int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len;
+    chargan_status st;
+    draw_real(tr);
+    sharded_generate(tr, cg_trainer_draw_noise(tr), false, 1.0f, true);
+    double d_sum = 0.0;
+    for (uint32_t k = 0; k < tr->cfg.d_steps; k++) {
+        float l;
+        if (k > 0)
+            draw_real(tr);
+        if ((st = sharded_d_update(tr, false, &l, NULL)) != CHARGAN_OK)
+            return st;
+        d_sum += l;
+    }
+    run_phase(tr, PH_REWARDS);
+    for (int s = 0; s < sh->n; s++)
+        for (int t = 0; t < T; t++)
+            memcpy(tr->work.rewards + (size_t)t * B + sh->first[s],
+                   sh->gan[s].rewards + (size_t)t * sh->rows[s],
+                   (size_t)sh->rows[s] * sizeof(float));
+    if ((st = advantages(tr)) != CHARGAN_OK)
+        return st;
+    run_phase(tr, PH_G_REINFORCE);
+    sum_shard_grads(tr->gen, sh->gen, sh->n);
+    if (d_loss)
+        *d_loss = (float)(d_sum / tr->cfg.d_steps);
+    return g_update(tr, shard_loss(sh) / ((double)B * T), g_loss);
+}
+
+static chargan_status sharded_gumbel_step(chargan_trainer *tr, float *g_loss, float *d_loss)
+{
+    cg_shards *sh = &tr->shards;
+    float beta = (float)cg_gan_beta(tr);
+    chargan_status st;
+    draw_real(tr);
+    sharded_generate(tr, cg_trainer_draw_noise(tr), true, beta, true);
+    double d_sum = 0.0;
+    for (uint32_t k = 0; k < tr->cfg.d_steps; k++) {
+        float l;
+        if (k > 0)
+            draw_real(tr);
+        if ((st = sharded_d_update(tr, true, &l, NULL)) != CHARGAN_OK)
+            return st;
+        d_sum += l;
+    }
+    run_phase(tr, PH_G_GUMBEL);
+    sum_shard_grads(tr->gen, sh->gen, sh->n);
+    if (d_loss)
+        *d_loss = (float)(d_sum / tr->cfg.d_steps);
+    return g_update(tr, shard_loss(sh) / (double)tr->cfg.batch, g_loss);
+}
+
+static chargan_status sharded_d_step(chargan_trainer *tr, float *loss, float *accuracy)
+{
+    bool soft = tr->cfg.estimator == CHARGAN_GAN_GUMBEL;
+    draw_real(tr);
+    sharded_generate(tr, cg_trainer_draw_noise(tr), soft, (float)cg_gan_beta(tr), false);
+    return sharded_d_update(tr, soft, loss, accuracy);
+}
+
 chargan_status cg_gan_step(chargan_trainer *tr, float *g_loss, float *d_loss)
 {
+    if (sharded(tr))
+        return tr->cfg.estimator == CHARGAN_GAN_GUMBEL ? sharded_gumbel_step(tr, g_loss, d_loss)
+                                                       : sharded_reinforce_step(tr, g_loss, d_loss);
     if (tr->cfg.estimator == CHARGAN_GAN_GUMBEL)
         return gumbel_step(tr, g_loss, d_loss);
     return reinforce_step(tr, g_loss, d_loss);

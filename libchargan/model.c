@@ -477,7 +477,7 @@ void cg_model_begin(chargan_model *m, int B, const float *z, bool train)
     ws->b_used = B;
     ws->soft = NULL;
     initial_state(m, B, z);
-    if (train && m->cfg.recurrent_dropout > 0.0f)
+    if (train && m->cfg.recurrent_dropout > 0.0f && !m->external_masks)
         draw_masks(m, B);
     if (ws->xtab)
         cg_lstm_input_table(&m->lstm[0], m->V, m->embed, ws->xtab);

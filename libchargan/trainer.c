@@ -85,6 +85,7 @@ static chargan_status config_check(cg_error *err, const chargan_trainer_config *
 static void shards_free(cg_shards *sh)
 {
     cg_pool_free(sh->pool);
+    cg_gan_shards_free(sh);
     for (int s = 0; s < sh->n; s++) {
         chargan_model_free(sh->gen[s]);
         cg_free(sh->inputs[s]);
@@ -118,7 +119,7 @@ static chargan_status shards_alloc(chargan_trainer *tr)
             !(sh->targets[s] = cg_malloc(cells * sizeof(int32_t))))
             return CHARGAN_E_NOMEM;
     }
-    return CHARGAN_OK;
+    return tr->disc ? cg_gan_shards_alloc(tr) : CHARGAN_OK;
 }
 
 static void trainer_buffers_free(chargan_trainer *tr)

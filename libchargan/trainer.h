@@ -16,6 +16,19 @@
  * rows[s] - 1 and runs on a generator replica with its own workspace and
  * gradients; the gradients are summed in shard order, so a run is
  * deterministic for a given thread count. */
+/* Shard s's part of an adversarial step (gan.c), beside its generator
+ * replica: a sampler (its scratch is per thread) and the shard's rows of the
+ * step's arrays, time-major T x rows. */
+typedef struct cg_gan_shard {
+    cg_sampler sampler;
+    int32_t *fake;                      /* T x rows sampled ids */
+    float *rewards, *weights, *targets; /* T x rows */
+    float *soft, *dsoft;                /* T x rows x V (Gumbel) */
+    float *d_logits;                    /* 2 x rows final discriminator logits */
+    double loss;
+    int correct;
+} cg_gan_shard;
+
 typedef struct cg_shards {
     int n;
     cg_pool *pool;
@@ -24,6 +37,13 @@ typedef struct cg_shards {
     int32_t *inputs[CG_MAX_SHARDS], *targets[CG_MAX_SHARDS]; /* T x rows, time-major */
     double loss[CG_MAX_SHARDS];
     const float *z;
+    /* adversarial steps (gan.c): discriminator replicas, per-shard arrays,
+     * and the phase the pool runs with its parameters */
+    chargan_model *disc[CG_MAX_SHARDS];
+    cg_gan_shard gan[CG_MAX_SHARDS];
+    int phase;
+    bool train;
+    float beta;
 } cg_shards;
 
 enum cg_corpus_kind { CG_CORPUS_NONE = 0, CG_CORPUS_STREAM = 1, CG_CORPUS_SEQUENCES = 2 };
@@ -99,6 +119,10 @@ void cg_trainer_seed_rows(chargan_trainer *tr);
 chargan_status cg_trainer_set_local_batch(chargan_trainer *tr, uint32_t batch);
 
 /* gan.c */
+/* The adversarial part of the shards: discriminator replicas and per-shard
+ * arrays (after the generator replicas exist).  Free with cg_gan_shards_free. */
+chargan_status cg_gan_shards_alloc(chargan_trainer *tr);
+void cg_gan_shards_free(cg_shards *sh);
 chargan_status cg_gan_alloc(chargan_trainer *tr);
 void cg_gan_free(chargan_trainer *tr);
 chargan_status cg_gan_d_step(chargan_trainer *tr, float *loss, float *accuracy);

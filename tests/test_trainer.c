@@ -847,6 +847,105 @@ START_TEST(same_seed_same_parameters)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- adversarial steps on threads */
+
+typedef struct gan_case {
+    int estimator, gan_loss;
+    float g_dropout, d_dropout;
+    uint32_t d_steps;
+} gan_case;
+
+static const gan_case gan_cases[] = {
+    {CHARGAN_GAN_REINFORCE, CHARGAN_LOSS_STANDARD, 0.0f, 0.0f, 1},
+    {CHARGAN_GAN_REINFORCE, CHARGAN_LOSS_STANDARD, 0.25f, 0.2f, 2},
+    {CHARGAN_GAN_GUMBEL, CHARGAN_LOSS_STANDARD, 0.25f, 0.2f, 1},
+    {CHARGAN_GAN_GUMBEL, CHARGAN_LOSS_RELATIVISTIC, 0.25f, 0.2f, 2},
+};
+
+/* Both models' parameters, concatenated, after a discriminator step and two
+ * adversarial steps with `threads` threads (SGD, so that the parameters
+ * differ as the gradients do). */
+static float *gan_params(const gan_case *gc, uint32_t threads, size_t *n)
+{
+    enum { V = 9 };
+    chargan_trainer_config tc;
+    chargan_trainer_config_init(&tc);
+    tc.batch = 7; /* split unevenly */
+    tc.seq_len = 6;
+    tc.seed = 21;
+    tc.val_fraction = 0.0f;
+    tc.threads = threads;
+    tc.estimator = gc->estimator;
+    tc.gan_loss = gc->gan_loss;
+    tc.d_steps = gc->d_steps;
+    tc.beta_max = 3.0f;
+    tc.anneal_steps = 2;
+    chargan_model *g = make_gen(V, 4, 6, 2, gc->g_dropout, 31);
+    chargan_model_config dc;
+    chargan_model_config_init(&dc, CHARGAN_DISCRIMINATOR);
+    dc.vocab_size = V;
+    dc.embed_dim = 3;
+    dc.hidden_dim = 5;
+    dc.recurrent_dropout = gc->d_dropout;
+    dc.seed = 32;
+    chargan_model *d;
+    ck_assert_int_eq(chargan_model_new(&dc, &d), CHARGAN_OK);
+    chargan_optimizer_config oc;
+    chargan_optimizer_config_init(&oc, CHARGAN_SGD);
+    oc.lr = 0.05f;
+    chargan_optimizer *go, *dopt;
+    ck_assert_int_eq(chargan_optimizer_new(&oc, &go), CHARGAN_OK);
+    ck_assert_int_eq(chargan_optimizer_new(&oc, &dopt), CHARGAN_OK);
+    chargan_trainer *tr;
+    ck_assert_msg(chargan_trainer_new(&tc, g, go, d, dopt, &tr) == CHARGAN_OK, "%s",
+                  chargan_last_error());
+    ck_assert_int_eq(tr->shards.n, threads > 1 ? (int)threads : 0);
+    int32_t *ids = id_stream(300, V, 5);
+    ck_assert_int_eq(chargan_trainer_set_corpus_ids(tr, ids, 300), CHARGAN_OK);
+    free(ids);
+    float loss, acc, gl, dl;
+    ck_assert_int_eq(chargan_trainer_d_step(tr, &loss, &acc), CHARGAN_OK);
+    ck_assert(isfinite(loss) && acc >= 0.0f && acc <= 1.0f);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_msg(chargan_trainer_gan_step(tr, &gl, &dl) == CHARGAN_OK, "%s",
+                      chargan_trainer_last_error(tr));
+        ck_assert(isfinite(gl) && isfinite(dl));
+    }
+    *n = g->n_weights + d->n_weights;
+    float *p = malloc(*n * sizeof(float));
+    ck_assert_ptr_nonnull(p);
+    memcpy(p, g->params, g->n_weights * sizeof(float));
+    memcpy(p + g->n_weights, d->params, d->n_weights * sizeof(float));
+    chargan_trainer_free(tr);
+    return p;
+}
+
+/* With threads the adversarial steps run on shards (gan.c): the same bits
+ * for the same thread count, and the unsharded result up to the rounding of
+ * sums taken in another order (same samples: each row has its own RNG
+ * stream, each dropout mask is drawn as unsharded). */
+START_TEST(sharded_gan_steps_match_unsharded)
+{
+    const gan_case *gc = &gan_cases[_i];
+    size_t n;
+    float *one = gan_params(gc, 1, &n);
+    float *a = gan_params(gc, 2, &n);
+    float *b = gan_params(gc, 2, &n);
+    float *c = gan_params(gc, 3, &n);
+    ck_assert_msg(memcmp(a, b, n * sizeof(float)) == 0, "two threads, two results");
+    for (size_t i = 0; i < n; i++) {
+        const float tol = 1e-5f + 1e-4f * fabsf(one[i]);
+        ck_assert_msg(fabsf(a[i] - one[i]) <= tol && fabsf(c[i] - one[i]) <= tol,
+                      "parameter %zu: 1 thread %.9g, 2 threads %.9g, 3 threads %.9g", i, one[i],
+                      a[i], c[i]);
+    }
+    free(one);
+    free(a);
+    free(b);
+    free(c);
+}
+END_TEST
+
 static Suite *trainer_suite(void)
 {
     Suite *s = suite_create("trainer");
@@ -868,6 +967,8 @@ static Suite *trainer_suite(void)
     tcase_add_test(tc, get_config_round_trip);
     tcase_add_test(tc, huge_learning_rate_is_a_numeric_failure);
     tcase_add_test(tc, same_seed_same_parameters);
+    tcase_add_loop_test(tc, sharded_gan_steps_match_unsharded, 0,
+                        sizeof gan_cases / sizeof gan_cases[0]);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("alloc");
