@@ -557,7 +557,8 @@ typedef struct chargan_trainer chargan_trainer;
  *  estimator is used) are adopted: on success the trainer owns them and the
  *  optimizers and frees them with itself (reach them through the accessors);
  *  on failure ownership stays with the caller.  g_opt and d_opt may be NULL
- *  for a default Adam.  *out belongs to the caller.  Errors:
+ *  for a default Adam, and must not be the same optimizer.  *out belongs to
+ *  the caller.  Errors:
  *  CHARGAN_E_INVALID (message names the field; also for models that do not
  *  fit together), CHARGAN_E_NOMEM. */
 CHARGAN_API chargan_status chargan_trainer_new(const chargan_trainer_config *cfg,
@@ -596,8 +597,17 @@ CHARGAN_API chargan_status chargan_trainer_set_progress(chargan_trainer *tr,
 /** Sets the corpus from UTF-8 text, encoded with the generator's tokenizer
  *  (fitted on the text first if the generator has none).  The last
  *  val_fraction of the ids is held out.  Training draws random windows of
- *  seq_len + 1 ids.  Errors: CHARGAN_E_INVALID (corpus shorter than a window),
- *  CHARGAN_E_UTF8, CHARGAN_E_NOMEM. */
+ *  seq_len + 1 ids.  Any text is either taken or refused with the trainer
+ *  unchanged (no corpus replaced, no tokenizer attached):
+ *  - empty text (text may be NULL when len is 0), one character, or fewer
+ *    training ids than a window: CHARGAN_E_INVALID ("corpus too short");
+ *  - invalid UTF-8 (binary data included): CHARGAN_E_UTF8 naming the byte
+ *    offset, unless the tokenizer's policy is CHARGAN_UTF8_REPLACE;
+ *  - characters outside the tokenizer's vocabulary become
+ *    CHARGAN_ID_UNKNOWN; text made only of them is refused (CHARGAN_E_INVALID);
+ *  - NUL bytes are characters like any other, and there is no limit on the
+ *    length of a line (len bounds the text; one 100 MB line is fine).
+ *  Errors: CHARGAN_E_INVALID, CHARGAN_E_UTF8, CHARGAN_E_NOMEM. */
 CHARGAN_API chargan_status chargan_trainer_set_corpus_text(chargan_trainer *tr, const char *text,
                                                            size_t len);
 /** Sets the corpus as one stream of ids (windows as above); the ids are
@@ -616,7 +626,12 @@ CHARGAN_API chargan_status chargan_trainer_set_corpus_sequences(chargan_trainer 
 
 /** One MLE step of the generator on a random training batch; *loss (may be
  *  NULL) receives the batch's mean NLL in nats.  Errors: CHARGAN_E_STATE (no
- *  corpus), CHARGAN_E_NUMERIC (the loss is not finite: nothing is updated). */
+ *  corpus), CHARGAN_E_NUMERIC, whose message names the step: either the loss
+ *  or a gradient is not finite (nothing is updated), or the update itself
+ *  overflowed (a learning rate far too large): then the parameters or the
+ *  optimizer state are no longer finite, chargan_trainer_save() refuses them,
+ *  and the run continues only from a checkpoint.  The same holds for every
+ *  training call below. */
 CHARGAN_API chargan_status chargan_trainer_mle_step(chargan_trainer *tr, float *loss);
 /** One MLE step on caller-supplied data: batch x (seq_len + 1) ids, row-major;
  *  the first id of each row is the input before the first prediction.
@@ -661,9 +676,14 @@ CHARGAN_API chargan_status chargan_trainer_global_step(const chargan_trainer *tr
 
 /** Writes a checkpoint: configuration, tokenizer, both models, optimizer
  *  states, RNG states, step counters and the corpus split; atomically (a crash
- *  leaves the previous file intact).  A model whose parameters are not finite
- *  is refused (CHARGAN_E_NUMERIC).  Errors: also CHARGAN_E_INVALID,
- *  CHARGAN_E_IO, CHARGAN_E_NOMEM. */
+ *  leaves the previous file intact).  A model whose parameters, or an
+ *  optimizer whose state, are not finite is refused (CHARGAN_E_NUMERIC).  A
+ *  failed write (CHARGAN_E_IO: full disk, file-size limit, ...) names the
+ *  file and the cause, removes its temporary file, and leaves the previous
+ *  file intact (or the complete new one, when only the final sync of the
+ *  directory failed).  A process killed during the save leaves the previous
+ *  file intact and a stray PATH.tmp-XXXXXX beside it.  Errors: also
+ *  CHARGAN_E_INVALID, CHARGAN_E_NOMEM. */
 CHARGAN_API chargan_status chargan_trainer_save(chargan_trainer *tr, const char *path);
 /** Restores a trainer from a checkpoint; the resumed run continues bitwise
  *  identically to one never interrupted.  The corpus is not stored: set it

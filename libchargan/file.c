@@ -12,6 +12,37 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Fault injection for tests, per thread like the allocation hook: the n-th
+ * system call of a write from now (mkstemp, each write, fsync, close, rename,
+ * the directory's open and fsync; 0-based) and every later one fail with
+ * errnum (cg_io_fail_after). */
+static _Thread_local long io_countdown = -1;
+static _Thread_local long io_count;
+static _Thread_local int io_errno;
+
+long cg_io_fail_after(long n, int errnum)
+{
+    long count = io_count;
+    io_count = 0;
+    io_countdown = n;
+    io_errno = errnum;
+    return count;
+}
+
+/* True (with errno set) if this call is to fail. */
+static bool io_inject(void)
+{
+    io_count++;
+    if (io_countdown < 0)
+        return false;
+    if (io_countdown > 0) {
+        io_countdown--;
+        return false;
+    }
+    errno = io_errno;
+    return true;
+}
+
 static chargan_status io_fail(cg_error *err, const char *what, const char *path)
 {
     return cg_fail(err, CHARGAN_E_IO, "%s '%s': %s", what, path, strerror(errno));
@@ -35,9 +66,9 @@ static chargan_status fsync_parent_dir(cg_error *err, const char *path)
     }
     if (!dir)
         return cg_fail(err, CHARGAN_E_NOMEM, "out of memory writing '%s'", path);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = io_inject() ? -1 : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     chargan_status st = CHARGAN_OK;
-    if (fd < 0 || fsync(fd) != 0)
+    if (fd < 0 || io_inject() || fsync(fd) != 0)
         st = io_fail(err, "cannot sync directory of", path);
     if (fd >= 0)
         close(fd);
@@ -53,7 +84,7 @@ chargan_status cg_write_file_atomic(cg_error *err, const char *path, const void 
         return cg_fail(err, CHARGAN_E_NOMEM, "out of memory writing '%s'", path);
     memcpy(tmp, path, n);
     memcpy(tmp + n, ".tmp-XXXXXX", sizeof ".tmp-XXXXXX");
-    int fd = mkstemp(tmp);
+    int fd = io_inject() ? -1 : mkstemp(tmp);
     if (fd < 0) {
         chargan_status st = io_fail(err, "cannot create a temporary file beside", path);
         cg_free(tmp);
@@ -63,7 +94,7 @@ chargan_status cg_write_file_atomic(cg_error *err, const char *path, const void 
     const uint8_t *p = data;
     size_t left = size;
     while (left > 0) {
-        ssize_t w = write(fd, p, left);
+        ssize_t w = io_inject() ? -1 : write(fd, p, left);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0) {
@@ -75,11 +106,12 @@ chargan_status cg_write_file_atomic(cg_error *err, const char *path, const void 
         p += w;
         left -= (size_t)w;
     }
-    if (st == CHARGAN_OK && fsync(fd) != 0)
+    if (st == CHARGAN_OK && (io_inject() || fsync(fd) != 0))
         st = io_fail(err, "cannot sync", tmp);
-    if (close(fd) != 0 && st == CHARGAN_OK)
+    /* the descriptor is released whatever an injected failure says */
+    if ((close(fd) != 0 || (st == CHARGAN_OK && io_inject())) && st == CHARGAN_OK)
         st = io_fail(err, "cannot close", tmp);
-    if (st == CHARGAN_OK && rename(tmp, path) != 0)
+    if (st == CHARGAN_OK && (io_inject() || rename(tmp, path) != 0))
         st = io_fail(err, "cannot rename the temporary file to", path);
     if (st != CHARGAN_OK) {
         unlink(tmp);

@@ -143,6 +143,11 @@ chargan_status cg_write_file_atomic(cg_error *err, const char *path, const void 
 /* Reads a whole regular file of at most max_size bytes into a cg_malloc'd buffer. */
 chargan_status cg_read_file(cg_error *err, const char *path, size_t max_size, uint8_t **data,
                             size_t *size);
+/* Test hook: in this thread, the n-th system call of cg_write_file_atomic from
+ * now (0-based: mkstemp, each write, fsync, close, rename, then the
+ * directory's open and fsync) and every later one fail with errno errnum;
+ * negative n disables.  Returns the number of such calls since the last call. */
+long cg_io_fail_after(long n, int errnum);
 
 /* ---------------------------------------------------------------- UTF-8 (utf8.c) */
 

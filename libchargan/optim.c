@@ -266,6 +266,23 @@ static double sum_squares(const float *restrict g, size_t n)
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
+/* Branch-free: x * 0 is 0 for finite x and NaN otherwise, and one NaN
+ * poisons its lane; eight lanes so the compiler vectorises. */
+static bool all_finite(const float *restrict a, size_t n)
+{
+    float acc[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (size_t k = 0; k < 8; k++)
+            acc[k] += a[i + k] * 0.0f;
+    for (; i < n; i++)
+        acc[0] += a[i] * 0.0f;
+    float sum = 0.0f;
+    for (size_t k = 0; k < 8; k++)
+        sum += acc[k];
+    return sum == 0.0f;
+}
+
 static void scale(float *restrict g, size_t n, float s)
 {
     for (size_t i = 0; i < n; i++)
@@ -377,9 +394,26 @@ chargan_status cg_optimizer_step(chargan_optimizer *opt, float *params, float *g
             rmsprop(n, params, grads, opt->v, c->lr, c->weight_decay, c->rho, c->eps);
     }
     opt->steps++;
+    /* Finite gradients can still overflow: a huge learning rate, or a
+     * gradient whose square exceeds FLT_MAX (Adam's v).  The old values are
+     * gone, so the step cannot be undone: it fails and says so, and
+     * checkpoint writers refuse the non-finite state (cg_optimizer_state_finite). */
+    const char *bad = !all_finite(params, n)                  ? "a parameter"
+                      : !cg_optimizer_state_finite(opt)       ? "the optimizer state"
+                                                              : NULL;
+    if (bad)
+        return cg_fail(&opt->err, CHARGAN_E_NUMERIC,
+                       "optimizer step %" PRIu64 ": the update made %s non-finite (learning "
+                       "rate %g too large?); reload a checkpoint",
+                       opt->steps, bad, (double)c->lr);
     if (grad_norm)
         *grad_norm = norm;
     return CHARGAN_OK;
+}
+
+bool cg_optimizer_state_finite(const chargan_optimizer *opt)
+{
+    return (!opt->m || all_finite(opt->m, opt->n)) && (!opt->v || all_finite(opt->v, opt->n));
 }
 
 /* ---------------------------------------------------------------- serialisation */

@@ -35,11 +35,16 @@ struct chargan_optimizer {
 /* One update of n parameters from their gradients.  If clip_norm > 0 the
  * gradients are scaled in place so their global L2 norm is at most clip_norm.
  * The norm (before clipping) goes to *grad_norm if not NULL.  A non-finite
- * gradient norm returns CHARGAN_E_NUMERIC and changes nothing.  The first call
+ * gradient norm returns CHARGAN_E_NUMERIC and changes nothing; an update that
+ * overflows (parameters or state no longer finite) returns CHARGAN_E_NUMERIC
+ * after the fact, the step counted.  The first call
  * sizes the state (CHARGAN_E_NOMEM possible); later calls with another n give
  * CHARGAN_E_INVALID.  Errors are recorded in opt->err. */
 chargan_status cg_optimizer_step(chargan_optimizer *opt, float *params, float *grads, size_t n,
                                  double *grad_norm);
+
+/* True if every value of the state (m, v) is finite. */
+bool cg_optimizer_state_finite(const chargan_optimizer *opt);
 
 /* Serialises config, step count and state (the layout above) into w; a
  * failure sticks in w->failed. */

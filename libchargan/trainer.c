@@ -251,6 +251,11 @@ chargan_status chargan_trainer_new(const chargan_trainer_config *cfg, chargan_mo
     chargan_optimizer *gopt = g_opt, *dopt = d_opt;
     chargan_optimizer_config oc;
     chargan_optimizer_config_init(&oc, CHARGAN_ADAM);
+    /* The trainer adopts both: one optimizer serving both models would be
+     * freed twice (and its state is sized for one model). */
+    if (g_opt && g_opt == d_opt)
+        return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_new: g_opt and d_opt are the "
+                       "same optimizer");
     if (!gopt && (st = chargan_optimizer_new(&oc, &gopt)) != CHARGAN_OK)
         return st;
     if (discriminator && !dopt && (st = chargan_optimizer_new(&oc, &dopt)) != CHARGAN_OK) {
@@ -337,15 +342,28 @@ chargan_status chargan_trainer_global_step(const chargan_trainer *tr, uint64_t *
 
 /* ------------------------------------------------------------------ corpus */
 
-static chargan_status set_stream(chargan_trainer *tr, int32_t *ids, size_t n)
+static size_t stream_train_ids(const chargan_trainer *tr, size_t n)
 {
-    size_t T = tr->cfg.seq_len;
-    size_t n_val = (size_t)((double)n * tr->cfg.val_fraction);
-    size_t n_train = n - n_val;
-    if (n_train < T + 1) {
-        cg_free(ids);
+    return n - (size_t)((double)n * tr->cfg.val_fraction);
+}
+
+static chargan_status stream_check(chargan_trainer *tr, size_t n)
+{
+    size_t T = tr->cfg.seq_len, n_train = stream_train_ids(tr, n);
+    if (n_train < T + 1)
         return cg_fail(&tr->err, CHARGAN_E_INVALID, "corpus too short: %zu training ids, a window "
                        "needs seq_len + 1 = %zu", n_train, T + 1);
+    return CHARGAN_OK;
+}
+
+/* Adopts ids (freeing them on failure) as the corpus. */
+static chargan_status set_stream(chargan_trainer *tr, int32_t *ids, size_t n)
+{
+    size_t n_train = stream_train_ids(tr, n);
+    chargan_status st = stream_check(tr, n);
+    if (st != CHARGAN_OK) {
+        cg_free(ids);
+        return st;
     }
     cg_free(tr->ids);
     tr->ids = ids;
@@ -360,24 +378,55 @@ chargan_status chargan_trainer_set_corpus_text(chargan_trainer *tr, const char *
     if (!tr || (!text && len))
         return cg_fail(tr ? &tr->err : NULL, CHARGAN_E_INVALID,
                        "chargan_trainer_set_corpus_text: NULL argument");
+    if (!text)
+        text = ""; /* NULL, 0: the empty corpus */
     chargan_model *g = tr->gen;
     chargan_status st;
+    /* A tokenizer fitted here is attached only once the corpus is accepted:
+     * a failed call leaves the generator as it was. */
+    chargan_tokenizer *fitted = NULL;
     if (!g->tok) {
-        chargan_tokenizer *tok;
-        if ((st = chargan_tokenizer_new(NULL, &tok)) != CHARGAN_OK)
+        if ((st = chargan_tokenizer_new(NULL, &fitted)) != CHARGAN_OK)
             return cg_fail_from(&tr->err, st, "creating a tokenizer: ");
-        st = chargan_tokenizer_fit(tok, text, len);
-        if (st == CHARGAN_OK)
-            st = chargan_model_set_tokenizer(g, tok);
-        chargan_tokenizer_free(tok);
-        if (st != CHARGAN_OK)
+        if ((st = chargan_tokenizer_fit(fitted, text, len)) != CHARGAN_OK) {
+            chargan_tokenizer_free(fitted);
             return cg_fail_from(&tr->err, st, "fitting a tokenizer on the corpus: ");
+        }
+        if (cg_tokenizer_vocab_size(fitted) > (uint32_t)g->V) {
+            st = cg_fail(&tr->err, CHARGAN_E_INVALID, "fitting a tokenizer on the corpus: %u "
+                         "ids, the generator's vocab_size is %d", cg_tokenizer_vocab_size(fitted),
+                         g->V);
+            chargan_tokenizer_free(fitted);
+            return st;
+        }
     }
+    chargan_tokenizer *tok = fitted ? fitted : g->tok;
     int32_t *ids;
     size_t n;
-    st = cg_tokenizer_encode_alloc(g->tok, text, len, &ids, &n);
-    if (st != CHARGAN_OK)
+    st = cg_tokenizer_encode_alloc(tok, text, len, &ids, &n);
+    if (st != CHARGAN_OK) {
+        chargan_tokenizer_free(fitted);
         return cg_fail_from(&tr->err, st, "encoding the corpus: ");
+    }
+    /* Text the tokenizer knows nothing of (another corpus than the one it
+     * was fitted on, or binary data read with the replace policy) would train
+     * the generator to predict only CHARGAN_ID_UNKNOWN. */
+    size_t known = 0;
+    for (size_t i = 0; i < n; i++)
+        known += ids[i] != CHARGAN_ID_UNKNOWN;
+    if (n > 0 && known == 0) {
+        cg_free(ids);
+        chargan_tokenizer_free(fitted);
+        return cg_fail(&tr->err, CHARGAN_E_INVALID, "the corpus has no character of the "
+                       "tokenizer's vocabulary (all %zu ids would be CHARGAN_ID_UNKNOWN)", n);
+    }
+    if ((st = stream_check(tr, n)) != CHARGAN_OK) {
+        cg_free(ids);
+        chargan_tokenizer_free(fitted);
+        return st;
+    }
+    if (fitted)
+        g->tok = fitted; /* checked against g->V above; g had none */
     return set_stream(tr, ids, n);
 }
 
@@ -387,9 +436,11 @@ chargan_status chargan_trainer_set_corpus_ids(chargan_trainer *tr, const int32_t
         return cg_fail(tr ? &tr->err : NULL, CHARGAN_E_INVALID,
                        "chargan_trainer_set_corpus_ids: NULL argument");
     chargan_status st = cg_check_ids(&tr->err, ids, n, tr->gen->V);
+    if (st == CHARGAN_OK)
+        st = stream_check(tr, n); /* before the copy: ids may be NULL when n is 0 */
     if (st != CHARGAN_OK)
         return st;
-    int32_t *copy = cg_malloc((n ? n : 1) * sizeof(int32_t));
+    int32_t *copy = cg_malloc(n * sizeof(int32_t));
     if (!copy)
         return cg_fail(&tr->err, CHARGAN_E_NOMEM, "out of memory copying %zu ids", n);
     memcpy(copy, ids, n * sizeof(int32_t));
@@ -927,6 +978,10 @@ chargan_status chargan_trainer_save(chargan_trainer *tr, const char *path)
     if (!cg_model_params_finite(tr->gen) || (tr->disc && !cg_model_params_finite(tr->disc)))
         return cg_fail(&tr->err, CHARGAN_E_NUMERIC, "refusing to save '%s' at step %llu: "
                        "non-finite parameters", path, (unsigned long long)tr->global_step);
+    /* The loader rejects a non-finite optimizer state: never write one. */
+    if (!cg_optimizer_state_finite(tr->gopt) || (tr->dopt && !cg_optimizer_state_finite(tr->dopt)))
+        return cg_fail(&tr->err, CHARGAN_E_NUMERIC, "refusing to save '%s' at step %llu: "
+                       "non-finite optimizer state", path, (unsigned long long)tr->global_step);
     cg_ckpt_writer cw;
     cg_ckpt_begin(&cw);
     if (tr->gen->tok) {
