@@ -12,6 +12,10 @@
  *   seqgan_oracle --data data/seqgan-oracle --seed 1 --mle-epochs 120 \
  *       --gan reinforce|gumbel|none --gan-steps 200 --eval-every 10 > run.csv
  *
+ * --save PATH writes the generator after the MLE phase; --init PATH starts
+ * from such a checkpoint instead of a fresh generator (with --mle-epochs 0,
+ * each estimator's adversarial phase starts from the same MLE generator).
+ *
  * CSV on stdout: phase,epoch_or_step,temperature,nll_oracle,nll_test.
  * Progress on stderr. */
 #define _POSIX_C_SOURCE 200809L
@@ -226,13 +230,14 @@ static void usage(void)
     fprintf(stderr, "usage: seqgan_oracle [--data DIR] [--seed S] [--mle-epochs N] [--gan "
                     "none|reinforce|gumbel] [--gan-steps N] [--eval-every N] [--gan-eval-every N] "
                     "[--sweep-every N] [--threads N] [--gan-lr X] [--mle-weight X] [--beta-max X] "
-                    "[--rollouts K] [--n-eval N] [--tmp PATH]\n");
+                    "[--rollouts K] [--n-eval N] [--tmp PATH] [--init CKPT] [--save CKPT]\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
     const char *dir = "data/seqgan-oracle", *gan = "none", *tmp = "/tmp/seqgan_oracle_tmp.ckpt";
+    const char *init = NULL, *save = NULL;
     long mle_epochs = 120, gan_steps = 200, eval_every = 10, gan_eval_every = 20, sweep_every = 40;
     uint64_t seed = 1;
     int threads = 2;
@@ -273,6 +278,10 @@ int main(int argc, char **argv)
             n_eval = (uint32_t)atoi(v);
         else if (!strcmp(o, "--tmp"))
             tmp = v;
+        else if (!strcmp(o, "--init"))
+            init = v;
+        else if (!strcmp(o, "--save"))
+            save = v;
         else
             usage();
     }
@@ -297,7 +306,11 @@ int main(int argc, char **argv)
     CHECK(chargan_model_sample_ids(oracle, &to, NULL, 0, test, n_test * SEQ));
     printf("phase,when,temperature,nll_oracle,nll_test\n");
 
-    chargan_model *g = new_generator(seed, 0.1f);
+    chargan_model *g;
+    if (init)
+        CHECK(chargan_model_load(init, CHARGAN_GENERATOR, &g));
+    else
+        g = new_generator(seed, 0.1f);
     chargan_model *d = NULL;
     if (estimator != CHARGAN_GAN_NONE) {
         chargan_model_config dc;
@@ -343,10 +356,14 @@ int main(int argc, char **argv)
     evaluate(&r, g, "mle", 0, false);
     for (long e = 1; e <= mle_epochs; e++) {
         CHECK(chargan_trainer_pretrain_generator(tr, (uint64_t)steps_per_epoch));
-        if (e % eval_every == 0 || e == mle_epochs)
+        if (e % eval_every == 0 || e == mle_epochs) {
+            fprintf(stderr, "[mle %ld] %.0f s\n", e, now_s() - t0);
             evaluate(&r, g, "mle", e, e % sweep_every == 0 || e == mle_epochs);
+        }
     }
     fprintf(stderr, "MLE: %ld epochs in %.0f s\n", mle_epochs, now_s() - t0);
+    if (save)
+        CHECK(chargan_model_save(g, save));
     if (estimator != CHARGAN_GAN_NONE) {
         chargan_optimizer_set_lr(chargan_trainer_optimizer(tr, CHARGAN_GENERATOR), (float)gan_lr);
         CHECK(chargan_trainer_pretrain_discriminator(tr, 3 * (uint64_t)steps_per_epoch));
@@ -354,8 +371,11 @@ int main(int argc, char **argv)
         for (long s = 1; s <= gan_steps; s++) {
             float gl, dl;
             CHECK(chargan_trainer_gan_step(tr, &gl, &dl));
-            if (s % gan_eval_every == 0 || s == gan_steps)
+            if (s % gan_eval_every == 0 || s == gan_steps) {
+                fprintf(stderr, "[%s %ld] %.0f s, g loss %.4f d loss %.4f\n", gan, s, now_s() - t0,
+                        (double)gl, (double)dl);
                 evaluate(&r, g, gan, s, s == gan_steps);
+            }
         }
     }
     fprintf(stderr, "done in %.0f s\n", now_s() - t0);
