@@ -460,10 +460,11 @@ static int write_script(const char *dir, const char *output, const char *title, 
     for (int p = 0; p < 4; p++) {
         const panel *pn = &panels[p];
         fprintf(f, "set title '%s'\nset ylabel '%s'\n", pn->title, pn->ylabel);
+        /* Head room above the curves for the key. */
         if (pn->accuracy)
-            fputs("set yrange [0:1]\n", f);
+            fputs("set offsets 0, 0, 0, 0\nset yrange [0:1.3]\nset ytics 0, 0.2, 1\n", f);
         else
-            fputs("set yrange [*:*]\n", f);
+            fputs("set offsets 0, 0, graph 0.3, 0\nset yrange [*:*]\nset ytics autofreq\n", f);
         int any = 0;
         for (int s = 0; s < pn->n; s++)
             any |= counts[pn->series[s]] > 0;
