@@ -1,10 +1,12 @@
 /* test_common.c - helpers shared by the Check suites. */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700 /* nftw */
 #include "test_common.h"
 
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int cg_test_run(Suite *suite)
 {
@@ -15,18 +17,39 @@ int cg_test_run(Suite *suite)
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
+static char tmpdir[256];
+static pid_t tmpdir_owner;
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+/* At exit of the process that made it (Check forks a process per test case,
+ * and each makes its own): the directory and whatever a test left in it. */
+static void remove_tmpdir(void)
+{
+    if (getpid() == tmpdir_owner)
+        nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 const char *cg_test_tmpdir(void)
 {
-    static char dir[256];
-    if (!dir[0]) {
+    if (!tmpdir[0]) {
         const char *base = getenv("TMPDIR");
-        snprintf(dir, sizeof dir, "%s/chargan-test-XXXXXX", base ? base : "/tmp");
-        if (!mkdtemp(dir)) {
+        snprintf(tmpdir, sizeof tmpdir, "%s/chargan-test-XXXXXX", base ? base : "/tmp");
+        if (!mkdtemp(tmpdir)) {
             perror("mkdtemp");
             exit(2);
         }
+        tmpdir_owner = getpid();
+        atexit(remove_tmpdir);
     }
-    return dir;
+    return tmpdir;
 }
 
 char *cg_test_read_file(const char *path, size_t *size)
