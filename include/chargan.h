@@ -34,8 +34,20 @@
  *   struct's size; they return CHARGAN_E_INVALID for a NULL pointer or a size
  *   below the struct's first published version.
  * - Thread safety: distinct handles may be used from distinct threads at the
- *   same time.  One handle must not be used from two threads at once (the
- *   caller serialises).  Functions without a handle are thread-safe.
+ *   same time, with the results they give when used alone.
+ *   One handle must not be used from two threads at once (the caller
+ *   serialises), even through functions that take it const: they may record
+ *   a failure message in it.  What a handle owns counts as that handle: the
+ *   tokenizer chargan_model_tokenizer() returns belongs to its model, and the
+ *   models and optimizers a trainer adopted belong to the trainer.  A handle
+ *   may move between threads.  Functions without a handle are thread-safe.
+ *   A trainer with threads > 1 runs its steps on worker threads of its own,
+ *   started by chargan_trainer_new() or _load() and joined by
+ *   chargan_trainer_free(); its progress callback runs on the calling thread.
+ *   Creating or loading a trainer also sets OpenBLAS's process-wide thread
+ *   count: to 1 when the trainer shards its batches itself (threads > 1 and
+ *   batch > 1), else to its threads.  tests/test_threads.c checks these
+ *   rules, under ThreadSanitizer in CI.
  * - Determinism: the same seed and the same thread count give bitwise
  *   identical results.
  * - Arrays are row-major float32; token ids are int32_t.

@@ -176,8 +176,10 @@ const char *cg_blas_name(void);
  * compiles the function for x86-64-v4 (AVX-512) and v3 (AVX2 + FMA) and picks
  * one at load time from what the CPU supports.  The baseline x86-64 build
  * would otherwise run them 4 lanes wide.  Each clone's rounding is fixed, so
- * results are deterministic on a given machine. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+ * results are deterministic on a given machine.  Not under ThreadSanitizer:
+ * its instrumented ifunc resolvers run before its runtime and crash. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 && \
+    !defined(__SANITIZE_THREAD__)
 #define CG_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define CG_VECTOR_CLONES
