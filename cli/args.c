@@ -62,6 +62,18 @@ bad:
     return -1;
 }
 
+/* 0 if v, rounded to float, is still inside o's range; else -1 with a reason. */
+static int float_in_range(double v, const cli_option *o, char *why, size_t why_size)
+{
+    double f = (double)(float)v;
+    if (isfinite(f) && f >= o->flo && f <= o->fhi && !(o->lo_open && f == o->flo) &&
+        !(o->hi_open && f == o->fhi))
+        return 0;
+    snprintf(why, why_size, "expected a number %s %g and %s %g (%.9g in single precision)",
+             o->lo_open ? "above" : "from", o->flo, o->hi_open ? "below" : "up to", o->fhi, f);
+    return -1;
+}
+
 static int set_value(const char *command, cli_option *o, const char *spelled, const char *value)
 {
     char why[160];
@@ -88,6 +100,11 @@ static int set_value(const char *command, cli_option *o, const char *spelled, co
         double v;
         if (cli_parse_double(value, o->flo, o->fhi, o->lo_open, o->hi_open, &v, why,
                              sizeof why) != 0)
+            goto bad;
+        /* The range must hold for the float stored, not only for the double
+         * read: "--lr 1e-50" is above 0 but rounds to 0.0f (found by
+         * fuzz/fuzz_cli_args.c). */
+        if (o->type == CLI_ARG_FLOAT && float_in_range(v, o, why, sizeof why) != 0)
             goto bad;
         if (o->type == CLI_ARG_FLOAT)
             *(float *)o->dest = (float)v;

@@ -49,3 +49,5 @@ CHARGAN_TEST_PACKAGES="$CHARGAN_BUILD_PACKAGES g++ check libblas-dev python3"
 # doxygen builds the API reference (-Ddocs=auto) and its warnings are tested;
 # gnuplot-nox draws `chargan plot`; abigail-tools runs the ABI check.
 CHARGAN_TEST_PACKAGES="$CHARGAN_TEST_PACKAGES doxygen gnuplot-nox abigail-tools"
+# scripts/fuzz.sh: clang and its libFuzzer / sanitizer runtimes.
+CHARGAN_FUZZ_PACKAGES="clang libclang-rt-14-dev"

@@ -54,6 +54,9 @@ bad_train --lr --lr 1e-3x
 bad_train --lr --lr 0x1p-3
 bad_train --lr --lr 1e999
 bad_train --lr --lr .
+# Inside the range as a double, outside once stored as a float (0 or 1).
+bad_train --lr --lr 1e-50
+bad_train --dropout --dropout 0.99999999999
 bad_train --clip --clip -1
 bad_train --dropout --dropout 1
 bad_train --val-fraction --val-fraction 1.5
