@@ -49,5 +49,7 @@ CHARGAN_TEST_PACKAGES="$CHARGAN_BUILD_PACKAGES g++ check libblas-dev python3"
 # doxygen builds the API reference (-Ddocs=auto) and its warnings are tested;
 # gnuplot-nox draws `chargan plot`; abigail-tools runs the ABI check.
 CHARGAN_TEST_PACKAGES="$CHARGAN_TEST_PACKAGES doxygen gnuplot-nox abigail-tools"
+# Open MPI: -Dmpi=auto finds it, and the mpi suite runs 2 ranks on loopback.
+CHARGAN_TEST_PACKAGES="$CHARGAN_TEST_PACKAGES libopenmpi-dev openmpi-bin"
 # scripts/fuzz.sh: clang and its libFuzzer / sanitizer runtimes.
 CHARGAN_FUZZ_PACKAGES="clang libclang-rt-14-dev"
