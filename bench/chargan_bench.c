@@ -287,6 +287,10 @@ int main(int argc, char **argv)
     double H = 256, E = 64, V = s.vocab;
     double flops_per_char = 24 * H * H + 16 * E * H + 6 * H * V;
     double gflops = mle64 * flops_per_char / 1e9;
+    /* The trainers set OpenBLAS to one thread when they shard the batch
+     * themselves: measure sgemm with the benchmark's thread count. */
+    if (openblas_set_num_threads)
+        openblas_set_num_threads(a.threads);
     double sgemm_step = sgemm_gflops(a.batch * a.seq, 1024, 256);
     double sgemm_big = sgemm_gflops(1024, 1024, 1024);
     fprintf(stderr, "[flops] training %.1f GFLOP/s; sgemm %d threads: %.1f GFLOP/s at 2048x1024x256, "
