@@ -83,6 +83,7 @@ static const char help_sample[] =
 static const char help_eval[] =
     "usage: chargan eval MODEL TEXTFILE [OPTIONS]\n"
     "       chargan eval MODEL --oracle ORACLE [OPTIONS]\n"
+    "       chargan eval MODEL [TEXTFILE] --sweep T1,T2,... [--csv FILE] [--plot PNG] ...\n"
     "\n"
     "Prints metrics of the generator in MODEL as 'key: value' lines: its negative\n"
     "log-likelihood of TEXTFILE in nats and bits per character, and on request the\n"
@@ -100,7 +101,13 @@ static const char help_eval[] =
     "  --seed S                 sampling seed (default 1)\n"
     "  --discriminator          accuracy of the discriminator of a GAN checkpoint on\n"
     "                           held-out windows of TEXTFILE against generated ones\n"
-    "  --d-batches N            batches of each for --discriminator (default 16)\n";
+    "  --d-batches N            batches of each for --discriminator (default 16)\n"
+    "  --sweep T1,T2,...        repeat at each temperature (at most 32) and write a CSV\n"
+    "                           row per temperature: nll_oracle, nll_test_bpc (the text\n"
+    "                           under softmax(logits/T)), bleuN, self_bleuN (N = --max-n,\n"
+    "                           default 4 here)\n"
+    "  --csv FILE               where --sweep writes its CSV (default and -: stdout)\n"
+    "  --plot PNG               draw the sweep's quality against diversity with gnuplot\n";
 
 static const char help_info[] =
     "usage: chargan info MODEL\n"

@@ -95,6 +95,22 @@ int cli_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out, char *
 int cli_parse_double(const char *s, double lo, double hi, int lo_open, int hi_open, double *out,
                      char *why, size_t why_size);
 
+/* ---- images drawn by gnuplot (gnuplot.c) ---------------------------- */
+
+/* Writes the gnuplot commands that draw image (a PNG) into script; data
+ * files may go into dir, which is removed afterwards.  0, or -1 after
+ * printing why. */
+typedef int (*cli_gnuplot_writer)(FILE *script, const char *dir, const char *image, void *user);
+/* Draws output with gnuplot from the script write_script writes; the image
+ * replaces output only once complete.  Errors (gnuplot not on PATH, gnuplot
+ * failing or writing nothing, I/O) are printed as "chargan: WHO: ...".
+ * Returns 0 or -1. */
+int cli_gnuplot_draw(const char *who, const char *output, cli_gnuplot_writer write_script,
+                     void *user);
+/* Writes s as a gnuplot single-quoted string ('' stands for a quote); the
+ * caller rejects newlines, which would end the command. */
+void cli_gnuplot_quote(FILE *f, const char *s);
+
 /* ---- progress, signals and the JSONL log (progress.c) --------------- */
 
 typedef struct cli_progress cli_progress;

@@ -9,9 +9,17 @@
  * (chargan_model_stream_nll()).
  *
  * The sample-based metrics (NLL-oracle, BLEU, self-BLEU) draw --samples
- * sequences of --length tokens with a fixed seed, so they are repeatable. */
+ * sequences of --length tokens with a fixed seed, so they are repeatable.
+ *
+ * --sweep T1,T2,... repeats the evaluation at each temperature (the
+ * quality-diversity protocol of Caccia et al., "Language GANs Falling
+ * Short", 2020): samples are drawn at T, and the text's NLL is that of the
+ * temperature-scaled model, softmax(logits / T), got by scaling the output
+ * layer's weights and bias by 1/T.  One CSV row per temperature, and on
+ * request a gnuplot image of quality against diversity. */
 #include "cli.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,14 +27,30 @@
 #define DEFAULT_WINDOW 256
 /* Windows per chargan_model_nll() call: bounds the library's workspace. */
 #define ROWS_PER_CALL 64
+/* Temperatures one --sweep may hold. */
+#define MAX_SWEEP 32
 
 typedef struct eval_args {
     uint32_t window, streams, samples, length, max_n, d_batches;
     float temperature;
     uint64_t seed;
-    const char *oracle;
+    const char *oracle, *sweep, *csv, *plot;
     int bleu, discriminator;
 } eval_args;
+
+/* What every temperature is measured on, prepared once. */
+typedef struct eval_inputs {
+    const char *model_path, *text_path;
+    chargan_model *m, *oracle;
+    const int32_t *ids; /* the encoded text, or NULL */
+    size_t n_ids;
+    const char **refs; /* the text's lines, for --bleu */
+    size_t n_refs;
+    /* The output layer as loaded, and room for a scaled copy: only filled
+     * when a temperature other than 1 scales the NLL. */
+    size_t out_w, out_b, n_w, n_b;
+    float *w0, *b0, *w, *b;
+} eval_inputs;
 
 /* Everything is measured before anything is printed, so that a failure
  * leaves one error line and no partial report. */
@@ -63,12 +87,12 @@ static chargan_status window_nll(chargan_model *m, const int32_t *ids, size_t n,
     return CHARGAN_OK;
 }
 
-static void sample_options(const eval_args *a, chargan_sample_options *so)
+static void sample_options(const eval_args *a, float temperature, chargan_sample_options *so)
 {
     chargan_sample_options_init(so);
     so->n_streams = a->samples;
     so->length = a->length;
-    so->temperature = a->temperature;
+    so->temperature = temperature;
     so->seed = a->seed;
 }
 
@@ -107,28 +131,20 @@ static int split_lines(char *text, const char ***lines, size_t *n)
     return 0;
 }
 
-/* BLEU of the model's samples against the text's lines, and self-BLEU.
- * A sample's hypothesis is its first line: lines are the sentences of a
- * line-based corpus, which are the references. */
-static int eval_bleu(const eval_args *a, chargan_model *m, char *text, const char *text_path,
+/* BLEU of the model's samples drawn at temperature against the text's
+ * lines, and self-BLEU.  A sample's hypothesis is its first line: lines are
+ * the sentences of a line-based corpus, which are the references. */
+static int eval_bleu(const eval_args *a, const eval_inputs *in, float temperature,
                      eval_results *res)
 {
     int rc = -1;
-    const char **refs = NULL, **hyps = NULL;
-    size_t n_refs = 0, n_hyps = 0;
+    const char **hyps = NULL;
+    size_t n_hyps = 0;
     int32_t *ids = NULL;
     char **decoded = NULL;
-    chargan_tokenizer *tok = chargan_model_tokenizer(m);
+    chargan_tokenizer *tok = chargan_model_tokenizer(in->m);
     size_t total = (size_t)a->samples * a->length;
 
-    if (split_lines(text, &refs, &n_refs) != 0) {
-        cli_error("--bleu: out of memory");
-        goto out;
-    }
-    if (n_refs == 0) {
-        cli_error("--bleu: text '%s' has no line to use as a reference", text_path);
-        goto out;
-    }
     ids = malloc(total * sizeof *ids);
     decoded = calloc(a->samples, sizeof *decoded);
     hyps = malloc(a->samples * sizeof *hyps);
@@ -137,8 +153,8 @@ static int eval_bleu(const eval_args *a, chargan_model *m, char *text, const cha
         goto out;
     }
     chargan_sample_options so;
-    sample_options(a, &so);
-    chargan_status st = chargan_model_sample_ids(m, &so, NULL, 0, ids, total);
+    sample_options(a, temperature, &so);
+    chargan_status st = chargan_model_sample_ids(in->m, &so, NULL, 0, ids, total);
     if (st != CHARGAN_OK) {
         cli_lib_error(st, "--bleu: cannot sample");
         goto out;
@@ -165,13 +181,14 @@ static int eval_bleu(const eval_args *a, chargan_model *m, char *text, const cha
                   n_hyps, a->samples);
         goto out;
     }
-    if ((st = chargan_bleu(hyps, n_hyps, refs, n_refs, a->max_n, res->bleu)) != CHARGAN_OK ||
+    if ((st = chargan_bleu(hyps, n_hyps, in->refs, in->n_refs, a->max_n, res->bleu)) !=
+            CHARGAN_OK ||
         (st = chargan_self_bleu(hyps, n_hyps, a->max_n, res->self_bleu)) != CHARGAN_OK) {
         cli_lib_error(st, "--bleu");
         goto out;
     }
     res->n_hyps = n_hyps;
-    res->n_refs = n_refs;
+    res->n_refs = in->n_refs;
     rc = 0;
 out:
     if (decoded)
@@ -180,26 +197,68 @@ out:
     free(decoded);
     free(hyps);
     free(ids);
-    free(refs);
     return rc;
 }
 
-static int eval_oracle(const eval_args *a, chargan_model *m, eval_results *res)
+/* Sets the output layer to the loaded one scaled by 1/temperature, so that
+ * the model's distribution is softmax(logits / temperature); 1 restores it. */
+static int set_output_temperature(eval_inputs *in, float temperature)
 {
-    chargan_model *oracle = NULL;
-    chargan_status st = chargan_model_load(a->oracle, CHARGAN_GENERATOR, &oracle);
+    const float *w = in->w0, *b = in->b0;
+    if (temperature != 1.0f) {
+        for (size_t i = 0; i < in->n_w; i++)
+            in->w[i] = in->w0[i] / temperature;
+        for (size_t i = 0; i < in->n_b; i++)
+            in->b[i] = in->b0[i] / temperature;
+        w = in->w;
+        b = in->b;
+    }
+    chargan_status st = chargan_model_param_set(in->m, in->out_w, w, in->n_w);
+    if (st == CHARGAN_OK)
+        st = chargan_model_param_set(in->m, in->out_b, b, in->n_b);
     if (st != CHARGAN_OK) {
-        cli_lib_error(st, "cannot load oracle '%s'", a->oracle);
+        cli_lib_error(st, "--sweep: cannot scale the output layer by 1/%g", (double)temperature);
         return -1;
     }
-    chargan_sample_options so;
-    sample_options(a, &so);
-    st = chargan_nll_oracle(m, oracle, &so, &res->nll_oracle);
-    chargan_model_free(oracle);
-    if (st != CHARGAN_OK) {
-        cli_lib_error(st, "--oracle '%s'", a->oracle);
+    return 0;
+}
+
+/* The mean NLL of the text, in nats per character, under the model at
+ * temperature (1: the model as loaded). */
+static int eval_text(const eval_args *a, eval_inputs *in, float temperature, double *nll)
+{
+    if (temperature != 1.0f && set_output_temperature(in, temperature) != 0)
         return -1;
+    chargan_status st;
+    if (a->streams)
+        st = chargan_model_stream_nll(in->m, in->ids, in->n_ids, a->streams, nll);
+    else
+        st = window_nll(in->m, in->ids, in->n_ids, a->window, nll);
+    if (st != CHARGAN_OK)
+        cli_lib_error(st, "cannot evaluate '%s' on '%s'", in->model_path, in->text_path);
+    if (temperature != 1.0f && set_output_temperature(in, 1.0f) != 0)
+        return -1;
+    return st == CHARGAN_OK ? 0 : -1;
+}
+
+/* The evaluation at one temperature: samples are drawn at
+ * sample_temperature, the text is scored at nll_temperature. */
+static int eval_at(const eval_args *a, eval_inputs *in, float sample_temperature,
+                   float nll_temperature, eval_results *res)
+{
+    if (in->ids && eval_text(a, in, nll_temperature, &res->nll) != 0)
+        return -1;
+    if (in->oracle) {
+        chargan_sample_options so;
+        sample_options(a, sample_temperature, &so);
+        chargan_status st = chargan_nll_oracle(in->m, in->oracle, &so, &res->nll_oracle);
+        if (st != CHARGAN_OK) {
+            cli_lib_error(st, "--oracle '%s'", a->oracle);
+            return -1;
+        }
     }
+    if (a->bleu && eval_bleu(a, in, sample_temperature, res) != 0)
+        return -1;
     return 0;
 }
 
@@ -222,6 +281,284 @@ static int eval_discriminator(const eval_args *a, const char *model_path, const 
     if (st != CHARGAN_OK) {
         cli_lib_error(st, "--discriminator");
         return -1;
+    }
+    return 0;
+}
+
+/* ---- --sweep ------------------------------------------------------- */
+
+/* The CSV's metric columns, each present when its metric was asked for. */
+enum { COL_NLL_ORACLE, COL_NLL_TEST, COL_BLEU, COL_SELF_BLEU, N_COLS };
+
+typedef struct sweep {
+    size_t n;
+    double t[MAX_SWEEP]; /* as given */
+    float tf[MAX_SWEEP]; /* as used */
+    eval_results res[MAX_SWEEP];
+    int has[N_COLS];
+    uint32_t max_n;
+} sweep;
+
+/* Parses "0.5,0.7,1" into sw->t and sw->tf; prints the error. */
+static int parse_sweep(const char *list, sweep *sw)
+{
+    sw->n = 0;
+    if (!*list) {
+        cli_error("--sweep: expected a comma-separated list of temperatures, such as 0.5,1,1.5");
+        return -1;
+    }
+    const char *p = list;
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        if (sw->n == MAX_SWEEP) {
+            cli_error("--sweep: more than %d temperatures", MAX_SWEEP);
+            return -1;
+        }
+        if (len == 0) {
+            cli_error("--sweep: temperature %zu of '%s' is empty", sw->n + 1, list);
+            return -1;
+        }
+        char item[64], why[160];
+        double v = 0;
+        if (len >= sizeof item) {
+            cli_error("--sweep: temperature %zu of '%s' is too long", sw->n + 1, list);
+            return -1;
+        }
+        memcpy(item, p, len);
+        item[len] = '\0';
+        /* Positive also once rounded to the float the library takes. */
+        if (cli_parse_double(item, 0, 100, 1, 0, &v, why, sizeof why) != 0 || !((float)v > 0)) {
+            if ((float)v == 0 && v > 0)
+                snprintf(why, sizeof why, "rounds to 0 in single precision");
+            cli_error("--sweep: '%s': %s", item, why);
+            return -1;
+        }
+        sw->t[sw->n] = v;
+        sw->tf[sw->n] = (float)v;
+        sw->n++;
+        if (!p[len])
+            return 0;
+        p += len + 1;
+    }
+}
+
+static double sweep_value(const sweep *sw, size_t i, int col)
+{
+    const eval_results *r = &sw->res[i];
+    switch (col) {
+    case COL_NLL_ORACLE:
+        return r->nll_oracle;
+    case COL_NLL_TEST:
+        return r->nll / log(2.0);
+    case COL_BLEU:
+        return r->bleu[sw->max_n - 2];
+    default:
+        return r->self_bleu[sw->max_n - 2];
+    }
+}
+
+static void column_name(const sweep *sw, int col, char *buf, size_t cap)
+{
+    switch (col) {
+    case COL_NLL_ORACLE:
+        snprintf(buf, cap, "nll_oracle");
+        break;
+    case COL_NLL_TEST:
+        snprintf(buf, cap, "nll_test_bpc");
+        break;
+    case COL_BLEU:
+        snprintf(buf, cap, "bleu%u", sw->max_n);
+        break;
+    default:
+        snprintf(buf, cap, "self_bleu%u", sw->max_n);
+        break;
+    }
+}
+
+/* Header "temperature,<metrics>", then one row per temperature. */
+static void write_csv(FILE *f, const sweep *sw)
+{
+    char name[32];
+    fputs("temperature", f);
+    for (int c = 0; c < N_COLS; c++) {
+        if (!sw->has[c])
+            continue;
+        column_name(sw, c, name, sizeof name);
+        fprintf(f, ",%s", name);
+    }
+    fputc('\n', f);
+    for (size_t i = 0; i < sw->n; i++) {
+        fprintf(f, "%g", sw->t[i]);
+        for (int c = 0; c < N_COLS; c++)
+            if (sw->has[c])
+                fprintf(f, ",%.6f", sweep_value(sw, i, c));
+        fputc('\n', f);
+    }
+}
+
+/* The axis title of a column (-1: the temperature). */
+static void axis_label(const sweep *sw, int col, char *buf, size_t cap)
+{
+    switch (col) {
+    case COL_NLL_ORACLE:
+        snprintf(buf, cap, "quality: NLL-oracle, nats/token (lower is better)");
+        break;
+    case COL_NLL_TEST:
+        snprintf(buf, cap, "diversity: NLL-test, bits/char (lower is better)");
+        break;
+    case COL_BLEU:
+        snprintf(buf, cap, "quality: BLEU-%u (higher is better)", sw->max_n);
+        break;
+    case COL_SELF_BLEU:
+        snprintf(buf, cap, "diversity: self-BLEU-%u (lower is better)", sw->max_n);
+        break;
+    default:
+        snprintf(buf, cap, "temperature");
+        break;
+    }
+}
+
+#define SWEEP_DATA "sweep.dat"
+
+/* A cli_gnuplot_writer: quality against diversity, one labelled point per
+ * temperature; a metric without its partner is drawn against the
+ * temperature. */
+static int write_sweep_script(FILE *f, const char *dir, const char *image, void *user)
+{
+    const sweep *sw = user;
+    int panels[2][2], n_panels = 0; /* {x, y} columns, -1 the temperature */
+    if (sw->has[COL_NLL_ORACLE] && sw->has[COL_NLL_TEST]) {
+        panels[n_panels][0] = COL_NLL_ORACLE;
+        panels[n_panels++][1] = COL_NLL_TEST;
+    } else if (sw->has[COL_NLL_ORACLE] || sw->has[COL_NLL_TEST]) {
+        panels[n_panels][0] = -1;
+        panels[n_panels++][1] = sw->has[COL_NLL_ORACLE] ? COL_NLL_ORACLE : COL_NLL_TEST;
+    }
+    if (sw->has[COL_BLEU]) {
+        panels[n_panels][0] = COL_BLEU;
+        panels[n_panels++][1] = COL_SELF_BLEU;
+    }
+
+    char data[4096];
+    snprintf(data, sizeof data, "%s/%s", dir, SWEEP_DATA);
+    FILE *d = fopen(data, "w");
+    if (!d) {
+        cli_error("--plot: cannot write '%s': %s", data, strerror(errno));
+        return -1;
+    }
+    for (size_t i = 0; i < sw->n; i++) {
+        fprintf(d, "%.9g", sw->t[i]);
+        for (int c = 0; c < N_COLS; c++)
+            fprintf(d, "\t%.9g", sw->has[c] ? sweep_value(sw, i, c) : 0.0);
+        fputc('\n', d);
+    }
+    int derr = ferror(d);
+    if (fclose(d) != 0 || derr) {
+        cli_error("--plot: cannot write '%s'", data);
+        return -1;
+    }
+
+    unsigned width = 640u * (unsigned)n_panels, height = 560;
+    fprintf(f,
+            "# written by chargan eval --sweep\n"
+            "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
+            "    set terminal pngcairo size %u,%u noenhanced font ',10'\n"
+            "} else {\n"
+            "    set terminal png size %u,%u noenhanced\n"
+            "}\n",
+            width, height, width, height);
+    fputs("set output ", f);
+    cli_gnuplot_quote(f, image);
+    fputs("\nset multiplot layout 1,", f);
+    fprintf(f, "%d title 'quality and diversity by sampling temperature'\n", n_panels);
+    fputs("set grid\nset offsets graph 0.1, graph 0.2, graph 0.1, graph 0.1\n", f);
+    for (int p = 0; p < n_panels; p++) {
+        char label[128];
+        int x = panels[p][0] < 0 ? 1 : panels[p][0] + 2, y = panels[p][1] + 2;
+        axis_label(sw, panels[p][0], label, sizeof label);
+        fputs("set xlabel ", f);
+        cli_gnuplot_quote(f, label);
+        axis_label(sw, panels[p][1], label, sizeof label);
+        fputs("\nset ylabel ", f);
+        cli_gnuplot_quote(f, label);
+        fputs("\nplot ", f);
+        cli_gnuplot_quote(f, data);
+        fprintf(f,
+                " using %d:%d with linespoints pt 7 lw 1.5 notitle, '' using %d:%d:"
+                "(sprintf('T=%%g', $1)) with labels offset char 1,0.6 left notitle\n",
+                x, y, x, y);
+    }
+    fputs("unset multiplot\nset output\n", f);
+    return 0;
+}
+
+/* Copies the output layer out, for set_output_temperature(). */
+static int keep_output_layer(eval_inputs *in)
+{
+    chargan_status st = chargan_model_param_find(in->m, "out.w", &in->out_w);
+    if (st == CHARGAN_OK)
+        st = chargan_model_param_find(in->m, "out.b", &in->out_b);
+    if (st == CHARGAN_OK)
+        st = chargan_model_param_info(in->m, in->out_w, NULL, NULL, NULL, &in->n_w);
+    if (st == CHARGAN_OK)
+        st = chargan_model_param_info(in->m, in->out_b, NULL, NULL, NULL, &in->n_b);
+    if (st != CHARGAN_OK) {
+        cli_lib_error(st, "--sweep: model '%s'", in->model_path);
+        return -1;
+    }
+    in->w0 = malloc(in->n_w * sizeof *in->w0);
+    in->w = malloc(in->n_w * sizeof *in->w);
+    in->b0 = malloc(in->n_b * sizeof *in->b0);
+    in->b = malloc(in->n_b * sizeof *in->b);
+    if (!in->w0 || !in->w || !in->b0 || !in->b) {
+        cli_error("--sweep: out of memory");
+        return -1;
+    }
+    st = chargan_model_param_get(in->m, in->out_w, in->w0, in->n_w);
+    if (st == CHARGAN_OK)
+        st = chargan_model_param_get(in->m, in->out_b, in->b0, in->n_b);
+    if (st != CHARGAN_OK) {
+        cli_lib_error(st, "--sweep: model '%s'", in->model_path);
+        return -1;
+    }
+    return 0;
+}
+
+/* Evaluates every temperature, then writes the CSV, then draws the plot:
+ * a failed evaluation writes nothing, a failed plot keeps the CSV. */
+static int run_sweep(const eval_args *a, eval_inputs *in, sweep *sw)
+{
+    if (in->ids && keep_output_layer(in) != 0)
+        return -1;
+    for (size_t i = 0; i < sw->n; i++) {
+        sw->res[i] = sw->res[0]; /* chars and unknown */
+        if (eval_at(a, in, sw->tf[i], sw->tf[i], &sw->res[i]) != 0)
+            return -1;
+    }
+    int to_stdout = strcmp(a->csv, "-") == 0;
+    FILE *f = to_stdout ? stdout : fopen(a->csv, "w");
+    if (!f) {
+        cli_error("--csv: cannot write '%s': %s", a->csv, strerror(errno));
+        return -1;
+    }
+    write_csv(f, sw);
+    int werr = ferror(f);
+    if ((to_stdout ? fflush(f) : fclose(f)) != 0 || werr) {
+        cli_error("--csv: cannot write '%s'", to_stdout ? "standard output" : a->csv);
+        return -1;
+    }
+    if (a->plot && cli_gnuplot_draw("--plot", a->plot, write_sweep_script, sw) != 0)
+        return -1;
+    if (!to_stdout) {
+        printf("model: %s\n", in->model_path);
+        printf("temperatures: %zu\n", sw->n);
+        printf("csv: %s\n", a->csv);
+        if (a->plot)
+            printf("plot: %s\n", a->plot);
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+            cli_error("cannot write to standard output");
+            return -1;
+        }
     }
     return 0;
 }
@@ -249,6 +586,9 @@ int cli_cmd_eval(int argc, char **argv)
         CLI_OPT_U64("seed", 0, &a.seed, 0, UINT64_MAX),
         CLI_OPT_U32("max-n", 0, &a.max_n, 2, 8),
         CLI_OPT_U32("d-batches", 0, &a.d_batches, 1, 100000),
+        CLI_OPT_STR("sweep", 0, &a.sweep),
+        CLI_OPT_STR("csv", 0, &a.csv),
+        CLI_OPT_STR("plot", 0, &a.plot),
     };
     const size_t n_opts = CLI_N_OPTS(opts);
     const char *pos[2];
@@ -295,6 +635,34 @@ int cli_cmd_eval(int argc, char **argv)
         cli_error("--d-batches: needs --discriminator");
         return CLI_EXIT_USAGE;
     }
+    sweep sw;
+    memset(&sw, 0, sizeof sw);
+    if (!a.sweep && (a.csv || a.plot)) {
+        cli_error("--%s: needs --sweep", a.csv ? "csv" : "plot");
+        return CLI_EXIT_USAGE;
+    }
+    if (a.sweep) {
+        if (parse_sweep(a.sweep, &sw) != 0)
+            return CLI_EXIT_USAGE;
+        if (cli_find_option(opts, n_opts, "temperature")->seen) {
+            cli_error("--temperature: give --temperature or --sweep, not both");
+            return CLI_EXIT_USAGE;
+        }
+        if (a.discriminator) {
+            cli_error("--discriminator: does not depend on the temperature, so not with --sweep");
+            return CLI_EXIT_USAGE;
+        }
+        if (a.plot && strchr(a.plot, '\n')) {
+            cli_error("--plot: the output name cannot contain a newline");
+            return CLI_EXIT_USAGE;
+        }
+        if (!a.csv)
+            a.csv = "-";
+        /* BLEU-4 and self-BLEU-4 unless --max-n says otherwise. */
+        if (!cli_find_option(opts, n_opts, "max-n")->seen)
+            a.max_n = 4;
+        sw.max_n = a.max_n;
+    }
     const char *model_path = pos[0], *text_path = n_pos > 1 ? pos[1] : NULL;
 
     int exit_code = CLI_EXIT_FAILURE;
@@ -304,6 +672,10 @@ int cli_cmd_eval(int argc, char **argv)
     size_t len = 0;
     eval_results res;
     memset(&res, 0, sizeof res);
+    eval_inputs in;
+    memset(&in, 0, sizeof in);
+    in.model_path = model_path;
+    in.text_path = text_path;
 
     chargan_status st = chargan_model_load(model_path, CHARGAN_GENERATOR, &m);
     if (st != CHARGAN_OK) {
@@ -336,23 +708,41 @@ int cli_cmd_eval(int argc, char **argv)
         }
         for (size_t i = 0; i < res.chars; i++)
             res.unknown += ids[i] == CHARGAN_ID_UNKNOWN;
-        if (a.streams)
-            st = chargan_model_stream_nll(m, ids, res.chars, a.streams, &res.nll);
-        else
-            st = window_nll(m, ids, res.chars, a.window, &res.nll);
+        in.ids = ids;
+        in.n_ids = res.chars;
+    }
+    in.m = m;
+    if (a.oracle) {
+        st = chargan_model_load(a.oracle, CHARGAN_GENERATOR, &in.oracle);
         if (st != CHARGAN_OK) {
-            cli_lib_error(st, "cannot evaluate '%s' on '%s'", model_path, text_path);
+            cli_lib_error(st, "cannot load oracle '%s'", a.oracle);
             goto out;
         }
-        free(ids);
-        ids = NULL;
     }
-    if (a.oracle && eval_oracle(&a, m, &res) != 0)
-        goto out;
-    /* The discriminator reads the text before BLEU cuts it into lines. */
+    /* The discriminator reads the text before it is cut into lines. */
     if (a.discriminator && eval_discriminator(&a, model_path, text, len, &res) != 0)
         goto out;
-    if (a.bleu && eval_bleu(&a, m, text, text_path, &res) != 0)
+    if (a.bleu) {
+        if (split_lines(text, &in.refs, &in.n_refs) != 0) {
+            cli_error("--bleu: out of memory");
+            goto out;
+        }
+        if (in.n_refs == 0) {
+            cli_error("--bleu: text '%s' has no line to use as a reference", text_path);
+            goto out;
+        }
+    }
+    if (a.sweep) {
+        sw.has[COL_NLL_ORACLE] = a.oracle != NULL;
+        sw.has[COL_NLL_TEST] = text_path != NULL;
+        sw.has[COL_BLEU] = sw.has[COL_SELF_BLEU] = a.bleu;
+        sw.res[0] = res;
+        if (run_sweep(&a, &in, &sw) == 0)
+            exit_code = CLI_EXIT_OK;
+        goto out;
+    }
+    /* The text's NLL is that of the model as it is, whatever --temperature. */
+    if (eval_at(&a, &in, a.temperature, 1.0f, &res) != 0)
         goto out;
 
     printf("model: %s\n", model_path);
@@ -393,6 +783,12 @@ int cli_cmd_eval(int argc, char **argv)
     }
     exit_code = CLI_EXIT_OK;
 out:
+    free(in.refs);
+    free(in.w0);
+    free(in.w);
+    free(in.b0);
+    free(in.b);
+    chargan_model_free(in.oracle);
     free(ids);
     free(text);
     chargan_model_free(m);

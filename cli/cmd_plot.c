@@ -4,25 +4,15 @@
  * The flow: read the log -> validate every line (one flat JSON object with the
  * keys progress.c writes) -> lay the phases end to end on one step axis ->
  * write one data file per series and a gnuplot script to a temporary
- * directory -> run gnuplot, which writes OUTPUT.tmp-XXXXXX next to the output
- * -> rename it over the output.  Four panels: losses, bits per character,
- * discriminator accuracy, throughput. */
-#ifndef _DEFAULT_SOURCE
-#define _DEFAULT_SOURCE 1
-#endif
+ * directory -> run gnuplot (gnuplot.c), whose image replaces the output only
+ * once complete.  Four panels: losses, bits per character, discriminator
+ * accuracy, throughput. */
 #include "cli.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-extern char **environ;
 
 /* The phases progress.c names, in the order a run goes through them. */
 enum { PH_MLE, PH_DISCRIMINATOR, PH_ADVERSARIAL, PH_EVAL, N_PHASES };
@@ -352,8 +342,6 @@ enum { S_LOSS_MLE, S_LOSS_G, S_LOSS_D, S_BPC_TRAIN, S_BPC_VAL, S_D_ACC, S_RATE, 
 static const char *const series_files[N_SERIES] = {"loss-mle.dat", "loss-g.dat", "loss-d.dat",
                                                    "bpc-train.dat", "bpc-val.dat", "d-acc.dat",
                                                    "rate.dat"};
-#define SCRIPT_FILE "plot.gp"
-#define GNUPLOT_LOG "gnuplot.log"
 
 static double series_value(const record *r, int s)
 {
@@ -393,19 +381,6 @@ static int write_series(const char *dir, int s, const record *recs, size_t n, si
     return 0;
 }
 
-/* A gnuplot single-quoted string: '' stands for a quote, nothing else is
- * special.  The caller rejects newlines, which would end the command. */
-static void put_quoted(FILE *f, const char *s)
-{
-    fputc('\'', f);
-    for (; *s; s++) {
-        if (*s == '\'')
-            fputc('\'', f);
-        fputc(*s, f);
-    }
-    fputc('\'', f);
-}
-
 typedef struct panel {
     const char *title, *ylabel;
     int series[3];
@@ -414,10 +389,22 @@ typedef struct panel {
     int accuracy; /* y from 0 to 1 with a line at 0.5 */
 } panel;
 
-static int write_script(const char *dir, const char *output, const char *title, uint32_t width,
-                        uint32_t height, const size_t *counts, const double *starts,
-                        const int *start_phase, size_t n_starts, double x_max)
+/* What write_script() draws: the records, placed on the step axis. */
+typedef struct plot_job {
+    const record *recs;
+    size_t n;
+    const char *title;
+    uint32_t width, height;
+    const double *starts;
+    const int *start_phase;
+    size_t n_starts;
+    double x_max;
+} plot_job;
+
+/* A cli_gnuplot_writer: the series' data files, then the four panels. */
+static int write_script(FILE *f, const char *dir, const char *output, void *user)
 {
+    const plot_job *job = user;
     static const panel panels[4] = {
         {"losses", "nats", {S_LOSS_MLE, S_LOSS_G, S_LOSS_D},
          {"generator, MLE", "generator, adversarial", "discriminator"}, 3, 0},
@@ -426,13 +413,13 @@ static int write_script(const char *dir, const char *output, const char *title, 
         {"discriminator accuracy", "accuracy", {S_D_ACC}, {"real vs generated"}, 1, 1},
         {"throughput", "characters/s", {S_RATE}, {"training"}, 1, 0},
     };
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, SCRIPT_FILE);
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        cli_error("plot: cannot write '%s': %s", path, strerror(errno));
-        return -1;
-    }
+    size_t counts[N_SERIES];
+    for (int s = 0; s < N_SERIES; s++)
+        if (write_series(dir, s, job->recs, job->n, &counts[s]) != 0)
+            return -1;
+    const uint32_t width = job->width, height = job->height;
+    const double *starts = job->starts;
+    const int *start_phase = job->start_phase;
     fprintf(f, "# written by chargan plot\n"
                "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
                "    set terminal pngcairo size %u,%u noenhanced font ',10'\n"
@@ -441,11 +428,11 @@ static int write_script(const char *dir, const char *output, const char *title, 
                "}\n",
             width, height, width, height);
     fputs("set output ", f);
-    put_quoted(f, output);
+    cli_gnuplot_quote(f, output);
     fputs("\nset multiplot layout 2,2 title ", f);
-    put_quoted(f, title);
+    cli_gnuplot_quote(f, job->title);
     fputs("\nset grid\nset key top right box opaque\nset xlabel 'step (phases end to end)'\n", f);
-    for (size_t i = 0; i < n_starts; i++) {
+    for (size_t i = 0; i < job->n_starts; i++) {
         if (i > 0)
             fprintf(f, "set arrow from first %.9g, graph 0 to first %.9g, graph 1 nohead dt 2 "
                        "lc rgb 'gray50'\n",
@@ -455,8 +442,8 @@ static int write_script(const char *dir, const char *output, const char *title, 
                 phase_names[start_phase[i]], starts[i]);
     }
     /* One step axis for all panels, so that the phases line up. */
-    if (x_max > 0)
-        fprintf(f, "set xrange [0:%.9g]\n", x_max);
+    if (job->x_max > 0)
+        fprintf(f, "set xrange [0:%.9g]\n", job->x_max);
     for (int p = 0; p < 4; p++) {
         const panel *pn = &panels[p];
         fprintf(f, "set title '%s'\nset ylabel '%s'\n", pn->title, pn->ylabel);
@@ -487,7 +474,7 @@ static int write_script(const char *dir, const char *output, const char *title, 
             first = 0;
             char data[4096];
             snprintf(data, sizeof data, "%s/%s", dir, series_files[id]);
-            put_quoted(f, data);
+            cli_gnuplot_quote(f, data);
             /* A single point would not show as a line. */
             fprintf(f, " using 1:2 with %s lw 1.5 title '%s'",
                     counts[id] == 1 ? "points pt 7" : "linespoints pt 7 ps 0.4", pn->names[s]);
@@ -497,113 +484,7 @@ static int write_script(const char *dir, const char *output, const char *title, 
         fputc('\n', f);
     }
     fputs("unset multiplot\nset output\n", f);
-    if (fclose(f) != 0) {
-        cli_error("plot: cannot write '%s': %s", path, strerror(errno));
-        return -1;
-    }
     return 0;
-}
-
-/* The full path of gnuplot on PATH into buf, or -1. */
-static int find_gnuplot(char *buf, size_t cap)
-{
-    const char *path = getenv("PATH");
-    if (!path)
-        path = "/usr/local/bin:/usr/bin:/bin";
-    const char *p = path;
-    for (;;) {
-        const char *colon = strchr(p, ':');
-        size_t n = colon ? (size_t)(colon - p) : strlen(p);
-        int w;
-        if (n == 0)
-            w = snprintf(buf, cap, "./gnuplot");
-        else
-            w = snprintf(buf, cap, "%.*s/gnuplot", (int)n, p);
-        struct stat sb;
-        if (w > 0 && (size_t)w < cap && stat(buf, &sb) == 0 && S_ISREG(sb.st_mode) &&
-            access(buf, X_OK) == 0)
-            return 0;
-        if (!colon)
-            return -1;
-        p = colon + 1;
-    }
-}
-
-/* The last non-blank line of a file, for gnuplot's error message. */
-static void last_line(const char *path, char *buf, size_t cap)
-{
-    buf[0] = '\0';
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        size_t n = strlen(line);
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' '))
-            line[--n] = '\0';
-        if (n > 0)
-            snprintf(buf, cap, "%s", line);
-    }
-    fclose(f);
-}
-
-/* Runs gnuplot on the script; its output goes to the log in dir. */
-static int run_gnuplot(const char *gnuplot, const char *dir)
-{
-    char script[4096], logpath[4096];
-    snprintf(script, sizeof script, "%s/%s", dir, SCRIPT_FILE);
-    snprintf(logpath, sizeof logpath, "%s/%s", dir, GNUPLOT_LOG);
-    posix_spawn_file_actions_t fa;
-    if (posix_spawn_file_actions_init(&fa) != 0) {
-        cli_error("plot: cannot run gnuplot: out of memory");
-        return -1;
-    }
-    int rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    if (rc == 0)
-        rc = posix_spawn_file_actions_addopen(&fa, 1, logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (rc == 0)
-        rc = posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    pid_t pid = 0;
-    char *argv[] = {(char *)gnuplot, script, NULL};
-    if (rc == 0)
-        rc = posix_spawn(&pid, gnuplot, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) {
-        cli_error("plot: cannot run '%s': %s", gnuplot, strerror(rc));
-        return -1;
-    }
-    int ws = 0;
-    while (waitpid(pid, &ws, 0) < 0) {
-        if (errno != EINTR) {
-            cli_error("plot: waiting for gnuplot: %s", strerror(errno));
-            return -1;
-        }
-    }
-    if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0)
-        return 0;
-    char msg[512];
-    last_line(logpath, msg, sizeof msg);
-    if (WIFSIGNALED(ws))
-        cli_error("plot: gnuplot was killed by signal %d%s%s", WTERMSIG(ws), msg[0] ? ": " : "",
-                  msg);
-    else
-        cli_error("plot: gnuplot failed (exit status %d)%s%s", WEXITSTATUS(ws),
-                  msg[0] ? ": " : "", msg);
-    return -1;
-}
-
-static void remove_temp_dir(const char *dir)
-{
-    char path[4096];
-    for (int s = 0; s < N_SERIES; s++) {
-        snprintf(path, sizeof path, "%s/%s", dir, series_files[s]);
-        unlink(path);
-    }
-    snprintf(path, sizeof path, "%s/%s", dir, SCRIPT_FILE);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/%s", dir, GNUPLOT_LOG);
-    unlink(path);
-    rmdir(dir);
 }
 
 int cli_cmd_plot(int argc, char **argv)
@@ -645,79 +526,19 @@ int cli_cmd_plot(int argc, char **argv)
     if (read_log(pos[0], &recs, &n) != 0)
         return CLI_EXIT_FAILURE;
 
-    char gnuplot[4096];
-    if (find_gnuplot(gnuplot, sizeof gnuplot) != 0) {
-        cli_error("plot: gnuplot not found on PATH (Debian: apt-get install gnuplot-nox)");
-        free(recs);
-        return CLI_EXIT_FAILURE;
-    }
-
-    int exit_code = CLI_EXIT_FAILURE;
-    char dir[4096] = "", tmp_out[4096] = "";
-    const char *tmpdir = getenv("TMPDIR");
-    if (!tmpdir || !*tmpdir)
-        tmpdir = "/tmp";
-    snprintf(dir, sizeof dir, "%s/chargan-plot.XXXXXX", tmpdir);
-    if (!mkdtemp(dir)) {
-        cli_error("plot: cannot create a temporary directory in '%s': %s", tmpdir,
-                  strerror(errno));
-        dir[0] = '\0';
-        goto done;
-    }
-    if (strchr(dir, '\n')) {
-        cli_error("plot: the temporary directory's name contains a newline (TMPDIR)");
-        goto done;
-    }
-
     double starts[64];
     int start_phase[64];
     size_t n_starts = place_records(recs, n, starts, start_phase);
-    size_t counts[N_SERIES];
-    for (int s = 0; s < N_SERIES; s++)
-        if (write_series(dir, s, recs, n, &counts[s]) != 0)
-            goto done;
-
-    /* gnuplot writes next to the output, which is renamed into place only
-     * once the image is complete. */
-    if ((size_t)snprintf(tmp_out, sizeof tmp_out, "%s.tmp-XXXXXX", output) >= sizeof tmp_out) {
-        cli_error("plot: output name too long");
-        tmp_out[0] = '\0';
-        goto done;
-    }
-    int fd = mkstemp(tmp_out);
-    if (fd < 0) {
-        cli_error("plot: cannot write '%s': %s", output, strerror(errno));
-        tmp_out[0] = '\0';
-        goto done;
-    }
-    /* mkstemp() makes the file 0600; an image is as readable as any new file. */
-    mode_t mask = umask(0);
-    umask(mask);
-    if (fchmod(fd, 0666 & ~mask) != 0) {
-        cli_error("plot: cannot write '%s': %s", output, strerror(errno));
-        close(fd);
-        goto done;
-    }
-    close(fd);
     double x_max = 0;
     for (size_t i = 0; i < n; i++)
         if (recs[i].x > x_max)
             x_max = recs[i].x;
-    if (write_script(dir, tmp_out, title, width, height, counts, starts, start_phase, n_starts,
-                     x_max) != 0)
+    plot_job job = {.recs = recs, .n = n, .title = title, .width = width, .height = height,
+                    .starts = starts, .start_phase = start_phase, .n_starts = n_starts,
+                    .x_max = x_max};
+    int exit_code = CLI_EXIT_FAILURE;
+    if (cli_gnuplot_draw("plot", output, write_script, &job) != 0)
         goto done;
-    if (run_gnuplot(gnuplot, dir) != 0)
-        goto done;
-    struct stat sb;
-    if (stat(tmp_out, &sb) != 0 || sb.st_size == 0) {
-        cli_error("plot: gnuplot wrote no image to '%s'", tmp_out);
-        goto done;
-    }
-    if (rename(tmp_out, output) != 0) {
-        cli_error("plot: cannot write '%s': %s", output, strerror(errno));
-        goto done;
-    }
-    tmp_out[0] = '\0';
     printf("plot: %s\nrecords: %zu\n", output, n);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         cli_error("cannot write to standard output");
@@ -725,10 +546,6 @@ int cli_cmd_plot(int argc, char **argv)
     }
     exit_code = CLI_EXIT_OK;
 done:
-    if (tmp_out[0])
-        unlink(tmp_out);
-    if (dir[0])
-        remove_temp_dir(dir);
     free(recs);
     return exit_code;
 }

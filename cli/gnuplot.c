@@ -1,0 +1,225 @@
+/* gnuplot.c - drawing a PNG with gnuplot, shared by `chargan plot` and
+ * `chargan eval --sweep --plot`.
+ *
+ * The flow: find gnuplot on PATH -> make a temporary directory -> the caller
+ * writes its data files there and its commands into a script -> gnuplot runs
+ * the script (its output goes to a log in the directory) and writes
+ * OUTPUT.tmp-XXXXXX next to the output -> that file is renamed over the
+ * output, so a failure leaves any previous image as it was. */
+#ifndef _DEFAULT_SOURCE
+#define _DEFAULT_SOURCE 1
+#endif
+#include "cli.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define SCRIPT_FILE "plot.gp"
+#define GNUPLOT_LOG "gnuplot.log"
+
+void cli_gnuplot_quote(FILE *f, const char *s)
+{
+    fputc('\'', f);
+    for (; *s; s++) {
+        if (*s == '\'')
+            fputc('\'', f);
+        fputc(*s, f);
+    }
+    fputc('\'', f);
+}
+
+/* The full path of gnuplot on PATH into buf, or -1. */
+static int find_gnuplot(char *buf, size_t cap)
+{
+    const char *path = getenv("PATH");
+    if (!path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    const char *p = path;
+    for (;;) {
+        const char *colon = strchr(p, ':');
+        size_t n = colon ? (size_t)(colon - p) : strlen(p);
+        int w;
+        if (n == 0)
+            w = snprintf(buf, cap, "./gnuplot");
+        else
+            w = snprintf(buf, cap, "%.*s/gnuplot", (int)n, p);
+        struct stat sb;
+        if (w > 0 && (size_t)w < cap && stat(buf, &sb) == 0 && S_ISREG(sb.st_mode) &&
+            access(buf, X_OK) == 0)
+            return 0;
+        if (!colon)
+            return -1;
+        p = colon + 1;
+    }
+}
+
+/* The last non-blank line of a file, for gnuplot's error message. */
+static void last_line(const char *path, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        size_t n = strlen(line);
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' '))
+            line[--n] = '\0';
+        if (n > 0)
+            snprintf(buf, cap, "%s", line);
+    }
+    fclose(f);
+}
+
+/* Runs gnuplot on the script in dir; its output goes to the log in dir. */
+static int run_gnuplot(const char *who, const char *gnuplot, const char *dir)
+{
+    char script[4096], logpath[4096];
+    snprintf(script, sizeof script, "%s/%s", dir, SCRIPT_FILE);
+    snprintf(logpath, sizeof logpath, "%s/%s", dir, GNUPLOT_LOG);
+    posix_spawn_file_actions_t fa;
+    if (posix_spawn_file_actions_init(&fa) != 0) {
+        cli_error("%s: cannot run gnuplot: out of memory", who);
+        return -1;
+    }
+    int rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    if (rc == 0)
+        rc = posix_spawn_file_actions_addopen(&fa, 1, logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (rc == 0)
+        rc = posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    pid_t pid = 0;
+    char *argv[] = {(char *)gnuplot, script, NULL};
+    if (rc == 0)
+        rc = posix_spawn(&pid, gnuplot, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) {
+        cli_error("%s: cannot run '%s': %s", who, gnuplot, strerror(rc));
+        return -1;
+    }
+    int ws = 0;
+    while (waitpid(pid, &ws, 0) < 0) {
+        if (errno != EINTR) {
+            cli_error("%s: waiting for gnuplot: %s", who, strerror(errno));
+            return -1;
+        }
+    }
+    if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0)
+        return 0;
+    char msg[512];
+    last_line(logpath, msg, sizeof msg);
+    if (WIFSIGNALED(ws))
+        cli_error("%s: gnuplot was killed by signal %d%s%s", who, WTERMSIG(ws), msg[0] ? ": " : "",
+                  msg);
+    else
+        cli_error("%s: gnuplot failed (exit status %d)%s%s", who, WEXITSTATUS(ws),
+                  msg[0] ? ": " : "", msg);
+    return -1;
+}
+
+/* Removes the files in dir (only files are ever made there), then dir. */
+static void remove_temp_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        char path[4096];
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) < sizeof path)
+                unlink(path);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+int cli_gnuplot_draw(const char *who, const char *output, cli_gnuplot_writer write_script,
+                     void *user)
+{
+    char gnuplot[4096];
+    if (find_gnuplot(gnuplot, sizeof gnuplot) != 0) {
+        cli_error("%s: gnuplot not found on PATH (Debian: apt-get install gnuplot-nox)", who);
+        return -1;
+    }
+    int rc = -1;
+    char dir[4096] = "", tmp_out[4096] = "";
+    const char *tmpdir = getenv("TMPDIR");
+    if (!tmpdir || !*tmpdir)
+        tmpdir = "/tmp";
+    snprintf(dir, sizeof dir, "%s/chargan-plot.XXXXXX", tmpdir);
+    if (!mkdtemp(dir)) {
+        cli_error("%s: cannot create a temporary directory in '%s': %s", who, tmpdir,
+                  strerror(errno));
+        dir[0] = '\0';
+        goto done;
+    }
+    if (strchr(dir, '\n')) {
+        cli_error("%s: the temporary directory's name contains a newline (TMPDIR)", who);
+        goto done;
+    }
+    /* gnuplot writes next to the output, which is renamed into place only
+     * once the image is complete. */
+    if ((size_t)snprintf(tmp_out, sizeof tmp_out, "%s.tmp-XXXXXX", output) >= sizeof tmp_out) {
+        cli_error("%s: output name too long", who);
+        tmp_out[0] = '\0';
+        goto done;
+    }
+    int fd = mkstemp(tmp_out);
+    if (fd < 0) {
+        cli_error("%s: cannot write '%s': %s", who, output, strerror(errno));
+        tmp_out[0] = '\0';
+        goto done;
+    }
+    /* mkstemp() makes the file 0600; an image is as readable as any new file. */
+    mode_t mask = umask(0);
+    umask(mask);
+    if (fchmod(fd, 0666 & ~mask) != 0) {
+        cli_error("%s: cannot write '%s': %s", who, output, strerror(errno));
+        close(fd);
+        goto done;
+    }
+    close(fd);
+
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, SCRIPT_FILE);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        cli_error("%s: cannot write '%s': %s", who, path, strerror(errno));
+        goto done;
+    }
+    int wrc = write_script(f, dir, tmp_out, user);
+    int werr = ferror(f);
+    if ((fclose(f) != 0 || werr) && wrc == 0) {
+        cli_error("%s: cannot write '%s': %s", who, path, strerror(errno));
+        wrc = -1;
+    }
+    if (wrc != 0 || run_gnuplot(who, gnuplot, dir) != 0)
+        goto done;
+    struct stat sb;
+    if (stat(tmp_out, &sb) != 0 || sb.st_size == 0) {
+        cli_error("%s: gnuplot wrote no image to '%s'", who, tmp_out);
+        goto done;
+    }
+    if (rename(tmp_out, output) != 0) {
+        cli_error("%s: cannot write '%s': %s", who, output, strerror(errno));
+        goto done;
+    }
+    tmp_out[0] = '\0';
+    rc = 0;
+done:
+    if (tmp_out[0])
+        unlink(tmp_out);
+    if (dir[0])
+        remove_temp_dir(dir);
+    return rc;
+}
