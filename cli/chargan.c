@@ -58,6 +58,8 @@ static const char help_train[] =
     "  --pretrain-steps N       MLE steps first (another name for --steps)\n"
     "  --d-pretrain-steps N     discriminator pre-training steps (default 100)\n"
     "  --gan-steps N            adversarial rounds (default 1000)\n"
+    "  --gan-lr X               Adam rate of the discriminator, and of the generator in\n"
+    "                           the rounds (default: --lr; RelGAN uses 1e-4)\n"
     "  --d-steps K              discriminator steps per generator step (default 1)\n"
     "  --mle-weight X           weight of an MLE term in the generator loss (default 0)\n"
     "  --gamma X                reinforce: discount of per-step rewards (default 0.9)\n"

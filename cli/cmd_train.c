@@ -40,6 +40,7 @@ typedef struct train_args {
     uint64_t pretrain_steps, d_pretrain_steps, gan_steps;
     uint32_t d_steps, rollouts, anneal_steps;
     float gamma, mle_weight, beta_max;
+    float gan_lr; /* the discriminator's rate, and the generator's in the rounds */
 } train_args;
 
 static const char *const gan_choices[] = {"reinforce", "gumbel", NULL};
@@ -200,7 +201,8 @@ static int run_phase(train_ctx *c, chargan_phase phase, uint64_t done, uint64_t 
 /* Options that only mean something in adversarial training. */
 static const char *const gan_only[] = {"pretrain-steps", "d-pretrain-steps", "gan-steps",
                                        "d-steps", "gamma", "rollouts", "mle-weight",
-                                       "beta-max", "anneal", "anneal-steps", "loss", NULL};
+                                       "beta-max", "anneal", "anneal-steps", "loss", "gan-lr",
+                                       NULL};
 
 static int check_combinations(const train_args *a, const cli_option *opts, size_t n)
 {
@@ -258,7 +260,7 @@ static int check_combinations(const train_args *a, const cli_option *opts, size_
  * are not compared (the checkpoint's tokenizer is kept).  Returns 0, or the
  * exit status after printing why. */
 static int check_resume_options(const train_args *a, const cli_option *opts, size_t n,
-                                chargan_trainer *tr)
+                                chargan_trainer *tr, uint64_t mle_total)
 {
     chargan_trainer_config tc;
     chargan_model_config mc;
@@ -324,7 +326,24 @@ static int check_resume_options(const train_args *a, const cli_option *opts, siz
     SAME_UINT("threads", a->threads, tc.threads);
     SAME_FLOAT("val-fraction", a->val_fraction, tc.val_fraction);
     SAME_UINT("val-every", a->val_every, tc.val_every);
-    SAME_FLOAT("lr", a->lr, oc.lr);
+    /* From the adversarial rounds on, the generator's optimizer runs at
+     * --gan-lr, which is then all the checkpoint holds: --lr (spent on the
+     * finished MLE phase) can no longer be compared. */
+    uint64_t g_step = 0;
+    chargan_optimizer_config dc;
+    memset(&dc, 0, sizeof dc);
+    dc.struct_size = sizeof dc;
+    chargan_optimizer *d_opt = chargan_trainer_optimizer(tr, CHARGAN_DISCRIMINATOR);
+    if (d_opt)
+        st = chargan_optimizer_get_config(d_opt, &dc);
+    if (st == CHARGAN_OK)
+        st = chargan_trainer_global_step(tr, &g_step);
+    if (st != CHARGAN_OK) {
+        cli_lib_error(st, "cannot read the settings of '%s'", a->resume);
+        return CLI_EXIT_FAILURE;
+    }
+    if (!(d_opt && g_step >= mle_total && oc.lr == dc.lr))
+        SAME_FLOAT("lr", a->lr, oc.lr);
     SAME_FLOAT("clip", a->clip, oc.clip_norm);
     SAME_NAME("gan", a->gan >= 0 ? gan_choices[a->gan] : "none",
               ckpt_gan >= 0 ? gan_choices[ckpt_gan] : "none");
@@ -338,6 +357,7 @@ static int check_resume_options(const train_args *a, const cli_option *opts, siz
         }
         return 0;
     }
+    SAME_FLOAT("gan-lr", a->gan_lr, dc.lr);
     SAME_UINT("d-steps", a->d_steps, tc.d_steps);
     SAME_FLOAT("gamma", a->gamma, tc.gamma);
     SAME_UINT("rollouts", a->rollouts, tc.rollouts);
@@ -421,6 +441,7 @@ static int create_trainer(const train_args *a, const char *text, size_t len,
             cli_lib_error(st, "cannot create the discriminator");
             goto fail;
         }
+        oc.lr = a->gan_lr;
         if ((st = chargan_optimizer_new(&oc, &d_opt)) != CHARGAN_OK) {
             cli_lib_error(st, "cannot create the discriminator's optimizer");
             goto fail;
@@ -535,6 +556,7 @@ int cli_cmd_train(int argc, char **argv)
         CLI_OPT_CHOICE("anneal", &a.anneal, anneal_choices),
         CLI_OPT_U32("anneal-steps", 0, &a.anneal_steps, 1, UINT32_MAX),
         CLI_OPT_CHOICE("loss", &a.gan_loss, loss_choices),
+        CLI_OPT_FLOAT("gan-lr", &a.gan_lr, 0, 10, 1, 0),
     };
     const size_t n_opts = CLI_N_OPTS(opts);
     const char *pos[1];
@@ -549,6 +571,8 @@ int cli_cmd_train(int argc, char **argv)
     a.corpus = n_pos ? pos[0] : NULL;
     if (check_combinations(&a, opts, n_opts) != 0)
         return CLI_EXIT_USAGE;
+    if (!seen(opts, n_opts, "gan-lr"))
+        a.gan_lr = a.lr;
 
     /* MLE steps: --steps (alias --pretrain-steps); only --time: until then. */
     int steps_given = seen(opts, n_opts, "steps") || seen(opts, n_opts, "pretrain-steps");
@@ -606,9 +630,21 @@ int cli_cmd_train(int argc, char **argv)
             cli_lib_error(st, "cannot read the trainer configuration of '%s'", a.resume);
             goto out;
         }
-        if ((rc = check_resume_options(&a, opts, n_opts, tr)) != 0) {
+        if ((rc = check_resume_options(&a, opts, n_opts, tr, mle_total)) != 0) {
             exit_code = rc;
             goto out;
+        }
+        chargan_optimizer *d_opt = chargan_trainer_optimizer(tr, CHARGAN_DISCRIMINATOR);
+        if (d_opt) {
+            /* --gan-lr is the discriminator's rate (checked equal if given). */
+            chargan_optimizer_config dc;
+            memset(&dc, 0, sizeof dc);
+            dc.struct_size = sizeof dc;
+            if ((st = chargan_optimizer_get_config(d_opt, &dc)) != CHARGAN_OK) {
+                cli_lib_error(st, "cannot read the settings of '%s'", a.resume);
+                goto out;
+            }
+            a.gan_lr = dc.lr;
         }
         a.gan = tc.estimator == CHARGAN_GAN_REINFORCE ? 0
                 : tc.estimator == CHARGAN_GAN_GUMBEL  ? 1
@@ -670,6 +706,15 @@ int cli_cmd_train(int argc, char **argv)
         result = run_phase(&c, CHARGAN_PHASE_DISCRIMINATOR, d_done, a.d_pretrain_steps);
         if (result == RUN_DONE) {
             uint64_t adv_done = c.global_step > mle_total ? c.global_step - mle_total : 0;
+            /* The generator's optimizer keeps its moments; only its rate
+             * changes, once there are rounds to run, so that a run stopped
+             * before them still holds --lr (a resumed run sets the same). */
+            if (adv_done < a.gan_steps &&
+                (st = chargan_optimizer_set_lr(chargan_trainer_optimizer(tr, CHARGAN_GENERATOR),
+                                               a.gan_lr)) != CHARGAN_OK) {
+                cli_lib_error(st, "cannot set --gan-lr");
+                goto out;
+            }
             result = run_phase(&c, CHARGAN_PHASE_ADVERSARIAL, adv_done, a.gan_steps);
         }
     }

@@ -74,6 +74,13 @@ bad_train --anneal --gan gumbel --anneal cosine
 bad_train --loss --gan gumbel --loss wgan
 bad_train --gamma --gamma 0.5
 bad_train --gan-steps --gan-steps 10
+bad_train "--gan-lr: needs --gan" --gan-lr 1e-4
+bad_train --gan-lr --gan gumbel --gan-lr 0
+bad_train --gan-lr --gan gumbel --gan-lr -1
+bad_train --gan-lr --gan reinforce --gan-lr 1e-50
+bad_train --gan-lr --gan gumbel --gan-lr abc
+bad_train --gan-lr --gan gumbel --gan-lr nan
+bad_train --gan-lr --gan gumbel --gan-lr 11
 bad_train --beta-max --gan reinforce --beta-max 10
 bad_train --rollouts --gan gumbel --rollouts 4
 bad_train --gamma --gan reinforce --gamma 1.5
@@ -90,6 +97,8 @@ bad_train "--gan: gumbel differs from the checkpoint's none" --resume "$TMP/r.ck
 bad_train "--batch" --resume "$TMP/r.ckpt" --batch 9
 bad_train "--clip" --resume "$TMP/r.ckpt" --clip 1
 bad_train "--val-fraction" --resume "$TMP/r.ckpt" --val-fraction 0.2
+bad_train "--gan-lr: the checkpoint '$TMP/r.ckpt' was not trained with --gan" \
+    --resume "$TMP/r.ckpt" --gan-lr 1e-4
 expect_ok "$CHARGAN" train "$C" -o "$TMP/r2.ckpt" --resume "$TMP/r.ckpt" $TINY --steps 3
 [ "$(value steps "$TMP/out")" = 3 ] || { show; fail "resume with the same options"; }
 

@@ -165,6 +165,40 @@ expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/gan3.ckpt" --resume "$TMP/
 [ "$(value steps "$TMP/out")" = 18 ] || { show; fail "gan resume: expected 18 generator steps"; }
 expect_ok "$CHARGAN" sample "$TMP/gan3.ckpt" -n 100 --seed 3
 cmp -s "$TMP/out" "$TMP/gan-sample" || fail "gan resume: differs from the uninterrupted run"
+# --gan-lr: the discriminator's rate, and the generator's from the rounds on.
+GLR="$GAN --pretrain-steps 10 --gan-lr 1e-4 --checkpoint-every 3"
+expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/glr.ckpt" $TINY $GLR
+expect_ok "$CHARGAN" info "$TMP/glr.ckpt"
+for opt in generator discriminator; do
+    grep -q "^  ${opt}_optimizer: adam lr 0.0001 " "$TMP/out" || { show; fail "--gan-lr: $opt lr"; }
+done
+cmp -s "$TMP/glr.ckpt" "$TMP/gan.ckpt" && fail "--gan-lr 1e-4 did not change the training"
+# Stopped in the MLE phase (the generator at --lr), then in the rounds (at
+# --gan-lr); the same command with --resume finishes the run bit for bit
+# (--anneal-steps: its default follows --gan-steps).
+expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/glr1.ckpt" $TINY $GLR --pretrain-steps 4 \
+    --d-pretrain-steps 0 --gan-steps 0 --anneal-steps 8
+expect_ok "$CHARGAN" info "$TMP/glr1.ckpt"
+grep -q '^  generator_optimizer: adam lr 0.01 ' "$TMP/out" || { show; fail "--gan-lr: MLE lr"; }
+bad_resume() {
+    expect_error 2 "$1" "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/x.ckpt" --resume "$2" \
+        $TINY $GLR "$3" "$4"
+    [ -e "$TMP/x.ckpt" ] && fail "a refused resume wrote a model"
+    return 0
+}
+bad_resume "--lr: 0.02 differs from the checkpoint's 0.01" "$TMP/glr1.ckpt" --lr 0.02
+bad_resume "--gan-lr: 0.0002 differs from the checkpoint's 0.0001" "$TMP/glr1.ckpt" --gan-lr 2e-4
+expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/glr2.ckpt" --resume "$TMP/glr1.ckpt" \
+    $TINY $GLR --gan-steps 4 --anneal-steps 8
+expect_ok "$CHARGAN" info "$TMP/glr2.ckpt"
+grep -q '^  generator_optimizer: adam lr 0.0001 ' "$TMP/out" || { show; fail "--gan-lr: rounds lr"; }
+bad_resume "--gan-lr: 0.0002 differs from the checkpoint's 0.0001" "$TMP/glr2.ckpt" --gan-lr 2e-4
+expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/glr3.ckpt" --resume "$TMP/glr2.ckpt" $TINY $GLR
+cmp -s "$TMP/glr3.ckpt" "$TMP/glr.ckpt" || fail "--gan-lr resume: differs from the uninterrupted run"
+# Without the options, the resumed run takes both rates from the checkpoint.
+expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/glr4.ckpt" --resume "$TMP/glr2.ckpt" -q \
+    --pretrain-steps 10 --d-pretrain-steps 6 --gan-steps 8
+cmp -s "$TMP/glr4.ckpt" "$TMP/glr.ckpt" || fail "--gan-lr resume without the options differs"
 # The other estimator runs through the same flow.
 expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/rf.ckpt" $TINY --gan reinforce --gamma 0.8 \
     --rollouts 2 --mle-weight 0.5 --d-steps 2 --pretrain-steps 4 --d-pretrain-steps 2 --gan-steps 3
