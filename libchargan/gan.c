@@ -303,10 +303,11 @@ static chargan_status d_finish(chargan_trainer *tr, double loss, int correct, fl
         return cg_fail(&tr->err, st, "discriminator update %llu: %s",
                        (unsigned long long)tr->d_updates + 1, tr->dopt->err.msg);
     tr->d_updates++;
+    tr->d_last_accuracy = (float)(vals[1] / (2.0 * B));
     if (loss_out)
         *loss_out = (float)loss;
     if (acc_out)
-        *acc_out = (float)(vals[1] / (2.0 * B));
+        *acc_out = tr->d_last_accuracy;
     return CHARGAN_OK;
 }
 

@@ -877,6 +877,7 @@ chargan_status chargan_trainer_adversarial(chargan_trainer *tr, uint64_t steps)
         r.loss_sum += g_loss;
         r.n_loss++;
         r.d_loss_sum += d_loss;
+        r.d_acc_sum += tr->d_last_accuracy; /* the round's last discriminator update */
         r.n_d++;
         if ((st = phase_report(tr, &r, r.p.step == steps)) != CHARGAN_OK)
             return st;

@@ -88,6 +88,7 @@ struct chargan_trainer {
     cg_rng rng;           /* batches and noise */
     uint64_t global_step; /* generator updates */
     uint64_t d_updates;   /* discriminator updates */
+    float d_last_accuracy; /* of the last discriminator update, for progress reports */
     /* corpus: a stream of ids (first n_train for training) or n_seq sequences
      * of seq_len (first n_train_seq for training) */
     int corpus_kind;

@@ -851,6 +851,51 @@ START_TEST(beta_schedules)
 }
 END_TEST
 
+/* Progress reports of the adversarial phase carry the discriminator's loss
+ * and accuracy: the accuracy of the round's last discriminator update, a
+ * count of correct answers over 2 B, so a multiple of 1 / (2 B). */
+typedef struct d_reports {
+    int n;
+    double loss[8], accuracy[8];
+} d_reports;
+
+static int record_d(const chargan_progress *p, void *user)
+{
+    d_reports *r = user;
+    if (p->phase == CHARGAN_PHASE_ADVERSARIAL && r->n < 8) {
+        r->loss[r->n] = p->d_loss;
+        r->accuracy[r->n] = p->d_accuracy;
+        r->n++;
+    }
+    return 0;
+}
+
+START_TEST(adversarial_reports_discriminator_accuracy)
+{
+    enum { B = 5 };
+    static const int estimators[] = {CHARGAN_GAN_REINFORCE, CHARGAN_GAN_GUMBEL};
+    chargan_trainer_config c = trainer_config(estimators[_i], 4, B, 160);
+    c.report_every = 1;
+    chargan_trainer *tr = make_trainer(&c, 6, (shape){3, 4, 1, 0, 0}, (shape){3, 4, 1, 0, 0}, 160);
+    d_reports r = {0};
+    ck_assert_int_eq(chargan_trainer_set_progress(tr, record_d, &r), CHARGAN_OK);
+    ck_assert_int_eq(chargan_trainer_adversarial(tr, 6), CHARGAN_OK);
+    ck_assert_int_eq(r.n, 6);
+    double any = 0.0;
+    for (int k = 0; k < r.n; k++) {
+        double count = r.accuracy[k] * 2 * B;
+        ck_assert_msg(r.accuracy[k] >= 0.0 && r.accuracy[k] <= 1.0 &&
+                          fabs(count - round(count)) < 1e-5,
+                      "report %d: accuracy %g", k, r.accuracy[k]);
+        ck_assert(isfinite(r.loss[k]) && r.loss[k] > 0.0);
+        any += r.accuracy[k];
+    }
+    /* an untrained discriminator is right about half the time, not never */
+    ck_assert_msg(any > 0.0, "the accuracy was reported as 0 in every round");
+    chargan_trainer_free(tr);
+}
+END_TEST
+
 /* Two trainers with the same seed are bitwise identical after 3 GAN steps of
  * each estimator; another seed differs. */
 START_TEST(gan_steps_are_deterministic)
@@ -1066,6 +1111,7 @@ static Suite *gan_suite(void)
     tcase_add_loop_test(tc, d_steps_per_generator_step, 0, 2);
     tcase_add_loop_test(tc, mle_term_is_added_with_its_weight, 0, 2);
     tcase_add_test(tc, beta_schedules);
+    tcase_add_loop_test(tc, adversarial_reports_discriminator_accuracy, 0, 2);
     tcase_add_loop_test(tc, gan_steps_are_deterministic, 0, 4);
     tcase_add_loop_test(tc, public_calls_between_steps, 0, 2);
     suite_add_tcase(s, tc);
