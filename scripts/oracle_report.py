@@ -183,8 +183,10 @@ def plot(out, runs, seeds, methods, fronts):
                     last = max(r[1] for r in rows if is_own(method, r))
                     pts += [(r[4], r[3]) for r in rows if is_own(method, r) and r[1] == last]
             f.write("\n".join(f"{x} {y}" for x, y in pts) + "\n\n\n")
-            blocks.append(("points pt 5 ps 1.0" if method == "reinforce" else "points pt 9 ps 1.2",
-                           f"{method}, final, temperatures 0.5-1.2"))
+            # squares for REINFORCE, triangles for Gumbel; hollow when started early
+            early = "from" in method
+            pt = (4 if early else 5) if method.startswith("reinforce") else (8 if early else 9)
+            blocks.append((f"points pt {pt} ps 1.2", f"{method}, final, temperatures 0.5-1.2"))
     plots = ", ".join(f"'{data}' index {i} with {style} title \"{title}\""
                       for i, (style, title) in enumerate(blocks))
     script = (f"set terminal pngcairo size 900,650\nset output '{out}/frontier.png'\n"
