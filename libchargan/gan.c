@@ -954,6 +954,25 @@ static chargan_status sharded_d_update(chargan_trainer *tr, bool soft, float *lo
     return d_finish(tr, shard_loss(sh) / scale, correct, loss_out, acc_out);
 }
 
+/* The round's d_steps discriminator updates, each on a fresh real batch
+ * after the first; *d_loss (may be NULL) gets their mean loss. */
+static chargan_status sharded_d_rounds(chargan_trainer *tr, bool soft, float *d_loss)
+{
+    double sum = 0.0;
+    for (uint32_t k = 0; k < tr->cfg.d_steps; k++) {
+        float l;
+        if (k > 0)
+            draw_real(tr);
+        chargan_status st = sharded_d_update(tr, soft, &l, NULL);
+        if (st != CHARGAN_OK)
+            return st;
+        sum += l;
+    }
+    if (d_loss)
+        *d_loss = (float)(sum / tr->cfg.d_steps);
+    return CHARGAN_OK;
+}
+
 static chargan_status sharded_reinforce_step(chargan_trainer *tr, float *g_loss, float *d_loss)
 {
     cg_shards *sh = &tr->shards;
@@ -961,15 +980,8 @@ static chargan_status sharded_reinforce_step(chargan_trainer *tr, float *g_loss,
     chargan_status st;
     draw_real(tr);
     sharded_generate(tr, cg_trainer_draw_noise(tr), false, 1.0f, true);
-    double d_sum = 0.0;
-    for (uint32_t k = 0; k < tr->cfg.d_steps; k++) {
-        float l;
-        if (k > 0)
-            draw_real(tr);
-        if ((st = sharded_d_update(tr, false, &l, NULL)) != CHARGAN_OK)
-            return st;
-        d_sum += l;
-    }
+    if ((st = sharded_d_rounds(tr, false, d_loss)) != CHARGAN_OK)
+        return st;
     run_phase(tr, PH_REWARDS);
     for (int s = 0; s < sh->n; s++)
         for (int t = 0; t < T; t++)
@@ -980,8 +992,6 @@ static chargan_status sharded_reinforce_step(chargan_trainer *tr, float *g_loss,
         return st;
     run_phase(tr, PH_G_REINFORCE);
     sum_shard_grads(tr->gen, sh->gen, sh->n);
-    if (d_loss)
-        *d_loss = (float)(d_sum / tr->cfg.d_steps);
     return g_update(tr, shard_loss(sh) / ((double)B * T), g_loss);
 }
 
@@ -992,19 +1002,10 @@ static chargan_status sharded_gumbel_step(chargan_trainer *tr, float *g_loss, fl
     chargan_status st;
     draw_real(tr);
     sharded_generate(tr, cg_trainer_draw_noise(tr), true, beta, true);
-    double d_sum = 0.0;
-    for (uint32_t k = 0; k < tr->cfg.d_steps; k++) {
-        float l;
-        if (k > 0)
-            draw_real(tr);
-        if ((st = sharded_d_update(tr, true, &l, NULL)) != CHARGAN_OK)
-            return st;
-        d_sum += l;
-    }
+    if ((st = sharded_d_rounds(tr, true, d_loss)) != CHARGAN_OK)
+        return st;
     run_phase(tr, PH_G_GUMBEL);
     sum_shard_grads(tr->gen, sh->gen, sh->n);
-    if (d_loss)
-        *d_loss = (float)(d_sum / tr->cfg.d_steps);
     return g_update(tr, shard_loss(sh) / (double)tr->cfg.batch, g_loss);
 }
 
