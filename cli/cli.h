@@ -161,8 +161,9 @@ int cli_mpi_rank(void);
 int cli_mpi_size(void);
 /* Makes tr one rank of the run (collective); 0, or -1 after printing why. */
 int cli_mpi_attach(chargan_trainer *tr);
-/* Nonzero on every rank if flag is nonzero on any (collective). */
-int cli_mpi_any(int flag);
+/* Nonzero on every rank if flag is nonzero on any (collective); a rank that
+ * does not answer in time aborts the job with a message naming step. */
+int cli_mpi_any(int flag, uint64_t step);
 /* Finalises MPI, or aborts the whole job if this rank failed; returns exit_code. */
 int cli_mpi_finish(int exit_code);
 

@@ -139,9 +139,9 @@ static int run_phase(train_ctx *c, chargan_phase phase, uint64_t done, uint64_t 
         return RUN_DONE;
     /* Under MPI the ranks decide together (cli_mpi_any), or one would stop
      * while the others wait for it in the next step. */
-    if (cli_mpi_any(cli_stop_signal()))
+    if (cli_mpi_any(cli_stop_signal(), c->global_step))
         return RUN_SIGNAL;
-    if (cli_mpi_any(cli_progress_time_up(c->pr)))
+    if (cli_mpi_any(cli_progress_time_up(c->pr), c->global_step))
         return RUN_TIME_UP;
     uint64_t every = c->a->checkpoint_every;
     int result = RUN_DONE;
@@ -185,11 +185,11 @@ static int run_phase(train_ctx *c, chargan_phase phase, uint64_t done, uint64_t 
             cli_progress_end_phase(c->pr);
             return RUN_ERROR;
         }
-        if (cli_mpi_any(cli_stop_signal())) {
+        if (cli_mpi_any(cli_stop_signal(), c->global_step)) {
             result = RUN_SIGNAL;
             break;
         }
-        if (done < total && cli_mpi_any(cli_progress_time_up(c->pr))) {
+        if (done < total && cli_mpi_any(cli_progress_time_up(c->pr), c->global_step)) {
             result = RUN_TIME_UP;
             break;
         }

@@ -72,7 +72,7 @@ int cli_mpi_attach(chargan_trainer *tr)
     return 0;
 }
 
-int cli_mpi_any(int flag)
+int cli_mpi_any(int flag, uint64_t step)
 {
     if (!mpi_on || mpi_size == 1)
         return flag;
@@ -89,8 +89,9 @@ int cli_mpi_any(int flag)
         nanosleep(&nap, NULL);
         clock_gettime(CLOCK_MONOTONIC, &now);
         if ((double)(now.tv_sec - t0.tv_sec) > mpi_timeout) {
-            cli_error("rank %d of %d: the other ranks did not answer within %g s; aborting",
-                      mpi_rank, mpi_size, mpi_timeout);
+            cli_error("rank %d of %d waited %g s for the other ranks at the stop vote after step "
+                      "%llu: a rank has died or stopped; aborting the job",
+                      mpi_rank, mpi_size, mpi_timeout, (unsigned long long)step);
             MPI_Abort(MPI_COMM_WORLD, CLI_EXIT_FAILURE);
         }
     }
@@ -132,8 +133,9 @@ int cli_mpi_attach(chargan_trainer *tr)
     return 0;
 }
 
-int cli_mpi_any(int flag)
+int cli_mpi_any(int flag, uint64_t step)
 {
+    (void)step;
     return flag;
 }
 
