@@ -12,6 +12,8 @@
  *   seqgan_oracle --data data/seqgan-oracle --seed 1 --mle-epochs 120 \
  *       --gan reinforce|gumbel|none --gan-steps 200 --eval-every 10 > run.csv
  *
+ * --dense-until N evaluates and sweeps the temperatures after each of the
+ * first N epochs as well (where the MLE frontier lies).
  * --save PATH writes the generator after the MLE phase; --init PATH starts
  * from such a checkpoint instead of a fresh generator (with --mle-epochs 0,
  * each estimator's adversarial phase starts from the same MLE generator).
@@ -229,8 +231,9 @@ static void usage(void)
 {
     fprintf(stderr, "usage: seqgan_oracle [--data DIR] [--seed S] [--mle-epochs N] [--gan "
                     "none|reinforce|gumbel] [--gan-steps N] [--eval-every N] [--gan-eval-every N] "
-                    "[--sweep-every N] [--threads N] [--gan-lr X] [--mle-weight X] [--beta-max X] "
-                    "[--rollouts K] [--n-eval N] [--tmp PATH] [--init CKPT] [--save CKPT]\n");
+                    "[--sweep-every N] [--dense-until N] [--threads N] [--gan-lr X] [--mle-weight X] "
+                    "[--beta-max X] [--rollouts K] [--n-eval N] [--tmp PATH] [--init CKPT] "
+                    "[--save CKPT]\n");
     exit(2);
 }
 
@@ -239,6 +242,7 @@ int main(int argc, char **argv)
     const char *dir = "data/seqgan-oracle", *gan = "none", *tmp = "/tmp/seqgan_oracle_tmp.ckpt";
     const char *init = NULL, *save = NULL;
     long mle_epochs = 120, gan_steps = 200, eval_every = 10, gan_eval_every = 20, sweep_every = 40;
+    long dense_until = 0; /* sweep after every epoch up to this one */
     uint64_t seed = 1;
     int threads = 2;
     uint32_t rollouts = 0, n_eval = N_TRAIN;
@@ -262,6 +266,8 @@ int main(int argc, char **argv)
             eval_every = atol(v);
         else if (!strcmp(o, "--gan-eval-every"))
             gan_eval_every = atol(v);
+        else if (!strcmp(o, "--dense-until"))
+            dense_until = atol(v);
         else if (!strcmp(o, "--sweep-every"))
             sweep_every = atol(v);
         else if (!strcmp(o, "--threads"))
@@ -356,9 +362,12 @@ int main(int argc, char **argv)
     evaluate(&r, g, "mle", 0, false);
     for (long e = 1; e <= mle_epochs; e++) {
         CHECK(chargan_trainer_pretrain_generator(tr, (uint64_t)steps_per_epoch));
-        if (e % eval_every == 0 || e == mle_epochs) {
+        /* The MLE frontier's best points come from the first epochs, before
+         * over-fitting: --dense-until sweeps every one of them. */
+        bool dense = e <= dense_until;
+        if (dense || e % eval_every == 0 || e == mle_epochs) {
             fprintf(stderr, "[mle %ld] %.0f s\n", e, now_s() - t0);
-            evaluate(&r, g, "mle", e, e % sweep_every == 0 || e == mle_epochs);
+            evaluate(&r, g, "mle", e, dense || e % sweep_every == 0 || e == mle_epochs);
         }
     }
     fprintf(stderr, "MLE: %ld epochs in %.0f s\n", mle_epochs, now_s() - t0);

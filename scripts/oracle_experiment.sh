@@ -6,21 +6,23 @@
 #   scripts/oracle_experiment.sh [OUT_DIR]      (default oracle-out/)
 #
 # Per seed: MLE pre-training of a generator of the oracle's shape (E=32,
-# H=32, vocab 5000, length 20, batch 64, Adam 0.01, clip 5), evaluated every
-# EVAL_EVERY epochs at temperatures 0.5 .. 1.2 (the MLE frontier) and saved;
+# H=32, vocab 5000, length 20, batch 64, Adam 0.01, clip 5), evaluated after
+# every epoch up to DENSE_UNTIL and every EVAL_EVERY epochs after that, at
+# temperatures 0.5 .. 1.2 (the MLE frontier), and saved;
 # then, from that same generator, GAN_STEPS adversarial steps with each
 # estimator, evaluated every GAN_EVAL_EVERY steps and swept over the
 # temperatures at the end.  With EARLY_EPOCHS, each estimator also starts
 # from the generator after each of those epochs (the MLE frontier's best
 # region is early, before over-fitting): files <estimator>from<E>-<seed>.csv.
 # Environment (defaults in brackets):
-#   SEEDS [1 2 3]  MLE_EPOCHS [60]  EVAL_EVERY [10]  GAN_STEPS [300]
+#   SEEDS [1 2 3]  MLE_EPOCHS [60]  EVAL_EVERY [10]  DENSE_UNTIL [10]  GAN_STEPS [300]
 #   GAN_EVAL_EVERY [50]  GAN_LR [1e-3]  ESTIMATORS [reinforce gumbel]  EARLY_EPOCHS []
 #   N_EVAL [2000] samples per NLL-oracle figure (the paper: 10,000)
 #   JOBS [2] seeds run at once, one thread each  BUILD_DIR [build-oracle]
 #   SKIP_MLE [0]: 1 runs only the EARLY_EPOCHS part (the MLE runs exist)
 # The published protocol is MLE_EPOCHS=120 N_EVAL=9984; expect about 16
-# minutes of MLE per seed on one core of a 2026 x86-64 machine.
+# minutes of MLE per seed on one core of a 2026 x86-64 machine, and 6 more
+# for the dense sweeps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/deps.sh
@@ -32,6 +34,9 @@ OUT=${1:-oracle-out}
 SEEDS=${SEEDS:-1 2 3}
 MLE_EPOCHS=${MLE_EPOCHS:-60}
 EVAL_EVERY=${EVAL_EVERY:-10}
+# Every epoch up to this one is swept too: the frontier's best points are the
+# early, not yet over-fitted generators (a coarse grid misses them).
+DENSE_UNTIL=${DENSE_UNTIL:-10}
 GAN_STEPS=${GAN_STEPS:-300}
 GAN_EVAL_EVERY=${GAN_EVAL_EVERY:-50}
 GAN_LR=${GAN_LR:-1e-3}
@@ -64,7 +69,8 @@ one_seed() {
     local s=$1 e
     if [ "${SKIP_MLE:-0}" = 0 ]; then
         "$bin" --seed "$s" --threads 1 --mle-epochs "$MLE_EPOCHS" --eval-every "$EVAL_EVERY" \
-            --sweep-every "$EVAL_EVERY" --n-eval "$N_EVAL" --tmp "$OUT/tmp-$s.ckpt" \
+            --sweep-every "$EVAL_EVERY" --dense-until "$DENSE_UNTIL" --n-eval "$N_EVAL" \
+            --tmp "$OUT/tmp-$s.ckpt" \
             --save "$OUT/mle-$s.chargan" >"$OUT/mle-$s.csv" 2>"$OUT/mle-$s.log"
         adversarial "$s" "$OUT/mle-$s.chargan" ""
     fi
