@@ -46,6 +46,9 @@ chargan_need_packages() {
 # is Debian's reference BLAS, which -Dblas=netlib builds against.
 CHARGAN_BUILD_PACKAGES="meson ninja-build pkg-config gcc libc6-dev binutils libopenblas-dev"
 CHARGAN_TEST_PACKAGES="$CHARGAN_BUILD_PACKAGES g++ check libblas-dev python3"
+# The Python package's tests read parameters as numpy arrays, run the cffi
+# example, and cross-check BLEU against nltk's.
+CHARGAN_TEST_PACKAGES="$CHARGAN_TEST_PACKAGES python3-numpy python3-cffi python3-nltk"
 # doxygen builds the API reference (-Ddocs=auto) and its warnings are tested;
 # gnuplot-nox draws `chargan plot`; abigail-tools runs the ABI check.
 CHARGAN_TEST_PACKAGES="$CHARGAN_TEST_PACKAGES doxygen gnuplot-nox abigail-tools"
