@@ -1042,6 +1042,11 @@ chargan_status chargan_trainer_eval_discriminator(chargan_trainer *tr, uint32_t 
     if (tr->corpus_kind == CG_CORPUS_NONE || n_windows == 0)
         return cg_fail(&tr->err, CHARGAN_E_STATE, "chargan_trainer_eval_discriminator: no corpus "
                        "or no held-out window");
+    /* Unsharded, on the models' own workspaces; a trainer that runs its
+     * steps on shards gives them back afterwards. */
+    chargan_status st = cg_trainer_full_workspaces(tr);
+    if (st != CHARGAN_OK)
+        return st;
     int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len;
     bool soft = tr->cfg.estimator == CHARGAN_GAN_GUMBEL;
     /* Its own RNG stream, so measuring does not perturb training. */
@@ -1064,6 +1069,10 @@ chargan_status chargan_trainer_eval_discriminator(chargan_trainer *tr, uint32_t 
         total += 2 * rows;
     }
     tr->rng = saved;
+    if (!cg_trainer_keeps_full_workspaces(tr)) {
+        cg_model_release(tr->gen);
+        cg_model_release(tr->disc);
+    }
     *accuracy = (double)correct / (double)total;
     return CHARGAN_OK;
 }

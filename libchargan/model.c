@@ -334,13 +334,16 @@ chargan_status cg_model_reserve(chargan_model *m, int T, int B)
         return CHARGAN_OK;
     workspace_free(ws, m->L);
     size_t tb = (size_t)T * (size_t)B;
-    size_t bh = (size_t)B * m->H, wide = (size_t)(m->E > m->H ? m->E : m->H);
+    /* Input gradients ping-pong down the stack: dx[l & 1] is layer l's, E wide
+     * for layer 0 and H above it; dx[1] serves only stacks of two or more. */
+    size_t bh = (size_t)B * m->H;
+    size_t wide0 = (size_t)(m->L >= 3 && m->H > m->E ? m->H : m->E);
     bool ok = (ws->ids = cg_malloc(tb * sizeof(int32_t))) != NULL;
     ok = ok && (ws->emb = cg_alloc_floats(tb * m->E)) != NULL;
     ok = ok && (ws->logits = cg_alloc_floats(tb * m->out_dim)) != NULL;
     ok = ok && (ws->dtop = cg_alloc_floats(tb * m->H)) != NULL;
-    ok = ok && (ws->dx[0] = cg_alloc_floats(tb * wide)) != NULL;
-    ok = ok && (ws->dx[1] = cg_alloc_floats(tb * wide)) != NULL;
+    ok = ok && (ws->dx[0] = cg_alloc_floats(tb * wide0)) != NULL;
+    ok = ok && (m->L < 2 || (ws->dx[1] = cg_alloc_floats(tb * (size_t)m->H)) != NULL);
     ok = ok && (ws->state = cg_alloc_floats(bh * 2 * m->L)) != NULL;
     ok = ok && (ws->dstate = cg_alloc_floats(bh * 2 * m->L)) != NULL;
     if (ok && (size_t)m->V <= tb) {
@@ -364,6 +367,11 @@ chargan_status cg_model_reserve(chargan_model *m, int T, int B)
     ws->T = T;
     ws->B = B;
     return CHARGAN_OK;
+}
+
+void cg_model_release(chargan_model *m)
+{
+    workspace_free(&m->ws, m->L);
 }
 
 void cg_model_zero_grad(chargan_model *m)
@@ -597,7 +605,7 @@ chargan_status cg_model_window_nll(chargan_model *m, const int32_t *windows, int
     chargan_status st = cg_model_reserve(m, T, B);
     if (st != CHARGAN_OK)
         return st;
-    /* Targets go into dx[0], reinterpreted: it holds T*B*max(E,H) >= T*B floats. */
+    /* Targets go into dx[0], reinterpreted: it holds at least T*B*E >= T*B floats. */
     int32_t *inputs = m->ws.ids;
     int32_t *targets = (int32_t *)m->ws.dx[0];
     cg_windows_to_time_major(windows, B, T, inputs, targets);

@@ -85,6 +85,8 @@ void cg_model_draw_masks_into(chargan_model *m, chargan_model *const *replicas, 
                               const int *rows);
 /* Sizes the workspace for T steps of B rows (no-op if it already fits). */
 chargan_status cg_model_reserve(chargan_model *m, int T, int B);
+/* Frees the workspace (the next reserve allocates it again). */
+void cg_model_release(chargan_model *m);
 void cg_model_zero_grad(chargan_model *m);
 /* True if every parameter is finite. */
 bool cg_model_params_finite(const chargan_model *m);

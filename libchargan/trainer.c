@@ -90,6 +90,7 @@ static void shards_free(cg_shards *sh)
         chargan_model_free(sh->gen[s]);
         cg_free(sh->inputs[s]);
         cg_free(sh->targets[s]);
+        cg_free_floats(sh->weights[s]);
     }
     memset(sh, 0, sizeof *sh);
 }
@@ -116,7 +117,8 @@ static chargan_status shards_alloc(chargan_trainer *tr)
         if (cg_model_replica_new(tr->gen, &sh->gen[s]) != CHARGAN_OK ||
             cg_model_reserve(sh->gen[s], T, sh->rows[s]) != CHARGAN_OK ||
             !(sh->inputs[s] = cg_malloc(cells * sizeof(int32_t))) ||
-            !(sh->targets[s] = cg_malloc(cells * sizeof(int32_t))))
+            !(sh->targets[s] = cg_malloc(cells * sizeof(int32_t))) ||
+            !(sh->weights[s] = cg_alloc_floats(cells)))
             return CHARGAN_E_NOMEM;
     }
     return tr->disc ? cg_gan_shards_alloc(tr) : CHARGAN_OK;
@@ -145,10 +147,10 @@ static chargan_status trainer_buffers_alloc(chargan_trainer *tr)
     ok = ok && (tr->row_weights = cg_alloc_floats(B * T)) != NULL;
     if (ok && tr->gen->Z > 0)
         ok = (tr->z = cg_alloc_floats(B * (size_t)tr->gen->Z)) != NULL;
-    ok = ok && cg_model_reserve(tr->gen, (int)T, (int)B) == CHARGAN_OK;
-    ok = ok && (!tr->disc || cg_model_reserve(tr->disc, (int)T, (int)B) == CHARGAN_OK);
     ok = ok && cg_gan_alloc(tr) == CHARGAN_OK;
     ok = ok && shards_alloc(tr) == CHARGAN_OK;
+    ok = ok && (!cg_trainer_keeps_full_workspaces(tr) ||
+                cg_trainer_full_workspaces(tr) == CHARGAN_OK);
     if (!ok)
         return cg_fail(&tr->err, CHARGAN_E_NOMEM, "out of memory sizing the trainer for batch %zu x "
                        "%zu", B, T);
@@ -537,16 +539,31 @@ static chargan_status need_corpus(chargan_trainer *tr, const char *fn)
     return CHARGAN_OK;
 }
 
-/* The models are the caller's handles too, and a public call on one
- * (chargan_model_nll, say) sizes its workspace for that call's shape: size it
- * back for ours before a step uses it (a no-op when it still fits). */
-static chargan_status models_ready(chargan_trainer *tr)
+/* With shards, every step but the adversarial paths that stay unsharded
+ * (rollouts, the mixed-in MLE term) runs on the replicas, and a full-batch
+ * workspace on each model would only hold memory: about 22 MB at E=64,
+ * H=256, B=32, T=64, as much as the replicas' together. */
+bool cg_trainer_keeps_full_workspaces(const chargan_trainer *tr)
+{
+    return tr->shards.n <= 1 ||
+           (tr->disc && (tr->cfg.rollouts > 0 || tr->cfg.mle_weight > 0.0f));
+}
+
+chargan_status cg_trainer_full_workspaces(chargan_trainer *tr)
 {
     int T = (int)tr->cfg.seq_len, B = (int)tr->cfg.batch;
     chargan_status st = cg_model_reserve(tr->gen, T, B);
     if (st == CHARGAN_OK && tr->disc)
         st = cg_model_reserve(tr->disc, T, B);
     return st == CHARGAN_OK ? st : cg_fail_from(&tr->err, st, "");
+}
+
+/* The models are the caller's handles too, and a public call on one
+ * (chargan_model_nll, say) sizes its workspace for that call's shape: size it
+ * back for ours before a step uses it (a no-op when it still fits). */
+static chargan_status models_ready(chargan_trainer *tr)
+{
+    return cg_trainer_keeps_full_workspaces(tr) ? cg_trainer_full_workspaces(tr) : CHARGAN_OK;
 }
 
 /* ------------------------------------------------------------------ MLE */
@@ -681,6 +698,47 @@ size_t cg_trainer_val_windows(chargan_trainer *tr, size_t first, size_t n_window
     return rows;
 }
 
+/* Shard s's part of an evaluation batch: the summed NLL of its rows of
+ * tr->windows that hold held-out windows. */
+static void eval_shard(void *ctx, int s)
+{
+    chargan_trainer *tr = ctx;
+    cg_shards *sh = &tr->shards;
+    chargan_model *r = sh->gen[s];
+    int T = (int)tr->cfg.seq_len, rows = sh->rows[s];
+    float *w = sh->weights[s];
+    for (int t = 0; t < T; t++)
+        for (int b = 0; b < rows; b++)
+            w[(size_t)t * rows + b] = (size_t)(sh->first[s] + b) < sh->valid_rows ? 1.0f : 0.0f;
+    cg_windows_to_time_major(tr->windows + (size_t)sh->first[s] * (T + 1), rows, T,
+                             sh->inputs[s], sh->targets[s]);
+    cg_model_forward(r, T, rows, sh->inputs[s], NULL, NULL, false);
+    sh->loss[s] = cg_softmax_xent(r->ws.logits, (size_t)T * rows, r->V, sh->targets[s], w, 0.0f,
+                                  NULL);
+}
+
+/* The summed NLL of the batch in tr->windows, whose first `rows` rows count. */
+static double eval_batch(chargan_trainer *tr, size_t rows)
+{
+    chargan_model *g = tr->gen;
+    size_t B = tr->cfg.batch, T = tr->cfg.seq_len;
+    cg_shards *sh = &tr->shards;
+    if (!cg_trainer_keeps_full_workspaces(tr)) {
+        sh->valid_rows = rows;
+        cg_pool_run(sh->pool, eval_shard, tr);
+        double sum = 0.0;
+        for (int s = 0; s < sh->n; s++)
+            sum += sh->loss[s];
+        return sum;
+    }
+    for (size_t t = 0; t < T; t++)
+        for (size_t b = 0; b < B; b++)
+            tr->row_weights[t * B + b] = b < rows ? 1.0f : 0.0f;
+    cg_windows_to_time_major(tr->windows, (int)B, (int)T, tr->inputs, tr->targets);
+    cg_model_forward(g, (int)T, (int)B, tr->inputs, NULL, NULL, false);
+    return cg_softmax_xent(g->ws.logits, B * T, g->V, tr->targets, tr->row_weights, 0.0f, NULL);
+}
+
 chargan_status chargan_trainer_evaluate(chargan_trainer *tr, double *nll, double *bpc)
 {
     if (!tr || !nll)
@@ -691,23 +749,14 @@ chargan_status chargan_trainer_evaluate(chargan_trainer *tr, double *nll, double
         st = models_ready(tr);
     if (st != CHARGAN_OK)
         return st;
-    chargan_model *g = tr->gen;
     size_t B = tr->cfg.batch, T = tr->cfg.seq_len;
     size_t n_windows = cg_trainer_val_count(tr);
     if (n_windows == 0)
         return cg_fail(&tr->err, CHARGAN_E_STATE, "no held-out data: the validation part holds "
                        "less than one window (val_fraction %g)", (double)tr->cfg.val_fraction);
     double total = 0.0;
-    for (size_t w0 = 0; w0 < n_windows; w0 += B) {
-        size_t rows = cg_trainer_val_windows(tr, w0, n_windows);
-        for (size_t t = 0; t < T; t++)
-            for (size_t b = 0; b < B; b++)
-                tr->row_weights[t * B + b] = b < rows ? 1.0f : 0.0f;
-        cg_windows_to_time_major(tr->windows, (int)B, (int)T, tr->inputs, tr->targets);
-        cg_model_forward(g, (int)T, (int)B, tr->inputs, NULL, NULL, false);
-        total += cg_softmax_xent(g->ws.logits, B * T, g->V, tr->targets, tr->row_weights, 0.0f,
-                                 NULL);
-    }
+    for (size_t w0 = 0; w0 < n_windows; w0 += B)
+        total += eval_batch(tr, cg_trainer_val_windows(tr, w0, n_windows));
     double mean = total / ((double)n_windows * T);
     if (!isfinite(mean))
         return cg_fail(&tr->err, CHARGAN_E_NUMERIC, "validation NLL is not finite");

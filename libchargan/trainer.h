@@ -35,7 +35,9 @@ typedef struct cg_shards {
     int first[CG_MAX_SHARDS], rows[CG_MAX_SHARDS];
     chargan_model *gen[CG_MAX_SHARDS];
     int32_t *inputs[CG_MAX_SHARDS], *targets[CG_MAX_SHARDS]; /* T x rows, time-major */
+    float *weights[CG_MAX_SHARDS]; /* T x rows: evaluation's 0/1 weight of each token */
     double loss[CG_MAX_SHARDS];
+    size_t valid_rows; /* evaluation: rows of the batch that hold held-out windows */
     const float *z;
     /* adversarial steps (gan.c): discriminator replicas, per-shard arrays,
      * and the phase the pool runs with its parameters */
@@ -104,6 +106,12 @@ struct chargan_trainer {
     cg_dist *dist; /* NULL unless attached to an MPI communicator (dist.c) */
 };
 
+/* Sizes the models' own workspaces for the full batch.  The steps need them
+ * only where they do not run on the shards' replicas; callers that always
+ * use them (evaluation of the discriminator) call this first. */
+chargan_status cg_trainer_full_workspaces(chargan_trainer *tr);
+/* Whether the models keep full-batch workspaces between calls. */
+bool cg_trainer_keeps_full_workspaces(const chargan_trainer *tr);
 /* Fills tr->windows with B random training windows of T+1 ids. */
 void cg_trainer_draw_windows(chargan_trainer *tr);
 /* Number of held-out windows, and filling tr->windows with those from

@@ -374,10 +374,16 @@ END_TEST
 
 START_TEST(sequences_corpus)
 {
-    /* 40 sequences of 8, 4 held out: evaluate equals chargan_model_nll on them */
+    /* 40 sequences of 8, 4 held out: evaluate equals chargan_model_nll on
+     * them; with 3 threads and batches of 3 it runs on the shards, and the
+     * second batch is one held-out row and two of padding. */
     const uint32_t V = 12;
     int32_t *ids = id_stream(40 * 8, V, 9);
     chargan_trainer_config tc = small_config();
+    if (_i == 1) {
+        tc.threads = 3;
+        tc.batch = 3;
+    }
     chargan_trainer *tr = make_trainer(&tc, make_gen(V, 6, 8, 2, 0.0f, 4));
     ck_assert_int_eq(chargan_trainer_set_corpus_sequences(tr, ids, 40, 8), CHARGAN_OK);
     ck_assert_uint_eq(tr->n_train_seq, 36);
@@ -911,6 +917,9 @@ static float *gan_params(const gan_case *gc, uint32_t threads, size_t *n)
                       chargan_trainer_last_error(tr));
         ck_assert(isfinite(gl) && isfinite(dl));
     }
+    /* Sharded, the steps run on the replicas: the models hold no full-batch
+     * workspace (it would double the activation memory). */
+    ck_assert(threads > 1 ? !g->ws.ids && !d->ws.ids : g->ws.ids && d->ws.ids);
     *n = g->n_weights + d->n_weights;
     float *p = malloc(*n * sizeof(float));
     ck_assert_ptr_nonnull(p);
@@ -957,7 +966,7 @@ static Suite *trainer_suite(void)
     tc = tcase_create("corpus");
     tcase_add_test(tc, corpus_errors);
     tcase_add_test(tc, corpus_text_uses_attached_tokenizer);
-    tcase_add_test(tc, sequences_corpus);
+    tcase_add_loop_test(tc, sequences_corpus, 0, 2);
     tcase_add_test(tc, mle_step_batch_matches_model_nll);
     suite_add_tcase(s, tc);
 
