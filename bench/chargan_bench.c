@@ -223,6 +223,25 @@ static double peak_rss_mb(void)
     return (double)ru.ru_maxrss / 1024.0;
 }
 
+/* Current and peak resident memory, on stderr, so a run shows which phase
+ * sets the peak. */
+static void report_rss(const char *after)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return;
+    char line[256];
+    long rss = -1, hwm = -1;
+    while (fgets(line, sizeof line, f)) {
+        if (!strncmp(line, "VmRSS:", 6))
+            rss = atol(line + 6);
+        else if (!strncmp(line, "VmHWM:", 6))
+            hwm = atol(line + 6);
+    }
+    fclose(f);
+    fprintf(stderr, "[rss] after %s: %.1f MB now, %.1f MB peak\n", after, rss / 1024.0, hwm / 1024.0);
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: chargan_bench [--corpus FILE] [--threads N] [--quick] [--no-budget] "
@@ -279,22 +298,16 @@ int main(int argc, char **argv)
     double spc64;
     double mle64 = timed(&a, mle_call, t64, chars_per_step, a.mle_steps, &spc64);
     fprintf(stderr, "[mle E=64 H=256] %.0f chars/s (%.1f ms/step)\n", mle64, spc64 * 1e3);
+    report_rss("MLE E=64 H=256");
     chargan_trainer *t128 = new_trainer(&s, 128, 128, CHARGAN_GAN_NONE);
     double spc128;
     double mle128 = timed(&a, mle_call, t128, chars_per_step, a.mle_steps, &spc128);
     fprintf(stderr, "[mle E=128 H=128] %.0f chars/s (%.1f ms/step)\n", mle128, spc128 * 1e3);
+    report_rss("MLE E=128 H=128");
     /* FLOPs per character of a 1-layer LSTM LM, forward + backward */
     double H = 256, E = 64, V = s.vocab;
     double flops_per_char = 24 * H * H + 16 * E * H + 6 * H * V;
     double gflops = mle64 * flops_per_char / 1e9;
-    /* The trainers set OpenBLAS to one thread when they shard the batch
-     * themselves: measure sgemm with the benchmark's thread count. */
-    if (openblas_set_num_threads)
-        openblas_set_num_threads(a.threads);
-    double sgemm_step = sgemm_gflops(a.batch * a.seq, 1024, 256);
-    double sgemm_big = sgemm_gflops(1024, 1024, 1024);
-    fprintf(stderr, "[flops] training %.1f GFLOP/s; sgemm %d threads: %.1f GFLOP/s at 2048x1024x256, "
-                    "%.1f at 1024^3\n", gflops, a.threads, sgemm_step, sgemm_big);
 
     /* (b) sampling, from the E=64 H=256 generator */
     chargan_model *g64 = chargan_trainer_generator(t64);
@@ -306,6 +319,7 @@ int main(int argc, char **argv)
     double samp1 = sample_rate(&a, g64, 1, a.sample1_len);
     a.reps = reps;
     fprintf(stderr, "[sample 1x%d] %.0f chars/s\n", a.sample1_len, samp1);
+    report_rss("sampling");
     chargan_trainer_free(t128);
     chargan_trainer_free(t64);
 
@@ -314,13 +328,27 @@ int main(int argc, char **argv)
     double gan_spc;
     double gan = timed(&a, gan_call, tg, 1.0, a.gan_steps, &gan_spc);
     fprintf(stderr, "[gan gumbel E=64 H=256] %.3f steps/s (%.1f ms/step)\n", gan, gan_spc * 1e3);
+    report_rss("Gumbel steps");
     chargan_trainer_free(tg);
     chargan_trainer *trf = new_trainer(&s, 64, 256, CHARGAN_GAN_REINFORCE);
     double rf_spc;
     double rf = timed(&a, gan_call, trf, 1.0, a.gan_steps, &rf_spc);
     fprintf(stderr, "[reinforce E=64 H=256] %.3f steps/s (%.1f ms/step)\n", rf, rf_spc * 1e3);
+    report_rss("REINFORCE steps");
     chargan_trainer_free(trf);
     double rss = peak_rss_mb();
+    /* The sgemm rate is measured after the peak memory is read: its 1024^3
+     * matrices and OpenBLAS's buffers are the benchmark's, not the library's,
+     * and the peer has no such measurement. */
+    /* The trainers set OpenBLAS to one thread when they shard the batch
+     * themselves: measure sgemm with the benchmark's thread count. */
+    if (openblas_set_num_threads)
+        openblas_set_num_threads(a.threads);
+    double sgemm_step = sgemm_gflops(a.batch * a.seq, 1024, 256);
+    double sgemm_big = sgemm_gflops(1024, 1024, 1024);
+    fprintf(stderr, "[flops] training %.1f GFLOP/s; sgemm %d threads: %.1f GFLOP/s at 2048x1024x256, "
+                    "%.1f at 1024^3\n", gflops, a.threads, sgemm_step, sgemm_big);
+    report_rss("sgemm");
 
     /* (d) held-out bits/char after a fixed budget, measured as the peer does:
      * the last 10% as 32 contiguous streams with the state carried. */
