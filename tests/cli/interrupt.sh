@@ -11,11 +11,14 @@ M=$TMP/model.ckpt
 # status lands in $status.  A fixed delay was flaky: on a loaded machine the
 # signal could come before training began, and nothing was saved.  timeout
 # passes the signal on, which matters for SIGINT: sh starts a background job
-# with SIGINT ignored, and chargan leaves an ignored signal ignored.
+# with SIGINT ignored, and chargan leaves an ignored signal ignored.  With
+# --foreground it passes it once, to chargan alone; otherwise it also signals
+# its process group, and chargan, whose handler runs once (a second Ctrl-C
+# kills), could die of the second copy before saving.
 signal_when_training() {
     _sig=$1 _log=$2
     shift 2
-    timeout --preserve-status -s "$_sig" 300 "$@" >"$TMP/out" 2>"$TMP/err" &
+    timeout --foreground --preserve-status -s "$_sig" 300 "$@" >"$TMP/out" 2>"$TMP/err" &
     _pid=$!
     _tries=0
     until grep -q '"step":[1-9]' "$_log" 2>/dev/null || [ "$_tries" -ge 1200 ]; do
