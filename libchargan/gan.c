@@ -319,12 +319,11 @@ static void draw_real(chargan_trainer *tr)
                              tr->targets);
 }
 
-static bool sharded(const chargan_trainer *tr);
 static chargan_status sharded_d_step(chargan_trainer *tr, float *loss, float *accuracy);
 
 chargan_status cg_gan_d_step(chargan_trainer *tr, float *loss, float *accuracy)
 {
-    if (sharded(tr))
+    if (cg_gan_sharded(tr))
         return sharded_d_step(tr, loss, accuracy);
     bool soft = tr->cfg.estimator == CHARGAN_GAN_GUMBEL;
     draw_real(tr);
@@ -643,7 +642,7 @@ void cg_gan_shards_free(cg_shards *sh)
     }
 }
 
-static bool sharded(const chargan_trainer *tr)
+bool cg_gan_sharded(const chargan_trainer *tr)
 {
     return tr->shards.n > 1 && tr->cfg.rollouts == 0;
 }
@@ -873,16 +872,6 @@ static void run_phase(chargan_trainer *tr, int phase)
 }
 
 /* m->grads = the replicas' gradients summed in shard order. */
-static void sum_shard_grads(chargan_model *m, chargan_model *const *replicas, int n)
-{
-    float *restrict dst = m->grads;
-    memcpy(dst, replicas[0]->grads, m->n_weights * sizeof(float));
-    for (int s = 1; s < n; s++) {
-        const float *restrict src = replicas[s]->grads;
-        for (size_t i = 0; i < m->n_weights; i++)
-            dst[i] += src[i];
-    }
-}
 
 /* The sum of the shards' partial losses, in shard order. */
 static double shard_loss(const cg_shards *sh)
@@ -950,7 +939,7 @@ static chargan_status sharded_d_update(chargan_trainer *tr, bool soft, float *lo
     int correct = 0;
     for (int s = 0; s < sh->n; s++)
         correct += sh->gan[s].correct;
-    sum_shard_grads(d, sh->disc, sh->n);
+    cg_shards_sum_grads(d, sh->disc, sh->n);
     return d_finish(tr, shard_loss(sh) / scale, correct, loss_out, acc_out);
 }
 
@@ -991,7 +980,7 @@ static chargan_status sharded_reinforce_step(chargan_trainer *tr, float *g_loss,
     if ((st = advantages(tr)) != CHARGAN_OK)
         return st;
     run_phase(tr, PH_G_REINFORCE);
-    sum_shard_grads(tr->gen, sh->gen, sh->n);
+    cg_shards_sum_grads(tr->gen, sh->gen, sh->n);
     return g_update(tr, shard_loss(sh) / ((double)B * T), g_loss);
 }
 
@@ -1005,7 +994,7 @@ static chargan_status sharded_gumbel_step(chargan_trainer *tr, float *g_loss, fl
     if ((st = sharded_d_rounds(tr, true, d_loss)) != CHARGAN_OK)
         return st;
     run_phase(tr, PH_G_GUMBEL);
-    sum_shard_grads(tr->gen, sh->gen, sh->n);
+    cg_shards_sum_grads(tr->gen, sh->gen, sh->n);
     return g_update(tr, shard_loss(sh) / (double)tr->cfg.batch, g_loss);
 }
 
@@ -1019,7 +1008,7 @@ static chargan_status sharded_d_step(chargan_trainer *tr, float *loss, float *ac
 
 chargan_status cg_gan_step(chargan_trainer *tr, float *g_loss, float *d_loss)
 {
-    if (sharded(tr))
+    if (cg_gan_sharded(tr))
         return tr->cfg.estimator == CHARGAN_GAN_GUMBEL ? sharded_gumbel_step(tr, g_loss, d_loss)
                                                        : sharded_reinforce_step(tr, g_loss, d_loss);
     if (tr->cfg.estimator == CHARGAN_GAN_GUMBEL)

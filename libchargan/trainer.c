@@ -90,7 +90,6 @@ static void shards_free(cg_shards *sh)
         chargan_model_free(sh->gen[s]);
         cg_free(sh->inputs[s]);
         cg_free(sh->targets[s]);
-        cg_free_floats(sh->weights[s]);
     }
     memset(sh, 0, sizeof *sh);
 }
@@ -117,8 +116,7 @@ static chargan_status shards_alloc(chargan_trainer *tr)
         if (cg_model_replica_new(tr->gen, &sh->gen[s]) != CHARGAN_OK ||
             cg_model_reserve(sh->gen[s], T, sh->rows[s]) != CHARGAN_OK ||
             !(sh->inputs[s] = cg_malloc(cells * sizeof(int32_t))) ||
-            !(sh->targets[s] = cg_malloc(cells * sizeof(int32_t))) ||
-            !(sh->weights[s] = cg_alloc_floats(cells)))
+            !(sh->targets[s] = cg_malloc(cells * sizeof(int32_t))))
             return CHARGAN_E_NOMEM;
     }
     return tr->disc ? cg_gan_shards_alloc(tr) : CHARGAN_OK;
@@ -539,14 +537,14 @@ static chargan_status need_corpus(chargan_trainer *tr, const char *fn)
     return CHARGAN_OK;
 }
 
-/* With shards, every step but the adversarial paths that stay unsharded
- * (rollouts, the mixed-in MLE term) runs on the replicas, and a full-batch
+/* With shards, every step runs on the replicas but the adversarial ones that
+ * gan.c keeps unsharded and the mixed-in MLE term, and a full-batch
  * workspace on each model would only hold memory: about 22 MB at E=64,
  * H=256, B=32, T=64, as much as the replicas' together. */
 bool cg_trainer_keeps_full_workspaces(const chargan_trainer *tr)
 {
     return tr->shards.n <= 1 ||
-           (tr->disc && (tr->cfg.rollouts > 0 || tr->cfg.mle_weight > 0.0f));
+           (tr->disc && (!cg_gan_sharded(tr) || tr->cfg.mle_weight > 0.0f));
 }
 
 chargan_status cg_trainer_full_workspaces(chargan_trainer *tr)
@@ -567,6 +565,26 @@ static chargan_status models_ready(chargan_trainer *tr)
 }
 
 /* ------------------------------------------------------------------ MLE */
+
+void cg_shards_sum_grads(chargan_model *m, chargan_model *const *replicas, int n)
+{
+    float *restrict dst = m->grads;
+    memcpy(dst, replicas[0]->grads, m->n_weights * sizeof(float));
+    for (int s = 1; s < n; s++) {
+        const float *restrict src = replicas[s]->grads;
+        for (size_t i = 0; i < m->n_weights; i++)
+            dst[i] += src[i];
+    }
+}
+
+/* The shards' losses, summed in shard order (the same bits for a thread count). */
+static double shards_loss_sum(const cg_shards *sh)
+{
+    double sum = 0.0;
+    for (int s = 0; s < sh->n; s++)
+        sum += sh->loss[s];
+    return sum;
+}
 
 /* One shard's forward and backward on its rows of tr->windows. */
 static void mle_shard(void *ctx, int s)
@@ -607,18 +625,8 @@ static double mle_loss_and_grad(chargan_trainer *tr)
     if (g->cfg.recurrent_dropout > 0.0f)
         cg_model_draw_masks_into(g, sh->gen, sh->n, sh->rows);
     cg_pool_run(sh->pool, mle_shard, tr);
-    double loss = 0.0;
-    for (int s = 0; s < sh->n; s++)
-        loss += sh->loss[s];
-    /* fixed order: the same thread count gives the same bits */
-    float *restrict dst = g->grads;
-    memcpy(dst, sh->gen[0]->grads, g->n_weights * sizeof(float));
-    for (int s = 1; s < sh->n; s++) {
-        const float *restrict src = sh->gen[s]->grads;
-        for (size_t i = 0; i < g->n_weights; i++)
-            dst[i] += src[i];
-    }
-    return loss;
+    cg_shards_sum_grads(g, sh->gen, sh->n);
+    return shards_loss_sum(sh);
 }
 
 /* One MLE update from tr->windows.  A non-finite loss or gradient updates nothing. */
@@ -699,22 +707,27 @@ size_t cg_trainer_val_windows(chargan_trainer *tr, size_t first, size_t n_window
 }
 
 /* Shard s's part of an evaluation batch: the summed NLL of its rows of
- * tr->windows that hold held-out windows. */
+ * tr->windows that hold held-out windows.  Padding rows come last in the
+ * batch, so a shard's counted rows are its first ones (time-major: the
+ * first of each step's rows). */
 static void eval_shard(void *ctx, int s)
 {
     chargan_trainer *tr = ctx;
     cg_shards *sh = &tr->shards;
     chargan_model *r = sh->gen[s];
     int T = (int)tr->cfg.seq_len, rows = sh->rows[s];
-    float *w = sh->weights[s];
-    for (int t = 0; t < T; t++)
-        for (int b = 0; b < rows; b++)
-            w[(size_t)t * rows + b] = (size_t)(sh->first[s] + b) < sh->valid_rows ? 1.0f : 0.0f;
-    cg_windows_to_time_major(tr->windows + (size_t)sh->first[s] * (T + 1), rows, T,
-                             sh->inputs[s], sh->targets[s]);
+    size_t first = (size_t)sh->first[s];
+    size_t counted = sh->valid_rows > first ? sh->valid_rows - first : 0;
+    counted = counted < (size_t)rows ? counted : (size_t)rows;
+    sh->loss[s] = 0.0;
+    if (counted == 0)
+        return;
+    cg_windows_to_time_major(tr->windows + first * (T + 1), rows, T, sh->inputs[s],
+                             sh->targets[s]);
     cg_model_forward(r, T, rows, sh->inputs[s], NULL, NULL, false);
-    sh->loss[s] = cg_softmax_xent(r->ws.logits, (size_t)T * rows, r->V, sh->targets[s], w, 0.0f,
-                                  NULL);
+    for (int t = 0; t < T; t++)
+        sh->loss[s] += cg_softmax_xent(r->ws.logits + (size_t)t * rows * r->V, counted, r->V,
+                                       sh->targets[s] + (size_t)t * rows, NULL, 0.0f, NULL);
 }
 
 /* The summed NLL of the batch in tr->windows, whose first `rows` rows count. */
@@ -726,10 +739,7 @@ static double eval_batch(chargan_trainer *tr, size_t rows)
     if (!cg_trainer_keeps_full_workspaces(tr)) {
         sh->valid_rows = rows;
         cg_pool_run(sh->pool, eval_shard, tr);
-        double sum = 0.0;
-        for (int s = 0; s < sh->n; s++)
-            sum += sh->loss[s];
-        return sum;
+        return shards_loss_sum(sh);
     }
     for (size_t t = 0; t < T; t++)
         for (size_t b = 0; b < B; b++)

@@ -35,7 +35,6 @@ typedef struct cg_shards {
     int first[CG_MAX_SHARDS], rows[CG_MAX_SHARDS];
     chargan_model *gen[CG_MAX_SHARDS];
     int32_t *inputs[CG_MAX_SHARDS], *targets[CG_MAX_SHARDS]; /* T x rows, time-major */
-    float *weights[CG_MAX_SHARDS]; /* T x rows: evaluation's 0/1 weight of each token */
     double loss[CG_MAX_SHARDS];
     size_t valid_rows; /* evaluation: rows of the batch that hold held-out windows */
     const float *z;
@@ -112,6 +111,9 @@ struct chargan_trainer {
 chargan_status cg_trainer_full_workspaces(chargan_trainer *tr);
 /* Whether the models keep full-batch workspaces between calls. */
 bool cg_trainer_keeps_full_workspaces(const chargan_trainer *tr);
+/* m's gradients = the sum of its n replicas', in replica order, so a given
+ * thread count gives the same bits. */
+void cg_shards_sum_grads(chargan_model *m, chargan_model *const *replicas, int n);
 /* Fills tr->windows with B random training windows of T+1 ids. */
 void cg_trainer_draw_windows(chargan_trainer *tr);
 /* Number of held-out windows, and filling tr->windows with those from
@@ -138,6 +140,8 @@ chargan_status cg_gan_d_step(chargan_trainer *tr, float *loss, float *accuracy);
 /* One adversarial round: d_steps discriminator updates, then one generator
  * update with the configured estimator. */
 chargan_status cg_gan_step(chargan_trainer *tr, float *g_loss, float *d_loss);
+/* Whether the adversarial steps run on the shards (threads > 1, no rollouts). */
+bool cg_gan_sharded(const chargan_trainer *tr);
 /* Current Gumbel inverse temperature. */
 double cg_gan_beta(const chargan_trainer *tr);
 
