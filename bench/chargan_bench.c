@@ -337,11 +337,10 @@ int main(int argc, char **argv)
     report_rss("REINFORCE steps");
     chargan_trainer_free(trf);
     double rss = peak_rss_mb();
-    /* The sgemm rate is measured after the peak memory is read: its 1024^3
-     * matrices and OpenBLAS's buffers are the benchmark's, not the library's,
-     * and the peer has no such measurement. */
-    /* The trainers set OpenBLAS to one thread when they shard the batch
-     * themselves: measure sgemm with the benchmark's thread count. */
+    /* sgemm's rate, after the peak memory is read (its 1024^3 matrices and
+     * OpenBLAS's buffers are the benchmark's, not the library's), with the
+     * benchmark's thread count (trainers that shard the batch set OpenBLAS
+     * to one thread). */
     if (openblas_set_num_threads)
         openblas_set_num_threads(a.threads);
     double sgemm_step = sgemm_gflops(a.batch * a.seq, 1024, 256);
