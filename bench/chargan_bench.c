@@ -185,6 +185,7 @@ static double sample_rate(const args *a, chargan_model *m, int streams, int len)
     c.o.length = (uint32_t)len;
     c.o.temperature = 1.0f;
     c.o.seed = a->seed;
+    c.o.threads = (uint32_t)a->threads; /* the peer samples with torch's 2 threads */
     c.cap = (size_t)streams * len;
     c.out = malloc(c.cap * sizeof(int32_t));
     double rate = timed(a, sample_call, &c, (double)c.cap, 1, NULL);
@@ -231,15 +232,20 @@ static void report_rss(const char *after)
     if (!f)
         return;
     char line[256];
-    long rss = -1, hwm = -1;
+    long rss = -1, hwm = -1, anon = -1, file = -1;
     while (fgets(line, sizeof line, f)) {
         if (!strncmp(line, "VmRSS:", 6))
             rss = atol(line + 6);
         else if (!strncmp(line, "VmHWM:", 6))
             hwm = atol(line + 6);
+        else if (!strncmp(line, "RssAnon:", 8))
+            anon = atol(line + 8);
+        else if (!strncmp(line, "RssFile:", 8))
+            file = atol(line + 8);
     }
     fclose(f);
-    fprintf(stderr, "[rss] after %s: %.1f MB now, %.1f MB peak\n", after, rss / 1024.0, hwm / 1024.0);
+    fprintf(stderr, "[rss] after %s: %.1f MB now (%.1f anonymous, %.1f files), %.1f MB peak\n", after,
+            rss / 1024.0, anon / 1024.0, file / 1024.0, hwm / 1024.0);
 }
 
 static void usage(void)
@@ -292,9 +298,11 @@ int main(int argc, char **argv)
     fprintf(stderr, "libchargan %s threads=%d vocab=%u (65 characters + 2 reserved ids) chars=%zu "
                     "quick=%d\n", chargan_version(), a.threads, s.vocab, len, a.quick);
     double chars_per_step = (double)a.batch * a.seq;
+    report_rss("loading the corpus");
 
     /* (a) MLE */
     chargan_trainer *t64 = new_trainer(&s, 64, 256, CHARGAN_GAN_NONE);
+    report_rss("creating a trainer");
     double spc64;
     double mle64 = timed(&a, mle_call, t64, chars_per_step, a.mle_steps, &spc64);
     fprintf(stderr, "[mle E=64 H=256] %.0f chars/s (%.1f ms/step)\n", mle64, spc64 * 1e3);

@@ -27,6 +27,7 @@ int cli_cmd_sample(int argc, char **argv)
         CLI_OPT_FLOAT("top-p", &so.top_p, 0, 1, 1, 0),
         CLI_OPT_STR("prime", 0, &prime),
         CLI_OPT_U64("seed", 0, &seed, 0, UINT64_MAX),
+        CLI_OPT_U32("threads", 0, &so.threads, 1, 64),
     };
     const char *pos[1];
     size_t n_pos = 0;

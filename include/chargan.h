@@ -384,6 +384,8 @@ typedef struct chargan_sample_options {
     float top_p;         /**< nucleus: keep the smallest set with mass >= p; 1 = all (default) */
     uint64_t seed;       /**< sampling RNG seed; same seed, same output */
     int allow_reserved;  /**< nonzero: the start and unknown ids may be sampled; default 0 */
+    uint32_t threads;    /**< threads the streams are split across, at most 64; 0 or 1 = the
+                              calling thread only (default 0) */
 } chargan_sample_options;
 
 /** Fills *opts with the defaults above (seed 1).  Thread-safe.
@@ -395,9 +397,13 @@ CHARGAN_API chargan_status chargan_sample_options_init_sized(chargan_sample_opti
 
 /** Samples n_streams x length ids into out (row-major, caller-allocated, cap
  *  elements).  prime (prime_len ids, may be 0) is fed after the start id to
- *  every stream before sampling begins.  Generator only.  The draws come
- *  from an RNG seeded with opts->seed alone (not the model's), so the same
- *  seed gives the same output; the parameters are not changed.
+ *  every stream before sampling begins.  Generator only.  Stream i draws
+ *  from its own RNG, seeded with opts->seed and i alone (not the model's),
+ *  so the same seed gives the same output, whatever opts->threads is (on
+ *  x86-64 with AVX2 or AVX-512, where every product is the library's own
+ *  kernel; elsewhere the BLAS may round differently for other thread
+ *  counts); the parameters are not changed.  With threads > 1 the call reads
+ *  the model from several threads and returns when all are done.
  *  Errors: CHARGAN_E_INVALID (options out of range, a discriminator),
  *  CHARGAN_E_RANGE (cap too small, a prime id outside the vocabulary),
  *  CHARGAN_E_NOMEM. */

@@ -13,15 +13,6 @@ void cg_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, cons
                 trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-void cg_sgemv(bool trans, int m, int n, float alpha, const float *a, int lda, const float *x,
-              float beta, float *y)
-{
-    if (m == 0 || n == 0)
-        return;
-    cblas_sgemv(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, m, n, alpha, a, lda, x, 1, beta,
-                y, 1);
-}
-
 /* Looked up at run time, not link time: Debian's libblas.so.3 is an
  * alternative that may be OpenBLAS (which has this) or the reference BLAS
  * (which does not), and the choice can change after we are built. */

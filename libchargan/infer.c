@@ -11,7 +11,7 @@ void cg_infer_free(cg_infer_state *st, const chargan_model *m)
         cg_free_floats(st->c[l]);
     }
     cg_free_floats(st->xw);
-    cg_free_floats(st->xtab);
+    cg_free_floats(st->own_xtab);
     cg_free_floats(st->emb);
     cg_free_floats(st->logits);
     cg_free_floats(st->z);
@@ -20,7 +20,8 @@ void cg_infer_free(cg_infer_state *st, const chargan_model *m)
     memset(st, 0, sizeof *st);
 }
 
-bool cg_infer_alloc(cg_infer_state *st, const chargan_model *m, int B)
+bool cg_infer_alloc(cg_infer_state *st, const chargan_model *m, int B,
+                    const cg_infer_state *shared)
 {
     memset(st, 0, sizeof *st);
     st->B = B;
@@ -34,8 +35,10 @@ bool cg_infer_alloc(cg_infer_state *st, const chargan_model *m, int B)
     ok = ok && (st->emb = cg_alloc_floats((size_t)B * m->E)) != NULL;
     ok = ok && (st->logits = cg_alloc_floats((size_t)B * m->V)) != NULL;
     ok = ok && (st->ids = cg_malloc((size_t)B * sizeof(int32_t))) != NULL;
-    if (m->V <= CG_INFER_TABLE_MAX)
-        ok = ok && (st->xtab = cg_alloc_floats((size_t)m->V * 4 * m->H)) != NULL;
+    if (shared)
+        st->xtab = shared->xtab;
+    else if (m->V <= CG_INFER_TABLE_MAX)
+        ok = ok && (st->xtab = st->own_xtab = cg_alloc_floats((size_t)m->V * 4 * m->H)) != NULL;
     if (m->Z > 0) {
         ok = ok && (st->z = cg_alloc_floats((size_t)B * m->Z)) != NULL;
         ok = ok && (st->state = cg_alloc_floats(bh * 2 * m->L)) != NULL;
@@ -45,11 +48,15 @@ bool cg_infer_alloc(cg_infer_state *st, const chargan_model *m, int B)
     return ok;
 }
 
-void cg_infer_begin(cg_infer_state *st, const chargan_model *m, cg_rng *rng)
+void cg_infer_prepare(cg_infer_state *st, const chargan_model *m)
+{
+    if (st->own_xtab)
+        cg_lstm_input_table(&m->lstm[0], m->V, m->embed, st->own_xtab);
+}
+
+void cg_infer_begin(cg_infer_state *st, const chargan_model *m, cg_rng *rngs)
 {
     size_t bh = (size_t)st->B * m->H, H = (size_t)m->H;
-    if (st->xtab)
-        cg_lstm_input_table(&m->lstm[0], m->V, m->embed, st->xtab);
     for (int l = 0; l < m->L; l++) {
         memset(st->h[l], 0, bh * sizeof(float));
         memset(st->c[l], 0, bh * sizeof(float));
@@ -57,9 +64,10 @@ void cg_infer_begin(cg_infer_state *st, const chargan_model *m, cg_rng *rng)
     if (m->Z == 0)
         return;
     int width = 2 * m->L * m->H;
-    if (rng) {
-        for (size_t i = 0; i < (size_t)st->B * m->Z; i++)
-            st->z[i] = cg_rng_normal(rng);
+    if (rngs) {
+        for (int b = 0; b < st->B; b++)
+            for (int i = 0; i < m->Z; i++)
+                st->z[(size_t)b * m->Z + i] = cg_rng_normal(&rngs[b]);
         cg_dense_forward(m->noise_w, m->noise_b, m->Z, width, (size_t)st->B, st->z, st->state);
     } else {
         /* zero noise: the state is the bias, as in cg_model_forward with z NULL */

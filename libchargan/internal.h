@@ -163,8 +163,6 @@ size_t cg_utf8_encode(uint32_t cp, uint8_t *out);
 /* The only place that calls cblas_*.  Row-major; trans_a/trans_b are booleans. */
 void cg_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a, int lda,
               const float *b, int ldb, float beta, float *c, int ldc);
-void cg_sgemv(bool trans, int m, int n, float alpha, const float *a, int lda, const float *x,
-              float beta, float *y);
 /* Sets the BLAS library's thread count where it has a way to (OpenBLAS). */
 void cg_blas_set_threads(int n);
 /* Name of the BLAS in use, for reports. */

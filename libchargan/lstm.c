@@ -467,15 +467,14 @@ void cg_lstm_step_infer(const cg_lstm_layer *L, int B, const float *x, float *h,
 {
     const int H = L->hidden, G = 4 * H;
     /* Same order of operations as the forward: bias, + x w_ih, + h w_hh.
-     * One row is a vector-matrix product, for which gemv is the fast path. */
+     * Both products are the small kernel's, which sums each row the same way
+     * whatever B is (a BLAS may not): a stream's output does not depend on
+     * how many streams share the call, so sampling can split them across
+     * threads without changing them.  One row streams the weights once, as
+     * gemv would. */
     fill_rows(xw, L->b, (size_t)B, (size_t)G);
-    if (B == 1) {
-        cg_sgemv(true, L->in, G, 1.0f, L->w_ih, G, x, 1.0f, xw);
-        cg_sgemv(true, H, G, 1.0f, L->w_hh, G, h, 1.0f, xw);
-    } else {
-        cg_sgemm(false, false, B, G, L->in, 1.0f, x, L->in, L->w_ih, G, 1.0f, xw, G);
-        cg_kgemm_nn(B, G, H, h, H, L->w_hh, G, xw, G, true); /* as the forward's */
-    }
+    cg_kgemm_nn(B, G, L->in, x, L->in, L->w_ih, G, xw, G, true);
+    cg_kgemm_nn(B, G, H, h, H, L->w_hh, G, xw, G, true);
     infer_gates(xw, h, c, B, H);
 }
 

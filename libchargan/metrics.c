@@ -39,11 +39,12 @@ chargan_status chargan_model_stream_nll(chargan_model *m, const int32_t *ids, si
     int G = n_streams < CG_STREAM_GROUP ? (int)n_streams : CG_STREAM_GROUP;
     cg_infer_state is;
     int32_t *targets = cg_malloc((size_t)G * sizeof(int32_t));
-    if (!targets || !cg_infer_alloc(&is, m, G)) {
+    if (!targets || !cg_infer_alloc(&is, m, G, NULL)) {
         cg_free(targets);
         return cg_fail(&m->err, CHARGAN_E_NOMEM, "out of memory scoring %u streams", n_streams);
     }
     double total = 0.0;
+    cg_infer_prepare(&is, m);
     for (size_t s0 = 0; s0 < n_streams; s0 += (size_t)G) {
         size_t rows = n_streams - s0 < (size_t)G ? n_streams - s0 : (size_t)G;
         is.B = (int)rows; /* the last group may be smaller; buffers fit G rows */

@@ -2,6 +2,7 @@
  * top-k, top-p, a priming sequence; ids or UTF-8 text out. */
 #include "infer.h"
 #include "model.h"
+#include "pool.h"
 #include "sample.h"
 #include "tokenizer.h"
 
@@ -11,6 +12,8 @@
 #include <string.h>
 
 #define CG_MAX_SAMPLE_TOKENS ((size_t)1 << 28)
+/* The most threads one sampling call may ask for. */
+#define CG_MAX_SAMPLE_THREADS 64
 
 static void sample_options_defaults(chargan_sample_options *opts)
 {
@@ -165,11 +168,70 @@ static chargan_status check_sample_args(chargan_model *m, const chargan_sample_o
     if ((size_t)opts->n_streams * opts->length > CG_MAX_SAMPLE_TOKENS)
         return cg_fail(&m->err, CHARGAN_E_INVALID, "%s: %u streams of %u tokens is too many", fn,
                        opts->n_streams, opts->length);
+    if (opts->threads > CG_MAX_SAMPLE_THREADS)
+        return cg_fail(&m->err, CHARGAN_E_INVALID, "%s: threads %u not in [0, %d]", fn,
+                       opts->threads, CG_MAX_SAMPLE_THREADS);
     return CHARGAN_OK;
 }
 
+/* One thread's share of a sampling call: streams first .. first + rows - 1,
+ * each with its own RNG stream (seed, stream index), so which numbers a
+ * stream draws does not depend on how the streams are split. */
+typedef struct sample_shard {
+    cg_infer_state is;
+    cg_sampler sampler;
+    cg_rng *rng; /* rows RNGs */
+    int first, rows;
+} sample_shard;
+
+typedef struct sample_job {
+    chargan_model *m;
+    const chargan_sample_options *opts;
+    const int32_t *prime;
+    size_t prime_len;
+    int32_t *out;
+    sample_shard *shards;
+} sample_job;
+
+static void sample_shard_run(void *ctx, int s)
+{
+    sample_job *job = ctx;
+    sample_shard *sh = &job->shards[s];
+    chargan_model *m = job->m;
+    const size_t length = job->opts->length;
+    cg_infer_state *is = &sh->is;
+    cg_infer_begin(is, m, sh->rng);
+    for (int b = 0; b < sh->rows; b++)
+        is->ids[b] = m->cfg.start_id;
+    for (size_t i = 0; i < job->prime_len; i++) {
+        cg_infer_step(is, m);
+        for (int b = 0; b < sh->rows; b++)
+            is->ids[b] = job->prime[i];
+    }
+    int32_t *out = job->out + (size_t)sh->first * length;
+    for (size_t t = 0; t < length; t++) {
+        cg_infer_step(is, m);
+        for (int b = 0; b < sh->rows; b++) {
+            int32_t id = cg_sampler_draw(&sh->sampler, is->logits + (size_t)b * m->V, &sh->rng[b]);
+            is->ids[b] = id;
+            out[(size_t)b * length + t] = id;
+        }
+    }
+}
+
+static void sample_shards_free(sample_shard *shards, int n, const chargan_model *m)
+{
+    for (int s = 0; s < n; s++) {
+        cg_infer_free(&shards[s].is, m);
+        cg_sampler_free(&shards[s].sampler);
+    }
+    cg_free(shards);
+}
+
 /* Samples ids below n_ids only (n_ids <= V): text sampling stops at the
- * tokenizer's vocabulary, which may be smaller than the model's. */
+ * tokenizer's vocabulary, which may be smaller than the model's.  The
+ * streams are split into opts->threads contiguous shards that step on their
+ * own threads from start to end, reading the parameters and one input table. */
 static chargan_status sample_ids(chargan_model *m, const chargan_sample_options *opts,
                                  const int32_t *prime, size_t prime_len, int32_t *out, size_t cap,
                                  int n_ids)
@@ -182,36 +244,45 @@ static chargan_status sample_ids(chargan_model *m, const chargan_sample_options 
     st = cg_check_ids(&m->err, prime, prime_len, m->V);
     if (st != CHARGAN_OK)
         return st;
-    cg_sampler sampler;
-    st = cg_sampler_init(&sampler, &m->err, n_ids, opts);
-    if (st != CHARGAN_OK)
-        return st;
-    int B = (int)opts->n_streams;
-    cg_infer_state is;
-    if (!cg_infer_alloc(&is, m, B)) {
-        cg_sampler_free(&sampler);
-        return cg_fail(&m->err, CHARGAN_E_NOMEM, "out of memory sampling %d streams", B);
-    }
-    cg_rng rng;
-    cg_rng_seed(&rng, opts->seed);
-    cg_infer_begin(&is, m, &rng);
-    for (int b = 0; b < B; b++)
-        is.ids[b] = m->cfg.start_id;
-    for (size_t i = 0; i < prime_len; i++) {
-        cg_infer_step(&is, m);
-        for (int b = 0; b < B; b++)
-            is.ids[b] = prime[i];
-    }
-    for (uint32_t t = 0; t < opts->length; t++) {
-        cg_infer_step(&is, m);
-        for (int b = 0; b < B; b++) {
-            int32_t id = cg_sampler_draw(&sampler, is.logits + (size_t)b * m->V, &rng);
-            is.ids[b] = id;
-            out[(size_t)b * opts->length + t] = id;
+    const int B = (int)opts->n_streams;
+    int n = opts->threads > 1 ? (int)opts->threads : 1;
+    n = n > B ? B : n;
+    sample_shard *shards = cg_calloc((size_t)n, sizeof *shards);
+    cg_rng *rng = cg_malloc((size_t)B * sizeof *rng);
+    bool ok = shards && rng;
+    for (int s = 0, first = 0; ok && s < n; s++) {
+        sample_shard *sh = &shards[s];
+        sh->first = first;
+        sh->rows = B / n + (s < B % n);
+        sh->rng = rng + first;
+        first += sh->rows;
+        st = cg_sampler_init(&sh->sampler, &m->err, n_ids, opts);
+        if (st != CHARGAN_OK) {
+            sample_shards_free(shards, s, m);
+            cg_free(rng);
+            return st;
         }
+        ok = cg_infer_alloc(&sh->is, m, sh->rows, s > 0 ? &shards[0].is : NULL);
+        if (!ok)
+            cg_sampler_free(&sh->sampler);
     }
-    cg_infer_free(&is, m);
-    cg_sampler_free(&sampler);
+    cg_pool *pool = ok && n > 1 ? cg_pool_new(n) : NULL;
+    if (!ok || (n > 1 && !pool)) {
+        if (shards)
+            sample_shards_free(shards, n, m); /* zeroed shards free nothing */
+        cg_free(rng);
+        return cg_fail(&m->err, CHARGAN_E_NOMEM, "out of memory sampling %d streams on %d "
+                       "threads", B, n);
+    }
+    for (int b = 0; b < B; b++)
+        cg_rng_seed_stream(&rng[b], opts->seed, (uint64_t)b);
+    cg_infer_prepare(&shards[0].is, m);
+    sample_job job = {.m = m, .opts = opts, .prime = prime, .prime_len = prime_len, .out = out,
+                      .shards = shards};
+    cg_pool_run(pool, sample_shard_run, &job);
+    cg_pool_free(pool);
+    sample_shards_free(shards, n, m);
+    cg_free(rng);
     return CHARGAN_OK;
 }
 

@@ -6,6 +6,7 @@
  * allocation failures. */
 #include "test_common.h"
 #include "internal.h"
+#include "kernels.h"
 #include "model.h"
 
 #include <math.h>
@@ -528,11 +529,14 @@ START_TEST(batched_streams_are_deterministic)
     ck_assert(memcmp(a, b, 160 * sizeof *a) == 0);
     /* the two streams are independent draws, not copies */
     ck_assert(memcmp(a, a + 80, 80 * sizeof *a) != 0);
-    /* a longer run continues the same streams?  No: one RNG serves the
-     * streams in turn, so only the same options give the same output. */
+    /* each stream has its own RNG stream: stream 0 alone is stream 0 of
+     * two (every product is the small kernel's, which sums each row the same
+     * way whatever the row count; a BLAS fallback may not) */
     o.n_streams = 1;
     int32_t *c = sample(m, &o, NULL, 0), *d = sample(m, &o, NULL, 0);
     ck_assert(memcmp(c, d, 80 * sizeof *c) == 0);
+    if (cg_kern_active() != CG_KERN_PORTABLE)
+        ck_assert(memcmp(a, c, 80 * sizeof *c) == 0);
     /* many streams at once */
     o.n_streams = 64;
     o.length = 20;
@@ -544,6 +548,43 @@ START_TEST(batched_streams_are_deterministic)
     free(d);
     free(e);
     free(f);
+    chargan_model_free(m);
+}
+END_TEST
+
+/* The streams split across threads: the same ids for every thread count,
+ * including more threads than streams, with a prime, noise and two layers. */
+START_TEST(threads_do_not_change_the_output)
+{
+    chargan_model *m = make_gen(23, 4, 2, 9);
+    const int32_t prime[3] = {5, 7, 9};
+    chargan_sample_options o = options(13, 40, 77);
+    o.temperature = 0.8f;
+    int32_t *one = sample(m, &o, prime, 3);
+    uint32_t counts[] = {2, 3, 8, 13, 20, 64};
+    for (size_t i = 0; i < sizeof counts / sizeof *counts; i++) {
+        o.threads = counts[i];
+        int32_t *many = sample(m, &o, prime, 3);
+        if (cg_kern_active() != CG_KERN_PORTABLE)
+            ck_assert_msg(memcmp(one, many, 13 * 40 * sizeof *one) == 0, "threads %u", counts[i]);
+        /* the same call twice: always the same */
+        int32_t *again = sample(m, &o, prime, 3);
+        ck_assert(memcmp(many, again, 13 * 40 * sizeof *one) == 0);
+        free(many);
+        free(again);
+    }
+    /* top-k and top-p keep per-thread scratch: still the same */
+    o.top_k = 5;
+    o.top_p = 0.9f;
+    o.threads = 1;
+    int32_t *a = sample(m, &o, NULL, 0);
+    o.threads = 4;
+    int32_t *b = sample(m, &o, NULL, 0);
+    if (cg_kern_active() != CG_KERN_PORTABLE)
+        ck_assert(memcmp(a, b, 13 * 40 * sizeof *a) == 0);
+    free(a);
+    free(b);
+    free(one);
     chargan_model_free(m);
 }
 END_TEST
@@ -560,6 +601,14 @@ START_TEST(option_validation)
     ck_assert(o.temperature == 1.0f && o.top_p == 1.0f);
     ck_assert_uint_eq(o.top_k, 0);
     ck_assert_int_eq(o.allow_reserved, 0);
+    ck_assert_uint_eq(o.threads, 0);
+
+    o = options(1, 8, 1);
+    o.threads = 65;
+    ck_assert_int_eq(chargan_model_sample_ids(m, &o, NULL, 0, out, 64), CHARGAN_E_INVALID);
+    assert_contains(chargan_model_last_error(m), "threads 65");
+    o.threads = 64;
+    ck_assert_int_eq(chargan_model_sample_ids(m, &o, NULL, 0, out, 64), CHARGAN_OK);
 
     static const float bad_t[] = {0.0f, -1.0f, NAN, INFINITY, -0.0f};
     for (int i = 0; i < 5; i++) {
@@ -618,18 +667,23 @@ START_TEST(allocation_failures)
     o.top_k = 5;
     o.top_p = 0.9f;
     int32_t out[60], ref[60];
-    ck_assert_int_eq(chargan_model_sample_ids(m, &o, NULL, 0, ref, 60), CHARGAN_OK);
     long k;
-    for (k = 0; k < 1000; k++) {
-        cg_alloc_fail_after(k);
-        chargan_status st = chargan_model_sample_ids(m, &o, NULL, 0, out, 60);
-        cg_alloc_fail_after(-1);
-        if (st == CHARGAN_OK)
-            break;
-        ck_assert_int_eq(st, CHARGAN_E_NOMEM);
+    /* on the calling thread, and split across threads (each shard's buffers, the pool) */
+    for (uint32_t threads = 0; threads <= 3; threads += 3) {
+        o.threads = threads;
+        ck_assert_int_eq(chargan_model_sample_ids(m, &o, NULL, 0, ref, 60), CHARGAN_OK);
+        for (k = 0; k < 1000; k++) {
+            cg_alloc_fail_after(k);
+            chargan_status st = chargan_model_sample_ids(m, &o, NULL, 0, out, 60);
+            cg_alloc_fail_after(-1);
+            if (st == CHARGAN_OK)
+                break;
+            ck_assert_int_eq(st, CHARGAN_E_NOMEM);
+        }
+        ck_assert(k > 0 && k < 1000);
+        ck_assert(memcmp(out, ref, sizeof out) == 0);
     }
-    ck_assert(k > 0 && k < 1000);
-    ck_assert(memcmp(out, ref, sizeof out) == 0);
+    o.threads = 0;
     char *want;
     ck_assert_int_eq(chargan_model_sample_text(m, &o, "the ", &want), CHARGAN_OK);
     for (k = 0; k < 1000; k++) {
@@ -674,6 +728,7 @@ static Suite *sample_suite(void)
 
     tc = tcase_create("api");
     tcase_add_test(tc, batched_streams_are_deterministic);
+    tcase_add_test(tc, threads_do_not_change_the_output);
     tcase_add_test(tc, option_validation);
     tcase_add_test(tc, allocation_failures);
     suite_add_tcase(s, tc);

@@ -161,7 +161,7 @@ class SampleOptions(_Options):
     _init = "chargan_sample_options_init_sized"
     _fields_ = [("struct_size", c_size_t), ("n_streams", c_uint32), ("length", c_uint32),
                 ("temperature", c_float), ("top_k", c_uint32), ("top_p", c_float),
-                ("seed", c_uint64), ("allow_reserved", c_int)]
+                ("seed", c_uint64), ("allow_reserved", c_int), ("threads", c_uint32)]
 
 
 class OptimizerConfig(_Options):

@@ -187,7 +187,7 @@ class Model(Handle):
         """Samples options.n_streams x options.length ids (an int32 array of
         that shape, or a list of lists).  prime: ids fed after the start id.
         fields are those of SampleOptions (length, temperature, top_k, top_p,
-        seed, n_streams, allow_reserved)."""
+        seed, n_streams, allow_reserved, threads)."""
         opts = sample_options(options, fields)
         if prime is not None and len(prime):
             pptr, pkeep, pshape = _arrays.input_buffer(prime, c_int32, (None,), "prime")

@@ -38,7 +38,7 @@ typedef struct chargan_trainer_config {
 } chargan_trainer_config;
 typedef struct chargan_sample_options {
     size_t struct_size; uint32_t n_streams, length; float temperature; uint32_t top_k;
-    float top_p; uint64_t seed; int allow_reserved;
+    float top_p; uint64_t seed; int allow_reserved; uint32_t threads;
 } chargan_sample_options;
 
 const char *chargan_version(void);

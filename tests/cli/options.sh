@@ -116,6 +116,8 @@ expect_error 2 "-n" "$CHARGAN" sample "$M" -n ten
 expect_error 2 "--chars" "$CHARGAN" sample "$M" --chars 268435457
 expect_error 2 "--streams" "$CHARGAN" sample "$M" --streams 0
 expect_error 2 "--streams" "$CHARGAN" sample "$M" --streams 65536 -n 4097
+expect_error 2 "--threads" "$CHARGAN" sample "$M" --threads 65
+expect_error 2 "--threads" "$CHARGAN" sample "$M" --threads 0
 expect_error 2 "--temperature" "$CHARGAN" sample "$M" --temperature 0
 expect_error 2 "--temperature" "$CHARGAN" sample "$M" --temperature -1
 expect_error 2 "--top-p" "$CHARGAN" sample "$M" --top-p 0

@@ -53,6 +53,13 @@ expect_ok "$CHARGAN" sample "$M" -n100 --seed=3
 cmp -s "$TMP/out" "$TMP/sample1" || fail "sample: the same seed gave different text"
 expect_ok "$CHARGAN" sample "$M" -n 100 --seed 4
 cmp -s "$TMP/out" "$TMP/sample1" && fail "sample: different seeds gave the same text"
+# Streams split across threads: each has its own random stream, so the same text.
+expect_ok "$CHARGAN" sample "$M" -n 50 --streams 5 --seed 3
+cp "$TMP/out" "$TMP/streams1"
+expect_ok "$CHARGAN" sample "$M" -n 50 --streams 5 --seed 3 --threads 3
+if [ "$(uname -m)" = x86_64 ]; then
+    cmp -s "$TMP/out" "$TMP/streams1" || fail "sample --threads 3: other text than one thread"
+fi
 # Greedy decoding ignores the seed.
 expect_ok "$CHARGAN" sample "$M" -n 50 --top-k 1 --seed 1
 cp "$TMP/out" "$TMP/greedy"

@@ -40,6 +40,7 @@ int main(void)
     FIELD(chargan_sample_options, top_p);
     FIELD(chargan_sample_options, seed);
     FIELD(chargan_sample_options, allow_reserved);
+    FIELD(chargan_sample_options, threads);
 
     STRUCT(chargan_optimizer_config);
     FIELD(chargan_optimizer_config, struct_size);
