@@ -101,3 +101,76 @@ void cg_infer_step(cg_infer_state *st, const chargan_model *m)
         memcpy(st->logits + (size_t)b * m->V, m->out_b, (size_t)m->V * sizeof(float));
     cg_kgemm_nn(B, m->V, m->H, x, m->H, m->out_w, m->V, st->logits, m->V, true);
 }
+
+/* ---------------------------------------------------------------- one step, several threads */
+
+bool cg_infer_split_alloc(cg_infer_split *sp, const chargan_model *m, int B, int P)
+{
+    memset(sp, 0, sizeof *sp);
+    if (!cg_infer_alloc(&sp->st, m, B, NULL))
+        return false;
+    bool ok = true;
+    for (int l = 0; l < m->L; l++)
+        ok = ok && (sp->h_odd[l] = cg_alloc_floats((size_t)B * m->H)) != NULL;
+    if (!sp->st.xtab)
+        ok = ok && (sp->emb = cg_alloc_floats((size_t)P * B * m->E)) != NULL;
+    if (!ok) {
+        cg_infer_split_free(sp, m);
+        return false;
+    }
+    sp->P = P;
+    cg_barrier_init(&sp->barrier, (unsigned)P);
+    return true;
+}
+
+void cg_infer_split_free(cg_infer_split *sp, const chargan_model *m)
+{
+    for (int l = 0; l < m->L; l++)
+        cg_free_floats(sp->h_odd[l]);
+    cg_free_floats(sp->emb);
+    cg_infer_free(&sp->st, m);
+    memset(sp, 0, sizeof *sp);
+}
+
+/* Thread s's share [*lo, *hi) of n columns, in whole blocks of 16 (64-byte
+ * lines) so no two threads write one line. */
+static void split_range(int n, int s, int P, int *lo, int *hi)
+{
+    const int blocks = (n + 15) / 16;
+    *lo = 16 * (int)((long)blocks * s / P);
+    *hi = 16 * (int)((long)blocks * (s + 1) / P);
+    *lo = *lo < n ? *lo : n;
+    *hi = *hi < n ? *hi : n;
+}
+
+void cg_infer_split_step(cg_infer_split *sp, const chargan_model *m, int s, uint64_t t,
+                         const int32_t *ids)
+{
+    cg_infer_state *st = &sp->st;
+    const int B = st->B, H = m->H, V = m->V;
+    const float *x = NULL;
+    if (!st->xtab) {
+        float *emb = sp->emb + (size_t)s * B * m->E;
+        cg_embedding_forward(m->embed, m->E, ids, (size_t)B, emb);
+        x = emb;
+    }
+    int u0, u1;
+    split_range(H, s, sp->P, &u0, &u1);
+    for (int l = 0; l < m->L; l++) {
+        float *h_prev = t & 1 ? sp->h_odd[l] : st->h[l], *h_next = t & 1 ? st->h[l] : sp->h_odd[l];
+        const float *table = l == 0 ? st->xtab : NULL;
+        if (u0 < u1)
+            cg_lstm_step_infer_units(&m->lstm[l], B, table, ids, x, h_prev, h_next, st->c[l],
+                                     st->xw, u0, u1);
+        cg_barrier_wait(&sp->barrier);
+        x = h_next;
+    }
+    int v0, v1;
+    split_range(V, s, sp->P, &v0, &v1);
+    if (v0 < v1) {
+        for (int b = 0; b < B; b++)
+            memcpy(st->logits + (size_t)b * V + v0, m->out_b + v0, (size_t)(v1 - v0) * sizeof(float));
+        cg_kgemm_nn(B, v1 - v0, H, x, H, m->out_w + v0, V, st->logits + v0, V, true);
+    }
+    cg_barrier_wait(&sp->barrier);
+}

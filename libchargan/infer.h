@@ -7,6 +7,7 @@
 #define CHARGAN_INFER_H
 
 #include "model.h"
+#include "pool.h"
 
 typedef struct cg_infer_state {
     int B;                                      /* streams (rows) */
@@ -39,5 +40,28 @@ void cg_infer_begin(cg_infer_state *st, const chargan_model *m, cg_rng *rngs);
 /* Feeds st->ids (one per stream) through the stack; the logits of each
  * stream's next token land in st->logits. */
 void cg_infer_step(cg_infer_state *st, const chargan_model *m);
+
+/* Fewer streams than threads: P threads share every step of the same B
+ * streams.  Thread s owns a slice of each layer's hidden units (its columns
+ * of the gates, c and h) and of the vocabulary (its logits); they meet at a
+ * barrier after each layer and after the logits.  h alternates between two
+ * buffers per layer so that a step reads the previous h while writing the
+ * next.  Every element is computed as cg_infer_step computes it, so the
+ * logits are the same bits. */
+typedef struct cg_infer_split {
+    cg_infer_state st;            /* B rows; h[l] is the h of even steps, c[l] is shared */
+    float *h_odd[CG_MAX_LAYERS];  /* the h of odd steps */
+    float *emb;                   /* P x B x E: each thread's embedded input, without a table */
+    int P;
+    cg_barrier barrier;
+} cg_infer_split;
+
+bool cg_infer_split_alloc(cg_infer_split *sp, const chargan_model *m, int B, int P);
+void cg_infer_split_free(cg_infer_split *sp, const chargan_model *m);
+/* Thread s's part of step t (counted from 0 after cg_infer_begin on sp->st)
+ * on ids (B); when it returns, sp->st.logits holds the whole step's logits
+ * for every thread. */
+void cg_infer_split_step(cg_infer_split *sp, const chargan_model *m, int s, uint64_t t,
+                         const int32_t *ids);
 
 #endif /* CHARGAN_INFER_H */

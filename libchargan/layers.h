@@ -148,12 +148,19 @@ void cg_lstm_backward_ids(const cg_lstm_layer *L, cg_lstm_cache *c, const int32_
                           float *dx_table, float *dh0, float *dc0);
 
 /* Inference step without a cache: h, c (B x H) are updated in place from x
- * (B x in).  xw is scratch of B x 4H.  B == 1 uses gemv.  Same gate math as
- * the forward; equal to it up to the BLAS's rounding. */
+ * (B x in).  xw is scratch of B x 4H.  Same gate math as the forward; equal
+ * to it up to the BLAS's rounding. */
 void cg_lstm_step_infer(const cg_lstm_layer *L, int B, const float *x, float *h, float *c,
                         float *xw);
 /* The same for a table-fed layer: the gate rows start as table[ids[b]]. */
 void cg_lstm_step_infer_ids(const cg_lstm_layer *L, int B, const float *table, const int32_t *ids,
                             float *h, float *c, float *xw);
+/* Either step for hidden units [u0, u1) only, so threads can share a step:
+ * the input is table rows of ids (table not NULL) or x; h_prev (B x H, all
+ * units) is read, and only those units' columns of xw (B x 4H), c and h_out
+ * are written.  h_out may be h_prev only when [u0, u1) is every unit. */
+void cg_lstm_step_infer_units(const cg_lstm_layer *L, int B, const float *table,
+                              const int32_t *ids, const float *x, const float *h_prev,
+                              float *h_out, float *c, float *xw, int u0, int u1);
 
 #endif /* CHARGAN_LAYERS_H */

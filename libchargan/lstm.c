@@ -442,17 +442,19 @@ void cg_lstm_backward_ids(const cg_lstm_layer *L, cg_lstm_cache *c, const int32_
 
 /* ---------------------------------------------------------------- inference */
 
-/* The gate math of an inference step: h and c (B x H) are overwritten in
- * place from the pre-activations xw (B x 4H). */
-CG_VECTOR_CLONES static void infer_gates(const float *xw, float *h, float *c, int B, int H)
+/* The gate math of an inference step for hidden units [u0, u1): from the
+ * pre-activations in xw (B x 4H), c (B x H) is updated in place and h_out
+ * (B x H) written, in those columns only. */
+CG_VECTOR_CLONES static void infer_gates(const float *xw, float *h_out, float *c, int B, int H,
+                                         int u0, int u1)
 {
     const size_t hh = (size_t)H, G = 4 * hh;
     for (size_t r = 0; r < (size_t)B; r++) {
         const float *zr = xw + r * G;
         const float *restrict zi = zr, *restrict zf = zr + hh, *restrict zg = zr + 2 * hh,
                               *restrict zo = zr + 3 * hh;
-        float *restrict hr = h + r * hh, *restrict cr = c + r * hh;
-        for (size_t j = 0; j < hh; j++) {
+        float *restrict hr = h_out + r * hh, *restrict cr = c + r * hh;
+        for (size_t j = (size_t)u0; j < (size_t)u1; j++) {
             const float i = gate_sigmoid(zi[j]), f = gate_sigmoid(zf[j]), g = gate_tanh(zg[j]),
                         o = gate_sigmoid(zo[j]);
             const float cj = f * cr[j] + i * g;
@@ -462,29 +464,54 @@ CG_VECTOR_CLONES static void infer_gates(const float *xw, float *h, float *c, in
     }
 }
 
+/* xw's columns of units [u0, u1) in each of the four gate blocks (all 4H
+ * columns at once when the slice is every unit) += a (B x k) times those
+ * columns of w (k x 4H). */
+static void add_product_units(int B, int H, int k, const float *a, const float *w, float *xw,
+                              int u0, int u1)
+{
+    const int G = 4 * H;
+    if (u0 == 0 && u1 == H) {
+        cg_kgemm_nn(B, G, k, a, k, w, G, xw, G, true);
+        return;
+    }
+    for (int g = 0; g < 4; g++)
+        cg_kgemm_nn(B, u1 - u0, k, a, k, w + g * H + u0, G, xw + g * H + u0, G, true);
+}
+
+void cg_lstm_step_infer_units(const cg_lstm_layer *L, int B, const float *table,
+                              const int32_t *ids, const float *x, const float *h_prev,
+                              float *h_out, float *c, float *xw, int u0, int u1)
+{
+    const int H = L->hidden;
+    const size_t G = 4 * (size_t)H, w = (size_t)(u1 - u0);
+    /* Same order of operations as the forward: bias (or the table row, which
+     * holds bias + x w_ih), + x w_ih, + h w_hh.  Both products are the small
+     * kernel's, which sums each element the same way whatever B is and
+     * whichever columns a call covers (a BLAS may not): a stream's output
+     * depends neither on how many streams share the call nor on how the
+     * units are split across threads.  One row streams the weights once, as
+     * gemv would. */
+    for (size_t r = 0; r < (size_t)B; r++) {
+        const float *src = table ? table + (size_t)ids[r] * G : L->b;
+        for (size_t g = 0; g < 4; g++)
+            memcpy(xw + r * G + g * (size_t)H + (size_t)u0, src + g * (size_t)H + (size_t)u0,
+                   w * sizeof(float));
+    }
+    if (!table)
+        add_product_units(B, H, L->in, x, L->w_ih, xw, u0, u1);
+    add_product_units(B, H, H, h_prev, L->w_hh, xw, u0, u1);
+    infer_gates(xw, h_out, c, B, H, u0, u1);
+}
+
 void cg_lstm_step_infer(const cg_lstm_layer *L, int B, const float *x, float *h, float *c,
                         float *xw)
 {
-    const int H = L->hidden, G = 4 * H;
-    /* Same order of operations as the forward: bias, + x w_ih, + h w_hh.
-     * Both products are the small kernel's, which sums each row the same way
-     * whatever B is (a BLAS may not): a stream's output does not depend on
-     * how many streams share the call, so sampling can split them across
-     * threads without changing them.  One row streams the weights once, as
-     * gemv would. */
-    fill_rows(xw, L->b, (size_t)B, (size_t)G);
-    cg_kgemm_nn(B, G, L->in, x, L->in, L->w_ih, G, xw, G, true);
-    cg_kgemm_nn(B, G, H, h, H, L->w_hh, G, xw, G, true);
-    infer_gates(xw, h, c, B, H);
+    cg_lstm_step_infer_units(L, B, NULL, NULL, x, h, h, c, xw, 0, L->hidden);
 }
 
 void cg_lstm_step_infer_ids(const cg_lstm_layer *L, int B, const float *table, const int32_t *ids,
                             float *h, float *c, float *xw)
 {
-    const int H = L->hidden, G = 4 * H;
-    gather_rows(xw, table, ids, (size_t)B, (size_t)G);
-    /* The forward's own product; one row streams w_hh once, as gemv would,
-     * without OpenBLAS's per-call buffer set-up. */
-    cg_kgemm_nn(B, G, H, h, H, L->w_hh, G, xw, G, true);
-    infer_gates(xw, h, c, B, H);
+    cg_lstm_step_infer_units(L, B, table, ids, NULL, h, h, c, xw, 0, L->hidden);
 }

@@ -3,6 +3,7 @@
 #include "pool.h"
 
 #include <pthread.h>
+#include <sched.h>
 
 struct cg_pool {
     int n;
@@ -122,4 +123,40 @@ void cg_pool_run(cg_pool *pool, cg_pool_fn fn, void *ctx)
     while (pool->pending > 0)
         pthread_cond_wait(&pool->done, &pool->lock);
     pthread_mutex_unlock(&pool->lock);
+}
+
+void cg_barrier_init(cg_barrier *b, unsigned n)
+{
+    atomic_init(&b->arrived, 0);
+    atomic_init(&b->phase, 0);
+    b->n = n;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+void cg_barrier_wait(cg_barrier *b)
+{
+    /* The phase is read before arriving, so the last arrival cannot have
+     * moved it yet; the last one resets the count before it releases the
+     * others, who may arrive at the next barrier at once. */
+    unsigned phase = atomic_load_explicit(&b->phase, memory_order_acquire);
+    if (atomic_fetch_add_explicit(&b->arrived, 1, memory_order_acq_rel) + 1 == b->n) {
+        atomic_store_explicit(&b->arrived, 0, memory_order_relaxed);
+        atomic_store_explicit(&b->phase, phase + 1, memory_order_release);
+        return;
+    }
+    /* A few microseconds of spinning covers a step; beyond that the other
+     * thread is probably descheduled (more threads than cores): yield. */
+    for (unsigned spins = 0; atomic_load_explicit(&b->phase, memory_order_acquire) == phase;
+         spins++) {
+        if (spins < 20000)
+            cpu_relax();
+        else
+            sched_yield();
+    }
 }

@@ -7,6 +7,8 @@
 
 #include "internal.h"
 
+#include <stdatomic.h>
+
 typedef struct cg_pool cg_pool;
 typedef void (*cg_pool_fn)(void *ctx, int shard);
 
@@ -19,5 +21,19 @@ int cg_pool_size(const cg_pool *pool);
  * use a pool: OpenBLAS's idle threads spin (sched_yield) after each call and
  * would steal the cores the shards run on. */
 void cg_pool_run(cg_pool *pool, cg_pool_fn fn, void *ctx);
+
+/* A barrier for the threads of one cg_pool_run that meet many times in quick
+ * succession (every step of a sampled stream, a few microseconds apart):
+ * waiters spin briefly, then yield, rather than sleep, since a wake-up
+ * through the kernel costs about as much as a step. */
+typedef struct cg_barrier {
+    atomic_uint arrived, phase;
+    unsigned n;
+} cg_barrier;
+
+void cg_barrier_init(cg_barrier *b, unsigned n);
+/* Returns once all n threads have called it; their writes before it are
+ * visible to every thread after it. */
+void cg_barrier_wait(cg_barrier *b);
 
 #endif

@@ -184,31 +184,38 @@ typedef struct sample_shard {
     int first, rows;
 } sample_shard;
 
-typedef struct sample_job {
+/* What one sampling call asks for. */
+typedef struct sample_call {
     chargan_model *m;
     const chargan_sample_options *opts;
     const int32_t *prime;
     size_t prime_len;
     int32_t *out;
+    int n_ids; /* ids below this only */
+} sample_call;
+
+typedef struct sample_job {
+    const sample_call *call;
     sample_shard *shards;
 } sample_job;
 
 static void sample_shard_run(void *ctx, int s)
 {
     sample_job *job = ctx;
+    const sample_call *call = job->call;
     sample_shard *sh = &job->shards[s];
-    chargan_model *m = job->m;
-    const size_t length = job->opts->length;
+    chargan_model *m = call->m;
+    const size_t length = call->opts->length;
     cg_infer_state *is = &sh->is;
     cg_infer_begin(is, m, sh->rng);
     for (int b = 0; b < sh->rows; b++)
         is->ids[b] = m->cfg.start_id;
-    for (size_t i = 0; i < job->prime_len; i++) {
+    for (size_t i = 0; i < call->prime_len; i++) {
         cg_infer_step(is, m);
         for (int b = 0; b < sh->rows; b++)
-            is->ids[b] = job->prime[i];
+            is->ids[b] = call->prime[i];
     }
-    int32_t *out = job->out + (size_t)sh->first * length;
+    int32_t *out = call->out + (size_t)sh->first * length;
     for (size_t t = 0; t < length; t++) {
         cg_infer_step(is, m);
         for (int b = 0; b < sh->rows; b++) {
@@ -228,25 +235,21 @@ static void sample_shards_free(sample_shard *shards, int n, const chargan_model 
     cg_free(shards);
 }
 
-/* Samples ids below n_ids only (n_ids <= V): text sampling stops at the
- * tokenizer's vocabulary, which may be smaller than the model's.  The
- * streams are split into opts->threads contiguous shards that step on their
- * own threads from start to end, reading the parameters and one input table. */
-static chargan_status sample_ids(chargan_model *m, const chargan_sample_options *opts,
-                                 const int32_t *prime, size_t prime_len, int32_t *out, size_t cap,
-                                 int n_ids)
+/* The RNG of each of the B streams: seed and the stream's index. */
+static void seed_streams(cg_rng *rng, int B, uint64_t seed)
 {
-    chargan_status st;
-    size_t need = (size_t)opts->n_streams * opts->length;
-    if (cap < need)
-        return cg_fail(&m->err, CHARGAN_E_RANGE, "chargan_model_sample_ids: output holds %zu ids, "
-                       "%zu needed", cap, need);
-    st = cg_check_ids(&m->err, prime, prime_len, m->V);
-    if (st != CHARGAN_OK)
-        return st;
+    for (int b = 0; b < B; b++)
+        cg_rng_seed_stream(&rng[b], seed, (uint64_t)b);
+}
+
+/* At least as many streams as threads: n contiguous shards of streams, each
+ * stepping on its own thread from start to end, reading the parameters and
+ * one input table. */
+static chargan_status sample_sharded(const sample_call *call, int n)
+{
+    chargan_model *m = call->m;
+    const chargan_sample_options *opts = call->opts;
     const int B = (int)opts->n_streams;
-    int n = opts->threads > 1 ? (int)opts->threads : 1;
-    n = n > B ? B : n;
     sample_shard *shards = cg_calloc((size_t)n, sizeof *shards);
     cg_rng *rng = cg_malloc((size_t)B * sizeof *rng);
     bool ok = shards && rng;
@@ -256,7 +259,7 @@ static chargan_status sample_ids(chargan_model *m, const chargan_sample_options 
         sh->rows = B / n + (s < B % n);
         sh->rng = rng + first;
         first += sh->rows;
-        st = cg_sampler_init(&sh->sampler, &m->err, n_ids, opts);
+        chargan_status st = cg_sampler_init(&sh->sampler, &m->err, call->n_ids, opts);
         if (st != CHARGAN_OK) {
             sample_shards_free(shards, s, m);
             cg_free(rng);
@@ -274,16 +277,128 @@ static chargan_status sample_ids(chargan_model *m, const chargan_sample_options 
         return cg_fail(&m->err, CHARGAN_E_NOMEM, "out of memory sampling %d streams on %d "
                        "threads", B, n);
     }
-    for (int b = 0; b < B; b++)
-        cg_rng_seed_stream(&rng[b], opts->seed, (uint64_t)b);
+    seed_streams(rng, B, opts->seed);
     cg_infer_prepare(&shards[0].is, m);
-    sample_job job = {.m = m, .opts = opts, .prime = prime, .prime_len = prime_len, .out = out,
-                      .shards = shards};
+    sample_job job = {.call = call, .shards = shards};
     cg_pool_run(pool, sample_shard_run, &job);
     cg_pool_free(pool);
     sample_shards_free(shards, n, m);
     cg_free(rng);
     return CHARGAN_OK;
+}
+
+/* Fewer streams than threads: all P threads step all streams together, each
+ * computing a slice of every step (cg_infer_split).  Each thread draws the
+ * next ids itself, from its own copy of the streams' RNGs and the shared
+ * logits, so all threads agree on them without waiting for one another;
+ * thread 0 writes the output. */
+typedef struct split_job {
+    const sample_call *call;
+    cg_infer_split sp;
+    cg_sampler *samplers; /* P */
+    cg_rng *rng;          /* P x B: each thread's copy */
+    int32_t *ids;         /* P x B: each thread's next inputs */
+} split_job;
+
+static void sample_split_run(void *ctx, int s)
+{
+    split_job *job = ctx;
+    const sample_call *call = job->call;
+    chargan_model *m = call->m;
+    const int B = job->sp.st.B;
+    const size_t length = call->opts->length;
+    int32_t *ids = job->ids + (size_t)s * B;
+    cg_rng *rng = job->rng + (size_t)s * B;
+    uint64_t t = 0;
+    for (int b = 0; b < B; b++)
+        ids[b] = m->cfg.start_id;
+    for (size_t i = 0; i < call->prime_len; i++) {
+        cg_infer_split_step(&job->sp, m, s, t++, ids);
+        for (int b = 0; b < B; b++)
+            ids[b] = call->prime[i];
+    }
+    for (size_t k = 0; k < length; k++) {
+        cg_infer_split_step(&job->sp, m, s, t++, ids);
+        for (int b = 0; b < B; b++) {
+            ids[b] = cg_sampler_draw(&job->samplers[s], job->sp.st.logits + (size_t)b * m->V,
+                                     &rng[b]);
+            if (s == 0)
+                call->out[(size_t)b * length + k] = ids[b];
+        }
+    }
+}
+
+static void split_job_free(split_job *job, int P)
+{
+    for (int s = 0; job->samplers && s < P; s++)
+        cg_sampler_free(&job->samplers[s]);
+    cg_free(job->samplers);
+    cg_free(job->rng);
+    cg_free(job->ids);
+    cg_infer_split_free(&job->sp, job->call->m);
+}
+
+static chargan_status sample_split(const sample_call *call, int P)
+{
+    chargan_model *m = call->m;
+    const chargan_sample_options *opts = call->opts;
+    const int B = (int)opts->n_streams;
+    split_job job = {.call = call};
+    job.samplers = cg_calloc((size_t)P, sizeof *job.samplers);
+    job.rng = cg_malloc((size_t)P * B * sizeof *job.rng);
+    job.ids = cg_malloc((size_t)P * B * sizeof *job.ids);
+    bool ok = job.samplers && job.rng && job.ids && cg_infer_split_alloc(&job.sp, m, B, P);
+    for (int s = 0; ok && s < P; s++) {
+        chargan_status st = cg_sampler_init(&job.samplers[s], &m->err, call->n_ids, opts);
+        if (st != CHARGAN_OK) {
+            split_job_free(&job, P);
+            return st;
+        }
+    }
+    cg_pool *pool = ok ? cg_pool_new(P) : NULL;
+    if (!pool) {
+        split_job_free(&job, P);
+        return cg_fail(&m->err, CHARGAN_E_NOMEM, "out of memory sampling %d streams on %d "
+                       "threads", B, P);
+    }
+    seed_streams(job.rng, B, opts->seed);
+    cg_infer_prepare(&job.sp.st, m);
+    cg_infer_begin(&job.sp.st, m, job.rng); /* the noise comes from thread 0's copies ... */
+    for (int s = 1; s < P; s++)           /* ... which the others then take */
+        memcpy(job.rng + (size_t)s * B, job.rng, (size_t)B * sizeof *job.rng);
+    cg_pool_run(pool, sample_split_run, &job);
+    cg_pool_free(pool);
+    split_job_free(&job, P);
+    return CHARGAN_OK;
+}
+
+/* Threads that may share the steps of fewer streams than threads: each
+ * needs 64 hidden units of its own, or the barriers cost more than it saves. */
+static int split_threads(const chargan_model *m, int threads)
+{
+    int by_units = m->H / 64;
+    return threads < by_units ? threads : by_units;
+}
+
+/* Samples ids below n_ids only (n_ids <= V): text sampling stops at the
+ * tokenizer's vocabulary, which may be smaller than the model's. */
+static chargan_status sample_ids(chargan_model *m, const chargan_sample_options *opts,
+                                 const int32_t *prime, size_t prime_len, int32_t *out, size_t cap,
+                                 int n_ids)
+{
+    size_t need = (size_t)opts->n_streams * opts->length;
+    if (cap < need)
+        return cg_fail(&m->err, CHARGAN_E_RANGE, "chargan_model_sample_ids: output holds %zu ids, "
+                       "%zu needed", cap, need);
+    chargan_status st = cg_check_ids(&m->err, prime, prime_len, m->V);
+    if (st != CHARGAN_OK)
+        return st;
+    const sample_call call = {.m = m, .opts = opts, .prime = prime, .prime_len = prime_len,
+                              .out = out, .n_ids = n_ids};
+    const int B = (int)opts->n_streams, threads = opts->threads > 1 ? (int)opts->threads : 1;
+    if (B < threads && split_threads(m, threads) > 1)
+        return sample_split(&call, split_threads(m, threads));
+    return sample_sharded(&call, threads < B ? threads : B);
 }
 
 chargan_status chargan_model_sample_ids(chargan_model *m, const chargan_sample_options *opts,

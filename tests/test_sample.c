@@ -589,6 +589,46 @@ START_TEST(threads_do_not_change_the_output)
 }
 END_TEST
 
+/* Fewer streams than threads: the threads share each step, each a slice of
+ * the hidden units and the vocabulary (H >= 128 for two of them).  Same ids
+ * as one thread, with noise, a prime, two layers, and a vocabulary too large
+ * for the input table. */
+START_TEST(threads_sharing_steps_do_not_change_the_output)
+{
+    static const struct {
+        uint32_t V, H, L, Z;
+    } shapes[] = {{23, 128, 1, 0}, {37, 200, 2, 3}, {4100, 128, 1, 2}};
+    const int32_t prime[2] = {4, 6};
+    for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
+        chargan_model_config c;
+        chargan_model_config_init(&c, CHARGAN_GENERATOR);
+        c.vocab_size = shapes[k].V;
+        c.embed_dim = 8;
+        c.hidden_dim = shapes[k].H;
+        c.num_layers = shapes[k].L;
+        c.noise_dim = shapes[k].Z;
+        c.init_scale = 1.0f;
+        c.seed = 3 + k;
+        chargan_model *m;
+        ck_assert_int_eq(chargan_model_new(&c, &m), CHARGAN_OK);
+        for (uint32_t streams = 1; streams <= 3; streams += 2) {
+            chargan_sample_options o = options(streams, 30, 11);
+            int32_t *one = sample(m, &o, prime, 2);
+            for (uint32_t threads = 2; threads <= 5; threads++) {
+                o.threads = threads;
+                int32_t *many = sample(m, &o, prime, 2);
+                if (cg_kern_active() != CG_KERN_PORTABLE)
+                    ck_assert_msg(memcmp(one, many, streams * 30 * sizeof *one) == 0,
+                                  "shape %zu, %u streams, %u threads", k, streams, threads);
+                free(many);
+            }
+            free(one);
+        }
+        chargan_model_free(m);
+    }
+}
+END_TEST
+
 START_TEST(option_validation)
 {
     chargan_model *m = make_gen(12, 0, 1, 1);
@@ -660,30 +700,54 @@ START_TEST(option_validation)
 }
 END_TEST
 
+/* Every allocation of a sample_ids call (at most 60 ids) failing in turn
+ * gives CHARGAN_E_NOMEM; the call that succeeds gives the ids of an
+ * undisturbed one. */
+static void assert_sample_ids_survive_allocation_failures(chargan_model *m,
+                                                          const chargan_sample_options *o)
+{
+    int32_t out[60], ref[60];
+    size_t n = (size_t)o->n_streams * o->length;
+    ck_assert(n <= 60);
+    ck_assert_int_eq(chargan_model_sample_ids(m, o, NULL, 0, ref, n), CHARGAN_OK);
+    long k;
+    for (k = 0; k < 1000; k++) {
+        cg_alloc_fail_after(k);
+        chargan_status st = chargan_model_sample_ids(m, o, NULL, 0, out, n);
+        cg_alloc_fail_after(-1);
+        if (st == CHARGAN_OK)
+            break;
+        ck_assert_int_eq(st, CHARGAN_E_NOMEM);
+    }
+    ck_assert(k > 0 && k < 1000);
+    ck_assert(memcmp(out, ref, n * sizeof *out) == 0);
+}
+
 START_TEST(allocation_failures)
 {
     chargan_model *m = text_model("the quick brown fox jumps over the lazy dog", 0, 3);
     chargan_sample_options o = options(3, 20, 9);
     o.top_k = 5;
     o.top_p = 0.9f;
-    int32_t out[60], ref[60];
-    long k;
     /* on the calling thread, and split across threads (each shard's buffers, the pool) */
-    for (uint32_t threads = 0; threads <= 3; threads += 3) {
-        o.threads = threads;
-        ck_assert_int_eq(chargan_model_sample_ids(m, &o, NULL, 0, ref, 60), CHARGAN_OK);
-        for (k = 0; k < 1000; k++) {
-            cg_alloc_fail_after(k);
-            chargan_status st = chargan_model_sample_ids(m, &o, NULL, 0, out, 60);
-            cg_alloc_fail_after(-1);
-            if (st == CHARGAN_OK)
-                break;
-            ck_assert_int_eq(st, CHARGAN_E_NOMEM);
-        }
-        ck_assert(k > 0 && k < 1000);
-        ck_assert(memcmp(out, ref, sizeof out) == 0);
-    }
     o.threads = 0;
+    assert_sample_ids_survive_allocation_failures(m, &o);
+    o.threads = 3;
+    assert_sample_ids_survive_allocation_failures(m, &o);
+    o.threads = 0;
+    long k;
+    /* fewer streams than threads: the threads share each step (H = 128) */
+    chargan_model_config c;
+    chargan_model_config_init(&c, CHARGAN_GENERATOR);
+    c.vocab_size = 12;
+    c.hidden_dim = 128;
+    c.noise_dim = 2;
+    chargan_model *wide;
+    ck_assert_int_eq(chargan_model_new(&c, &wide), CHARGAN_OK);
+    chargan_sample_options w = options(2, 30, 5);
+    w.threads = 3;
+    assert_sample_ids_survive_allocation_failures(wide, &w);
+    chargan_model_free(wide);
     char *want;
     ck_assert_int_eq(chargan_model_sample_text(m, &o, "the ", &want), CHARGAN_OK);
     for (k = 0; k < 1000; k++) {
@@ -729,6 +793,7 @@ static Suite *sample_suite(void)
     tc = tcase_create("api");
     tcase_add_test(tc, batched_streams_are_deterministic);
     tcase_add_test(tc, threads_do_not_change_the_output);
+    tcase_add_test(tc, threads_sharing_steps_do_not_change_the_output);
     tcase_add_test(tc, option_validation);
     tcase_add_test(tc, allocation_failures);
     suite_add_tcase(s, tc);

@@ -2,11 +2,13 @@
  * handles (tokenizers, models, sampling, trainers, sharded trainers, saves
  * and loads) used from several threads at once give bitwise the results of
  * a serial run; each thread keeps its own last-error message; functions
- * without a handle (metrics) run concurrently.  Meaningful on its own
+ * without a handle (metrics) run concurrently; one sampling call on several
+ * threads gives the ids of one thread.  Meaningful on its own
  * (results compared with a serial run) and under ThreadSanitizer (CI's tsan
  * stage builds with -Db_sanitize=thread and runs this suite). */
 #define _POSIX_C_SOURCE 200809L
 #include "test_common.h"
+#include "kernels.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -440,6 +442,41 @@ START_TEST(sharded_mle_matches_one_thread)
 }
 END_TEST
 
+/* One sampling call on several threads: streams split across threads, and
+ * fewer streams than threads sharing each step (H = 128: two slices of the
+ * units, barriers between layers).  The same ids as on one thread; under
+ * ThreadSanitizer, no race between the threads of the call. */
+START_TEST(sampling_on_threads_matches_one_thread)
+{
+    chargan_model_config c;
+    chargan_model_config_init(&c, CHARGAN_GENERATOR);
+    c.vocab_size = 30;
+    c.embed_dim = 8;
+    c.hidden_dim = 128;
+    c.num_layers = 2;
+    c.noise_dim = 3;
+    c.seed = 4;
+    chargan_model *g;
+    ck_assert_int_eq(chargan_model_new(&c, &g), CHARGAN_OK);
+    const uint32_t streams[] = {1, 2, 5};
+    for (size_t k = 0; k < 3; k++) {
+        chargan_sample_options o;
+        chargan_sample_options_init(&o);
+        o.n_streams = streams[k];
+        o.length = 40;
+        o.seed = 8;
+        int32_t one[5 * 40], many[5 * 40];
+        ck_assert_int_eq(chargan_model_sample_ids(g, &o, NULL, 0, one, 200), CHARGAN_OK);
+        o.threads = 3;
+        ck_assert_int_eq(chargan_model_sample_ids(g, &o, NULL, 0, many, 200), CHARGAN_OK);
+        if (cg_kern_active() != CG_KERN_PORTABLE) /* a BLAS may round rows differently */
+            ck_assert_msg(memcmp(one, many, streams[k] * 40 * sizeof *one) == 0, "%u streams",
+                          streams[k]);
+    }
+    chargan_model_free(g);
+}
+END_TEST
+
 /* chargan_last_error() is per thread: every thread fails differently, waits
  * until all have failed, then finds its own message. */
 static pthread_barrier_t barrier;
@@ -489,6 +526,9 @@ static Suite *threads_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("sharded trainer");
     tcase_add_test(tc, sharded_mle_matches_one_thread);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("threaded sampling");
+    tcase_add_test(tc, sampling_on_threads_matches_one_thread);
     suite_add_tcase(s, tc);
     return s;
 }
