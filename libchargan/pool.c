@@ -150,11 +150,12 @@ void cg_barrier_wait(cg_barrier *b)
         atomic_store_explicit(&b->phase, phase + 1, memory_order_release);
         return;
     }
-    /* A few microseconds of spinning covers a step; beyond that the other
-     * thread is probably descheduled (more threads than cores): yield. */
+    /* Some tens of microseconds of spinning (a pause is 10 to 150 cycles)
+     * cover a step; beyond that the thread awaited is probably descheduled
+     * (more threads than cores): yield. */
     for (unsigned spins = 0; atomic_load_explicit(&b->phase, memory_order_acquire) == phase;
          spins++) {
-        if (spins < 20000)
+        if (spins < 1000)
             cpu_relax();
         else
             sched_yield();

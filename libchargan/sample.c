@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define CG_MAX_SAMPLE_TOKENS ((size_t)1 << 28)
 /* The most threads one sampling call may ask for. */
@@ -373,11 +374,15 @@ static chargan_status sample_split(const sample_call *call, int P)
 }
 
 /* Threads that may share the steps of fewer streams than threads: each
- * needs 64 hidden units of its own, or the barriers cost more than it saves. */
+ * needs 64 hidden units of its own, or the barriers cost more than it saves,
+ * and a core of its own, or its barriers wait for threads that are not
+ * running. */
 static int split_threads(const chargan_model *m, int threads)
 {
-    int by_units = m->H / 64;
-    return threads < by_units ? threads : by_units;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int n = m->H / 64;
+    n = threads < n ? threads : n;
+    return cores > 0 && cores < n ? (int)cores : n;
 }
 
 /* Samples ids below n_ids only (n_ids <= V): text sampling stops at the
