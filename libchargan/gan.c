@@ -720,13 +720,13 @@ static void shard_d_pass(chargan_trainer *tr, int s, int phase)
         float *last = d->ws.logits + before;
         for (int b = 0; b < rows; b++)
             gs->targets[b] = target;
-        gs->loss += cg_bce_logits(last, (size_t)rows, gs->targets, NULL, 1.0f / (float)B, last);
+        sh->loss[s] += cg_bce_logits(last, (size_t)rows, gs->targets, NULL, 1.0f / (float)B, last);
         memset(d->ws.logits, 0, before * sizeof(float));
     } else {
         size_t n = (size_t)T * rows;
         for (size_t i = 0; i < n; i++)
             gs->targets[i] = target;
-        gs->loss += cg_bce_logits(d->ws.logits, n, gs->targets, NULL,
+        sh->loss[s] += cg_bce_logits(d->ws.logits, n, gs->targets, NULL,
                                   1.0f / ((float)T * (float)B), d->ws.logits);
     }
     cg_model_backward(d, NULL);
@@ -755,7 +755,7 @@ static void shard_d_relativistic(chargan_trainer *tr, int s, int phase)
         gs->correct += count_correct(cr, rows, true) + count_correct(cf, rows, false);
         for (int b = 0; b < rows; b++) {
             float x = cr[b] - cf[b], one = 1.0f, dx;
-            gs->loss += cg_bce_logits(&x, 1, &one, NULL, 1.0f / (float)B, &dx);
+            sh->loss[s] += cg_bce_logits(&x, 1, &one, NULL, 1.0f / (float)B, &dx);
             tg[b] = dx;
         }
         memset(d->ws.logits, 0, (size_t)T * rows * sizeof(float));
@@ -802,7 +802,7 @@ static void shard_g_reinforce(chargan_trainer *tr, int s)
         memcpy(gs->weights + (size_t)t * rows, tr->work.weights + (size_t)t * B + sh->first[s],
                (size_t)rows * sizeof(float));
     cg_model_zero_grad(g);
-    gs->loss = cg_softmax_xent(g->ws.logits, (size_t)T * rows, g->V, gs->fake, gs->weights,
+    sh->loss[s] = cg_softmax_xent(g->ws.logits, (size_t)T * rows, g->V, gs->fake, gs->weights,
                                1.0f / ((float)B * (float)T), g->ws.logits);
     cg_model_backward(g, NULL);
 }
@@ -825,10 +825,10 @@ static void shard_g_gumbel(chargan_trainer *tr, int s)
         memcpy(cr, last, (size_t)rows * sizeof(float));
     }
     cg_model_forward(d, T, rows, NULL, gs->soft, NULL, false);
-    gs->loss = 0.0;
+    sh->loss[s] = 0.0;
     for (int b = 0; b < rows; b++) {
         float x = rel ? last[b] - cr[b] : last[b], one = 1.0f, dx;
-        gs->loss += cg_bce_logits(&x, 1, &one, NULL, 1.0f / (float)B, &dx);
+        sh->loss[s] += cg_bce_logits(&x, 1, &one, NULL, 1.0f / (float)B, &dx);
         last[b] = dx;
     }
     memset(d->ws.logits, 0, (size_t)(T - 1) * rows * sizeof(float));
@@ -871,17 +871,6 @@ static void run_phase(chargan_trainer *tr, int phase)
     cg_pool_run(tr->shards.pool, shard_run, tr);
 }
 
-/* m->grads = the replicas' gradients summed in shard order. */
-
-/* The sum of the shards' partial losses, in shard order. */
-static double shard_loss(const cg_shards *sh)
-{
-    double loss = 0.0;
-    for (int s = 0; s < sh->n; s++)
-        loss += sh->gan[s].loss;
-    return loss;
-}
-
 /* Before a training forward of the discriminator replicas: the masks an
  * unsharded forward would draw from tr->disc's RNG. */
 static void d_masks(chargan_trainer *tr)
@@ -913,7 +902,7 @@ static chargan_status sharded_d_update(chargan_trainer *tr, bool soft, float *lo
     int T = (int)tr->cfg.seq_len, B = (int)tr->cfg.batch;
     for (int s = 0; s < sh->n; s++) {
         cg_model_zero_grad(sh->disc[s]);
-        sh->gan[s].loss = 0.0;
+        sh->loss[s] = 0.0;
         sh->gan[s].correct = 0;
     }
     double scale;
@@ -940,7 +929,7 @@ static chargan_status sharded_d_update(chargan_trainer *tr, bool soft, float *lo
     for (int s = 0; s < sh->n; s++)
         correct += sh->gan[s].correct;
     cg_shards_sum_grads(d, sh->disc, sh->n);
-    return d_finish(tr, shard_loss(sh) / scale, correct, loss_out, acc_out);
+    return d_finish(tr, cg_shards_loss_sum(sh) / scale, correct, loss_out, acc_out);
 }
 
 /* The round's d_steps discriminator updates, each on a fresh real batch
@@ -981,7 +970,7 @@ static chargan_status sharded_reinforce_step(chargan_trainer *tr, float *g_loss,
         return st;
     run_phase(tr, PH_G_REINFORCE);
     cg_shards_sum_grads(tr->gen, sh->gen, sh->n);
-    return g_update(tr, shard_loss(sh) / ((double)B * T), g_loss);
+    return g_update(tr, cg_shards_loss_sum(sh) / ((double)B * T), g_loss);
 }
 
 static chargan_status sharded_gumbel_step(chargan_trainer *tr, float *g_loss, float *d_loss)
@@ -995,7 +984,7 @@ static chargan_status sharded_gumbel_step(chargan_trainer *tr, float *g_loss, fl
         return st;
     run_phase(tr, PH_G_GUMBEL);
     cg_shards_sum_grads(tr->gen, sh->gen, sh->n);
-    return g_update(tr, shard_loss(sh) / (double)tr->cfg.batch, g_loss);
+    return g_update(tr, cg_shards_loss_sum(sh) / (double)tr->cfg.batch, g_loss);
 }
 
 static chargan_status sharded_d_step(chargan_trainer *tr, float *loss, float *accuracy)

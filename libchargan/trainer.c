@@ -577,8 +577,7 @@ void cg_shards_sum_grads(chargan_model *m, chargan_model *const *replicas, int n
     }
 }
 
-/* The shards' losses, summed in shard order (the same bits for a thread count). */
-static double shards_loss_sum(const cg_shards *sh)
+double cg_shards_loss_sum(const cg_shards *sh)
 {
     double sum = 0.0;
     for (int s = 0; s < sh->n; s++)
@@ -626,7 +625,7 @@ static double mle_loss_and_grad(chargan_trainer *tr)
         cg_model_draw_masks_into(g, sh->gen, sh->n, sh->rows);
     cg_pool_run(sh->pool, mle_shard, tr);
     cg_shards_sum_grads(g, sh->gen, sh->n);
-    return shards_loss_sum(sh);
+    return cg_shards_loss_sum(sh);
 }
 
 /* One MLE update from tr->windows.  A non-finite loss or gradient updates nothing. */
@@ -739,7 +738,7 @@ static double eval_batch(chargan_trainer *tr, size_t rows)
     if (!cg_trainer_keeps_full_workspaces(tr)) {
         sh->valid_rows = rows;
         cg_pool_run(sh->pool, eval_shard, tr);
-        return shards_loss_sum(sh);
+        return cg_shards_loss_sum(sh);
     }
     for (size_t t = 0; t < T; t++)
         for (size_t b = 0; b < B; b++)

@@ -25,7 +25,6 @@ typedef struct cg_gan_shard {
     float *rewards, *weights, *targets; /* T x rows */
     float *soft, *dsoft;                /* T x rows x V (Gumbel) */
     float *d_logits;                    /* 2 x rows final discriminator logits */
-    double loss;
     int correct;
 } cg_gan_shard;
 
@@ -35,7 +34,7 @@ typedef struct cg_shards {
     int first[CG_MAX_SHARDS], rows[CG_MAX_SHARDS];
     chargan_model *gen[CG_MAX_SHARDS];
     int32_t *inputs[CG_MAX_SHARDS], *targets[CG_MAX_SHARDS]; /* T x rows, time-major */
-    double loss[CG_MAX_SHARDS];
+    double loss[CG_MAX_SHARDS]; /* each shard's part of a step's or an evaluation's loss */
     size_t valid_rows; /* evaluation: rows of the batch that hold held-out windows */
     const float *z;
     /* adversarial steps (gan.c): discriminator replicas, per-shard arrays,
@@ -114,6 +113,8 @@ bool cg_trainer_keeps_full_workspaces(const chargan_trainer *tr);
 /* m's gradients = the sum of its n replicas', in replica order, so a given
  * thread count gives the same bits. */
 void cg_shards_sum_grads(chargan_model *m, chargan_model *const *replicas, int n);
+/* The shards' losses (sh->loss), summed in shard order. */
+double cg_shards_loss_sum(const cg_shards *sh);
 /* Fills tr->windows with B random training windows of T+1 ids. */
 void cg_trainer_draw_windows(chargan_trainer *tr);
 /* Number of held-out windows, and filling tr->windows with those from
