@@ -169,7 +169,8 @@ void cg_infer_split_step(cg_infer_split *sp, const chargan_model *m, int s, uint
     split_range(V, s, sp->P, &v0, &v1);
     if (v0 < v1) {
         for (int b = 0; b < B; b++)
-            memcpy(st->logits + (size_t)b * V + v0, m->out_b + v0, (size_t)(v1 - v0) * sizeof(float));
+            memcpy(st->logits + (size_t)b * V + v0, m->out_b + v0,
+                   (size_t)(v1 - v0) * sizeof(float));
         cg_kgemm_nn(B, v1 - v0, H, x, H, m->out_w + v0, V, st->logits + v0, V, true);
     }
     cg_barrier_wait(&sp->barrier);

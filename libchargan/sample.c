@@ -179,6 +179,7 @@ static chargan_status check_sample_args(chargan_model *m, const chargan_sample_o
  * each with its own RNG stream (seed, stream index), so which numbers a
  * stream draws does not depend on how the streams are split. */
 typedef struct sample_shard {
+    const chargan_model *m;
     cg_infer_state is;
     cg_sampler sampler;
     cg_rng *rng; /* rows RNGs */
@@ -200,31 +201,52 @@ typedef struct sample_job {
     sample_shard *shards;
 } sample_job;
 
+/* One step of a thread's streams on ids; the logits land where the
+ * sampling loop reads them. */
+typedef void (*sample_step_fn)(void *ctx, const int32_t *ids);
+
+/* A thread's sampling loop over B streams: the start id, the prime, then
+ * length draws from the logits each step leaves, stream b from rng[b].  ids
+ * (B) holds the next inputs; out (B x length) gets the draws unless NULL. */
+static void sample_streams(const sample_call *call, int B, sample_step_fn step, void *ctx,
+                           const float *logits, int32_t *ids, cg_rng *rng, cg_sampler *sampler,
+                           int32_t *out)
+{
+    const int V = call->m->V;
+    const size_t length = call->opts->length;
+    for (int b = 0; b < B; b++)
+        ids[b] = call->m->cfg.start_id;
+    for (size_t i = 0; i < call->prime_len; i++) {
+        step(ctx, ids);
+        for (int b = 0; b < B; b++)
+            ids[b] = call->prime[i];
+    }
+    for (size_t t = 0; t < length; t++) {
+        step(ctx, ids);
+        for (int b = 0; b < B; b++) {
+            ids[b] = cg_sampler_draw(sampler, logits + (size_t)b * V, &rng[b]);
+            if (out)
+                out[(size_t)b * length + t] = ids[b];
+        }
+    }
+}
+
+/* cg_infer_step reads its own state's ids, which are the loop's. */
+static void shard_step(void *ctx, const int32_t *ids)
+{
+    sample_shard *sh = ctx;
+    (void)ids;
+    cg_infer_step(&sh->is, sh->m);
+}
+
 static void sample_shard_run(void *ctx, int s)
 {
     sample_job *job = ctx;
     const sample_call *call = job->call;
     sample_shard *sh = &job->shards[s];
-    chargan_model *m = call->m;
-    const size_t length = call->opts->length;
-    cg_infer_state *is = &sh->is;
-    cg_infer_begin(is, m, sh->rng);
-    for (int b = 0; b < sh->rows; b++)
-        is->ids[b] = m->cfg.start_id;
-    for (size_t i = 0; i < call->prime_len; i++) {
-        cg_infer_step(is, m);
-        for (int b = 0; b < sh->rows; b++)
-            is->ids[b] = call->prime[i];
-    }
-    int32_t *out = call->out + (size_t)sh->first * length;
-    for (size_t t = 0; t < length; t++) {
-        cg_infer_step(is, m);
-        for (int b = 0; b < sh->rows; b++) {
-            int32_t id = cg_sampler_draw(&sh->sampler, is->logits + (size_t)b * m->V, &sh->rng[b]);
-            is->ids[b] = id;
-            out[(size_t)b * length + t] = id;
-        }
-    }
+    cg_infer_begin(&sh->is, call->m, sh->rng);
+    sample_streams(call, sh->rows, shard_step, sh, sh->is.logits, sh->is.ids, sh->rng,
+                   &sh->sampler, call->out + (size_t)sh->first * call->opts->length);
 }
 
 static void sample_shards_free(sample_shard *shards, int n, const chargan_model *m)
@@ -256,6 +278,7 @@ static chargan_status sample_sharded(const sample_call *call, int n)
     bool ok = shards && rng;
     for (int s = 0, first = 0; ok && s < n; s++) {
         sample_shard *sh = &shards[s];
+        sh->m = m;
         sh->first = first;
         sh->rows = B / n + (s < B % n);
         sh->rng = rng + first;
@@ -301,32 +324,26 @@ typedef struct split_job {
     int32_t *ids;         /* P x B: each thread's next inputs */
 } split_job;
 
+/* Thread s's position in a shared sampling call. */
+typedef struct split_thread {
+    split_job *job;
+    int s;
+    uint64_t t; /* steps taken */
+} split_thread;
+
+static void split_step(void *ctx, const int32_t *ids)
+{
+    split_thread *th = ctx;
+    cg_infer_split_step(&th->job->sp, th->job->call->m, th->s, th->t++, ids);
+}
+
 static void sample_split_run(void *ctx, int s)
 {
     split_job *job = ctx;
-    const sample_call *call = job->call;
-    chargan_model *m = call->m;
     const int B = job->sp.st.B;
-    const size_t length = call->opts->length;
-    int32_t *ids = job->ids + (size_t)s * B;
-    cg_rng *rng = job->rng + (size_t)s * B;
-    uint64_t t = 0;
-    for (int b = 0; b < B; b++)
-        ids[b] = m->cfg.start_id;
-    for (size_t i = 0; i < call->prime_len; i++) {
-        cg_infer_split_step(&job->sp, m, s, t++, ids);
-        for (int b = 0; b < B; b++)
-            ids[b] = call->prime[i];
-    }
-    for (size_t k = 0; k < length; k++) {
-        cg_infer_split_step(&job->sp, m, s, t++, ids);
-        for (int b = 0; b < B; b++) {
-            ids[b] = cg_sampler_draw(&job->samplers[s], job->sp.st.logits + (size_t)b * m->V,
-                                     &rng[b]);
-            if (s == 0)
-                call->out[(size_t)b * length + k] = ids[b];
-        }
-    }
+    split_thread th = {.job = job, .s = s};
+    sample_streams(job->call, B, split_step, &th, job->sp.st.logits, job->ids + (size_t)s * B,
+                   job->rng + (size_t)s * B, &job->samplers[s], s == 0 ? job->call->out : NULL);
 }
 
 static void split_job_free(split_job *job, int P)
@@ -401,8 +418,9 @@ static chargan_status sample_ids(chargan_model *m, const chargan_sample_options 
     const sample_call call = {.m = m, .opts = opts, .prime = prime, .prime_len = prime_len,
                               .out = out, .n_ids = n_ids};
     const int B = (int)opts->n_streams, threads = opts->threads > 1 ? (int)opts->threads : 1;
-    if (B < threads && split_threads(m, threads) > 1)
-        return sample_split(&call, split_threads(m, threads));
+    const int sharing = B < threads ? split_threads(m, threads) : 1;
+    if (sharing > 1)
+        return sample_split(&call, sharing);
     return sample_sharded(&call, threads < B ? threads : B);
 }
 
