@@ -5,7 +5,9 @@
  * Gumbel-softmax and one REINFORCE adversarial step, peak memory, and
  * held-out bits/char after a fixed training budget.  Medians of --reps timed
  * repetitions after --warmup calls.  Figures go to stderr as it runs; the
- * last line of stdout is one JSON object.  scripts/bench.sh runs both sides. */
+ * last line of stdout is one JSON object.  It takes the peer's options
+ * (--batch, --seq, --sample-len, ...), so one command line measures both on
+ * the same workload; scripts/bench.sh runs both sides. */
 #define _POSIX_C_SOURCE 200809L
 #include <chargan.h>
 #include <cblas.h>
@@ -250,9 +252,46 @@ static void report_rss(const char *after)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: chargan_bench [--corpus FILE] [--threads N] [--quick] [--no-budget] "
-                    "[--budget S] [--reps N] [--seed S]\n");
+    fprintf(stderr,
+            "usage: chargan_bench [--corpus FILE] [--threads N] [--quick] [--no-budget] [--budget S]\n"
+            "         [--reps N] [--warmup N] [--seed S] [--batch B] [--seq T] [--mle-steps N]\n"
+            "         [--gan-steps N] [--sample-batch N] [--sample-len N] [--lr LR] [--gan-lr LR]\n"
+            "         [--tau 1] [--gan-feed hard]\n"
+            "The options are the peer's (torch_peer.py), so one command line serves both.\n");
     exit(2);
+}
+
+static void die_usage(const char *why)
+{
+    fprintf(stderr, "chargan_bench: %s\n", why);
+    exit(2);
+}
+
+/* The options that take a count: where each is kept. */
+static int *int_option(const char *name, args *a)
+{
+    const struct {
+        const char *name;
+        int *value;
+    } opts[] = {{"--threads", &a->threads},       {"--reps", &a->reps},
+                {"--warmup", &a->warmup},         {"--batch", &a->batch},
+                {"--seq", &a->seq},               {"--mle-steps", &a->mle_steps},
+                {"--gan-steps", &a->gan_steps},   {"--sample-batch", &a->sample_batch},
+                {"--sample-len", &a->sample_len}};
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+        if (!strcmp(name, opts[i].name))
+            return opts[i].value;
+    return NULL;
+}
+
+static int positive(const char *name, const char *text)
+{
+    char *end;
+    long v = strtol(text, &end, 10);
+    if (*text == '\0' || *end != '\0' || v < 0 || v > 1000000 ||
+        (v == 0 && strcmp(name, "--warmup")))
+        die_usage("a count option needs a whole number >= 1 (--warmup >= 0)");
+    return (int)v;
 }
 
 int main(int argc, char **argv)
@@ -269,14 +308,26 @@ int main(int argc, char **argv)
             a.no_budget = 1;
         else if (i + 1 < argc && !strcmp(o, "--corpus"))
             a.corpus = argv[++i];
-        else if (i + 1 < argc && !strcmp(o, "--threads"))
-            a.threads = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(o, "--budget"))
             a.budget = atof(argv[++i]);
-        else if (i + 1 < argc && !strcmp(o, "--reps"))
-            a.reps = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(o, "--lr"))
+            a.lr = atof(argv[++i]);
+        else if (i + 1 < argc && !strcmp(o, "--gan-lr"))
+            a.gan_lr = atof(argv[++i]);
         else if (i + 1 < argc && !strcmp(o, "--seed"))
             a.seed = strtoull(argv[++i], NULL, 10);
+        else if (i + 1 < argc && !strcmp(o, "--tau")) {
+            /* the library's Gumbel temperature starts at 1 (beta = 1 / tau) */
+            if (atof(argv[++i]) != 1.0)
+                die_usage("only --tau 1 is measured: the library anneals beta from 1");
+        } else if (i + 1 < argc && !strcmp(o, "--gan-feed")) {
+            /* the library feeds the hard token back, as the peer's default */
+            if (strcmp(argv[++i], "hard"))
+                die_usage("only --gan-feed hard is measured: the library feeds the hard token back");
+        } else if (i + 1 < argc && (!strcmp(o, "--wait-idle") || !strcmp(o, "--retries")))
+            i++; /* the peer's guards against a busy machine; this side runs as it finds it */
+        else if (i + 1 < argc && int_option(o, &a))
+            *int_option(o, &a) = positive(o, argv[++i]);
         else
             usage();
     }
@@ -284,8 +335,6 @@ int main(int argc, char **argv)
         a.reps = 3, a.warmup = 1, a.mle_steps = 1, a.gan_steps = 1, a.sample_len = 32;
         a.sample1_len = 256, a.budget = 2.0;
     }
-    if (a.threads < 1 || a.reps < 1)
-        usage();
     if (openblas_set_num_threads)
         openblas_set_num_threads(a.threads);
 
@@ -394,12 +443,16 @@ int main(int argc, char **argv)
            "\"sgemm_gflops_1024\": %.2f, \"sample_cps\": %.1f, \"sample_cps_E128_H128\": %.1f, "
            "\"sample1_cps\": %.1f, \"gan_steps_per_s\": %.4f, \"gan_ms_per_step\": %.3f, "
            "\"reinforce_steps_per_s\": %.4f, \"reinforce_ms_per_step\": %.3f, "
-           "\"peak_rss_mb\": %.1f, \"val_bpc_60s\": %.4f, \"val_bpc_60s_win64\": %.4f, "
-           "\"budget_steps\": %ld, \"budget_s\": %.1f, \"threads\": %d, \"vocab\": %u, "
-           "\"version\": \"%s\", \"quick\": %s}\n",
+           "\"peak_rss_mb\": %.1f, ",
            mle64, spc64 * 1e3, mle128, spc128 * 1e3, gflops, sgemm_step, sgemm_big, samp, samp128,
-           samp1, gan, gan_spc * 1e3, rf, rf_spc * 1e3, rss, val_bpc, val_bpc_win, budget_steps,
-           a.budget, a.threads, s.vocab, chargan_version(), a.quick ? "true" : "false");
+           samp1, gan, gan_spc * 1e3, rf, rf_spc * 1e3, rss);
+    if (!a.no_budget) /* like the peer, no budget figures when none was run */
+        printf("\"val_bpc_60s\": %.4f, \"val_bpc_60s_win64\": %.4f, \"budget_steps\": %ld, "
+               "\"budget_s\": %.1f, ", val_bpc, val_bpc_win, budget_steps, a.budget);
+    printf("\"threads\": %d, \"vocab\": %u, \"batch\": %d, \"seq\": %d, \"sample_batch\": %d, "
+           "\"sample_len\": %d, \"sample1_len\": %d, \"version\": \"%s\", \"quick\": %s}\n",
+           a.threads, s.vocab, a.batch, a.seq, a.sample_batch, a.sample_len, a.sample1_len,
+           chargan_version(), a.quick ? "true" : "false");
     chargan_tokenizer_free(s.tok);
     free(text);
     return 0;

@@ -5,17 +5,18 @@
 #
 #   scripts/bench.sh            # full run: about 10 minutes (two 60 s budgets, peer waits for quiet)
 #   scripts/bench.sh --quick    # sanity run, under a minute
+#   scripts/bench.sh --batch 64 --seq 128 --no-budget   # another workload
 #
 # Both sides use 2 threads, seed 1234, tinyshakespeare, B=32, T=64, medians of
-# 5 repetitions after a warm-up.  OPENBLAS_CORETYPE=SkylakeX is set for BOTH
+# 5 repetitions after a warm-up, unless options say otherwise: every option is
+# given to both sides (chargan_bench takes the peer's options; see
+# bench/README.md).  OPENBLAS_CORETYPE=SkylakeX is set for BOTH
 # processes on AVX-512 machines (OpenBLAS 0.3.21 otherwise picks its AVX2
 # kernels there; the peer's torch uses the same libopenblas).  Results land in
 # $OUT_DIR (default bench-out/): chargan.json, peer.json, table.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-QUICK=()
-[ "${1:-}" = "--quick" ] && QUICK=(--quick)
 PEER=${PEER:-bench/torch_peer.py}
 OUT_DIR=${OUT_DIR:-bench-out}
 BUILD_DIR=${BUILD_DIR:-build-bench}
@@ -44,6 +45,6 @@ fi
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 mkdir -p "$OUT_DIR"
 echo "bench.sh: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}; libchargan first, then the peer" >&2
-"$BUILD_DIR/bench/chargan_bench" --threads 2 --seed 1234 "${QUICK[@]}" | tail -n 1 > "$OUT_DIR/chargan.json"
-/usr/bin/python3 "$PEER" --threads 2 --seed 1234 "${QUICK[@]}" | tail -n 1 > "$OUT_DIR/peer.json"
+"$BUILD_DIR/bench/chargan_bench" --threads 2 --seed 1234 "$@" | tail -n 1 > "$OUT_DIR/chargan.json"
+/usr/bin/python3 "$PEER" --threads 2 --seed 1234 "$@" | tail -n 1 > "$OUT_DIR/peer.json"
 /usr/bin/python3 scripts/bench_table.py "$OUT_DIR/chargan.json" "$OUT_DIR/peer.json" | tee "$OUT_DIR/table.md"
