@@ -72,7 +72,6 @@ typedef struct cg_lstm_cache {
     float *h;     /* (T+1) x B x H: h[0] is the initial state, h[t+1] the output of step t */
     float *c;     /* (T+1) x B x H, likewise */
     float *gates; /* T x B x 4H activated gates; backward overwrites them with dz */
-    float *tanh_c;/* T x B x H */
     float *mask;  /* B x H recurrent-dropout mask (already scaled by 1/(1-p)), or NULL;
                      the caller fills it before a forward with use_mask */
     float *hdrop; /* T x B x H: h[t] * mask, the recurrent input of step t, when masked */

@@ -112,9 +112,9 @@ chargan_status cg_lstm_cache_init(cg_lstm_cache *c, int T, int B, int in, int hi
         n_gates = round16(n_gates);
         n_step = round16(n_step);
         n_wt = round16(n_wt);
-        /* h, c; gates; tanh_c; dh, dc; w_hh_t; with dropout: hdrop, mask */
+        /* h, c; gates; dh, dc; w_hh_t; with dropout: hdrop, mask */
         ok = mul_add(n_state, 2, &total) && mul_add(n_gates, 1, &total) &&
-             mul_add(n_step, with_dropout ? 2 : 1, &total) &&
+             mul_add(n_step, with_dropout ? 1 : 0, &total) &&
              mul_add(n_bh, with_dropout ? 3 : 2, &total) && mul_add(n_wt, 1, &total) &&
              total <= SIZE_MAX / sizeof(float) - 64;
     }
@@ -130,8 +130,7 @@ chargan_status cg_lstm_cache_init(cg_lstm_cache *c, int T, int B, int in, int hi
     c->h = mem;
     c->c = c->h + n_state;
     c->gates = c->c + n_state;
-    c->tanh_c = c->gates + n_gates;
-    c->dh = c->tanh_c + n_step;
+    c->dh = c->gates + n_gates;
     c->dc = c->dh + n_bh;
     c->w_hh_t = c->dc + n_bh;
     if (with_dropout) {
@@ -167,10 +166,10 @@ static void copy_or_zero(float *dst, const float *src, size_t n)
 }
 
 /* The gate math of one step for B rows: z (B x 4H pre-activations) becomes
- * the activated gates; c, tanh(c) and h of the step are written.  One pass,
- * no branches: every array is contiguous in j. */
+ * the activated gates; c and h of the step are written.  One pass, no
+ * branches: every array is contiguous in j. */
 CG_VECTOR_CLONES static void gates_forward(float *restrict z, const float *restrict c_prev, float *restrict c_out,
-                          float *restrict tanh_c, float *restrict h_out, int B, int H)
+                          float *restrict h_out, int B, int H)
 {
     const size_t hh = (size_t)H;
     for (size_t r = 0; r < (size_t)B; r++) {
@@ -178,8 +177,7 @@ CG_VECTOR_CLONES static void gates_forward(float *restrict z, const float *restr
                         *restrict zg = z + r * 4 * hh + 2 * hh,
                         *restrict zo = z + r * 4 * hh + 3 * hh;
         const float *restrict cp = c_prev + r * hh;
-        float *restrict cn = c_out + r * hh, *restrict tc = tanh_c + r * hh,
-                        *restrict hn = h_out + r * hh;
+        float *restrict cn = c_out + r * hh, *restrict hn = h_out + r * hh;
         for (size_t j = 0; j < hh; j++) {
             const float i = gate_sigmoid(zi[j]), f = gate_sigmoid(zf[j]), g = gate_tanh(zg[j]),
                         o = gate_sigmoid(zo[j]);
@@ -189,7 +187,6 @@ CG_VECTOR_CLONES static void gates_forward(float *restrict z, const float *restr
             zg[j] = g;
             zo[j] = o;
             cn[j] = cj;
-            tc[j] = t;
             hn[j] = o * t;
         }
     }
@@ -212,7 +209,7 @@ static void forward_recurrent_step(const cg_lstm_layer *L, cg_lstm_cache *c, int
         h_prev = hd;
     }
     cg_kgemm_nn(B, 4 * H, H, h_prev, H, L->w_hh, 4 * H, z, 4 * H, true);
-    gates_forward(z, c->c + tt * bh, c->c + (tt + 1) * bh, c->tanh_c + tt * bh,
+    gates_forward(z, c->c + tt * bh, c->c + (tt + 1) * bh,
                   c->h + (tt + 1) * bh, B, H);
 }
 
@@ -300,9 +297,11 @@ void cg_lstm_forward_step(const cg_lstm_layer *L, cg_lstm_cache *c, int t, const
 /* Step t's gate gradients for B rows.  dh is the gradient on h(t+1) (output
  * and recurrent parts already summed); dc, on entry the gradient on c(t+1)
  * from later steps, leaves as the gradient on c(t).  The activated gates in z
- * are replaced by dz, the gradient on the pre-activations. */
+ * are replaced by dz, the gradient on the pre-activations.  tanh(c(t+1)) is
+ * recomputed from c_next, the same function on the same value as forward,
+ * rather than kept: it would be a seventh of the cache. */
 CG_VECTOR_CLONES static void gates_backward(float *restrict z, const float *restrict dh, float *restrict dc,
-                           const float *restrict c_prev, const float *restrict tanh_c, int B,
+                           const float *restrict c_prev, const float *restrict c_next, int B,
                            int H)
 {
     const size_t hh = (size_t)H;
@@ -311,10 +310,10 @@ CG_VECTOR_CLONES static void gates_backward(float *restrict z, const float *rest
                         *restrict zg = z + r * 4 * hh + 2 * hh,
                         *restrict zo = z + r * 4 * hh + 3 * hh;
         const float *restrict dhr = dh + r * hh, *restrict cp = c_prev + r * hh,
-                              *restrict tc = tanh_c + r * hh;
+                              *restrict cn = c_next + r * hh;
         float *restrict dcr = dc + r * hh;
         for (size_t j = 0; j < hh; j++) {
-            const float i = zi[j], f = zf[j], g = zg[j], o = zo[j], t = tc[j];
+            const float i = zi[j], f = zf[j], g = zg[j], o = zo[j], t = gate_tanh(cn[j]);
             const float d = dcr[j] + dhr[j] * o * (1.0f - t * t); /* dL/dc(t+1), all paths */
             zi[j] = d * g * i * (1.0f - i);
             zf[j] = d * cp[j] * f * (1.0f - f);
@@ -373,7 +372,7 @@ static void backward_impl(const cg_lstm_layer *L, cg_lstm_cache *c, const float 
                 dh[k] += g[k];
         }
         float *dz = c->gates + tt * bh * 4;
-        gates_backward(dz, dh, dc, c->c + tt * bh, c->tanh_c + tt * bh, B, H);
+        gates_backward(dz, dh, dc, c->c + tt * bh, c->c + (tt + 1) * bh, B, H);
         if (dtable)
             scatter_add_rows(dtable, dz, ids + tt * (size_t)B, (size_t)B, (size_t)G);
         /* The gradient on h(t), the recurrent input of step t; at t = 0 it is

@@ -513,12 +513,11 @@ static void check_forward_against_reference(cg_rng *rng, int T, int B, int in, i
         ck_assert_msg(eh <= 2e-6, "h[%zu] = %.9g, reference %.9g", k, c.h[k], hs[k]);
         ck_assert_msg(ec <= 2e-6, "c[%zu] = %.9g, reference %.9g", k, c.c[k], cs[k]);
     }
-    /* The cached tanh(c) and gates agree with the states. */
+    /* The cached output gates agree with the states: h = o tanh(c). */
     for (size_t k = 0; k < (size_t)T * bh; k++) {
         const size_t row = k / (size_t)H, j = k % (size_t)H;
         const float o = c.gates[row * 4 * H + 3 * (size_t)H + j];
-        ck_assert(fabs(c.tanh_c[k] - tanh(cs[bh + k])) <= 2e-6);
-        ck_assert(fabs((double)o * c.tanh_c[k] - c.h[bh + k]) <= 1e-6);
+        ck_assert(fabs((double)o * tanh(cs[bh + k]) - c.h[bh + k]) <= 2e-6);
     }
     if (masked) {
         for (size_t k = 0; k < (size_t)T * bh; k++)
@@ -612,7 +611,8 @@ START_TEST(gate_nonlinearities_are_accurate)
         ck_assert_msg(fabs(g[0] - s) <= 4e-7 * s, "sigmoid(%.9g) = %.9g, want %.9g", xr, g[0], s);
         ck_assert(g[1] == g[0] && g[3] == g[0]);
         ck_assert_msg(fabs(g[2] - t) <= 4e-7, "tanh(%.9g) = %.9g, want %.9g", xr, g[2], t);
-        ck_assert(fabs(c.tanh_c[r] - tanh((double)g[0] * g[2])) <= 4e-7);
+        /* h = o tanh(c), c = i g: tanh's accuracy at c */
+        ck_assert(fabs(c.h[B + r] - (double)g[3] * tanh((double)g[0] * g[2])) <= 4e-7);
     }
     free(x);
     layer_free(&l);
@@ -689,7 +689,6 @@ static void check_step_matches_sequence(cg_rng *rng, int T, int B, int in, int H
     } arrays[] = {{"h", a.h, s.h, (size_t)(T + 1) * bh},
                   {"c", a.c, s.c, (size_t)(T + 1) * bh},
                   {"gates", a.gates, s.gates, (size_t)T * bh * 4},
-                  {"tanh_c", a.tanh_c, s.tanh_c, (size_t)T * bh},
                   {"hdrop", a.hdrop, s.hdrop, masked ? (size_t)T * bh : 0}};
     for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++)
         for (size_t k = 0; k < arrays[i].n; k++)
@@ -815,14 +814,13 @@ START_TEST(cache_init_reports_allocation_failure)
         ck_assert_int_eq(cg_alloc_fail_after(-1), 1); /* one block, one allocation */
         ck_assert(dropout ? c.mask != NULL && c.hdrop != NULL : c.mask == NULL && c.hdrop == NULL);
         /* Views are 64-byte aligned and do not overlap: write them all. */
-        float *views[] = {c.h, c.c, c.gates, c.tanh_c, c.dh, c.dc, c.hdrop, c.mask};
-        for (size_t i = 0; i < 8; i++)
+        float *views[] = {c.h, c.c, c.gates, c.dh, c.dc, c.hdrop, c.mask};
+        for (size_t i = 0; i < sizeof views / sizeof views[0]; i++)
             if (views[i])
                 ck_assert_uint_eq((uintptr_t)views[i] % 64, 0);
         memset(c.h, 0, 5 * 2 * 5 * sizeof(float));
         memset(c.c, 0, 5 * 2 * 5 * sizeof(float));
         memset(c.gates, 0, 4 * 2 * 20 * sizeof(float));
-        memset(c.tanh_c, 0, 4 * 2 * 5 * sizeof(float));
         memset(c.dh, 0, 2 * 5 * sizeof(float));
         memset(c.dc, 0, 2 * 5 * sizeof(float));
         if (dropout) {
