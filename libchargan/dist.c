@@ -337,8 +337,8 @@ static void agreement_values(const chargan_trainer *tr, uint64_t *v)
     v[AG_G_OPT_STEPS] = tr->gopt->steps;
     v[AG_D_OPT_STEPS] = tr->dopt ? tr->dopt->steps : 0;
     v[AG_CORPUS_KIND] = (uint64_t)tr->corpus_kind;
-    v[AG_CORPUS_IDS] = tr->n_ids;
-    v[AG_CORPUS_CRC] = cg_crc32(0, tr->ids, tr->n_ids * sizeof(int32_t));
+    v[AG_CORPUS_IDS] = tr->ids.n;
+    v[AG_CORPUS_CRC] = cg_crc32(0, tr->ids.data, cg_packed_ids_bytes(&tr->ids));
 }
 
 static chargan_status check_agreement(chargan_trainer *tr)

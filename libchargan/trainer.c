@@ -279,7 +279,7 @@ void chargan_trainer_free(chargan_trainer *tr)
         return;
     trainer_buffers_free(tr);
     cg_dist_free(tr->dist);
-    cg_free(tr->ids);
+    cg_packed_ids_free(&tr->ids);
     chargan_model_free(tr->gen);
     chargan_model_free(tr->disc);
     chargan_optimizer_free(tr->gopt);
@@ -356,20 +356,23 @@ static chargan_status stream_check(chargan_trainer *tr, size_t n)
     return CHARGAN_OK;
 }
 
-/* Adopts ids (freeing them on failure) as the corpus. */
-static chargan_status set_stream(chargan_trainer *tr, int32_t *ids, size_t n)
+/* Replaces the corpus with a packed copy of the n ids (checked): a stream,
+ * or n / seq_len sequences of which the first n_train_seq train. */
+static chargan_status set_corpus(chargan_trainer *tr, const int32_t *ids, size_t n, int kind,
+                                 size_t n_train_seq)
 {
-    size_t n_train = stream_train_ids(tr, n);
-    chargan_status st = stream_check(tr, n);
-    if (st != CHARGAN_OK) {
-        cg_free(ids);
-        return st;
+    cg_packed_ids packed;
+    if (!cg_packed_ids_init(&packed, ids, n))
+        return cg_fail(&tr->err, CHARGAN_E_NOMEM, "out of memory storing %zu ids", n);
+    cg_packed_ids_free(&tr->ids);
+    tr->ids = packed;
+    tr->corpus_kind = kind;
+    if (kind == CG_CORPUS_STREAM) {
+        tr->n_train = stream_train_ids(tr, n);
+    } else {
+        tr->n_seq = n / tr->cfg.seq_len;
+        tr->n_train_seq = n_train_seq;
     }
-    cg_free(tr->ids);
-    tr->ids = ids;
-    tr->n_ids = n;
-    tr->n_train = n_train;
-    tr->corpus_kind = CG_CORPUS_STREAM;
     return CHARGAN_OK;
 }
 
@@ -420,14 +423,16 @@ chargan_status chargan_trainer_set_corpus_text(chargan_trainer *tr, const char *
         return cg_fail(&tr->err, CHARGAN_E_INVALID, "the corpus has no character of the "
                        "tokenizer's vocabulary (all %zu ids would be CHARGAN_ID_UNKNOWN)", n);
     }
-    if ((st = stream_check(tr, n)) != CHARGAN_OK) {
-        cg_free(ids);
+    if ((st = stream_check(tr, n)) == CHARGAN_OK)
+        st = set_corpus(tr, ids, n, CG_CORPUS_STREAM, 0);
+    cg_free(ids);
+    if (st != CHARGAN_OK) {
         chargan_tokenizer_free(fitted);
         return st;
     }
     if (fitted)
         g->tok = fitted; /* checked against g->V above; g had none */
-    return set_stream(tr, ids, n);
+    return CHARGAN_OK;
 }
 
 chargan_status chargan_trainer_set_corpus_ids(chargan_trainer *tr, const int32_t *ids, size_t n)
@@ -440,11 +445,7 @@ chargan_status chargan_trainer_set_corpus_ids(chargan_trainer *tr, const int32_t
         st = stream_check(tr, n); /* before the copy: ids may be NULL when n is 0 */
     if (st != CHARGAN_OK)
         return st;
-    int32_t *copy = cg_malloc(n * sizeof(int32_t));
-    if (!copy)
-        return cg_fail(&tr->err, CHARGAN_E_NOMEM, "out of memory copying %zu ids", n);
-    memcpy(copy, ids, n * sizeof(int32_t));
-    return set_stream(tr, copy, n);
+    return set_corpus(tr, ids, n, CG_CORPUS_STREAM, 0);
 }
 
 chargan_status chargan_trainer_set_corpus_sequences(chargan_trainer *tr, const int32_t *ids,
@@ -464,17 +465,7 @@ chargan_status chargan_trainer_set_corpus_sequences(chargan_trainer *tr, const i
     chargan_status st = cg_check_ids(&tr->err, ids, n, tr->gen->V);
     if (st != CHARGAN_OK)
         return st;
-    int32_t *copy = cg_malloc(n * sizeof(int32_t));
-    if (!copy)
-        return cg_fail(&tr->err, CHARGAN_E_NOMEM, "out of memory copying %zu ids", n);
-    memcpy(copy, ids, n * sizeof(int32_t));
-    cg_free(tr->ids);
-    tr->ids = copy;
-    tr->n_ids = n;
-    tr->n_seq = n_seq;
-    tr->n_train_seq = n_seq - n_val;
-    tr->corpus_kind = CG_CORPUS_SEQUENCES;
-    return CHARGAN_OK;
+    return set_corpus(tr, ids, n, CG_CORPUS_SEQUENCES, n_seq - n_val);
 }
 
 /* Sequence s as a window: the start id, then its seq_len ids. */
@@ -482,7 +473,7 @@ static void sequence_window(const chargan_trainer *tr, size_t s, int32_t *w)
 {
     size_t T = tr->cfg.seq_len;
     w[0] = tr->gen->cfg.start_id;
-    memcpy(w + 1, tr->ids + s * T, T * sizeof(int32_t));
+    cg_packed_ids_read(&tr->ids, s * T, T, w + 1);
 }
 
 /* Under MPI every rank draws the whole global batch from the shared RNG and
@@ -497,7 +488,7 @@ void cg_trainer_draw_windows(chargan_trainer *tr)
         if (tr->corpus_kind == CG_CORPUS_STREAM) {
             size_t start = (size_t)cg_rng_below(&tr->rng, tr->n_train - T);
             if (mine)
-                memcpy(w, tr->ids + start, (T + 1) * sizeof(int32_t));
+                cg_packed_ids_read(&tr->ids, start, T + 1, w);
         } else {
             size_t s = (size_t)cg_rng_below(&tr->rng, tr->n_train_seq);
             if (mine)
@@ -684,7 +675,7 @@ size_t cg_trainer_val_count(const chargan_trainer *tr)
 {
     size_t T = tr->cfg.seq_len;
     if (tr->corpus_kind == CG_CORPUS_STREAM)
-        return tr->n_ids > tr->n_train ? (tr->n_ids - tr->n_train - 1) / T : 0;
+        return tr->ids.n > tr->n_train ? (tr->ids.n - tr->n_train - 1) / T : 0;
     return tr->n_seq - tr->n_train_seq;
 }
 
@@ -698,7 +689,7 @@ size_t cg_trainer_val_windows(chargan_trainer *tr, size_t first, size_t n_window
         size_t w = first + (b < rows ? b : 0);
         int32_t *dst = tr->windows + b * (T + 1);
         if (tr->corpus_kind == CG_CORPUS_STREAM)
-            memcpy(dst, tr->ids + tr->n_train + w * T, (T + 1) * sizeof(int32_t));
+            cg_packed_ids_read(&tr->ids, tr->n_train + w * T, T + 1, dst);
         else
             sequence_window(tr, tr->n_train_seq + w, dst);
     }

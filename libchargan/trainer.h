@@ -7,6 +7,7 @@
 #include "dist.h"
 #include "model.h"
 #include "optim.h"
+#include "packed_ids.h"
 #include "pool.h"
 #include "sample.h"
 
@@ -92,8 +93,8 @@ struct chargan_trainer {
     /* corpus: a stream of ids (first n_train for training) or n_seq sequences
      * of seq_len (first n_train_seq for training) */
     int corpus_kind;
-    int32_t *ids;
-    size_t n_ids, n_train, n_seq, n_train_seq;
+    cg_packed_ids ids;
+    size_t n_train, n_seq, n_train_seq;
     /* step buffers, B x (T+1) windows and T x B views */
     int32_t *windows, *inputs, *targets;
     float *row_weights; /* T x B */

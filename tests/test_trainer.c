@@ -363,8 +363,10 @@ START_TEST(corpus_text_uses_attached_tokenizer)
     tc.val_fraction = 0.0f;
     chargan_trainer *tr = make_trainer(&tc, g);
     ck_assert_int_eq(chargan_trainer_set_corpus_text(tr, "abcxyzabcxyz", 12), CHARGAN_OK);
-    ck_assert_uint_eq(tr->n_ids, 12);
-    ck_assert_int_eq(tr->ids[3], CHARGAN_ID_UNKNOWN);
+    ck_assert_uint_eq(tr->ids.n, 12);
+    int32_t id;
+    cg_packed_ids_read(&tr->ids, 3, 1, &id);
+    ck_assert_int_eq(id, CHARGAN_ID_UNKNOWN);
     uint32_t V;
     ck_assert_int_eq(chargan_tokenizer_vocab_size(chargan_model_tokenizer(g), &V), CHARGAN_OK);
     ck_assert_uint_eq(V, 5);
@@ -404,6 +406,75 @@ START_TEST(sequences_corpus)
     ck_assert_int_eq(chargan_model_nll(chargan_trainer_generator(tr), ids + 36 * 8, 4, 8, &ref),
                      CHARGAN_OK);
     ck_assert_msg(fabs(nll - ref) < 1e-6 * ref, "evaluate %.9g, model_nll %.9g", nll, ref);
+    free(ids);
+    chargan_trainer_free(tr);
+}
+END_TEST
+
+/* The corpus is packed one, two or four bytes per id by its largest id;
+ * every width reads back what went in, at any offset. */
+START_TEST(packed_ids_every_width)
+{
+    const struct {
+        int32_t top;
+        int width;
+    } cases[] = {{1, 1}, {255, 1}, {256, 2}, {65535, 2}, {65536, 4}, {(1 << 21) - 1, 4}};
+    const size_t n = 1000;
+    int32_t *ids = malloc(n * sizeof *ids), *back = malloc(n * sizeof *back);
+    ck_assert(ids && back);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        for (size_t i = 0; i < n; i++)
+            ids[i] = (int32_t)((i * 7919u) % ((uint32_t)cases[c].top + 1));
+        ids[n / 2] = cases[c].top;
+        cg_packed_ids p;
+        ck_assert(cg_packed_ids_init(&p, ids, n));
+        ck_assert_int_eq(p.width, cases[c].width);
+        ck_assert_uint_eq(cg_packed_ids_bytes(&p), n * (size_t)cases[c].width);
+        for (size_t first = 0; first < n; first += 97) {
+            size_t count = n - first < 131 ? n - first : 131;
+            memset(back, 0xff, count * sizeof *back);
+            cg_packed_ids_read(&p, first, count, back);
+            ck_assert_msg(memcmp(back, ids + first, count * sizeof *back) == 0,
+                          "top %d: ids %zu.. differ", (int)cases[c].top, first);
+        }
+        cg_packed_ids_free(&p);
+        ck_assert_ptr_null(p.data);
+    }
+    cg_packed_ids p;
+    ck_assert(cg_packed_ids_init(&p, ids, 0)); /* empty: nothing allocated */
+    ck_assert_ptr_null(p.data);
+    cg_packed_ids_free(&p);
+    free(ids);
+    free(back);
+}
+END_TEST
+
+/* A vocabulary beyond one byte: training windows are slices of the corpus,
+ * ids above 255 included. */
+START_TEST(corpus_ids_beyond_one_byte)
+{
+    const uint32_t V = 300;
+    const size_t n = 2000;
+    int32_t *ids = id_stream(n, V, 5);
+    chargan_trainer_config tc = small_config();
+    chargan_trainer *tr = make_trainer(&tc, make_gen(V, 4, 6, 0, 0.0f, 1));
+    ck_assert_int_eq(chargan_trainer_set_corpus_ids(tr, ids, n), CHARGAN_OK);
+    ck_assert_int_eq(tr->ids.width, 2);
+    bool high = false;
+    for (int k = 0; k < 20; k++) {
+        cg_trainer_draw_windows(tr);
+        for (uint32_t b = 0; b < tc.batch; b++) {
+            const int32_t *w = tr->windows + b * (tc.seq_len + 1);
+            bool found = false;
+            for (size_t s = 0; s + tc.seq_len < n && !found; s++)
+                found = memcmp(w, ids + s, (tc.seq_len + 1) * sizeof(int32_t)) == 0;
+            ck_assert(found);
+            for (uint32_t t = 0; t <= tc.seq_len; t++)
+                high = high || w[t] > 255;
+        }
+    }
+    ck_assert(high);
+    ck_assert_int_eq(chargan_trainer_mle_step(tr, NULL), CHARGAN_OK);
     free(ids);
     chargan_trainer_free(tr);
 }
@@ -968,6 +1039,8 @@ static Suite *trainer_suite(void)
     tcase_add_test(tc, corpus_text_uses_attached_tokenizer);
     tcase_add_loop_test(tc, sequences_corpus, 0, 2);
     tcase_add_test(tc, mle_step_batch_matches_model_nll);
+    tcase_add_test(tc, packed_ids_every_width);
+    tcase_add_test(tc, corpus_ids_beyond_one_byte);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("api");
