@@ -6,7 +6,8 @@
  * forward: z (B x 4H) += h (B x H) . w_hh (H x 4H); backward: dh (B x H) =
  * dz (B x 4H) . w_hh^T, which the kernel does as the LSTM does: w_hh is
  * transposed once per sequence (included in the time) and each step is an
- * NN product with the copy.
+ * NN product with the copy.  The AVX2 path's forward is timed also as the
+ * LSTM runs it, from w_hh packed once per sequence (cg_kpack, included).
  * The BLAS runs single-threaded, as it does under the trainer's shards; set
  * OPENBLAS_CORETYPE to choose its kernels.  Prints the median, min and max
  * GFLOP/s of reps runs, timed by the thread's CPU time (on a shared,
@@ -47,7 +48,7 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-enum method { BLAS, KERNEL };
+enum method { BLAS, KERNEL, PACKED }; /* PACKED: forward from w_hh packed once per sequence */
 
 typedef struct shape {
     int B, H, T;
@@ -62,14 +63,19 @@ typedef struct buffers {
 static void run_steps(const shape *s, enum method how, cg_kern_path path, buffers *b)
 {
     const int B = s->B, H = s->H, G = 4 * H;
+    cg_kpacked packed;
+    if (how == PACKED) /* as the LSTM's forward does at its begin (wt is big enough: H % 4 == 0) */
+        cg_kpack_on(path, &packed, H, G, b->w, G, b->wt);
     if (!s->backward) {
         for (int t = 0; t < s->T; t++) {
             const float *h = b->in + (size_t)t * B * H;
             float *z = b->out + (size_t)t * B * G;
             if (how == BLAS)
                 cg_sgemm(false, false, B, G, H, 1.0f, h, H, b->w, G, 1.0f, z, G);
-            else
+            else if (how == KERNEL)
                 cg_kgemm_nn_on(path, B, G, H, h, H, b->w, G, z, G, true);
+            else
+                cg_kgemm_nn_packed(B, h, H, &packed, z, G, true);
         }
         return;
     }
@@ -109,7 +115,10 @@ static void bench(const shape *s, enum method how, cg_kern_path path, int reps, 
     }
     qsort(rate, (size_t)reps, sizeof *rate, cmp_double);
     qsort(wall, (size_t)reps, sizeof *wall, cmp_double);
-    const char *name = how == BLAS ? "cg_sgemm" : s->backward ? "transpose+kgemm_nn" : "kgemm_nn";
+    const char *name = how == BLAS       ? "cg_sgemm"
+                       : how == PACKED   ? "pack+kgemm_packed"
+                       : s->backward     ? "transpose+kgemm_nn"
+                                         : "kgemm_nn";
     printf("%-8s B=%-3d H=%-4d %-18s %-9s %7.1f GFLOP/s (min %6.1f, max %6.1f; wall %6.1f)\n",
            s->backward ? "backward" : "forward", s->B, s->H, name,
            how == BLAS ? cg_blas_name() : cg_kern_path_name(path), rate[reps / 2], rate[0],
@@ -154,9 +163,13 @@ int main(int argc, char **argv)
                              random_floats((size_t)T * (bwd ? bh * 4 : bh), &seed),
                              random_floats((size_t)T * (bwd ? bh : bh * 4), &seed)};
                 bench(&s, BLAS, CG_KERN_AUTO, reps, &b);
-                for (size_t p = 0; p < sizeof paths / sizeof paths[0]; p++)
-                    if (cg_kern_available(paths[p]))
-                        bench(&s, KERNEL, paths[p], reps, &b);
+                for (size_t p = 0; p < sizeof paths / sizeof paths[0]; p++) {
+                    if (!cg_kern_available(paths[p]))
+                        continue;
+                    bench(&s, KERNEL, paths[p], reps, &b);
+                    if (!s.backward && cg_kpack_floats_on(paths[p], s.H, 4 * s.H) > 0)
+                        bench(&s, PACKED, paths[p], reps, &b);
+                }
                 free(b.w);
                 free(b.wt);
                 free(b.in);

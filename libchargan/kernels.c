@@ -310,12 +310,35 @@ CG_T256 static void nn_avx2(int m, int n, int k, const float *a, size_t lda, con
                     b + j, ldb, c + (size_t)r * ldc + j, ldc, accumulate);
     }
 }
+/* nn_avx2 on B packed by cg_kpack: the panel of columns 16 jb .. 16 jb + 15
+ * is at panels + jb * panel_stride, its rows 16 floats apart.  The same
+ * tiles in the same order as nn_avx2, so the same sums. */
+CG_T256 static void nn_avx2_panels(int m, int n, int k, const float *a, size_t lda,
+                                   const float *panels, size_t panel_stride, float *c,
+                                   size_t ldc, bool accumulate)
+{
+    const __m256i all = lanes256(8);
+    int j = 0;
+    for (; j + 8 * NV256 <= n; j += 8 * NV256)
+        for (int r = 0; r < m; r += MR256)
+            rows256(m - r < MR256 ? m - r : MR256, NV256, false, all, k, a + (size_t)r * lda,
+                    lda, panels + (size_t)(j / 16) * panel_stride, 16,
+                    c + (size_t)r * ldc + j, ldc, accumulate);
+    for (; j < n; j += 8) {
+        const __m256i tail = lanes256(n - j < 8 ? n - j : 8);
+        const float *bj = panels + (size_t)(j / 16) * panel_stride + j % 16;
+        for (int r = 0; r < m; r += MR256)
+            rows256(m - r < MR256 ? m - r : MR256, 1, true, tail, k, a + (size_t)r * lda, lda,
+                    bj, 16, c + (size_t)r * ldc + j, ldc, accumulate);
+    }
+}
 #endif /* CG_KERN_X86 */
 
 /* ---------------------------------------------------------------- dispatch */
 
 static pthread_once_t choose_once = PTHREAD_ONCE_INIT;
-static cg_kern_path chosen = CG_KERN_PORTABLE;
+static cg_kern_path detected = CG_KERN_PORTABLE; /* the best this CPU runs */
+static cg_kern_path chosen = CG_KERN_PORTABLE;   /* the one in use: detected unless forced */
 
 static void choose_path(void)
 {
@@ -323,10 +346,11 @@ static void choose_path(void)
     /* libgcc's checks include the OS's support (XCR0) for the registers. */
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f"))
-        chosen = CG_KERN_AVX512;
+        detected = CG_KERN_AVX512;
     else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        chosen = CG_KERN_AVX2;
+        detected = CG_KERN_AVX2;
 #endif
+    chosen = detected;
 }
 
 cg_kern_path cg_kern_active(void)
@@ -335,13 +359,22 @@ cg_kern_path cg_kern_active(void)
     return chosen;
 }
 
+bool cg_kern_force_path(cg_kern_path path)
+{
+    if (path == CG_KERN_AUTO || !cg_kern_available(path))
+        return false;
+    chosen = path;
+    return true;
+}
+
 bool cg_kern_available(cg_kern_path path)
 {
+    pthread_once(&choose_once, choose_path);
     switch (path) {
     case CG_KERN_AUTO:
     case CG_KERN_PORTABLE: return true;
     case CG_KERN_AVX2:
-    case CG_KERN_AVX512: return cg_kern_active() >= path; /* AVX-512F CPUs have AVX2 and FMA */
+    case CG_KERN_AVX512: return detected >= path; /* AVX-512F CPUs have AVX2 and FMA */
     }
     return false;
 }
@@ -392,6 +425,62 @@ void cg_kgemm_nn(int m, int n, int k, const float *a, int lda, const float *b, i
         return;
     }
     cg_kgemm_nn_on(CG_KERN_AUTO, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+}
+
+size_t cg_kpack_floats_on(cg_kern_path path, int k, int n)
+{
+    if (path == CG_KERN_AUTO)
+        path = cg_kern_active();
+    if (path != CG_KERN_AVX2 || !cg_kern_available(path) || k <= 0 || n <= 0)
+        return 0;
+    return (size_t)k * (((size_t)n + 15) / 16 * 16);
+}
+
+size_t cg_kpack_floats(int k, int n)
+{
+    return cg_kpack_floats_on(CG_KERN_AUTO, k, n);
+}
+
+void cg_kpack_on(cg_kern_path path, cg_kpacked *p, int k, int n, const float *b, int ldb,
+                 float *buf)
+{
+    *p = (cg_kpacked){.b = b, .k = k, .n = n, .ldb = ldb};
+    if (!buf || cg_kpack_floats_on(path, k, n) == 0)
+        return;
+    /* panel jb: k rows of 16, the columns past n zero */
+    for (int j0 = 0; j0 < n; j0 += 16) {
+        float *panel = buf + (size_t)(j0 / 16) * (size_t)k * 16;
+        const int w = n - j0 < 16 ? n - j0 : 16;
+        for (int r = 0; r < k; r++) {
+            const float *src = b + (size_t)r * (size_t)ldb + j0;
+            float *dst = panel + (size_t)r * 16;
+            for (int x = 0; x < 16; x++)
+                dst[x] = x < w ? src[x] : 0.0f;
+        }
+    }
+    p->panels = buf;
+}
+
+void cg_kpack(cg_kpacked *p, int k, int n, const float *b, int ldb, float *buf)
+{
+    cg_kpack_on(CG_KERN_AUTO, p, k, n, b, ldb, buf);
+}
+
+void cg_kgemm_nn_packed(int m, const float *a, int lda, const cg_kpacked *p, float *c, int ldc,
+                        bool accumulate)
+{
+#if CG_KERN_X86
+    if (p->panels && m > 0 && p->n > 0) {
+        const int k = p->k > 0 ? p->k : 0;
+        const size_t stride = (size_t)k * 16;
+        for (int k0 = 0; k0 == 0 || k0 < k; k0 += KC)
+            nn_avx2_panels(m, p->n, k - k0 < KC ? k - k0 : KC, a + k0, (size_t)lda,
+                           p->panels + (size_t)k0 * 16, stride, c, (size_t)ldc,
+                           accumulate || k0 > 0);
+        return;
+    }
+#endif
+    cg_kgemm_nn(m, p->n, p->k, a, lda, p->b, p->ldb, c, ldc, accumulate);
 }
 
 /* Tiles of 16 x 16: a row of the tile's source and of its destination are

@@ -13,6 +13,7 @@
 #define CHARGAN_LAYERS_H
 
 #include "internal.h"
+#include "kernels.h"
 
 /* ---------------------------------------------------------------- embedding.c */
 
@@ -76,7 +77,10 @@ typedef struct cg_lstm_cache {
                      the caller fills it before a forward with use_mask */
     float *hdrop; /* T x B x H: h[t] * mask, the recurrent input of step t, when masked */
     float *dh, *dc; /* B x H scratch for backward */
-    float *w_hh_t;  /* 4H x H: w_hh transposed by backward for its recurrent products */
+    float *w_hh_copy; /* a copy of w_hh for the recurrent products: packed by forward (when
+                         the kernel path packs), then transposed (4H x H) by backward */
+    size_t n_copy;          /* floats at w_hh_copy */
+    cg_kpacked w_hh_packed; /* what the forward's products read: w_hh_copy or w_hh itself */
 } cg_lstm_cache;
 
 /* Allocates a cache for up to T steps of B rows; with_dropout adds mask and

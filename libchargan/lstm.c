@@ -111,8 +111,10 @@ chargan_status cg_lstm_cache_init(cg_lstm_cache *c, int T, int B, int in, int hi
         n_state = round16(n_state);
         n_gates = round16(n_gates);
         n_step = round16(n_step);
-        n_wt = round16(n_wt);
-        /* h, c; gates; dh, dc; w_hh_t; with dropout: hdrop, mask */
+        /* forward's packed copy may pad 4H up to whole panels */
+        const size_t n_pack = cg_kpack_floats(hidden, 4 * hidden);
+        n_wt = round16(n_pack > n_wt ? n_pack : n_wt);
+        /* h, c; gates; dh, dc; w_hh_copy; with dropout: hdrop, mask */
         ok = mul_add(n_state, 2, &total) && mul_add(n_gates, 1, &total) &&
              mul_add(n_step, with_dropout ? 1 : 0, &total) &&
              mul_add(n_bh, with_dropout ? 3 : 2, &total) && mul_add(n_wt, 1, &total) &&
@@ -132,9 +134,10 @@ chargan_status cg_lstm_cache_init(cg_lstm_cache *c, int T, int B, int in, int hi
     c->gates = c->c + n_state;
     c->dh = c->gates + n_gates;
     c->dc = c->dh + n_bh;
-    c->w_hh_t = c->dc + n_bh;
+    c->w_hh_copy = c->dc + n_bh;
+    c->n_copy = n_wt;
     if (with_dropout) {
-        c->hdrop = c->w_hh_t + n_wt;
+        c->hdrop = c->w_hh_copy + n_wt;
         c->mask = c->hdrop + n_step;
     }
     return CHARGAN_OK;
@@ -208,7 +211,9 @@ static void forward_recurrent_step(const cg_lstm_layer *L, cg_lstm_cache *c, int
             hd[k] = h_prev[k] * m[k];
         h_prev = hd;
     }
-    cg_kgemm_nn(B, 4 * H, H, h_prev, H, L->w_hh, 4 * H, z, 4 * H, true);
+    if (c->w_hh_packed.b != L->w_hh) /* no begin for this layer's weights: read them in place */
+        cg_kpack(&c->w_hh_packed, H, 4 * H, L->w_hh, 4 * H, NULL);
+    cg_kgemm_nn_packed(B, h_prev, H, &c->w_hh_packed, z, 4 * H, true);
     gates_forward(z, c->c + tt * bh, c->c + (tt + 1) * bh,
                   c->h + (tt + 1) * bh, B, H);
 }
@@ -216,8 +221,13 @@ static void forward_recurrent_step(const cg_lstm_layer *L, cg_lstm_cache *c, int
 void cg_lstm_forward_begin(const cg_lstm_layer *L, cg_lstm_cache *c, const float *h0,
                            const float *c0)
 {
-    (void)L;
-    const size_t bh = (size_t)c->B * (size_t)c->hidden;
+    const int H = c->hidden;
+    const size_t bh = (size_t)c->B * (size_t)H;
+    /* Every step of the sequence reads w_hh: copied once where that is
+     * faster (and the copy fits: the kernel path is the one of the cache's
+     * creation unless a test forced another since). */
+    const bool fits = cg_kpack_floats(H, 4 * H) <= c->n_copy;
+    cg_kpack(&c->w_hh_packed, H, 4 * H, L->w_hh, 4 * H, fits ? c->w_hh_copy : NULL);
     copy_or_zero(c->h, h0, bh);
     copy_or_zero(c->c, c0, bh);
     c->t_used = 0;
@@ -362,8 +372,10 @@ static void backward_impl(const cg_lstm_layer *L, cg_lstm_cache *c, const float 
     /* The recurrent products below read w_hh^T: one transpose per backward
      * (a few steps' worth of time) lets each step be an NN product.  The
      * copy is the cache's, so shards sharing the weights do not race. */
-    if (T > 1 || (T == 1 && dh0))
-        cg_ktranspose(H, G, L->w_hh, G, c->w_hh_t, H);
+    if (T > 1 || (T == 1 && dh0)) {
+        cg_ktranspose(H, G, L->w_hh, G, c->w_hh_copy, H);
+        cg_kpack(&c->w_hh_packed, H, G, L->w_hh, G, NULL); /* the copy is not forward's now */
+    }
     for (int t = T - 1; t >= 0; t--) {
         const size_t tt = (size_t)t;
         if (dh_out) {
@@ -380,7 +392,7 @@ static void backward_impl(const cg_lstm_layer *L, cg_lstm_cache *c, const float 
         float *dst = t > 0 ? dh : dh0;
         if (!dst)
             continue;
-        cg_kgemm_nn(B, H, G, dz, G, c->w_hh_t, H, dst, H, false);
+        cg_kgemm_nn(B, H, G, dz, G, c->w_hh_copy, H, dst, H, false);
         if (c->masked) {
             const float *restrict m = c->mask;
             for (size_t k = 0; k < bh; k++)

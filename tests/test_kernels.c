@@ -174,6 +174,22 @@ static void check_path(const problem *p, cg_kern_path path)
                      c[ic], why, inside ? p->ref[(size_t)bad_r * p->n + bad_j] : 0.0,
                      inside ? p->bound[(size_t)bad_r * p->n + bad_j] : 0.0, model[ic]);
     }
+    /* The AVX2 path packs B for products that reuse it: from the packed copy
+     * the same bits, padding untouched. */
+    if (path == CG_KERN_AVX2) {
+        const size_t np = cg_kpack_floats_on(path, p->k, p->n);
+        ck_assert(p->k == 0 || np >= (size_t)p->k * (size_t)p->n);
+        float *panels = np ? falloc(np) : NULL, *cp = falloc(sc);
+        memcpy(cp, p->c0, sc * sizeof(float));
+        cg_kpacked packed;
+        cg_kpack_on(path, &packed, p->k, p->n, p->b, p->ldb, panels);
+        ck_assert(packed.panels == panels);
+        cg_kgemm_nn_packed(p->m, p->a, p->lda, &packed, cp, p->ldc, p->accumulate);
+        ck_assert_msg(memcmp(cp, c, sc * sizeof(float)) == 0, "packed m=%d n=%d k=%d acc=%d: not "
+                      "the bits of the product read in place", p->m, p->n, p->k, p->accumulate);
+        free(panels);
+        free(cp);
+    }
     free(c);
 }
 

@@ -4,6 +4,7 @@
  * layers), step-wise and inference forwards against the sequence forward, and
  * the cache's allocation and argument errors. */
 #include "test_common.h"
+#include "kernels.h"
 #include "layers.h"
 
 #include <limits.h>
@@ -833,6 +834,92 @@ START_TEST(cache_init_reports_allocation_failure)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- kernel paths */
+
+/* One forward and backward, then w_hh changes (as an update would) and a
+ * step-wise forward and backward on the same cache: everything the layer
+ * computes, concatenated into out (callers compare two paths' bits). */
+static size_t forward_backward_twice(int T, int B, int in, int H, float *out)
+{
+    cg_rng rng;
+    cg_rng_seed(&rng, 77);
+    layer l;
+    layer_init(&l, &rng, in, H, 0.4f);
+    cg_lstm_cache c;
+    cache_init_ok(&c, T, B, in, H, false);
+    const size_t bh = (size_t)B * H, nx = (size_t)T * B * in, nw = (size_t)H * 4 * H;
+    float *x = frandom(&rng, nx, 1.0f), *dh_out = frandom(&rng, (size_t)T * bh, 1.0f);
+    float *dx = falloc(nx);
+    size_t n = 0;
+    for (int round = 0; round < 2; round++) {
+        if (round == 0) {
+            cg_lstm_forward(&l.L, &c, T, x, NULL, NULL, false);
+        } else {
+            for (size_t i = 0; i < nw; i++)
+                l.w_hh[i] *= 0.9f;
+            cg_lstm_forward_begin(&l.L, &c, NULL, NULL);
+            for (int t = 0; t < T; t++)
+                cg_lstm_forward_step(&l.L, &c, t, x + (size_t)t * B * in, false);
+        }
+        memcpy(out + n, c.h, (size_t)(T + 1) * bh * sizeof(float));
+        n += (size_t)(T + 1) * bh;
+        cg_lstm_backward(&l.L, &c, x, dh_out, NULL, NULL, dx, NULL, NULL);
+        memcpy(out + n, dx, nx * sizeof(float));
+        n += nx;
+        memcpy(out + n, l.dw_hh, nw * sizeof(float));
+        n += nw;
+    }
+    free(x);
+    free(dh_out);
+    free(dx);
+    layer_free(&l);
+    cg_lstm_cache_free(&c);
+    return n;
+}
+
+/* The AVX2 path reads w_hh from a copy packed at each forward's begin; it
+ * must give the AVX-512 path's bits (the two sum alike), also after the
+ * weights change between forwards on one cache.  Needs both paths. */
+START_TEST(avx2_packed_forward_matches_avx512)
+{
+    if (!cg_kern_available(CG_KERN_AVX512))
+        return; /* no second path to compare with on this CPU */
+    static const int shapes[][4] = {{5, 3, 4, 8}, {4, 7, 6, 13}, {3, 16, 10, 64}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const int T = shapes[i][0], B = shapes[i][1], in = shapes[i][2], H = shapes[i][3];
+        const size_t cap = 2 * ((size_t)(T + 1) * B * H + (size_t)T * B * in + (size_t)H * 4 * H);
+        float *a = falloc(cap), *b = falloc(cap);
+        ck_assert(cg_kern_force_path(CG_KERN_AVX512));
+        size_t na = forward_backward_twice(T, B, in, H, a);
+        ck_assert(cg_kern_force_path(CG_KERN_AVX2));
+        size_t nb = forward_backward_twice(T, B, in, H, b);
+        ck_assert(cg_kern_force_path(CG_KERN_AVX512));
+        ck_assert_uint_eq(na, nb);
+        for (size_t k = 0; k < na; k++)
+            ck_assert_msg(memcmp(&a[k], &b[k], sizeof(float)) == 0,
+                          "T=%d B=%d in=%d H=%d: value %zu is %a on AVX-512, %a on AVX2", T, B, in,
+                          H, k, a[k], b[k]);
+        free(a);
+        free(b);
+    }
+}
+END_TEST
+
+/* The "avx2" test case runs the reference and gradient checks with the
+ * kernels on the AVX2 path (packed forward weights) where the CPU has more. */
+static cg_kern_path path_before;
+
+static void use_avx2(void)
+{
+    path_before = cg_kern_active();
+    cg_kern_force_path(CG_KERN_AVX2);
+}
+
+static void restore_path(void)
+{
+    cg_kern_force_path(path_before);
+}
+
 static Suite *lstm_suite(void)
 {
     Suite *s = suite_create("lstm");
@@ -851,6 +938,15 @@ static Suite *lstm_suite(void)
     tcase_add_test(tc, gradcheck_two_stacked_layers);
     tcase_add_test(tc, backward_null_arguments);
     tcase_add_test(tc, backward_after_zero_steps);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("avx2");
+    tcase_add_checked_fixture(tc, use_avx2, restore_path);
+    tcase_add_test(tc, avx2_packed_forward_matches_avx512);
+    tcase_add_test(tc, forward_matches_double_reference);
+    tcase_add_test(tc, step_forward_matches_sequence_forward);
+    tcase_add_loop_test(tc, gradcheck_fixed_shapes, 0, 2);
+    tcase_add_test(tc, gradcheck_random_shapes);
+    tcase_add_test(tc, gradcheck_two_stacked_layers);
     suite_add_tcase(s, tc);
     return s;
 }
