@@ -294,9 +294,62 @@ CG_ALWAYS_INLINE CG_T256 void rows256(int mr, const int NV, const bool masked, _
     }
 }
 
+/* row_avx512 in 8 lanes: one row streams B four rows at a time. */
+CG_T256 static void row_avx2(int n, int k, const float *a, const float *b, size_t ldb, float *c,
+                             bool accumulate)
+{
+    const int full = n / 8;
+    const __m256i tail = lanes256(n % 8);
+    const bool has_tail = n % 8 != 0;
+    if (!accumulate) {
+        for (int v = 0; v < full; v++)
+            _mm256_storeu_ps(c + 8 * v, _mm256_setzero_ps());
+        if (has_tail)
+            _mm256_maskstore_ps(c + 8 * full, tail, _mm256_setzero_ps());
+    }
+    int p = 0;
+    for (; p + 4 <= k; p += 4) {
+        const __m256 x0 = _mm256_broadcast_ss(a + p), x1 = _mm256_broadcast_ss(a + p + 1),
+                     x2 = _mm256_broadcast_ss(a + p + 2), x3 = _mm256_broadcast_ss(a + p + 3);
+        const float *b0 = b + (size_t)p * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb, *b3 = b2 + ldb;
+        for (int v = 0; v < full; v++) {
+            __m256 acc = _mm256_loadu_ps(c + 8 * v);
+            acc = _mm256_fmadd_ps(x0, _mm256_loadu_ps(b0 + 8 * v), acc);
+            acc = _mm256_fmadd_ps(x1, _mm256_loadu_ps(b1 + 8 * v), acc);
+            acc = _mm256_fmadd_ps(x2, _mm256_loadu_ps(b2 + 8 * v), acc);
+            acc = _mm256_fmadd_ps(x3, _mm256_loadu_ps(b3 + 8 * v), acc);
+            _mm256_storeu_ps(c + 8 * v, acc);
+        }
+        if (has_tail) {
+            const int o = 8 * full;
+            __m256 acc = _mm256_maskload_ps(c + o, tail);
+            acc = _mm256_fmadd_ps(x0, _mm256_maskload_ps(b0 + o, tail), acc);
+            acc = _mm256_fmadd_ps(x1, _mm256_maskload_ps(b1 + o, tail), acc);
+            acc = _mm256_fmadd_ps(x2, _mm256_maskload_ps(b2 + o, tail), acc);
+            acc = _mm256_fmadd_ps(x3, _mm256_maskload_ps(b3 + o, tail), acc);
+            _mm256_maskstore_ps(c + o, tail, acc);
+        }
+    }
+    for (; p < k; p++) {
+        const __m256 x = _mm256_broadcast_ss(a + p);
+        const float *bp = b + (size_t)p * ldb;
+        for (int v = 0; v < full; v++)
+            _mm256_storeu_ps(c + 8 * v, _mm256_fmadd_ps(x, _mm256_loadu_ps(bp + 8 * v),
+                                                        _mm256_loadu_ps(c + 8 * v)));
+        if (has_tail)
+            _mm256_maskstore_ps(c + 8 * full, tail,
+                                _mm256_fmadd_ps(x, _mm256_maskload_ps(bp + 8 * full, tail),
+                                                _mm256_maskload_ps(c + 8 * full, tail)));
+    }
+}
+
 CG_T256 static void nn_avx2(int m, int n, int k, const float *a, size_t lda, const float *b,
                             size_t ldb, float *c, size_t ldc, bool accumulate)
 {
+    if (m == 1) {
+        row_avx2(n, k, a, b, ldb, c, accumulate);
+        return;
+    }
     const __m256i all = lanes256(8);
     int j = 0;
     for (; j + 8 * NV256 <= n; j += 8 * NV256)
@@ -470,7 +523,9 @@ void cg_kgemm_nn_packed(int m, const float *a, int lda, const cg_kpacked *p, flo
                         bool accumulate)
 {
 #if CG_KERN_X86
-    if (p->panels && m > 0 && p->n > 0) {
+    /* One row reads B in place (row_avx2): a panel's two vectors per k give
+     * its chains of FMAs too little to overlap. */
+    if (p->panels && m > 1 && p->n > 0) {
         const int k = p->k > 0 ? p->k : 0;
         const size_t stride = (size_t)k * 16;
         for (int k0 = 0; k0 == 0 || k0 < k; k0 += KC)
