@@ -220,6 +220,20 @@ START_TEST(every_row_count)
 }
 END_TEST
 
+/* One row (sampling one stream) has its own kernels: column tails and
+ * depths around their four-deep unrolling. */
+START_TEST(one_row)
+{
+    static const int ns[] = {1, 7, 8, 9, 15, 16, 17, 33, 48, 53, 256, 1024, 1031};
+    static const int ks[] = {0, 1, 3, 4, 5, 7, 8, 255, 256, 257, 300};
+    cg_rng rng;
+    cg_rng_seed(&rng, 5);
+    for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++)
+        for (size_t j = 0; j < sizeof ks / sizeof ks[0]; j++)
+            check_shape(&rng, 1, ns[i], ks[j], _i == 1);
+}
+END_TEST
+
 /* Every column count from 1 to 100 (blocks of 48 and 16, vectors of 16 and
  * 8, masked tails), then around the LSTM's widths. */
 START_TEST(every_column_tail)
@@ -448,6 +462,7 @@ static Suite *kernels_suite(void)
     TCase *tc = tcase_create("products");
     /* Loops: 0 overwrites C, 1 accumulates onto it. */
     tcase_add_loop_test(tc, every_row_count, 0, 2);
+    tcase_add_loop_test(tc, one_row, 0, 2);
     tcase_add_loop_test(tc, every_column_tail, 0, 2);
     tcase_add_loop_test(tc, depths_across_chunks, 0, 2);
     tcase_add_test(tc, lstm_shapes);
