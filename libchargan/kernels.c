@@ -343,47 +343,38 @@ CG_T256 static void row_avx2(int n, int k, const float *a, const float *b, size_
     }
 }
 
+/* The tiles over B's columns, 16 at a time and then 8 (the last masked).
+ * Block jb (columns 16 jb .. 16 jb + 15) starts at b + jb * block_stride,
+ * its rows ldb floats apart: read in place, block_stride is 16; from
+ * cg_kpack's panels, it is a panel (k x 16) and ldb is 16.  The same tiles
+ * in the same order either way, so the same sums. */
+CG_T256 static void tiles_avx2(int m, int n, int k, const float *a, size_t lda, const float *b,
+                               size_t ldb, size_t block_stride, float *c, size_t ldc,
+                               bool accumulate)
+{
+    const __m256i all = lanes256(8);
+    int j = 0;
+    for (; j + 8 * NV256 <= n; j += 8 * NV256)
+        for (int r = 0; r < m; r += MR256)
+            rows256(m - r < MR256 ? m - r : MR256, NV256, false, all, k, a + (size_t)r * lda,
+                    lda, b + (size_t)(j / 16) * block_stride, ldb, c + (size_t)r * ldc + j, ldc,
+                    accumulate);
+    for (; j < n; j += 8) {
+        const __m256i tail = lanes256(n - j < 8 ? n - j : 8);
+        const float *bj = b + (size_t)(j / 16) * block_stride + j % 16;
+        for (int r = 0; r < m; r += MR256)
+            rows256(m - r < MR256 ? m - r : MR256, 1, true, tail, k, a + (size_t)r * lda, lda,
+                    bj, ldb, c + (size_t)r * ldc + j, ldc, accumulate);
+    }
+}
+
 CG_T256 static void nn_avx2(int m, int n, int k, const float *a, size_t lda, const float *b,
                             size_t ldb, float *c, size_t ldc, bool accumulate)
 {
-    if (m == 1) {
+    if (m == 1)
         row_avx2(n, k, a, b, ldb, c, accumulate);
-        return;
-    }
-    const __m256i all = lanes256(8);
-    int j = 0;
-    for (; j + 8 * NV256 <= n; j += 8 * NV256)
-        for (int r = 0; r < m; r += MR256)
-            rows256(m - r < MR256 ? m - r : MR256, NV256, false, all, k, a + (size_t)r * lda,
-                    lda, b + j, ldb, c + (size_t)r * ldc + j, ldc, accumulate);
-    for (; j < n; j += 8) {
-        const __m256i tail = lanes256(n - j < 8 ? n - j : 8);
-        for (int r = 0; r < m; r += MR256)
-            rows256(m - r < MR256 ? m - r : MR256, 1, true, tail, k, a + (size_t)r * lda, lda,
-                    b + j, ldb, c + (size_t)r * ldc + j, ldc, accumulate);
-    }
-}
-/* nn_avx2 on B packed by cg_kpack: the panel of columns 16 jb .. 16 jb + 15
- * is at panels + jb * panel_stride, its rows 16 floats apart.  The same
- * tiles in the same order as nn_avx2, so the same sums. */
-CG_T256 static void nn_avx2_panels(int m, int n, int k, const float *a, size_t lda,
-                                   const float *panels, size_t panel_stride, float *c,
-                                   size_t ldc, bool accumulate)
-{
-    const __m256i all = lanes256(8);
-    int j = 0;
-    for (; j + 8 * NV256 <= n; j += 8 * NV256)
-        for (int r = 0; r < m; r += MR256)
-            rows256(m - r < MR256 ? m - r : MR256, NV256, false, all, k, a + (size_t)r * lda,
-                    lda, panels + (size_t)(j / 16) * panel_stride, 16,
-                    c + (size_t)r * ldc + j, ldc, accumulate);
-    for (; j < n; j += 8) {
-        const __m256i tail = lanes256(n - j < 8 ? n - j : 8);
-        const float *bj = panels + (size_t)(j / 16) * panel_stride + j % 16;
-        for (int r = 0; r < m; r += MR256)
-            rows256(m - r < MR256 ? m - r : MR256, 1, true, tail, k, a + (size_t)r * lda, lda,
-                    bj, 16, c + (size_t)r * ldc + j, ldc, accumulate);
-    }
+    else
+        tiles_avx2(m, n, k, a, lda, b, ldb, 16, c, ldc, accumulate);
 }
 #endif /* CG_KERN_X86 */
 
@@ -529,9 +520,9 @@ void cg_kgemm_nn_packed(int m, const float *a, int lda, const cg_kpacked *p, flo
         const int k = p->k > 0 ? p->k : 0;
         const size_t stride = (size_t)k * 16;
         for (int k0 = 0; k0 == 0 || k0 < k; k0 += KC)
-            nn_avx2_panels(m, p->n, k - k0 < KC ? k - k0 : KC, a + k0, (size_t)lda,
-                           p->panels + (size_t)k0 * 16, stride, c, (size_t)ldc,
-                           accumulate || k0 > 0);
+            tiles_avx2(m, p->n, k - k0 < KC ? k - k0 : KC, a + k0, (size_t)lda,
+                       p->panels + (size_t)k0 * 16, 16, stride, c, (size_t)ldc,
+                       accumulate || k0 > 0);
         return;
     }
 #endif
