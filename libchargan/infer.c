@@ -82,6 +82,19 @@ void cg_infer_begin(cg_infer_state *st, const chargan_model *m, cg_rng *rngs)
         }
 }
 
+/* Columns [v0, v1) of the head's logits for x (B x H): bias rows, then the
+ * small kernel (a BLAS call costs more than this product at sampling's few
+ * rows, and the kernel sums a column alike whichever columns a call
+ * covers). */
+static void head_columns(cg_infer_state *st, const chargan_model *m, const float *x, int v0,
+                         int v1)
+{
+    const int B = st->B, V = m->V;
+    for (int b = 0; b < B; b++)
+        memcpy(st->logits + (size_t)b * V + v0, m->out_b + v0, (size_t)(v1 - v0) * sizeof(float));
+    cg_kgemm_nn(B, v1 - v0, m->H, x, m->H, m->out_w + v0, V, st->logits + v0, V, true);
+}
+
 void cg_infer_step(cg_infer_state *st, const chargan_model *m)
 {
     int B = st->B;
@@ -95,11 +108,7 @@ void cg_infer_step(cg_infer_state *st, const chargan_model *m)
             cg_lstm_step_infer(&m->lstm[l], B, x, st->h[l], st->c[l], st->xw);
         x = st->h[l];
     }
-    /* The head: bias rows, then the small kernel (a BLAS call costs more
-     * than this B x H x V product at sampling's few rows). */
-    for (int b = 0; b < B; b++)
-        memcpy(st->logits + (size_t)b * m->V, m->out_b, (size_t)m->V * sizeof(float));
-    cg_kgemm_nn(B, m->V, m->H, x, m->H, m->out_w, m->V, st->logits, m->V, true);
+    head_columns(st, m, x, 0, m->V);
 }
 
 /* ---------------------------------------------------------------- one step, several threads */
@@ -167,11 +176,7 @@ void cg_infer_split_step(cg_infer_split *sp, const chargan_model *m, int s, uint
     }
     int v0, v1;
     split_range(V, s, sp->P, &v0, &v1);
-    if (v0 < v1) {
-        for (int b = 0; b < B; b++)
-            memcpy(st->logits + (size_t)b * V + v0, m->out_b + v0,
-                   (size_t)(v1 - v0) * sizeof(float));
-        cg_kgemm_nn(B, v1 - v0, H, x, H, m->out_w + v0, V, st->logits + v0, V, true);
-    }
+    if (v0 < v1)
+        head_columns(st, m, x, v0, v1);
     cg_barrier_wait(&sp->barrier);
 }

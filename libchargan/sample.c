@@ -273,42 +273,36 @@ static chargan_status sample_sharded(const sample_call *call, int n)
     chargan_model *m = call->m;
     const chargan_sample_options *opts = call->opts;
     const int B = (int)opts->n_streams;
-    sample_shard *shards = cg_calloc((size_t)n, sizeof *shards);
+    sample_shard *shards = cg_calloc((size_t)n, sizeof *shards); /* zeroed: each frees safely */
     cg_rng *rng = cg_malloc((size_t)B * sizeof *rng);
-    bool ok = shards && rng;
-    for (int s = 0, first = 0; ok && s < n; s++) {
+    chargan_status st = shards && rng ? CHARGAN_OK : CHARGAN_E_NOMEM;
+    for (int s = 0, first = 0; st == CHARGAN_OK && s < n; s++) {
         sample_shard *sh = &shards[s];
         sh->m = m;
         sh->first = first;
         sh->rows = B / n + (s < B % n);
         sh->rng = rng + first;
         first += sh->rows;
-        chargan_status st = cg_sampler_init(&sh->sampler, &m->err, call->n_ids, opts);
-        if (st != CHARGAN_OK) {
-            sample_shards_free(shards, s, m);
-            cg_free(rng);
-            return st;
-        }
-        ok = cg_infer_alloc(&sh->is, m, sh->rows, s > 0 ? &shards[0].is : NULL);
-        if (!ok)
-            cg_sampler_free(&sh->sampler);
+        st = cg_sampler_init(&sh->sampler, &m->err, call->n_ids, opts); /* reports its errors */
+        if (st == CHARGAN_OK && !cg_infer_alloc(&sh->is, m, sh->rows, s > 0 ? &shards[0].is : NULL))
+            st = CHARGAN_E_NOMEM;
     }
-    cg_pool *pool = ok && n > 1 ? cg_pool_new(n) : NULL;
-    if (!ok || (n > 1 && !pool)) {
-        if (shards)
-            sample_shards_free(shards, n, m); /* zeroed shards free nothing */
-        cg_free(rng);
-        return cg_fail(&m->err, CHARGAN_E_NOMEM, "out of memory sampling %d streams on %d "
-                       "threads", B, n);
+    cg_pool *pool = st == CHARGAN_OK && n > 1 ? cg_pool_new(n) : NULL;
+    if (n > 1 && !pool && st == CHARGAN_OK)
+        st = CHARGAN_E_NOMEM;
+    if (st == CHARGAN_OK) {
+        seed_streams(rng, B, opts->seed);
+        cg_infer_prepare(&shards[0].is, m);
+        sample_job job = {.call = call, .shards = shards};
+        cg_pool_run(pool, sample_shard_run, &job);
     }
-    seed_streams(rng, B, opts->seed);
-    cg_infer_prepare(&shards[0].is, m);
-    sample_job job = {.call = call, .shards = shards};
-    cg_pool_run(pool, sample_shard_run, &job);
     cg_pool_free(pool);
-    sample_shards_free(shards, n, m);
+    if (shards)
+        sample_shards_free(shards, n, m);
     cg_free(rng);
-    return CHARGAN_OK;
+    if (st == CHARGAN_E_NOMEM)
+        return cg_fail(&m->err, st, "out of memory sampling %d streams on %d threads", B, n);
+    return st;
 }
 
 /* Fewer streams than threads: all P threads step all streams together, each
