@@ -171,8 +171,9 @@ static void copy_or_zero(float *dst, const float *src, size_t n)
 /* The gate math of one step for B rows: z (B x 4H pre-activations) becomes
  * the activated gates; c and h of the step are written.  One pass, no
  * branches: every array is contiguous in j. */
-CG_VECTOR_CLONES static void gates_forward(float *restrict z, const float *restrict c_prev, float *restrict c_out,
-                          float *restrict h_out, int B, int H)
+CG_VECTOR_CLONES static void gates_forward(float *restrict z, const float *restrict c_prev,
+                                           float *restrict c_out, float *restrict h_out, int B,
+                                           int H)
 {
     const size_t hh = (size_t)H;
     for (size_t r = 0; r < (size_t)B; r++) {
@@ -214,8 +215,7 @@ static void forward_recurrent_step(const cg_lstm_layer *L, cg_lstm_cache *c, int
     if (c->w_hh_packed.b != L->w_hh) /* no begin for this layer's weights: read them in place */
         cg_kpack(&c->w_hh_packed, H, 4 * H, L->w_hh, 4 * H, NULL);
     cg_kgemm_nn_packed(B, h_prev, H, &c->w_hh_packed, z, 4 * H, true);
-    gates_forward(z, c->c + tt * bh, c->c + (tt + 1) * bh,
-                  c->h + (tt + 1) * bh, B, H);
+    gates_forward(z, c->c + tt * bh, c->c + (tt + 1) * bh, c->h + (tt + 1) * bh, B, H);
 }
 
 void cg_lstm_forward_begin(const cg_lstm_layer *L, cg_lstm_cache *c, const float *h0,
@@ -310,9 +310,9 @@ void cg_lstm_forward_step(const cg_lstm_layer *L, cg_lstm_cache *c, int t, const
  * are replaced by dz, the gradient on the pre-activations.  tanh(c(t+1)) is
  * recomputed from c_next, the same function on the same value as forward,
  * rather than kept: it would be a seventh of the cache. */
-CG_VECTOR_CLONES static void gates_backward(float *restrict z, const float *restrict dh, float *restrict dc,
-                           const float *restrict c_prev, const float *restrict c_next, int B,
-                           int H)
+CG_VECTOR_CLONES static void gates_backward(float *restrict z, const float *restrict dh,
+                                            float *restrict dc, const float *restrict c_prev,
+                                            const float *restrict c_next, int B, int H)
 {
     const size_t hh = (size_t)H;
     for (size_t r = 0; r < (size_t)B; r++) {
