@@ -726,7 +726,7 @@ static double eval_batch(chargan_trainer *tr, size_t rows)
     chargan_model *g = tr->gen;
     size_t B = tr->cfg.batch, T = tr->cfg.seq_len;
     cg_shards *sh = &tr->shards;
-    if (!cg_trainer_keeps_full_workspaces(tr)) {
+    if (sh->n > 1) { /* on the replicas, whatever the models' own workspaces */
         sh->valid_rows = rows;
         cg_pool_run(sh->pool, eval_shard, tr);
         return cg_shards_loss_sum(sh);
