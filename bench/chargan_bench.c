@@ -19,6 +19,9 @@
 #include <sys/resource.h>
 #include <time.h>
 
+/* Timed repetitions at most (their rates are kept for the median). */
+#define MAX_REPS 64
+
 typedef struct args {
     const char *corpus;
     int threads, reps, warmup, mle_steps, gan_steps, batch, seq, sample_batch, sample_len;
@@ -89,8 +92,8 @@ static double timed(const args *a, work_fn fn, void *ctx, double units_per_call,
 {
     for (int i = 0; i < a->warmup; i++)
         fn(ctx);
-    double rates[64], per[64];
-    int reps = a->reps < 64 ? a->reps : 64;
+    double rates[MAX_REPS], per[MAX_REPS];
+    const int reps = a->reps; /* <= MAX_REPS, checked when parsed */
     for (int r = 0; r < reps; r++) {
         double t0 = now_s();
         for (int c = 0; c < calls; c++)
@@ -284,7 +287,7 @@ static int *int_option(const char *name, args *a)
     return NULL;
 }
 
-static int positive(const char *name, const char *text)
+static int count_arg(const char *name, const char *text)
 {
     char *end;
     long v = strtol(text, &end, 10);
@@ -300,6 +303,7 @@ int main(int argc, char **argv)
               .mle_steps = 10, .gan_steps = 3, .batch = 32, .seq = 64, .sample_batch = 32,
               .sample_len = 256, .sample1_len = 2048, .budget = 60.0, .lr = 2e-3, .gan_lr = 1e-4,
               .seed = 1234};
+    int *count;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         if (!strcmp(o, "--quick"))
@@ -326,11 +330,13 @@ int main(int argc, char **argv)
                 die_usage("only --gan-feed hard is measured: the library feeds the hard token back");
         } else if (i + 1 < argc && (!strcmp(o, "--wait-idle") || !strcmp(o, "--retries")))
             i++; /* the peer's guards against a busy machine; this side runs as it finds it */
-        else if (i + 1 < argc && int_option(o, &a))
-            *int_option(o, &a) = positive(o, argv[++i]);
+        else if (i + 1 < argc && (count = int_option(o, &a)) != NULL)
+            *count = count_arg(o, argv[++i]);
         else
             usage();
     }
+    if (a.reps > MAX_REPS)
+        die_usage("--reps is at most 64");
     if (a.quick) {
         a.reps = 3, a.warmup = 1, a.mle_steps = 1, a.gan_steps = 1, a.sample_len = 32;
         a.sample1_len = 256, a.budget = 2.0;
@@ -402,8 +408,8 @@ int main(int argc, char **argv)
         openblas_set_num_threads(a.threads);
     double sgemm_step = sgemm_gflops(a.batch * a.seq, 1024, 256);
     double sgemm_big = sgemm_gflops(1024, 1024, 1024);
-    fprintf(stderr, "[flops] training %.1f GFLOP/s; sgemm %d threads: %.1f GFLOP/s at 2048x1024x256, "
-                    "%.1f at 1024^3\n", gflops, a.threads, sgemm_step, sgemm_big);
+    fprintf(stderr, "[flops] training %.1f GFLOP/s; sgemm %d threads: %.1f GFLOP/s at %dx1024x256, "
+                    "%.1f at 1024^3\n", gflops, a.threads, sgemm_step, a.batch * a.seq, sgemm_big);
     report_rss("sgemm");
 
     /* (d) held-out bits/char after a fixed budget, measured as the peer does:
