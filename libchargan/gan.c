@@ -727,7 +727,7 @@ static void shard_d_pass(chargan_trainer *tr, int s, int phase)
         for (size_t i = 0; i < n; i++)
             gs->targets[i] = target;
         sh->loss[s] += cg_bce_logits(d->ws.logits, n, gs->targets, NULL,
-                                  1.0f / ((float)T * (float)B), d->ws.logits);
+                                     1.0f / ((float)T * (float)B), d->ws.logits);
     }
     cg_model_backward(d, NULL);
 }
@@ -803,7 +803,7 @@ static void shard_g_reinforce(chargan_trainer *tr, int s)
                (size_t)rows * sizeof(float));
     cg_model_zero_grad(g);
     sh->loss[s] = cg_softmax_xent(g->ws.logits, (size_t)T * rows, g->V, gs->fake, gs->weights,
-                               1.0f / ((float)B * (float)T), g->ws.logits);
+                                  1.0f / ((float)B * (float)T), g->ws.logits);
     cg_model_backward(g, NULL);
 }
 

@@ -102,8 +102,9 @@ void cg_lstm_forward(const cg_lstm_layer *L, cg_lstm_cache *c, int T, const floa
                      const float *h0, const float *c0, bool use_mask);
 
 /* Step-wise forward for autoregressive generation whose inputs depend on
- * earlier outputs: begin sets the initial state; step t (0, 1, 2, ... in
- * order, t < capacity) reads x_t (B x in) and fills the cache as
+ * earlier outputs: begin sets the initial state and takes w_hh as the steps
+ * will read it (on AVX2 a packed copy: begin again after w_hh changes); step
+ * t (0, 1, 2, ... in order, t < capacity) reads x_t (B x in) and fills the cache as
  * cg_lstm_forward would, so cg_lstm_backward works after it (given all the
  * x_t as one T x B x in array).  The operations are the same in the same
  * order (bias, + x w_ih, + h w_hh, gate math); only the input GEMM is split

@@ -196,10 +196,9 @@ CG_VECTOR_CLONES static void gates_forward(float *restrict z, const float *restr
     }
 }
 
-/* Step t's recurrent product and gate math; the step's gate rows already hold
- * x_t w_ih + b. */
-static void forward_recurrent_step(const cg_lstm_layer *L, cg_lstm_cache *c, int t,
-                                   bool use_mask)
+/* Step t's recurrent product (with the w_hh its begin took) and gate math;
+ * the step's gate rows already hold x_t w_ih + b. */
+static void forward_recurrent_step(cg_lstm_cache *c, int t, bool use_mask)
 {
     const int B = c->B, H = c->hidden;
     const size_t bh = (size_t)B * (size_t)H, tt = (size_t)t;
@@ -212,8 +211,6 @@ static void forward_recurrent_step(const cg_lstm_layer *L, cg_lstm_cache *c, int
             hd[k] = h_prev[k] * m[k];
         h_prev = hd;
     }
-    if (c->w_hh_packed.b != L->w_hh) /* no begin for this layer's weights: read them in place */
-        cg_kpack(&c->w_hh_packed, H, 4 * H, L->w_hh, 4 * H, NULL);
     cg_kgemm_nn_packed(B, h_prev, H, &c->w_hh_packed, z, 4 * H, true);
     gates_forward(z, c->c + tt * bh, c->c + (tt + 1) * bh, c->h + (tt + 1) * bh, B, H);
 }
@@ -245,7 +242,7 @@ void cg_lstm_forward(const cg_lstm_layer *L, cg_lstm_cache *c, int T, const floa
     cg_sgemm(false, false, rows, 4 * H, L->in, 1.0f, x, L->in, L->w_ih, 4 * H, 1.0f, c->gates,
              4 * H);
     for (int t = 0; t < T; t++)
-        forward_recurrent_step(L, c, t, use_mask);
+        forward_recurrent_step(c, t, use_mask);
     c->t_used = T;
     c->masked = use_mask;
 }
@@ -274,7 +271,7 @@ void cg_lstm_forward_ids(const cg_lstm_layer *L, cg_lstm_cache *c, int T, const 
     for (int t = 0; t < T; t++) {
         const size_t row = (size_t)t * (size_t)B;
         gather_rows(c->gates + row * G, table, ids + row, (size_t)B, G);
-        forward_recurrent_step(L, c, t, use_mask);
+        forward_recurrent_step(c, t, use_mask);
     }
     c->t_used = T;
     c->masked = use_mask;
@@ -283,9 +280,10 @@ void cg_lstm_forward_ids(const cg_lstm_layer *L, cg_lstm_cache *c, int T, const 
 void cg_lstm_forward_step_ids(const cg_lstm_layer *L, cg_lstm_cache *c, int t, const float *table,
                               const int32_t *ids_t, bool use_mask)
 {
+    (void)L; /* the table holds the input side, and begin took w_hh */
     const size_t B = (size_t)c->B, G = 4 * (size_t)c->hidden;
     gather_rows(c->gates + (size_t)t * B * G, table, ids_t, B, G);
-    forward_recurrent_step(L, c, t, use_mask);
+    forward_recurrent_step(c, t, use_mask);
     c->t_used = t + 1;
     c->masked = use_mask;
 }
@@ -297,7 +295,7 @@ void cg_lstm_forward_step(const cg_lstm_layer *L, cg_lstm_cache *c, int t, const
     float *z = c->gates + (size_t)t * (size_t)B * 4 * (size_t)H;
     fill_rows(z, L->b, (size_t)B, 4 * (size_t)H);
     cg_sgemm(false, false, B, 4 * H, L->in, 1.0f, x_t, L->in, L->w_ih, 4 * H, 1.0f, z, 4 * H);
-    forward_recurrent_step(L, c, t, use_mask);
+    forward_recurrent_step(c, t, use_mask);
     c->t_used = t + 1;
     c->masked = use_mask;
 }
