@@ -7,7 +7,11 @@
  * repetitions after --warmup calls.  Figures go to stderr as it runs; the
  * last line of stdout is one JSON object.  It takes the peer's options
  * (--batch, --seq, --sample-len, ...), so one command line measures both on
- * the same workload; scripts/bench.sh runs both sides. */
+ * the same workload; scripts/bench.sh runs both sides.
+ *
+ * --curve N,N,... instead trains the budget's model for those numbers of
+ * steps and prints "step N train_s S val_bpc X" after each (the peer's side
+ * is bench/peer_curve.py; scripts/curve.sh runs both). */
 #define _POSIX_C_SOURCE 200809L
 #include <chargan.h>
 #include <cblas.h>
@@ -21,14 +25,18 @@
 
 /* Timed repetitions at most (their rates are kept for the median). */
 #define MAX_REPS 64
+/* Step counts a --curve may list. */
+#define MAX_MARKS 32
 
 typedef struct args {
     const char *corpus;
     int threads, reps, warmup, mle_steps, gan_steps, batch, seq, sample_batch, sample_len;
     int sample1_len;
     double budget, lr, gan_lr;
+    double forget_bias; /* of every model; 0 by default, as the peer's nn.LSTM */
     uint64_t seed;
     int quick, no_budget;
+    const char *curve; /* --curve's step counts, or NULL */
 } args;
 
 static double now_s(void)
@@ -113,6 +121,8 @@ typedef struct setup {
     const char *text;
     size_t len;
     uint32_t vocab;
+    int32_t *val_ids; /* the held-out part (the last 10%), once asked for */
+    size_t n_val;
 } setup;
 
 static chargan_model *new_model(const setup *s, chargan_model_kind kind, int E, int H)
@@ -122,11 +132,11 @@ static chargan_model *new_model(const setup *s, chargan_model_kind kind, int E, 
     mc.vocab_size = s->vocab;
     mc.embed_dim = (uint32_t)E;
     mc.hidden_dim = (uint32_t)H;
-    /* The peer's nn.LSTM starts its forget gates at no offset; so do these,
-     * so that both learn alike per step and the 60 s figure compares speed.
+    /* By default 0, where the peer's nn.LSTM starts its forget gates, so
+     * that both learn alike per step and the 60 s figure compares speed.
      * (With the library's default of 1 this model learned more slowly: at
      * 3000 steps 2.275 bits/char against the peer's 2.232 and our 2.231.) */
-    mc.forget_bias = 0.0f;
+    mc.forget_bias = (float)s->a->forget_bias;
     mc.seed = s->a->seed;
     chargan_model *m;
     CHECK(chargan_model_new(&mc, &m));
@@ -258,20 +268,80 @@ static void report_rss(const char *after)
             rss / 1024.0, anon / 1024.0, file / 1024.0, hwm / 1024.0);
 }
 
+static void die_usage(const char *why)
+{
+    fprintf(stderr, "chargan_bench: %s\n", why);
+    exit(2);
+}
+
+/* Held-out bits/char of tr's generator, measured as the peer does: the
+ * last 10% of the corpus as 32 contiguous streams, the state carried. */
+static double held_out_bpc(setup *s, chargan_trainer *tr)
+{
+    if (!s->val_ids) {
+        int32_t *ids = malloc(s->len * sizeof(int32_t));
+        size_t n_ids;
+        if (!ids)
+            die("malloc", CHARGAN_E_NOMEM);
+        CHECK(chargan_tokenizer_encode(s->tok, s->text, s->len, ids, s->len, &n_ids));
+        size_t n_train = (size_t)((double)n_ids * 0.9);
+        s->n_val = n_ids - n_train;
+        if (s->a->quick && s->n_val > 8192)
+            s->n_val = 8192;
+        memmove(ids, ids + n_train, s->n_val * sizeof(int32_t));
+        s->val_ids = ids;
+    }
+    double nll;
+    CHECK(chargan_model_stream_nll(chargan_trainer_generator(tr), s->val_ids, s->n_val, 32, &nll));
+    return nll / log(2.0);
+}
+
+/* "250,500,1000" -> ascending step counts; how many, 0 if malformed. */
+static int parse_marks(const char *text, long *marks)
+{
+    int n = 0;
+    while (*text && n < MAX_MARKS) {
+        char *end;
+        long v = strtol(text, &end, 10);
+        if (end == text || v <= 0 || (n > 0 && v <= marks[n - 1]) || (*end && *end != ','))
+            return 0;
+        marks[n++] = v;
+        text = *end ? end + 1 : end;
+    }
+    return *text ? 0 : n;
+}
+
+/* --curve: the budget's model after each listed number of steps. */
+static void run_curve(setup *s)
+{
+    long marks[MAX_MARKS];
+    const int n_marks = parse_marks(s->a->curve, marks);
+    if (n_marks == 0)
+        die_usage("--curve needs ascending step counts, comma-separated");
+    chargan_trainer *tr = new_trainer(s, 64, 256, CHARGAN_GAN_NONE);
+    long step = 0;
+    double train_s = 0.0;
+    for (int k = 0; k < n_marks; k++) {
+        double t0 = now_s();
+        for (; step < marks[k]; step++)
+            CHECK(chargan_trainer_mle_step(tr, NULL));
+        train_s += now_s() - t0;
+        printf("step %ld train_s %.1f val_bpc %.4f\n", step, train_s, held_out_bpc(s, tr));
+        fflush(stdout);
+    }
+    chargan_trainer_free(tr);
+}
+
 static void usage(void)
 {
     fprintf(stderr,
             "usage: chargan_bench [--corpus FILE] [--threads N] [--quick] [--no-budget] [--budget S]\n"
             "         [--reps N] [--warmup N] [--seed S] [--batch B] [--seq T] [--mle-steps N]\n"
             "         [--gan-steps N] [--sample-batch N] [--sample-len N] [--lr LR] [--gan-lr LR]\n"
-            "         [--tau 1] [--gan-feed hard]\n"
-            "The options are the peer's (torch_peer.py), so one command line serves both.\n");
-    exit(2);
-}
-
-static void die_usage(const char *why)
-{
-    fprintf(stderr, "chargan_bench: %s\n", why);
+            "         [--tau 1] [--gan-feed hard] [--forget-bias B] [--curve N,N,...]\n"
+            "The options are the peer's (torch_peer.py), so one command line serves both,\n"
+            "but --forget-bias (default 0, as the peer's) and --curve (bench/peer_curve.py's\n"
+            "--steps on the peer's side).\n");
     exit(2);
 }
 
@@ -325,6 +395,10 @@ int main(int argc, char **argv)
             a.gan_lr = atof(argv[++i]);
         else if (i + 1 < argc && !strcmp(o, "--seed"))
             a.seed = strtoull(argv[++i], NULL, 10);
+        else if (i + 1 < argc && !strcmp(o, "--forget-bias"))
+            a.forget_bias = atof(argv[++i]);
+        else if (i + 1 < argc && !strcmp(o, "--curve"))
+            a.curve = argv[++i];
         else if (i + 1 < argc && !strcmp(o, "--tau")) {
             /* the library's Gumbel temperature starts at 1 (beta = 1 / tau) */
             if (atof(argv[++i]) != 1.0)
@@ -357,6 +431,13 @@ int main(int argc, char **argv)
     CHECK(chargan_tokenizer_vocab_size(s.tok, &s.vocab));
     fprintf(stderr, "libchargan %s threads=%d vocab=%u (65 characters + 2 reserved ids) chars=%zu "
                     "quick=%d\n", chargan_version(), a.threads, s.vocab, len, a.quick);
+    if (a.curve) {
+        run_curve(&s);
+        free(s.val_ids);
+        chargan_tokenizer_free(s.tok);
+        free(text);
+        return 0;
+    }
     double chars_per_step = (double)a.batch * a.seq;
     report_rss("loading the corpus");
 
@@ -417,8 +498,7 @@ int main(int argc, char **argv)
                     "%.1f at 1024^3\n", gflops, a.threads, sgemm_step, a.batch * a.seq, sgemm_big);
     report_rss("sgemm");
 
-    /* (d) held-out bits/char after a fixed budget, measured as the peer does:
-     * the last 10% as 32 contiguous streams with the state carried. */
+    /* (d) held-out bits/char after a fixed budget (held_out_bpc) */
     double val_bpc = NAN, val_bpc_win = NAN;
     long budget_steps = 0;
     if (!a.no_budget) {
@@ -428,23 +508,12 @@ int main(int argc, char **argv)
             CHECK(chargan_trainer_mle_step(tb, NULL));
             budget_steps++;
         }
-        int32_t *ids = malloc(len * sizeof(int32_t));
-        size_t n_ids;
-        CHECK(chargan_tokenizer_encode(s.tok, text, len, ids, len, &n_ids));
-        size_t n_train = (size_t)((double)n_ids * 0.9);
-        double nll;
-        size_t n_val = n_ids - n_train;
-        if (a.quick && n_val > 8192)
-            n_val = 8192;
-        CHECK(chargan_model_stream_nll(chargan_trainer_generator(tb), ids + n_train, n_val, 32,
-                                       &nll));
-        val_bpc = nll / log(2.0);
-        double bpc_w;
+        val_bpc = held_out_bpc(&s, tb);
+        double nll, bpc_w;
         CHECK(chargan_trainer_evaluate(tb, &nll, &bpc_w));
         val_bpc_win = bpc_w;
         fprintf(stderr, "[budget %.0fs] steps=%ld val_bpc(stateful)=%.4f val_bpc(win%d)=%.4f\n",
                 a.budget, budget_steps, val_bpc, a.seq, val_bpc_win);
-        free(ids);
         chargan_trainer_free(tb);
     }
 
@@ -464,6 +533,7 @@ int main(int argc, char **argv)
            "\"sample_len\": %d, \"sample1_len\": %d, \"version\": \"%s\", \"quick\": %s}\n",
            a.threads, s.vocab, a.batch, a.seq, a.sample_batch, a.sample_len, a.sample1_len,
            chargan_version(), a.quick ? "true" : "false");
+    free(s.val_ids);
     chargan_tokenizer_free(s.tok);
     free(text);
     return 0;

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The PyTorch peer's side of bench/mle_curve.c: held-out bits/char after
+"""The PyTorch peer's side of `chargan_bench --curve`: held-out bits/char after
 given numbers of MLE steps, trained and evaluated exactly as the peer's 60 s
 budget run (torch_peer.train_budget and eval_bpc_stateful, imported from the
 peer file beside this one), with a step count instead of a time budget.

@@ -2,10 +2,10 @@
 # How fast libchargan and the PyTorch peer learn per MLE step: held-out
 # bits/char of the benchmark's 60 s model (E=64, H=256, B=32, T=64, Adam
 # 2e-3, tinyshakespeare) after the same numbers of steps, one side after the
-# other, as a table.  Options go to both sides (--threads, --seed, --lr,
-# --steps N,N,...); --forget-bias goes to libchargan's only (the peer's
-# nn.LSTM has none; the benchmark uses 0).  About 6 minutes on 2 cores,
-# most of it the peer.
+# other (chargan_bench --curve, then bench/peer_curve.py), as a table.
+# Options go to both sides (--threads, --seed, --lr, --steps N,N,...);
+# --forget-bias goes to libchargan's only (the peer's nn.LSTM has none; the
+# benchmark uses 0).  About 6 minutes on 2 cores, most of it the peer.
 #
 #   scripts/curve.sh
 #   scripts/curve.sh --steps 500,1000 --forget-bias 1
@@ -14,11 +14,13 @@ cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build-bench}
 OUT_DIR=${OUT_DIR:-bench-out}
 
+steps=250,500,1000,1500,2000,3000
 ours=() peer=()
 while [ $# -gt 0 ]; do
     case "$1" in
+        --steps) steps=$2; shift 2 ;;
         --forget-bias) ours+=("$1" "$2"); shift 2 ;;
-        --threads|--seed|--lr|--steps) ours+=("$1" "$2"); peer+=("$1" "$2"); shift 2 ;;
+        --threads|--seed|--lr) ours+=("$1" "$2"); peer+=("$1" "$2"); shift 2 ;;
         *) echo "curve.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -28,13 +30,14 @@ chargan_need_packages meson ninja-build pkg-config gcc libopenblas-dev python3-t
 if [ ! -d "$BUILD_DIR" ]; then
     meson setup "$BUILD_DIR" -Dbuildtype=release -Dblas=openblas -Dtests=disabled >&2
 fi
-ninja -C "$BUILD_DIR" bench/mle_curve >&2
+ninja -C "$BUILD_DIR" bench/chargan_bench >&2
 if [ -z "${OPENBLAS_CORETYPE:-}" ] && grep -qw avx512f /proc/cpuinfo; then
     export OPENBLAS_CORETYPE=SkylakeX
 fi
 mkdir -p "$OUT_DIR"
-"$BUILD_DIR/bench/mle_curve" "${ours[@]}" | tee "$OUT_DIR/curve-chargan.txt" >&2
-/usr/bin/python3 bench/peer_curve.py "${peer[@]}" | tee "$OUT_DIR/curve-peer.txt" >&2
+"$BUILD_DIR/bench/chargan_bench" --curve "$steps" "${ours[@]}" | tee "$OUT_DIR/curve-chargan.txt" >&2
+/usr/bin/python3 bench/peer_curve.py --steps "$steps" "${peer[@]}" |
+    tee "$OUT_DIR/curve-peer.txt" >&2
 paste <(grep '^step' "$OUT_DIR/curve-chargan.txt") <(grep '^step' "$OUT_DIR/curve-peer.txt") |
     awk 'BEGIN { print "| steps | libchargan bits/char | peer bits/char | difference | libchargan s | peer s |";
                  print "|---:|---:|---:|---:|---:|---:|" }
