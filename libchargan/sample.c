@@ -359,29 +359,27 @@ static chargan_status sample_split(const sample_call *call, int P)
     job.samplers = cg_calloc((size_t)P, sizeof *job.samplers);
     job.rng = cg_malloc((size_t)P * B * sizeof *job.rng);
     job.ids = cg_malloc((size_t)P * B * sizeof *job.ids);
-    bool ok = job.samplers && job.rng && job.ids && cg_infer_split_alloc(&job.sp, m, B, P);
-    for (int s = 0; ok && s < P; s++) {
-        chargan_status st = cg_sampler_init(&job.samplers[s], &m->err, call->n_ids, opts);
-        if (st != CHARGAN_OK) {
-            split_job_free(&job, P);
-            return st;
-        }
+    chargan_status st = job.samplers && job.rng && job.ids && cg_infer_split_alloc(&job.sp, m, B, P)
+                            ? CHARGAN_OK
+                            : CHARGAN_E_NOMEM;
+    for (int s = 0; st == CHARGAN_OK && s < P; s++)
+        st = cg_sampler_init(&job.samplers[s], &m->err, call->n_ids, opts); /* reports its errors */
+    cg_pool *pool = st == CHARGAN_OK ? cg_pool_new(P) : NULL;
+    if (st == CHARGAN_OK && !pool)
+        st = CHARGAN_E_NOMEM;
+    if (st == CHARGAN_OK) {
+        seed_streams(job.rng, B, opts->seed);
+        cg_infer_prepare(&job.sp.st, m);
+        cg_infer_begin(&job.sp.st, m, job.rng); /* the noise comes from thread 0's copies ... */
+        for (int s = 1; s < P; s++)           /* ... which the others then take */
+            memcpy(job.rng + (size_t)s * B, job.rng, (size_t)B * sizeof *job.rng);
+        cg_pool_run(pool, sample_split_run, &job);
     }
-    cg_pool *pool = ok ? cg_pool_new(P) : NULL;
-    if (!pool) {
-        split_job_free(&job, P);
-        return cg_fail(&m->err, CHARGAN_E_NOMEM, "out of memory sampling %d streams on %d "
-                       "threads", B, P);
-    }
-    seed_streams(job.rng, B, opts->seed);
-    cg_infer_prepare(&job.sp.st, m);
-    cg_infer_begin(&job.sp.st, m, job.rng); /* the noise comes from thread 0's copies ... */
-    for (int s = 1; s < P; s++)           /* ... which the others then take */
-        memcpy(job.rng + (size_t)s * B, job.rng, (size_t)B * sizeof *job.rng);
-    cg_pool_run(pool, sample_split_run, &job);
     cg_pool_free(pool);
     split_job_free(&job, P);
-    return CHARGAN_OK;
+    if (st == CHARGAN_E_NOMEM)
+        return cg_fail(&m->err, st, "out of memory sampling %d streams on %d threads", B, P);
+    return st;
 }
 
 /* Threads that may share the steps of fewer streams than threads: each

@@ -135,17 +135,23 @@ static chargan_model_config disc_config(uint32_t V)
     return c;
 }
 
-/* A generator with the corpus's tokenizer attached (or none). */
-static chargan_model *make_gen(bool with_tok)
+/* A generator of H hidden units with the corpus's tokenizer attached (or none). */
+static chargan_model *make_gen_hidden(bool with_tok, uint32_t H)
 {
     chargan_tokenizer *tok = make_tok();
     chargan_model_config c = gen_config(vocab_of(tok));
+    c.hidden_dim = H;
     chargan_model *m;
     ck_assert_int_eq(chargan_model_new(&c, &m), CHARGAN_OK);
     if (with_tok)
         ck_assert_int_eq(chargan_model_set_tokenizer(m, tok), CHARGAN_OK);
     chargan_tokenizer_free(tok);
     return m;
+}
+
+static chargan_model *make_gen(bool with_tok)
+{
+    return make_gen_hidden(with_tok, gen_config(2).hidden_dim);
 }
 
 static chargan_model *make_disc(void)
@@ -294,6 +300,8 @@ static void with_tok_buffer(fx *f)
     ck_assert_int_eq(chargan_tokenizer_save_buffer(f->tok, &f->input, &f->input_size), 0);
 }
 static void with_gen(fx *f) { f->gen = make_gen(true); }
+/* 128 units: two slices of 64, so threads may share each sampling step */
+static void with_wide_gen(fx *f) { f->gen = make_gen_hidden(true, 128); }
 static void with_gen_and_tok(fx *f)
 {
     f->gen = make_gen(false);
@@ -407,6 +415,28 @@ static chargan_status run_sample_ids(fx *f)
     o.top_p = 0.9f;
     int32_t prime[2] = {3, 4}, out[30];
     return chargan_model_sample_ids(f->gen, &o, prime, 2, out, 30);
+}
+/* 3 streams on 3 threads: a shard of streams each */
+static chargan_status run_sample_sharded(fx *f)
+{
+    chargan_sample_options o;
+    chargan_sample_options_init(&o);
+    o.n_streams = 3;
+    o.length = 10;
+    o.threads = 3;
+    int32_t out[30];
+    return chargan_model_sample_ids(f->gen, &o, NULL, 0, out, 30);
+}
+/* 1 stream on 2 threads: they share each step (on a machine of 2 cores or more) */
+static chargan_status run_sample_split(fx *f)
+{
+    chargan_sample_options o;
+    chargan_sample_options_init(&o);
+    o.n_streams = 1;
+    o.length = 10;
+    o.threads = 2;
+    int32_t out[10];
+    return chargan_model_sample_ids(f->gen, &o, NULL, 0, out, 10);
 }
 static chargan_status run_sample_text(fx *f)
 {
@@ -531,6 +561,8 @@ static const op_def alloc_ops[] = {
     {"model_nll", with_gen_ids, run_nll},
     {"model_stream_nll", with_gen_ids, run_stream_nll},
     {"model_sample_ids", with_gen, run_sample_ids},
+    {"model_sample_ids (3 threads)", with_gen, run_sample_sharded},
+    {"model_sample_ids (1 stream, 2 threads)", with_wide_gen, run_sample_split},
     {"model_sample_text", with_gen, run_sample_text},
     {"nll_oracle", with_two_gens, run_nll_oracle},
     {"model_save", with_gen, run_model_save},
