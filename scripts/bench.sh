@@ -21,17 +21,8 @@ PEER=${PEER:-bench/torch_peer.py}
 OUT_DIR=${OUT_DIR:-bench-out}
 BUILD_DIR=${BUILD_DIR:-build-bench}
 
-need=()
-command -v meson >/dev/null || need+=(meson)
-command -v ninja >/dev/null || need+=(ninja-build)
-command -v pkg-config >/dev/null || need+=(pkg-config)
-command -v cc >/dev/null || need+=(gcc)
-dpkg -s libopenblas-dev >/dev/null 2>&1 || need+=(libopenblas-dev)
-/usr/bin/python3 -c 'import torch, numpy' 2>/dev/null || need+=(python3-torch python3-numpy)
-if [ ${#need[@]} -gt 0 ]; then
-    echo "bench.sh: installing ${need[*]}" >&2
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
-fi
+. scripts/deps.sh
+chargan_need_packages meson ninja-build pkg-config gcc libopenblas-dev python3-torch python3-numpy
 [ -f "$PEER" ] || { echo "bench.sh: peer benchmark not found at $PEER (set PEER=...)" >&2; exit 1; }
 
 if [ ! -d "$BUILD_DIR" ]; then
@@ -43,8 +34,17 @@ if [ -z "${OPENBLAS_CORETYPE:-}" ] && grep -qw avx512f /proc/cpuinfo; then
     export OPENBLAS_CORETYPE=SkylakeX
 fi
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+# --threads N caps torch's own pool, but not the OpenBLAS it calls, which
+# starts one thread per core: the peer run with --threads 1 on 2 cores used
+# 1.99 cores.  Both processes get OpenBLAS capped at the same N.
+threads=2 prev=
+for arg in "$@"; do
+    [ "$prev" = --threads ] && threads=$arg
+    prev=$arg
+done
+export OPENBLAS_NUM_THREADS=$threads
 mkdir -p "$OUT_DIR"
-echo "bench.sh: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}; libchargan first, then the peer" >&2
+echo "bench.sh: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset} OPENBLAS_NUM_THREADS=$threads; libchargan first, then the peer" >&2
 "$BUILD_DIR/bench/chargan_bench" --threads 2 --seed 1234 "$@" | tail -n 1 > "$OUT_DIR/chargan.json"
 /usr/bin/python3 "$PEER" --threads 2 --seed 1234 "$@" | tail -n 1 > "$OUT_DIR/peer.json"
 /usr/bin/python3 scripts/bench_table.py "$OUT_DIR/chargan.json" "$OUT_DIR/peer.json" | tee "$OUT_DIR/table.md"

@@ -45,7 +45,7 @@ if a is not None and b is not None:
 g, s = ours.get("train_gflops_E64_H256"), ours.get("sgemm_gflops_1024")
 if g and s:
     print(f"\nTraining at E=64 H=256 runs at {g:.1f} GFLOP/s, {100 * g / s:.0f}% of this machine's "
-          f"2-thread sgemm rate ({s:.1f} GFLOP/s at 1024^3; {ours.get('sgemm_gflops_step_shape', 0):.1f} "
+          f"{ours.get('threads', 2)}-thread sgemm rate ({s:.1f} GFLOP/s at 1024^3; {ours.get('sgemm_gflops_step_shape', 0):.1f} "
           f"at the step's {ours.get('batch', 32) * ours.get('seq', 64)}x1024x256); target >= 50%.")
 busy = peer.get("other_procs_busy_cores")
 if busy:

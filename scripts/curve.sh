@@ -14,13 +14,14 @@ cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build-bench}
 OUT_DIR=${OUT_DIR:-bench-out}
 
-steps=250,500,1000,1500,2000,3000
+steps=250,500,1000,1500,2000,3000 threads=2
 ours=() peer=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --steps) steps=$2; shift 2 ;;
         --forget-bias) ours+=("$1" "$2"); shift 2 ;;
-        --threads|--seed|--lr) ours+=("$1" "$2"); peer+=("$1" "$2"); shift 2 ;;
+        --threads) threads=$2; ours+=("$1" "$2"); peer+=("$1" "$2"); shift 2 ;;
+        --seed|--lr) ours+=("$1" "$2"); peer+=("$1" "$2"); shift 2 ;;
         *) echo "curve.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -34,6 +35,7 @@ ninja -C "$BUILD_DIR" bench/chargan_bench >&2
 if [ -z "${OPENBLAS_CORETYPE:-}" ] && grep -qw avx512f /proc/cpuinfo; then
     export OPENBLAS_CORETYPE=SkylakeX
 fi
+export OPENBLAS_NUM_THREADS=$threads # as scripts/bench.sh: torch's --threads does not cap it
 mkdir -p "$OUT_DIR"
 "$BUILD_DIR/bench/chargan_bench" --curve "$steps" "${ours[@]}" | tee "$OUT_DIR/curve-chargan.txt" >&2
 /usr/bin/python3 bench/peer_curve.py --steps "$steps" "${peer[@]}" |
