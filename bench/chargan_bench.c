@@ -36,6 +36,7 @@ typedef struct args {
     double forget_bias; /* of every model; 0 by default, as the peer's nn.LSTM */
     uint64_t seed;
     int quick, no_budget;
+    int zero_output_bias; /* leave the generators' output bias at 0 */
     const char *curve; /* --curve's step counts, or NULL */
 } args;
 
@@ -170,6 +171,9 @@ static chargan_trainer *new_trainer(const setup *s, int E, int H, int estimator)
     chargan_trainer *tr;
     CHECK(chargan_trainer_new(&tc, g, new_adam(lr), d, d ? new_adam(lr) : NULL, &tr));
     CHECK(chargan_trainer_set_corpus_text(tr, s->text, s->len));
+    /* as `chargan train` starts every fresh generator */
+    if (!a->zero_output_bias)
+        CHECK(chargan_trainer_init_output_bias(tr));
     return tr;
 }
 
@@ -338,10 +342,12 @@ static void usage(void)
             "usage: chargan_bench [--corpus FILE] [--threads N] [--quick] [--no-budget] [--budget S]\n"
             "         [--reps N] [--warmup N] [--seed S] [--batch B] [--seq T] [--mle-steps N]\n"
             "         [--gan-steps N] [--sample-batch N] [--sample-len N] [--lr LR] [--gan-lr LR]\n"
-            "         [--tau 1] [--gan-feed hard] [--forget-bias B] [--curve N,N,...]\n"
+            "         [--tau 1] [--gan-feed hard] [--forget-bias B] [--zero-output-bias]\n"
+            "         [--curve N,N,...]\n"
             "The options are the peer's (torch_peer.py), so one command line serves both,\n"
-            "but --forget-bias (default 0, as the peer's) and --curve (bench/peer_curve.py's\n"
-            "--steps on the peer's side).\n");
+            "but --forget-bias (default 0, as the peer's), --zero-output-bias (generators keep\n"
+            "the zero output bias instead of chargan_trainer_init_output_bias's) and --curve\n"
+            "(bench/peer_curve.py's --steps on the peer's side).\n");
     exit(2);
 }
 
@@ -385,6 +391,8 @@ int main(int argc, char **argv)
             a.quick = 1;
         else if (!strcmp(o, "--no-budget"))
             a.no_budget = 1;
+        else if (!strcmp(o, "--zero-output-bias"))
+            a.zero_output_bias = 1;
         else if (i + 1 < argc && !strcmp(o, "--corpus"))
             a.corpus = argv[++i];
         else if (i + 1 < argc && !strcmp(o, "--budget"))

@@ -677,6 +677,12 @@ int cli_cmd_train(int argc, char **argv)
         cli_lib_error(st, "corpus '%s'", a.corpus);
         goto out;
     }
+    /* A fresh generator starts from the corpus's unigram distribution
+     * (about 0.04 bits/char better after 3000 steps, docs/MODEL.md). */
+    if (!a.resume && (st = chargan_trainer_init_output_bias(tr)) != CHARGAN_OK) {
+        cli_lib_error(st, "cannot initialise the output bias");
+        goto out;
+    }
     free(text);
     text = NULL;
     if (cli_mpi_attach(tr) != 0)

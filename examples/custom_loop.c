@@ -11,6 +11,7 @@
  * Build: cc custom_loop.c $(pkg-config --cflags --libs chargan) */
 #include <chargan.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -110,7 +111,8 @@ int main(int argc, char **argv)
 
     chargan_trainer *tr;
     FILE *existing = fopen(ckpt, "rb");
-    if (existing) {
+    const bool resumed = existing != NULL; /* the pointer is not read after fclose */
+    if (resumed) {
         fclose(existing);
         CHECK(chargan_trainer_load(ckpt, &tr));
     } else {
@@ -118,13 +120,15 @@ int main(int argc, char **argv)
     }
     /* The checkpoint holds no corpus: set it again (same text, same split). */
     CHECK(chargan_trainer_set_corpus_text(tr, text, len));
+    if (!resumed) /* a fresh generator starts from the corpus's unigram distribution */
+        CHECK(chargan_trainer_init_output_bias(tr));
 
     chargan_trainer_config tc = {.struct_size = sizeof tc};
     CHECK(chargan_trainer_get_config(tr, &tc));
     chargan_optimizer *opt = chargan_trainer_optimizer(tr, CHARGAN_GENERATOR);
     uint64_t step;
     CHECK(chargan_trainer_global_step(tr, &step));
-    if (existing)
+    if (resumed)
         printf("resumed from %s at step %llu\n", ckpt, (unsigned long long)step);
 
     double loss_sum = 0, t0 = now();

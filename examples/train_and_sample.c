@@ -66,6 +66,7 @@ int main(int argc, char **argv)
     chargan_trainer *tr;
     CHECK(chargan_trainer_new(&tc, gen, NULL, NULL, NULL, &tr)); /* now owns gen */
     CHECK(chargan_trainer_set_corpus_text(tr, text, len));
+    CHECK(chargan_trainer_init_output_bias(tr)); /* start from the corpus's unigram distribution */
     CHECK(chargan_trainer_pretrain_generator(tr, steps));
 
     chargan_sample_options so;

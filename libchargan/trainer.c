@@ -468,6 +468,50 @@ chargan_status chargan_trainer_set_corpus_sequences(chargan_trainer *tr, const i
     return set_corpus(tr, ids, n, CG_CORPUS_SEQUENCES, n_seq - n_val);
 }
 
+static chargan_status need_corpus(chargan_trainer *tr, const char *fn)
+{
+    if (tr->corpus_kind == CG_CORPUS_NONE)
+        return cg_fail(&tr->err, CHARGAN_E_STATE, "%s: no corpus (chargan_trainer_set_corpus_*)",
+                       fn);
+    return CHARGAN_OK;
+}
+
+/* Add-one-half (Krichevsky-Trofimov) smoothing: an id the training part
+ * never holds, like the start id, gets about log(1 / (2 n)) rather than
+ * -inf, and can still be learned if later data has it. */
+#define OUTPUT_BIAS_PRIOR 0.5
+
+chargan_status chargan_trainer_init_output_bias(chargan_trainer *tr)
+{
+    if (!tr)
+        return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_init_output_bias: NULL trainer");
+    chargan_status st = need_corpus(tr, "chargan_trainer_init_output_bias");
+    if (st != CHARGAN_OK)
+        return st;
+    chargan_model *g = tr->gen;
+    const size_t V = (size_t)g->V;
+    /* the training part: the first n_train ids of a stream, the first
+     * n_train_seq sequences of a sequence corpus */
+    const size_t n = tr->corpus_kind == CG_CORPUS_STREAM ? tr->n_train
+                                                         : tr->n_train_seq * tr->cfg.seq_len;
+    uint64_t *count = cg_calloc(V, sizeof *count);
+    if (!count)
+        return cg_fail(&tr->err, CHARGAN_E_NOMEM, "chargan_trainer_init_output_bias: out of "
+                       "memory for %zu counts", V);
+    int32_t chunk[1024];
+    for (size_t first = 0; first < n; first += 1024) {
+        size_t k = n - first < 1024 ? n - first : 1024;
+        cg_packed_ids_read(&tr->ids, first, k, chunk);
+        for (size_t i = 0; i < k; i++)
+            count[chunk[i]]++; /* ids were checked against V when the corpus was set */
+    }
+    const double total = (double)n + OUTPUT_BIAS_PRIOR * (double)V;
+    for (size_t v = 0; v < V; v++)
+        g->out_b[v] = (float)log(((double)count[v] + OUTPUT_BIAS_PRIOR) / total);
+    cg_free(count);
+    return CHARGAN_OK;
+}
+
 /* Sequence s as a window: the start id, then its seq_len ids. */
 static void sequence_window(const chargan_trainer *tr, size_t s, int32_t *w)
 {
@@ -518,14 +562,6 @@ void cg_trainer_seed_rows(chargan_trainer *tr)
     uint64_t first = cg_dist_first_row(tr);
     for (uint32_t b = 0; b < tr->cfg.batch; b++)
         cg_rng_seed_stream(&tr->work.row_rng[b], key, first + b);
-}
-
-static chargan_status need_corpus(chargan_trainer *tr, const char *fn)
-{
-    if (tr->corpus_kind == CG_CORPUS_NONE)
-        return cg_fail(&tr->err, CHARGAN_E_STATE, "%s: no corpus (chargan_trainer_set_corpus_*)",
-                       fn);
-    return CHARGAN_OK;
 }
 
 /* With shards, every step runs on the replicas but the adversarial ones that

@@ -4,8 +4,10 @@
 # 2e-3, tinyshakespeare) after the same numbers of steps, one side after the
 # other (chargan_bench --curve, then bench/peer_curve.py), as a table.
 # Options go to both sides (--threads, --seed, --lr, --steps N,N,...);
-# --forget-bias goes to libchargan's only (the peer's nn.LSTM has none; the
-# benchmark uses 0).  About 6 minutes on 2 cores, most of it the peer.
+# --forget-bias and --zero-output-bias go to libchargan's only (the peer's
+# nn.LSTM has no forget bias, the benchmark uses 0; its output bias starts at
+# zero-ish, ours at the corpus's log unigram frequencies unless told).
+# About 6 minutes on 2 cores, most of it the peer.
 #
 #   scripts/curve.sh
 #   scripts/curve.sh --steps 500,1000 --forget-bias 1
@@ -20,6 +22,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --steps) steps=$2; shift 2 ;;
         --forget-bias) ours+=("$1" "$2"); shift 2 ;;
+        --zero-output-bias) ours+=("$1"); shift ;;
         --threads) threads=$2; ours+=("$1" "$2"); peer+=("$1" "$2"); shift 2 ;;
         --seed|--lr) ours+=("$1" "$2"); peer+=("$1" "$2"); shift 2 ;;
         *) echo "curve.sh: unknown option $1" >&2; exit 2 ;;

@@ -411,6 +411,64 @@ START_TEST(sequences_corpus)
 }
 END_TEST
 
+/* chargan_trainer_init_output_bias on a stream (_i = 0) and on sequences
+ * (_i = 1): the bias becomes the add-one-half smoothed log frequencies of
+ * the training part's ids, counted here from the ids given; the held-out
+ * part (all CHARGAN_ID_UNKNOWN here) counts for nothing, and no other
+ * parameter moves. */
+START_TEST(init_output_bias_is_log_unigram)
+{
+    const uint32_t V = 12;
+    const size_t n = 400, T = 8;
+    int32_t *ids = id_stream(n, V, 21);
+    for (size_t i = 0; i < n; i += 3)
+        ids[i] = 5; /* a skewed distribution: a uniform one hides a wrong count */
+    const size_t n_train = _i == 0 ? n - n / 10 : (n / T - n / T / 10) * T;
+    for (size_t i = n_train; i < n; i++)
+        ids[i] = CHARGAN_ID_UNKNOWN;
+    chargan_trainer_config tc = small_config();
+    chargan_trainer *tr = make_trainer(&tc, make_gen(V, 4, 6, 0, 0.0f, 7));
+    chargan_model *g = chargan_trainer_generator(tr);
+    size_t ib;
+    ck_assert_int_eq(chargan_model_param_find(g, "out.b", &ib), CHARGAN_OK);
+    float *before = params_copy(g);
+
+    ck_assert_int_eq(chargan_trainer_init_output_bias(tr), CHARGAN_E_STATE);
+    assert_contains(chargan_trainer_last_error(tr), "no corpus");
+    ck_assert_int_eq(chargan_trainer_init_output_bias(NULL), CHARGAN_E_INVALID);
+    if (_i == 0)
+        ck_assert_int_eq(chargan_trainer_set_corpus_ids(tr, ids, n), CHARGAN_OK);
+    else
+        ck_assert_int_eq(chargan_trainer_set_corpus_sequences(tr, ids, n / T, T), CHARGAN_OK);
+    ck_assert_int_eq(chargan_trainer_init_output_bias(tr), CHARGAN_OK);
+
+    double count[12] = {0};
+    for (size_t i = 0; i < n_train; i++)
+        count[ids[i]] += 1.0;
+    ck_assert_double_eq(count[CHARGAN_ID_UNKNOWN], 0.0);
+    float bias[12];
+    ck_assert_int_eq(chargan_model_param_get(g, ib, bias, V), CHARGAN_OK);
+    double mass = 0.0;
+    for (uint32_t v = 0; v < V; v++) {
+        double want = log((count[v] + 0.5) / ((double)n_train + 0.5 * V));
+        ck_assert_msg(fabs(bias[v] - want) < 1e-6 * fabs(want), "id %u: bias %.9g, want %.9g", v,
+                      bias[v], want);
+        mass += exp(bias[v]);
+    }
+    ck_assert_msg(fabs(mass - 1.0) < 1e-5, "softmax of the bias sums to %.9g", mass);
+    ck_assert_float_lt(bias[CHARGAN_ID_START], bias[2] - 3.0f); /* never a target: 0.5 of ~24 */
+
+    /* everything but the output bias as it was */
+    const size_t first = g->tensors[ib].offset;
+    for (size_t i = 0; i < g->n_weights; i++)
+        if (i < first || i >= first + V)
+            ck_assert_msg(g->params[i] == before[i], "parameter %zu changed", i);
+    free(before);
+    free(ids);
+    chargan_trainer_free(tr);
+}
+END_TEST
+
 /* The corpus is packed one, two or four bytes per id by its largest id;
  * every width reads back what went in, at any offset. */
 START_TEST(packed_ids_every_width)
@@ -820,6 +878,7 @@ START_TEST(corpus_allocation_failures)
     cg_alloc_fail_after(0);
     ck_assert_int_eq(chargan_trainer_set_corpus_ids(tr, ids, 200), CHARGAN_E_NOMEM);
     ck_assert_int_eq(chargan_trainer_set_corpus_sequences(tr, ids, 25, 8), CHARGAN_E_NOMEM);
+    ck_assert_int_eq(chargan_trainer_init_output_bias(tr), CHARGAN_E_NOMEM);
     /* steps allocate nothing */
     ck_assert_int_eq(chargan_trainer_mle_step(tr, NULL), CHARGAN_OK);
     double nll;
@@ -1038,6 +1097,7 @@ static Suite *trainer_suite(void)
     tcase_add_test(tc, corpus_errors);
     tcase_add_test(tc, corpus_text_uses_attached_tokenizer);
     tcase_add_loop_test(tc, sequences_corpus, 0, 2);
+    tcase_add_loop_test(tc, init_output_bias_is_log_unigram, 0, 2);
     tcase_add_test(tc, mle_step_batch_matches_model_nll);
     tcase_add_test(tc, packed_ids_every_width);
     tcase_add_test(tc, corpus_ids_beyond_one_byte);

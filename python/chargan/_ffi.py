@@ -312,6 +312,7 @@ _PROTOTYPES = {
     "chargan_trainer_set_corpus_ids": (_status, [TrainerP, _i32p, c_size_t], "trainer"),
     "chargan_trainer_set_corpus_sequences": (_status, [TrainerP, _i32p, c_size_t, c_size_t],
                                              "trainer"),
+    "chargan_trainer_init_output_bias": (_status, [TrainerP], "trainer"),
     "chargan_trainer_mle_step": (_status, [TrainerP, _fp], "trainer"),
     "chargan_trainer_mle_step_batch": (_status, [TrainerP, _i32p, _fp], "trainer"),
     "chargan_trainer_pretrain_generator": (_status, [TrainerP, c_uint64], "trainer"),

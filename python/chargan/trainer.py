@@ -217,6 +217,12 @@ class Trainer(Handle):
         ptr, keep, shape = _ids_2d(sequences)
         self._call(_F.chargan_trainer_set_corpus_sequences, ptr, shape[0], shape[1])
 
+    def init_output_bias(self):
+        """Sets the generator's output bias to the log unigram frequencies of
+        the corpus's training part (add-one-half smoothed): for a fresh
+        generator, before MLE training."""
+        self._call(_F.chargan_trainer_init_output_bias)
+
     # -------------------------------------------------------- training
 
     def mle_step(self):

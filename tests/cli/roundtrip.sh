@@ -30,6 +30,25 @@ if command -v python3 >/dev/null 2>&1; then
         fail "--log: not valid JSON"
 fi
 
+# A fresh generator starts from the corpus's unigram distribution
+# (chargan_trainer_init_output_bias): its first batch costs about the
+# unigram entropy, well under the log V of a uniform start.
+expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/one.ckpt" $TINY --steps 1 --report-every 1 \
+    --log "$TMP/one.jsonl"
+if command -v python3 >/dev/null 2>&1; then
+    python3 - "$TMP/corpus.txt" "$TMP/one.jsonl" <<'EOF' || fail "train: the first loss is not near the unigram entropy"
+import collections, json, math, sys
+text = open(sys.argv[1], encoding="utf-8").read().replace("\r\n", "\n")
+counts = collections.Counter(text).values()
+n = sum(counts)
+unigram = -sum(c / n * math.log(c / n) for c in counts)
+uniform = math.log(len(counts) + 2)  # with the start and unknown ids
+loss = json.loads(open(sys.argv[2]).readline())["loss"]
+print(f"first loss {loss:.3f} nats; unigram entropy {unigram:.3f}, log V {uniform:.3f}")
+sys.exit(0 if loss < (unigram + uniform) / 2 else 1)
+EOF
+fi
+
 # --- info --------------------------------------------------------------
 expect_ok "$CHARGAN" info "$M"
 for line in "  hidden_dim: 16" "  embed_dim: 8" "  num_layers: 1" "  global_step: 20" \

@@ -157,6 +157,14 @@ class TrainerTest(support.TempDirTestCase):
             with self.assertRaises(chargan.Utf8Error):
                 tr.set_corpus_text(b"\xff" * 100)
 
+    def test_init_output_bias(self):
+        with support.tiny_trainer(self.text) as tr:
+            tr.init_output_bias()
+            bias = tr.generator.get_param("out.b")
+            self.assertAlmostEqual(float(numpy.exp(bias.astype(numpy.float64)).sum()), 1.0,
+                                   places=5)
+            self.assertLess(bias[chargan.ID_START], bias.max() - 5)
+
     def test_checkpoint_resume_is_bitwise(self):
         path = self.path("run.ckpt")
         with support.tiny_trainer(self.text) as tr:
