@@ -607,7 +607,7 @@ chargan_status cg_gan_shards_alloc(chargan_trainer *tr)
         cg_gan_shard *gs = &sh->gan[s];
         int rows = sh->rows[s];
         size_t cells = T * (size_t)rows;
-        bool ok = cg_model_replica_new(tr->disc, &sh->disc[s]) == CHARGAN_OK &&
+        bool ok = cg_model_replica_new(tr->disc, s == 0, &sh->disc[s]) == CHARGAN_OK &&
                   cg_model_reserve(sh->disc[s], (int)T, rows) == CHARGAN_OK &&
                   cg_sampler_init(&gs->sampler, NULL, (int)V, &so) == CHARGAN_OK;
         ok = ok && (gs->fake = cg_malloc(cells * sizeof(int32_t))) != NULL;

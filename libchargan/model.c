@@ -240,13 +240,14 @@ chargan_status chargan_model_new(const chargan_model_config *cfg, chargan_model 
     return CHARGAN_OK;
 }
 
-chargan_status cg_model_replica_new(chargan_model *m, chargan_model **out)
+chargan_status cg_model_replica_new(chargan_model *m, bool share_grads, chargan_model **out)
 {
     chargan_model *r = cg_malloc(sizeof *r);
-    float *grads = cg_alloc_floats(m->n_weights);
+    float *grads = share_grads ? m->grads : cg_alloc_floats(m->n_weights);
     if (!r || !grads) {
         cg_free(r);
-        cg_free_floats(grads);
+        if (!share_grads)
+            cg_free_floats(grads);
         return cg_fail(&m->err, CHARGAN_E_NOMEM, "out of memory creating a model replica");
     }
     *r = *m;
@@ -255,6 +256,7 @@ chargan_status cg_model_replica_new(chargan_model *m, chargan_model **out)
     r->tok = NULL;
     r->grads = grads;
     r->is_replica = true;
+    r->shares_grads = share_grads;
     r->external_masks = true;
     set_views(r);
     *out = r;
@@ -305,7 +307,8 @@ void chargan_model_free(chargan_model *m)
     chargan_tokenizer_free(m->tok);
     if (!m->is_replica)
         cg_free_floats(m->params);
-    cg_free_floats(m->grads);
+    if (!m->shares_grads)
+        cg_free_floats(m->grads);
     cg_free(m);
 }
 

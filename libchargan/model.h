@@ -63,6 +63,7 @@ struct chargan_model {
     cg_rng rng; /* dropout masks */
     cg_workspace ws;
     bool is_replica;     /* params belong to another model (cg_model_replica_new) */
+    bool shares_grads;   /* so do grads: a replica made with share_grads */
     bool external_masks; /* forward uses masks the caller wrote into the caches */
 };
 
@@ -72,12 +73,14 @@ double cg_model_config_weights(const chargan_model_config *cfg);
 chargan_status cg_model_config_check(cg_error *err, const chargan_model_config *cfg);
 /* Creates a model with parameters allocated but not initialised (loaders fill them). */
 chargan_status cg_model_create(cg_error *err, const chargan_model_config *cfg, chargan_model **out);
-/* A replica shares m's parameters but has its own gradients, workspace and
- * caches, so several can run forward/backward on parts of one batch at
- * once.  Its dropout masks come from the caller (cg_model_draw_masks_into),
- * so a sharded batch sees the masks an unsharded one would.  Free with
- * chargan_model_free (which leaves the shared parameters alone). */
-chargan_status cg_model_replica_new(chargan_model *m, chargan_model **out);
+/* A replica shares m's parameters but has its own workspace and caches, so
+ * several can run forward/backward on parts of one batch at once.  Its
+ * gradients are its own, or with share_grads m's (for the first of a set of
+ * replicas, whose gradient the others' are then added to: one buffer less).
+ * Its dropout masks come from the caller (cg_model_draw_masks_into), so a
+ * sharded batch sees the masks an unsharded one would.  Free with
+ * chargan_model_free (which leaves what it shares alone). */
+chargan_status cg_model_replica_new(chargan_model *m, bool share_grads, chargan_model **out);
 /* Draws m's recurrent-dropout masks for a batch split into n replicas, in
  * the order an unsharded forward would draw them, into each replica's caches
  * (rows[s] rows each; replicas must be reserved for that many rows). */

@@ -113,7 +113,7 @@ static chargan_status shards_alloc(chargan_trainer *tr)
         sh->rows[s] = B / n + (s < B % n);
         first += sh->rows[s];
         size_t cells = (size_t)T * (size_t)sh->rows[s];
-        if (cg_model_replica_new(tr->gen, &sh->gen[s]) != CHARGAN_OK ||
+        if (cg_model_replica_new(tr->gen, s == 0, &sh->gen[s]) != CHARGAN_OK ||
             cg_model_reserve(sh->gen[s], T, sh->rows[s]) != CHARGAN_OK ||
             !(sh->inputs[s] = cg_malloc(cells * sizeof(int32_t))) ||
             !(sh->targets[s] = cg_malloc(cells * sizeof(int32_t))))
@@ -595,8 +595,7 @@ static chargan_status models_ready(chargan_trainer *tr)
 
 void cg_shards_sum_grads(chargan_model *m, chargan_model *const *replicas, int n)
 {
-    float *restrict dst = m->grads;
-    memcpy(dst, replicas[0]->grads, m->n_weights * sizeof(float));
+    float *restrict dst = m->grads; /* replica 0's own (shares_grads) */
     for (int s = 1; s < n; s++) {
         const float *restrict src = replicas[s]->grads;
         for (size_t i = 0; i < m->n_weights; i++)

@@ -112,7 +112,8 @@ chargan_status cg_trainer_full_workspaces(chargan_trainer *tr);
 /* Whether the models keep full-batch workspaces between calls. */
 bool cg_trainer_keeps_full_workspaces(const chargan_trainer *tr);
 /* m's gradients = the sum of its n replicas', in replica order, so a given
- * thread count gives the same bits. */
+ * thread count gives the same bits; replica 0 made them in place (it shares
+ * m's, cg_model_replica_new). */
 void cg_shards_sum_grads(chargan_model *m, chargan_model *const *replicas, int n);
 /* The shards' losses (sh->loss), summed in shard order. */
 double cg_shards_loss_sum(const cg_shards *sh);
