@@ -499,8 +499,9 @@ chargan_status chargan_trainer_init_output_bias(chargan_trainer *tr)
         return cg_fail(&tr->err, CHARGAN_E_NOMEM, "chargan_trainer_init_output_bias: out of "
                        "memory for %zu counts", V);
     int32_t chunk[1024];
-    for (size_t first = 0; first < n; first += 1024) {
-        size_t k = n - first < 1024 ? n - first : 1024;
+    const size_t chunk_len = sizeof chunk / sizeof chunk[0];
+    for (size_t first = 0; first < n; first += chunk_len) {
+        size_t k = n - first < chunk_len ? n - first : chunk_len;
         cg_packed_ids_read(&tr->ids, first, k, chunk);
         for (size_t i = 0; i < k; i++)
             count[chunk[i]]++; /* ids were checked against V when the corpus was set */
