@@ -516,10 +516,10 @@ void cg_kgemm_nn_packed(int m, const float *a, int lda, const cg_kpacked *p, flo
 #if CG_KERN_X86
     /* One row reads B in place (row_avx2): a panel's two vectors per k give
      * its chains of FMAs too little to overlap. */
-    if (p->panels && m > 1 && p->n > 0) {
-        const int k = p->k > 0 ? p->k : 0;
+    if (p->panels && m > 1) { /* panels exist only for k > 0 and n > 0 (cg_kpack) */
+        const int k = p->k;
         const size_t stride = (size_t)k * 16;
-        for (int k0 = 0; k0 == 0 || k0 < k; k0 += KC)
+        for (int k0 = 0; k0 < k; k0 += KC)
             tiles_avx2(m, p->n, k - k0 < KC ? k - k0 : KC, a + k0, (size_t)lda,
                        p->panels + (size_t)k0 * 16, 16, stride, c, (size_t)ldc,
                        accumulate || k0 > 0);
