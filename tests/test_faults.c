@@ -416,28 +416,22 @@ static chargan_status run_sample_ids(fx *f)
     int32_t prime[2] = {3, 4}, out[30];
     return chargan_model_sample_ids(f->gen, &o, prime, 2, out, 30);
 }
+/* 10 ids of each of n_streams streams, sampled on threads threads. */
+static chargan_status sample_on_threads(fx *f, uint32_t n_streams, uint32_t threads)
+{
+    chargan_sample_options o;
+    chargan_sample_options_init(&o);
+    o.n_streams = n_streams;
+    o.length = 10;
+    o.threads = threads;
+    int32_t out[3 * 10];
+    ck_assert_uint_le(n_streams * o.length, sizeof out / sizeof out[0]);
+    return chargan_model_sample_ids(f->gen, &o, NULL, 0, out, n_streams * o.length);
+}
 /* 3 streams on 3 threads: a shard of streams each */
-static chargan_status run_sample_sharded(fx *f)
-{
-    chargan_sample_options o;
-    chargan_sample_options_init(&o);
-    o.n_streams = 3;
-    o.length = 10;
-    o.threads = 3;
-    int32_t out[30];
-    return chargan_model_sample_ids(f->gen, &o, NULL, 0, out, 30);
-}
+static chargan_status run_sample_sharded(fx *f) { return sample_on_threads(f, 3, 3); }
 /* 1 stream on 2 threads: they share each step (on a machine of 2 cores or more) */
-static chargan_status run_sample_split(fx *f)
-{
-    chargan_sample_options o;
-    chargan_sample_options_init(&o);
-    o.n_streams = 1;
-    o.length = 10;
-    o.threads = 2;
-    int32_t out[10];
-    return chargan_model_sample_ids(f->gen, &o, NULL, 0, out, 10);
-}
+static chargan_status run_sample_split(fx *f) { return sample_on_threads(f, 1, 2); }
 static chargan_status run_sample_text(fx *f)
 {
     chargan_sample_options o;
