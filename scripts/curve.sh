@@ -4,9 +4,10 @@
 # 2e-3, tinyshakespeare) after the same numbers of steps, one side after the
 # other (chargan_bench --curve, then bench/peer_curve.py), as a table.
 # Options go to both sides (--threads, --seed, --lr, --steps N,N,...);
-# --forget-bias and --zero-output-bias go to libchargan's only (the peer's
-# nn.LSTM has no forget bias, the benchmark uses 0; its output bias starts at
-# zero-ish, ours at the corpus's log unigram frequencies unless told).
+# --forget-bias and --plain-output-bias go to libchargan's only (the peer's
+# nn.LSTM has no forget bias, the benchmark uses 0; its output bias starts
+# uniform in +-1/sqrt(H), ours at the corpus's log unigram frequencies unless
+# given --plain-output-bias, which keeps the one chargan_model_new drew).
 # About 6 minutes on 2 cores, most of it the peer.
 #
 #   scripts/curve.sh
@@ -22,23 +23,15 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --steps) steps=$2; shift 2 ;;
         --forget-bias) ours+=("$1" "$2"); shift 2 ;;
-        --zero-output-bias) ours+=("$1"); shift ;;
+        --plain-output-bias) ours+=("$1"); shift ;;
         --threads) threads=$2; ours+=("$1" "$2"); peer+=("$1" "$2"); shift 2 ;;
         --seed|--lr) ours+=("$1" "$2"); peer+=("$1" "$2"); shift 2 ;;
         *) echo "curve.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
 
-. scripts/deps.sh
-chargan_need_packages meson ninja-build pkg-config gcc libopenblas-dev python3-torch python3-numpy
-if [ ! -d "$BUILD_DIR" ]; then
-    meson setup "$BUILD_DIR" -Dbuildtype=release -Dblas=openblas -Dtests=disabled >&2
-fi
-ninja -C "$BUILD_DIR" bench/chargan_bench >&2
-if [ -z "${OPENBLAS_CORETYPE:-}" ] && grep -qw avx512f /proc/cpuinfo; then
-    export OPENBLAS_CORETYPE=SkylakeX
-fi
-export OPENBLAS_NUM_THREADS=$threads # as scripts/bench.sh: torch's --threads does not cap it
+. scripts/bench_env.sh
+chargan_bench_prepare "$BUILD_DIR" "$threads"
 mkdir -p "$OUT_DIR"
 "$BUILD_DIR/bench/chargan_bench" --curve "$steps" "${ours[@]}" | tee "$OUT_DIR/curve-chargan.txt" >&2
 /usr/bin/python3 bench/peer_curve.py --steps "$steps" "${peer[@]}" |

@@ -1,4 +1,5 @@
-# deps.sh - sourced by scripts/test.sh, scripts/demo.sh and .ci/run.
+# deps.sh - sourced by the scripts that install what they need (test.sh, demo.sh,
+# bench_env.sh, ...) and by .ci/run.
 # chargan_need_packages PKG...: installs whichever of the Debian packages are
 # missing (as root, or through sudo), running apt-get update only when apt does
 # not know a package yet or the first install attempt fails (stale lists).
