@@ -645,7 +645,7 @@ CHARGAN_API chargan_status chargan_trainer_set_corpus_sequences(chargan_trainer 
  *  the corpus's training part, add-one-half smoothed (an id it never holds,
  *  like CHARGAN_ID_START, gets about log(1 / (2 n)) for n training ids):
  *  before any other learning the model then predicts the unigram
- *  distribution, which training from a zero bias spends its first hundreds
+ *  distribution, which training from a random bias spends its first hundreds
  *  of steps finding.  Meant for a fresh generator, before MLE training
  *  (`chargan train` does it for every model it creates; on tinyshakespeare,
  *  E=64 H=256, it gave 0.04 bits/char less after 3000 steps: see
