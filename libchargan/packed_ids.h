@@ -13,11 +13,23 @@ typedef struct cg_packed_ids {
     void *data;  /* n ids of width bytes each; NULL when n is 0 */
     size_t n;
     int width;   /* 1, 2 or 4 */
+    size_t cap;  /* room at data, in ids, while being built */
+    int32_t top; /* the largest id stored */
 } cg_packed_ids;
 
 /* Packs the n ids (each >= 0, already checked) into *p, which must be empty
  * (zeroed or freed).  False, *p left empty, if out of memory. */
 bool cg_packed_ids_init(cg_packed_ids *p, const int32_t *ids, size_t n);
+
+/* The same built from pieces, for ids made as they are stored (a corpus
+ * being encoded): begin makes room for up to cap ids none above max_id,
+ * append stores count more (p->n + count <= cap, each in 0..max_id), and
+ * finish narrows to the width of the largest id stored and gives back the
+ * room not used, so the result is cg_packed_ids_init's of the same ids.
+ * begin: false, *p left empty, if out of memory. */
+bool cg_packed_ids_begin(cg_packed_ids *p, size_t cap, int32_t max_id);
+void cg_packed_ids_append(cg_packed_ids *p, const int32_t *ids, size_t count);
+void cg_packed_ids_finish(cg_packed_ids *p);
 void cg_packed_ids_free(cg_packed_ids *p);
 
 /* dst[k] = id first + k, for k < count; first + count <= p->n. */

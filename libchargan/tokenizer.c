@@ -512,15 +512,19 @@ chargan_status chargan_tokenizer_lookup(const chargan_tokenizer *tok, uint32_t c
 
 /* ---------------------------------------------------------------- encoding */
 
-/* Encodes s[0..len), writing the first cap ids and counting them all. */
+/* Encodes s[*pos..len), writing the first cap ids; counts them all, or with
+ * stop_when_full stops once cap are written, *pos after the last character
+ * encoded.  len is the whole text's even then, so a CR LF pair or a UTF-8
+ * sequence is never cut and error offsets stay the text's. */
 static chargan_status encode_core(chargan_tokenizer *tok, const uint8_t *s, size_t len,
-                                  int32_t *ids, size_t cap, size_t *n_ids)
+                                  size_t *pos, int32_t *ids, size_t cap, bool stop_when_full,
+                                  size_t *n_ids)
 {
     const bool strict = tok->opts.utf8_policy == CHARGAN_UTF8_STRICT;
     const bool crlf = tok->opts.fold_crlf;
     const int32_t *low = tok->low_ids;
-    size_t i = 0, k = 0;
-    while (i < len) {
+    size_t i = *pos, k = 0;
+    while (i < len && (k < cap || !stop_when_full)) {
         uint8_t b = s[i];
         int32_t id;
         if (b < 0x80) {
@@ -549,6 +553,7 @@ static chargan_status encode_core(chargan_tokenizer *tok, const uint8_t *s, size
             ids[k] = id;
         k++;
     }
+    *pos = i;
     *n_ids = k;
     return CHARGAN_OK;
 }
@@ -561,8 +566,9 @@ chargan_status chargan_tokenizer_encode(chargan_tokenizer *tok, const char *text
     if (!text || !n_ids)
         return cg_fail(&tok->err, CHARGAN_E_INVALID, "chargan_tokenizer_encode: %s is NULL",
                        !text ? "text" : "n_ids");
-    size_t n;
-    chargan_status st = encode_core(tok, (const uint8_t *)text, len, ids, ids ? cap : 0, &n);
+    size_t n, pos = 0;
+    chargan_status st = encode_core(tok, (const uint8_t *)text, len, &pos, ids, ids ? cap : 0,
+                                    false, &n);
     if (st != CHARGAN_OK)
         return st;
     *n_ids = n;
@@ -586,8 +592,8 @@ chargan_status cg_tokenizer_encode_alloc(chargan_tokenizer *tok, const char *tex
         buf = cg_malloc(bytes);
     if (!buf)
         return cg_fail(&tok->err, CHARGAN_E_NOMEM, "out of memory encoding %zu bytes", len);
-    size_t count;
-    chargan_status st = encode_core(tok, (const uint8_t *)text, len, buf, len, &count);
+    size_t count, pos = 0;
+    chargan_status st = encode_core(tok, (const uint8_t *)text, len, &pos, buf, len, false, &count);
     if (st != CHARGAN_OK) {
         cg_free(buf);
         return st;
@@ -595,6 +601,12 @@ chargan_status cg_tokenizer_encode_alloc(chargan_tokenizer *tok, const char *tex
     *ids = buf;
     *n = count;
     return CHARGAN_OK;
+}
+
+chargan_status cg_tokenizer_encode_some(chargan_tokenizer *tok, const char *text, size_t len,
+                                        size_t *pos, int32_t *ids, size_t cap, size_t *n)
+{
+    return encode_core(tok, (const uint8_t *)text, len, pos, ids, cap, true, n);
 }
 
 /* ---------------------------------------------------------------- decoding */

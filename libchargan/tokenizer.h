@@ -19,6 +19,14 @@
 chargan_status cg_tokenizer_encode_alloc(chargan_tokenizer *tok, const char *text, size_t len,
                                          int32_t **ids, size_t *n);
 
+/* Encodes text[*pos..len) until cap (>= 1) ids are written or the text ends, *n of
+ * them, and moves *pos past the characters encoded: pieces encoded so, from
+ * *pos = 0 on, are the ids of one chargan_tokenizer_encode() call, because
+ * len stays the whole text's (a CR LF pair or a UTF-8 sequence is never cut).
+ * Errors as chargan_tokenizer_encode()'s (strict policy). */
+chargan_status cg_tokenizer_encode_some(chargan_tokenizer *tok, const char *text, size_t len,
+                                        size_t *pos, int32_t *ids, size_t cap, size_t *n);
+
 /* Decodes n ids into a cg_malloc'd NUL-terminated string *text of *len bytes
  * (free with cg_free or chargan_free).  Same rules and errors as
  * chargan_tokenizer_decode(), plus CHARGAN_E_NOMEM. */

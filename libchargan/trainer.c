@@ -356,23 +356,64 @@ static chargan_status stream_check(chargan_trainer *tr, size_t n)
     return CHARGAN_OK;
 }
 
-/* Replaces the corpus with a packed copy of the n ids (checked): a stream,
- * or n / seq_len sequences of which the first n_train_seq train. */
-static chargan_status set_corpus(chargan_trainer *tr, const int32_t *ids, size_t n, int kind,
-                                 size_t n_train_seq)
+/* Replaces the corpus with *packed (checked ids; the trainer takes it): a
+ * stream, or n / seq_len sequences of which the first n_train_seq train. */
+static void install_corpus(chargan_trainer *tr, cg_packed_ids *packed, int kind,
+                           size_t n_train_seq)
 {
-    cg_packed_ids packed;
-    if (!cg_packed_ids_init(&packed, ids, n))
-        return cg_fail(&tr->err, CHARGAN_E_NOMEM, "out of memory storing %zu ids", n);
     cg_packed_ids_free(&tr->ids);
-    tr->ids = packed;
+    tr->ids = *packed;
     tr->corpus_kind = kind;
+    size_t n = packed->n;
     if (kind == CG_CORPUS_STREAM) {
         tr->n_train = stream_train_ids(tr, n);
     } else {
         tr->n_seq = n / tr->cfg.seq_len;
         tr->n_train_seq = n_train_seq;
     }
+}
+
+/* install_corpus of a packed copy of the n ids. */
+static chargan_status set_corpus(chargan_trainer *tr, const int32_t *ids, size_t n, int kind,
+                                 size_t n_train_seq)
+{
+    cg_packed_ids packed;
+    if (!cg_packed_ids_init(&packed, ids, n))
+        return cg_fail(&tr->err, CHARGAN_E_NOMEM, "out of memory storing %zu ids", n);
+    install_corpus(tr, &packed, kind, n_train_seq);
+    return CHARGAN_OK;
+}
+
+/* Encodes text into *out through a buffer of CORPUS_PIECE ids, so that a
+ * corpus costs its packed size (a byte a character, mostly) and never four
+ * bytes an id besides; *known counts the ids other than CHARGAN_ID_UNKNOWN. */
+enum { CORPUS_PIECE = 1 << 16 };
+static chargan_status encode_corpus(chargan_trainer *tr, chargan_tokenizer *tok, const char *text,
+                                    size_t len, cg_packed_ids *out, size_t *known)
+{
+    /* one id per byte at most */
+    int32_t *piece = cg_malloc((len < CORPUS_PIECE ? len : CORPUS_PIECE) * sizeof *piece);
+    int32_t max_id = (int32_t)cg_tokenizer_vocab_size(tok) - 1;
+    if (!piece || !cg_packed_ids_begin(out, len, max_id)) {
+        cg_free(piece);
+        return cg_fail(&tr->err, CHARGAN_E_NOMEM, "out of memory storing a corpus of %zu bytes",
+                       len);
+    }
+    *known = 0;
+    for (size_t pos = 0; pos < len;) {
+        size_t n;
+        chargan_status st = cg_tokenizer_encode_some(tok, text, len, &pos, piece, CORPUS_PIECE, &n);
+        if (st != CHARGAN_OK) {
+            cg_free(piece);
+            cg_packed_ids_free(out);
+            return cg_fail_from(&tr->err, st, "encoding the corpus: ");
+        }
+        for (size_t i = 0; i < n; i++)
+            *known += piece[i] != CHARGAN_ID_UNKNOWN;
+        cg_packed_ids_append(out, piece, n);
+    }
+    cg_free(piece);
+    cg_packed_ids_finish(out);
     return CHARGAN_OK;
 }
 
@@ -404,32 +445,27 @@ chargan_status chargan_trainer_set_corpus_text(chargan_trainer *tr, const char *
         }
     }
     chargan_tokenizer *tok = fitted ? fitted : g->tok;
-    int32_t *ids;
-    size_t n;
-    st = cg_tokenizer_encode_alloc(tok, text, len, &ids, &n);
-    if (st != CHARGAN_OK) {
+    cg_packed_ids packed;
+    size_t known = 0;
+    if ((st = encode_corpus(tr, tok, text, len, &packed, &known)) != CHARGAN_OK) {
         chargan_tokenizer_free(fitted);
-        return cg_fail_from(&tr->err, st, "encoding the corpus: ");
+        return st;
     }
     /* Text the tokenizer knows nothing of (another corpus than the one it
      * was fitted on, or binary data read with the replace policy) would train
      * the generator to predict only CHARGAN_ID_UNKNOWN. */
-    size_t known = 0;
-    for (size_t i = 0; i < n; i++)
-        known += ids[i] != CHARGAN_ID_UNKNOWN;
-    if (n > 0 && known == 0) {
-        cg_free(ids);
-        chargan_tokenizer_free(fitted);
-        return cg_fail(&tr->err, CHARGAN_E_INVALID, "the corpus has no character of the "
-                       "tokenizer's vocabulary (all %zu ids would be CHARGAN_ID_UNKNOWN)", n);
-    }
-    if ((st = stream_check(tr, n)) == CHARGAN_OK)
-        st = set_corpus(tr, ids, n, CG_CORPUS_STREAM, 0);
-    cg_free(ids);
+    size_t n = packed.n;
+    if (n > 0 && known == 0)
+        st = cg_fail(&tr->err, CHARGAN_E_INVALID, "the corpus has no character of the "
+                     "tokenizer's vocabulary (all %zu ids would be CHARGAN_ID_UNKNOWN)", n);
+    else
+        st = stream_check(tr, n);
     if (st != CHARGAN_OK) {
+        cg_packed_ids_free(&packed);
         chargan_tokenizer_free(fitted);
         return st;
     }
+    install_corpus(tr, &packed, CG_CORPUS_STREAM, 0);
     if (fitted)
         g->tok = fitted; /* checked against g->V above; g had none */
     return CHARGAN_OK;

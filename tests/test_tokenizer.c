@@ -952,6 +952,55 @@ START_TEST(internal_alloc_paths_and_clone)
 }
 END_TEST
 
+/* Pieces of every size from 1 on cut the text wherever an id ends: next to
+ * CR LF pairs (folded or not), multi-byte and invalid sequences, letters
+ * that lower-case; joined they are one encode's ids, and a strict-policy
+ * error names the text's offset, not the piece's. */
+START_TEST(encode_in_pieces_equals_one_encode)
+{
+    static const char text[] = "Ab\r\n\r\nC\xC3\x89t\xC3\xA9\r\xE2\x82\xAC\xE2\x82x\xF0\x9F\x98\x80"
+                               "\x80\xC0\xAF\r\nZ\xED\xA0\x80\r";
+    const size_t len = sizeof text - 1;
+    for (int variant = 0; variant < 4; variant++) {
+        chargan_tokenizer_options o;
+        chargan_tokenizer_options_init(&o);
+        o.utf8_policy = CHARGAN_UTF8_REPLACE;
+        o.lowercase = variant & 1;
+        o.fold_crlf = (variant >> 1) & 1;
+        chargan_tokenizer *tok = new_tok(&o);
+        ck_assert_int_eq(chargan_tokenizer_fit(tok, text, len), CHARGAN_OK);
+        int32_t whole[64], joined[64], piece[64];
+        size_t n_whole;
+        ck_assert_int_eq(chargan_tokenizer_encode(tok, text, len, whole, 64, &n_whole), CHARGAN_OK);
+        for (size_t cap = 1; cap <= n_whole + 1; cap++) {
+            size_t pos = 0, n_joined = 0, n;
+            while (pos < len) {
+                ck_assert_int_eq(cg_tokenizer_encode_some(tok, text, len, &pos, piece, cap, &n),
+                                 CHARGAN_OK);
+                ck_assert_uint_ge(n, 1);
+                ck_assert_uint_le(n, cap);
+                ck_assert_uint_le(n_joined + n, 64);
+                memcpy(joined + n_joined, piece, n * sizeof *piece);
+                n_joined += n;
+            }
+            ck_assert_uint_eq(pos, len);
+            ck_assert_uint_eq(n_joined, n_whole);
+            ck_assert_mem_eq(joined, whole, n_whole * sizeof *whole);
+        }
+        chargan_tokenizer_free(tok);
+    }
+    /* strict: the first piece is fine, the second stops at the bad byte */
+    chargan_tokenizer *tok = fitted(NULL, "abc");
+    size_t pos = 0, n;
+    int32_t ids[2];
+    ck_assert_int_eq(cg_tokenizer_encode_some(tok, "ab\xFF", 3, &pos, ids, 2, &n), CHARGAN_OK);
+    ck_assert_uint_eq(pos, 2);
+    ck_assert_int_eq(cg_tokenizer_encode_some(tok, "ab\xFF", 3, &pos, ids, 2, &n), CHARGAN_E_UTF8);
+    assert_msg_has(chargan_tokenizer_last_error(tok), "byte offset 2");
+    chargan_tokenizer_free(tok);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- the vocabulary format */
 
 START_TEST(format_is_byte_exact)
@@ -1474,6 +1523,7 @@ static Suite *tokenizer_suite(void)
     tcase_add_test(tc, max_vocab_cuts_the_tail);
     tcase_add_test(tc, lowercase_folds_ascii_and_latin1);
     tcase_add_test(tc, crlf_folding);
+    tcase_add_test(tc, encode_in_pieces_equals_one_encode);
     tcase_add_test(tc, strict_utf8_names_the_offset);
     tcase_add_test(tc, replace_policy_one_unknown_per_maximal_subsequence);
     tcase_add_test(tc, encode_buffer_protocol);

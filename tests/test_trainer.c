@@ -507,6 +507,82 @@ START_TEST(packed_ids_every_width)
 }
 END_TEST
 
+/* Built from pieces with room and a width to spare, the packed ids are
+ * cg_packed_ids_init's: narrowed to the largest id stored, room given back. */
+START_TEST(packed_ids_from_pieces)
+{
+    const int32_t tops[] = {1, 255, 256, 65535, 65536};
+    const size_t n = 1000;
+    int32_t *ids = malloc(n * sizeof *ids);
+    ck_assert_ptr_nonnull(ids);
+    for (size_t c = 0; c < sizeof tops / sizeof tops[0]; c++) {
+        for (size_t i = 0; i < n; i++)
+            ids[i] = (int32_t)((i * 7919u) % ((uint32_t)tops[c] + 1));
+        ids[n / 3] = tops[c];
+        cg_packed_ids want, got;
+        ck_assert(cg_packed_ids_init(&want, ids, n));
+        ck_assert(cg_packed_ids_begin(&got, n + 500, 1 << 20));
+        ck_assert_int_eq(got.width, 4);
+        for (size_t first = 0; first < n; first += 97)
+            cg_packed_ids_append(&got, ids + first, n - first < 97 ? n - first : 97);
+        cg_packed_ids_finish(&got);
+        ck_assert_uint_eq(got.n, n);
+        ck_assert_int_eq(got.width, want.width);
+        ck_assert_uint_eq(got.cap, n);
+        ck_assert_mem_eq(got.data, want.data, cg_packed_ids_bytes(&want));
+        cg_packed_ids_free(&want);
+        cg_packed_ids_free(&got);
+    }
+    cg_packed_ids p;
+    ck_assert(cg_packed_ids_begin(&p, 10, 3));
+    cg_packed_ids_finish(&p); /* nothing appended: nothing kept */
+    ck_assert_ptr_null(p.data);
+    ck_assert_uint_eq(p.n, 0);
+    cg_packed_ids_free(&p);
+    free(ids);
+}
+END_TEST
+
+/* A text corpus is encoded in pieces of CORPUS_PIECE ids: over several
+ * pieces, with characters of one to four bytes and CR LF pairs across their
+ * ends, the trainer holds the ids of one encode of the whole text. */
+START_TEST(corpus_text_in_pieces_equals_one_encode)
+{
+    static const char *const units[] = {"a", "B", "\r\n", " ", "\xC3\xA9", "\xE2\x82\xAC",
+                                        "\xF0\x9F\x98\x80", "\n", "z"};
+    const size_t cap = 400000;
+    char *text = malloc(cap);
+    ck_assert_ptr_nonnull(text);
+    size_t len = 0;
+    uint64_t x = 12345;
+    while (len + 4 < cap) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        const char *u = units[(x >> 33) % (sizeof units / sizeof units[0])];
+        memcpy(text + len, u, strlen(u));
+        len += strlen(u);
+    }
+    chargan_trainer_config tc = small_config();
+    chargan_trainer *tr = make_trainer(&tc, make_gen(40, 4, 6, 0, 0.0f, 1));
+    ck_assert_int_eq(chargan_trainer_set_corpus_text(tr, text, len), CHARGAN_OK);
+    chargan_tokenizer *tok = chargan_model_tokenizer(tr->gen);
+    size_t n;
+    ck_assert_int_eq(chargan_tokenizer_encode(tok, text, len, NULL, 0, &n), CHARGAN_OK);
+    ck_assert_uint_gt(n, 3 * 65536); /* several pieces */
+    int32_t *ids = malloc(n * sizeof *ids);
+    ck_assert_ptr_nonnull(ids);
+    ck_assert_int_eq(chargan_tokenizer_encode(tok, text, len, ids, n, &n), CHARGAN_OK);
+    cg_packed_ids want;
+    ck_assert(cg_packed_ids_init(&want, ids, n));
+    ck_assert_uint_eq(tr->ids.n, n);
+    ck_assert_int_eq(tr->ids.width, want.width);
+    ck_assert_mem_eq(tr->ids.data, want.data, cg_packed_ids_bytes(&want));
+    cg_packed_ids_free(&want);
+    free(ids);
+    free(text);
+    chargan_trainer_free(tr);
+}
+END_TEST
+
 /* A vocabulary beyond one byte: training windows are slices of the corpus,
  * ids above 255 included. */
 START_TEST(corpus_ids_beyond_one_byte)
@@ -1100,6 +1176,8 @@ static Suite *trainer_suite(void)
     tcase_add_loop_test(tc, init_output_bias_is_log_unigram, 0, 2);
     tcase_add_test(tc, mle_step_batch_matches_model_nll);
     tcase_add_test(tc, packed_ids_every_width);
+    tcase_add_test(tc, packed_ids_from_pieces);
+    tcase_add_test(tc, corpus_text_in_pieces_equals_one_encode);
     tcase_add_test(tc, corpus_ids_beyond_one_byte);
     suite_add_tcase(s, tc);
 
