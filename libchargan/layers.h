@@ -33,7 +33,8 @@ void cg_embedding_soft_backward(const float *table, int vocab, int dim, const fl
 /* y (n x out) = x (n x in) . w (in x out) + b (b NULL: no bias). */
 void cg_dense_forward(const float *w, const float *b, int in, int out, size_t n, const float *x,
                       float *y);
-/* dw += x^T dy; db += column sums of dy; dx = dy w^T (each if not NULL). */
+/* dw += x^T dy; db += column sums of dy; dx = dy w^T (each if not NULL).
+ * dx may be x: dw is computed first. */
 void cg_dense_backward(const float *w, int in, int out, size_t n, const float *x, const float *dy,
                        float *dw, float *db, float *dx);
 
@@ -123,7 +124,10 @@ void cg_lstm_forward_step(const cg_lstm_layer *L, cg_lstm_cache *c, int t, const
  * dcT (B x H, NULL = none) on the final state.  Accumulates into L->dw_ih,
  * dw_hh, db (each skipped if NULL) with large GEMMs over all steps; writes dx
  * (T x B x in), dh0, dc0 (B x H) when not NULL.  Consumes the cache (gates
- * become dz); h, c and hdrop stay valid. */
+ * become dz); h, c and hdrop stay valid.  dh_out may be the cache's own
+ * outputs (c->h + B*H), so that the gradient on them needs no buffer of its
+ * own: each step's gradient is read there before the step's output is
+ * written back, o * tanh(c) as forward computed it, bit for bit. */
 void cg_lstm_backward(const cg_lstm_layer *L, cg_lstm_cache *c, const float *x,
                       const float *dh_out, const float *dhT, const float *dcT, float *dx,
                       float *dh0, float *dc0);
@@ -145,7 +149,8 @@ void cg_lstm_forward_step_ids(const cg_lstm_layer *L, cg_lstm_cache *c, int t, c
  * except that the input side goes through dtable (table_rows x 4H scratch,
  * overwritten with the gradient on the table): dw_ih += x_table^T dtable,
  * db += its column sums, and dx_table (if not NULL, table_rows x in: the
- * embedding's gradient) ACCUMULATES dtable w_ih^T. */
+ * embedding's gradient) ACCUMULATES dtable w_ih^T.  dh_out may be the
+ * cache's outputs, as for cg_lstm_backward. */
 void cg_lstm_backward_ids(const cg_lstm_layer *L, cg_lstm_cache *c, const int32_t *ids,
                           float *dtable, int table_rows, const float *x_table,
                           const float *dh_out, const float *dhT, const float *dcT,

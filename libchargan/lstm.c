@@ -307,10 +307,13 @@ void cg_lstm_forward_step(const cg_lstm_layer *L, cg_lstm_cache *c, int t, const
  * from later steps, leaves as the gradient on c(t).  The activated gates in z
  * are replaced by dz, the gradient on the pre-activations.  tanh(c(t+1)) is
  * recomputed from c_next, the same function on the same value as forward,
- * rather than kept: it would be a seventh of the cache. */
+ * rather than kept: it would be a seventh of the cache.  h_next gets h(t+1)
+ * = o * tanh(c(t+1)) again, the forward's bits, for callers that lent the
+ * output slot to the gradient on it (see cg_lstm_backward). */
 CG_VECTOR_CLONES static void gates_backward(float *restrict z, const float *restrict dh,
                                             float *restrict dc, const float *restrict c_prev,
-                                            const float *restrict c_next, int B, int H)
+                                            const float *restrict c_next,
+                                            float *restrict h_next, int B, int H)
 {
     const size_t hh = (size_t)H;
     for (size_t r = 0; r < (size_t)B; r++) {
@@ -319,9 +322,10 @@ CG_VECTOR_CLONES static void gates_backward(float *restrict z, const float *rest
                         *restrict zo = z + r * 4 * hh + 3 * hh;
         const float *restrict dhr = dh + r * hh, *restrict cp = c_prev + r * hh,
                               *restrict cn = c_next + r * hh;
-        float *restrict dcr = dc + r * hh;
+        float *restrict dcr = dc + r * hh, *restrict hn = h_next + r * hh;
         for (size_t j = 0; j < hh; j++) {
             const float i = zi[j], f = zf[j], g = zg[j], o = zo[j], t = gate_tanh(cn[j]);
+            hn[j] = o * t;
             const float d = dcr[j] + dhr[j] * o * (1.0f - t * t); /* dL/dc(t+1), all paths */
             zi[j] = d * g * i * (1.0f - i);
             zf[j] = d * cp[j] * f * (1.0f - f);
@@ -382,7 +386,8 @@ static void backward_impl(const cg_lstm_layer *L, cg_lstm_cache *c, const float 
                 dh[k] += g[k];
         }
         float *dz = c->gates + tt * bh * 4;
-        gates_backward(dz, dh, dc, c->c + tt * bh, c->c + (tt + 1) * bh, B, H);
+        gates_backward(dz, dh, dc, c->c + tt * bh, c->c + (tt + 1) * bh, c->h + (tt + 1) * bh,
+                       B, H);
         if (dtable)
             scatter_add_rows(dtable, dz, ids + tt * (size_t)B, (size_t)B, (size_t)G);
         /* The gradient on h(t), the recurrent input of step t; at t = 0 it is

@@ -291,7 +291,6 @@ static void workspace_free(cg_workspace *ws, int L)
         cg_free_floats(ws->dc0[l]);
     }
     cg_free_floats(ws->logits);
-    cg_free_floats(ws->dtop);
     cg_free_floats(ws->dx[0]);
     cg_free_floats(ws->dx[1]);
     cg_free_floats(ws->state);
@@ -344,7 +343,6 @@ chargan_status cg_model_reserve(chargan_model *m, int T, int B)
     bool ok = (ws->ids = cg_malloc(tb * sizeof(int32_t))) != NULL;
     ok = ok && (ws->emb = cg_alloc_floats(tb * m->E)) != NULL;
     ok = ok && (ws->logits = cg_alloc_floats(tb * m->out_dim)) != NULL;
-    ok = ok && (ws->dtop = cg_alloc_floats(tb * m->H)) != NULL;
     ok = ok && (ws->dx[0] = cg_alloc_floats(tb * wide0)) != NULL;
     ok = ok && (m->L < 2 || (ws->dx[1] = cg_alloc_floats(tb * (size_t)m->H)) != NULL);
     ok = ok && (ws->state = cg_alloc_floats(bh * 2 * m->L)) != NULL;
@@ -439,7 +437,7 @@ static void draw_masks(chargan_model *m, int B)
     }
 }
 
-static const float *top_outputs(const chargan_model *m)
+static float *top_outputs(const chargan_model *m)
 {
     const cg_lstm_cache *c = &m->ws.cache[m->L - 1];
     return c->h + (size_t)m->ws.b_used * m->H;
@@ -526,9 +524,11 @@ void cg_model_backward(chargan_model *m, float *dsoft)
     cg_workspace *ws = &m->ws;
     int T = ws->t_used, B = ws->b_used;
     size_t tb = (size_t)T * B;
-    cg_dense_backward(m->out_w, m->H, m->out_dim, tb, top_outputs(m), ws->logits, m->dout_w,
-                      m->dout_b, ws->dtop);
-    const float *dh_out = ws->dtop;
+    /* The gradient on the top outputs takes their place; the LSTM's backward
+     * puts them back (cg_lstm_backward). */
+    float *top = top_outputs(m);
+    cg_dense_backward(m->out_w, m->H, m->out_dim, tb, top, ws->logits, m->dout_w, m->dout_b, top);
+    const float *dh_out = top;
     bool want_state = m->Z > 0 && ws->z != NULL;
     const bool table = !ws->soft && ws->xtab;
     for (int l = m->L - 1; l >= 0; l--) {
@@ -575,9 +575,9 @@ void cg_model_backward_input(chargan_model *m, float *dsoft)
         return; /* hard ids have no input gradient */
     int T = ws->t_used, B = ws->b_used;
     size_t tb = (size_t)T * B;
-    cg_dense_backward(m->out_w, m->H, m->out_dim, tb, top_outputs(m), ws->logits, NULL, NULL,
-                      ws->dtop);
-    const float *dh_out = ws->dtop;
+    float *top = top_outputs(m); /* as in cg_model_backward */
+    cg_dense_backward(m->out_w, m->H, m->out_dim, tb, top, ws->logits, NULL, NULL, top);
+    const float *dh_out = top;
     for (int l = m->L - 1; l >= 0; l--) {
         cg_lstm_layer ly = m->lstm[l];
         ly.dw_ih = ly.dw_hh = ly.db = NULL;

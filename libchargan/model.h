@@ -35,7 +35,6 @@ typedef struct cg_workspace {
                             (cg_lstm_input_table); NULL when V > T*B, where it would not pay */
     cg_lstm_cache cache[CG_MAX_LAYERS];
     float *logits;       /* T x B x out: logits, then their gradients */
-    float *dtop;         /* T x B x H: gradient on the top layer's outputs */
     float *dx[2];        /* T x B x max(E, H): input gradients, ping-pong down the stack */
     float *state;        /* B x 2LH: the initial state from the noise layer */
     float *dstate;       /* B x 2LH */

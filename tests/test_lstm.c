@@ -877,6 +877,65 @@ static size_t forward_backward_twice(int T, int B, int in, int H, float *out)
     return n;
 }
 
+/* The gradient on the outputs may be given in the outputs themselves
+ * (c->h + B*H, as the model does for its top layer): the same gradients, bit
+ * for bit, as from a buffer of its own, and h the forward's again after. */
+START_TEST(backward_takes_dh_out_in_the_outputs)
+{
+    const int T = 5, B = 3, in = 4, H = 8;
+    const size_t bh = (size_t)B * H, nx = (size_t)T * B * in, G = 4 * (size_t)H;
+    const size_t nh = (size_t)(T + 1) * bh, nih = (size_t)in * G, nhh = (size_t)H * G;
+    for (int masked = 0; masked < 2; masked++) {
+        cg_rng rng;
+        cg_rng_seed(&rng, 31 + (uint64_t)masked);
+        layer l;
+        layer_init(&l, &rng, in, H, 0.5f);
+        cg_lstm_cache c;
+        cache_init_ok(&c, T, B, in, H, masked);
+        if (masked)
+            fill_mask(&rng, c.mask, bh, 0.3f);
+        float *x = frandom(&rng, nx, 1.0f), *h0 = frandom(&rng, bh, 0.5f);
+        float *c0 = frandom(&rng, bh, 0.5f), *dh_out = frandom(&rng, (size_t)T * bh, 1.0f);
+        float *h_fwd = falloc(nh), *got[2][6];
+        for (int shared = 0; shared < 2; shared++) {
+            float *dx = falloc(nx), *dh0 = falloc(bh), *dc0 = falloc(bh);
+            layer_zero_grads(&l);
+            cg_lstm_forward(&l.L, &c, T, x, h0, c0, masked);
+            memcpy(h_fwd, c.h, nh * sizeof(float));
+            const float *g = dh_out;
+            if (shared) {
+                memcpy(c.h + bh, dh_out, (size_t)T * bh * sizeof(float));
+                g = c.h + bh;
+            }
+            cg_lstm_backward(&l.L, &c, x, g, NULL, NULL, dx, dh0, dc0);
+            ck_assert_msg(memcmp(c.h, h_fwd, nh * sizeof(float)) == 0,
+                          "masked %d shared %d: h is not the forward's after backward", masked,
+                          shared);
+            float *dw_ih = falloc(nih), *dw_hh = falloc(nhh), *db = falloc(G);
+            memcpy(dw_ih, l.dw_ih, nih * sizeof(float));
+            memcpy(dw_hh, l.dw_hh, nhh * sizeof(float));
+            memcpy(db, l.db, G * sizeof(float));
+            float *all[6] = {dx, dh0, dc0, dw_ih, dw_hh, db};
+            memcpy(got[shared], all, sizeof all);
+        }
+        const size_t sizes[6] = {nx, bh, bh, nih, nhh, G};
+        for (int k = 0; k < 6; k++) {
+            ck_assert_msg(memcmp(got[0][k], got[1][k], sizes[k] * sizeof(float)) == 0,
+                          "masked %d: gradient %d differs", masked, k);
+            free(got[0][k]);
+            free(got[1][k]);
+        }
+        free(x);
+        free(h0);
+        free(c0);
+        free(dh_out);
+        free(h_fwd);
+        layer_free(&l);
+        cg_lstm_cache_free(&c);
+    }
+}
+END_TEST
+
 /* The AVX2 path reads w_hh from a copy packed at each forward's begin; it
  * must give the AVX-512 path's bits (the two sum alike), also after the
  * weights change between forwards on one cache.  Needs both paths. */
@@ -937,6 +996,7 @@ static Suite *lstm_suite(void)
     tcase_add_test(tc, gradcheck_random_shapes);
     tcase_add_test(tc, gradcheck_two_stacked_layers);
     tcase_add_test(tc, backward_null_arguments);
+    tcase_add_test(tc, backward_takes_dh_out_in_the_outputs);
     tcase_add_test(tc, backward_after_zero_steps);
     suite_add_tcase(s, tc);
     tc = tcase_create("avx2");
