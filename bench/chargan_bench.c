@@ -111,6 +111,12 @@ static double timed(const args *a, work_fn fn, void *ctx, double units_per_call,
         rates[r] = units_per_call * calls / dt;
         per[r] = dt / calls;
     }
+    /* Each repetition in order, as the peer prints its reps=[...]: a run
+     * disturbed part-way shows here, not in the median. */
+    fprintf(stderr, "[reps]");
+    for (int r = 0; r < reps; r++)
+        fprintf(stderr, " %.*f", rates[r] >= 1000.0 ? 0 : 3, rates[r]);
+    fprintf(stderr, "\n");
     if (sec_per_call)
         *sec_per_call = median(per, reps);
     return median(rates, reps);
