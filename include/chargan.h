@@ -627,7 +627,8 @@ CHARGAN_API chargan_status chargan_trainer_set_progress(chargan_trainer *tr,
  *    length of a line (len bounds the text; one 100 MB line is fine).
  *  The trainer keeps its own copy of the ids, packed one byte each when the
  *  vocabulary has at most 256 ids (two or four bytes otherwise), and needs
- *  no more than that while encoding: the text may be freed after the call.
+ *  no more than that and 256 kB while encoding; the text may be freed after
+ *  the call.
  *  Errors: CHARGAN_E_INVALID, CHARGAN_E_UTF8, CHARGAN_E_NOMEM. */
 CHARGAN_API chargan_status chargan_trainer_set_corpus_text(chargan_trainer *tr, const char *text,
                                                            size_t len);
