@@ -142,8 +142,9 @@ static chargan_model *new_model(const setup *s, chargan_model_kind kind, int E, 
     /* By default 0, where the peer's nn.LSTM starts its forget gates, so
      * that they are not a difference between the two sides.  (With the
      * library's default of 1 this model learned more slowly: at 3000 steps
-     * 2.275 bits/char against the peer's 2.232 and our 2.231.)  The output
-     * bias is one, as `chargan train` ships it: see new_trainer. */
+     * 2.275 bits/char against the peer's 2.232 and our 2.231.)  The
+     * generators' output bias starts as `chargan train` starts it: see
+     * new_trainer. */
     mc.forget_bias = (float)s->a->forget_bias;
     mc.seed = s->a->seed;
     chargan_model *m;

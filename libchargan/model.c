@@ -437,10 +437,18 @@ static void draw_masks(chargan_model *m, int B)
     }
 }
 
-static float *top_outputs(const chargan_model *m)
+/* The dense head's backward over the last forward's steps: its weight
+ * gradients (with_weights) and the gradient on the top LSTM layer's outputs,
+ * written over those outputs once the weight gradient has read them (the
+ * LSTM's backward puts them back: cg_lstm_backward).  Returns that gradient. */
+static const float *head_backward(chargan_model *m, bool with_weights)
 {
-    const cg_lstm_cache *c = &m->ws.cache[m->L - 1];
-    return c->h + (size_t)m->ws.b_used * m->H;
+    cg_workspace *ws = &m->ws;
+    float *top = ws->cache[m->L - 1].h + (size_t)ws->b_used * m->H;
+    size_t tb = (size_t)ws->t_used * (size_t)ws->b_used;
+    cg_dense_backward(m->out_w, m->H, m->out_dim, tb, top, ws->logits,
+                      with_weights ? m->dout_w : NULL, with_weights ? m->dout_b : NULL, top);
+    return top;
 }
 
 void cg_model_forward(chargan_model *m, int T, int B, const int32_t *ids, const float *soft,
@@ -524,11 +532,7 @@ void cg_model_backward(chargan_model *m, float *dsoft)
     cg_workspace *ws = &m->ws;
     int T = ws->t_used, B = ws->b_used;
     size_t tb = (size_t)T * B;
-    /* The gradient on the top outputs takes their place; the LSTM's backward
-     * puts them back (cg_lstm_backward). */
-    float *top = top_outputs(m);
-    cg_dense_backward(m->out_w, m->H, m->out_dim, tb, top, ws->logits, m->dout_w, m->dout_b, top);
-    const float *dh_out = top;
+    const float *dh_out = head_backward(m, true);
     bool want_state = m->Z > 0 && ws->z != NULL;
     const bool table = !ws->soft && ws->xtab;
     for (int l = m->L - 1; l >= 0; l--) {
@@ -575,9 +579,7 @@ void cg_model_backward_input(chargan_model *m, float *dsoft)
         return; /* hard ids have no input gradient */
     int T = ws->t_used, B = ws->b_used;
     size_t tb = (size_t)T * B;
-    float *top = top_outputs(m); /* as in cg_model_backward */
-    cg_dense_backward(m->out_w, m->H, m->out_dim, tb, top, ws->logits, NULL, NULL, top);
-    const float *dh_out = top;
+    const float *dh_out = head_backward(m, false);
     for (int l = m->L - 1; l >= 0; l--) {
         cg_lstm_layer ly = m->lstm[l];
         ly.dw_ih = ly.dw_hh = ly.db = NULL;

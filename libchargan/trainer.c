@@ -384,10 +384,12 @@ static chargan_status set_corpus(chargan_trainer *tr, const int32_t *ids, size_t
     return CHARGAN_OK;
 }
 
+/* Ids a text corpus is encoded in at a time (256 kB of int32). */
+enum { CORPUS_PIECE = 1 << 16 };
+
 /* Encodes text into *out through a buffer of CORPUS_PIECE ids, so that a
  * corpus costs its packed size (a byte a character, mostly) and never four
  * bytes an id besides; *known counts the ids other than CHARGAN_ID_UNKNOWN. */
-enum { CORPUS_PIECE = 1 << 16 };
 static chargan_status encode_corpus(chargan_trainer *tr, chargan_tokenizer *tok, const char *text,
                                     size_t len, cg_packed_ids *out, size_t *known)
 {
