@@ -12,7 +12,8 @@
 # given to both sides (chargan_bench takes the peer's options; see
 # bench/README.md), and both run in the environment of scripts/bench_env.sh
 # (OpenBLAS's kernels and threads set alike).  Results land in $OUT_DIR
-# (default bench-out/): chargan.json, peer.json, table.md.
+# (default bench-out/): chargan.json, peer.json, table.md, each side's log
+# (chargan.log, peer.log) and core_latency.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +31,29 @@ done
 chargan_bench_prepare "$BUILD_DIR" "$threads"
 mkdir -p "$OUT_DIR"
 echo "bench.sh: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset} OPENBLAS_NUM_THREADS=$threads; libchargan first, then the peer" >&2
-"$BUILD_DIR/bench/chargan_bench" --threads 2 --seed 1234 "$@" | tail -n 1 > "$OUT_DIR/chargan.json"
-/usr/bin/python3 "$PEER" --threads 2 --seed 1234 "$@" | tail -n 1 > "$OUT_DIR/peer.json"
-/usr/bin/python3 scripts/bench_table.py "$OUT_DIR/chargan.json" "$OUT_DIR/peer.json" | tee "$OUT_DIR/table.md"
+
+# Where the machine has put its two CPUs, on an idle machine before, between
+# and after the two sides (bench/core_latency.c says why; sampling during the
+# runs would disturb them).  No lines on a machine with one CPU.
+latency() {
+    echo "# $1" >> "$OUT_DIR/core_latency.log"
+    "$BUILD_DIR/bench/core_latency" --every 0.5 --for 5 >> "$OUT_DIR/core_latency.log" 2>/dev/null || true
+}
+: > "$OUT_DIR/core_latency.log"
+
+# Each side's progress goes to the terminal and to a log (the peer's
+# repetitions are read from it for the table); the last line of its
+# output is its JSON.
+run_side() { # NAME COMMAND...
+    local name=$1
+    shift
+    "$@" 2>&1 >"$OUT_DIR/$name.out" | tee "$OUT_DIR/$name.log" >&2
+    tail -n 1 "$OUT_DIR/$name.out" > "$OUT_DIR/$name.json"
+}
+latency "before libchargan"
+run_side chargan "$BUILD_DIR/bench/chargan_bench" --threads 2 --seed 1234 "$@"
+latency "between"
+run_side peer /usr/bin/python3 "$PEER" --threads 2 --seed 1234 "$@"
+latency "after the peer"
+/usr/bin/python3 scripts/bench_table.py "$OUT_DIR/chargan.json" "$OUT_DIR/peer.json" \
+    "$OUT_DIR/peer.log" "$OUT_DIR/core_latency.log" | tee "$OUT_DIR/table.md"

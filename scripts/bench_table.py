@@ -1,11 +1,20 @@
 #!/usr/bin/python3
 """Prints the side-by-side table of scripts/bench.sh from the two JSON lines:
-libchargan's (bench/chargan_bench.c) and the PyTorch peer's."""
+libchargan's (bench/chargan_bench.c) and the PyTorch peer's.
+
+usage: bench_table.py CHARGAN_JSON PEER_JSON [PEER_LOG [CORE_LATENCY_LOG]]
+With the peer's log, a second table compares with the peer's fastest
+repetition of each timed section; with core_latency's log (scripts/bench.sh),
+the round trips between the two CPUs around the runs."""
 import json
+import re
+import statistics
 import sys
 
 ours = json.load(open(sys.argv[1]))
 peer = json.load(open(sys.argv[2]))
+peer_log = sys.argv[3] if len(sys.argv) > 3 else None
+latency_log = sys.argv[4] if len(sys.argv) > 4 else None
 
 # Both sides must have measured the same shapes (scripts/bench.sh gives its
 # options to both); older JSON without these keys ran the defaults.
@@ -47,6 +56,62 @@ if g and s:
     print(f"\nTraining at E=64 H=256 runs at {g:.1f} GFLOP/s, {100 * g / s:.0f}% of this machine's "
           f"{ours.get('threads', 2)}-thread sgemm rate ({s:.1f} GFLOP/s at 1024^3; {ours.get('sgemm_gflops_step_shape', 0):.1f} "
           f"at the step's {ours.get('batch', 32) * ours.get('seq', 64)}x1024x256); target >= 50%.")
+
+# The peer's log lines that carry repetitions, by the JSON key they feed; a
+# section redone after contention is logged twice and the JSON holds the last.
+REPS_LINES = {
+    "mle_cps_E64_H256": r"\[mle E=64 H=256\]",
+    "mle_cps_E128_H128": r"\[mle E=128 H=128\]",
+    "gan_steps_per_s": r"\[gan E=64 H=256[^]]*\]",
+    "reinforce_steps_per_s": r"\[reinforce E=64 H=256\]",
+}
+
+
+def peer_reps(path):
+    reps = {}
+    for line in open(path, errors="replace"):
+        for key, pattern in REPS_LINES.items():
+            m = re.match(pattern + r".*reps=\[([^]]*)\]", line)
+            if m and m.group(1).strip():
+                reps[key] = [float(x) for x in m.group(1).split(",")]
+    return reps
+
+
+if peer_log:
+    fastest = {key: max(r) for key, r in peer_reps(peer_log).items()}
+    rows = [(key, label, target) for key, label, _, target in ROWS if key in fastest and ours.get(key)]
+    if rows:
+        print("\nAgainst the peer's fastest repetition of each section (its speed changes within a "
+              "run on some machines: docs/BENCHMARKS.md, \"The peer's two speeds\"):\n")
+        print("| workload | libchargan (median) | PyTorch (fastest) | ratio | target | met |")
+        print("|---|---:|---:|---:|---:|:---:|")
+        for key, label, target in rows:
+            a, b = ours[key], fastest[key]
+            fmt = ",.1f" if min(a, b) >= 10 else ".3f"
+            met = "yes" if a / b >= target else "no"
+            print(f"| {label} | {a:{fmt}} | {b:{fmt}} | {a / b:.2f}x | >= {target:g}x | {met} |")
+
+
+def latency_groups(path):
+    """core_latency's samples, in ns, under each '# WHEN' line."""
+    groups, when = [], None
+    for line in open(path, errors="replace"):
+        if line.startswith("# "):
+            when = line[2:].strip()
+            groups.append((when, []))
+        elif when is not None and len(line.split()) == 2:
+            groups[-1][1].append(float(line.split()[1]))
+    return [(when, ns) for when, ns in groups if ns]
+
+
+if latency_log:
+    groups = latency_groups(latency_log)
+    if groups:
+        parts = [f"{when} {statistics.median(ns):.0f} ns ({min(ns):.0f}-{max(ns):.0f}, {len(ns)} samples)"
+                 for when, ns in groups]
+        print("\nRound trip of a cache line between the two CPUs (bench/core_latency, idle machine): "
+              + "; ".join(parts) + ".")
+
 busy = peer.get("other_procs_busy_cores")
 if busy:
     print(f"\nPeer's record of other processes' load per section (cores): {json.dumps(busy)}")
