@@ -36,6 +36,7 @@ typedef struct args {
     double forget_bias; /* of every model; 0 by default, as the peer's nn.LSTM */
     uint64_t seed;
     int quick, no_budget;
+    int mle_only; /* the E=64 H=256 MLE section alone (scripts/placement.sh) */
     int plain_output_bias; /* generators keep the output bias chargan_model_new drew */
     const char *curve; /* --curve's step counts, or NULL */
 } args;
@@ -351,11 +352,12 @@ static void usage(void)
             "         [--reps N] [--warmup N] [--seed S] [--batch B] [--seq T] [--mle-steps N]\n"
             "         [--gan-steps N] [--sample-batch N] [--sample-len N] [--lr LR] [--gan-lr LR]\n"
             "         [--tau 1] [--gan-feed hard] [--forget-bias B] [--plain-output-bias]\n"
-            "         [--curve N,N,...]\n"
+            "         [--curve N,N,...] [--mle-only]\n"
             "The options are the peer's (torch_peer.py), so one command line serves both,\n"
             "but --forget-bias (default 0, as the peer's), --plain-output-bias (generators keep\n"
-            "the output bias the model drew instead of chargan_trainer_init_output_bias's) and --curve\n"
-            "(bench/peer_curve.py's --steps on the peer's side).\n");
+            "the output bias the model drew instead of chargan_trainer_init_output_bias's), --curve\n"
+            "(bench/peer_curve.py's --steps on the peer's side) and --mle-only (the MLE section\n"
+            "at E=64 H=256 alone, as bench/peer_mle.py on the peer's side).\n");
     exit(2);
 }
 
@@ -401,6 +403,8 @@ int main(int argc, char **argv)
             a.no_budget = 1;
         else if (!strcmp(o, "--plain-output-bias"))
             a.plain_output_bias = 1;
+        else if (!strcmp(o, "--mle-only"))
+            a.mle_only = 1;
         else if (i + 1 < argc && !strcmp(o, "--corpus"))
             a.corpus = argv[++i];
         else if (i + 1 < argc && !strcmp(o, "--budget"))
@@ -466,6 +470,15 @@ int main(int argc, char **argv)
     double mle64 = timed(&a, mle_call, t64, chars_per_step, a.mle_steps, &spc64);
     fprintf(stderr, "[mle E=64 H=256] %.0f chars/s (%.1f ms/step)\n", mle64, spc64 * 1e3);
     report_rss("MLE E=64 H=256");
+    if (a.mle_only) {
+        printf("{\"mle_cps_E64_H256\": %.1f, \"mle_ms_per_step_E64_H256\": %.3f}\n", mle64,
+               spc64 * 1e3);
+        chargan_trainer_free(t64);
+        free(s.val_ids);
+        chargan_tokenizer_free(s.tok);
+        free(text);
+        return 0;
+    }
     chargan_trainer *t128 = new_trainer(&s, 128, 128, CHARGAN_GAN_NONE);
     double spc128;
     double mle128 = timed(&a, mle_call, t128, chars_per_step, a.mle_steps, &spc128);
