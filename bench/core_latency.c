@@ -1,21 +1,23 @@
-/* core_latency - how far apart the machine has put two CPUs, sampled while
- * scripts/bench.sh runs: the round trip of a cache line between a thread
- * pinned to each, in ns.
+/* core_latency - how far apart the machine has put two CPUs: the round trip
+ * of a cache line between a thread pinned to each, in ns.
  *
  * On the 2-vCPU virtual machines this project is benchmarked on, the host
  * puts the two vCPUs close (a round trip of about 50-110 ns) or far apart
- * (330-390 ns) and moves them every few seconds to minutes.  The PyTorch
- * peer's speed follows: its training runs 1.6 times faster close than far,
- * libchargan's 1.05 times (docs/BENCHMARKS.md, "The peer's two speeds").  A
- * table of ratios means little without knowing which the two sides got.
+ * (about 290-390 ns) and moves them every few seconds to minutes.  The
+ * PyTorch peer's speed follows: its training runs 1.6 times faster close than
+ * far, libchargan's 1.07-1.10 times (docs/BENCHMARKS.md, "the peer's two
+ * speeds").  A table of ratios means little without knowing which placement
+ * each side got: scripts/bench.sh samples it around the two sides,
+ * scripts/placement.sh while each runs.
  *
  * usage: core_latency [--every SECONDS] [--for SECONDS]
  * Prints one line per sample, "UNIX_TIME NS", and flushes it: NS is the
  * least of BURSTS bursts of ROUNDS round trips, so a burst the scheduler
- * interrupts (the benchmark keeps both CPUs busy) does not count.  A sample
- * keeps both CPUs for about a millisecond.  Runs until --for SECONDS have
- * passed (default: until killed).  The CPUs are the first two the process
- * may run on; with fewer, it says so and exits with status 1. */
+ * interrupts (when a benchmark keeps both CPUs busy) does not count.  A
+ * sample keeps both CPUs for about a millisecond.  Samples every 2 s unless
+ * told, until --for SECONDS have passed (default: until killed).  The CPUs
+ * are the first two the process may run on; with fewer, it says so and exits
+ * with status 1. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -43,18 +45,17 @@ static double clock_s(clockid_t id)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int pin(int cpu)
+static cpu_set_t one_cpu(int cpu)
 {
     cpu_set_t set;
     CPU_ZERO(&set);
     CPU_SET(cpu, &set);
-    return pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+    return set;
 }
 
 static void *partner(void *arg)
 {
     (void)arg;
-    pin(partner_cpu);
     for (unsigned want = 1; want < 2u * BURSTS * ROUNDS; want += 2) {
         while (atomic_load_explicit(&ball.value, memory_order_acquire) != want)
             ;
@@ -64,12 +65,20 @@ static void *partner(void *arg)
 }
 
 /* One sample: the least mean round trip of the bursts, in ns; < 0 if the
- * partner thread could not start. */
+ * partner thread could not start on its CPU. */
 static double sample(void)
 {
     pthread_t t;
+    pthread_attr_t attr;
+    cpu_set_t set = one_cpu(partner_cpu);
     atomic_store(&ball.value, 0);
-    if (pthread_create(&t, NULL, partner, NULL) != 0)
+    if (pthread_attr_init(&attr) != 0)
+        return -1.0;
+    int err = pthread_attr_setaffinity_np(&attr, sizeof set, &set);
+    if (err == 0)
+        err = pthread_create(&t, &attr, partner, NULL);
+    pthread_attr_destroy(&attr);
+    if (err != 0)
         return -1.0;
     double best = -1.0;
     unsigned v = 1;
@@ -121,8 +130,13 @@ int main(int argc, char **argv)
         for (int c = 0; c < CPU_SETSIZE && n < 2; c++)
             if (CPU_ISSET(c, &allowed))
                 cpus[n++] = c;
-    if (n < 2 || pin(cpus[0]) != 0) {
+    if (n < 2) {
         fprintf(stderr, "core_latency: needs two CPUs to run on\n");
+        return 1;
+    }
+    cpu_set_t first = one_cpu(cpus[0]);
+    if (sched_setaffinity(0, sizeof first, &first) != 0) {
+        fprintf(stderr, "core_latency: cannot run on CPU %d\n", cpus[0]);
         return 1;
     }
     partner_cpu = cpus[1];
@@ -130,7 +144,7 @@ int main(int argc, char **argv)
     for (;;) {
         double ns = sample();
         if (ns < 0.0) {
-            fprintf(stderr, "core_latency: cannot start a thread\n");
+            fprintf(stderr, "core_latency: cannot start a thread on CPU %d\n", partner_cpu);
             return 1;
         }
         printf("%.3f %.0f\n", clock_s(CLOCK_REALTIME), ns);
