@@ -36,7 +36,7 @@ typedef struct args {
     double forget_bias; /* of every model; 0 by default, as the peer's nn.LSTM */
     uint64_t seed;
     int quick, no_budget;
-    int mle_only; /* the E=64 H=256 MLE section alone (scripts/placement.sh) */
+    const char *only; /* --only: one timed section alone (scripts/placement.sh), or NULL */
     int plain_output_bias; /* generators keep the output bias chargan_model_new drew */
     const char *curve; /* --curve's step counts, or NULL */
 } args;
@@ -345,6 +345,36 @@ static void run_curve(setup *s)
     chargan_trainer_free(tr);
 }
 
+/* The sections --only can run alone, with the JSON key each reports under
+ * (the full run's and the peer's). */
+static const struct section {
+    const char *name, *key;
+    int estimator;
+} sections[] = {{"mle", "mle_cps_E64_H256", CHARGAN_GAN_NONE},
+                {"gumbel", "gan_steps_per_s", CHARGAN_GAN_GUMBEL},
+                {"reinforce", "reinforce_steps_per_s", CHARGAN_GAN_REINFORCE}};
+
+static const struct section *find_section(const char *name)
+{
+    for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
+        if (!strcmp(name, sections[i].name))
+            return &sections[i];
+    return NULL;
+}
+
+/* --only: one section at E=64 H=256 as the full run times it, and its JSON
+ * key alone (bench/peer_section.py --section on the peer's side). */
+static void run_only(const setup *s, const struct section *sec)
+{
+    const args *a = s->a;
+    chargan_trainer *tr = new_trainer(s, 64, 256, sec->estimator);
+    double rate = sec->estimator == CHARGAN_GAN_NONE
+                      ? timed(a, mle_call, tr, (double)a->batch * a->seq, a->mle_steps, NULL)
+                      : timed(a, gan_call, tr, 1.0, a->gan_steps, NULL);
+    printf("{\"%s\": %.3f}\n", sec->key, rate);
+    chargan_trainer_free(tr);
+}
+
 static void usage(void)
 {
     fprintf(stderr,
@@ -352,12 +382,12 @@ static void usage(void)
             "         [--reps N] [--warmup N] [--seed S] [--batch B] [--seq T] [--mle-steps N]\n"
             "         [--gan-steps N] [--sample-batch N] [--sample-len N] [--lr LR] [--gan-lr LR]\n"
             "         [--tau 1] [--gan-feed hard] [--forget-bias B] [--plain-output-bias]\n"
-            "         [--curve N,N,...] [--mle-only]\n"
+            "         [--curve N,N,...] [--only mle|gumbel|reinforce]\n"
             "The options are the peer's (torch_peer.py), so one command line serves both,\n"
             "but --forget-bias (default 0, as the peer's), --plain-output-bias (generators keep\n"
             "the output bias the model drew instead of chargan_trainer_init_output_bias's), --curve\n"
-            "(bench/peer_curve.py's --steps on the peer's side) and --mle-only (the MLE section\n"
-            "at E=64 H=256 alone, as bench/peer_mle.py on the peer's side).\n");
+            "(bench/peer_curve.py's --steps on the peer's side) and --only (one section at\n"
+            "E=64 H=256 alone, as bench/peer_section.py --section on the peer's side).\n");
     exit(2);
 }
 
@@ -403,8 +433,6 @@ int main(int argc, char **argv)
             a.no_budget = 1;
         else if (!strcmp(o, "--plain-output-bias"))
             a.plain_output_bias = 1;
-        else if (!strcmp(o, "--mle-only"))
-            a.mle_only = 1;
         else if (i + 1 < argc && !strcmp(o, "--corpus"))
             a.corpus = argv[++i];
         else if (i + 1 < argc && !strcmp(o, "--budget"))
@@ -419,6 +447,8 @@ int main(int argc, char **argv)
             a.forget_bias = atof(argv[++i]);
         else if (i + 1 < argc && !strcmp(o, "--curve"))
             a.curve = argv[++i];
+        else if (i + 1 < argc && !strcmp(o, "--only"))
+            a.only = argv[++i];
         else if (i + 1 < argc && !strcmp(o, "--tau")) {
             /* the library's Gumbel temperature starts at 1 (beta = 1 / tau) */
             if (atof(argv[++i]) != 1.0)
@@ -434,6 +464,9 @@ int main(int argc, char **argv)
         else
             usage();
     }
+    const struct section *only = a.only ? find_section(a.only) : NULL;
+    if (a.only && !only)
+        die_usage("--only takes mle, gumbel or reinforce");
     if (a.reps > MAX_REPS) {
         fprintf(stderr, "chargan_bench: --reps is at most %d\n", MAX_REPS);
         return 2;
@@ -453,8 +486,11 @@ int main(int argc, char **argv)
     CHECK(chargan_tokenizer_vocab_size(s.tok, &s.vocab));
     fprintf(stderr, "libchargan %s threads=%d vocab=%u (65 characters + 2 reserved ids) chars=%zu "
                     "quick=%d\n", chargan_version(), a.threads, s.vocab, len, a.quick);
-    if (a.curve) {
-        run_curve(&s);
+    if (a.curve || only) { /* the modes that run one thing instead of the comparison */
+        if (a.curve)
+            run_curve(&s);
+        else
+            run_only(&s, only);
         free(s.val_ids);
         chargan_tokenizer_free(s.tok);
         free(text);
@@ -470,15 +506,6 @@ int main(int argc, char **argv)
     double mle64 = timed(&a, mle_call, t64, chars_per_step, a.mle_steps, &spc64);
     fprintf(stderr, "[mle E=64 H=256] %.0f chars/s (%.1f ms/step)\n", mle64, spc64 * 1e3);
     report_rss("MLE E=64 H=256");
-    if (a.mle_only) {
-        printf("{\"mle_cps_E64_H256\": %.1f, \"mle_ms_per_step_E64_H256\": %.3f}\n", mle64,
-               spc64 * 1e3);
-        chargan_trainer_free(t64);
-        free(s.val_ids);
-        chargan_tokenizer_free(s.tok);
-        free(text);
-        return 0;
-    }
     chargan_trainer *t128 = new_trainer(&s, 128, 128, CHARGAN_GAN_NONE);
     double spc128;
     double mle128 = timed(&a, mle_call, t128, chars_per_step, a.mle_steps, &spc128);
