@@ -17,6 +17,7 @@
 #include <cblas.h>
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,9 +282,14 @@ static void report_rss(const char *after)
             rss / 1024.0, anon / 1024.0, file / 1024.0, hwm / 1024.0);
 }
 
-static void die_usage(const char *why)
+__attribute__((format(printf, 1, 2))) static void die_usage(const char *fmt, ...)
 {
-    fprintf(stderr, "chargan_bench: %s\n", why);
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "chargan_bench: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
     exit(2);
 }
 
@@ -467,10 +473,8 @@ int main(int argc, char **argv)
     const struct section *only = a.only ? find_section(a.only) : NULL;
     if (a.only && !only)
         die_usage("--only takes mle, gumbel or reinforce");
-    if (a.reps > MAX_REPS) {
-        fprintf(stderr, "chargan_bench: --reps is at most %d\n", MAX_REPS);
-        return 2;
-    }
+    if (a.reps > MAX_REPS)
+        die_usage("--reps is at most %d", MAX_REPS);
     if (a.quick) {
         a.reps = 3, a.warmup = 1, a.mle_steps = 1, a.gan_steps = 1, a.sample_len = 32;
         a.sample1_len = 256, a.budget = 2.0;

@@ -2,12 +2,12 @@
  * of a cache line between a thread pinned to each, in ns.
  *
  * On the 2-vCPU virtual machines this project is benchmarked on, the host
- * puts the two vCPUs close (a round trip of about 50-110 ns) or far apart
- * (about 290-390 ns) and moves them every few seconds to minutes.  The
- * PyTorch peer's speed follows: its training runs 1.6 times faster close than
- * far, libchargan's 1.07-1.10 times (docs/BENCHMARKS.md, "the peer's two
- * speeds").  A table of ratios means little without knowing which placement
- * each side got: scripts/bench.sh samples it around the two sides,
+ * puts the two vCPUs close (this program's samples: 47-72 ns) or far apart
+ * (272-336 ns) and moves them every few seconds to minutes.  The PyTorch
+ * peer's speed follows: its training runs 1.6 times faster close than far,
+ * libchargan's 1.07-1.10 times (docs/BENCHMARKS.md, "2026-12-06, the peer's
+ * two speeds").  A table of ratios means little without knowing which
+ * placement each side got: scripts/bench.sh samples it around the two sides,
  * scripts/placement.sh while each runs.
  *
  * usage: core_latency [--every SECONDS] [--for SECONDS]

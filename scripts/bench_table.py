@@ -82,7 +82,7 @@ if peer_log:
     rows = [(key, label, target) for key, label, _, target in ROWS if key in fastest and ours.get(key)]
     if rows:
         print("\nAgainst the peer's fastest repetition of each section (its speed changes within a "
-              "run on some machines: docs/BENCHMARKS.md, \"The peer's two speeds\"):\n")
+              "run on some machines: docs/BENCHMARKS.md, \"2026-12-06, the peer's two speeds\"):\n")
         print("| workload | libchargan (median) | PyTorch (fastest) | ratio | target | met |")
         print("|---|---:|---:|---:|---:|:---:|")
         for key, label, target in rows:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # How each side's speed depends on where the machine has put its two CPUs
-# (docs/BENCHMARKS.md, "the peer's two speeds").  For MINUTES (default 6) it
-# alternates libchargan's run of one timed section at E=64 H=256
+# (docs/BENCHMARKS.md, "2026-12-06, the peer's two speeds").  For MINUTES
+# (default 6) it alternates libchargan's run of one timed section at E=64 H=256
 # (chargan_bench --only SECTION) and the peer's (bench/peer_section.py
 # --section SECTION), 3 repetitions after one warm-up call each, while
 # bench/core_latency samples the round trip of a cache line between the two
