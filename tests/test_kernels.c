@@ -429,9 +429,15 @@ END_TEST
 
 /* ---------------------------------------------------------------- transpose */
 
+/* On each path the CPU has (_i): whole 16 x 16 tiles, edges and strides. */
 START_TEST(transpose_is_exact)
 {
-    static const int shapes[][2] = {{1, 1}, {3, 5}, {16, 16}, {17, 33}, {40, 7}, {256, 1024}};
+    const cg_kern_path path = (cg_kern_path)_i, before = cg_kern_active();
+    if (!cg_kern_available(path))
+        return;
+    ck_assert(path == before || cg_kern_force_path(path));
+    static const int shapes[][2] = {{1, 1}, {3, 5}, {16, 16}, {17, 33}, {40, 7}, {48, 32},
+                                    {256, 1024}};
     cg_rng rng;
     cg_rng_seed(&rng, 6);
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
@@ -449,10 +455,12 @@ START_TEST(transpose_is_exact)
                 if (j == cols || i >= rows ? v != SENTINEL : v != src[(size_t)i * lds + j])
                     bad = 1 + (size_t)j * ldd + i;
             }
-        ck_assert_msg(!bad, "%d x %d: dst[%zu] wrong", rows, cols, bad - 1);
+        ck_assert_msg(!bad, "%s, %d x %d: dst[%zu] wrong", cg_kern_path_name(path), rows, cols,
+                      bad - 1);
         free(src);
         free(dst);
     }
+    cg_kern_force_path(before);
 }
 END_TEST
 
@@ -473,7 +481,7 @@ static Suite *kernels_suite(void)
     tcase_add_test(tc, empty_products);
     tcase_add_test(tc, unavailable_path_is_refused);
     tcase_add_test(tc, path_selection);
-    tcase_add_test(tc, transpose_is_exact);
+    tcase_add_loop_test(tc, transpose_is_exact, CG_KERN_PORTABLE, CG_KERN_AVX512 + 1);
     suite_add_tcase(s, tc);
     return s;
 }
