@@ -298,7 +298,7 @@ static chargan_status d_finish(chargan_trainer *tr, double loss, int correct, fl
     if (!isfinite(loss))
         return cg_fail(&tr->err, CHARGAN_E_NUMERIC, "discriminator update %llu: the loss is not "
                        "finite", (unsigned long long)tr->d_updates + 1);
-    st = cg_optimizer_step(tr->dopt, d->params, d->grads, d->n_weights, NULL);
+    st = cg_trainer_optimizer_step(tr, tr->dopt, d, NULL);
     if (st != CHARGAN_OK)
         return cg_fail(&tr->err, st, "discriminator update %llu: %s",
                        (unsigned long long)tr->d_updates + 1, tr->dopt->err.msg);
@@ -463,7 +463,7 @@ static chargan_status g_update(chargan_trainer *tr, double loss, float *g_loss)
     if (!isfinite(loss))
         return cg_fail(&tr->err, CHARGAN_E_NUMERIC, "adversarial step %llu: the generator loss is "
                        "not finite", (unsigned long long)tr->global_step + 1);
-    st = cg_optimizer_step(tr->gopt, g->params, g->grads, g->n_weights, NULL);
+    st = cg_trainer_optimizer_step(tr, tr->gopt, g, NULL);
     if (st != CHARGAN_OK)
         return cg_fail(&tr->err, st, "adversarial step %llu: %s",
                        (unsigned long long)tr->global_step + 1, tr->gopt->err.msg);

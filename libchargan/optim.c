@@ -28,8 +28,10 @@
  *
  * Bias corrections and step sizes are computed once per step in double; the
  * per-element loops are branch-free over restrict pointers so the compiler
- * vectorises them.  The global norm is a double sum in a fixed order, so the
- * same gradients always give the same norm and the same clipping.
+ * vectorises them.  The global norm is a double sum in a fixed order (blocks
+ * of CG_OPTIM_BLOCK, each in eight lanes, added in block order), so the same
+ * gradients always give the same norm and the same clipping, whichever
+ * threads computed the blocks.
  */
 #include "optim.h"
 
@@ -347,8 +349,19 @@ static void rmsprop_momentum(size_t n, float *restrict p, const float *restrict 
     }
 }
 
-chargan_status cg_optimizer_step(chargan_optimizer *opt, float *params, float *grads, size_t n,
-                                 double *grad_norm)
+size_t cg_optimizer_blocks(size_t n)
+{
+    return n / CG_OPTIM_BLOCK + (n % CG_OPTIM_BLOCK != 0);
+}
+
+double cg_optimizer_block_sumsq(const float *grads, size_t n, size_t block)
+{
+    const size_t lo = block * CG_OPTIM_BLOCK;
+    return sum_squares(grads + lo, n - lo < CG_OPTIM_BLOCK ? n - lo : CG_OPTIM_BLOCK);
+}
+
+static chargan_status check_args(chargan_optimizer *opt, const float *params, const float *grads,
+                                 size_t n)
 {
     if (!opt)
         return cg_fail(NULL, CHARGAN_E_INVALID, "optimizer step: opt is NULL");
@@ -359,7 +372,17 @@ chargan_status cg_optimizer_step(chargan_optimizer *opt, float *params, float *g
         return cg_fail(&opt->err, CHARGAN_E_INVALID,
                        "optimizer step: the state is sized for %zu parameters, got %zu (one "
                        "optimizer serves one model)", opt->n, n);
-    const double norm = sqrt(sum_squares(grads, n));
+    return CHARGAN_OK;
+}
+
+chargan_status cg_optimizer_update_begin(chargan_optimizer *opt, const float *params,
+                                         const float *grads, size_t n, double sumsq,
+                                         cg_optim_update *u)
+{
+    chargan_status st = check_args(opt, params, grads, n);
+    if (st != CHARGAN_OK)
+        return st;
+    const double norm = sqrt(sumsq);
     if (!isfinite(norm)) {
         /* Some gradient is non-finite (see sum_squares); name the first. */
         size_t i = 0;
@@ -373,42 +396,77 @@ chargan_status cg_optimizer_step(chargan_optimizer *opt, float *params, float *g
         return cg_fail(&opt->err, CHARGAN_E_NOMEM,
                        "optimizer step: out of memory for the state of %zu parameters", n);
     const chargan_optimizer_config *c = &opt->cfg;
-    if (c->clip_norm > 0.0f && norm > c->clip_norm)
-        scale(grads, n, (float)(c->clip_norm / norm));
-
+    u->norm = norm;
+    u->clip = c->clip_norm > 0.0f && norm > c->clip_norm;
+    u->clip_scale = u->clip ? (float)(c->clip_norm / norm) : 1.0f;
     const double t = (double)(opt->steps + 1);
-    if (c->kind == CHARGAN_ADAM) {
-        const double bc1 = 1.0 - pow(c->beta1, t), bc2 = 1.0 - pow(c->beta2, t);
-        adam(n, params, grads, opt->m, opt->v, c->beta1, c->beta2, (float)(c->lr / bc1),
-             (float)sqrt(bc2), c->eps, (float)(1.0 - (double)c->lr * c->weight_decay));
-    } else if (c->kind == CHARGAN_SGD) {
-        if (opt->m)
-            sgd_momentum(n, params, grads, opt->m, c->lr, c->weight_decay, c->momentum);
-        else
-            sgd(n, params, grads, c->lr, c->weight_decay);
-    } else {
-        if (opt->m)
-            rmsprop_momentum(n, params, grads, opt->v, opt->m, c->lr, c->weight_decay, c->rho,
-                             c->eps, c->momentum);
-        else
-            rmsprop(n, params, grads, opt->v, c->lr, c->weight_decay, c->rho, c->eps);
-    }
+    const double bc1 = 1.0 - pow(c->beta1, t), bc2 = 1.0 - pow(c->beta2, t);
+    u->step_size = (float)(c->lr / bc1);
+    u->sqrt_bc2 = (float)sqrt(bc2);
+    u->decay = (float)(1.0 - (double)c->lr * c->weight_decay);
+    return CHARGAN_OK;
+}
+
+unsigned cg_optimizer_update_range(chargan_optimizer *opt, const cg_optim_update *u,
+                                   float *params, float *grads, size_t lo, size_t hi)
+{
+    const chargan_optimizer_config *c = &opt->cfg;
+    const size_t n = hi - lo;
+    float *p = params + lo, *g = grads + lo, *m = opt->m ? opt->m + lo : NULL,
+          *v = opt->v ? opt->v + lo : NULL;
+    if (u->clip)
+        scale(g, n, u->clip_scale);
+    if (c->kind == CHARGAN_ADAM)
+        adam(n, p, g, m, v, c->beta1, c->beta2, u->step_size, u->sqrt_bc2, c->eps, u->decay);
+    else if (c->kind == CHARGAN_SGD && m)
+        sgd_momentum(n, p, g, m, c->lr, c->weight_decay, c->momentum);
+    else if (c->kind == CHARGAN_SGD)
+        sgd(n, p, g, c->lr, c->weight_decay);
+    else if (m)
+        rmsprop_momentum(n, p, g, v, m, c->lr, c->weight_decay, c->rho, c->eps, c->momentum);
+    else
+        rmsprop(n, p, g, v, c->lr, c->weight_decay, c->rho, c->eps);
+    unsigned bad = 0;
+    if (!all_finite(p, n))
+        bad |= CG_OPTIM_BAD_PARAMS;
+    if ((m && !all_finite(m, n)) || (v && !all_finite(v, n)))
+        bad |= CG_OPTIM_BAD_STATE;
+    return bad;
+}
+
+chargan_status cg_optimizer_update_end(chargan_optimizer *opt, const cg_optim_update *u,
+                                       unsigned bad, double *grad_norm)
+{
     opt->steps++;
     /* Finite gradients can still overflow: a huge learning rate, or a
      * gradient whose square exceeds FLT_MAX (Adam's v).  The old values are
      * gone, so the step cannot be undone: it fails and says so, and
      * checkpoint writers refuse the non-finite state (cg_optimizer_state_finite). */
-    const char *bad = !all_finite(params, n)                  ? "a parameter"
-                      : !cg_optimizer_state_finite(opt)       ? "the optimizer state"
-                                                              : NULL;
     if (bad)
         return cg_fail(&opt->err, CHARGAN_E_NUMERIC,
                        "optimizer step %" PRIu64 ": the update made %s non-finite (learning "
                        "rate %g too large?); reload a checkpoint",
-                       opt->steps, bad, (double)c->lr);
+                       opt->steps, bad & CG_OPTIM_BAD_PARAMS ? "a parameter" : "the optimizer state",
+                       (double)opt->cfg.lr);
     if (grad_norm)
-        *grad_norm = norm;
+        *grad_norm = u->norm;
     return CHARGAN_OK;
+}
+
+chargan_status cg_optimizer_step(chargan_optimizer *opt, float *params, float *grads, size_t n,
+                                 double *grad_norm)
+{
+    chargan_status st = check_args(opt, params, grads, n);
+    if (st != CHARGAN_OK)
+        return st;
+    double sumsq = 0.0;
+    for (size_t b = 0, nb = cg_optimizer_blocks(n); b < nb; b++)
+        sumsq += cg_optimizer_block_sumsq(grads, n, b);
+    cg_optim_update u;
+    if ((st = cg_optimizer_update_begin(opt, params, grads, n, sumsq, &u)) != CHARGAN_OK)
+        return st;
+    return cg_optimizer_update_end(opt, &u, cg_optimizer_update_range(opt, &u, params, grads, 0, n),
+                                   grad_norm);
 }
 
 bool cg_optimizer_state_finite(const chargan_optimizer *opt)

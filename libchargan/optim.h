@@ -43,6 +43,37 @@ struct chargan_optimizer {
 chargan_status cg_optimizer_step(chargan_optimizer *opt, float *params, float *grads, size_t n,
                                  double *grad_norm);
 
+/* cg_optimizer_step in pieces that threads can share (the trainer's
+ * cg_trainer_optimizer_step), with the same bits:
+ * - the squared norm of the gradient, block by block: the sum of
+ *   cg_optimizer_block_sumsq over blocks 0, 1, ... in that order;
+ * - begin: the arguments checked, the norm's verdict (a non-finite one fails
+ *   here, nothing changed), the state sized on a first step, and the step's
+ *   scalars in *u;
+ * - update_range over any split of [0, n) into ranges (each may run on its
+ *   own thread; the elements are independent), each returning which of
+ *   params and state it left non-finite (CG_OPTIM_BAD_*);
+ * - end with the ranges' results or-ed: the step counted, an overflow
+ *   reported, *grad_norm written. */
+#define CG_OPTIM_BLOCK 4096 /* floats */
+enum { CG_OPTIM_BAD_PARAMS = 1u, CG_OPTIM_BAD_STATE = 2u };
+
+typedef struct cg_optim_update {
+    double norm;
+    bool clip;
+    float clip_scale, step_size, sqrt_bc2, decay;
+} cg_optim_update;
+
+size_t cg_optimizer_blocks(size_t n);
+double cg_optimizer_block_sumsq(const float *grads, size_t n, size_t block);
+chargan_status cg_optimizer_update_begin(chargan_optimizer *opt, const float *params,
+                                         const float *grads, size_t n, double sumsq,
+                                         cg_optim_update *u);
+unsigned cg_optimizer_update_range(chargan_optimizer *opt, const cg_optim_update *u,
+                                   float *params, float *grads, size_t lo, size_t hi);
+chargan_status cg_optimizer_update_end(chargan_optimizer *opt, const cg_optim_update *u,
+                                       unsigned bad, double *grad_norm);
+
 /* True if every value of the state (m, v) is finite. */
 bool cg_optimizer_state_finite(const chargan_optimizer *opt);
 

@@ -45,6 +45,7 @@ typedef struct cg_shards {
     int phase;
     bool train;
     float beta;
+    double *block_sums; /* cg_optimizer_blocks of the larger model: the update's norm */
 } cg_shards;
 
 enum cg_corpus_kind { CG_CORPUS_NONE = 0, CG_CORPUS_STREAM = 1, CG_CORPUS_SEQUENCES = 2 };
@@ -115,6 +116,11 @@ bool cg_trainer_keeps_full_workspaces(const chargan_trainer *tr);
  * thread count gives the same bits; replica 0 made them in place (it shares
  * m's, cg_model_replica_new). */
 void cg_shards_sum_grads(chargan_model *m, chargan_model *const *replicas, int n);
+/* cg_optimizer_step(opt, m's parameters and gradients, grad_norm) on the
+ * shards' threads when there are several and m is big enough to gain, the
+ * parameters split by whole blocks of the norm; the same bits either way. */
+chargan_status cg_trainer_optimizer_step(chargan_trainer *tr, chargan_optimizer *opt,
+                                         chargan_model *m, double *grad_norm);
 /* The shards' losses (sh->loss), summed in shard order. */
 double cg_shards_loss_sum(const cg_shards *sh);
 /* Fills tr->windows with B random training windows of T+1 ids. */

@@ -255,6 +255,73 @@ START_TEST(clipping_scales_to_clip_norm)
 }
 END_TEST
 
+/* The update in pieces (the trainer's threads: block sums, begin, ranges,
+ * end) gives cg_optimizer_step's bits, for every kind, with and without
+ * clipping, over splits at block edges and inside blocks; a range left out
+ * or done twice would show. */
+START_TEST(pieces_match_the_whole_step)
+{
+    chargan_optimizer_config cfgs[5] = {
+        config(CHARGAN_ADAM, 0.003f, 0, 0.01f), config(CHARGAN_SGD, 0.05f, 0, 0.02f),
+        config(CHARGAN_SGD, 0.05f, 0.8f, 0),    config(CHARGAN_RMSPROP, 0.002f, 0, 0.01f),
+        config(CHARGAN_RMSPROP, 0.002f, 0.7f, 0),
+    };
+    enum { N = 3 * CG_OPTIM_BLOCK + 1000, STEPS = 3 };
+    const size_t cuts[][4] = {{0, CG_OPTIM_BLOCK, 2 * CG_OPTIM_BLOCK, N},
+                              {0, 17, 2 * CG_OPTIM_BLOCK + 5, N}};
+    float *p1 = calloc(N, sizeof(float)), *p2 = calloc(N, sizeof(float)),
+          *g1 = calloc(N, sizeof(float)), *g2 = calloc(N, sizeof(float));
+    ck_assert(p1 && p2 && g1 && g2);
+    for (size_t k = 0; k < 5 * 2 * 2; k++) {
+        chargan_optimizer_config cfg = cfgs[k / 4];
+        cfg.clip_norm = k % 2 ? 10.0f : 0.0f; /* the gradients' norm is about 64 */
+        const size_t *cut = cuts[k / 2 % 2];
+        chargan_optimizer *whole = make(&cfg), *pieces = make(&cfg);
+        cg_rng rng;
+        cg_rng_seed(&rng, 40 + k);
+        for (size_t i = 0; i < N; i++)
+            p1[i] = p2[i] = noise(&rng);
+        for (int t = 0; t < STEPS; t++) {
+            for (size_t i = 0; i < N; i++)
+                g1[i] = g2[i] = noise(&rng);
+            double n1 = -1, n2 = -2, sumsq = 0;
+            ck_assert_int_eq(cg_optimizer_step(whole, p1, g1, N, &n1), CHARGAN_OK);
+            double sums[4];
+            ck_assert_uint_eq(cg_optimizer_blocks(N), 4);
+            for (size_t b = 4; b-- > 0;) /* computed in any order, added in block order */
+                sums[b] = cg_optimizer_block_sumsq(g2, N, b);
+            for (size_t b = 0; b < 4; b++)
+                sumsq += sums[b];
+            cg_optim_update u;
+            ck_assert_int_eq(cg_optimizer_update_begin(pieces, p2, g2, N, sumsq, &u), CHARGAN_OK);
+            unsigned bad = 0;
+            for (int r = 2; r >= 0; r--) /* any order, as threads would */
+                bad |= cg_optimizer_update_range(pieces, &u, p2, g2, cut[r], cut[r + 1]);
+            ck_assert_int_eq(cg_optimizer_update_end(pieces, &u, bad, &n2), CHARGAN_OK);
+            ck_assert_msg(memcmp(&n1, &n2, sizeof n1) == 0, "config %zu: norms %.17g, %.17g", k,
+                          n1, n2);
+        }
+        ck_assert_msg(memcmp(p1, p2, N * sizeof(float)) == 0, "config %zu: parameters differ", k);
+        ck_assert_msg(memcmp(g1, g2, N * sizeof(float)) == 0, "config %zu: gradients differ", k);
+        for (int a = 0; a < 2; a++) {
+            const float *s1 = a ? whole->v : whole->m, *s2 = a ? pieces->v : pieces->m;
+            ck_assert(!s1 == !s2);
+            ck_assert_msg(!s1 || memcmp(s1, s2, N * sizeof(float)) == 0, "config %zu: %s differs",
+                          k, a ? "v" : "m");
+        }
+        uint64_t steps;
+        ck_assert_int_eq(chargan_optimizer_steps(pieces, &steps), CHARGAN_OK);
+        ck_assert_uint_eq(steps, STEPS);
+        chargan_optimizer_free(whole);
+        chargan_optimizer_free(pieces);
+    }
+    free(p1);
+    free(p2);
+    free(g1);
+    free(g2);
+}
+END_TEST
+
 START_TEST(quadratic_converges)
 {
     /* minimise sum_i a_i (p_i - c_i)^2 from p = 0 */
@@ -964,6 +1031,7 @@ static Suite *optim_suite(void)
     tcase_add_test(tc, rmsprop_matches_torch);
     tcase_add_test(tc, long_runs_follow_the_formulas);
     tcase_add_test(tc, clipping_scales_to_clip_norm);
+    tcase_add_test(tc, pieces_match_the_whole_step);
     tcase_add_test(tc, quadratic_converges);
     tcase_add_test(tc, non_finite_gradient_changes_nothing);
     tcase_add_test(tc, step_rejects_bad_arguments);

@@ -9,6 +9,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "test_common.h"
 #include "kernels.h"
+#include "trainer.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -442,6 +443,71 @@ START_TEST(sharded_mle_matches_one_thread)
 }
 END_TEST
 
+/* A sharded trainer's optimizer update runs on its threads for a model of
+ * 16 blocks or more (cg_trainer_optimizer_step), each thread taking whole
+ * blocks (three threads: an uneven split).  Its result is cg_optimizer_step's
+ * on one thread, bit for bit: parameters, the clipped gradient and the norm,
+ * over three steps (fresh state, then state), clipped and not. */
+START_TEST(sharded_update_matches_one_thread_update)
+{
+    chargan_model_config c;
+    chargan_model_config_init(&c, CHARGAN_GENERATOR);
+    c.vocab_size = 40;
+    c.embed_dim = 16;
+    c.hidden_dim = 128;
+    c.seed = 3;
+    chargan_model *g;
+    ck_assert_int_eq(chargan_model_new(&c, &g), CHARGAN_OK);
+    chargan_optimizer_config oc;
+    chargan_optimizer_config_init(&oc, CHARGAN_ADAM);
+    oc.lr = 0.01f;
+    oc.weight_decay = 0.01f;
+    oc.clip_norm = 200.0f; /* the norms below: about 327 (clipped), 163, 327 */
+    chargan_optimizer *opt, *reference;
+    ck_assert_int_eq(chargan_optimizer_new(&oc, &opt), CHARGAN_OK);
+    ck_assert_int_eq(chargan_optimizer_new(&oc, &reference), CHARGAN_OK);
+    chargan_trainer_config tc;
+    chargan_trainer_config_init(&tc);
+    tc.batch = 6;
+    tc.seq_len = 8;
+    tc.threads = 3;
+    chargan_trainer *tr;
+    ck_assert_int_eq(chargan_trainer_new(&tc, g, opt, NULL, NULL, &tr), CHARGAN_OK);
+    const size_t n = g->n_weights;
+    ck_assert_uint_ge(n, 16 * CG_OPTIM_BLOCK);
+    float *params = malloc(n * sizeof(float)), *grads = malloc(n * sizeof(float));
+    ck_assert(params && grads);
+    memcpy(params, g->params, n * sizeof(float));
+    cg_rng rng;
+    cg_rng_seed(&rng, 8);
+    for (int step = 0; step < 3; step++) {
+        const float range = step == 1 ? 1.0f : 2.0f;
+        for (size_t i = 0; i < n; i++)
+            grads[i] = g->grads[i] = range * (2.0f * cg_rng_uniform(&rng) - 1.0f);
+        double norm = -1, expect_norm = -2;
+        ck_assert_int_eq(cg_trainer_optimizer_step(tr, opt, g, &norm), CHARGAN_OK);
+        ck_assert_int_eq(cg_optimizer_step(reference, params, grads, n, &expect_norm), CHARGAN_OK);
+        ck_assert_msg(memcmp(&norm, &expect_norm, sizeof norm) == 0,
+                      "step %d: norm %.17g, one thread gives %.17g", step, norm, expect_norm);
+        size_t bad_p = n, bad_g = n;
+        for (size_t i = n; i-- > 0;) {
+            if (memcmp(&params[i], &g->params[i], sizeof(float)))
+                bad_p = i;
+            if (memcmp(&grads[i], &g->grads[i], sizeof(float)))
+                bad_g = i;
+        }
+        ck_assert_msg(bad_p == n, "step %d: parameter %zu of %zu is %a, one thread gives %a",
+                      step, bad_p, n, (double)g->params[bad_p], (double)params[bad_p]);
+        ck_assert_msg(bad_g == n, "step %d: gradient %zu of %zu is %a, one thread gives %a", step,
+                      bad_g, n, (double)g->grads[bad_g], (double)grads[bad_g]);
+    }
+    free(params);
+    free(grads);
+    chargan_optimizer_free(reference);
+    chargan_trainer_free(tr);
+}
+END_TEST
+
 /* One sampling call on several threads: streams split across threads, and
  * fewer streams than threads sharing each step (H = 128: two slices of the
  * units, barriers between layers).  The same ids as on one thread; under
@@ -526,6 +592,7 @@ static Suite *threads_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("sharded trainer");
     tcase_add_test(tc, sharded_mle_matches_one_thread);
+    tcase_add_test(tc, sharded_update_matches_one_thread_update);
     suite_add_tcase(s, tc);
     tc = tcase_create("threaded sampling");
     tcase_add_test(tc, sampling_on_threads_matches_one_thread);
