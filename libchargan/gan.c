@@ -928,7 +928,7 @@ static chargan_status sharded_d_update(chargan_trainer *tr, bool soft, float *lo
     int correct = 0;
     for (int s = 0; s < sh->n; s++)
         correct += sh->gan[s].correct;
-    cg_shards_sum_grads(d, sh->disc, sh->n);
+    cg_shards_sum_grads(sh, d, sh->disc);
     return d_finish(tr, cg_shards_loss_sum(sh) / scale, correct, loss_out, acc_out);
 }
 
@@ -969,7 +969,7 @@ static chargan_status sharded_reinforce_step(chargan_trainer *tr, float *g_loss,
     if ((st = advantages(tr)) != CHARGAN_OK)
         return st;
     run_phase(tr, PH_G_REINFORCE);
-    cg_shards_sum_grads(tr->gen, sh->gen, sh->n);
+    cg_shards_sum_grads(sh, tr->gen, sh->gen);
     return g_update(tr, cg_shards_loss_sum(sh) / ((double)B * T), g_loss);
 }
 
@@ -983,7 +983,7 @@ static chargan_status sharded_gumbel_step(chargan_trainer *tr, float *g_loss, fl
     if ((st = sharded_d_rounds(tr, true, d_loss)) != CHARGAN_OK)
         return st;
     run_phase(tr, PH_G_GUMBEL);
-    cg_shards_sum_grads(tr->gen, sh->gen, sh->n);
+    cg_shards_sum_grads(sh, tr->gen, sh->gen);
     return g_update(tr, cg_shards_loss_sum(sh) / (double)tr->cfg.batch, g_loss);
 }
 

@@ -638,14 +638,44 @@ static chargan_status models_ready(chargan_trainer *tr)
 
 /* ------------------------------------------------------------------ MLE */
 
-void cg_shards_sum_grads(chargan_model *m, chargan_model *const *replicas, int n)
+/* Below this many parameters a pass over them (the replicas' sum, the
+ * optimizer's update) is too short to share: one thread does it. */
+#define PARALLEL_UPDATE_MIN (16 * CG_OPTIM_BLOCK)
+
+/* m's gradients += those of replicas 1 .. n-1, in replica order, for
+ * parameters [lo, hi). */
+static void sum_grads_range(chargan_model *m, chargan_model *const *replicas, int n, size_t lo,
+                            size_t hi)
 {
     float *restrict dst = m->grads; /* replica 0's own (shares_grads) */
     for (int s = 1; s < n; s++) {
         const float *restrict src = replicas[s]->grads;
-        for (size_t i = 0; i < m->n_weights; i++)
+        for (size_t i = lo; i < hi; i++)
             dst[i] += src[i];
     }
+}
+
+typedef struct sum_job {
+    chargan_model *m;
+    chargan_model *const *replicas;
+    int n;
+} sum_job;
+
+static void sum_grads_shard(void *ctx, int s)
+{
+    const sum_job *j = ctx;
+    const size_t n = j->m->n_weights, k = (size_t)j->n;
+    sum_grads_range(j->m, j->replicas, j->n, n * (size_t)s / k, n * (size_t)(s + 1) / k);
+}
+
+void cg_shards_sum_grads(cg_shards *sh, chargan_model *m, chargan_model *const *replicas)
+{
+    if (m->n_weights < PARALLEL_UPDATE_MIN) {
+        sum_grads_range(m, replicas, sh->n, 0, m->n_weights);
+        return;
+    }
+    sum_job j = {.m = m, .replicas = replicas, .n = sh->n};
+    cg_pool_run(sh->pool, sum_grads_shard, &j);
 }
 
 /* One optimizer update shared by the shards' threads (cg_trainer_optimizer_step). */
@@ -684,10 +714,6 @@ static void update_shard(void *ctx, int s)
     update_range(j, s, &lo, &hi);
     j->bad[s] = lo < hi ? cg_optimizer_update_range(j->opt, &j->u, j->params, j->grads, lo, hi) : 0;
 }
-
-/* Below this many parameters the update is shorter than waking the pool
- * twice (about 40 us each on the 2-core machine): one thread does it. */
-#define PARALLEL_UPDATE_MIN (16 * CG_OPTIM_BLOCK)
 
 chargan_status cg_trainer_optimizer_step(chargan_trainer *tr, chargan_optimizer *opt,
                                          chargan_model *m, double *grad_norm)
@@ -759,7 +785,7 @@ static double mle_loss_and_grad(chargan_trainer *tr)
     if (g->cfg.recurrent_dropout > 0.0f)
         cg_model_draw_masks_into(g, sh->gen, sh->n, sh->rows);
     cg_pool_run(sh->pool, mle_shard, tr);
-    cg_shards_sum_grads(g, sh->gen, sh->n);
+    cg_shards_sum_grads(sh, g, sh->gen);
     return cg_shards_loss_sum(sh);
 }
 

@@ -112,10 +112,11 @@ struct chargan_trainer {
 chargan_status cg_trainer_full_workspaces(chargan_trainer *tr);
 /* Whether the models keep full-batch workspaces between calls. */
 bool cg_trainer_keeps_full_workspaces(const chargan_trainer *tr);
-/* m's gradients = the sum of its n replicas', in replica order, so a given
- * thread count gives the same bits; replica 0 made them in place (it shares
- * m's, cg_model_replica_new). */
-void cg_shards_sum_grads(chargan_model *m, chargan_model *const *replicas, int n);
+/* m's gradients = the sum of its sh->n replicas', in replica order for
+ * each parameter, so a given thread count gives the same bits; replica 0
+ * made them in place (it shares m's, cg_model_replica_new).  On the shards'
+ * threads, each a slice of the parameters, for models of 16 blocks or more. */
+void cg_shards_sum_grads(cg_shards *sh, chargan_model *m, chargan_model *const *replicas);
 /* cg_optimizer_step(opt, m's parameters and gradients, grad_norm) on the
  * shards' threads when there are several and m is big enough to gain, the
  * parameters split by whole blocks of the norm; the same bits either way. */

@@ -443,6 +443,51 @@ START_TEST(sharded_mle_matches_one_thread)
 }
 END_TEST
 
+/* The replicas' gradients are summed on the trainer's threads for models of
+ * 16 blocks or more, each thread a slice of the parameters (three threads:
+ * uneven slices): the sum, in replica order, of one thread, bit for bit. */
+START_TEST(sharded_gradient_sum_matches_one_thread)
+{
+    chargan_model_config c;
+    chargan_model_config_init(&c, CHARGAN_GENERATOR);
+    c.vocab_size = 40;
+    c.embed_dim = 16;
+    c.hidden_dim = 128;
+    chargan_model *g;
+    ck_assert_int_eq(chargan_model_new(&c, &g), CHARGAN_OK);
+    chargan_trainer_config tc;
+    chargan_trainer_config_init(&tc);
+    tc.batch = 6;
+    tc.seq_len = 8;
+    tc.threads = 3;
+    chargan_trainer *tr;
+    ck_assert_int_eq(chargan_trainer_new(&tc, g, NULL, NULL, NULL, &tr), CHARGAN_OK);
+    cg_shards *sh = &tr->shards;
+    ck_assert_int_eq(sh->n, 3);
+    ck_assert_ptr_eq(sh->gen[0]->grads, g->grads); /* replica 0 writes the model's own */
+    const size_t n = g->n_weights;
+    ck_assert_uint_ge(n, 16 * CG_OPTIM_BLOCK);
+    float *expect = malloc(n * sizeof(float));
+    ck_assert(expect);
+    cg_rng rng;
+    cg_rng_seed(&rng, 12);
+    for (int s = 0; s < 3; s++)
+        for (size_t i = 0; i < n; i++)
+            sh->gen[s]->grads[i] = 2.0f * cg_rng_uniform(&rng) - 1.0f;
+    for (size_t i = 0; i < n; i++)
+        expect[i] = (g->grads[i] + sh->gen[1]->grads[i]) + sh->gen[2]->grads[i];
+    cg_shards_sum_grads(sh, g, sh->gen);
+    size_t bad = n;
+    for (size_t i = n; i-- > 0;)
+        if (memcmp(&expect[i], &g->grads[i], sizeof(float)))
+            bad = i;
+    ck_assert_msg(bad == n, "gradient %zu of %zu is %a, one thread gives %a", bad, n,
+                  (double)g->grads[bad], (double)expect[bad]);
+    free(expect);
+    chargan_trainer_free(tr);
+}
+END_TEST
+
 /* A sharded trainer's optimizer update runs on its threads for a model of
  * 16 blocks or more (cg_trainer_optimizer_step), each thread taking whole
  * blocks (three threads: an uneven split).  Its result is cg_optimizer_step's
@@ -592,6 +637,7 @@ static Suite *threads_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("sharded trainer");
     tcase_add_test(tc, sharded_mle_matches_one_thread);
+    tcase_add_test(tc, sharded_gradient_sum_matches_one_thread);
     tcase_add_test(tc, sharded_update_matches_one_thread_update);
     suite_add_tcase(s, tc);
     tc = tcase_create("threaded sampling");
