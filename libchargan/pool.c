@@ -5,16 +5,32 @@
  * with a little serial work between them), and waking a sleeping thread
  * costs about 40 us on the 2-core virtual machine: so each side spins a
  * while on the counter it waits for (POOL_SPINS pauses, about 100 us) before
- * sleeping on its condition variable. */
+ * sleeping on its condition variable.  Not when the pool has more threads
+ * than the process has CPUs: a spinning thread would hold a CPU that a
+ * thread with work is waiting for. */
+#define _GNU_SOURCE /* sched_getaffinity */
 #include "pool.h"
 
 #include <pthread.h>
 #include <sched.h>
+#include <unistd.h>
 
 #define POOL_SPINS 4000
 
+/* CPUs this process may run on (its affinity mask where the system has one). */
+static long usable_cpus(void)
+{
+#ifdef CPU_COUNT
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        return CPU_COUNT(&set);
+#endif
+    return sysconf(_SC_NPROCESSORS_ONLN);
+}
+
 struct cg_pool {
     int n;
+    unsigned spins; /* POOL_SPINS, or 0 when the threads outnumber the CPUs */
     pthread_t *threads;
     pthread_mutex_t lock;
     pthread_cond_t wake, done;
@@ -44,7 +60,7 @@ static void *worker(void *p)
     cg_pool *pool = arg.pool;
     uint64_t seen = 0;
     for (;;) {
-        for (unsigned spins = 0; spins < POOL_SPINS && !atomic_load(&pool->stop) &&
+        for (unsigned spins = 0; spins < pool->spins && !atomic_load(&pool->stop) &&
                                  atomic_load(&pool->generation) == seen;
              spins++)
             cpu_relax();
@@ -79,6 +95,7 @@ cg_pool *cg_pool_new(int n)
     if (!pool)
         return NULL;
     pool->n = n;
+    pool->spins = n <= usable_cpus() ? POOL_SPINS : 0;
     atomic_init(&pool->generation, 0);
     atomic_init(&pool->pending, 0);
     atomic_init(&pool->stop, false);
@@ -146,7 +163,7 @@ void cg_pool_run(cg_pool *pool, cg_pool_fn fn, void *ctx)
     pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->lock);
     fn(ctx, 0);
-    for (unsigned spins = 0; spins < POOL_SPINS && atomic_load(&pool->pending) > 0; spins++)
+    for (unsigned spins = 0; spins < pool->spins && atomic_load(&pool->pending) > 0; spins++)
         cpu_relax();
     pthread_mutex_lock(&pool->lock);
     while (atomic_load(&pool->pending) > 0)
