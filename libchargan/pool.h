@@ -17,7 +17,9 @@ cg_pool *cg_pool_new(int n);
 void cg_pool_free(cg_pool *pool);
 int cg_pool_size(const cg_pool *pool);
 /* Runs fn(ctx, s) for s = 0 .. n-1, concurrently, and returns when all are
- * done.  Allocation-free.  Callers keep the BLAS single-threaded while they
+ * done.  Allocation-free.  Between calls the workers spin for about 100 us
+ * before they sleep (not when they outnumber the process's CPUs), so calls
+ * in quick succession do not pay a wake-up each.  Callers keep the BLAS single-threaded while they
  * use a pool: OpenBLAS's idle threads spin (sched_yield) after each call and
  * would steal the cores the shards run on. */
 void cg_pool_run(cg_pool *pool, cg_pool_fn fn, void *ctx);
