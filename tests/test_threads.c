@@ -443,30 +443,50 @@ START_TEST(sharded_mle_matches_one_thread)
 }
 END_TEST
 
-/* The replicas' gradients are summed on the trainer's threads for models of
- * 16 blocks or more, each thread a slice of the parameters (three threads:
- * uneven slices): the sum, in replica order, of one thread, bit for bit. */
-START_TEST(sharded_gradient_sum_matches_one_thread)
+/* A generator of 80,040 parameters (over the 16 blocks from which a sharded
+ * trainer's gradient sum and update run on its threads) in a trainer of three
+ * threads (uneven slices), with opt as its generator's optimizer (NULL: the
+ * default).  *g is the trainer's generator. */
+static chargan_trainer *threaded_update_trainer(chargan_optimizer *opt, chargan_model **g)
 {
     chargan_model_config c;
     chargan_model_config_init(&c, CHARGAN_GENERATOR);
     c.vocab_size = 40;
     c.embed_dim = 16;
     c.hidden_dim = 128;
-    chargan_model *g;
-    ck_assert_int_eq(chargan_model_new(&c, &g), CHARGAN_OK);
+    c.seed = 3;
+    ck_assert_int_eq(chargan_model_new(&c, g), CHARGAN_OK);
     chargan_trainer_config tc;
     chargan_trainer_config_init(&tc);
     tc.batch = 6;
     tc.seq_len = 8;
     tc.threads = 3;
     chargan_trainer *tr;
-    ck_assert_int_eq(chargan_trainer_new(&tc, g, NULL, NULL, NULL, &tr), CHARGAN_OK);
+    ck_assert_int_eq(chargan_trainer_new(&tc, *g, opt, NULL, NULL, &tr), CHARGAN_OK);
+    ck_assert_int_eq(tr->shards.n, 3);
+    ck_assert_uint_ge((*g)->n_weights, 16 * CG_OPTIM_BLOCK);
+    return tr;
+}
+
+/* The first index where a and b differ in their bits, n if none. */
+static size_t first_difference(const float *a, const float *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&a[i], &b[i], sizeof(float)))
+            return i;
+    return n;
+}
+
+/* The replicas' gradients are summed on the trainer's threads, each thread a
+ * slice of the parameters: the sum, in replica order, of one thread, bit for
+ * bit. */
+START_TEST(sharded_gradient_sum_matches_one_thread)
+{
+    chargan_model *g;
+    chargan_trainer *tr = threaded_update_trainer(NULL, &g);
     cg_shards *sh = &tr->shards;
-    ck_assert_int_eq(sh->n, 3);
     ck_assert_ptr_eq(sh->gen[0]->grads, g->grads); /* replica 0 writes the model's own */
     const size_t n = g->n_weights;
-    ck_assert_uint_ge(n, 16 * CG_OPTIM_BLOCK);
     float *expect = malloc(n * sizeof(float));
     ck_assert(expect);
     cg_rng rng;
@@ -477,10 +497,7 @@ START_TEST(sharded_gradient_sum_matches_one_thread)
     for (size_t i = 0; i < n; i++)
         expect[i] = (g->grads[i] + sh->gen[1]->grads[i]) + sh->gen[2]->grads[i];
     cg_shards_sum_grads(sh, g, sh->gen);
-    size_t bad = n;
-    for (size_t i = n; i-- > 0;)
-        if (memcmp(&expect[i], &g->grads[i], sizeof(float)))
-            bad = i;
+    const size_t bad = first_difference(g->grads, expect, n);
     ck_assert_msg(bad == n, "gradient %zu of %zu is %a, one thread gives %a", bad, n,
                   (double)g->grads[bad], (double)expect[bad]);
     free(expect);
@@ -488,21 +505,12 @@ START_TEST(sharded_gradient_sum_matches_one_thread)
 }
 END_TEST
 
-/* A sharded trainer's optimizer update runs on its threads for a model of
- * 16 blocks or more (cg_trainer_optimizer_step), each thread taking whole
- * blocks (three threads: an uneven split).  Its result is cg_optimizer_step's
- * on one thread, bit for bit: parameters, the clipped gradient and the norm,
+/* The trainer's optimizer update runs on its threads, each taking whole
+ * blocks (cg_trainer_optimizer_step).  Its result is cg_optimizer_step's on
+ * one thread, bit for bit: parameters, the clipped gradient and the norm,
  * over three steps (fresh state, then state), clipped and not. */
 START_TEST(sharded_update_matches_one_thread_update)
 {
-    chargan_model_config c;
-    chargan_model_config_init(&c, CHARGAN_GENERATOR);
-    c.vocab_size = 40;
-    c.embed_dim = 16;
-    c.hidden_dim = 128;
-    c.seed = 3;
-    chargan_model *g;
-    ck_assert_int_eq(chargan_model_new(&c, &g), CHARGAN_OK);
     chargan_optimizer_config oc;
     chargan_optimizer_config_init(&oc, CHARGAN_ADAM);
     oc.lr = 0.01f;
@@ -511,15 +519,9 @@ START_TEST(sharded_update_matches_one_thread_update)
     chargan_optimizer *opt, *reference;
     ck_assert_int_eq(chargan_optimizer_new(&oc, &opt), CHARGAN_OK);
     ck_assert_int_eq(chargan_optimizer_new(&oc, &reference), CHARGAN_OK);
-    chargan_trainer_config tc;
-    chargan_trainer_config_init(&tc);
-    tc.batch = 6;
-    tc.seq_len = 8;
-    tc.threads = 3;
-    chargan_trainer *tr;
-    ck_assert_int_eq(chargan_trainer_new(&tc, g, opt, NULL, NULL, &tr), CHARGAN_OK);
+    chargan_model *g;
+    chargan_trainer *tr = threaded_update_trainer(opt, &g);
     const size_t n = g->n_weights;
-    ck_assert_uint_ge(n, 16 * CG_OPTIM_BLOCK);
     float *params = malloc(n * sizeof(float)), *grads = malloc(n * sizeof(float));
     ck_assert(params && grads);
     memcpy(params, g->params, n * sizeof(float));
@@ -534,13 +536,8 @@ START_TEST(sharded_update_matches_one_thread_update)
         ck_assert_int_eq(cg_optimizer_step(reference, params, grads, n, &expect_norm), CHARGAN_OK);
         ck_assert_msg(memcmp(&norm, &expect_norm, sizeof norm) == 0,
                       "step %d: norm %.17g, one thread gives %.17g", step, norm, expect_norm);
-        size_t bad_p = n, bad_g = n;
-        for (size_t i = n; i-- > 0;) {
-            if (memcmp(&params[i], &g->params[i], sizeof(float)))
-                bad_p = i;
-            if (memcmp(&grads[i], &g->grads[i], sizeof(float)))
-                bad_g = i;
-        }
+        const size_t bad_p = first_difference(g->params, params, n),
+                     bad_g = first_difference(g->grads, grads, n);
         ck_assert_msg(bad_p == n, "step %d: parameter %zu of %zu is %a, one thread gives %a",
                       step, bad_p, n, (double)g->params[bad_p], (double)params[bad_p]);
         ck_assert_msg(bad_g == n, "step %d: gradient %zu of %zu is %a, one thread gives %a", step,
