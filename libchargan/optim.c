@@ -375,13 +375,10 @@ static chargan_status check_args(chargan_optimizer *opt, const float *params, co
     return CHARGAN_OK;
 }
 
-chargan_status cg_optimizer_update_begin(chargan_optimizer *opt, const float *params,
-                                         const float *grads, size_t n, double sumsq,
-                                         cg_optim_update *u)
+/* cg_optimizer_update_begin after check_args. */
+static chargan_status begin_checked(chargan_optimizer *opt, const float *grads, size_t n,
+                                    double sumsq, cg_optim_update *u)
 {
-    chargan_status st = check_args(opt, params, grads, n);
-    if (st != CHARGAN_OK)
-        return st;
     const double norm = sqrt(sumsq);
     if (!isfinite(norm)) {
         /* Some gradient is non-finite (see sum_squares); name the first. */
@@ -405,6 +402,14 @@ chargan_status cg_optimizer_update_begin(chargan_optimizer *opt, const float *pa
     u->sqrt_bc2 = (float)sqrt(bc2);
     u->decay = (float)(1.0 - (double)c->lr * c->weight_decay);
     return CHARGAN_OK;
+}
+
+chargan_status cg_optimizer_update_begin(chargan_optimizer *opt, const float *params,
+                                         const float *grads, size_t n, double sumsq,
+                                         cg_optim_update *u)
+{
+    chargan_status st = check_args(opt, params, grads, n);
+    return st != CHARGAN_OK ? st : begin_checked(opt, grads, n, sumsq, u);
 }
 
 unsigned cg_optimizer_update_range(chargan_optimizer *opt, const cg_optim_update *u,
@@ -463,7 +468,7 @@ chargan_status cg_optimizer_step(chargan_optimizer *opt, float *params, float *g
     for (size_t b = 0, nb = cg_optimizer_blocks(n); b < nb; b++)
         sumsq += cg_optimizer_block_sumsq(grads, n, b);
     cg_optim_update u;
-    if ((st = cg_optimizer_update_begin(opt, params, grads, n, sumsq, &u)) != CHARGAN_OK)
+    if ((st = begin_checked(opt, grads, n, sumsq, &u)) != CHARGAN_OK)
         return st;
     return cg_optimizer_update_end(opt, &u, cg_optimizer_update_range(opt, &u, params, grads, 0, n),
                                    grad_norm);
