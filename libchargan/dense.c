@@ -3,6 +3,7 @@
  * cross-entropy with logits for the discriminator, and a scaled row softmax
  * for sampling temperature and Gumbel-softmax relaxation. */
 #include "layers.h"
+#include "vmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -20,11 +21,11 @@ void cg_dense_forward(const float *w, const float *b, int in, int out, size_t n,
     cg_sgemm(false, false, (int)n, out, in, 1.0f, x, in, w, out, b ? 1.0f : 0.0f, y, out);
 }
 
-/* db += the column sums of the n x cols matrix m. */
-static void add_column_sums(float *restrict db, const float *restrict m, size_t n, size_t cols)
+CG_VECTOR_CLONES void cg_add_column_sums(float *restrict db, const float *restrict m, size_t n,
+                                         size_t cols)
 {
     for (size_t i = 0; i < n; i++) {
-        const float *row = m + i * cols;
+        const float *restrict row = m + i * cols;
         for (size_t j = 0; j < cols; j++)
             db[j] += row[j];
     }
@@ -36,17 +37,95 @@ void cg_dense_backward(const float *w, int in, int out, size_t n, const float *x
     if (dw)
         cg_sgemm(true, false, in, out, (int)n, 1.0f, x, in, dy, out, 1.0f, dw, out);
     if (db)
-        add_column_sums(db, dy, n, (size_t)out);
+        cg_add_column_sums(db, dy, n, (size_t)out);
     if (dx)
         cg_sgemm(false, true, (int)n, in, out, 1.0f, dy, out, w, out, 0.0f, dx, in);
 }
 
-static float row_max(const float *x, size_t n)
+/* Row reductions run in LANES independent partial results, combined in lane
+ * order at the end: a loop of one running sum or maximum is not vectorised
+ * (that would reorder its operations), one of 16 lanes is, and its order is
+ * still fixed, so every clone gives the same bits. */
+#define LANES 16
+
+/* A float's bits as an integer that orders like the float (for all but
+ * NaNs): a negative float's magnitude bits are flipped.  The map is its own
+ * inverse.  The maximum is taken on these because GCC does not vectorise a
+ * float comparison that may trap (-ftrapping-math), and does integer ones. */
+static inline int32_t order_key(int32_t bits)
 {
-    float m = x[0];
-    for (size_t j = 1; j < n; j++)
-        m = x[j] > m ? x[j] : m;
-    return m;
+    return bits ^ (int32_t)((uint32_t)(bits >> 31) >> 1);
+}
+
+static inline int32_t key_of(float x)
+{
+    int32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    return order_key(bits);
+}
+
+/* NaNs in x give an unspecified result (NaN or not): softmax rows with a NaN
+ * come out NaN either way. */
+CG_VECTOR_CLONES float cg_row_max(const float *x, size_t n)
+{
+    int32_t lane[LANES];
+    for (size_t k = 0; k < LANES; k++)
+        lane[k] = key_of(x[0]);
+    size_t j = 0;
+    for (; j + LANES <= n; j += LANES)
+        for (size_t k = 0; k < LANES; k++) {
+            const int32_t key = key_of(x[j + k]);
+            lane[k] = key > lane[k] ? key : lane[k];
+        }
+    for (; j < n; j++) {
+        const int32_t key = key_of(x[j]);
+        lane[0] = key > lane[0] ? key : lane[0];
+    }
+    int32_t m = lane[0];
+    for (size_t k = 1; k < LANES; k++)
+        m = lane[k] > m ? lane[k] : m;
+    m = order_key(m);
+    float out;
+    memcpy(&out, &m, sizeof out);
+    return out;
+}
+
+/* x[j] = e^(x[j] - m) in place, exactly 0 below e^-87 (a probability that
+ * small is 0 to float precision next to the maximum's 1); returns their
+ * sum, added in double lanes. */
+CG_VECTOR_CLONES static double exp_shifted(float *restrict x, float m, size_t n)
+{
+    double lane[LANES] = {0};
+    size_t j = 0;
+    for (; j + LANES <= n; j += LANES)
+        for (size_t k = 0; k < LANES; k++) {
+            x[j + k] = cg_vexpf_flush(x[j + k] - m);
+            lane[k] += x[j + k];
+        }
+    double sum = 0.0;
+    for (size_t k = 0; k < LANES; k++)
+        sum += lane[k];
+    for (; j < n; j++) {
+        x[j] = cg_vexpf_flush(x[j] - m);
+        sum += x[j];
+    }
+    return sum;
+}
+
+/* The sum of e^(x[j] - m), x left as it is; added as exp_shifted adds. */
+CG_VECTOR_CLONES static double exp_shifted_sum(const float *restrict x, float m, size_t n)
+{
+    double lane[LANES] = {0};
+    size_t j = 0;
+    for (; j + LANES <= n; j += LANES)
+        for (size_t k = 0; k < LANES; k++)
+            lane[k] += cg_vexpf_flush(x[j + k] - m);
+    double sum = 0.0;
+    for (size_t k = 0; k < LANES; k++)
+        sum += lane[k];
+    for (; j < n; j++)
+        sum += cg_vexpf_flush(x[j] - m);
+    return sum;
 }
 
 double cg_softmax_xent(const float *logits, size_t n, int vocab, const int32_t *targets,
@@ -58,25 +137,22 @@ double cg_softmax_xent(const float *logits, size_t n, int vocab, const int32_t *
         const float *x = logits + i * v;
         const float w = weights ? weights[i] : 1.0f;
         const float xt = x[targets[i]]; /* read before dlogits (maybe x) is written */
-        const float m = row_max(x, v);
+        const float m = cg_row_max(x, v);
         /* Exponentials of x - max are in (0, 1]: no overflow, and the largest
          * is exactly 1 so the sum is never 0.  They are parked in dlogits so
          * the gradient pass does not compute them twice. */
-        double sum = 0.0;
-        if (dlogits) {
-            float *d = dlogits + i * v;
-            for (size_t j = 0; j < v; j++) {
-                d[j] = expf(x[j] - m);
-                sum += d[j];
-            }
+        double sum;
+        float *d = dlogits ? dlogits + i * v : NULL;
+        if (d) {
+            if (d != x)
+                memcpy(d, x, v * sizeof(float));
+            sum = exp_shifted(d, m, v);
         } else {
-            for (size_t j = 0; j < v; j++)
-                sum += expf(x[j] - m);
+            sum = exp_shifted_sum(x, m, v);
         }
         /* m - xt is exact in double, so uniform logits give exactly log V. */
         loss += (double)w * (log(sum) + ((double)m - (double)xt));
-        if (dlogits) {
-            float *d = dlogits + i * v;
+        if (d) {
             const float scale = (float)((double)grad_scale * w / sum);
             for (size_t j = 0; j < v; j++)
                 d[j] *= scale;
@@ -114,13 +190,7 @@ void cg_softmax_rows(float *x, size_t n, int vocab, float scale)
         float *r = x + i * v;
         for (size_t j = 0; j < v; j++)
             r[j] *= scale;
-        const float m = row_max(r, v);
-        double sum = 0.0;
-        for (size_t j = 0; j < v; j++) {
-            r[j] = expf(r[j] - m);
-            sum += r[j];
-        }
-        const float inv = (float)(1.0 / sum);
+        const float inv = (float)(1.0 / exp_shifted(r, cg_row_max(r, v), v));
         for (size_t j = 0; j < v; j++)
             r[j] *= inv;
     }

@@ -131,11 +131,6 @@ static void generate_hard(chargan_trainer *tr, const float *z, bool train)
     }
 }
 
-static float gumbel(cg_rng *rng)
-{
-    return (float)-log(-log(cg_rng_uniform_open(rng)));
-}
-
 /* Relaxed generation: work.soft[t] = softmax(beta (logits + g)), hard
  * argmax fed back; work.fake holds the hard tokens. */
 static void generate_gumbel(chargan_trainer *tr, const float *z, float beta, bool train)
@@ -151,17 +146,9 @@ static void generate_gumbel(chargan_trainer *tr, const float *z, float beta, boo
         const float *logits = cg_model_step(g, t, in, train);
         float *y = tr->work.soft + (size_t)t * B * V;
         int32_t *out = tr->work.fake + (size_t)t * B;
-        for (int b = 0; b < B; b++) {
-            const float *l = logits + (size_t)b * V;
-            float *yb = y + (size_t)b * V;
-            int best = 0;
-            for (int v = 0; v < V; v++) {
-                yb[v] = l[v] + gumbel(&tr->work.row_rng[b]);
-                if (yb[v] > yb[best])
-                    best = v;
-            }
-            out[b] = best;
-        }
+        for (int b = 0; b < B; b++)
+            out[b] = cg_gumbel_argmax(y + (size_t)b * V, logits + (size_t)b * V, V,
+                                   &tr->work.row_rng[b]);
         cg_softmax_rows(y, (size_t)B, V, beta);
         if (t + 1 < T) {
             memcpy(g->ws.ids + (size_t)(t + 1) * B, out, (size_t)B * sizeof(int32_t));
@@ -672,17 +659,8 @@ static void shard_generate(chargan_trainer *tr, int s, bool relaxed)
         int32_t *out = gs->fake + (size_t)t * rows;
         if (relaxed) { /* as generate_gumbel */
             float *y = gs->soft + (size_t)t * rows * V;
-            for (int b = 0; b < rows; b++) {
-                const float *l = logits + (size_t)b * V;
-                float *yb = y + (size_t)b * V;
-                int best = 0;
-                for (int v = 0; v < V; v++) {
-                    yb[v] = l[v] + gumbel(&rng[b]);
-                    if (yb[v] > yb[best])
-                        best = v;
-                }
-                out[b] = best;
-            }
+            for (int b = 0; b < rows; b++)
+                out[b] = cg_gumbel_argmax(y + (size_t)b * V, logits + (size_t)b * V, V, &rng[b]);
             cg_softmax_rows(y, (size_t)rows, V, sh->beta);
         } else { /* as generate_hard */
             for (int b = 0; b < rows; b++)

@@ -83,6 +83,9 @@ uint64_t cg_rng_next(cg_rng *rng);
 float cg_rng_uniform(cg_rng *rng);
 /* Uniform in (0, 1): never 0, for logs. */
 double cg_rng_uniform_open(cg_rng *rng);
+/* Uniform in (0, 1) as a float: (k + 1/2) 2^-23 for k on 23 random bits,
+ * exact, so [2^-24, 1 - 2^-24] (as float32 frameworks draw it). */
+float cg_rng_uniform_openf(cg_rng *rng);
 /* Uniform integer in [0, n), unbiased. */
 uint64_t cg_rng_below(cg_rng *rng, uint64_t n);
 /* Standard normal (Box-Muller, no cached second value so state is all in s). */

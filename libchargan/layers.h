@@ -38,6 +38,11 @@ void cg_dense_forward(const float *w, const float *b, int in, int out, size_t n,
 void cg_dense_backward(const float *w, int in, int out, size_t n, const float *x, const float *dy,
                        float *dw, float *db, float *dx);
 
+/* db (cols) += the column sums of the n x cols matrix m. */
+void cg_add_column_sums(float *restrict db, const float *restrict m, size_t n, size_t cols);
+/* The largest of x[0..n), n >= 1 (NaNs after x[0] are passed over). */
+float cg_row_max(const float *x, size_t n);
+
 /* Fused, numerically stable softmax cross-entropy over n rows of vocab logits.
  * Returns sum_i weight_i * -log softmax(logits_i)[targets_i] in double (weight
  * 1 when weights is NULL).  If dlogits is not NULL it receives

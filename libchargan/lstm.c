@@ -12,56 +12,16 @@
  * that the compiler vectorises. */
 #include "kernels.h"
 #include "layers.h"
+#include "vmath.h"
 
 #include <limits.h>
 #include <string.h>
 
 /* ---------------------------------------------------------------- activations */
 
-/* e^x for the gate nonlinearities, written so that loops calling it
- * vectorise: libm's expf is an opaque call that keeps the gate loop scalar,
- * and the gate math would otherwise cost as much as the recurrent GEMM.
- * Cephes' expf: x = n ln2 + r with |r| <= ln2/2, a degree-6 polynomial for
- * e^r (about 1 ulp), and 2^n assembled in the exponent bits.  |x| is clamped
- * to 87 so 2^n stays a normal float; sigmoid and tanh are flat to float
- * precision long before that.  NaN passes through as NaN. */
-static inline float gate_expf(float x)
-{
-    /* The clamp works on the bits: a float comparison may trap under the
-     * default -ftrapping-math, and GCC then keeps the branch, which stops
-     * the loop from vectorising.  Magnitudes order like their bit patterns;
-     * anything above infinity's pattern is a NaN and is kept. */
-    uint32_t xb;
-    memcpy(&xb, &x, sizeof xb);
-    const int32_t mag = (int32_t)(xb & 0x7fffffffu), lim = 0x42ae0000; /* 87.0f */
-    int32_t cm = mag < lim ? mag : lim;
-    cm = mag > 0x7f800000 ? mag : cm;
-    xb = (xb & 0x80000000u) | (uint32_t)cm;
-    memcpy(&x, &xb, sizeof x);
-    /* Adding 1.5 * 2^23 rounds x log2(e) to an integer held in the low
-     * mantissa bits (correct for |n| < 2^22; here |n| <= 127). */
-    const float shifter = 12582912.0f;
-    const float t = x * 1.44269504088896341f + shifter;
-    const float n = t - shifter;
-    const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f; /* ln2 in two parts */
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    uint32_t tb, sb;
-    memcpy(&tb, &t, sizeof tb);
-    sb = (tb - 0x4B400000u + 127u) << 23; /* (n + 127) in the exponent field */
-    float scale;
-    memcpy(&scale, &sb, sizeof scale);
-    return p * scale;
-}
-
 static inline float gate_sigmoid(float x)
 {
-    return 1.0f / (1.0f + gate_expf(-x));
+    return 1.0f / (1.0f + cg_vexpf(-x));
 }
 
 /* tanh(x) = 2 sigmoid(2x) - 1: the same single exponential, and exactly +-1
@@ -69,7 +29,7 @@ static inline float gate_sigmoid(float x)
  * which is all an LSTM needs. */
 static inline float gate_tanh(float x)
 {
-    return 2.0f / (1.0f + gate_expf(-2.0f * x)) - 1.0f;
+    return 2.0f / (1.0f + cg_vexpf(-2.0f * x)) - 1.0f;
 }
 
 /* ---------------------------------------------------------------- the cache */
@@ -348,17 +308,6 @@ CG_VECTOR_CLONES static void scatter_add_rows(float *restrict dtable, const floa
     }
 }
 
-/* db += the column sums of the n x w matrix m. */
-CG_VECTOR_CLONES static void add_column_sums(float *restrict db, const float *restrict m, size_t n,
-                                             size_t w)
-{
-    for (size_t r = 0; r < n; r++) {
-        const float *restrict row = m + r * w;
-        for (size_t j = 0; j < w; j++)
-            db[j] += row[j];
-    }
-}
-
 /* Backpropagation through time, then the weight gradients.  The input side
  * is either x (dw_ih, dx from it) or, for a table-fed layer, ids: each dz
  * row is added to dtable's row of its id as soon as it is computed. */
@@ -418,7 +367,7 @@ static void backward_impl(const cg_lstm_layer *L, cg_lstm_cache *c, const float 
         cg_sgemm(true, false, H, G, rows, 1.0f, c->masked ? c->hdrop : c->h, H, dzall, G, 1.0f,
                  L->dw_hh, G);
     if (L->db && !dtable)
-        add_column_sums(L->db, dzall, (size_t)rows, (size_t)G);
+        cg_add_column_sums(L->db, dzall, (size_t)rows, (size_t)G);
     if (dx)
         cg_sgemm(false, true, rows, L->in, G, 1.0f, dzall, G, L->w_ih, G, 0.0f, dx, L->in);
 }
@@ -445,7 +394,7 @@ void cg_lstm_backward_ids(const cg_lstm_layer *L, cg_lstm_cache *c, const int32_
     /* z = table[id] + ..., table = b + x_table w_ih: the gradients of b,
      * w_ih and x_table are those of the table's rows. */
     if (L->db)
-        add_column_sums(L->db, dtable, (size_t)table_rows, (size_t)G);
+        cg_add_column_sums(L->db, dtable, (size_t)table_rows, (size_t)G);
     if (L->dw_ih)
         cg_sgemm(true, false, L->in, G, table_rows, 1.0f, x_table, L->in, dtable, G, 1.0f,
                  L->dw_ih, G);

@@ -56,6 +56,11 @@ double cg_rng_uniform_open(cg_rng *rng)
     return ((double)(cg_rng_next(rng) >> 11) + 0.5) * 0x1.0p-53;
 }
 
+float cg_rng_uniform_openf(cg_rng *rng)
+{
+    return ((float)(cg_rng_next(rng) >> 41) + 0.5f) * 0x1.0p-23f;
+}
+
 uint64_t cg_rng_below(cg_rng *rng, uint64_t n)
 {
     /* Rejection from the top bits: unbiased for every n. */

@@ -1,10 +1,12 @@
 /* sample.c - batched, seeded sampling from a generator: temperature,
  * top-k, top-p, a priming sequence; ids or UTF-8 text out. */
 #include "infer.h"
+#include "layers.h"
 #include "model.h"
 #include "pool.h"
 #include "sample.h"
 #include "tokenizer.h"
+#include "vmath.h"
 
 #include <float.h>
 #include <math.h>
@@ -106,23 +108,39 @@ static int32_t draw_from(const float *p, int V, float total, cg_rng *rng)
     return last; /* rounding: u landed on the total */
 }
 
+/* p[i] = e^((x[i] - max) inv_t), exactly 0 where that is below e^-87;
+ * returns their sum, added in 16 float lanes so that the loop vectorises. */
+CG_VECTOR_CLONES static float exp_scaled(float *restrict p, const float *restrict x, int n,
+                                         float max, float inv_t)
+{
+    float lane[16] = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int k = 0; k < 16; k++) {
+            /* The maximum is subtracted before scaling: logits / temperature
+             * overflows to infinity for tiny temperatures, and inf - inf is NaN. */
+            p[i + k] = cg_vexpf_flush((x[i + k] - max) * inv_t);
+            lane[k] += p[i + k];
+        }
+    float total = 0.0f;
+    for (int k = 0; k < 16; k++)
+        total += lane[k];
+    for (; i < n; i++) {
+        p[i] = cg_vexpf_flush((x[i] - max) * inv_t);
+        total += p[i];
+    }
+    return total;
+}
+
 int32_t cg_sampler_draw(cg_sampler *s, const float *logits, cg_rng *rng)
 {
     int V = s->V;
     float *p = s->prob;
     int first = s->allow_reserved ? 0 : CHARGAN_NUM_RESERVED_IDS;
-    float max = -INFINITY;
-    for (int i = first; i < V; i++)
-        max = logits[i] > max ? logits[i] : max;
     for (int i = 0; i < first; i++)
         p[i] = 0.0f;
-    float total = 0.0f;
-    for (int i = first; i < V; i++) {
-        /* The maximum is subtracted before scaling: logits / temperature
-         * overflows to infinity for tiny temperatures, and inf - inf is NaN. */
-        p[i] = expf((logits[i] - max) * s->inv_temperature);
-        total += p[i];
-    }
+    const float max = cg_row_max(logits + first, (size_t)(V - first));
+    float total = exp_scaled(p + first, logits + first, V - first, max, s->inv_temperature);
     if (!s->order)
         return draw_from(p, V, total, rng);
 
@@ -151,6 +169,26 @@ int32_t cg_sampler_draw(cg_sampler *s, const float *logits, cg_rng *rng)
     for (int i = 0; i < keep; i++)
         total += p[s->order[i]];
     return draw_from(p, V, total, rng);
+}
+
+/* y[v] = logits[v] + g with g = -ln(-ln u) Gumbel(0, 1) noise, where y
+ * holds the uniforms u on entry.  -ln u is in [6e-8, 16.7] for
+ * cg_rng_uniform_openf's u: positive and normal, as cg_vlogf needs. */
+CG_VECTOR_CLONES static void add_gumbel(float *restrict y, const float *restrict logits, int V)
+{
+    for (int v = 0; v < V; v++)
+        y[v] = logits[v] - cg_vlogf(-cg_vlogf(y[v]));
+}
+
+int32_t cg_gumbel_argmax(float *y, const float *logits, int V, cg_rng *rng)
+{
+    for (int v = 0; v < V; v++)
+        y[v] = cg_rng_uniform_openf(rng);
+    add_gumbel(y, logits, V);
+    int32_t best = 0;
+    for (int v = 1; v < V; v++)
+        best = y[v] > y[best] ? v : best;
+    return best;
 }
 
 static chargan_status check_sample_args(chargan_model *m, const chargan_sample_options *opts,

@@ -1,5 +1,6 @@
 /* sample.h - drawing one token from a row of logits with temperature,
- * top-k and top-p; shared by sampling (sample.c) and the GAN step (gan.c). */
+ * top-k and top-p, or by Gumbel-max; shared by sampling (sample.c) and the
+ * GAN step (gan.c). */
 #ifndef CHARGAN_SAMPLE_H
 #define CHARGAN_SAMPLE_H
 
@@ -20,5 +21,9 @@ chargan_status cg_sampler_init(cg_sampler *s, cg_error *err, int V, const charga
 void cg_sampler_free(cg_sampler *s);
 /* One draw from softmax(logits / temperature) restricted as configured. */
 int32_t cg_sampler_draw(cg_sampler *s, const float *logits, cg_rng *rng);
+/* The Gumbel-max draw of relaxed generation: y = logits + Gumbel(0, 1)
+ * noise from rng (one draw per id, in id order); returns y's argmax, a draw
+ * from softmax(logits).  y is V floats, not logits. */
+int32_t cg_gumbel_argmax(float *y, const float *logits, int V, cg_rng *rng);
 
 #endif

@@ -2,12 +2,14 @@
  * (top_k = 1, temperature -> 0, tiny top_p) against an independent argmax
  * through the training forward pass, reserved ids, sample frequencies of a
  * hand-set output layer against their distribution (temperature, top-k,
- * top-p), priming with ids and text, batched streams, option checks and
- * allocation failures. */
+ * top-p), the sampler's and the Gumbel-max draws on a wide row, priming
+ * with ids and text, batched streams, option checks and allocation
+ * failures. */
 #include "test_common.h"
 #include "internal.h"
 #include "kernels.h"
 #include "model.h"
+#include "sample.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -307,6 +309,105 @@ START_TEST(frequencies_match_the_distribution)
     static const double all[6] = {0.25, 0.25, 0.05, 0.1, 0.15, 0.2};
     check_frequencies(m, &o, all, 6, "allow_reserved");
     chargan_model_free(m);
+}
+END_TEST
+
+/* Pearson's chi-square of counts against probabilities q (n draws). */
+static double chi_square(const double *counts, const double *q, int V, double n)
+{
+    double chi2 = 0.0;
+    for (int v = 0; v < V; v++) {
+        if (q[v] == 0.0) {
+            ck_assert_msg(counts[v] == 0.0, "id %d drawn %g times", v, counts[v]);
+            continue;
+        }
+        const double e = q[v] * n;
+        chi2 += (counts[v] - e) * (counts[v] - e) / e;
+    }
+    return chi2;
+}
+
+/* A row of 40 logits in [-1.5, 1.5] (two 16-lane blocks and a tail for the
+ * vectorised loops) and its softmax in double, ids below `first` left out. */
+#define WIDE_V 40
+static void wide_row(float *logits, double *q, int first, double inv_t)
+{
+    cg_rng rng;
+    cg_rng_seed(&rng, 99);
+    double z = 0.0;
+    for (int v = 0; v < WIDE_V; v++) {
+        logits[v] = 3.0f * (cg_rng_uniform(&rng) - 0.5f);
+        q[v] = v < first ? 0.0 : exp((double)logits[v] * inv_t);
+        z += q[v];
+    }
+    for (int v = 0; v < WIDE_V; v++)
+        q[v] /= z;
+}
+
+/* 0.999 quantiles of chi-square with 37 and 39 degrees of freedom. */
+#define CHI2_37 69.35
+#define CHI2_39 72.06
+
+START_TEST(wide_rows_match_the_distribution)
+{
+    /* cg_sampler_draw on a row wider than one vector block, at two
+     * temperatures: counts of 200,000 draws against the softmax. */
+    const float temps[2] = {1.0f, 0.5f};
+    for (int k = 0; k < 2; k++) {
+        float logits[WIDE_V];
+        double q[WIDE_V], counts[WIDE_V] = {0};
+        wide_row(logits, q, CHARGAN_NUM_RESERVED_IDS, 1.0 / temps[k]);
+        chargan_sample_options o;
+        chargan_sample_options_init(&o);
+        o.temperature = temps[k];
+        cg_sampler sampler;
+        cg_error err;
+        ck_assert_int_eq(cg_sampler_init(&sampler, &err, WIDE_V, &o), CHARGAN_OK);
+        cg_rng rng;
+        cg_rng_seed(&rng, 5 + (uint64_t)k);
+        const int n = 200000;
+        for (int i = 0; i < n; i++)
+            counts[cg_sampler_draw(&sampler, logits, &rng)] += 1.0;
+        cg_sampler_free(&sampler);
+        const double chi2 = chi_square(counts, q, WIDE_V, n);
+        ck_assert_msg(chi2 < CHI2_37, "temperature %g: chi-square %.2f", (double)temps[k], chi2);
+    }
+}
+END_TEST
+
+START_TEST(gumbel_max_draws_from_the_softmax)
+{
+    /* The argmax of logits + Gumbel noise is a draw from softmax(logits),
+     * and the noise itself has the Gumbel(0, 1) mean (Euler's constant)
+     * and variance (pi^2 / 6). */
+    float logits[WIDE_V], y[WIDE_V];
+    double q[WIDE_V], counts[WIDE_V] = {0};
+    wide_row(logits, q, 0, 1.0);
+    cg_rng rng;
+    cg_rng_seed(&rng, 11);
+    const int n = 200000;
+    double sum = 0.0, sum2 = 0.0;
+    int not_max = 0, out_of_range = 0; /* counted: ck_assert is slow in a loop */
+    for (int i = 0; i < n; i++) {
+        const int32_t best = cg_gumbel_argmax(y, logits, WIDE_V, &rng);
+        ck_assert(best >= 0 && best < WIDE_V);
+        counts[best] += 1.0;
+        for (int v = 0; v < WIDE_V; v++) {
+            not_max += y[v] > y[best];
+            const double g = (double)y[v] - (double)logits[v];
+            out_of_range += !(g > -2.9 && g < 16.7); /* the range of 23-bit uniforms */
+            sum += g;
+            sum2 += g * g;
+        }
+    }
+    ck_assert_int_eq(not_max, 0);
+    ck_assert_int_eq(out_of_range, 0);
+    const double chi2 = chi_square(counts, q, WIDE_V, n);
+    ck_assert_msg(chi2 < CHI2_39, "chi-square %.2f", chi2);
+    const double m = (double)n * WIDE_V, mean = sum / m, var = sum2 / m - mean * mean;
+    /* Standard errors at 8 million draws: 0.00045 and 0.0012. */
+    ck_assert_msg(fabs(mean - 0.5772156649) < 0.003, "noise mean %.5f", mean);
+    ck_assert_msg(fabs(var - 1.6449340668) < 0.008, "noise variance %.5f", var);
 }
 END_TEST
 
@@ -780,6 +881,8 @@ static Suite *sample_suite(void)
 
     tc = tcase_create("distribution");
     tcase_add_test(tc, frequencies_match_the_distribution);
+    tcase_add_test(tc, wide_rows_match_the_distribution);
+    tcase_add_test(tc, gumbel_max_draws_from_the_softmax);
     tcase_add_test(tc, reserved_ids_never_sampled_unless_allowed);
     suite_add_tcase(s, tc);
 
