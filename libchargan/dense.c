@@ -195,3 +195,31 @@ void cg_softmax_rows(float *x, size_t n, int vocab, float scale)
             r[j] *= inv;
     }
 }
+
+/* <a, b> over n floats, added in float lanes (then in double). */
+CG_VECTOR_CLONES static float lane_dot(const float *restrict a, const float *restrict b, size_t n)
+{
+    float lane[LANES] = {0};
+    size_t j = 0;
+    for (; j + LANES <= n; j += LANES)
+        for (size_t k = 0; k < LANES; k++)
+            lane[k] += a[j + k] * b[j + k];
+    double sum = 0.0;
+    for (size_t k = 0; k < LANES; k++)
+        sum += lane[k];
+    for (; j < n; j++)
+        sum += a[j] * b[j];
+    return (float)sum;
+}
+
+void cg_softmax_rows_backward(float *dy, const float *y, size_t n, int vocab, float scale)
+{
+    const size_t v = (size_t)vocab;
+    for (size_t i = 0; i < n; i++) {
+        float *restrict d = dy + i * v;
+        const float *restrict r = y + i * v;
+        const float dot = lane_dot(d, r, v);
+        for (size_t j = 0; j < v; j++)
+            d[j] = scale * r[j] * (d[j] - dot);
+    }
+}

@@ -37,10 +37,10 @@ chargan_status cg_gan_alloc(chargan_trainer *tr)
     ok = ok && (w->d_logits = cg_alloc_floats(2 * B)) != NULL;
     ok = ok && (w->row_rng = cg_malloc(B * sizeof(cg_rng))) != NULL;
     ok = ok && (w->step_mean = cg_malloc(T * sizeof(double))) != NULL;
-    if (ok && tr->cfg.estimator == CHARGAN_GAN_GUMBEL) {
+    /* Sharded steps have their own per shard; the evaluation makes this one
+     * when it needs it. */
+    if (ok && tr->cfg.estimator == CHARGAN_GAN_GUMBEL && !cg_gan_sharded(tr))
         ok = (w->soft = cg_alloc_floats(T * B * V)) != NULL;
-        ok = ok && (w->dsoft = cg_alloc_floats(T * B * V)) != NULL;
-    }
     if (!ok)
         return CHARGAN_E_NOMEM;
     chargan_sample_options so;
@@ -83,7 +83,6 @@ void cg_gan_free(chargan_trainer *tr)
     cg_free_floats(w->rewards);
     cg_free_floats(w->targets);
     cg_free_floats(w->soft);
-    cg_free_floats(w->dsoft);
     cg_free_floats(w->d_logits);
     cg_free(w->row_rng);
     cg_free(w->step_mean);
@@ -533,20 +532,12 @@ static chargan_status gumbel_step(chargan_trainer *tr, float *g_loss, float *d_l
     }
     loss /= B;
     memset(d->ws.logits, 0, (size_t)(T - 1) * B * sizeof(float));
-    cg_model_backward_input(d, tr->work.dsoft); /* D is not updated here */
-    /* Through the relaxation: y = softmax(beta (l + g)) gives
-     * dL/dl = beta y (dL/dy - <dL/dy, y>). */
+    /* D's gradient on the relaxed sample goes where G's logits were (G's
+     * backward needs only its gradient there), then through the relaxation
+     * y = softmax(beta (l + g)).  D is not updated here. */
+    cg_model_backward_input(d, g->ws.logits);
+    cg_softmax_rows_backward(g->ws.logits, tr->work.soft, (size_t)T * B, V, beta);
     cg_model_zero_grad(g);
-    size_t rows = (size_t)T * B;
-    for (size_t r = 0; r < rows; r++) {
-        const float *y = tr->work.soft + r * V, *dy = tr->work.dsoft + r * V;
-        float *dl = g->ws.logits + r * V;
-        float dot = 0.0f;
-        for (int v = 0; v < V; v++)
-            dot += dy[v] * y[v];
-        for (int v = 0; v < V; v++)
-            dl[v] = beta * y[v] * (dy[v] - dot);
-    }
     cg_model_backward(g, NULL);
     if (d_loss)
         *d_loss = (float)(d_sum / tr->cfg.d_steps);
@@ -603,8 +594,7 @@ chargan_status cg_gan_shards_alloc(chargan_trainer *tr)
         ok = ok && (gs->targets = cg_alloc_floats(cells)) != NULL;
         ok = ok && (gs->d_logits = cg_alloc_floats(2 * (size_t)rows)) != NULL;
         if (ok && relaxed)
-            ok = (gs->soft = cg_alloc_floats(cells * V)) != NULL &&
-                 (gs->dsoft = cg_alloc_floats(cells * V)) != NULL;
+            ok = (gs->soft = cg_alloc_floats(cells * V)) != NULL;
         if (!ok)
             return CHARGAN_E_NOMEM;
     }
@@ -623,7 +613,6 @@ void cg_gan_shards_free(cg_shards *sh)
         cg_free_floats(gs->weights);
         cg_free_floats(gs->targets);
         cg_free_floats(gs->soft);
-        cg_free_floats(gs->dsoft);
         cg_free_floats(gs->d_logits);
         memset(gs, 0, sizeof *gs);
     }
@@ -810,18 +799,9 @@ static void shard_g_gumbel(chargan_trainer *tr, int s)
         last[b] = dx;
     }
     memset(d->ws.logits, 0, (size_t)(T - 1) * rows * sizeof(float));
-    cg_model_backward_input(d, gs->dsoft);
+    cg_model_backward_input(d, g->ws.logits); /* as gumbel_step */
+    cg_softmax_rows_backward(g->ws.logits, gs->soft, (size_t)T * rows, V, beta);
     cg_model_zero_grad(g);
-    const size_t n = (size_t)T * rows;
-    for (size_t r = 0; r < n; r++) {
-        const float *y = gs->soft + r * V, *dy = gs->dsoft + r * V;
-        float *dl = g->ws.logits + r * V;
-        float dot = 0.0f;
-        for (int v = 0; v < V; v++)
-            dot += dy[v] * y[v];
-        for (int v = 0; v < V; v++)
-            dl[v] = beta * y[v] * (dy[v] - dot);
-    }
     cg_model_backward(g, NULL);
 }
 
@@ -1005,6 +985,10 @@ chargan_status chargan_trainer_eval_discriminator(chargan_trainer *tr, uint32_t 
         return st;
     int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len;
     bool soft = tr->cfg.estimator == CHARGAN_GAN_GUMBEL;
+    if (soft && !tr->work.soft &&
+        !(tr->work.soft = cg_alloc_floats((size_t)T * B * (size_t)tr->gen->V)))
+        return cg_fail(&tr->err, CHARGAN_E_NOMEM, "chargan_trainer_eval_discriminator: out of "
+                       "memory for the relaxed samples");
     /* Its own RNG stream, so measuring does not perturb training. */
     cg_rng saved = tr->rng;
     cg_rng_seed_stream(&tr->rng, tr->cfg.seed, 0x6576616cu /* "eval" */);
@@ -1025,6 +1009,10 @@ chargan_status chargan_trainer_eval_discriminator(chargan_trainer *tr, uint32_t 
         total += 2 * rows;
     }
     tr->rng = saved;
+    if (cg_gan_sharded(tr)) {
+        cg_free_floats(tr->work.soft);
+        tr->work.soft = NULL;
+    }
     if (!cg_trainer_keeps_full_workspaces(tr)) {
         cg_model_release(tr->gen);
         cg_model_release(tr->disc);

@@ -56,6 +56,9 @@ double cg_bce_logits(const float *logits, size_t n, const float *targets, const 
                      float grad_scale, float *dlogits);
 /* In place: each row becomes softmax(scale * row). */
 void cg_softmax_rows(float *x, size_t n, int vocab, float scale);
+/* Its backward, in place: given y = softmax(scale x) and dy = dL/dy, dy
+ * becomes dL/dx = scale y (dy - <dy, y>), row by row.  dy is not y. */
+void cg_softmax_rows_backward(float *dy, const float *y, size_t n, int vocab, float scale);
 
 /* ---------------------------------------------------------------- lstm.c */
 

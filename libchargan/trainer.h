@@ -24,7 +24,7 @@ typedef struct cg_gan_shard {
     cg_sampler sampler;
     int32_t *fake;                      /* T x rows sampled ids */
     float *rewards, *weights, *targets; /* T x rows */
-    float *soft, *dsoft;                /* T x rows x V (Gumbel) */
+    float *soft;                        /* T x rows x V (Gumbel) */
     float *d_logits;                    /* 2 x rows final discriminator logits */
     int correct;
 } cg_gan_shard;
@@ -71,8 +71,7 @@ typedef struct cg_gan_work {
     float *weights;    /* T x B per-token weights (advantages) */
     float *rewards;    /* T x B */
     float *targets;    /* T x B discriminator targets */
-    float *soft;       /* T x B x V relaxed one-hots (Gumbel) */
-    float *dsoft;      /* T x B x V */
+    float *soft;       /* T x B x V relaxed one-hots (Gumbel, unsharded) */
     float *d_logits;   /* 2 x B saved final discriminator logits */
     cg_sampler sampler;  /* temperature 1, reserved ids allowed: the policy itself */
     cg_rng *row_rng;     /* B sampling streams, one per global row (cg_trainer_seed_rows) */

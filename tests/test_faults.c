@@ -336,6 +336,7 @@ static void with_mle_trainer(fx *f) { f->tr = make_trainer(CHARGAN_GAN_NONE, 1);
 static void with_sharded_trainer(fx *f) { f->tr = make_trainer(CHARGAN_GAN_NONE, 2); }
 static void with_reinforce_trainer(fx *f) { f->tr = make_trainer(CHARGAN_GAN_REINFORCE, 1); }
 static void with_gumbel_trainer(fx *f) { f->tr = make_trainer(CHARGAN_GAN_GUMBEL, 1); }
+static void with_sharded_gumbel_trainer(fx *f) { f->tr = make_trainer(CHARGAN_GAN_GUMBEL, 2); }
 static void with_bare_trainer(fx *f)
 {
     chargan_trainer_config tc = trainer_config(CHARGAN_GAN_NONE, 1);
@@ -581,6 +582,7 @@ static const op_def alloc_ops[] = {
     {"trainer_adversarial", with_gumbel_trainer, run_adversarial},
     {"trainer_evaluate", with_mle_trainer, run_evaluate},
     {"trainer_eval_discriminator", with_gumbel_trainer, run_eval_disc},
+    {"trainer_eval_discriminator (Gumbel, 2 threads)", with_sharded_gumbel_trainer, run_eval_disc},
     {"trainer_save", with_trainer_file, run_trainer_save},
     {"trainer_load", with_trainer_file, run_trainer_load},
     {"bleu", NULL, run_bleu},
