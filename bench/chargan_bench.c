@@ -488,8 +488,9 @@ int main(int argc, char **argv)
     CHECK(chargan_tokenizer_new(NULL, &s.tok));
     CHECK(chargan_tokenizer_fit(s.tok, text, len));
     CHECK(chargan_tokenizer_vocab_size(s.tok, &s.vocab));
-    fprintf(stderr, "libchargan %s threads=%d vocab=%u (65 characters + 2 reserved ids) chars=%zu "
-                    "quick=%d\n", chargan_version(), a.threads, s.vocab, len, a.quick);
+    fprintf(stderr, "libchargan %s threads=%d vocab=%u (%u characters + %d reserved ids) chars=%zu "
+                    "quick=%d\n", chargan_version(), a.threads, s.vocab,
+            s.vocab - CHARGAN_NUM_RESERVED_IDS, CHARGAN_NUM_RESERVED_IDS, len, a.quick);
     if (a.curve || only) { /* the modes that run one thing instead of the comparison */
         if (a.curve)
             run_curve(&s);
