@@ -40,7 +40,7 @@ void cg_dense_backward(const float *w, int in, int out, size_t n, const float *x
 
 /* db (cols) += the column sums of the n x cols matrix m. */
 void cg_add_column_sums(float *restrict db, const float *restrict m, size_t n, size_t cols);
-/* The largest of x[0..n), n >= 1 (NaNs after x[0] are passed over). */
+/* The largest of x[0..n), n >= 1; with a NaN in x, unspecified (NaN or not). */
 float cg_row_max(const float *x, size_t n);
 
 /* Fused, numerically stable softmax cross-entropy over n rows of vocab logits.
