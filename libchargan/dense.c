@@ -90,29 +90,26 @@ CG_VECTOR_CLONES float cg_row_max(const float *x, size_t n)
     return out;
 }
 
-/* x[j] = e^(x[j] - m) in place, exactly 0 below e^-87 (a probability that
- * small is 0 to float precision next to the maximum's 1); returns their
- * sum, added in double lanes. */
-CG_VECTOR_CLONES static double exp_shifted(float *restrict x, float m, size_t n)
+CG_VECTOR_CLONES double cg_exp_shifted(float *restrict x, size_t n, float m, float scale)
 {
     double lane[LANES] = {0};
     size_t j = 0;
     for (; j + LANES <= n; j += LANES)
         for (size_t k = 0; k < LANES; k++) {
-            x[j + k] = cg_vexpf_flush(x[j + k] - m);
+            x[j + k] = cg_vexpf_flush((x[j + k] - m) * scale);
             lane[k] += x[j + k];
         }
     double sum = 0.0;
     for (size_t k = 0; k < LANES; k++)
         sum += lane[k];
     for (; j < n; j++) {
-        x[j] = cg_vexpf_flush(x[j] - m);
+        x[j] = cg_vexpf_flush((x[j] - m) * scale);
         sum += x[j];
     }
     return sum;
 }
 
-/* The sum of e^(x[j] - m), x left as it is; added as exp_shifted adds. */
+/* The sum of e^(x[j] - m), x left as it is; added as cg_exp_shifted adds. */
 CG_VECTOR_CLONES static double exp_shifted_sum(const float *restrict x, float m, size_t n)
 {
     double lane[LANES] = {0};
@@ -146,7 +143,7 @@ double cg_softmax_xent(const float *logits, size_t n, int vocab, const int32_t *
         if (d) {
             if (d != x)
                 memcpy(d, x, v * sizeof(float));
-            sum = exp_shifted(d, m, v);
+            sum = cg_exp_shifted(d, v, m, 1.0f);
         } else {
             sum = exp_shifted_sum(x, m, v);
         }
@@ -188,9 +185,7 @@ void cg_softmax_rows(float *x, size_t n, int vocab, float scale)
     const size_t v = (size_t)vocab;
     for (size_t i = 0; i < n; i++) {
         float *r = x + i * v;
-        for (size_t j = 0; j < v; j++)
-            r[j] *= scale;
-        const float inv = (float)(1.0 / exp_shifted(r, cg_row_max(r, v), v));
+        const float inv = (float)(1.0 / cg_exp_shifted(r, v, cg_row_max(r, v), scale));
         for (size_t j = 0; j < v; j++)
             r[j] *= inv;
     }

@@ -42,6 +42,13 @@ void cg_dense_backward(const float *w, int in, int out, size_t n, const float *x
 void cg_add_column_sums(float *restrict db, const float *restrict m, size_t n, size_t cols);
 /* The largest of x[0..n), n >= 1; with a NaN in x, unspecified (NaN or not). */
 float cg_row_max(const float *x, size_t n);
+/* In place: x[j] = e^((x[j] - m) scale), scale >= 0, exactly 0 below e^-87
+ * (a probability that small is 0 to float precision next to the maximum's
+ * 1); returns their sum, added in 16 double lanes.  m is subtracted before
+ * scaling: x scale overflows for a huge scale (a temperature near 0), and
+ * inf - inf is NaN.  The exponentials of softmax, the row softmax and the
+ * sampler. */
+double cg_exp_shifted(float *x, size_t n, float m, float scale);
 
 /* Fused, numerically stable softmax cross-entropy over n rows of vocab logits.
  * Returns sum_i weight_i * -log softmax(logits_i)[targets_i] in double (weight
@@ -54,7 +61,7 @@ double cg_softmax_xent(const float *logits, size_t n, int vocab, const int32_t *
  * (sigmoid(x_i) - y_i).  targets are in [0, 1]. */
 double cg_bce_logits(const float *logits, size_t n, const float *targets, const float *weights,
                      float grad_scale, float *dlogits);
-/* In place: each row becomes softmax(scale * row). */
+/* In place: each row becomes softmax(scale * row), scale >= 0. */
 void cg_softmax_rows(float *x, size_t n, int vocab, float scale);
 /* Its backward, in place: given y = softmax(scale x) and dy = dL/dy, dy
  * becomes dL/dx = scale y (dy - <dy, y>), row by row.  dy is not y. */

@@ -108,30 +108,6 @@ static int32_t draw_from(const float *p, int V, float total, cg_rng *rng)
     return last; /* rounding: u landed on the total */
 }
 
-/* p[i] = e^((x[i] - max) inv_t), exactly 0 where that is below e^-87;
- * returns their sum, added in 16 float lanes so that the loop vectorises. */
-CG_VECTOR_CLONES static float exp_scaled(float *restrict p, const float *restrict x, int n,
-                                         float max, float inv_t)
-{
-    float lane[16] = {0};
-    int i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int k = 0; k < 16; k++) {
-            /* The maximum is subtracted before scaling: logits / temperature
-             * overflows to infinity for tiny temperatures, and inf - inf is NaN. */
-            p[i + k] = cg_vexpf_flush((x[i + k] - max) * inv_t);
-            lane[k] += p[i + k];
-        }
-    float total = 0.0f;
-    for (int k = 0; k < 16; k++)
-        total += lane[k];
-    for (; i < n; i++) {
-        p[i] = cg_vexpf_flush((x[i] - max) * inv_t);
-        total += p[i];
-    }
-    return total;
-}
-
 int32_t cg_sampler_draw(cg_sampler *s, const float *logits, cg_rng *rng)
 {
     int V = s->V;
@@ -139,12 +115,13 @@ int32_t cg_sampler_draw(cg_sampler *s, const float *logits, cg_rng *rng)
     int first = s->allow_reserved ? 0 : CHARGAN_NUM_RESERVED_IDS;
     for (int i = 0; i < first; i++)
         p[i] = 0.0f;
-    const float max = cg_row_max(logits + first, (size_t)(V - first));
-    float total = exp_scaled(p + first, logits + first, V - first, max, s->inv_temperature);
+    const int n = V - first;
+    memcpy(p + first, logits + first, (size_t)n * sizeof(float));
+    float total = (float)cg_exp_shifted(p + first, (size_t)n, cg_row_max(p + first, (size_t)n),
+                                        s->inv_temperature);
     if (!s->order)
         return draw_from(p, V, total, rng);
 
-    int n = V - first;
     for (int i = 0; i < n; i++)
         s->order[i] = first + i;
     sort_values = p;
