@@ -468,13 +468,15 @@ static chargan_trainer *threaded_update_trainer(chargan_optimizer *opt, chargan_
     return tr;
 }
 
-/* The first index where a and b differ in their bits, n if none. */
-static size_t first_difference(const float *a, const float *b, size_t n)
+/* got and want (one thread's) hold the same bits; the first that differs
+ * is named with what (say "step 1: parameter"). */
+static void assert_same_bits(const float *got, const float *want, size_t n, const char *what)
 {
-    for (size_t i = 0; i < n; i++)
-        if (memcmp(&a[i], &b[i], sizeof(float)))
-            return i;
-    return n;
+    size_t i = 0;
+    while (i < n && !memcmp(&got[i], &want[i], sizeof(float)))
+        i++;
+    ck_assert_msg(i == n, "%s %zu of %zu is %a, one thread gives %a", what, i, n, (double)got[i],
+                  (double)want[i]);
 }
 
 /* The replicas' gradients are summed on the trainer's threads, each thread a
@@ -497,9 +499,7 @@ START_TEST(sharded_gradient_sum_matches_one_thread)
     for (size_t i = 0; i < n; i++)
         expect[i] = (g->grads[i] + sh->gen[1]->grads[i]) + sh->gen[2]->grads[i];
     cg_shards_sum_grads(sh, g, sh->gen);
-    const size_t bad = first_difference(g->grads, expect, n);
-    ck_assert_msg(bad == n, "gradient %zu of %zu is %a, one thread gives %a", bad, n,
-                  (double)g->grads[bad], (double)expect[bad]);
+    assert_same_bits(g->grads, expect, n, "gradient");
     free(expect);
     chargan_trainer_free(tr);
 }
@@ -536,12 +536,11 @@ START_TEST(sharded_update_matches_one_thread_update)
         ck_assert_int_eq(cg_optimizer_step(reference, params, grads, n, &expect_norm), CHARGAN_OK);
         ck_assert_msg(memcmp(&norm, &expect_norm, sizeof norm) == 0,
                       "step %d: norm %.17g, one thread gives %.17g", step, norm, expect_norm);
-        const size_t bad_p = first_difference(g->params, params, n),
-                     bad_g = first_difference(g->grads, grads, n);
-        ck_assert_msg(bad_p == n, "step %d: parameter %zu of %zu is %a, one thread gives %a",
-                      step, bad_p, n, (double)g->params[bad_p], (double)params[bad_p]);
-        ck_assert_msg(bad_g == n, "step %d: gradient %zu of %zu is %a, one thread gives %a", step,
-                      bad_g, n, (double)g->grads[bad_g], (double)grads[bad_g]);
+        char what[32];
+        snprintf(what, sizeof what, "step %d: parameter", step);
+        assert_same_bits(g->params, params, n, what);
+        snprintf(what, sizeof what, "step %d: gradient", step);
+        assert_same_bits(g->grads, grads, n, what);
     }
     free(params);
     free(grads);
