@@ -35,6 +35,7 @@ typedef struct args {
     int sample1_len;
     double budget, lr, gan_lr;
     double forget_bias; /* of every model; 0 by default, as the peer's nn.LSTM */
+    double tau;         /* the Gumbel step's fixed temperature: beta_start = beta_max = 1 / tau */
     uint64_t seed;
     int quick, no_budget;
     const char *only; /* --only: one timed section alone (scripts/placement.sh), or NULL */
@@ -175,6 +176,7 @@ static chargan_trainer *new_trainer(const setup *s, int E, int H, int estimator)
     tc.threads = (uint32_t)a->threads;
     tc.seed = a->seed;
     tc.estimator = estimator;
+    tc.beta_start = tc.beta_max = (float)(1.0 / a->tau); /* no annealing, as the peer */
     chargan_model *g = new_model(s, CHARGAN_GENERATOR, E, H);
     chargan_model *d = estimator ? new_model(s, CHARGAN_DISCRIMINATOR, E, H) : NULL;
     double lr = estimator ? a->gan_lr : a->lr;
@@ -387,7 +389,7 @@ static void usage(void)
             "usage: chargan_bench [--corpus FILE] [--threads N] [--quick] [--no-budget] [--budget S]\n"
             "         [--reps N] [--warmup N] [--seed S] [--batch B] [--seq T] [--mle-steps N]\n"
             "         [--gan-steps N] [--sample-batch N] [--sample-len N] [--lr LR] [--gan-lr LR]\n"
-            "         [--tau 1] [--gan-feed hard] [--forget-bias B] [--plain-output-bias]\n"
+            "         [--tau T] [--gan-feed hard] [--forget-bias B] [--plain-output-bias]\n"
             "         [--curve N,N,...] [--only mle|gumbel|reinforce]\n"
             "The options are the peer's (torch_peer.py), so one command line serves both,\n"
             "but --forget-bias (default 0, as the peer's), --plain-output-bias (generators keep\n"
@@ -429,7 +431,7 @@ int main(int argc, char **argv)
     args a = {.corpus = "data/tinyshakespeare.txt", .threads = 2, .reps = 5, .warmup = 3,
               .mle_steps = 10, .gan_steps = 3, .batch = 32, .seq = 64, .sample_batch = 32,
               .sample_len = 256, .sample1_len = 2048, .budget = 60.0, .lr = 2e-3, .gan_lr = 1e-4,
-              .seed = 1234};
+              .seed = 1234, .tau = 1.0};
     int *count;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
@@ -456,9 +458,10 @@ int main(int argc, char **argv)
         else if (i + 1 < argc && !strcmp(o, "--only"))
             a.only = argv[++i];
         else if (i + 1 < argc && !strcmp(o, "--tau")) {
-            /* the library's Gumbel temperature starts at 1 (beta = 1 / tau) */
-            if (atof(argv[++i]) != 1.0)
-                die_usage("only --tau 1 is measured: the library anneals beta from 1");
+            /* the peer's softmax(x / tau) is the library's beta = 1 / tau, held fixed */
+            a.tau = atof(argv[++i]);
+            if (!(a.tau >= 1e-6 && a.tau <= 1e3))
+                die_usage("--tau must be in [1e-6, 1e3] (beta = 1 / tau in [1e-3, 1e6])");
         } else if (i + 1 < argc && !strcmp(o, "--gan-feed")) {
             /* the library feeds the hard token back, as the peer's default */
             if (strcmp(argv[++i], "hard"))
@@ -594,9 +597,9 @@ int main(int argc, char **argv)
                "\"budget_s\": %.1f, ", val_bpc, val_bpc_win, budget_steps, a.budget);
     printf("\"threads\": %d, \"vocab\": %u, \"batch\": %d, \"seq\": %d, \"sample_batch\": %d, "
            "\"sample_len\": %d, \"sample1_len\": %d, \"forget_bias\": %g, \"output_bias\": \"%s\", "
-           "\"version\": \"%s\", \"quick\": %s}\n",
+           "\"tau\": %g, \"gan_feed\": \"hard\", \"version\": \"%s\", \"quick\": %s}\n",
            a.threads, s.vocab, a.batch, a.seq, a.sample_batch, a.sample_len, a.sample1_len,
-           a.forget_bias, a.plain_output_bias ? "plain" : "unigram", chargan_version(),
+           a.forget_bias, a.plain_output_bias ? "plain" : "unigram", a.tau, chargan_version(),
            a.quick ? "true" : "false");
     free(s.val_ids);
     chargan_tokenizer_free(s.tok);

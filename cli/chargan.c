@@ -64,7 +64,8 @@ static const char help_train[] =
     "  --mle-weight X           weight of an MLE term in the generator loss (default 0)\n"
     "  --gamma X                reinforce: discount of per-step rewards (default 0.9)\n"
     "  --rollouts K             reinforce: Monte-Carlo rollouts per prefix (default 0)\n"
-    "  --beta-max X             gumbel: final inverse temperature (default 1)\n"
+    "  --beta-start X           gumbel: initial inverse temperature, 1 / tau (default 1)\n"
+    "  --beta-max X             gumbel: final inverse temperature, >= --beta-start (default 1)\n"
     "  --anneal exp|linear      gumbel: schedule of beta (default exp)\n"
     "  --anneal-steps N         gumbel: rounds over which beta rises (default --gan-steps)\n"
     "  --loss standard|rsgan    gumbel: GAN loss (default standard)\n";

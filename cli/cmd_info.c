@@ -185,6 +185,7 @@ static int print_trainer(const char *path)
             printf("  gamma: %g\n", tc.gamma);
             printf("  rollouts: %u\n", tc.rollouts);
         } else {
+            printf("  beta_start: %g\n", tc.beta_start);
             printf("  beta_max: %g\n", tc.beta_max);
             printf("  anneal: %s over %u steps\n",
                    tc.anneal == CHARGAN_ANNEAL_LINEAR ? "linear" : "exp", tc.anneal_steps);

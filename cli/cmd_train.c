@@ -39,7 +39,7 @@ typedef struct train_args {
     int gan_loss;  /* index into loss_choices */
     uint64_t pretrain_steps, d_pretrain_steps, gan_steps;
     uint32_t d_steps, rollouts, anneal_steps;
-    float gamma, mle_weight, beta_max;
+    float gamma, mle_weight, beta_start, beta_max;
     float gan_lr; /* the discriminator's rate, and the generator's in the rounds */
 } train_args;
 
@@ -201,8 +201,8 @@ static int run_phase(train_ctx *c, chargan_phase phase, uint64_t done, uint64_t 
 /* Options that only mean something in adversarial training. */
 static const char *const gan_only[] = {"pretrain-steps", "d-pretrain-steps", "gan-steps",
                                        "d-steps", "gamma", "rollouts", "mle-weight",
-                                       "beta-max", "anneal", "anneal-steps", "loss", "gan-lr",
-                                       NULL};
+                                       "beta-start", "beta-max", "anneal", "anneal-steps",
+                                       "loss", "gan-lr", NULL};
 
 static int check_combinations(const train_args *a, const cli_option *opts, size_t n)
 {
@@ -240,8 +240,8 @@ static int check_combinations(const train_args *a, const cli_option *opts, size_
             }
         }
     } else {
-        static const char *const gumbel_only[] = {"beta-max", "anneal", "anneal-steps", "loss",
-                                                  NULL};
+        static const char *const gumbel_only[] = {"beta-start", "beta-max", "anneal",
+                                                  "anneal-steps", "loss", NULL};
         static const char *const reinforce_only[] = {"gamma", "rollouts", NULL};
         const char *const *wrong = a->gan == 0 ? gumbel_only : reinforce_only;
         for (size_t i = 0; wrong[i]; i++) {
@@ -250,6 +250,17 @@ static int check_combinations(const train_args *a, const cli_option *opts, size_
                 return -1;
             }
         }
+    }
+    /* beta rises from --beta-start to --beta-max, which is 1 unless given */
+    if (!seen(opts, n, "beta-max") && a->beta_start > a->beta_max) {
+        cli_error("--beta-start: %g is above --beta-max (default 1); give --beta-max too (the same "
+                  "value for a fixed temperature)", (double)a->beta_start);
+        return -1;
+    }
+    if (a->beta_max < a->beta_start) {
+        cli_error("--beta-max: %g is below --beta-start %g", (double)a->beta_max,
+                  (double)a->beta_start);
+        return -1;
     }
     return 0;
 }
@@ -362,6 +373,7 @@ static int check_resume_options(const train_args *a, const cli_option *opts, siz
     SAME_FLOAT("gamma", a->gamma, tc.gamma);
     SAME_UINT("rollouts", a->rollouts, tc.rollouts);
     SAME_FLOAT("mle-weight", a->mle_weight, tc.mle_weight);
+    SAME_FLOAT("beta-start", a->beta_start, tc.beta_start);
     SAME_FLOAT("beta-max", a->beta_max, tc.beta_max);
     SAME_NAME("anneal", anneal_choices[a->anneal], anneal_choices[ckpt_anneal]);
     SAME_UINT("anneal-steps", a->anneal_steps, tc.anneal_steps);
@@ -463,6 +475,7 @@ static int create_trainer(const train_args *a, const char *text, size_t len,
         tc.gamma = a->gamma;
         tc.rollouts = a->rollouts;
         tc.mle_weight = a->mle_weight;
+        tc.beta_start = a->beta_start;
         tc.beta_max = a->beta_max;
         tc.anneal = a->anneal == 0 ? CHARGAN_ANNEAL_EXP : CHARGAN_ANNEAL_LINEAR;
         tc.anneal_steps = a->anneal_steps;
@@ -509,6 +522,7 @@ int cli_cmd_train(int argc, char **argv)
         a.gamma = tc.gamma;
         a.rollouts = tc.rollouts;
         a.mle_weight = tc.mle_weight;
+        a.beta_start = tc.beta_start;
         a.beta_max = tc.beta_max;
         a.anneal = tc.anneal == CHARGAN_ANNEAL_LINEAR ? 1 : 0;
         a.gan_loss = tc.gan_loss == CHARGAN_LOSS_RELATIVISTIC ? 1 : 0;
@@ -552,7 +566,8 @@ int cli_cmd_train(int argc, char **argv)
         CLI_OPT_FLOAT("gamma", &a.gamma, 0, 1, 0, 0),
         CLI_OPT_U32("rollouts", 0, &a.rollouts, 0, 64),
         CLI_OPT_FLOAT("mle-weight", &a.mle_weight, 0, 1e6, 0, 0),
-        CLI_OPT_FLOAT("beta-max", &a.beta_max, 1, 1e6, 0, 0),
+        CLI_OPT_FLOAT("beta-start", &a.beta_start, 1e-3, 1e6, 0, 0),
+        CLI_OPT_FLOAT("beta-max", &a.beta_max, 1e-3, 1e6, 0, 0),
         CLI_OPT_CHOICE("anneal", &a.anneal, anneal_choices),
         CLI_OPT_U32("anneal-steps", 0, &a.anneal_steps, 1, UINT32_MAX),
         CLI_OPT_CHOICE("loss", &a.gan_loss, loss_choices),

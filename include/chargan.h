@@ -500,10 +500,11 @@ typedef enum chargan_gan_loss {
     CHARGAN_LOSS_RELATIVISTIC = 1 /**< RSGAN */
 } chargan_gan_loss;
 
-/** Schedule of the Gumbel-softmax inverse temperature beta from 1 to beta_max. */
+/** Schedule of the Gumbel-softmax inverse temperature beta from beta_start
+ *  (default 1) to beta_max; s = min(step / anneal_steps, 1). */
 typedef enum chargan_anneal {
-    CHARGAN_ANNEAL_EXP = 0,   /**< beta = beta_max^(step / anneal_steps) */
-    CHARGAN_ANNEAL_LINEAR = 1 /**< beta = 1 + (beta_max - 1) * step / anneal_steps */
+    CHARGAN_ANNEAL_EXP = 0,   /**< beta = beta_start (beta_max / beta_start)^s */
+    CHARGAN_ANNEAL_LINEAR = 1 /**< beta = beta_start + (beta_max - beta_start) s */
 } chargan_anneal;
 
 /** Settings of a trainer; fill with chargan_trainer_config_init(). */
@@ -523,10 +524,16 @@ typedef struct chargan_trainer_config {
     float baseline_decay;    /**< REINFORCE: moving-average baseline decay, default 0.9 */
     uint32_t rollouts;       /**< REINFORCE: Monte-Carlo rollouts per prefix (0 = per-step rewards) */
     float mle_weight;        /**< weight of an MLE term mixed into the generator loss, default 0 */
-    float beta_max;          /**< Gumbel: final inverse temperature, default 1 (no annealing) */
+    float beta_max;          /**< Gumbel: final inverse temperature, >= beta_start, <= 1e6,
+                                  default 1 (no annealing) */
     int32_t anneal;          /**< Gumbel: a chargan_anneal, default CHARGAN_ANNEAL_EXP */
-    uint32_t anneal_steps;   /**< Gumbel: steps over which beta goes from 1 to beta_max, default 1000 */
+    uint32_t anneal_steps;   /**< Gumbel: steps over which beta goes from beta_start to
+                                  beta_max, default 1000 */
     int32_t gan_loss;        /**< Gumbel: a chargan_gan_loss, default CHARGAN_LOSS_STANDARD */
+    /* Added after the first layout: a caller whose struct_size ends above
+     * (built against an older header) gets the defaults below. */
+    float beta_start;        /**< Gumbel: initial inverse temperature (1 / tau) in [1e-3, 1e6];
+                                  default 1, and 0 means 1 */
 } chargan_trainer_config;
 
 /** Fills *cfg with the defaults above.  Thread-safe.

@@ -301,13 +301,13 @@ static uint64_t f32_bits(float f)
 /* What every rank must agree on, as u64s compared by MIN and MAX. */
 enum {
     AG_BATCH, AG_SEQ, AG_ESTIMATOR, AG_D_STEPS, AG_ROLLOUTS, AG_GAMMA, AG_DECAY, AG_MLE_WEIGHT,
-    AG_BETA_MAX, AG_ANNEAL, AG_ANNEAL_STEPS, AG_GAN_LOSS, AG_VAL_FRACTION, AG_G_WEIGHTS,
-    AG_D_WEIGHTS, AG_VOCAB, AG_GLOBAL_STEP, AG_D_UPDATES, AG_GAN_STEPS, AG_G_OPT_STEPS,
-    AG_D_OPT_STEPS, AG_CORPUS_KIND, AG_CORPUS_IDS, AG_CORPUS_CRC, AG_N
+    AG_BETA_START, AG_BETA_MAX, AG_ANNEAL, AG_ANNEAL_STEPS, AG_GAN_LOSS, AG_VAL_FRACTION,
+    AG_G_WEIGHTS, AG_D_WEIGHTS, AG_VOCAB, AG_GLOBAL_STEP, AG_D_UPDATES, AG_GAN_STEPS,
+    AG_G_OPT_STEPS, AG_D_OPT_STEPS, AG_CORPUS_KIND, AG_CORPUS_IDS, AG_CORPUS_CRC, AG_N
 };
 static const char *const ag_names[AG_N] = {
     "batch", "seq_len", "estimator", "d_steps", "rollouts", "gamma", "baseline_decay",
-    "mle_weight", "beta_max", "anneal", "anneal_steps", "gan_loss", "val_fraction",
+    "mle_weight", "beta_start", "beta_max", "anneal", "anneal_steps", "gan_loss", "val_fraction",
     "generator weights", "discriminator weights", "vocabulary size", "global step",
     "discriminator updates", "adversarial steps", "generator optimizer steps",
     "discriminator optimizer steps", "corpus kind", "corpus length", "corpus CRC-32"};
@@ -323,6 +323,7 @@ static void agreement_values(const chargan_trainer *tr, uint64_t *v)
     v[AG_GAMMA] = f32_bits(c->gamma);
     v[AG_DECAY] = f32_bits(c->baseline_decay);
     v[AG_MLE_WEIGHT] = f32_bits(c->mle_weight);
+    v[AG_BETA_START] = f32_bits(c->beta_start);
     v[AG_BETA_MAX] = f32_bits(c->beta_max);
     v[AG_ANNEAL] = (uint64_t)(uint32_t)c->anneal;
     v[AG_ANNEAL_STEPS] = c->anneal_steps;

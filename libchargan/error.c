@@ -72,15 +72,15 @@ bool cg_struct_size_ok(const void *s, size_t given, size_t min_size, size_t our_
     return true;
 }
 
-chargan_status cg_init_struct(void *dst, size_t dst_size, const void *defaults, size_t our_size,
-                              const char *fn)
+chargan_status cg_init_struct(void *dst, size_t dst_size, const void *defaults, size_t min_size,
+                              size_t our_size, const char *fn)
 {
-    if (!dst || dst_size < our_size)
+    if (!dst || dst_size < min_size)
         return cg_fail(NULL, CHARGAN_E_INVALID, "%s: %s (struct_size %zu, at least %zu)", fn,
-                       dst ? "struct too small" : "NULL struct", dst_size, our_size);
+                       dst ? "struct too small" : "NULL struct", dst_size, min_size);
     /* A newer caller's extra fields are zeroed: zero means "nothing new asked". */
     memset(dst, 0, dst_size);
-    memcpy(dst, defaults, our_size);
+    memcpy(dst, defaults, dst_size < our_size ? dst_size : our_size);
     memcpy(dst, &dst_size, sizeof dst_size); /* struct_size is every such struct's first field */
     return CHARGAN_OK;
 }

@@ -96,10 +96,10 @@ double cg_gan_beta(const chargan_trainer *tr)
     double frac = (double)tr->gan.gan_steps / (double)tr->cfg.anneal_steps;
     if (frac > 1.0)
         frac = 1.0;
-    double bmax = tr->cfg.beta_max;
+    double b0 = tr->cfg.beta_start, bmax = tr->cfg.beta_max;
     if (tr->cfg.anneal == CHARGAN_ANNEAL_LINEAR)
-        return 1.0 + (bmax - 1.0) * frac;
-    return pow(bmax, frac);
+        return b0 + (bmax - b0) * frac;
+    return b0 * pow(bmax / b0, frac);
 }
 
 /* ------------------------------------------------------------------ generation */

@@ -42,15 +42,16 @@ chargan_status cg_vfail(cg_error *err, chargan_status status, const char *fmt, v
 chargan_status cg_fail_from(cg_error *err, chargan_status status, const char *prefix);
 /* The calling thread's last message. */
 const char *cg_thread_error(void);
+/* Fills a caller's size-prefixed struct of dst_size bytes with our defaults
+ * (our_size bytes, struct_size first), as many of them as it has room for;
+ * CHARGAN_E_INVALID if dst is NULL or smaller than min_size (the struct's
+ * first published version). */
+chargan_status cg_init_struct(void *dst, size_t dst_size, const void *defaults, size_t min_size,
+                              size_t our_size, const char *fn);
 /* Checks an options struct's struct_size field.  It must be at least
  * min_size (the struct's first published version).  A larger size than ours
  * comes from a newer header: accepted only if the bytes we do not know are all
  * zero, i.e. the caller asks for nothing this library lacks. */
-/* Fills a caller's size-prefixed struct of dst_size bytes with our defaults
- * (our_size bytes, struct_size first); CHARGAN_E_INVALID if dst is NULL or
- * smaller than the first published version, which for 0.1 is our_size. */
-chargan_status cg_init_struct(void *dst, size_t dst_size, const void *defaults, size_t our_size,
-                              const char *fn);
 bool cg_struct_size_ok(const void *s, size_t given, size_t min_size, size_t our_size);
 
 /* ---------------------------------------------------------------- memory (alloc.c) */

@@ -35,7 +35,7 @@ chargan_status chargan_model_config_init_sized(chargan_model_config *cfg,
 {
     chargan_model_config defaults;
     model_config_defaults(&defaults, kind);
-    return cg_init_struct(cfg, struct_size, &defaults, sizeof defaults,
+    return cg_init_struct(cfg, struct_size, &defaults, sizeof defaults, sizeof defaults,
                           "chargan_model_config_init");
 }
 

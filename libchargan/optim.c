@@ -138,7 +138,7 @@ chargan_status chargan_optimizer_config_init_sized(chargan_optimizer_config *cfg
 {
     chargan_optimizer_config defaults;
     optimizer_config_defaults(&defaults, kind);
-    return cg_init_struct(cfg, struct_size, &defaults, sizeof defaults,
+    return cg_init_struct(cfg, struct_size, &defaults, CONFIG_MIN_SIZE, sizeof defaults,
                           "chargan_optimizer_config_init");
 }
 

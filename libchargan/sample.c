@@ -35,7 +35,7 @@ chargan_status chargan_sample_options_init_sized(chargan_sample_options *opts, s
 {
     chargan_sample_options defaults;
     sample_options_defaults(&defaults);
-    return cg_init_struct(opts, struct_size, &defaults, sizeof defaults,
+    return cg_init_struct(opts, struct_size, &defaults, sizeof defaults, sizeof defaults,
                           "chargan_sample_options_init");
 }
 

@@ -194,7 +194,7 @@ chargan_status chargan_tokenizer_options_init_sized(chargan_tokenizer_options *o
 {
     chargan_tokenizer_options defaults;
     tokenizer_options_defaults(&defaults);
-    return cg_init_struct(opts, struct_size, &defaults, sizeof defaults,
+    return cg_init_struct(opts, struct_size, &defaults, sizeof defaults, sizeof defaults,
                           "chargan_tokenizer_options_init");
 }
 

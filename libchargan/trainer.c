@@ -11,6 +11,8 @@
 
 #define LN2 0.69314718055994530942
 #define CG_MAX_BATCH_TOKENS ((uint64_t)1 << 24)
+/* The first published chargan_trainer_config ends at gan_loss. */
+#define CONFIG_MIN_SIZE (offsetof(chargan_trainer_config, gan_loss) + sizeof(int32_t))
 
 static void trainer_config_defaults(chargan_trainer_config *cfg)
 {
@@ -33,13 +35,14 @@ static void trainer_config_defaults(chargan_trainer_config *cfg)
     cfg->anneal = CHARGAN_ANNEAL_EXP;
     cfg->anneal_steps = 1000;
     cfg->gan_loss = CHARGAN_LOSS_STANDARD;
+    cfg->beta_start = 1.0f;
 }
 
 chargan_status chargan_trainer_config_init_sized(chargan_trainer_config *cfg, size_t struct_size)
 {
     chargan_trainer_config defaults;
     trainer_config_defaults(&defaults);
-    return cg_init_struct(cfg, struct_size, &defaults, sizeof defaults,
+    return cg_init_struct(cfg, struct_size, &defaults, CONFIG_MIN_SIZE, sizeof defaults,
                           "chargan_trainer_config_init");
 }
 
@@ -72,8 +75,10 @@ static chargan_status config_check(cg_error *err, const chargan_trainer_config *
     CHECK_FIELD(c->rollouts <= 64, "rollouts %u above 64", c->rollouts);
     CHECK_FIELD(c->mle_weight >= 0.0f && c->mle_weight <= 1e6f, "mle_weight %g not in [0, 1e6]",
                 (double)c->mle_weight);
-    CHECK_FIELD(c->beta_max >= 1.0f && c->beta_max <= 1e6f, "beta_max %g not in [1, 1e6]",
-                (double)c->beta_max);
+    CHECK_FIELD(c->beta_start >= 1e-3f && c->beta_start <= 1e6f, "beta_start %g not in [1e-3, "
+                "1e6]", (double)c->beta_start);
+    CHECK_FIELD(c->beta_max >= c->beta_start && c->beta_max <= 1e6f, "beta_max %g not in "
+                "[beta_start = %g, 1e6]", (double)c->beta_max, (double)c->beta_start);
     CHECK_FIELD(c->anneal == CHARGAN_ANNEAL_EXP || c->anneal == CHARGAN_ANNEAL_LINEAR,
                 "anneal %d unknown", (int)c->anneal);
     CHECK_FIELD(c->anneal_steps >= 1, "anneal_steps must be >= 1");
@@ -243,10 +248,19 @@ chargan_status chargan_trainer_new(const chargan_trainer_config *cfg, chargan_mo
     if (!cfg || !generator || !out)
         return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_new: NULL %s",
                        !cfg ? "cfg" : !generator ? "generator" : "out");
-    if (!cg_struct_size_ok(cfg, cfg->struct_size, sizeof *cfg, sizeof *cfg))
+    if (!cg_struct_size_ok(cfg, cfg->struct_size, CONFIG_MIN_SIZE, sizeof *cfg))
         return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_new: cfg->struct_size %zu, "
-                       "expected %zu (call chargan_trainer_config_init)", cfg->struct_size,
-                       sizeof *cfg);
+                       "expected %zu (call chargan_trainer_config_init; a larger size needs its "
+                       "unknown tail zero)", cfg->struct_size, sizeof *cfg);
+    /* Only the bytes the caller declared; the fields past them are zero,
+     * which each later field reads as its default. */
+    chargan_trainer_config c;
+    memset(&c, 0, sizeof c);
+    memcpy(&c, cfg, cfg->struct_size < sizeof c ? cfg->struct_size : sizeof c);
+    c.struct_size = sizeof c;
+    if (c.beta_start == 0.0f)
+        c.beta_start = 1.0f;
+    cfg = &c;
     chargan_status st = config_check(NULL, cfg);
     if (st == CHARGAN_OK)
         st = check_pair(NULL, generator, discriminator, cfg);
@@ -303,7 +317,7 @@ chargan_status chargan_trainer_get_config(const chargan_trainer *tr, chargan_tra
     if (!tr || !cfg)
         return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_get_config: NULL argument");
     size_t size = cfg->struct_size;
-    if (size < sizeof *cfg && size < offsetof(chargan_trainer_config, gan_loss) + sizeof(int32_t))
+    if (size < CONFIG_MIN_SIZE)
         return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_get_config: struct_size %zu too "
                        "small", size);
     memcpy(cfg, &tr->cfg, size < sizeof *cfg ? size : sizeof *cfg);
@@ -1133,6 +1147,11 @@ static void write_trainer_section(const chargan_trainer *tr, cg_writer *w)
     cg_put_u64(w, tr->gan.gan_steps);
     cg_put_u32(w, tr->gan.baseline_set);
     cg_put_f32_array(w, tr->gan.baseline, c->seq_len);
+    /* Added after the first layout, and written only when it is not the
+     * default: a library that predates it then reads the file, and one
+     * that cannot follow it refuses the stray bytes. */
+    if (c->beta_start != 1.0f)
+        cg_put_f32(w, c->beta_start);
 }
 
 typedef struct trainer_state {
@@ -1166,9 +1185,19 @@ static chargan_status read_trainer_section(cg_reader *r, cg_error *err, trainer_
     c->estimator = (int32_t)estimator;
     c->anneal = (int32_t)anneal;
     c->gan_loss = (int32_t)gan_loss;
+    /* beta_start, added after the first layout, follows the baseline when
+     * it is not the default; it is checked with the rest of the config. */
+    size_t baseline_bytes = (size_t)c->seq_len * 4;
+    bool has_beta_start = cg_reader_left(r) == baseline_bytes + 4;
+    if (has_beta_start) {
+        cg_reader tail;
+        cg_reader_init(&tail, r->data + r->pos + baseline_bytes, 4);
+        cg_get_f32(&tail, &c->beta_start);
+    }
     if (config_check(err, c) != CHARGAN_OK)
         return cg_fail_from(err, CHARGAN_E_FORMAT, "trainer section: ");
-    if (!cg_get_view(r, &s->baseline, (size_t)c->seq_len * 4) || cg_reader_left(r) != 0)
+    if (!cg_get_view(r, &s->baseline, baseline_bytes) ||
+        cg_reader_left(r) != (has_beta_start ? 4 : 0))
         return cg_fail(err, CHARGAN_E_FORMAT, "trainer section: baseline of %u floats truncated "
                        "or followed by stray bytes", c->seq_len);
     /* The baseline enters every REINFORCE advantage: a non-finite value

@@ -18,10 +18,11 @@ latency_log = sys.argv[4] if len(sys.argv) > 4 else None
 
 # Both sides must have measured the same shapes (scripts/bench.sh gives its
 # options to both); older JSON without these keys ran the defaults.
-for key, default in (("batch", 32), ("seq", 64)):
+for key, default in (("batch", 32), ("seq", 64), ("tau", 1.0), ("gan_feed", "hard")):
     if ours.get(key, default) != peer.get(key, default):
         sys.exit(f"bench_table: {key} differs: libchargan {ours.get(key)}, peer {peer.get(key)}")
 shape = f"B={ours.get('batch', 32)} T={ours.get('seq', 64)}"
+tau = f", tau {ours['tau']:g}" if ours.get("tau", 1.0) != 1.0 else ""
 streams = f"{ours.get('sample_batch', 32)} x {ours.get('sample_len', 256)}"
 
 # key, label, better ("higher"/"lower"), target ratio ours-vs-peer (None: none)
@@ -30,7 +31,7 @@ ROWS = [
     ("mle_cps_E128_H128", f"MLE chars/s, E=128 H=128, {shape}", "higher", 3.0),
     ("sample_cps", f"sampling chars/s, {streams}", "higher", 3.0),
     ("sample1_cps", f"sampling chars/s, 1 x {ours.get('sample1_len', 2048)}", "higher", 10.0),
-    ("gan_steps_per_s", f"Gumbel GAN steps/s, {shape}", "higher", 5.0),
+    ("gan_steps_per_s", f"Gumbel GAN steps/s, {shape}{tau}", "higher", 5.0),
     ("reinforce_steps_per_s", f"REINFORCE GAN steps/s, {shape}", "higher", 5.0),
     ("peak_rss_mb", "peak RSS, MB", "lower", 10.0),
 ]

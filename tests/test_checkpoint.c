@@ -271,6 +271,7 @@ static chargan_trainer *corpus_trainer(int estimator, uint32_t rollouts, model_s
     tc.rollouts = rollouts;
     tc.d_steps = 2;
     if (estimator == CHARGAN_GAN_GUMBEL) {
+        tc.beta_start = 0.5f; /* stored after the baseline: it is not the default */
         tc.beta_max = 8.0f;
         tc.anneal_steps = 6;
         tc.gan_loss = CHARGAN_LOSS_RELATIVISTIC;
@@ -405,6 +406,7 @@ static void assert_same_trainer(const chargan_trainer *a, const chargan_trainer 
     ck_assert(ca.gamma == cb.gamma && ca.baseline_decay == cb.baseline_decay);
     ck_assert_uint_eq(ca.rollouts, cb.rollouts);
     ck_assert(ca.mle_weight == cb.mle_weight && ca.beta_max == cb.beta_max);
+    ck_assert(ca.beta_start == cb.beta_start);
     ck_assert_int_eq(ca.anneal, cb.anneal);
     ck_assert_uint_eq(ca.anneal_steps, cb.anneal_steps);
     ck_assert_int_eq(ca.gan_loss, cb.gan_loss);
@@ -1369,8 +1371,24 @@ START_TEST(hostile_trainer_sections)
     }
     memcpy(sec, trn->payload, trn->length);
     memcpy(sec + trn->length, "zzzz", 4);
+    for (size_t extra = 1; extra <= 3; extra++) {
+        write_variant(&im, bad, CG_SEC_TRAINER, sec, trn->length + extra, false);
+        expect_trainer_load(bad, CHARGAN_E_FORMAT, "stray bytes");
+    }
+    /* four bytes after the baseline are beta_start, checked like the rest */
     write_variant(&im, bad, CG_SEC_TRAINER, sec, trn->length + 4, false);
-    expect_trainer_load(bad, CHARGAN_E_FORMAT, "stray bytes");
+    expect_trainer_load(bad, CHARGAN_E_FORMAT, "beta_start");
+    put32(sec + trn->length, 0x40000000u); /* 2, above this trainer's beta_max of 1 */
+    write_variant(&im, bad, CG_SEC_TRAINER, sec, trn->length + 4, false);
+    expect_trainer_load(bad, CHARGAN_E_FORMAT, "beta_max");
+    put32(sec + trn->length, 0x3F000000u); /* 0.5 */
+    write_variant(&im, bad, CG_SEC_TRAINER, sec, trn->length + 4, false);
+    ck_assert_int_eq(chargan_trainer_load(bad, &back), CHARGAN_OK);
+    chargan_trainer_config bc;
+    chargan_trainer_config_init(&bc);
+    ck_assert_int_eq(chargan_trainer_get_config(back, &bc), CHARGAN_OK);
+    ck_assert(bc.beta_start == 0.5f);
+    chargan_trainer_free(back);
     /* field offsets within the section (see docs/FORMATS.md) */
     static const struct {
         size_t offset;

@@ -838,6 +838,28 @@ START_TEST(beta_schedules)
         tr->cfg.anneal = CHARGAN_ANNEAL_LINEAR;
         ck_assert_double_eq_tol(cg_gan_beta(tr), at[k].lin_beta, 1e-9);
     }
+    /* from beta_start: the same ratio per step (exp), the same increment (linear) */
+    tr->cfg.beta_start = 4.0f;
+    static const struct {
+        uint64_t s;
+        double exp_beta, lin_beta;
+    } from4[] = {{0, 4.0, 4.0}, {5, 20.0, 52.0}, {10, 100.0, 100.0}, {11, 100.0, 100.0}};
+    for (size_t k = 0; k < sizeof from4 / sizeof from4[0]; k++) {
+        tr->gan.gan_steps = from4[k].s;
+        tr->cfg.anneal = CHARGAN_ANNEAL_EXP;
+        ck_assert_double_eq_tol(cg_gan_beta(tr), from4[k].exp_beta, 1e-9);
+        tr->cfg.anneal = CHARGAN_ANNEAL_LINEAR;
+        ck_assert_double_eq_tol(cg_gan_beta(tr), from4[k].lin_beta, 1e-9);
+    }
+    /* beta_start = beta_max: a fixed temperature (tau = 1 / beta), either schedule */
+    tr->cfg.beta_start = tr->cfg.beta_max = 0.5f;
+    for (tr->gan.gan_steps = 0; tr->gan.gan_steps < 20; tr->gan.gan_steps += 7) {
+        tr->cfg.anneal = CHARGAN_ANNEAL_EXP;
+        ck_assert(cg_gan_beta(tr) == 0.5);
+        tr->cfg.anneal = CHARGAN_ANNEAL_LINEAR;
+        ck_assert(cg_gan_beta(tr) == 0.5);
+    }
+    tr->cfg.beta_start = 1.0f;
     tr->cfg.beta_max = 1.0f; /* the default: no annealing */
     for (tr->gan.gan_steps = 0; tr->gan.gan_steps < 20; tr->gan.gan_steps += 7)
         ck_assert(cg_gan_beta(tr) == 1.0);

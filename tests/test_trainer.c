@@ -745,6 +745,10 @@ CASE(mleinf, c->mle_weight = INFINITY)
 CASE(betalow, c->beta_max = 0.5f)
 CASE(betabig, c->beta_max = 2e6f)
 CASE(betanan, c->beta_max = NAN)
+CASE(startlow, c->beta_start = 5e-4f)
+CASE(startbig, c->beta_start = 2e6f)
+CASE(startnan, c->beta_start = NAN)
+CASE(startabove, (c->beta_start = 4.0f, c->beta_max = 2.0f))
 CASE(anneal, c->anneal = 2)
 CASE(anneal_steps, c->anneal_steps = 0)
 CASE(gan_loss, c->gan_loss = 2)
@@ -767,7 +771,9 @@ START_TEST(every_invalid_config_field)
         {"rollouts", set_rollouts},     {"mle_weight", set_mleneg},
         {"mle_weight", set_mlebig},     {"mle_weight", set_mleinf},
         {"beta_max", set_betalow},      {"beta_max", set_betabig},
-        {"beta_max", set_betanan},      {"anneal", set_anneal},
+        {"beta_max", set_betanan},      {"beta_start", set_startlow},
+        {"beta_start", set_startbig},   {"beta_start", set_startnan},
+        {"beta_max", set_startabove},   {"anneal", set_anneal},
         {"anneal_steps", set_anneal_steps}, {"gan_loss", set_gan_loss},
         {"struct_size", set_size_small},
     };
@@ -838,6 +844,7 @@ START_TEST(get_config_round_trip)
     tc.baseline_decay = 0.5f;
     tc.rollouts = 4;
     tc.mle_weight = 0.25f;
+    tc.beta_start = 2.5f;
     tc.beta_max = 100.0f;
     tc.anneal = CHARGAN_ANNEAL_LINEAR;
     tc.anneal_steps = 77;
@@ -866,6 +873,15 @@ START_TEST(get_config_round_trip)
     ck_assert_int_eq(got.anneal, CHARGAN_ANNEAL_LINEAR);
     ck_assert_uint_eq(got.anneal_steps, 77);
     ck_assert_int_eq(got.gan_loss, CHARGAN_LOSS_RELATIVISTIC);
+    ck_assert(got.beta_start == 2.5f);
+    chargan_trainer_free(tr);
+    /* beta_start 0 (a zeroed field) reads as the default, 1 */
+    tc.beta_start = 0.0f;
+    ck_assert_int_eq(chargan_trainer_new(&tc, make_gen(10, 4, 4, 0, 0.0f, 1), NULL, make_disc(10),
+                                         NULL, &tr),
+                     CHARGAN_OK);
+    ck_assert_int_eq(chargan_trainer_get_config(tr, &got), CHARGAN_OK);
+    ck_assert(got.beta_start == 1.0f);
     /* errors */
     got.struct_size = 4;
     ck_assert_int_eq(chargan_trainer_get_config(tr, &got), CHARGAN_E_INVALID);

@@ -181,7 +181,8 @@ class TrainerConfig(_Options):
                 ("report_every", c_uint32), ("val_every", c_uint32), ("estimator", c_int32),
                 ("d_steps", c_uint32), ("gamma", c_float), ("baseline_decay", c_float),
                 ("rollouts", c_uint32), ("mle_weight", c_float), ("beta_max", c_float),
-                ("anneal", c_int32), ("anneal_steps", c_uint32), ("gan_loss", c_int32)]
+                ("anneal", c_int32), ("anneal_steps", c_uint32), ("gan_loss", c_int32),
+                ("beta_start", c_float)]
 
 
 class ProgressStruct(Structure):

@@ -160,7 +160,7 @@ expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/again.ckpt" --resume "$TMP
 
 # --- adversarial training --------------------------------------------------
 # Three phases; resuming across their boundaries equals one uninterrupted run.
-GAN="--gan gumbel --beta-max 10 --loss rsgan --anneal linear --d-pretrain-steps 6 --gan-steps 8"
+GAN="--gan gumbel --beta-start 2 --beta-max 10 --loss rsgan --anneal linear --d-pretrain-steps 6 --gan-steps 8"
 expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/gan.ckpt" $TINY $GAN --pretrain-steps 10 \
     --log "$TMP/gan.jsonl"
 [ "$(value steps "$TMP/out")" = 18 ] || { show; fail "gan: expected 18 generator steps"; }
@@ -170,7 +170,7 @@ done
 grep '"phase":"adversarial"' "$TMP/gan.jsonl" | grep -q '"d_loss":[0-9]' ||
     fail "gan: no discriminator loss in the adversarial records"
 expect_ok "$CHARGAN" info "$TMP/gan.ckpt"
-for line in "discriminator:" "  estimator: gumbel" "  beta_max: 10" "  anneal: linear over 8 steps" \
+for line in "discriminator:" "  estimator: gumbel" "  beta_start: 2" "  beta_max: 10" "  anneal: linear over 8 steps" \
     "  loss: rsgan"; do
     grep -qxF "$line" "$TMP/out" || { show; fail "gan info: no line '$line'"; }
 done
@@ -180,7 +180,8 @@ grep -q '^  discriminator_optimizer: adam .* steps 14$' "$TMP/out" ||
 expect_ok "$CHARGAN" sample "$TMP/gan.ckpt" -n 100 --seed 3
 cp "$TMP/out" "$TMP/gan-sample"
 # Stop after the MLE phase and part of the discriminator's, then resume.
-expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/gan1.ckpt" $TINY --gan gumbel --beta-max 10 \
+expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/gan1.ckpt" $TINY --gan gumbel --beta-start 2 \
+    --beta-max 10 \
     --loss rsgan --anneal linear --anneal-steps 8 --pretrain-steps 10 --d-pretrain-steps 3 \
     --gan-steps 0
 expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/gan2.ckpt" --resume "$TMP/gan1.ckpt" -q \
