@@ -36,6 +36,7 @@ typedef struct args {
     double budget, lr, gan_lr;
     double forget_bias; /* of every model; 0 by default, as the peer's nn.LSTM */
     double tau;         /* the Gumbel step's fixed temperature: beta_start = beta_max = 1 / tau */
+    int soft_feed;      /* --gan-feed soft: the Gumbel generator reads its relaxed samples */
     uint64_t seed;
     int quick, no_budget;
     const char *only; /* --only: one timed section alone (scripts/placement.sh), or NULL */
@@ -177,6 +178,7 @@ static chargan_trainer *new_trainer(const setup *s, int E, int H, int estimator)
     tc.seed = a->seed;
     tc.estimator = estimator;
     tc.beta_start = tc.beta_max = (float)(1.0 / a->tau); /* no annealing, as the peer */
+    tc.gumbel_feed = a->soft_feed ? CHARGAN_FEED_SOFT : CHARGAN_FEED_HARD;
     chargan_model *g = new_model(s, CHARGAN_GENERATOR, E, H);
     chargan_model *d = estimator ? new_model(s, CHARGAN_DISCRIMINATOR, E, H) : NULL;
     double lr = estimator ? a->gan_lr : a->lr;
@@ -389,7 +391,7 @@ static void usage(void)
             "usage: chargan_bench [--corpus FILE] [--threads N] [--quick] [--no-budget] [--budget S]\n"
             "         [--reps N] [--warmup N] [--seed S] [--batch B] [--seq T] [--mle-steps N]\n"
             "         [--gan-steps N] [--sample-batch N] [--sample-len N] [--lr LR] [--gan-lr LR]\n"
-            "         [--tau T] [--gan-feed hard] [--forget-bias B] [--plain-output-bias]\n"
+            "         [--tau T] [--gan-feed hard|soft] [--forget-bias B] [--plain-output-bias]\n"
             "         [--curve N,N,...] [--only mle|gumbel|reinforce]\n"
             "The options are the peer's (torch_peer.py), so one command line serves both,\n"
             "but --forget-bias (default 0, as the peer's), --plain-output-bias (generators keep\n"
@@ -463,9 +465,10 @@ int main(int argc, char **argv)
             if (!(a.tau >= 1e-6 && a.tau <= 1e3))
                 die_usage("--tau must be in [1e-6, 1e3] (beta = 1 / tau in [1e-3, 1e6])");
         } else if (i + 1 < argc && !strcmp(o, "--gan-feed")) {
-            /* the library feeds the hard token back, as the peer's default */
-            if (strcmp(argv[++i], "hard"))
-                die_usage("only --gan-feed hard is measured: the library feeds the hard token back");
+            const char *feed = argv[++i];
+            if (strcmp(feed, "hard") && strcmp(feed, "soft"))
+                die_usage("--gan-feed is hard or soft");
+            a.soft_feed = !strcmp(feed, "soft");
         } else if (i + 1 < argc && (!strcmp(o, "--wait-idle") || !strcmp(o, "--retries")))
             i++; /* the peer's guards against a busy machine; this side runs as it finds it */
         else if (i + 1 < argc && (count = int_option(o, &a)) != NULL)
@@ -597,9 +600,9 @@ int main(int argc, char **argv)
                "\"budget_s\": %.1f, ", val_bpc, val_bpc_win, budget_steps, a.budget);
     printf("\"threads\": %d, \"vocab\": %u, \"batch\": %d, \"seq\": %d, \"sample_batch\": %d, "
            "\"sample_len\": %d, \"sample1_len\": %d, \"forget_bias\": %g, \"output_bias\": \"%s\", "
-           "\"tau\": %g, \"gan_feed\": \"hard\", \"version\": \"%s\", \"quick\": %s}\n",
+           "\"tau\": %g, \"gan_feed\": \"%s\", \"version\": \"%s\", \"quick\": %s}\n",
            a.threads, s.vocab, a.batch, a.seq, a.sample_batch, a.sample_len, a.sample1_len,
-           a.forget_bias, a.plain_output_bias ? "plain" : "unigram", a.tau, chargan_version(),
+           a.forget_bias, a.plain_output_bias ? "plain" : "unigram", a.tau, a.soft_feed ? "soft" : "hard", chargan_version(),
            a.quick ? "true" : "false");
     free(s.val_ids);
     chargan_tokenizer_free(s.tok);

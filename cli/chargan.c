@@ -68,7 +68,9 @@ static const char help_train[] =
     "  --beta-max X             gumbel: final inverse temperature, >= --beta-start (default 1)\n"
     "  --anneal exp|linear      gumbel: schedule of beta (default exp)\n"
     "  --anneal-steps N         gumbel: rounds over which beta rises (default --gan-steps)\n"
-    "  --loss standard|rsgan    gumbel: GAN loss (default standard)\n";
+    "  --loss standard|rsgan    gumbel: GAN loss (default standard)\n"
+    "  --gan-feed hard|soft     gumbel: the next input is the hard token or the relaxed\n"
+    "                           sample, with the gradient through it (default hard)\n";
 
 static const char help_sample[] =
     "usage: chargan sample MODEL [OPTIONS]\n"

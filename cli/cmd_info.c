@@ -190,6 +190,7 @@ static int print_trainer(const char *path)
             printf("  anneal: %s over %u steps\n",
                    tc.anneal == CHARGAN_ANNEAL_LINEAR ? "linear" : "exp", tc.anneal_steps);
             printf("  loss: %s\n", tc.gan_loss == CHARGAN_LOSS_RELATIVISTIC ? "rsgan" : "standard");
+            printf("  feed: %s\n", tc.gumbel_feed == CHARGAN_FEED_SOFT ? "soft" : "hard");
         }
     }
     int rc = print_optimizer("generator_optimizer",

@@ -37,6 +37,7 @@ typedef struct train_args {
     int gan;       /* index into gan_choices */
     int anneal;    /* index into anneal_choices */
     int gan_loss;  /* index into loss_choices */
+    int gan_feed;  /* index into feed_choices */
     uint64_t pretrain_steps, d_pretrain_steps, gan_steps;
     uint32_t d_steps, rollouts, anneal_steps;
     float gamma, mle_weight, beta_start, beta_max;
@@ -46,6 +47,7 @@ typedef struct train_args {
 static const char *const gan_choices[] = {"reinforce", "gumbel", NULL};
 static const char *const anneal_choices[] = {"exp", "linear", NULL};
 static const char *const loss_choices[] = {"standard", "rsgan", NULL};
+static const char *const feed_choices[] = {"hard", "soft", NULL}; /* chargan_gumbel_feed's order */
 
 /* What a run must do, and what stops it. */
 enum { RUN_DONE = 0, RUN_ERROR = 1, RUN_TIME_UP = 2, RUN_SIGNAL = 3 };
@@ -202,7 +204,7 @@ static int run_phase(train_ctx *c, chargan_phase phase, uint64_t done, uint64_t 
 static const char *const gan_only[] = {"pretrain-steps", "d-pretrain-steps", "gan-steps",
                                        "d-steps", "gamma", "rollouts", "mle-weight",
                                        "beta-start", "beta-max", "anneal", "anneal-steps",
-                                       "loss", "gan-lr", NULL};
+                                       "loss", "gan-feed", "gan-lr", NULL};
 
 static int check_combinations(const train_args *a, const cli_option *opts, size_t n)
 {
@@ -241,7 +243,7 @@ static int check_combinations(const train_args *a, const cli_option *opts, size_
         }
     } else {
         static const char *const gumbel_only[] = {"beta-start", "beta-max", "anneal",
-                                                  "anneal-steps", "loss", NULL};
+                                                  "anneal-steps", "loss", "gan-feed", NULL};
         static const char *const reinforce_only[] = {"gamma", "rollouts", NULL};
         const char *const *wrong = a->gan == 0 ? gumbel_only : reinforce_only;
         for (size_t i = 0; wrong[i]; i++) {
@@ -296,6 +298,7 @@ static int check_resume_options(const train_args *a, const cli_option *opts, siz
                                                          : -1;
     int ckpt_anneal = tc.anneal == CHARGAN_ANNEAL_LINEAR ? 1 : 0;
     int ckpt_loss = tc.gan_loss == CHARGAN_LOSS_RELATIVISTIC ? 1 : 0;
+    int ckpt_feed = tc.gumbel_feed == CHARGAN_FEED_SOFT ? 1 : 0;
     char given[64], kept[64];
     /* same: whether the option repeats the checkpoint's value; given and kept
      * hold both as text for the message. */
@@ -378,6 +381,7 @@ static int check_resume_options(const train_args *a, const cli_option *opts, siz
     SAME_NAME("anneal", anneal_choices[a->anneal], anneal_choices[ckpt_anneal]);
     SAME_UINT("anneal-steps", a->anneal_steps, tc.anneal_steps);
     SAME_NAME("loss", loss_choices[a->gan_loss], loss_choices[ckpt_loss]);
+    SAME_NAME("gan-feed", feed_choices[a->gan_feed], feed_choices[ckpt_feed]);
 #undef SAME_NAME
 #undef SAME_FLOAT
 #undef SAME_UINT
@@ -480,6 +484,7 @@ static int create_trainer(const train_args *a, const char *text, size_t len,
         tc.anneal = a->anneal == 0 ? CHARGAN_ANNEAL_EXP : CHARGAN_ANNEAL_LINEAR;
         tc.anneal_steps = a->anneal_steps;
         tc.gan_loss = a->gan_loss == 0 ? CHARGAN_LOSS_STANDARD : CHARGAN_LOSS_RELATIVISTIC;
+        tc.gumbel_feed = a->gan_feed == 0 ? CHARGAN_FEED_HARD : CHARGAN_FEED_SOFT;
     }
     if ((st = chargan_trainer_new(&tc, gen, g_opt, disc, d_opt, out)) != CHARGAN_OK) {
         cli_lib_error(st, "cannot create the trainer");
@@ -526,6 +531,7 @@ int cli_cmd_train(int argc, char **argv)
         a.beta_max = tc.beta_max;
         a.anneal = tc.anneal == CHARGAN_ANNEAL_LINEAR ? 1 : 0;
         a.gan_loss = tc.gan_loss == CHARGAN_LOSS_RELATIVISTIC ? 1 : 0;
+        a.gan_feed = tc.gumbel_feed == CHARGAN_FEED_SOFT ? 1 : 0;
         a.lr = oc.lr;
     }
     a.clip = DEFAULT_CLIP;
@@ -571,6 +577,7 @@ int cli_cmd_train(int argc, char **argv)
         CLI_OPT_CHOICE("anneal", &a.anneal, anneal_choices),
         CLI_OPT_U32("anneal-steps", 0, &a.anneal_steps, 1, UINT32_MAX),
         CLI_OPT_CHOICE("loss", &a.gan_loss, loss_choices),
+        CLI_OPT_CHOICE("gan-feed", &a.gan_feed, feed_choices),
         CLI_OPT_FLOAT("gan-lr", &a.gan_lr, 0, 10, 1, 0),
     };
     const size_t n_opts = CLI_N_OPTS(opts);

@@ -507,6 +507,13 @@ typedef enum chargan_anneal {
     CHARGAN_ANNEAL_LINEAR = 1 /**< beta = beta_start + (beta_max - beta_start) s */
 } chargan_anneal;
 
+/** What the Gumbel-softmax generator reads at its next step. */
+typedef enum chargan_gumbel_feed {
+    CHARGAN_FEED_HARD = 0, /**< the hard token argmax(l + g), as RelGAN: no gradient through it */
+    CHARGAN_FEED_SOFT = 1  /**< the relaxed sample y itself (layer 0 reads y . embedding): the
+                                gradient also flows through every later step */
+} chargan_gumbel_feed;
+
 /** Settings of a trainer; fill with chargan_trainer_config_init(). */
 typedef struct chargan_trainer_config {
     size_t struct_size;      /**< sizeof(chargan_trainer_config) */
@@ -534,6 +541,7 @@ typedef struct chargan_trainer_config {
      * (built against an older header) gets the defaults below. */
     float beta_start;        /**< Gumbel: initial inverse temperature (1 / tau) in [1e-3, 1e6];
                                   default 1, and 0 means 1 */
+    int32_t gumbel_feed;     /**< Gumbel: a chargan_gumbel_feed, default CHARGAN_FEED_HARD */
 } chargan_trainer_config;
 
 /** Fills *cfg with the defaults above.  Thread-safe.

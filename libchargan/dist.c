@@ -301,14 +301,15 @@ static uint64_t f32_bits(float f)
 /* What every rank must agree on, as u64s compared by MIN and MAX. */
 enum {
     AG_BATCH, AG_SEQ, AG_ESTIMATOR, AG_D_STEPS, AG_ROLLOUTS, AG_GAMMA, AG_DECAY, AG_MLE_WEIGHT,
-    AG_BETA_START, AG_BETA_MAX, AG_ANNEAL, AG_ANNEAL_STEPS, AG_GAN_LOSS, AG_VAL_FRACTION,
-    AG_G_WEIGHTS, AG_D_WEIGHTS, AG_VOCAB, AG_GLOBAL_STEP, AG_D_UPDATES, AG_GAN_STEPS,
-    AG_G_OPT_STEPS, AG_D_OPT_STEPS, AG_CORPUS_KIND, AG_CORPUS_IDS, AG_CORPUS_CRC, AG_N
+    AG_BETA_START, AG_BETA_MAX, AG_ANNEAL, AG_ANNEAL_STEPS, AG_GAN_LOSS, AG_GUMBEL_FEED,
+    AG_VAL_FRACTION, AG_G_WEIGHTS, AG_D_WEIGHTS, AG_VOCAB, AG_GLOBAL_STEP, AG_D_UPDATES,
+    AG_GAN_STEPS, AG_G_OPT_STEPS, AG_D_OPT_STEPS, AG_CORPUS_KIND, AG_CORPUS_IDS, AG_CORPUS_CRC,
+    AG_N
 };
 static const char *const ag_names[AG_N] = {
     "batch", "seq_len", "estimator", "d_steps", "rollouts", "gamma", "baseline_decay",
-    "mle_weight", "beta_start", "beta_max", "anneal", "anneal_steps", "gan_loss", "val_fraction",
-    "generator weights", "discriminator weights", "vocabulary size", "global step",
+    "mle_weight", "beta_start", "beta_max", "anneal", "anneal_steps", "gan_loss", "gumbel_feed",
+    "val_fraction", "generator weights", "discriminator weights", "vocabulary size", "global step",
     "discriminator updates", "adversarial steps", "generator optimizer steps",
     "discriminator optimizer steps", "corpus kind", "corpus length", "corpus CRC-32"};
 
@@ -328,6 +329,7 @@ static void agreement_values(const chargan_trainer *tr, uint64_t *v)
     v[AG_ANNEAL] = (uint64_t)(uint32_t)c->anneal;
     v[AG_ANNEAL_STEPS] = c->anneal_steps;
     v[AG_GAN_LOSS] = (uint64_t)(uint32_t)c->gan_loss;
+    v[AG_GUMBEL_FEED] = (uint64_t)(uint32_t)c->gumbel_feed;
     v[AG_VAL_FRACTION] = f32_bits(c->val_fraction);
     v[AG_G_WEIGHTS] = tr->gen->n_weights;
     v[AG_D_WEIGHTS] = tr->disc ? tr->disc->n_weights : 0;

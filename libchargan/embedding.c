@@ -31,6 +31,14 @@ void cg_embedding_soft_forward(const float *table, int vocab, int dim, const flo
     cg_sgemm(false, false, (int)n, dim, vocab, 1.0f, probs, vocab, table, dim, 0.0f, out, dim);
 }
 
+/* dprobs = dout . table^T, or += with add. */
+static void soft_input_grad(const float *table, int vocab, int dim, const float *dout, size_t n,
+                            bool add, float *dprobs)
+{
+    cg_sgemm(false, true, (int)n, vocab, dim, 1.0f, dout, dim, table, dim, add ? 1.0f : 0.0f,
+             dprobs, vocab);
+}
+
 void cg_embedding_soft_backward(const float *table, int vocab, int dim, const float *probs, size_t n,
                                 const float *dout, float *dtable, float *dprobs)
 {
@@ -38,6 +46,11 @@ void cg_embedding_soft_backward(const float *table, int vocab, int dim, const fl
         cg_sgemm(true, false, vocab, dim, (int)n, 1.0f, probs, vocab, dout, dim, 1.0f, dtable,
                  dim);
     if (dprobs)
-        cg_sgemm(false, true, (int)n, vocab, dim, 1.0f, dout, dim, table, dim, 0.0f, dprobs,
-                 vocab);
+        soft_input_grad(table, vocab, dim, dout, n, false, dprobs);
+}
+
+void cg_embedding_soft_input_grad_add(const float *table, int vocab, int dim, const float *dout,
+                                      size_t n, float *dprobs)
+{
+    soft_input_grad(table, vocab, dim, dout, n, true, dprobs);
 }

@@ -10,7 +10,9 @@
  *   with Gumbel noise g; the discriminator reads y_t through its embedding
  *   table (the soft path) and its gradient flows back through y_t into the
  *   generator's logits and, by backpropagation through time, its weights.
- *   The hard token argmax(l_t + g_t) is fed back as the next input.
+ *   The hard token argmax(l_t + g_t) is fed back as the next input (RelGAN)
+ *   or, with the soft feed, y_t itself (through the generator's embedding),
+ *   and then the gradient also flows through every later step.
  *
  * Both start each sequence from the first id of a real window (the start id
  * for sequence corpora) and compare T generated tokens with the T real ones
@@ -130,20 +132,65 @@ static void generate_hard(chargan_trainer *tr, const float *z, bool train)
     }
 }
 
-/* Relaxed generation: work.soft[t] = softmax(beta (logits + g)), hard
- * argmax fed back; work.fake holds the hard tokens. */
+/* Step t of a relaxed generation over rows: on the ids in, or with the soft
+ * feed (t > 0) on the previous step's relaxed sample, block t - 1 of soft
+ * (T x rows x V). */
+static const float *relaxed_step(chargan_model *g, int t, int rows, const int32_t *in,
+                                 const float *soft, bool fed, bool train)
+{
+    if (fed && t > 0)
+        return cg_model_step_soft(g, t, soft + (size_t)(t - 1) * rows * g->V, train);
+    return cg_model_step(g, t, in, train);
+}
+
+/* The relaxation's backward for cg_model_backward_fed: block t of the
+ * gradient on y = softmax(beta (l + g)) becomes the gradient on l. */
+typedef struct relaxation {
+    const float *soft; /* T x rows x V */
+    size_t rows;
+    int V;
+    float beta;
+} relaxation;
+
+static void relaxation_backward(void *ctx, int t, float *d)
+{
+    const relaxation *r = ctx;
+    cg_softmax_rows_backward(d, r->soft + (size_t)t * r->rows * (size_t)r->V, r->rows, r->V,
+                             r->beta);
+}
+
+/* G's backward from D's gradient on the relaxed sample (in G's logits
+ * buffer, soft: T x rows x V), through the relaxation and, with the soft
+ * feed, through the feed. */
+static void relaxed_backward(chargan_model *g, bool fed, const float *soft, int T, int rows,
+                             float beta)
+{
+    cg_model_zero_grad(g);
+    if (fed) {
+        relaxation r = {soft, (size_t)rows, g->V, beta};
+        cg_model_backward_fed(g, soft, relaxation_backward, &r);
+        return;
+    }
+    cg_softmax_rows_backward(g->ws.logits, soft, (size_t)T * rows, g->V, beta);
+    cg_model_backward(g, NULL);
+}
+
+/* Relaxed generation: work.soft[t] = softmax(beta (logits + g)), the hard
+ * argmax or (soft feed) work.soft[t] fed back; work.fake holds the hard
+ * tokens. */
 static void generate_gumbel(chargan_trainer *tr, const float *z, float beta, bool train)
 {
     chargan_model *g = tr->gen;
     int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len, V = g->V;
+    const bool fed = tr->cfg.gumbel_feed == CHARGAN_FEED_SOFT;
     cg_trainer_seed_rows(tr);
-    cg_model_begin(g, B, z, train);
+    (fed ? cg_model_begin_fed : cg_model_begin)(g, B, z, train);
     for (int b = 0; b < B; b++)
         tr->inputs[b] = tr->windows[(size_t)b * (T + 1)];
     const int32_t *in = tr->inputs;
     for (int t = 0; t < T; t++) {
-        const float *logits = cg_model_step(g, t, in, train);
         float *y = tr->work.soft + (size_t)t * B * V;
+        const float *logits = relaxed_step(g, t, B, in, tr->work.soft, fed, train);
         int32_t *out = tr->work.fake + (size_t)t * B;
         for (int b = 0; b < B; b++)
             out[b] = cg_gumbel_argmax(y + (size_t)b * V, logits + (size_t)b * V, V,
@@ -500,7 +547,7 @@ static chargan_status reinforce_step(chargan_trainer *tr, float *g_loss, float *
 static chargan_status gumbel_step(chargan_trainer *tr, float *g_loss, float *d_loss)
 {
     chargan_model *g = tr->gen, *d = tr->disc;
-    int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len, V = g->V;
+    int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len;
     float beta = (float)cg_gan_beta(tr);
     chargan_status st;
     draw_real(tr);
@@ -536,9 +583,7 @@ static chargan_status gumbel_step(chargan_trainer *tr, float *g_loss, float *d_l
      * backward needs only its gradient there), then through the relaxation
      * y = softmax(beta (l + g)).  D is not updated here. */
     cg_model_backward_input(d, g->ws.logits);
-    cg_softmax_rows_backward(g->ws.logits, tr->work.soft, (size_t)T * B, V, beta);
-    cg_model_zero_grad(g);
-    cg_model_backward(g, NULL);
+    relaxed_backward(g, tr->cfg.gumbel_feed == CHARGAN_FEED_SOFT, tr->work.soft, T, B, beta);
     if (d_loss)
         *d_loss = (float)(d_sum / tr->cfg.d_steps);
     return g_update(tr, loss, g_loss);
@@ -640,11 +685,13 @@ static void shard_generate(chargan_trainer *tr, int s, bool relaxed)
     chargan_model *g = sh->gen[s];
     const int T = (int)tr->cfg.seq_len, rows = sh->rows[s], first = sh->first[s], V = g->V;
     cg_rng *rng = tr->work.row_rng + first;
+    const bool fed = relaxed && tr->cfg.gumbel_feed == CHARGAN_FEED_SOFT;
+    const float *z = sh->z ? sh->z + (size_t)first * g->Z : NULL;
     shard_windows(tr, s);
-    cg_model_begin(g, rows, sh->z ? sh->z + (size_t)first * g->Z : NULL, sh->train);
+    (fed ? cg_model_begin_fed : cg_model_begin)(g, rows, z, sh->train);
     const int32_t *in = sh->inputs[s];
     for (int t = 0; t < T; t++) {
-        const float *logits = cg_model_step(g, t, in, sh->train);
+        const float *logits = relaxed_step(g, t, rows, in, gs->soft, fed, sh->train);
         int32_t *out = gs->fake + (size_t)t * rows;
         if (relaxed) { /* as generate_gumbel */
             float *y = gs->soft + (size_t)t * rows * V;
@@ -782,7 +829,7 @@ static void shard_g_gumbel(chargan_trainer *tr, int s)
     cg_shards *sh = &tr->shards;
     cg_gan_shard *gs = &sh->gan[s];
     chargan_model *g = sh->gen[s], *d = sh->disc[s];
-    const int T = (int)tr->cfg.seq_len, rows = sh->rows[s], B = (int)tr->cfg.batch, V = g->V;
+    const int T = (int)tr->cfg.seq_len, rows = sh->rows[s], B = (int)tr->cfg.batch;
     const float beta = sh->beta;
     float *last = d->ws.logits + (size_t)(T - 1) * rows, *cr = gs->d_logits;
     const bool rel = tr->cfg.gan_loss == CHARGAN_LOSS_RELATIVISTIC;
@@ -800,9 +847,7 @@ static void shard_g_gumbel(chargan_trainer *tr, int s)
     }
     memset(d->ws.logits, 0, (size_t)(T - 1) * rows * sizeof(float));
     cg_model_backward_input(d, g->ws.logits); /* as gumbel_step */
-    cg_softmax_rows_backward(g->ws.logits, gs->soft, (size_t)T * rows, V, beta);
-    cg_model_zero_grad(g);
-    cg_model_backward(g, NULL);
+    relaxed_backward(g, tr->cfg.gumbel_feed == CHARGAN_FEED_SOFT, gs->soft, T, rows, beta);
 }
 
 static void shard_run(void *ctx, int s)

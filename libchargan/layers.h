@@ -27,6 +27,9 @@ void cg_embedding_soft_forward(const float *table, int vocab, int dim, const flo
 /* dtable += probs^T . dout (if dtable); dprobs = dout . table^T (if dprobs). */
 void cg_embedding_soft_backward(const float *table, int vocab, int dim, const float *probs, size_t n,
                                 const float *dout, float *dtable, float *dprobs);
+/* dprobs (n x vocab) += dout . table^T: a soft input's gradient added to one it has already. */
+void cg_embedding_soft_input_grad_add(const float *table, int vocab, int dim, const float *dout,
+                                      size_t n, float *dprobs);
 
 /* ---------------------------------------------------------------- dense.c */
 
@@ -146,6 +149,24 @@ void cg_lstm_forward_step(const cg_lstm_layer *L, cg_lstm_cache *c, int t, const
 void cg_lstm_backward(const cg_lstm_layer *L, cg_lstm_cache *c, const float *x,
                       const float *dh_out, const float *dhT, const float *dcT, float *dx,
                       float *dh0, float *dc0);
+
+/* The same backpropagation a step at a time, for a forward whose inputs
+ * depend on earlier outputs (each step's output gradient then needs a later
+ * step's input gradient): begin (dhT, dcT as above; want_dh0 if the last
+ * step will ask for dh0), then steps t = t_used - 1 down to 0, each adding
+ * dh_out_t (B x H, NULL = none; it may be dx_t: it is read before dx_t is
+ * written) and writing dx_t (B x in) if not NULL, and
+ * dh0 at t = 0 if not NULL; then end, which adds the weight gradients over
+ * all steps as cg_lstm_backward does (x: the forward's T x B x in inputs;
+ * table_fed: no db from here, as for a table-fed layer) and writes dx (all
+ * steps at once, when not NULL), dh0 for a forward without steps, and dc0.
+ * cg_lstm_backward is begin, every step without dx_t, end. */
+void cg_lstm_backward_begin(const cg_lstm_layer *L, cg_lstm_cache *c, const float *dhT,
+                            const float *dcT, bool want_dh0);
+void cg_lstm_backward_step(const cg_lstm_layer *L, cg_lstm_cache *c, int t, const float *dh_out_t,
+                           float *dx_t, float *dh0);
+void cg_lstm_backward_end(const cg_lstm_layer *L, cg_lstm_cache *c, const float *x, bool table_fed,
+                          float *dx, float *dh0, float *dc0);
 
 /* A first layer whose input rows are rows of an embedding table x_table
  * (rows x in) looked up by id needs no input GEMM per token: its input

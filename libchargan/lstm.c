@@ -308,54 +308,70 @@ CG_VECTOR_CLONES static void scatter_add_rows(float *restrict dtable, const floa
     }
 }
 
-/* Backpropagation through time, then the weight gradients.  The input side
- * is either x (dw_ih, dx from it) or, for a table-fed layer, ids: each dz
- * row is added to dtable's row of its id as soon as it is computed. */
-static void backward_impl(const cg_lstm_layer *L, cg_lstm_cache *c, const float *x,
-                          const int32_t *ids, float *dtable, const float *dh_out,
-                          const float *dhT, const float *dcT, float *dx, float *dh0, float *dc0)
+void cg_lstm_backward_begin(const cg_lstm_layer *L, cg_lstm_cache *c, const float *dhT,
+                            const float *dcT, bool want_dh0)
 {
-    const int T = c->t_used, B = c->B, H = c->hidden, G = 4 * H, rows = T * B;
-    const size_t bh = (size_t)B * (size_t)H;
-    float *dh = c->dh, *dc = c->dc;
-    copy_or_zero(dh, dhT, bh);
-    copy_or_zero(dc, dcT, bh);
-    /* The recurrent products below read w_hh^T: one transpose per backward
-     * (a few steps' worth of time) lets each step be an NN product.  The
-     * copy is the cache's, so shards sharing the weights do not race. */
-    if (T > 1 || (T == 1 && dh0)) {
+    const int T = c->t_used, H = c->hidden, G = 4 * H;
+    const size_t bh = (size_t)c->B * (size_t)H;
+    copy_or_zero(c->dh, dhT, bh);
+    copy_or_zero(c->dc, dcT, bh);
+    /* The recurrent products read w_hh^T: one transpose per backward (a few
+     * steps' worth of time) lets each step be an NN product.  The copy is
+     * the cache's, so shards sharing the weights do not race. */
+    if (T > 1 || (T == 1 && want_dh0)) {
         cg_ktranspose(H, G, L->w_hh, G, c->w_hh_copy, H);
         cg_kpack(&c->w_hh_packed, H, G, L->w_hh, G, NULL); /* the copy is not forward's now */
     }
-    for (int t = T - 1; t >= 0; t--) {
-        const size_t tt = (size_t)t;
-        if (dh_out) {
-            const float *restrict g = dh_out + tt * bh;
-            for (size_t k = 0; k < bh; k++)
-                dh[k] += g[k];
-        }
-        float *dz = c->gates + tt * bh * 4;
-        gates_backward(dz, dh, dc, c->c + tt * bh, c->c + (tt + 1) * bh, c->h + (tt + 1) * bh,
-                       B, H);
-        if (dtable)
-            scatter_add_rows(dtable, dz, ids + tt * (size_t)B, (size_t)B, (size_t)G);
-        /* The gradient on h(t), the recurrent input of step t; at t = 0 it is
-         * dh0, written straight there (and skipped if nobody wants it). */
-        float *dst = t > 0 ? dh : dh0;
-        if (!dst)
-            continue;
-        cg_kgemm_nn(B, H, G, dz, G, c->w_hh_copy, H, dst, H, false);
-        if (c->masked) {
-            const float *restrict m = c->mask;
-            for (size_t k = 0; k < bh; k++)
-                dst[k] *= m[k];
-        }
-    }
-    if (T == 0 && dh0)
-        memcpy(dh0, dh, bh * sizeof(float));
-    if (dc0)
-        memcpy(dc0, dc, bh * sizeof(float));
+}
 
+/* The step's body; for a table-fed layer (dtable) each dz row is added to
+ * dtable's row of its id as soon as it is computed. */
+static void backward_step(const cg_lstm_layer *L, cg_lstm_cache *c, int t, const float *dh_out_t,
+                          const int32_t *ids_t, float *dtable, float *dx_t, float *dh0)
+{
+    const int B = c->B, H = c->hidden, G = 4 * H;
+    const size_t tt = (size_t)t, bh = (size_t)B * (size_t)H;
+    float *dh = c->dh;
+    if (dh_out_t) {
+        const float *restrict g = dh_out_t;
+        for (size_t k = 0; k < bh; k++)
+            dh[k] += g[k];
+    }
+    float *dz = c->gates + tt * bh * 4;
+    gates_backward(dz, dh, c->dc, c->c + tt * bh, c->c + (tt + 1) * bh, c->h + (tt + 1) * bh, B,
+                   H);
+    if (dtable)
+        scatter_add_rows(dtable, dz, ids_t, (size_t)B, (size_t)G);
+    if (dx_t)
+        cg_sgemm(false, true, B, L->in, G, 1.0f, dz, G, L->w_ih, G, 0.0f, dx_t, L->in);
+    /* The gradient on h(t), the recurrent input of step t; at t = 0 it is
+     * dh0, written straight there (and skipped if nobody wants it). */
+    float *dst = t > 0 ? dh : dh0;
+    if (!dst)
+        return;
+    cg_kgemm_nn(B, H, G, dz, G, c->w_hh_copy, H, dst, H, false);
+    if (c->masked) {
+        const float *restrict m = c->mask;
+        for (size_t k = 0; k < bh; k++)
+            dst[k] *= m[k];
+    }
+}
+
+void cg_lstm_backward_step(const cg_lstm_layer *L, cg_lstm_cache *c, int t, const float *dh_out_t,
+                           float *dx_t, float *dh0)
+{
+    backward_step(L, c, t, dh_out_t, NULL, NULL, dx_t, dh0);
+}
+
+void cg_lstm_backward_end(const cg_lstm_layer *L, cg_lstm_cache *c, const float *x, bool table_fed,
+                          float *dx, float *dh0, float *dc0)
+{
+    const int T = c->t_used, B = c->B, H = c->hidden, G = 4 * H, rows = T * B;
+    const size_t bh = (size_t)B * (size_t)H;
+    if (T == 0 && dh0)
+        memcpy(dh0, c->dh, bh * sizeof(float));
+    if (dc0)
+        memcpy(dc0, c->dc, bh * sizeof(float));
     if (rows == 0)
         return; /* begin without steps: nothing to add, no x to read */
     /* Weight gradients over all steps at once.  The recurrent inputs h(0) ..
@@ -366,10 +382,25 @@ static void backward_impl(const cg_lstm_layer *L, cg_lstm_cache *c, const float 
     if (L->dw_hh)
         cg_sgemm(true, false, H, G, rows, 1.0f, c->masked ? c->hdrop : c->h, H, dzall, G, 1.0f,
                  L->dw_hh, G);
-    if (L->db && !dtable)
+    if (L->db && !table_fed)
         cg_add_column_sums(L->db, dzall, (size_t)rows, (size_t)G);
     if (dx)
         cg_sgemm(false, true, rows, L->in, G, 1.0f, dzall, G, L->w_ih, G, 0.0f, dx, L->in);
+}
+
+/* Backpropagation through time, then the weight gradients.  The input side
+ * is either x (dw_ih, dx from it) or, for a table-fed layer, ids (into
+ * dtable). */
+static void backward_impl(const cg_lstm_layer *L, cg_lstm_cache *c, const float *x,
+                          const int32_t *ids, float *dtable, const float *dh_out,
+                          const float *dhT, const float *dcT, float *dx, float *dh0, float *dc0)
+{
+    const size_t B = (size_t)c->B, bh = B * (size_t)c->hidden;
+    cg_lstm_backward_begin(L, c, dhT, dcT, dh0 != NULL);
+    for (int t = c->t_used - 1; t >= 0; t--)
+        backward_step(L, c, t, dh_out ? dh_out + (size_t)t * bh : NULL,
+                      ids ? ids + (size_t)t * B : NULL, dtable, NULL, dh0);
+    cg_lstm_backward_end(L, c, x, dtable != NULL, dx, dh0, dc0);
 }
 
 void cg_lstm_backward(const cg_lstm_layer *L, cg_lstm_cache *c, const float *x,

@@ -293,6 +293,7 @@ static void workspace_free(cg_workspace *ws, int L)
     cg_free_floats(ws->logits);
     cg_free_floats(ws->dx[0]);
     cg_free_floats(ws->dx[1]);
+    cg_free_floats(ws->dstep);
     cg_free_floats(ws->state);
     cg_free_floats(ws->dstate);
     memset(ws, 0, sizeof *ws);
@@ -345,6 +346,7 @@ chargan_status cg_model_reserve(chargan_model *m, int T, int B)
     ok = ok && (ws->logits = cg_alloc_floats(tb * m->out_dim)) != NULL;
     ok = ok && (ws->dx[0] = cg_alloc_floats(tb * wide0)) != NULL;
     ok = ok && (m->L < 2 || (ws->dx[1] = cg_alloc_floats(tb * (size_t)m->H)) != NULL);
+    ok = ok && (ws->dstep = cg_alloc_floats(bh)) != NULL;
     ok = ok && (ws->state = cg_alloc_floats(bh * 2 * m->L)) != NULL;
     ok = ok && (ws->dstate = cg_alloc_floats(bh * 2 * m->L)) != NULL;
     if (ok && (size_t)m->V <= tb) {
@@ -460,6 +462,7 @@ void cg_model_forward(chargan_model *m, int T, int B, const int32_t *ids, const 
     ws->t_used = T;
     ws->b_used = B;
     ws->soft = soft;
+    ws->fed = false;
     const bool table = ids && ws->xtab;
     if (ids) {
         if (ids != ws->ids)
@@ -487,34 +490,42 @@ void cg_model_forward(chargan_model *m, int T, int B, const int32_t *ids, const 
     cg_dense_forward(m->out_w, m->out_b, m->H, m->out_dim, tb, x, ws->logits);
 }
 
-void cg_model_begin(chargan_model *m, int B, const float *z, bool train)
+static void begin_steps(chargan_model *m, int B, const float *z, bool train, bool fed)
 {
     cg_workspace *ws = &m->ws;
     ws->t_used = 0;
     ws->b_used = B;
     ws->soft = NULL;
+    ws->fed = fed;
     initial_state(m, B, z);
     if (train && m->cfg.recurrent_dropout > 0.0f && !m->external_masks)
         draw_masks(m, B);
-    if (ws->xtab)
+    if (ws->xtab && !fed)
         cg_lstm_input_table(&m->lstm[0], m->V, m->embed, ws->xtab);
     for (int l = 0; l < m->L; l++)
         cg_lstm_forward_begin(&m->lstm[l], &ws->cache[l], layer_h0(m, l), layer_c0(m, l));
 }
 
-float *cg_model_step(chargan_model *m, int t, const int32_t *ids_t, bool train)
+void cg_model_begin(chargan_model *m, int B, const float *z, bool train)
+{
+    begin_steps(m, B, z, train, false);
+}
+
+void cg_model_begin_fed(chargan_model *m, int B, const float *z, bool train)
+{
+    begin_steps(m, B, z, train, true);
+}
+
+/* Step t through the stack and the head, from layer 0's input x (B x E in
+ * ws.emb) or, with table, from the input table's rows of the step's ids. */
+static float *step_layers(chargan_model *m, int t, const float *x, bool table, bool train)
 {
     cg_workspace *ws = &m->ws;
     int B = ws->b_used;
     bool masked = train && m->cfg.recurrent_dropout > 0.0f;
     size_t row = (size_t)t * B;
-    if (ids_t != ws->ids + row)
-        memcpy(ws->ids + row, ids_t, (size_t)B * sizeof(int32_t));
-    float *x = ws->emb + row * m->E;
-    if (!ws->xtab)
-        cg_embedding_forward(m->embed, m->E, ids_t, (size_t)B, x);
     for (int l = 0; l < m->L; l++) {
-        if (l == 0 && ws->xtab)
+        if (l == 0 && table)
             cg_lstm_forward_step_ids(&m->lstm[0], &ws->cache[0], t, ws->xtab, ws->ids + row,
                                      masked);
         else
@@ -527,13 +538,61 @@ float *cg_model_step(chargan_model *m, int t, const int32_t *ids_t, bool train)
     return logits;
 }
 
+float *cg_model_step(chargan_model *m, int t, const int32_t *ids_t, bool train)
+{
+    cg_workspace *ws = &m->ws;
+    int B = ws->b_used;
+    size_t row = (size_t)t * B;
+    if (ids_t != ws->ids + row)
+        memcpy(ws->ids + row, ids_t, (size_t)B * sizeof(int32_t));
+    float *x = ws->emb + row * m->E;
+    const bool table = ws->xtab && !ws->fed;
+    if (!table)
+        cg_embedding_forward(m->embed, m->E, ids_t, (size_t)B, x);
+    return step_layers(m, t, x, table, train);
+}
+
+float *cg_model_step_soft(chargan_model *m, int t, const float *soft_t, bool train)
+{
+    cg_workspace *ws = &m->ws;
+    float *x = ws->emb + (size_t)t * ws->b_used * m->E;
+    cg_embedding_soft_forward(m->embed, m->V, m->E, soft_t, (size_t)ws->b_used, x);
+    return step_layers(m, t, x, false, train);
+}
+
+/* The noise layer's gradients from the per-layer initial-state gradients
+ * (dh0, dc0) a backward left. */
+static void state_backward(chargan_model *m)
+{
+    cg_workspace *ws = &m->ws;
+    if (m->Z == 0)
+        return;
+    int B = ws->b_used;
+    size_t H = (size_t)m->H;
+    int width = 2 * m->L * m->H;
+    for (int l = 0; l < m->L; l++)
+        for (int b = 0; b < B; b++) {
+            float *row = ws->dstate + (size_t)b * width + 2 * l * H;
+            memcpy(row, ws->dh0[l] + b * H, H * sizeof(float));
+            memcpy(row + H, ws->dc0[l] + b * H, H * sizeof(float));
+        }
+    if (ws->z) {
+        cg_dense_backward(m->noise_w, m->Z, width, (size_t)B, ws->z, ws->dstate, m->dnoise_w,
+                          m->dnoise_b, NULL);
+    } else {
+        /* zero noise: the state is the bias, whose gradient sums over rows */
+        for (int b = 0; b < B; b++)
+            for (int j = 0; j < width; j++)
+                m->dnoise_b[j] += ws->dstate[(size_t)b * width + j];
+    }
+}
+
 void cg_model_backward(chargan_model *m, float *dsoft)
 {
     cg_workspace *ws = &m->ws;
     int T = ws->t_used, B = ws->b_used;
     size_t tb = (size_t)T * B;
     const float *dh_out = head_backward(m, true);
-    bool want_state = m->Z > 0 && ws->z != NULL;
     const bool table = !ws->soft && ws->xtab;
     for (int l = m->L - 1; l >= 0; l--) {
         const float *x = l == 0 ? ws->emb : ws->cache[l - 1].h + (size_t)B * m->H;
@@ -550,26 +609,53 @@ void cg_model_backward(chargan_model *m, float *dsoft)
         cg_embedding_soft_backward(m->embed, m->V, m->E, ws->soft, tb, dh_out, m->dembed, dsoft);
     else if (!table)
         cg_embedding_backward(m->dembed, m->E, ws->ids, tb, dh_out);
-    if (m->Z > 0) {
-        /* Gather the per-layer state gradients back into the noise layer's rows. */
-        size_t H = (size_t)m->H;
-        int width = 2 * m->L * m->H;
-        for (int l = 0; l < m->L; l++)
-            for (int b = 0; b < B; b++) {
-                float *row = ws->dstate + (size_t)b * width + 2 * l * H;
-                memcpy(row, ws->dh0[l] + b * H, H * sizeof(float));
-                memcpy(row + H, ws->dc0[l] + b * H, H * sizeof(float));
-            }
-        if (want_state) {
-            cg_dense_backward(m->noise_w, m->Z, width, (size_t)B, ws->z, ws->dstate, m->dnoise_w,
-                              m->dnoise_b, NULL);
-        } else {
-            /* zero noise: the state is the bias, whose gradient sums over rows */
-            for (int b = 0; b < B; b++)
-                for (int j = 0; j < width; j++)
-                    m->dnoise_b[j] += ws->dstate[(size_t)b * width + j];
+    state_backward(m);
+}
+
+void cg_model_backward_fed(chargan_model *m, const float *soft, cg_soft_grad_fn to_logits,
+                           void *ctx)
+{
+    cg_workspace *ws = &m->ws;
+    const int T = ws->t_used, B = ws->b_used, V = m->V, E = m->E, H = m->H, L = m->L;
+    const size_t bv = (size_t)B * V, be = (size_t)B * E, bh = (size_t)B * H;
+    if (T == 0)
+        return;
+    for (int l = 0; l < L; l++)
+        cg_lstm_backward_begin(&m->lstm[l], &ws->cache[l], NULL, NULL, m->Z > 0);
+    /* Step by step from the last: step t's output gradient needs the
+     * gradient on step t + 1's input, soft[t].  Layer 0's input gradients
+     * stay in dx[0] (T x B x E) for the embedding's; the others pass down
+     * the stack in dstep, each layer's step reading its output gradient
+     * there before writing its input gradient over it. */
+    float *dx0 = ws->dx[0];
+    for (int t = T - 1; t >= 0; t--) {
+        float *d = ws->logits + (size_t)t * bv;
+        if (t + 1 < T)
+            cg_embedding_soft_input_grad_add(m->embed, V, E, dx0 + (size_t)(t + 1) * be,
+                                             (size_t)B, d);
+        to_logits(ctx, t, d);
+        float *dh = ws->dstep;
+        cg_dense_backward(m->out_w, H, V, (size_t)B, NULL, d, NULL, NULL, dh);
+        for (int l = L - 1; l >= 0; l--) {
+            float *dx = l > 0 ? ws->dstep : dx0 + (size_t)t * be;
+            cg_lstm_backward_step(&m->lstm[l], &ws->cache[l], t, dh, dx,
+                                  m->Z > 0 ? ws->dh0[l] : NULL);
+            dh = dx;
         }
     }
+    /* The weight gradients over all steps at once, as cg_model_backward's. */
+    for (int l = 0; l < L; l++)
+        cg_lstm_backward_end(&m->lstm[l], &ws->cache[l],
+                             l == 0 ? ws->emb : ws->cache[l - 1].h + bh, false, NULL,
+                             m->Z > 0 ? ws->dh0[l] : NULL, m->Z > 0 ? ws->dc0[l] : NULL);
+    cg_dense_backward(m->out_w, H, V, (size_t)T * B, ws->cache[L - 1].h + bh, ws->logits,
+                      m->dout_w, m->dout_b, NULL);
+    /* step 0 read ids, step t > 0 read soft[t - 1] */
+    cg_embedding_backward(m->dembed, E, ws->ids, (size_t)B, dx0);
+    if (T > 1)
+        cg_embedding_soft_backward(m->embed, V, E, soft, (size_t)(T - 1) * B, dx0 + be,
+                                   m->dembed, NULL);
+    state_backward(m);
 }
 
 void cg_model_backward_input(chargan_model *m, float *dsoft)

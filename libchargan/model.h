@@ -36,12 +36,14 @@ typedef struct cg_workspace {
     cg_lstm_cache cache[CG_MAX_LAYERS];
     float *logits;       /* T x B x out: logits, then their gradients */
     float *dx[2];        /* T x B x max(E, H): input gradients, ping-pong down the stack */
+    float *dstep;        /* B x H: one step's gradient between layers (cg_model_backward_fed) */
     float *state;        /* B x 2LH: the initial state from the noise layer */
     float *dstate;       /* B x 2LH */
     float *h0[CG_MAX_LAYERS], *c0[CG_MAX_LAYERS];   /* B x H each */
     float *dh0[CG_MAX_LAYERS], *dc0[CG_MAX_LAYERS]; /* B x H each */
     const float *z;      /* the noise of the last forward (caller's memory), or NULL */
     const float *soft;   /* discriminator: the soft inputs of the last forward, or NULL */
+    bool fed;            /* the last steps began with cg_model_begin_fed */
     int t_used, b_used;
 } cg_workspace;
 
@@ -116,6 +118,23 @@ void cg_model_backward_input(chargan_model *m, float *dsoft);
  * filled as cg_model_forward would, so cg_model_backward works afterwards. */
 void cg_model_begin(chargan_model *m, int B, const float *z, bool train);
 float *cg_model_step(chargan_model *m, int t, const int32_t *ids_t, bool train);
+
+/* Generation fed with its own relaxed samples (Gumbel-softmax with the soft
+ * feed): begin_fed, then step 0 on ids (cg_model_step) and each later step t
+ * on a soft input soft_t (B x V rows of probabilities: layer 0 reads
+ * soft_t . embedding).  After such steps the backward is
+ * cg_model_backward_fed, which carries the gradient through the feed: soft
+ * is the T x B x V array whose block t fed step t + 1 (its last block is
+ * read by nobody), m->ws.logits holds the gradient on each block from
+ * elsewhere (the discriminator's), and to_logits(ctx, t, d) turns d, the
+ * B x V gradient on block t with the feed's part added, into the gradient
+ * on step t's logits, in place.  Parameter gradients accumulate as in
+ * cg_model_backward. */
+typedef void (*cg_soft_grad_fn)(void *ctx, int t, float *d);
+void cg_model_begin_fed(chargan_model *m, int B, const float *z, bool train);
+float *cg_model_step_soft(chargan_model *m, int t, const float *soft_t, bool train);
+void cg_model_backward_fed(chargan_model *m, const float *soft, cg_soft_grad_fn to_logits,
+                           void *ctx);
 
 /* Mean NLL helper used by chargan_model_nll and evaluation: rows of
  * batch-major windows (B x (T+1)): ids[b][0..T-1] in, ids[b][1..T] out.

@@ -11,7 +11,10 @@
 
 #define LN2 0.69314718055994530942
 #define CG_MAX_BATCH_TOKENS ((uint64_t)1 << 24)
-/* The first published chargan_trainer_config ends at gan_loss. */
+/* The first published chargan_trainer_config ends at gan_loss; the trainer
+ * section of a checkpoint stores the fields after it (beta_start,
+ * gumbel_feed) in a tail of this many bytes. */
+#define TRAINER_TAIL_BYTES 8
 #define CONFIG_MIN_SIZE (offsetof(chargan_trainer_config, gan_loss) + sizeof(int32_t))
 
 static void trainer_config_defaults(chargan_trainer_config *cfg)
@@ -36,6 +39,7 @@ static void trainer_config_defaults(chargan_trainer_config *cfg)
     cfg->anneal_steps = 1000;
     cfg->gan_loss = CHARGAN_LOSS_STANDARD;
     cfg->beta_start = 1.0f;
+    cfg->gumbel_feed = CHARGAN_FEED_HARD;
 }
 
 chargan_status chargan_trainer_config_init_sized(chargan_trainer_config *cfg, size_t struct_size)
@@ -84,6 +88,8 @@ static chargan_status config_check(cg_error *err, const chargan_trainer_config *
     CHECK_FIELD(c->anneal_steps >= 1, "anneal_steps must be >= 1");
     CHECK_FIELD(c->gan_loss == CHARGAN_LOSS_STANDARD || c->gan_loss == CHARGAN_LOSS_RELATIVISTIC,
                 "gan_loss %d unknown", (int)c->gan_loss);
+    CHECK_FIELD(c->gumbel_feed == CHARGAN_FEED_HARD || c->gumbel_feed == CHARGAN_FEED_SOFT,
+                "gumbel_feed %d unknown", (int)c->gumbel_feed);
     return CHARGAN_OK;
 }
 
@@ -1147,11 +1153,13 @@ static void write_trainer_section(const chargan_trainer *tr, cg_writer *w)
     cg_put_u64(w, tr->gan.gan_steps);
     cg_put_u32(w, tr->gan.baseline_set);
     cg_put_f32_array(w, tr->gan.baseline, c->seq_len);
-    /* Added after the first layout, and written only when it is not the
-     * default: a library that predates it then reads the file, and one
-     * that cannot follow it refuses the stray bytes. */
-    if (c->beta_start != 1.0f)
+    /* The fields added after the first layout, written only when one of
+     * them is not its default: a library that predates them then reads the
+     * file, and one that cannot follow them refuses the stray bytes. */
+    if (c->beta_start != 1.0f || c->gumbel_feed != CHARGAN_FEED_HARD) {
         cg_put_f32(w, c->beta_start);
+        cg_put_u32(w, (uint32_t)c->gumbel_feed);
+    }
 }
 
 typedef struct trainer_state {
@@ -1185,19 +1193,22 @@ static chargan_status read_trainer_section(cg_reader *r, cg_error *err, trainer_
     c->estimator = (int32_t)estimator;
     c->anneal = (int32_t)anneal;
     c->gan_loss = (int32_t)gan_loss;
-    /* beta_start, added after the first layout, follows the baseline when
-     * it is not the default; it is checked with the rest of the config. */
+    /* The fields added after the first layout follow the baseline when one
+     * of them is not its default; they are checked with the rest. */
     size_t baseline_bytes = (size_t)c->seq_len * 4;
-    bool has_beta_start = cg_reader_left(r) == baseline_bytes + 4;
-    if (has_beta_start) {
+    bool has_tail = cg_reader_left(r) == baseline_bytes + TRAINER_TAIL_BYTES;
+    if (has_tail) {
         cg_reader tail;
-        cg_reader_init(&tail, r->data + r->pos + baseline_bytes, 4);
+        uint32_t feed;
+        cg_reader_init(&tail, r->data + r->pos + baseline_bytes, TRAINER_TAIL_BYTES);
         cg_get_f32(&tail, &c->beta_start);
+        cg_get_u32(&tail, &feed);
+        c->gumbel_feed = (int32_t)feed;
     }
     if (config_check(err, c) != CHARGAN_OK)
         return cg_fail_from(err, CHARGAN_E_FORMAT, "trainer section: ");
     if (!cg_get_view(r, &s->baseline, baseline_bytes) ||
-        cg_reader_left(r) != (has_beta_start ? 4 : 0))
+        cg_reader_left(r) != (has_tail ? TRAINER_TAIL_BYTES : 0))
         return cg_fail(err, CHARGAN_E_FORMAT, "trainer section: baseline of %u floats truncated "
                        "or followed by stray bytes", c->seq_len);
     /* The baseline enters every REINFORCE advantage: a non-finite value

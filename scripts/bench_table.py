@@ -23,6 +23,7 @@ for key, default in (("batch", 32), ("seq", 64), ("tau", 1.0), ("gan_feed", "har
         sys.exit(f"bench_table: {key} differs: libchargan {ours.get(key)}, peer {peer.get(key)}")
 shape = f"B={ours.get('batch', 32)} T={ours.get('seq', 64)}"
 tau = f", tau {ours['tau']:g}" if ours.get("tau", 1.0) != 1.0 else ""
+tau += ", soft feed" if ours.get("gan_feed", "hard") == "soft" else ""
 streams = f"{ours.get('sample_batch', 32)} x {ours.get('sample_len', 256)}"
 
 # key, label, better ("higher"/"lower"), target ratio ours-vs-peer (None: none)

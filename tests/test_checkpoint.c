@@ -271,7 +271,8 @@ static chargan_trainer *corpus_trainer(int estimator, uint32_t rollouts, model_s
     tc.rollouts = rollouts;
     tc.d_steps = 2;
     if (estimator == CHARGAN_GAN_GUMBEL) {
-        tc.beta_start = 0.5f; /* stored after the baseline: it is not the default */
+        tc.beta_start = 0.5f; /* stored after the baseline: not the defaults */
+        tc.gumbel_feed = CHARGAN_FEED_SOFT;
         tc.beta_max = 8.0f;
         tc.anneal_steps = 6;
         tc.gan_loss = CHARGAN_LOSS_RELATIVISTIC;
@@ -407,6 +408,7 @@ static void assert_same_trainer(const chargan_trainer *a, const chargan_trainer 
     ck_assert_uint_eq(ca.rollouts, cb.rollouts);
     ck_assert(ca.mle_weight == cb.mle_weight && ca.beta_max == cb.beta_max);
     ck_assert(ca.beta_start == cb.beta_start);
+    ck_assert_int_eq(ca.gumbel_feed, cb.gumbel_feed);
     ck_assert_int_eq(ca.anneal, cb.anneal);
     ck_assert_uint_eq(ca.anneal_steps, cb.anneal_steps);
     ck_assert_int_eq(ca.gan_loss, cb.gan_loss);
@@ -1363,31 +1365,39 @@ START_TEST(hostile_trainer_sections)
     expect_trainer_load(bad, CHARGAN_E_FORMAT, "discriminator");
 
     /* the trainer section: every truncation, stray bytes, bad fields */
-    uint8_t *sec = malloc(trn->length + 4);
+    uint8_t *sec = malloc(trn->length + 9);
     ck_assert_ptr_nonnull(sec);
     for (size_t n = 0; n < trn->length; n++) {
         write_variant(&im, bad, CG_SEC_TRAINER, trn->payload, n, false);
         expect_trainer_load(bad, CHARGAN_E_FORMAT, "trainer section");
     }
     memcpy(sec, trn->payload, trn->length);
-    memcpy(sec + trn->length, "zzzz", 4);
-    for (size_t extra = 1; extra <= 3; extra++) {
+    memcpy(sec + trn->length, "zzzzzzzzz", 9);
+    for (size_t extra = 1; extra <= 9; extra++) {
+        if (extra == 8)
+            continue;
         write_variant(&im, bad, CG_SEC_TRAINER, sec, trn->length + extra, false);
         expect_trainer_load(bad, CHARGAN_E_FORMAT, "stray bytes");
     }
-    /* four bytes after the baseline are beta_start, checked like the rest */
-    write_variant(&im, bad, CG_SEC_TRAINER, sec, trn->length + 4, false);
+    /* eight bytes after the baseline are beta_start and gumbel_feed,
+     * checked like the rest */
+    write_variant(&im, bad, CG_SEC_TRAINER, sec, trn->length + 8, false);
     expect_trainer_load(bad, CHARGAN_E_FORMAT, "beta_start");
     put32(sec + trn->length, 0x40000000u); /* 2, above this trainer's beta_max of 1 */
-    write_variant(&im, bad, CG_SEC_TRAINER, sec, trn->length + 4, false);
+    put32(sec + trn->length + 4, 1);
+    write_variant(&im, bad, CG_SEC_TRAINER, sec, trn->length + 8, false);
     expect_trainer_load(bad, CHARGAN_E_FORMAT, "beta_max");
     put32(sec + trn->length, 0x3F000000u); /* 0.5 */
-    write_variant(&im, bad, CG_SEC_TRAINER, sec, trn->length + 4, false);
+    put32(sec + trn->length + 4, 2);
+    write_variant(&im, bad, CG_SEC_TRAINER, sec, trn->length + 8, false);
+    expect_trainer_load(bad, CHARGAN_E_FORMAT, "gumbel_feed");
+    put32(sec + trn->length + 4, CHARGAN_FEED_SOFT);
+    write_variant(&im, bad, CG_SEC_TRAINER, sec, trn->length + 8, false);
     ck_assert_int_eq(chargan_trainer_load(bad, &back), CHARGAN_OK);
     chargan_trainer_config bc;
     chargan_trainer_config_init(&bc);
     ck_assert_int_eq(chargan_trainer_get_config(back, &bc), CHARGAN_OK);
-    ck_assert(bc.beta_start == 0.5f);
+    ck_assert(bc.beta_start == 0.5f && bc.gumbel_feed == CHARGAN_FEED_SOFT);
     chargan_trainer_free(back);
     /* field offsets within the section (see docs/FORMATS.md) */
     static const struct {

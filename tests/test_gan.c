@@ -229,12 +229,16 @@ static bool gumbel_loss(void *vctx, double *loss)
     cg_windows_to_time_major(tr->windows, B, T, tr->inputs, tr->targets);
     const float *z = cg_trainer_draw_noise(tr);
     cg_trainer_seed_rows(tr); /* one sampling stream per row, as the step draws them */
-    cg_model_begin(g, B, z, true);
+    const bool fed = tr->cfg.gumbel_feed == CHARGAN_FEED_SOFT;
+    (fed ? cg_model_begin_fed : cg_model_begin)(g, B, z, true);
     for (int b = 0; b < B; b++)
         c->in[b] = tr->windows[(size_t)b * (T + 1)];
     double *s = xcalloc((size_t)V, sizeof(double));
     for (int t = 0; t < T; t++) {
-        const float *l = cg_model_step(g, t, c->in, true);
+        /* the soft feed: step t reads y_(t-1) through G's embedding */
+        const float *l = fed && t > 0 ? cg_model_step_soft(g, t, c->soft + (size_t)(t - 1) * B * V,
+                                                           true)
+                                      : cg_model_step(g, t, c->in, true);
         for (int b = 0; b < B; b++) {
             int best = 0;
             double mx = -INFINITY, sum = 0.0;
@@ -266,30 +270,49 @@ static bool gumbel_loss(void *vctx, double *loss)
         sum += softplus(-(cf[b] - (rel ? d->ws.logits[(size_t)(T - 1) * B + b] : 0.0f)));
     free(cf);
     *loss = sum / B;
-    return memcmp(c->now, c->hard, (size_t)T * B * sizeof(int32_t)) == 0;
+    /* with the hard feed a flipped argmax changes the path; the soft feed's
+     * loss does not depend on it */
+    return fed || memcmp(c->now, c->hard, (size_t)T * B * sizeof(int32_t)) == 0;
 }
 
 typedef struct gumbel_case {
-    int gan_loss, anneal;
+    int gan_loss, anneal, feed;
     uint64_t gan_steps; /* where on the schedule (beta_max 4 over 4 steps) */
     double beta;        /* the beta that implies, by hand */
     shape gs, ds;
     int V, T, B;
 } gumbel_case;
 
+#define HARD CHARGAN_FEED_HARD
+#define SOFT CHARGAN_FEED_SOFT
 static const gumbel_case gumbel_cases[] = {
     /* standard loss at beta 1 */
-    {CHARGAN_LOSS_STANDARD, CHARGAN_ANNEAL_EXP, 0, 1.0, {3, 4, 1, 0, 0}, {3, 3, 1, 0, 0}, 5, 3, 2},
-    /* standard, exp schedule half-way: beta = 4^(1/2) = 2; noise, 2 layers, dropout in G */
-    {CHARGAN_LOSS_STANDARD, CHARGAN_ANNEAL_EXP, 2, 2.0, {3, 4, 2, 2, 0.3f}, {3, 3, 1, 0, 0.3f}, 5,
+    {CHARGAN_LOSS_STANDARD, CHARGAN_ANNEAL_EXP, HARD, 0, 1.0, {3, 4, 1, 0, 0}, {3, 3, 1, 0, 0}, 5,
      3, 2},
+    /* standard, exp schedule half-way: beta = 4^(1/2) = 2; noise, 2 layers, dropout in G */
+    {CHARGAN_LOSS_STANDARD, CHARGAN_ANNEAL_EXP, HARD, 2, 2.0, {3, 4, 2, 2, 0.3f},
+     {3, 3, 1, 0, 0.3f}, 5, 3, 2},
     /* relativistic, linear schedule at 1/4: beta = 1 + 3/4 */
-    {CHARGAN_LOSS_RELATIVISTIC, CHARGAN_ANNEAL_LINEAR, 1, 1.75, {4, 3, 1, 2, 0}, {2, 3, 2, 0, 0},
-     6, 4, 2},
+    {CHARGAN_LOSS_RELATIVISTIC, CHARGAN_ANNEAL_LINEAR, HARD, 1, 1.75, {4, 3, 1, 2, 0},
+     {2, 3, 2, 0, 0}, 6, 4, 2},
     /* relativistic at the end of the exp schedule: beta = 4; T = 1, B = 1 */
-    {CHARGAN_LOSS_RELATIVISTIC, CHARGAN_ANNEAL_EXP, 9, 4.0, {3, 3, 2, 1, 0.2f}, {3, 2, 1, 0, 0},
-     4, 1, 1},
+    {CHARGAN_LOSS_RELATIVISTIC, CHARGAN_ANNEAL_EXP, HARD, 9, 4.0, {3, 3, 2, 1, 0.2f},
+     {3, 2, 1, 0, 0}, 4, 1, 1},
+    /* the soft feed: the gradient through every later step; one layer at beta 1 */
+    {CHARGAN_LOSS_STANDARD, CHARGAN_ANNEAL_EXP, SOFT, 0, 1.0, {3, 4, 1, 0, 0}, {3, 3, 1, 0, 0}, 5,
+     4, 2},
+    /* soft feed, three layers (the step's gradient between them), noise and dropout, beta 2 */
+    {CHARGAN_LOSS_RELATIVISTIC, CHARGAN_ANNEAL_EXP, SOFT, 2, 2.0, {3, 4, 3, 2, 0.3f},
+     {3, 3, 1, 0, 0}, 5, 4, 3},
+    /* soft feed, E > H, linear schedule at 1/4: beta = 1.75; T = 1 (nothing fed) */
+    {CHARGAN_LOSS_STANDARD, CHARGAN_ANNEAL_LINEAR, SOFT, 1, 1.75, {5, 3, 2, 1, 0},
+     {2, 3, 1, 0, 0}, 6, 1, 2},
+    /* soft feed, E > H, two layers, T = 5 */
+    {CHARGAN_LOSS_STANDARD, CHARGAN_ANNEAL_LINEAR, SOFT, 3, 3.25, {5, 3, 2, 0, 0.2f},
+     {2, 3, 1, 0, 0}, 6, 5, 2},
 };
+#undef HARD
+#undef SOFT
 
 START_TEST(gumbel_generator_gradient_end_to_end)
 {
@@ -297,6 +320,7 @@ START_TEST(gumbel_generator_gradient_end_to_end)
     chargan_trainer_config c = trainer_config(CHARGAN_GAN_GUMBEL, gc->T, gc->B, 40 + _i);
     c.gan_loss = gc->gan_loss;
     c.anneal = gc->anneal;
+    c.gumbel_feed = gc->feed;
     c.beta_max = 4.0f;
     c.anneal_steps = 4;
     chargan_trainer *tr = make_trainer(&c, gc->V, gc->gs, gc->ds, 40 + _i);

@@ -936,6 +936,74 @@ START_TEST(backward_takes_dh_out_in_the_outputs)
 }
 END_TEST
 
+/* Backward a step at a time (begin, steps with dx_t, end) gives the whole
+ * backward's weight, state and carried gradients bit for bit (the same
+ * operations in the same order), and its input gradient up to the BLAS's
+ * rounding of a product split by step. */
+START_TEST(stepwise_backward_matches_whole_backward)
+{
+    static const int shapes[][4] = {{1, 1, 1, 1}, {5, 3, 4, 8}, {6, 7, 9, 5}, {4, 16, 64, 96}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const int T = shapes[i][0], B = shapes[i][1], in = shapes[i][2], H = shapes[i][3];
+        const bool masked = i & 1;
+        const size_t bh = (size_t)B * H, nx = (size_t)T * B * in, G = 4 * (size_t)H;
+        const size_t nih = (size_t)in * G, nhh = (size_t)H * G;
+        cg_rng rng;
+        cg_rng_seed(&rng, 50 + i);
+        layer l;
+        layer_init(&l, &rng, in, H, 0.5f);
+        cg_lstm_cache c;
+        cache_init_ok(&c, T, B, in, H, masked);
+        if (masked)
+            fill_mask(&rng, c.mask, bh, 0.3f);
+        float *x = frandom(&rng, nx, 1.0f), *h0 = frandom(&rng, bh, 0.5f);
+        float *c0 = frandom(&rng, bh, 0.5f), *dh_out = frandom(&rng, (size_t)T * bh, 1.0f);
+        float *dhT = frandom(&rng, bh, 1.0f), *dcT = frandom(&rng, bh, 1.0f);
+        float *got[2][6];
+        for (int stepwise = 0; stepwise < 2; stepwise++) {
+            float *dx = falloc(nx), *dh0 = falloc(bh), *dc0 = falloc(bh);
+            layer_zero_grads(&l);
+            cg_lstm_forward(&l.L, &c, T, x, h0, c0, masked);
+            if (stepwise) {
+                cg_lstm_backward_begin(&l.L, &c, dhT, dcT, true);
+                for (int t = T - 1; t >= 0; t--)
+                    cg_lstm_backward_step(&l.L, &c, t, dh_out + (size_t)t * bh,
+                                          dx + (size_t)t * B * in, dh0);
+                cg_lstm_backward_end(&l.L, &c, x, false, NULL, dh0, dc0);
+            } else {
+                cg_lstm_backward(&l.L, &c, x, dh_out, dhT, dcT, dx, dh0, dc0);
+            }
+            float *dw_ih = falloc(nih), *dw_hh = falloc(nhh), *db = falloc(G);
+            memcpy(dw_ih, l.dw_ih, nih * sizeof(float));
+            memcpy(dw_hh, l.dw_hh, nhh * sizeof(float));
+            memcpy(db, l.db, G * sizeof(float));
+            float *all[6] = {dx, dh0, dc0, dw_ih, dw_hh, db};
+            memcpy(got[stepwise], all, sizeof all);
+        }
+        const size_t sizes[6] = {nx, bh, bh, nih, nhh, G};
+        for (size_t k = 0; k < nx; k++)
+            ck_assert_msg(fabsf(got[0][0][k] - got[1][0][k]) <= 1e-6f * (1.0f + fabsf(got[0][0][k])),
+                          "shape %zu: dx[%zu] whole %.9g, step-wise %.9g", i, k, got[0][0][k],
+                          got[1][0][k]);
+        for (int k = 1; k < 6; k++)
+            ck_assert_msg(memcmp(got[0][k], got[1][k], sizes[k] * sizeof(float)) == 0,
+                          "shape %zu: gradient %d differs", i, k);
+        for (int k = 0; k < 6; k++) {
+            free(got[0][k]);
+            free(got[1][k]);
+        }
+        free(x);
+        free(h0);
+        free(c0);
+        free(dh_out);
+        free(dhT);
+        free(dcT);
+        layer_free(&l);
+        cg_lstm_cache_free(&c);
+    }
+}
+END_TEST
+
 /* The AVX2 path reads w_hh from a copy packed at each forward's begin; it
  * must give the AVX-512 path's bits (the two sum alike), also after the
  * weights change between forwards on one cache.  Needs both paths. */
@@ -997,6 +1065,7 @@ static Suite *lstm_suite(void)
     tcase_add_test(tc, gradcheck_two_stacked_layers);
     tcase_add_test(tc, backward_null_arguments);
     tcase_add_test(tc, backward_takes_dh_out_in_the_outputs);
+    tcase_add_test(tc, stepwise_backward_matches_whole_backward);
     tcase_add_test(tc, backward_after_zero_steps);
     suite_add_tcase(s, tc);
     tc = tcase_create("avx2");

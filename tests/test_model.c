@@ -544,6 +544,42 @@ START_TEST(step_forward_matches_sequence_forward)
 }
 END_TEST
 
+/* Steps fed soft inputs (cg_model_begin_fed, cg_model_step_soft) that are
+ * exact one-hot vectors give the logits of steps on those ids. */
+START_TEST(fed_steps_on_one_hots_equal_id_steps)
+{
+    const gc_shape s = _i == 0 ? (gc_shape){.V = 7, .E = 3, .H = 5, .L = 2, .Z = 3, .T = 5,
+                                            .B = 3, .zm = Z_GIVEN, .dropout = 0.3f}
+                               : (gc_shape){.V = 6, .E = 4, .H = 3, .L = 3, .Z = 0, .T = 4,
+                                            .B = 2, .zm = Z_NONE};
+    gc_problem p;
+    gc_problem_init(&p, CHARGAN_GENERATOR, &s, false, 430 + (uint64_t)_i);
+    chargan_model *m = p.m;
+    const size_t tb = (size_t)s.T * s.B, nl = tb * m->V;
+    float *onehot = xcalloc(nl, sizeof(float)), *logits = xcalloc(nl, sizeof(float));
+    for (size_t r = 0; r < tb; r++)
+        onehot[r * m->V + p.ids[r]] = 1.0f;
+    m->rng = p.rng0;
+    cg_model_begin(m, s.B, p.z, p.train);
+    for (int t = 0; t < s.T; t++)
+        cg_model_step(m, t, p.ids + (size_t)t * s.B, p.train);
+    memcpy(logits, m->ws.logits, nl * sizeof(float));
+    m->rng = p.rng0;
+    cg_model_begin_fed(m, s.B, p.z, p.train);
+    for (int t = 0; t < s.T; t++) {
+        const float *lt = t == 0 ? cg_model_step(m, 0, p.ids, p.train)
+                                 : cg_model_step_soft(m, t, onehot + (size_t)t * s.B * m->V,
+                                                      p.train);
+        ck_assert_ptr_eq(lt, m->ws.logits + (size_t)t * s.B * m->V);
+    }
+    ck_assert_int_eq(m->ws.t_used, s.T);
+    assert_close_arrays("fed logits", logits, m->ws.logits, nl);
+    free(onehot);
+    free(logits);
+    gc_problem_free(&p);
+}
+END_TEST
+
 /* Feeding each step's own output back through the workspace's ids (as the
  * GAN's generation does) and then running the teacher-forced forward on the
  * same ids gives the same logits. */
@@ -1256,6 +1292,7 @@ static Suite *model_suite(void)
                         sizeof disc_shapes / sizeof disc_shapes[0]);
     tcase_add_loop_test(tc, step_forward_matches_sequence_forward, 0, 2);
     tcase_add_test(tc, step_forward_reads_ids_in_the_workspace);
+    tcase_add_loop_test(tc, fed_steps_on_one_hots_equal_id_steps, 0, 2);
     suite_add_tcase(s, tc);
     tc = tcase_create("api");
     tcase_add_test(tc, config_validation_names_the_field);

@@ -749,6 +749,8 @@ CASE(startlow, c->beta_start = 5e-4f)
 CASE(startbig, c->beta_start = 2e6f)
 CASE(startnan, c->beta_start = NAN)
 CASE(startabove, (c->beta_start = 4.0f, c->beta_max = 2.0f))
+CASE(feed, c->gumbel_feed = 2)
+CASE(feedneg, c->gumbel_feed = -1)
 CASE(anneal, c->anneal = 2)
 CASE(anneal_steps, c->anneal_steps = 0)
 CASE(gan_loss, c->gan_loss = 2)
@@ -773,7 +775,8 @@ START_TEST(every_invalid_config_field)
         {"beta_max", set_betalow},      {"beta_max", set_betabig},
         {"beta_max", set_betanan},      {"beta_start", set_startlow},
         {"beta_start", set_startbig},   {"beta_start", set_startnan},
-        {"beta_max", set_startabove},   {"anneal", set_anneal},
+        {"beta_max", set_startabove},   {"gumbel_feed", set_feed},
+        {"gumbel_feed", set_feedneg},   {"anneal", set_anneal},
         {"anneal_steps", set_anneal_steps}, {"gan_loss", set_gan_loss},
         {"struct_size", set_size_small},
     };
@@ -845,6 +848,7 @@ START_TEST(get_config_round_trip)
     tc.rollouts = 4;
     tc.mle_weight = 0.25f;
     tc.beta_start = 2.5f;
+    tc.gumbel_feed = CHARGAN_FEED_SOFT;
     tc.beta_max = 100.0f;
     tc.anneal = CHARGAN_ANNEAL_LINEAR;
     tc.anneal_steps = 77;
@@ -874,6 +878,7 @@ START_TEST(get_config_round_trip)
     ck_assert_uint_eq(got.anneal_steps, 77);
     ck_assert_int_eq(got.gan_loss, CHARGAN_LOSS_RELATIVISTIC);
     ck_assert(got.beta_start == 2.5f);
+    ck_assert_int_eq(got.gumbel_feed, CHARGAN_FEED_SOFT);
     chargan_trainer_free(tr);
     /* beta_start 0 (a zeroed field) reads as the default, 1 */
     tc.beta_start = 0.0f;
@@ -1081,13 +1086,16 @@ typedef struct gan_case {
     int estimator, gan_loss;
     float g_dropout, d_dropout;
     uint32_t d_steps;
+    int gumbel_feed;
 } gan_case;
 
 static const gan_case gan_cases[] = {
-    {CHARGAN_GAN_REINFORCE, CHARGAN_LOSS_STANDARD, 0.0f, 0.0f, 1},
-    {CHARGAN_GAN_REINFORCE, CHARGAN_LOSS_STANDARD, 0.25f, 0.2f, 2},
-    {CHARGAN_GAN_GUMBEL, CHARGAN_LOSS_STANDARD, 0.25f, 0.2f, 1},
-    {CHARGAN_GAN_GUMBEL, CHARGAN_LOSS_RELATIVISTIC, 0.25f, 0.2f, 2},
+    {CHARGAN_GAN_REINFORCE, CHARGAN_LOSS_STANDARD, 0.0f, 0.0f, 1, CHARGAN_FEED_HARD},
+    {CHARGAN_GAN_REINFORCE, CHARGAN_LOSS_STANDARD, 0.25f, 0.2f, 2, CHARGAN_FEED_HARD},
+    {CHARGAN_GAN_GUMBEL, CHARGAN_LOSS_STANDARD, 0.25f, 0.2f, 1, CHARGAN_FEED_HARD},
+    {CHARGAN_GAN_GUMBEL, CHARGAN_LOSS_RELATIVISTIC, 0.25f, 0.2f, 2, CHARGAN_FEED_HARD},
+    {CHARGAN_GAN_GUMBEL, CHARGAN_LOSS_STANDARD, 0.25f, 0.2f, 1, CHARGAN_FEED_SOFT},
+    {CHARGAN_GAN_GUMBEL, CHARGAN_LOSS_RELATIVISTIC, 0.0f, 0.0f, 2, CHARGAN_FEED_SOFT},
 };
 
 /* Both models' parameters, concatenated, after a discriminator step and two
@@ -1106,6 +1114,7 @@ static float *gan_params(const gan_case *gc, uint32_t threads, size_t *n)
     tc.estimator = gc->estimator;
     tc.gan_loss = gc->gan_loss;
     tc.d_steps = gc->d_steps;
+    tc.gumbel_feed = gc->gumbel_feed;
     tc.beta_max = 3.0f;
     tc.anneal_steps = 2;
     chargan_model *g = make_gen(V, 4, 6, 2, gc->g_dropout, 31);

@@ -182,7 +182,7 @@ class TrainerConfig(_Options):
                 ("d_steps", c_uint32), ("gamma", c_float), ("baseline_decay", c_float),
                 ("rollouts", c_uint32), ("mle_weight", c_float), ("beta_max", c_float),
                 ("anneal", c_int32), ("anneal_steps", c_uint32), ("gan_loss", c_int32),
-                ("beta_start", c_float)]
+                ("beta_start", c_float), ("gumbel_feed", c_int32)]
 
 
 class ProgressStruct(Structure):

@@ -35,6 +35,7 @@ typedef struct chargan_trainer_config {
     uint32_t threads, report_every, val_every; int32_t estimator; uint32_t d_steps;
     float gamma, baseline_decay; uint32_t rollouts; float mle_weight, beta_max;
     int32_t anneal; uint32_t anneal_steps; int32_t gan_loss; float beta_start;
+    int32_t gumbel_feed;
 } chargan_trainer_config;
 typedef struct chargan_sample_options {
     size_t struct_size; uint32_t n_streams, length; float temperature; uint32_t top_k;

@@ -89,6 +89,8 @@ bad_train --beta-start --gan reinforce --beta-start 2
 bad_train --beta-start --gan gumbel --beta-start 0
 bad_train "--beta-start: 2 is above --beta-max (default 1)" --gan gumbel --beta-start 2
 bad_train "--beta-max: 1.5 is below --beta-start 2" --gan gumbel --beta-start 2 --beta-max 1.5
+bad_train --gan-feed --gan reinforce --gan-feed soft
+bad_train --gan-feed --gan gumbel --gan-feed both
 bad_train --d-steps --gan gumbel --d-steps 0
 bad_train --pretrain-steps --steps 5 --pretrain-steps 6
 # --resume refuses an option that would change the checkpoint's settings,

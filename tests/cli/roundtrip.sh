@@ -171,7 +171,7 @@ grep '"phase":"adversarial"' "$TMP/gan.jsonl" | grep -q '"d_loss":[0-9]' ||
     fail "gan: no discriminator loss in the adversarial records"
 expect_ok "$CHARGAN" info "$TMP/gan.ckpt"
 for line in "discriminator:" "  estimator: gumbel" "  beta_start: 2" "  beta_max: 10" "  anneal: linear over 8 steps" \
-    "  loss: rsgan"; do
+    "  loss: rsgan" "  feed: hard"; do
     grep -qxF "$line" "$TMP/out" || { show; fail "gan info: no line '$line'"; }
 done
 grep -q '^    out\.w  *16 x 1 ' "$TMP/out" || { show; fail "gan info: no discriminator head"; }
@@ -226,6 +226,20 @@ cmp -s "$TMP/glr3.ckpt" "$TMP/glr.ckpt" || fail "--gan-lr resume: differs from t
 expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/glr4.ckpt" --resume "$TMP/glr2.ckpt" -q \
     --pretrain-steps 10 --d-pretrain-steps 6 --gan-steps 8
 cmp -s "$TMP/glr4.ckpt" "$TMP/glr.ckpt" || fail "--gan-lr resume without the options differs"
+# The soft feed: its checkpoint says so, a resume keeps it (and refuses the
+# hard feed) and finishes the run bit for bit.
+SOFT="--gan gumbel --gan-feed soft --beta-max 4 --pretrain-steps 4 --d-pretrain-steps 2 --gan-steps 4"
+expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/soft.ckpt" $TINY $SOFT
+expect_ok "$CHARGAN" info "$TMP/soft.ckpt"
+grep -qxF "  feed: soft" "$TMP/out" || { show; fail "soft feed info: no line '  feed: soft'"; }
+cmp -s "$TMP/soft.ckpt" "$TMP/gan.ckpt" && fail "--gan-feed soft did not change the training"
+expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/soft1.ckpt" $TINY $SOFT --gan-steps 2 \
+    --anneal-steps 4
+expect_error 2 "--gan-feed: hard differs from the checkpoint's soft" "$CHARGAN" train \
+    "$TMP/corpus.txt" -o "$TMP/x.ckpt" --resume "$TMP/soft1.ckpt" --gan-feed hard
+expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/soft2.ckpt" --resume "$TMP/soft1.ckpt" \
+    $TINY $SOFT
+cmp -s "$TMP/soft2.ckpt" "$TMP/soft.ckpt" || fail "soft feed resume: differs from the uninterrupted run"
 # The other estimator runs through the same flow.
 expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/rf.ckpt" $TINY --gan reinforce --gamma 0.8 \
     --rollouts 2 --mle-weight 0.5 --d-steps 2 --pretrain-steps 4 --d-pretrain-steps 2 --gan-steps 3

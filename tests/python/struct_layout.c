@@ -74,6 +74,7 @@ int main(void)
     FIELD(chargan_trainer_config, anneal_steps);
     FIELD(chargan_trainer_config, gan_loss);
     FIELD(chargan_trainer_config, beta_start);
+    FIELD(chargan_trainer_config, gumbel_feed);
 
     STRUCT(chargan_progress);
     FIELD(chargan_progress, struct_size);
