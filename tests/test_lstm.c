@@ -877,14 +877,41 @@ static size_t forward_backward_twice(int T, int B, int in, int H, float *out)
     return n;
 }
 
+/* Everything a backward computed, for comparing two backwards: dx, dh0, dc0
+ * (the caller's arrays, adopted) and copies of the layer's dw_ih, dw_hh, db. */
+enum { N_GRADIENTS = 6 };
+
+static void take_gradients(const layer *l, float *dx, float *dh0, float *dc0, size_t nx,
+                           size_t bh, float *out[N_GRADIENTS], size_t sizes[N_GRADIENTS])
+{
+    const size_t G = 4 * (size_t)l->L.hidden;
+    const size_t n[N_GRADIENTS] = {nx, bh, bh, (size_t)l->L.in * G, (size_t)l->L.hidden * G, G};
+    const float *w[3] = {l->dw_ih, l->dw_hh, l->db};
+    float *mine[3] = {dx, dh0, dc0};
+    for (int k = 0; k < N_GRADIENTS; k++) {
+        sizes[k] = n[k];
+        if (k < 3) {
+            out[k] = mine[k];
+        } else {
+            out[k] = falloc(n[k]);
+            memcpy(out[k], w[k - 3], n[k] * sizeof(float));
+        }
+    }
+}
+
+static void free_gradients(float *g[N_GRADIENTS])
+{
+    for (int k = 0; k < N_GRADIENTS; k++)
+        free(g[k]);
+}
+
 /* The gradient on the outputs may be given in the outputs themselves
  * (c->h + B*H, as the model does for its top layer): the same gradients, bit
  * for bit, as from a buffer of its own, and h the forward's again after. */
 START_TEST(backward_takes_dh_out_in_the_outputs)
 {
     const int T = 5, B = 3, in = 4, H = 8;
-    const size_t bh = (size_t)B * H, nx = (size_t)T * B * in, G = 4 * (size_t)H;
-    const size_t nh = (size_t)(T + 1) * bh, nih = (size_t)in * G, nhh = (size_t)H * G;
+    const size_t bh = (size_t)B * H, nx = (size_t)T * B * in, nh = (size_t)(T + 1) * bh;
     for (int masked = 0; masked < 2; masked++) {
         cg_rng rng;
         cg_rng_seed(&rng, 31 + (uint64_t)masked);
@@ -896,7 +923,8 @@ START_TEST(backward_takes_dh_out_in_the_outputs)
             fill_mask(&rng, c.mask, bh, 0.3f);
         float *x = frandom(&rng, nx, 1.0f), *h0 = frandom(&rng, bh, 0.5f);
         float *c0 = frandom(&rng, bh, 0.5f), *dh_out = frandom(&rng, (size_t)T * bh, 1.0f);
-        float *h_fwd = falloc(nh), *got[2][6];
+        float *h_fwd = falloc(nh), *got[2][N_GRADIENTS];
+        size_t sizes[N_GRADIENTS];
         for (int shared = 0; shared < 2; shared++) {
             float *dx = falloc(nx), *dh0 = falloc(bh), *dc0 = falloc(bh);
             layer_zero_grads(&l);
@@ -911,20 +939,13 @@ START_TEST(backward_takes_dh_out_in_the_outputs)
             ck_assert_msg(memcmp(c.h, h_fwd, nh * sizeof(float)) == 0,
                           "masked %d shared %d: h is not the forward's after backward", masked,
                           shared);
-            float *dw_ih = falloc(nih), *dw_hh = falloc(nhh), *db = falloc(G);
-            memcpy(dw_ih, l.dw_ih, nih * sizeof(float));
-            memcpy(dw_hh, l.dw_hh, nhh * sizeof(float));
-            memcpy(db, l.db, G * sizeof(float));
-            float *all[6] = {dx, dh0, dc0, dw_ih, dw_hh, db};
-            memcpy(got[shared], all, sizeof all);
+            take_gradients(&l, dx, dh0, dc0, nx, bh, got[shared], sizes);
         }
-        const size_t sizes[6] = {nx, bh, bh, nih, nhh, G};
-        for (int k = 0; k < 6; k++) {
+        for (int k = 0; k < N_GRADIENTS; k++)
             ck_assert_msg(memcmp(got[0][k], got[1][k], sizes[k] * sizeof(float)) == 0,
                           "masked %d: gradient %d differs", masked, k);
-            free(got[0][k]);
-            free(got[1][k]);
-        }
+        free_gradients(got[0]);
+        free_gradients(got[1]);
         free(x);
         free(h0);
         free(c0);
@@ -946,8 +967,7 @@ START_TEST(stepwise_backward_matches_whole_backward)
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         const int T = shapes[i][0], B = shapes[i][1], in = shapes[i][2], H = shapes[i][3];
         const bool masked = i & 1;
-        const size_t bh = (size_t)B * H, nx = (size_t)T * B * in, G = 4 * (size_t)H;
-        const size_t nih = (size_t)in * G, nhh = (size_t)H * G;
+        const size_t bh = (size_t)B * H, nx = (size_t)T * B * in;
         cg_rng rng;
         cg_rng_seed(&rng, 50 + i);
         layer l;
@@ -959,7 +979,8 @@ START_TEST(stepwise_backward_matches_whole_backward)
         float *x = frandom(&rng, nx, 1.0f), *h0 = frandom(&rng, bh, 0.5f);
         float *c0 = frandom(&rng, bh, 0.5f), *dh_out = frandom(&rng, (size_t)T * bh, 1.0f);
         float *dhT = frandom(&rng, bh, 1.0f), *dcT = frandom(&rng, bh, 1.0f);
-        float *got[2][6];
+        float *got[2][N_GRADIENTS];
+        size_t sizes[N_GRADIENTS];
         for (int stepwise = 0; stepwise < 2; stepwise++) {
             float *dx = falloc(nx), *dh0 = falloc(bh), *dc0 = falloc(bh);
             layer_zero_grads(&l);
@@ -973,25 +994,18 @@ START_TEST(stepwise_backward_matches_whole_backward)
             } else {
                 cg_lstm_backward(&l.L, &c, x, dh_out, dhT, dcT, dx, dh0, dc0);
             }
-            float *dw_ih = falloc(nih), *dw_hh = falloc(nhh), *db = falloc(G);
-            memcpy(dw_ih, l.dw_ih, nih * sizeof(float));
-            memcpy(dw_hh, l.dw_hh, nhh * sizeof(float));
-            memcpy(db, l.db, G * sizeof(float));
-            float *all[6] = {dx, dh0, dc0, dw_ih, dw_hh, db};
-            memcpy(got[stepwise], all, sizeof all);
+            take_gradients(&l, dx, dh0, dc0, nx, bh, got[stepwise], sizes);
         }
-        const size_t sizes[6] = {nx, bh, bh, nih, nhh, G};
+        const float *dx_whole = got[0][0], *dx_steps = got[1][0];
         for (size_t k = 0; k < nx; k++)
-            ck_assert_msg(fabsf(got[0][0][k] - got[1][0][k]) <= 1e-6f * (1.0f + fabsf(got[0][0][k])),
-                          "shape %zu: dx[%zu] whole %.9g, step-wise %.9g", i, k, got[0][0][k],
-                          got[1][0][k]);
-        for (int k = 1; k < 6; k++)
+            ck_assert_msg(fabsf(dx_whole[k] - dx_steps[k]) <= 1e-6f * (1.0f + fabsf(dx_whole[k])),
+                          "shape %zu: dx[%zu] whole %.9g, step-wise %.9g", i, k, dx_whole[k],
+                          dx_steps[k]);
+        for (int k = 1; k < N_GRADIENTS; k++)
             ck_assert_msg(memcmp(got[0][k], got[1][k], sizes[k] * sizeof(float)) == 0,
                           "shape %zu: gradient %d differs", i, k);
-        for (int k = 0; k < 6; k++) {
-            free(got[0][k]);
-            free(got[1][k]);
-        }
+        free_gradients(got[0]);
+        free_gradients(got[1]);
         free(x);
         free(h0);
         free(c0);
