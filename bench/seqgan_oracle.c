@@ -232,8 +232,8 @@ static void usage(void)
     fprintf(stderr, "usage: seqgan_oracle [--data DIR] [--seed S] [--mle-epochs N] [--gan "
                     "none|reinforce|gumbel] [--gan-steps N] [--eval-every N] [--gan-eval-every N] "
                     "[--sweep-every N] [--dense-until N] [--threads N] [--gan-lr X] [--mle-weight X] "
-                    "[--beta-max X] [--rollouts K] [--n-eval N] [--tmp PATH] [--init CKPT] "
-                    "[--save CKPT]\n");
+                    "[--beta-max X] [--gan-feed hard|soft] [--rollouts K] [--n-eval N] "
+                    "[--tmp PATH] [--init CKPT] [--save CKPT]\n");
     exit(2);
 }
 
@@ -247,6 +247,7 @@ int main(int argc, char **argv)
     int threads = 2;
     uint32_t rollouts = 0, n_eval = N_TRAIN;
     double gan_lr = 1e-4, mle_weight = 0.0, beta_max = 100.0;
+    int soft_feed = 0; /* --gan-feed soft: the Gumbel generator reads its relaxed samples */
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v)
@@ -278,6 +279,8 @@ int main(int argc, char **argv)
             mle_weight = atof(v);
         else if (!strcmp(o, "--beta-max"))
             beta_max = atof(v);
+        else if (!strcmp(o, "--gan-feed") && (!strcmp(v, "hard") || !strcmp(v, "soft")))
+            soft_feed = !strcmp(v, "soft");
         else if (!strcmp(o, "--rollouts"))
             rollouts = (uint32_t)atoi(v);
         else if (!strcmp(o, "--n-eval"))
@@ -349,6 +352,7 @@ int main(int argc, char **argv)
     tc.rollouts = rollouts;
     tc.mle_weight = (float)mle_weight;
     tc.beta_max = (float)beta_max;
+    tc.gumbel_feed = soft_feed ? CHARGAN_FEED_SOFT : CHARGAN_FEED_HARD;
     tc.anneal_steps = (uint32_t)(gan_steps > 0 ? gan_steps : 1);
     chargan_trainer *tr;
     CHECK(chargan_trainer_new(&tc, g, gopt, d, dopt, &tr));

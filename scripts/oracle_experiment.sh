@@ -16,7 +16,8 @@
 # region is early, before over-fitting): files <estimator>from<E>-<seed>.csv.
 # Environment (defaults in brackets):
 #   SEEDS [1 2 3]  MLE_EPOCHS [60]  EVAL_EVERY [10]  DENSE_UNTIL [10]  GAN_STEPS [300]
-#   GAN_EVAL_EVERY [50]  GAN_LR [1e-3]  ESTIMATORS [reinforce gumbel]  EARLY_EPOCHS []
+#   GAN_EVAL_EVERY [50]  GAN_LR [1e-3]  EARLY_EPOCHS []
+#   ESTIMATORS [reinforce gumbel]: also gumbelsoft, Gumbel with the soft feed
 #   N_EVAL [2000] samples per NLL-oracle figure (the paper: 10,000)
 #   JOBS [2] seeds run at once, one thread each  BUILD_DIR [build-oracle]
 #   SKIP_MLE [0]: 1 runs only the EARLY_EPOCHS part (the MLE runs exist)
@@ -55,9 +56,14 @@ mkdir -p "$OUT"
 
 # adversarial S INIT NAME: each estimator from the generator in INIT.
 adversarial() {
-    local s=$1 init=$2 name=$3 est
+    local s=$1 init=$2 name=$3 est how
     for est in $ESTIMATORS; do
-        "$bin" --seed "$s" --threads 1 --init "$init" --mle-epochs 0 --gan "$est" \
+        case $est in
+        gumbelsoft) how="--gan gumbel --gan-feed soft" ;;
+        *) how="--gan $est" ;;
+        esac
+        # shellcheck disable=SC2086
+        "$bin" --seed "$s" --threads 1 --init "$init" --mle-epochs 0 $how \
             --gan-steps "$GAN_STEPS" --gan-eval-every "$GAN_EVAL_EVERY" --gan-lr "$GAN_LR" \
             --n-eval "$N_EVAL" --tmp "$OUT/tmp-$s.ckpt" >"$OUT/$est$name-$s.csv" \
             2>"$OUT/$est$name-$s.log"
