@@ -22,8 +22,8 @@ release the GIL).
 """
 
 from . import errors
-from ._ffi import (ID_START, ID_UNKNOWN, NUM_RESERVED_IDS, Anneal, Estimator, GanLoss, ModelConfig,
-                   ModelKind, OptimizerConfig, OptimizerKind, Phase, SampleOptions,
+from ._ffi import (ID_START, ID_UNKNOWN, NUM_RESERVED_IDS, Anneal, Estimator, GanLoss, GumbelFeed,
+                   ModelConfig, ModelKind, OptimizerConfig, OptimizerKind, Phase, SampleOptions,
                    TokenizerOptions, TrainerConfig, Utf8Policy, _raw, library_path)
 from ._loader import EXPECTED_MAJOR
 from .errors import *  # noqa: F401,F403 - the exception classes
@@ -63,7 +63,8 @@ def last_error():
 __all__ = [
     "Tokenizer", "Model", "Optimizer", "Trainer", "Progress",
     "TokenizerOptions", "ModelConfig", "SampleOptions", "OptimizerConfig", "TrainerConfig",
-    "ModelKind", "OptimizerKind", "Estimator", "GanLoss", "Anneal", "Phase", "Utf8Policy",
+    "ModelKind", "OptimizerKind", "Estimator", "GanLoss", "Anneal", "GumbelFeed", "Phase",
+    "Utf8Policy",
     "GENERATOR", "DISCRIMINATOR", "ID_START", "ID_UNKNOWN", "NUM_RESERVED_IDS",
     "bleu", "self_bleu", "nll_oracle",
     "version", "version_number", "strerror", "last_error", "library_path", "EXPECTED_MAJOR",

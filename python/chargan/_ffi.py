@@ -52,6 +52,11 @@ class Anneal(enum.IntEnum):
     LINEAR = 1
 
 
+class GumbelFeed(enum.IntEnum):
+    HARD = 0
+    SOFT = 1
+
+
 class Phase(enum.IntEnum):
     MLE = 0
     DISCRIMINATOR = 1

@@ -185,15 +185,20 @@ class TrainerTest(support.TempDirTestCase):
             chargan.Trainer.load(self.path("missing.ckpt"))
 
     def test_adversarial(self):
-        for estimator in (chargan.Estimator.REINFORCE, chargan.Estimator.GUMBEL):
-            with self.subTest(estimator=estimator):
+        for estimator, feed in ((chargan.Estimator.REINFORCE, chargan.GumbelFeed.HARD),
+                                (chargan.Estimator.GUMBEL, chargan.GumbelFeed.HARD),
+                                (chargan.Estimator.GUMBEL, chargan.GumbelFeed.SOFT)):
+            with self.subTest(estimator=estimator, feed=feed):
                 gen = support.tiny_generator(self.text)
                 disc = chargan.Model(kind=chargan.DISCRIMINATOR, vocab_size=gen.vocab_size,
                                      embed_dim=8, hidden_dim=8)
                 reports = []
                 with chargan.Trainer(gen, discriminator=disc, batch=4, seq_len=8,
-                                     estimator=estimator, report_every=1,
+                                     estimator=estimator, gumbel_feed=feed, beta_start=2.0,
+                                     beta_max=4.0, report_every=1,
                                      progress=reports.append) as tr:
+                    self.assertEqual(tr.config.gumbel_feed, feed)
+                    self.assertEqual(tr.config.beta_start, 2.0)
                     self.assertIs(tr.discriminator, disc)
                     self.assertIsNotNone(tr.d_optimizer)
                     tr.set_corpus_text(self.text)
