@@ -183,9 +183,15 @@ def plot(out, runs, seeds, methods, fronts):
                     last = max(r[1] for r in rows if is_own(method, r))
                     pts += [(r[4], r[3]) for r in rows if is_own(method, r) and r[1] == last]
             f.write("\n".join(f"{x} {y}" for x, y in pts) + "\n\n\n")
-            # squares for REINFORCE, triangles for Gumbel; hollow when started early
+            # squares for REINFORCE, triangles for Gumbel, circles for Gumbel with the
+            # soft feed; hollow when started early
             early = "from" in method
-            pt = (4 if early else 5) if method.startswith("reinforce") else (8 if early else 9)
+            if method.startswith("reinforce"):
+                pt = 4 if early else 5
+            elif method.startswith("gumbelsoft"):
+                pt = 6 if early else 7
+            else:
+                pt = 8 if early else 9
             blocks.append((f"points pt {pt} ps 1.2", f"{method}, final, temperatures 0.5-1.2"))
     plots = ", ".join(f"'{data}' index {i} with {style} title \"{title}\""
                       for i, (style, title) in enumerate(blocks))
