@@ -114,9 +114,11 @@ static void trainer(const char *name, int estimator, uint32_t rollouts, uint32_t
     c.rollouts = rollouts;
     c.seed = 5;
     if (estimator == CHARGAN_GAN_GUMBEL) {
+        c.beta_start = 2.0f; /* with the soft feed: the trainer section's tail is present */
         c.beta_max = 10.0f;
         c.anneal = CHARGAN_ANNEAL_LINEAR;
         c.gan_loss = CHARGAN_LOSS_RELATIVISTIC;
+        c.gumbel_feed = CHARGAN_FEED_SOFT;
     }
     chargan_trainer *tr;
     TRY(chargan_trainer_new(&c, g, NULL, d, NULL, &tr));
