@@ -545,7 +545,8 @@ int main(int argc, char **argv)
     chargan_trainer *tg = new_trainer(&s, 64, 256, CHARGAN_GAN_GUMBEL);
     double gan_spc;
     double gan = timed(&a, gan_call, tg, 1.0, a.gan_steps, &gan_spc);
-    fprintf(stderr, "[gan gumbel E=64 H=256] %.3f steps/s (%.1f ms/step)\n", gan, gan_spc * 1e3);
+    fprintf(stderr, "[gan gumbel E=64 H=256 feed=%s tau=%g] %.3f steps/s (%.1f ms/step)\n",
+            a.soft_feed ? "soft" : "hard", a.tau, gan, gan_spc * 1e3);
     report_rss("Gumbel steps");
     chargan_trainer_free(tg);
     chargan_trainer *trf = new_trainer(&s, 64, 256, CHARGAN_GAN_REINFORCE);
