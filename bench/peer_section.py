@@ -7,7 +7,8 @@ under the key the full run reports the section with; the repetitions go to
 standard error.
 
 usage: /usr/bin/python3 bench/peer_section.py --section mle|gumbel|reinforce
-           [--peer FILE] [--threads N] [--seed N] [--reps N] [--warmup N]"""
+           [--peer FILE] [--threads N] [--seed N] [--reps N] [--warmup N]
+           [--tau T] [--gan-feed hard|soft]"""
 import argparse
 import json
 import os
@@ -32,6 +33,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--tau", type=float, default=1.0)
+    ap.add_argument("--gan-feed", choices=["hard", "soft"], default="hard")
     args = ap.parse_args()
 
     peer = load_peer(args.peer)
@@ -42,7 +45,7 @@ def main():
     # the fields the section functions read: torch_peer.py's defaults but the counts
     opts = argparse.Namespace(seed=args.seed, lr=2e-3, gan_lr=1e-4, batch=32, seq=64,
                               reps=args.reps, warmup=args.warmup, mle_steps=10, gan_steps=3,
-                              tau=1.0, gan_feed="hard")
+                              tau=args.tau, gan_feed=args.gan_feed)
     key, function = SECTIONS[args.section]
     # bench_mle logs its repetitions and returns its model third; the others return them
     rate, _, third = getattr(peer, function)(len(chars), 64, 256, train, opts, gen)
