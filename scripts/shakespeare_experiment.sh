@@ -13,7 +13,8 @@
 # and prints one table.  Environment (defaults in brackets):
 #   MLE_STEPS [3000]  GAN_STEPS [500]  D_PRETRAIN [300]  SEED [1]
 #   TEMPS [0.6,0.8,1.0,1.2]  SAMPLES [500]  LENGTH [120]  THREADS [2]
-#   ESTIMATORS [reinforce gumbel]  GAN_ARGS [] extra `chargan train` options
+#   ESTIMATORS [reinforce gumbel; also gumbelsoft: Gumbel with --gan-feed soft]
+#   GAN_ARGS [] extra `chargan train` options
 #   BUILD_DIR [build-shakespeare]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,9 +53,13 @@ echo "MLE: $MLE_STEPS steps" >&2
     --log "$OUT/mle.jsonl"
 for est in $ESTIMATORS; do
     echo "$est: $MLE_STEPS MLE steps, $D_PRETRAIN D steps, $GAN_STEPS rounds" >&2
-    # shellcheck disable=SC2086 # GAN_ARGS is a list of options
+    case $est in
+    gumbelsoft) how="--gan gumbel --gan-feed soft" ;;
+    *) how="--gan $est" ;;
+    esac
+    # shellcheck disable=SC2086 # GAN_ARGS and how are lists of options
     "$chargan" train "$corpus" -o "$OUT/$est.chargan" --pretrain-steps "$MLE_STEPS" \
-        --gan "$est" --d-pretrain-steps "$D_PRETRAIN" --gan-steps "$GAN_STEPS" "${common[@]}" \
+        $how --d-pretrain-steps "$D_PRETRAIN" --gan-steps "$GAN_STEPS" "${common[@]}" \
         --log "$OUT/$est.jsonl" $GAN_ARGS
 done
 for g in mle $ESTIMATORS; do
