@@ -175,6 +175,16 @@ static void relaxed_backward(chargan_model *g, bool fed, const float *soft, int 
     cg_model_backward(g, NULL);
 }
 
+/* One relaxed step's rows: y = softmax(beta (logits + g)) with Gumbel
+ * noise g from each row's stream, and the hard tokens argmax(logits + g). */
+static void relax_rows(float *y, int32_t *hard, const float *logits, int rows, int V,
+                       cg_rng *rng, float beta)
+{
+    for (int b = 0; b < rows; b++)
+        hard[b] = cg_gumbel_argmax(y + (size_t)b * V, logits + (size_t)b * V, V, &rng[b]);
+    cg_softmax_rows(y, (size_t)rows, V, beta);
+}
+
 /* Relaxed generation: work.soft[t] = softmax(beta (logits + g)), the hard
  * argmax or (soft feed) work.soft[t] fed back; work.fake holds the hard
  * tokens. */
@@ -189,13 +199,9 @@ static void generate_gumbel(chargan_trainer *tr, const float *z, float beta, boo
         tr->inputs[b] = tr->windows[(size_t)b * (T + 1)];
     const int32_t *in = tr->inputs;
     for (int t = 0; t < T; t++) {
-        float *y = tr->work.soft + (size_t)t * B * V;
         const float *logits = relaxed_step(g, t, B, in, tr->work.soft, fed, train);
         int32_t *out = tr->work.fake + (size_t)t * B;
-        for (int b = 0; b < B; b++)
-            out[b] = cg_gumbel_argmax(y + (size_t)b * V, logits + (size_t)b * V, V,
-                                   &tr->work.row_rng[b]);
-        cg_softmax_rows(y, (size_t)B, V, beta);
+        relax_rows(tr->work.soft + (size_t)t * B * V, out, logits, B, V, tr->work.row_rng, beta);
         if (t + 1 < T) {
             memcpy(g->ws.ids + (size_t)(t + 1) * B, out, (size_t)B * sizeof(int32_t));
             in = g->ws.ids + (size_t)(t + 1) * B;
@@ -694,10 +700,7 @@ static void shard_generate(chargan_trainer *tr, int s, bool relaxed)
         const float *logits = relaxed_step(g, t, rows, in, gs->soft, fed, sh->train);
         int32_t *out = gs->fake + (size_t)t * rows;
         if (relaxed) { /* as generate_gumbel */
-            float *y = gs->soft + (size_t)t * rows * V;
-            for (int b = 0; b < rows; b++)
-                out[b] = cg_gumbel_argmax(y + (size_t)b * V, logits + (size_t)b * V, V, &rng[b]);
-            cg_softmax_rows(y, (size_t)rows, V, sh->beta);
+            relax_rows(gs->soft + (size_t)t * rows * V, out, logits, rows, V, rng, sh->beta);
         } else { /* as generate_hard */
             for (int b = 0; b < rows; b++)
                 out[b] = cg_sampler_draw(&gs->sampler, logits + (size_t)b * V, &rng[b]);
@@ -1023,17 +1026,19 @@ chargan_status chargan_trainer_eval_discriminator(chargan_trainer *tr, uint32_t 
     if (tr->corpus_kind == CG_CORPUS_NONE || n_windows == 0)
         return cg_fail(&tr->err, CHARGAN_E_STATE, "chargan_trainer_eval_discriminator: no corpus "
                        "or no held-out window");
+    int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len;
+    bool soft = tr->cfg.estimator == CHARGAN_GAN_GUMBEL;
+    /* A trainer whose steps run on shards has no full-batch relaxed-sample
+     * buffer: made here for the evaluation, and freed after it. */
+    bool made_soft = soft && !tr->work.soft;
+    if (made_soft && !(tr->work.soft = cg_alloc_floats((size_t)T * B * (size_t)tr->gen->V)))
+        return cg_fail(&tr->err, CHARGAN_E_NOMEM, "chargan_trainer_eval_discriminator: out of "
+                       "memory for the relaxed samples");
     /* Unsharded, on the models' own workspaces; a trainer that runs its
      * steps on shards gives them back afterwards. */
     chargan_status st = cg_trainer_full_workspaces(tr);
     if (st != CHARGAN_OK)
-        return st;
-    int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len;
-    bool soft = tr->cfg.estimator == CHARGAN_GAN_GUMBEL;
-    if (soft && !tr->work.soft &&
-        !(tr->work.soft = cg_alloc_floats((size_t)T * B * (size_t)tr->gen->V)))
-        return cg_fail(&tr->err, CHARGAN_E_NOMEM, "chargan_trainer_eval_discriminator: out of "
-                       "memory for the relaxed samples");
+        goto done;
     /* Its own RNG stream, so measuring does not perturb training. */
     cg_rng saved = tr->rng;
     cg_rng_seed_stream(&tr->rng, tr->cfg.seed, 0x6576616cu /* "eval" */);
@@ -1054,14 +1059,15 @@ chargan_status chargan_trainer_eval_discriminator(chargan_trainer *tr, uint32_t 
         total += 2 * rows;
     }
     tr->rng = saved;
-    if (cg_gan_sharded(tr)) {
-        cg_free_floats(tr->work.soft);
-        tr->work.soft = NULL;
-    }
     if (!cg_trainer_keeps_full_workspaces(tr)) {
         cg_model_release(tr->gen);
         cg_model_release(tr->disc);
     }
     *accuracy = (double)correct / (double)total;
-    return CHARGAN_OK;
+done:
+    if (made_soft) {
+        cg_free_floats(tr->work.soft);
+        tr->work.soft = NULL;
+    }
+    return st;
 }
