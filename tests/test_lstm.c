@@ -899,10 +899,18 @@ static void take_gradients(const layer *l, float *dx, float *dh0, float *dc0, si
     }
 }
 
-static void free_gradients(float *g[N_GRADIENTS])
+/* Asserts that gradients from..N_GRADIENTS-1 of two backwards have the same
+ * bits (what names the case), then frees both sets. */
+static void same_gradients_then_free(float *a[N_GRADIENTS], float *b[N_GRADIENTS],
+                                     const size_t sizes[N_GRADIENTS], int from, const char *what)
 {
-    for (int k = 0; k < N_GRADIENTS; k++)
-        free(g[k]);
+    for (int k = from; k < N_GRADIENTS; k++)
+        ck_assert_msg(memcmp(a[k], b[k], sizes[k] * sizeof(float)) == 0, "%s: gradient %d differs",
+                      what, k);
+    for (int k = 0; k < N_GRADIENTS; k++) {
+        free(a[k]);
+        free(b[k]);
+    }
 }
 
 /* The gradient on the outputs may be given in the outputs themselves
@@ -941,11 +949,7 @@ START_TEST(backward_takes_dh_out_in_the_outputs)
                           shared);
             take_gradients(&l, dx, dh0, dc0, nx, bh, got[shared], sizes);
         }
-        for (int k = 0; k < N_GRADIENTS; k++)
-            ck_assert_msg(memcmp(got[0][k], got[1][k], sizes[k] * sizeof(float)) == 0,
-                          "masked %d: gradient %d differs", masked, k);
-        free_gradients(got[0]);
-        free_gradients(got[1]);
+        same_gradients_then_free(got[0], got[1], sizes, 0, masked ? "masked" : "unmasked");
         free(x);
         free(h0);
         free(c0);
@@ -966,54 +970,43 @@ START_TEST(stepwise_backward_matches_whole_backward)
     static const int shapes[][4] = {{1, 1, 1, 1}, {5, 3, 4, 8}, {6, 7, 9, 5}, {4, 16, 64, 96}};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         const int T = shapes[i][0], B = shapes[i][1], in = shapes[i][2], H = shapes[i][3];
-        const bool masked = i & 1;
         const size_t bh = (size_t)B * H, nx = (size_t)T * B * in;
         cg_rng rng;
         cg_rng_seed(&rng, 50 + i);
-        layer l;
-        layer_init(&l, &rng, in, H, 0.5f);
-        cg_lstm_cache c;
-        cache_init_ok(&c, T, B, in, H, masked);
-        if (masked)
-            fill_mask(&rng, c.mask, bh, 0.3f);
-        float *x = frandom(&rng, nx, 1.0f), *h0 = frandom(&rng, bh, 0.5f);
-        float *c0 = frandom(&rng, bh, 0.5f), *dh_out = frandom(&rng, (size_t)T * bh, 1.0f);
-        float *dhT = frandom(&rng, bh, 1.0f), *dcT = frandom(&rng, bh, 1.0f);
+        problem p; /* its functional's weights serve as the output and state gradients */
+        problem_init(&p, &rng, T, B, in, H, i & 1, 2);
+        float *dh_out = to_float(p.r_out, (size_t)T * bh), *dhT = to_float(p.r_h, bh);
+        float *dcT = to_float(p.r_c, bh);
+        const cg_lstm_layer *L = &p.l.L;
         float *got[2][N_GRADIENTS];
         size_t sizes[N_GRADIENTS];
         for (int stepwise = 0; stepwise < 2; stepwise++) {
             float *dx = falloc(nx), *dh0 = falloc(bh), *dc0 = falloc(bh);
-            layer_zero_grads(&l);
-            cg_lstm_forward(&l.L, &c, T, x, h0, c0, masked);
+            layer_zero_grads(&p.l);
+            cg_lstm_forward(L, &p.c, T, p.x, p.h0, p.c0, p.masked);
             if (stepwise) {
-                cg_lstm_backward_begin(&l.L, &c, dhT, dcT, true);
+                cg_lstm_backward_begin(L, &p.c, dhT, dcT, true);
                 for (int t = T - 1; t >= 0; t--)
-                    cg_lstm_backward_step(&l.L, &c, t, dh_out + (size_t)t * bh,
+                    cg_lstm_backward_step(L, &p.c, t, dh_out + (size_t)t * bh,
                                           dx + (size_t)t * B * in, dh0);
-                cg_lstm_backward_end(&l.L, &c, x, false, NULL, dh0, dc0);
+                cg_lstm_backward_end(L, &p.c, p.x, false, NULL, dh0, dc0);
             } else {
-                cg_lstm_backward(&l.L, &c, x, dh_out, dhT, dcT, dx, dh0, dc0);
+                cg_lstm_backward(L, &p.c, p.x, dh_out, dhT, dcT, dx, dh0, dc0);
             }
-            take_gradients(&l, dx, dh0, dc0, nx, bh, got[stepwise], sizes);
+            take_gradients(&p.l, dx, dh0, dc0, nx, bh, got[stepwise], sizes);
         }
         const float *dx_whole = got[0][0], *dx_steps = got[1][0];
         for (size_t k = 0; k < nx; k++)
             ck_assert_msg(fabsf(dx_whole[k] - dx_steps[k]) <= 1e-6f * (1.0f + fabsf(dx_whole[k])),
                           "shape %zu: dx[%zu] whole %.9g, step-wise %.9g", i, k, dx_whole[k],
                           dx_steps[k]);
-        for (int k = 1; k < N_GRADIENTS; k++)
-            ck_assert_msg(memcmp(got[0][k], got[1][k], sizes[k] * sizeof(float)) == 0,
-                          "shape %zu: gradient %d differs", i, k);
-        free_gradients(got[0]);
-        free_gradients(got[1]);
-        free(x);
-        free(h0);
-        free(c0);
+        char what[32];
+        snprintf(what, sizeof what, "shape %zu", i);
+        same_gradients_then_free(got[0], got[1], sizes, 1, what); /* dx: compared above */
         free(dh_out);
         free(dhT);
         free(dcT);
-        layer_free(&l);
-        cg_lstm_cache_free(&c);
+        problem_free(&p);
     }
 }
 END_TEST
