@@ -8,7 +8,8 @@
 
 #define CG_CKPT_VERSION 1u
 #define CG_CKPT_MAX_SECTIONS 32
-#define CG_CKPT_MAX_FILE ((size_t)1 << 34) /* 16 GiB */
+/* 16 GiB, or all a 32-bit address space can hold */
+#define CG_CKPT_MAX_FILE ((uint64_t)SIZE_MAX < (uint64_t)1 << 34 ? SIZE_MAX : (size_t)((uint64_t)1 << 34))
 
 #define CG_TAG(a, b, c, d) ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
 #define CG_SEC_TOKENIZER CG_TAG('T', 'O', 'K', 'N')
@@ -17,6 +18,10 @@
 #define CG_SEC_GEN_OPTIMIZER CG_TAG('G', 'O', 'P', 'T')
 #define CG_SEC_DISC_OPTIMIZER CG_TAG('D', 'O', 'P', 'T')
 #define CG_SEC_TRAINER CG_TAG('T', 'R', 'N', 'R')
+
+/* A tag as text for messages: its four bytes in file order if printable,
+ * else hex.  buf holds the text. */
+const char *cg_ckpt_tag_text(uint32_t tag, char buf[12]);
 
 typedef struct cg_ckpt_writer {
     cg_writer w;
