@@ -181,7 +181,7 @@ static chargan_status check_sample_args(chargan_model *m, const chargan_sample_o
     if (opts->n_streams == 0 || opts->n_streams > 65536)
         return cg_fail(&m->err, CHARGAN_E_INVALID, "%s: n_streams %u not in [1, 65536]", fn,
                        opts->n_streams);
-    if ((size_t)opts->n_streams * opts->length > CG_MAX_SAMPLE_TOKENS)
+    if ((uint64_t)opts->n_streams * opts->length > CG_MAX_SAMPLE_TOKENS)
         return cg_fail(&m->err, CHARGAN_E_INVALID, "%s: %u streams of %u tokens is too many", fn,
                        opts->n_streams, opts->length);
     if (opts->threads > CG_MAX_SAMPLE_THREADS)
