@@ -21,8 +21,7 @@ static bool known_tag(uint32_t tag)
            tag == CG_SEC_GEN_OPTIMIZER || tag == CG_SEC_DISC_OPTIMIZER || tag == CG_SEC_TRAINER;
 }
 
-/* A tag as text for messages: its four bytes if printable, else hex. */
-static const char *tag_text(uint32_t tag, char buf[12])
+const char *cg_ckpt_tag_text(uint32_t tag, char buf[12])
 {
     bool printable = true;
     for (int i = 0; i < 4; i++) {
@@ -134,18 +133,18 @@ chargan_status cg_ckpt_parse(cg_error *err, const char *what, const void *data, 
         char tb[12];
         if (crc != cg_crc32(0, s->payload - SECTION_HEADER_SIZE, SECTION_HEADER_SIZE + s->length))
             return cg_fail(err, CHARGAN_E_FORMAT, "%s: checksum mismatch in section %u ('%s') at "
-                           "offset %zu", what, i, tag_text(tag, tb), at);
+                           "offset %zu", what, i, cg_ckpt_tag_text(tag, tb), at);
         /* a valid checksum, so these are what the writer meant: a newer one */
         if (flags != 0)
             return cg_fail(err, CHARGAN_E_UNSUPPORTED, "%s: section %u at offset %zu has flags "
                            "0x%x this library does not know", what, i, at, flags);
         if (!known_tag(tag))
             return cg_fail(err, CHARGAN_E_UNSUPPORTED, "%s: section %u at offset %zu has tag '%s', "
-                           "which this library does not know", what, i, at, tag_text(tag, tb));
+                           "which this library does not know", what, i, at, cg_ckpt_tag_text(tag, tb));
         for (uint32_t j = 0; j < i; j++)
             if (f->sections[j].tag == tag)
                 return cg_fail(err, CHARGAN_E_FORMAT, "%s: section '%s' repeated at offset %zu",
-                               what, tag_text(tag, tb), at);
+                               what, cg_ckpt_tag_text(tag, tb), at);
     }
     if (cg_reader_left(&r) != 0)
         return cg_fail(err, CHARGAN_E_FORMAT, "%s: %zu unexpected bytes after the last section at "

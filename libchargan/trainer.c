@@ -1281,21 +1281,22 @@ static chargan_status read_optimizer(const cg_ckpt_file *f, uint32_t tag, const 
                                      size_t n_weights, chargan_optimizer **out)
 {
     const cg_ckpt_section *s = cg_ckpt_find(f, tag);
+    char name[12];
+    cg_ckpt_tag_text(tag, name);
     if (!s)
-        return cg_fail(NULL, CHARGAN_E_FORMAT, "%s: optimizer section '%.4s' missing", path,
-                       (const char *)&tag);
+        return cg_fail(NULL, CHARGAN_E_FORMAT, "%s: optimizer section '%s' missing", path, name);
     cg_reader r;
     cg_reader_init(&r, s->payload, s->length);
     chargan_status st = cg_optimizer_read(&r, n_weights, NULL, out);
     if (st != CHARGAN_OK)
-        return cg_fail(NULL, st, "%s: optimizer section '%.4s': %s", path, (const char *)&tag,
+        return cg_fail(NULL, st, "%s: optimizer section '%s': %s", path, name,
                        cg_thread_error());
     if (cg_reader_left(&r) != 0) {
         /* *out is the caller's cleanup pointer: clear it, or it is freed twice */
         chargan_optimizer_free(*out);
         *out = NULL;
-        return cg_fail(NULL, CHARGAN_E_FORMAT, "%s: stray bytes after optimizer section '%.4s'",
-                       path, (const char *)&tag);
+        return cg_fail(NULL, CHARGAN_E_FORMAT, "%s: stray bytes after optimizer section '%s'",
+                       path, name);
     }
     return CHARGAN_OK;
 }
