@@ -49,6 +49,7 @@ struct cg_dist {
 #endif
 };
 
+#if CHARGAN_HAVE_MPI /* only the collectives attach state */
 static cg_dist *dist_get(chargan_trainer *tr)
 {
     if (!tr->dist) {
@@ -60,6 +61,7 @@ static cg_dist *dist_get(chargan_trainer *tr)
     }
     return tr->dist;
 }
+#endif
 
 uint32_t cg_dist_global_batch(const chargan_trainer *tr)
 {
