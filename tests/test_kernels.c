@@ -44,15 +44,16 @@ static int rand_in(cg_rng *rng, int lo, int hi)
     return lo + (int)cg_rng_below(rng, (uint64_t)(hi - lo + 1));
 }
 
-/* The portable path rounds each product and sum separately unless the
- * compiler has a fast fmaf; this file is built with the same flags. */
+/* The portable path's multiply-add, the same expression as CG_MADD (this
+ * file is built with the same flags): an fmaf where the compiler has a fast
+ * one, else a product and a sum, each rounded to float where floats are
+ * evaluated as floats, or evaluated wider and rounded once (x87). */
 static float madd_portable(float x, float y, float z)
 {
 #ifdef FP_FAST_FMAF
     return fmaf(x, y, z);
 #else
-    const float p = x * y;
-    return p + z;
+    return x * y + z;
 #endif
 }
 
@@ -452,7 +453,7 @@ START_TEST(transpose_is_exact)
         for (int j = 0; j <= cols && !bad; j++)
             for (int i = 0; i < ldd && !bad; i++) {
                 const float v = dst[(size_t)j * ldd + i];
-                if (j == cols || i >= rows ? v != SENTINEL : v != src[(size_t)i * lds + j])
+                if (j == cols || i >= rows ? v != SENTINEL_VALUE : v != src[(size_t)i * lds + j])
                     bad = 1 + (size_t)j * ldd + i;
             }
         ck_assert_msg(!bad, "%s, %d x %d: dst[%zu] wrong", cg_kern_path_name(path), rows, cols,

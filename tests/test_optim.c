@@ -876,7 +876,9 @@ START_TEST(corrupt_fields_are_rejected)
         cg_alloc_fail_after(0); /* proves nothing is allocated */
         ck_assert_int_eq(read_bytes(d, size, 0, &err), CHARGAN_E_FORMAT);
         cg_alloc_fail_after(-1);
-        assert_contains(err.msg, "bytes are left");
+        /* a 32-bit size_t cannot hold the larger ones at all */
+        assert_contains(err.msg, huge[k] > SIZE_MAX ? "too large for this machine"
+                                                    : "bytes are left");
     }
 #if SIZE_MAX < UINT64_MAX
     RESET();
