@@ -1547,6 +1547,108 @@ START_TEST(trainer_save_and_load_allocation_failures)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- other hosts */
+
+/* fuzz/corpus/<target>/<name>: files the library wrote on x86-64 (fuzz/make_corpus.c). */
+static const char *seed_path(const char *target, const char *name)
+{
+    static char path[1024];
+    const char *dir = getenv("CHARGAN_FUZZ_CORPUS");
+    snprintf(path, sizeof path, "%s/%s/%s", dir ? dir : "fuzz/corpus", target, name);
+    return path;
+}
+
+static const char seed_text[] = "From fairest creatures we desire increase,\n";
+
+/* The vocabularies of fuzz/corpus were fitted on four sonnet lines, some
+ * capped: each knows their three most frequent characters, 'e', ' ' and 'r',
+ * as its first three ids.  With full, the first line comes back whole. */
+static void assert_sonnet_vocabulary(chargan_tokenizer *tok, bool full)
+{
+    const char *text = full ? seed_text : "e r";
+    int32_t ids[64];
+    size_t n = 0, len = 0;
+    char back[128];
+    ck_assert_int_eq(chargan_tokenizer_encode(tok, text, strlen(text), ids, 64, &n), CHARGAN_OK);
+    ck_assert_uint_eq(n, strlen(text));
+    for (size_t i = 0; i < n; i++)
+        ck_assert_int_ne(ids[i], CHARGAN_ID_UNKNOWN);
+    if (!full)
+        ck_assert(ids[0] == CHARGAN_NUM_RESERVED_IDS && ids[1] == CHARGAN_NUM_RESERVED_IDS + 1 &&
+                  ids[2] == CHARGAN_NUM_RESERVED_IDS + 2);
+    ck_assert_int_eq(chargan_tokenizer_decode(tok, ids, n, back, sizeof back, &len), CHARGAN_OK);
+    ck_assert_str_eq(back, text);
+}
+
+/* Whatever the host's byte order and word size, files written on x86-64 load
+ * (little-endian on every host: docs/FORMATS.md), hold what was written (the
+ * vocabularies' ranks, parameters of an initialisation's size)
+ * and are written again byte for byte. */
+START_TEST(files_from_another_host_load)
+{
+    chargan_tokenizer *tok;
+    size_t size;
+    char *data = cg_test_read_file(seed_path("tokenizer_load", "sonnet.vocab"), &size);
+    ck_assert_int_eq(chargan_tokenizer_load_buffer(data, size, &tok), CHARGAN_OK);
+    assert_sonnet_vocabulary(tok, true);
+    void *again;
+    size_t again_size;
+    ck_assert_int_eq(chargan_tokenizer_save_buffer(tok, &again, &again_size), CHARGAN_OK);
+    ck_assert(again_size == size && memcmp(again, data, size) == 0);
+    chargan_free(again);
+    chargan_tokenizer_free(tok);
+    free(data);
+
+    static const struct {
+        const char *name;
+        chargan_model_kind kind;
+    } models[] = {{"generator-tokenizer.chargan", CHARGAN_GENERATOR},
+                  {"generator-2layers.chargan", CHARGAN_GENERATOR},
+                  {"discriminator.chargan", CHARGAN_DISCRIMINATOR}};
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
+        const char *path = seed_path("model_load", models[i].name);
+        chargan_model *m;
+        ck_assert_msg(chargan_model_load(path, models[i].kind, &m) == CHARGAN_OK, "%s: %s",
+                      models[i].name, chargan_last_error());
+        size_t n_params;
+        ck_assert_int_eq(chargan_model_num_params(m, &n_params), CHARGAN_OK);
+        for (size_t k = 0; k < n_params; k++) {
+            size_t numel;
+            ck_assert_int_eq(chargan_model_param_info(m, k, NULL, NULL, NULL, &numel), CHARGAN_OK);
+            float *v = malloc((numel ? numel : 1) * sizeof *v);
+            ck_assert_int_eq(chargan_model_param_get(m, k, v, numel), CHARGAN_OK);
+            /* bytes read in the wrong order would make most of them huge */
+            for (size_t j = 0; j < numel; j++)
+                ck_assert_msg(fabsf(v[j]) <= 20.0f, "%s: parameter %zu[%zu] = %g",
+                              models[i].name, k, j, (double)v[j]);
+            free(v);
+        }
+        if (chargan_model_tokenizer(m))
+            assert_sonnet_vocabulary(chargan_model_tokenizer(m), false);
+        ck_assert_int_eq(chargan_model_save(m, tmp_path("again.chargan")), CHARGAN_OK);
+        assert_same_file(path, tmp_path("again.chargan"));
+        chargan_model_free(m);
+    }
+
+    static const char *const trainers[] = {"mle.chargan", "mle-threads.chargan",
+                                           "reinforce.chargan", "reinforce-rollouts.chargan",
+                                           "gumbel.chargan"};
+    for (size_t i = 0; i < sizeof trainers / sizeof trainers[0]; i++) {
+        const char *path = seed_path("trainer_load", trainers[i]);
+        chargan_trainer *tr;
+        ck_assert_msg(chargan_trainer_load(path, &tr) == CHARGAN_OK, "%s: %s", trainers[i],
+                      chargan_last_error());
+        uint64_t step;
+        ck_assert_int_eq(chargan_trainer_global_step(tr, &step), CHARGAN_OK);
+        ck_assert_uint_gt(step, 0);
+        assert_sonnet_vocabulary(chargan_model_tokenizer(chargan_trainer_generator(tr)), false);
+        ck_assert_int_eq(chargan_trainer_save(tr, tmp_path("again.chargan")), CHARGAN_OK);
+        assert_same_file(path, tmp_path("again.chargan"));
+        chargan_trainer_free(tr);
+    }
+}
+END_TEST
+
 static Suite *checkpoint_suite(void)
 {
     Suite *s = suite_create("checkpoint");
@@ -1560,6 +1662,7 @@ static Suite *checkpoint_suite(void)
     tcase_add_test(tc, save_refuses_non_finite_parameters);
     tcase_add_test(tc, trainer_save_refuses_non_finite_parameters);
     tcase_add_test(tc, atomic_save_leaves_no_temporaries);
+    tcase_add_test(tc, files_from_another_host_load);
     tcase_add_unchecked_fixture(tc, tmpdir_setup, tmpdir_teardown);
     suite_add_tcase(s, tc);
 
