@@ -162,8 +162,8 @@ static size_t gradcheck_model(chargan_model *m, const float *grads, loss_fn f, v
 {
     size_t skipped = 0;
     double gmax = 0.0;
-    for (size_t i = 0; i < m->n_weights; i++)
-        gmax = fmax(gmax, fabs(grads[i]));
+    for (size_t i = 0; i < m->n_weights; i++) /* not fmax: as surrogate_loss */
+        gmax = fabs(grads[i]) > gmax ? fabs(grads[i]) : gmax;
     for (size_t i = 0; i < m->n_tensors; i++) {
         const cg_tensor *t = &m->tensors[i];
         for (size_t k = 0; k < t->numel; k++) {
@@ -391,8 +391,8 @@ static bool surrogate_loss(void *vctx, double *loss)
     for (size_t r = 0; r < n; r++) {
         const float *l = g->ws.logits + r * V;
         double mx = -INFINITY, sum = 0.0;
-        for (int v = 0; v < V; v++)
-            mx = fmax(mx, l[v]);
+        for (int v = 0; v < V; v++) /* not fmax: GCC 12 for arm64 crashes vectorising it */
+            mx = l[v] > mx ? l[v] : mx;
         for (int v = 0; v < V; v++)
             sum += exp(l[v] - mx);
         s += c->adv[r] * (mx + log(sum) - l[c->samples[r]]);
