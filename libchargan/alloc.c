@@ -83,6 +83,12 @@ float *cg_alloc_floats(size_t n)
     return p;
 }
 
+float *cg_alloc_float_matrix(size_t rows, size_t cols)
+{
+    size_t n;
+    return cg_mul_size(rows, cols, &n) ? cg_alloc_floats(n) : NULL;
+}
+
 void cg_free_floats(float *p)
 {
     free(p);

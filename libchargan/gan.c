@@ -42,7 +42,7 @@ chargan_status cg_gan_alloc(chargan_trainer *tr)
     /* Sharded steps have their own per shard; the evaluation makes this one
      * when it needs it. */
     if (ok && tr->cfg.estimator == CHARGAN_GAN_GUMBEL && !cg_gan_sharded(tr))
-        ok = (w->soft = cg_alloc_floats(T * B * V)) != NULL;
+        ok = (w->soft = cg_alloc_float_matrix(T * B, V)) != NULL;
     if (!ok)
         return CHARGAN_E_NOMEM;
     chargan_sample_options so;
@@ -58,9 +58,9 @@ chargan_status cg_gan_alloc(chargan_trainer *tr)
             ok = (rb->h[l] = cg_alloc_floats(bh)) != NULL;
             ok = ok && (rb->c[l] = cg_alloc_floats(bh)) != NULL;
         }
-        ok = ok && (rb->xw = cg_alloc_floats(4 * bh)) != NULL;
-        ok = ok && (rb->emb = cg_alloc_floats(B * (size_t)m->E)) != NULL;
-        ok = ok && (rb->logits = cg_alloc_floats(B * V)) != NULL;
+        ok = ok && (rb->xw = cg_alloc_float_matrix(bh, 4)) != NULL;
+        ok = ok && (rb->emb = cg_alloc_float_matrix(B, (size_t)m->E)) != NULL;
+        ok = ok && (rb->logits = cg_alloc_float_matrix(B, V)) != NULL;
         ok = ok && (rb->ids = cg_malloc(B * sizeof(int32_t))) != NULL;
         ok = ok && (rb->seq = cg_malloc(T * B * sizeof(int32_t))) != NULL;
     }
@@ -645,7 +645,7 @@ chargan_status cg_gan_shards_alloc(chargan_trainer *tr)
         ok = ok && (gs->targets = cg_alloc_floats(cells)) != NULL;
         ok = ok && (gs->d_logits = cg_alloc_floats(2 * (size_t)rows)) != NULL;
         if (ok && relaxed)
-            ok = (gs->soft = cg_alloc_floats(cells * V)) != NULL;
+            ok = (gs->soft = cg_alloc_float_matrix(cells, V)) != NULL;
         if (!ok)
             return CHARGAN_E_NOMEM;
     }
@@ -1031,7 +1031,7 @@ chargan_status chargan_trainer_eval_discriminator(chargan_trainer *tr, uint32_t 
     /* A trainer whose steps run on shards has no full-batch relaxed-sample
      * buffer: made here for the evaluation, and freed after it. */
     bool made_soft = soft && !tr->work.soft;
-    if (made_soft && !(tr->work.soft = cg_alloc_floats((size_t)T * B * (size_t)tr->gen->V)))
+    if (made_soft && !(tr->work.soft = cg_alloc_float_matrix((size_t)T * B, (size_t)tr->gen->V)))
         return cg_fail(&tr->err, CHARGAN_E_NOMEM, "chargan_trainer_eval_discriminator: out of "
                        "memory for the relaxed samples");
     /* Unsharded, on the models' own workspaces; a trainer that runs its

@@ -31,17 +31,17 @@ bool cg_infer_alloc(cg_infer_state *st, const chargan_model *m, int B,
         ok = ok && (st->h[l] = cg_alloc_floats(bh)) != NULL;
         ok = ok && (st->c[l] = cg_alloc_floats(bh)) != NULL;
     }
-    ok = ok && (st->xw = cg_alloc_floats(4 * bh)) != NULL;
-    ok = ok && (st->emb = cg_alloc_floats((size_t)B * m->E)) != NULL;
-    ok = ok && (st->logits = cg_alloc_floats((size_t)B * m->V)) != NULL;
+    ok = ok && (st->xw = cg_alloc_float_matrix(bh, 4)) != NULL;
+    ok = ok && (st->emb = cg_alloc_float_matrix((size_t)B, (size_t)m->E)) != NULL;
+    ok = ok && (st->logits = cg_alloc_float_matrix((size_t)B, (size_t)m->V)) != NULL;
     ok = ok && (st->ids = cg_malloc((size_t)B * sizeof(int32_t))) != NULL;
     if (shared)
         st->xtab = shared->xtab;
     else if (m->V <= CG_INFER_TABLE_MAX)
-        ok = ok && (st->xtab = st->own_xtab = cg_alloc_floats((size_t)m->V * 4 * m->H)) != NULL;
+        ok = ok && (st->xtab = st->own_xtab = cg_alloc_float_matrix((size_t)m->V, 4 * (size_t)m->H)) != NULL;
     if (m->Z > 0) {
-        ok = ok && (st->z = cg_alloc_floats((size_t)B * m->Z)) != NULL;
-        ok = ok && (st->state = cg_alloc_floats(bh * 2 * m->L)) != NULL;
+        ok = ok && (st->z = cg_alloc_float_matrix((size_t)B, (size_t)m->Z)) != NULL;
+        ok = ok && (st->state = cg_alloc_float_matrix(bh, 2 * (size_t)m->L)) != NULL;
     }
     if (!ok)
         cg_infer_free(st, m);
@@ -120,9 +120,9 @@ bool cg_infer_split_alloc(cg_infer_split *sp, const chargan_model *m, int B, int
         return false;
     bool ok = true;
     for (int l = 0; l < m->L; l++)
-        ok = ok && (sp->h_odd[l] = cg_alloc_floats((size_t)B * m->H)) != NULL;
+        ok = ok && (sp->h_odd[l] = cg_alloc_float_matrix((size_t)B, (size_t)m->H)) != NULL;
     if (!sp->st.xtab)
-        ok = ok && (sp->emb = cg_alloc_floats((size_t)P * B * m->E)) != NULL;
+        ok = ok && (sp->emb = cg_alloc_float_matrix((size_t)P * B, (size_t)m->E)) != NULL;
     if (!ok) {
         cg_infer_split_free(sp, m);
         return false;

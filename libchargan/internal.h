@@ -63,8 +63,11 @@ void *cg_realloc(void *p, size_t n);
 void cg_free(void *p);
 /* size * count with overflow detection: false if it overflows. */
 bool cg_mul_size(size_t a, size_t b, size_t *out);
-/* 64-byte aligned float arrays (zeroed); free with cg_free_floats. */
+/* 64-byte aligned float arrays (zeroed); free with cg_free_floats.  The
+ * matrix form multiplies rows x cols itself, NULL if that overflows (with a
+ * 32-bit size_t, T x B x V of a large vocabulary would). */
 float *cg_alloc_floats(size_t n);
+float *cg_alloc_float_matrix(size_t rows, size_t cols);
 void cg_free_floats(float *p);
 /* Test hook: the n-th allocation from now (0-based) and every later one fail;
  * negative disables.  Returns the number of allocations since the last call. */

@@ -336,23 +336,27 @@ chargan_status cg_model_reserve(chargan_model *m, int T, int B)
     if (ws->ids && T <= ws->T && B == ws->B)
         return CHARGAN_OK;
     workspace_free(ws, m->L);
-    size_t tb = (size_t)T * (size_t)B;
+    /* Sizes that overflow a size_t (a 32-bit one can) are refused like
+     * allocations that fail; each array below multiplies with a check. */
+    size_t tb = 0, bh = 0, ids_bytes = 0;
+    bool ok = T > 0 && B > 0 && cg_mul_size((size_t)T, (size_t)B, &tb) &&
+              cg_mul_size((size_t)B, (size_t)m->H, &bh) &&
+              cg_mul_size(tb, sizeof(int32_t), &ids_bytes);
     /* Input gradients ping-pong down the stack: dx[l & 1] is layer l's, E wide
      * for layer 0 and H above it; dx[1] serves only stacks of two or more. */
-    size_t bh = (size_t)B * m->H;
     size_t wide0 = (size_t)(m->L >= 3 && m->H > m->E ? m->H : m->E);
-    bool ok = (ws->ids = cg_malloc(tb * sizeof(int32_t))) != NULL;
-    ok = ok && (ws->emb = cg_alloc_floats(tb * m->E)) != NULL;
-    ok = ok && (ws->logits = cg_alloc_floats(tb * m->out_dim)) != NULL;
-    ok = ok && (ws->dx[0] = cg_alloc_floats(tb * wide0)) != NULL;
-    ok = ok && (m->L < 2 || (ws->dx[1] = cg_alloc_floats(tb * (size_t)m->H)) != NULL);
+    ok = ok && (ws->ids = cg_malloc(ids_bytes)) != NULL;
+    ok = ok && (ws->emb = cg_alloc_float_matrix(tb, (size_t)m->E)) != NULL;
+    ok = ok && (ws->logits = cg_alloc_float_matrix(tb, (size_t)m->out_dim)) != NULL;
+    ok = ok && (ws->dx[0] = cg_alloc_float_matrix(tb, wide0)) != NULL;
+    ok = ok && (m->L < 2 || (ws->dx[1] = cg_alloc_float_matrix(tb, (size_t)m->H)) != NULL);
     ok = ok && (ws->dstep = cg_alloc_floats(bh)) != NULL;
-    ok = ok && (ws->state = cg_alloc_floats(bh * 2 * m->L)) != NULL;
-    ok = ok && (ws->dstate = cg_alloc_floats(bh * 2 * m->L)) != NULL;
+    ok = ok && (ws->state = cg_alloc_float_matrix(bh, 2 * (size_t)m->L)) != NULL;
+    ok = ok && (ws->dstate = cg_alloc_float_matrix(bh, 2 * (size_t)m->L)) != NULL;
     if (ok && (size_t)m->V <= tb) {
-        size_t cells = (size_t)m->V * 4 * (size_t)m->H;
-        ok = (ws->xtab = cg_alloc_floats(cells)) != NULL &&
-             (ws->dxtab = cg_alloc_floats(cells)) != NULL;
+        const size_t V = (size_t)m->V, G = 4 * (size_t)m->H;
+        ok = (ws->xtab = cg_alloc_float_matrix(V, G)) != NULL &&
+             (ws->dxtab = cg_alloc_float_matrix(V, G)) != NULL;
     }
     for (int l = 0; ok && l < m->L; l++) {
         ok = cg_lstm_cache_init(&ws->cache[l], T, B, m->lstm[l].in, m->H,

@@ -161,7 +161,7 @@ static chargan_status trainer_buffers_alloc(chargan_trainer *tr)
     ok = ok && (tr->targets = cg_malloc(B * T * sizeof(int32_t))) != NULL;
     ok = ok && (tr->row_weights = cg_alloc_floats(B * T)) != NULL;
     if (ok && tr->gen->Z > 0)
-        ok = (tr->z = cg_alloc_floats(B * (size_t)tr->gen->Z)) != NULL;
+        ok = (tr->z = cg_alloc_float_matrix(B, (size_t)tr->gen->Z)) != NULL;
     ok = ok && shards_alloc(tr) == CHARGAN_OK; /* first: cg_gan_alloc asks if steps are sharded */
     ok = ok && cg_gan_alloc(tr) == CHARGAN_OK;
     ok = ok && (!cg_trainer_keeps_full_workspaces(tr) ||
