@@ -824,6 +824,37 @@ static void assert_sample_ids_survive_allocation_failures(chargan_model *m,
     ck_assert(memcmp(out, ref, n * sizeof *out) == 0);
 }
 
+/* A buffer's rows x cols that overflows a size_t is refused, not wrapped to
+ * a small buffer the steps then overrun.  With a 32-bit size_t, the logits
+ * of 65536 streams over a vocabulary of 2^21 (the largest) are such a
+ * product, 2^37; on 64-bit hosts that call would try to allocate 512 GB,
+ * so it is made on 32-bit ones only. */
+START_TEST(sizes_beyond_a_32_bit_size_t_are_refused)
+{
+    /* products that wrap to 0, which a plain multiplication would allocate */
+    ck_assert_ptr_null(cg_alloc_float_matrix(SIZE_MAX / 2 + 1, 2));
+    ck_assert_ptr_null(cg_alloc_float_matrix(4, SIZE_MAX / 4 + 1));
+    float *one = cg_alloc_float_matrix(0, 5);
+    ck_assert_ptr_nonnull(one);
+    cg_free_floats(one);
+#if SIZE_MAX <= UINT32_MAX
+    chargan_model_config c;
+    chargan_model_config_init(&c, CHARGAN_GENERATOR);
+    c.vocab_size = 1u << 21;
+    c.embed_dim = 1;
+    c.hidden_dim = 1;
+    chargan_model *m;
+    ck_assert_int_eq(chargan_model_new(&c, &m), CHARGAN_OK);
+    chargan_sample_options o = options(65536, 1, 1);
+    int32_t *out = malloc(65536 * sizeof *out);
+    ck_assert_ptr_nonnull(out);
+    ck_assert_int_eq(chargan_model_sample_ids(m, &o, NULL, 0, out, 65536), CHARGAN_E_NOMEM);
+    free(out);
+    chargan_model_free(m);
+#endif
+}
+END_TEST
+
 START_TEST(allocation_failures)
 {
     chargan_model *m = text_model("the quick brown fox jumps over the lazy dog", 0, 3);
@@ -899,6 +930,7 @@ static Suite *sample_suite(void)
     tcase_add_test(tc, threads_sharing_steps_do_not_change_the_output);
     tcase_add_test(tc, option_validation);
     tcase_add_test(tc, allocation_failures);
+    tcase_add_test(tc, sizes_beyond_a_32_bit_size_t_are_refused);
     suite_add_tcase(s, tc);
     return s;
 }
