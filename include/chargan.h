@@ -353,7 +353,9 @@ CHARGAN_API chargan_status chargan_model_num_weights(const chargan_model *model,
 /** Mean negative log-likelihood (nats per predicted token) of n_seq sequences
  *  of length seq_len (ids row-major), each preceded by the start id and
  *  predicted from a zero noise vector.  Errors: CHARGAN_E_INVALID, CHARGAN_E_RANGE
- *  (id outside the vocabulary), CHARGAN_E_NOMEM. Generator only. */
+ *  (id outside the vocabulary), CHARGAN_E_NOMEM, CHARGAN_E_NUMERIC (the NLL is
+ *  not finite: parameters so large that the activations overflow; *nll is
+ *  left as it was). Generator only. */
 CHARGAN_API chargan_status chargan_model_nll(chargan_model *model, const int32_t *ids,
                                              size_t n_seq, size_t seq_len, double *nll);
 
@@ -794,7 +796,8 @@ CHARGAN_API chargan_status chargan_trainer_mpi_rank(const chargan_trainer *tr, i
  *  whole part (every id but each part's first is predicted), from a zero noise
  *  vector.  The way char-RNN work reports held-out bits per character.
  *  Generator only.  Errors: CHARGAN_E_INVALID (n < 2 * n_streams),
- *  CHARGAN_E_RANGE (id outside the vocabulary), CHARGAN_E_NOMEM. */
+ *  CHARGAN_E_RANGE (id outside the vocabulary), CHARGAN_E_NOMEM,
+ *  CHARGAN_E_NUMERIC (not finite, as chargan_model_nll()). */
 CHARGAN_API chargan_status chargan_model_stream_nll(chargan_model *model, const int32_t *ids,
                                                     size_t n, uint32_t n_streams, double *nll);
 

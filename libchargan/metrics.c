@@ -61,7 +61,11 @@ chargan_status chargan_model_stream_nll(chargan_model *m, const int32_t *ids, si
     }
     cg_infer_free(&is, m);
     cg_free(targets);
-    *nll = total / ((double)n_streams * (double)L);
+    const double mean = total / ((double)n_streams * (double)L);
+    if (!isfinite(mean)) /* as chargan_model_nll */
+        return cg_fail(&m->err, CHARGAN_E_NUMERIC, "chargan_model_stream_nll: the NLL is not "
+                       "finite");
+    *nll = mean;
     return CHARGAN_OK;
 }
 

@@ -878,6 +878,9 @@ chargan_status chargan_model_nll(chargan_model *m, const int32_t *ids, size_t n_
     cg_free(windows);
     if (st != CHARGAN_OK)
         return st;
-    *nll = total / ((double)n_seq * seq_len);
+    const double mean = total / ((double)n_seq * seq_len);
+    if (!isfinite(mean)) /* parameters so large that the activations overflow */
+        return cg_fail(&m->err, CHARGAN_E_NUMERIC, "chargan_model_nll: the NLL is not finite");
+    *nll = mean;
     return CHARGAN_OK;
 }

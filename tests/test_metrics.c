@@ -5,6 +5,7 @@
 #include "internal.h"
 #include "model.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,6 +145,44 @@ START_TEST(stream_nll_follows_the_peers_split)
         sum += part;
     }
     assert_close(nll, sum / 3.0, 1e-6);
+    chargan_model_free(m);
+}
+END_TEST
+
+/* Finite parameters whose activations overflow: the recurrent part holds
+ * every hidden unit at tanh(1) (no weights, saturated gate biases), and
+ * output weights of FLT_MAX make every logit +inf, so each step's NLL is
+ * inf - inf.  Both NLLs say so with CHARGAN_E_NUMERIC, *nll untouched, on
+ * every host, whatever the order of its float arithmetic. */
+START_TEST(overflowing_activations_give_a_numeric_error)
+{
+    const uint32_t V = 6;
+    chargan_model *m = make_generator(V, 1, 0, 0.0f, 1);
+    size_t count;
+    ck_assert_int_eq(chargan_model_num_params(m, &count), CHARGAN_OK);
+    for (size_t i = 0; i < count; i++) {
+        const char *name;
+        size_t numel;
+        ck_assert_int_eq(chargan_model_param_info(m, i, &name, NULL, NULL, &numel), CHARGAN_OK);
+        float *v = calloc(numel, sizeof(float));
+        if (!strcmp(name, "out.w")) {
+            for (size_t k = 0; k < numel; k++)
+                v[k] = FLT_MAX;
+        } else if (!strcmp(name, "lstm.0.b")) { /* gates i, f, g, o: 1, 0, 1, 1 */
+            const size_t H = numel / 4;
+            for (size_t k = 0; k < numel; k++)
+                v[k] = k / H == 1 ? -30.0f : 30.0f;
+        }
+        ck_assert_int_eq(chargan_model_param_set(m, i, v, numel), CHARGAN_OK);
+        free(v);
+    }
+    int32_t ids[8] = {0, 2, 3, 4, 5, 2, 3, 4};
+    double nll = 42.0;
+    ck_assert_int_eq(chargan_model_stream_nll(m, ids, 8, 2, &nll), CHARGAN_E_NUMERIC);
+    assert_contains(chargan_model_last_error(m), "not finite");
+    ck_assert_int_eq(chargan_model_nll(m, ids, 2, 4, &nll), CHARGAN_E_NUMERIC);
+    assert_contains(chargan_model_last_error(m), "not finite");
+    ck_assert_double_eq(nll, 42.0);
     chargan_model_free(m);
 }
 END_TEST
@@ -580,6 +619,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, stream_nll_equals_windowed_nll);
     tcase_add_test(tc, stream_nll_follows_the_peers_split);
     tcase_add_test(tc, stream_nll_rejects_bad_arguments);
+    tcase_add_test(tc, overflowing_activations_give_a_numeric_error);
     tcase_add_test(tc, nll_oracle_of_a_model_against_itself_is_its_entropy_rate);
     tcase_add_test(tc, nll_oracle_rejects_bad_arguments);
     tcase_add_test(tc, bleu_matches_nltk);
