@@ -37,9 +37,6 @@ case $cross_dir in
 *) cross_dir="$root/$cross_dir" ;;
 esac
 mirror=${MIRROR:-http://deb.debian.org/debian}
-sudo=""
-[ "$(id -u)" = 0 ] || sudo=sudo
-
 [ $# -ge 1 ] || { echo "usage: $0 ARCH [ARCH...]  (i386, armhf, arm64, ppc64el, s390x)" >&2; exit 2; }
 
 passed=0 failed=0
@@ -52,7 +49,7 @@ arch_failed() {
 # The cross file's [binaries] and [properties] for i386 on amd64: the cross
 # compiler against the i386 libraries installed beside this machine's own.
 native_i386_ini() { # INI TRIPLET LIB
-    chargan_need_packages crossbuild-essential-i386 check:i386 libsubunit-dev:i386 \
+    chargan_need_i386 crossbuild-essential-i386 check:i386 libsubunit-dev:i386 \
         libopenblas-dev:i386 || return 1
     cat > "$1" <<EOF
 [binaries]
@@ -120,10 +117,6 @@ run_arch() { # ARCH
     ini=$cross_dir/$arch.ini
     mkdir -p "$build"
     if [ $native = yes ]; then
-        if ! dpkg --print-foreign-architectures | grep -qx i386; then
-            { $sudo dpkg --add-architecture i386 && $sudo apt-get update -q >&2; } ||
-                { arch_failed "$arch" "could not add the i386 architecture"; return; }
-        fi
         native_i386_ini "$ini" "$triplet" "$lib" ||
             { arch_failed "$arch" "could not install the i386 compiler and libraries"; return; }
         multiplier=1

@@ -42,6 +42,19 @@ chargan_need_packages() {
     fi
 }
 
+# chargan_need_i386 PKG...: adds i386 to dpkg's architectures (Debian's
+# multiarch: its libraries install beside this machine's own) if it is not
+# there yet, then installs the packages named (e.g. libopenblas-dev:i386).
+chargan_need_i386() {
+    if ! dpkg --print-foreign-architectures | grep -qx i386; then
+        _sudo=""
+        [ "$(id -u)" = 0 ] || _sudo=sudo
+        echo "adding the i386 architecture" >&2
+        $_sudo dpkg --add-architecture i386 && $_sudo apt-get update -q >&2 || return 1
+    fi
+    chargan_need_packages "$@"
+}
+
 # What building and testing needs.  gcc recommends libc6-dev rather than
 # depending on it, so it is named; g++ is for the C++ header test; libblas-dev
 # is Debian's reference BLAS, which -Dblas=netlib builds against.

@@ -12,6 +12,10 @@
 #   FUZZ_JOBS     targets run at once (default: the number of cores)
 #   FUZZ_WORK     where the grown corpora and crash inputs go (default:
 #                 BUILD_DIR/fuzz-work); the committed seeds are only read
+#   FUZZ_ARCH     i386: the targets built 32-bit (clang -m32 against the
+#                 i386 OpenBLAS, installed through Debian's multiarch), where
+#                 size_t has 32 bits and floats are evaluated in x87's wider
+#                 format; BUILD_DIR defaults to build-fuzz-i386
 # Each target prints "ok - fuzz_NAME: E executions in S s (R/s), grown corpus
 # C inputs" or "not ok" with the crash input's path; the last line is
 # "N passed, N failed" and the exit status is non-zero if a target failed.
@@ -27,7 +31,11 @@ seconds=${1:-60}
 case $seconds in
 '' | *[!0-9]*) echo "usage: $0 [SECONDS]" >&2; exit 2 ;;
 esac
-build_dir=${BUILD_DIR:-build-fuzz}
+case ${FUZZ_ARCH:-} in
+'' | i386) ;;
+*) echo "$0: FUZZ_ARCH is i386 or unset" >&2; exit 2 ;;
+esac
+build_dir=${BUILD_DIR:-build-fuzz${FUZZ_ARCH:+-$FUZZ_ARCH}}
 case $build_dir in
 /*) ;;
 *) build_dir="$root/$build_dir" ;;
@@ -47,6 +55,25 @@ chargan_need_packages $CHARGAN_BUILD_PACKAGES $CHARGAN_FUZZ_PACKAGES ||
 
 setup_opts="-Dfuzz=true -Dtests=disabled -Dcli=false -Dexamples=false -Dpython=false -Dwerror=true"
 mkdir -p "$work"
+if [ "${FUZZ_ARCH:-}" = i386 ]; then
+    chargan_need_i386 libopenblas-dev:i386 || fail "could not install the i386 OpenBLAS"
+    cat > "$work/i386.ini" <<EOF
+[binaries]
+c = ['clang', '-m32']
+ar = 'ar'
+pkgconfig = 'pkg-config'
+
+[properties]
+pkg_config_libdir = ['/usr/lib/i386-linux-gnu/pkgconfig', '/usr/share/pkgconfig']
+
+[host_machine]
+system = 'linux'
+cpu_family = 'x86'
+cpu = 'i686'
+endian = 'little'
+EOF
+    setup_opts="$setup_opts -Dmpi=disabled --cross-file $work/i386.ini"
+fi
 # shellcheck disable=SC2086
 if [ -f "$build_dir/meson-private/coredata.dat" ]; then
     meson setup --reconfigure $setup_opts "$build_dir" "$root" >"$work/setup.log" 2>&1
