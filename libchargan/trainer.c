@@ -1197,12 +1197,13 @@ static chargan_status read_trainer_section(cg_reader *r, cg_error *err, trainer_
      * of them is not its default; they are checked with the rest. */
     size_t baseline_bytes = (size_t)c->seq_len * 4;
     bool has_tail = cg_reader_left(r) == baseline_bytes + TRAINER_TAIL_BYTES;
-    if (has_tail) {
-        cg_reader tail;
+    if (has_tail) { /* read ahead on a copy: the baseline is taken after the check */
+        cg_reader ahead = *r;
+        const uint8_t *skipped;
         uint32_t feed;
-        cg_reader_init(&tail, r->data + r->pos + baseline_bytes, TRAINER_TAIL_BYTES);
-        cg_get_f32(&tail, &c->beta_start);
-        cg_get_u32(&tail, &feed);
+        cg_get_view(&ahead, &skipped, baseline_bytes);
+        cg_get_f32(&ahead, &c->beta_start);
+        cg_get_u32(&ahead, &feed);
         c->gumbel_feed = (int32_t)feed;
     }
     if (config_check(err, c) != CHARGAN_OK)
