@@ -603,8 +603,8 @@ int main(int argc, char **argv)
            "\"sample_len\": %d, \"sample1_len\": %d, \"forget_bias\": %g, \"output_bias\": \"%s\", "
            "\"tau\": %g, \"gan_feed\": \"%s\", \"version\": \"%s\", \"quick\": %s}\n",
            a.threads, s.vocab, a.batch, a.seq, a.sample_batch, a.sample_len, a.sample1_len,
-           a.forget_bias, a.plain_output_bias ? "plain" : "unigram", a.tau, a.soft_feed ? "soft" : "hard", chargan_version(),
-           a.quick ? "true" : "false");
+           a.forget_bias, a.plain_output_bias ? "plain" : "unigram", a.tau,
+           a.soft_feed ? "soft" : "hard", chargan_version(), a.quick ? "true" : "false");
     free(s.val_ids);
     chargan_tokenizer_free(s.tok);
     free(text);

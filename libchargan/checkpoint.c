@@ -140,7 +140,8 @@ chargan_status cg_ckpt_parse(cg_error *err, const char *what, const void *data, 
                            "0x%x this library does not know", what, i, at, flags);
         if (!known_tag(tag))
             return cg_fail(err, CHARGAN_E_UNSUPPORTED, "%s: section %u at offset %zu has tag '%s', "
-                           "which this library does not know", what, i, at, cg_ckpt_tag_text(tag, tb));
+                           "which this library does not know", what, i, at,
+                           cg_ckpt_tag_text(tag, tb));
         for (uint32_t j = 0; j < i; j++)
             if (f->sections[j].tag == tag)
                 return cg_fail(err, CHARGAN_E_FORMAT, "%s: section '%s' repeated at offset %zu",

@@ -9,7 +9,8 @@
 #define CG_CKPT_VERSION 1u
 #define CG_CKPT_MAX_SECTIONS 32
 /* 16 GiB, or all a 32-bit address space can hold */
-#define CG_CKPT_MAX_FILE ((uint64_t)SIZE_MAX < (uint64_t)1 << 34 ? SIZE_MAX : (size_t)((uint64_t)1 << 34))
+#define CG_CKPT_MAX_FILE                                                                           \
+    ((uint64_t)SIZE_MAX < (uint64_t)1 << 34 ? SIZE_MAX : (size_t)((uint64_t)1 << 34))
 
 #define CG_TAG(a, b, c, d) ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
 #define CG_SEC_TOKENIZER CG_TAG('T', 'O', 'K', 'N')

@@ -38,7 +38,8 @@ bool cg_infer_alloc(cg_infer_state *st, const chargan_model *m, int B,
     if (shared)
         st->xtab = shared->xtab;
     else if (m->V <= CG_INFER_TABLE_MAX)
-        ok = ok && (st->xtab = st->own_xtab = cg_alloc_float_matrix((size_t)m->V, 4 * (size_t)m->H)) != NULL;
+        ok = ok && (st->xtab = st->own_xtab =
+                        cg_alloc_float_matrix((size_t)m->V, 4 * (size_t)m->H)) != NULL;
     if (m->Z > 0) {
         ok = ok && (st->z = cg_alloc_float_matrix((size_t)B, (size_t)m->Z)) != NULL;
         ok = ok && (st->state = cg_alloc_float_matrix(bh, 2 * (size_t)m->L)) != NULL;
