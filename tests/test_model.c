@@ -508,13 +508,18 @@ static void assert_close_arrays(const char *what, const float *a, const float *b
                       what, i, a[i], b[i]);
 }
 
+/* The step tests' models: with noise and dropout (0), without either (1). */
+static gc_shape step_shape(int i)
+{
+    return i == 0 ? (gc_shape){.V = 7, .E = 3, .H = 5, .L = 2, .Z = 3, .T = 5, .B = 3,
+                               .zm = Z_GIVEN, .dropout = 0.3f}
+                  : (gc_shape){.V = 6, .E = 4, .H = 3, .L = 3, .Z = 0, .T = 4, .B = 2,
+                               .zm = Z_NONE};
+}
+
 START_TEST(step_forward_matches_sequence_forward)
 {
-    /* with noise and dropout (_i 0), without either (_i 1) */
-    const gc_shape s = _i == 0 ? (gc_shape){.V = 7, .E = 3, .H = 5, .L = 2, .Z = 3, .T = 5,
-                                            .B = 3, .zm = Z_GIVEN, .dropout = 0.3f}
-                               : (gc_shape){.V = 6, .E = 4, .H = 3, .L = 3, .Z = 0, .T = 4,
-                                            .B = 2, .zm = Z_NONE};
+    const gc_shape s = step_shape(_i);
     gc_problem p;
     gc_problem_init(&p, CHARGAN_GENERATOR, &s, false, 400 + (uint64_t)_i);
     chargan_model *m = p.m;
@@ -548,10 +553,7 @@ END_TEST
  * exact one-hot vectors give the logits of steps on those ids. */
 START_TEST(fed_steps_on_one_hots_equal_id_steps)
 {
-    const gc_shape s = _i == 0 ? (gc_shape){.V = 7, .E = 3, .H = 5, .L = 2, .Z = 3, .T = 5,
-                                            .B = 3, .zm = Z_GIVEN, .dropout = 0.3f}
-                               : (gc_shape){.V = 6, .E = 4, .H = 3, .L = 3, .Z = 0, .T = 4,
-                                            .B = 2, .zm = Z_NONE};
+    const gc_shape s = step_shape(_i);
     gc_problem p;
     gc_problem_init(&p, CHARGAN_GENERATOR, &s, false, 430 + (uint64_t)_i);
     chargan_model *m = p.m;
