@@ -132,6 +132,12 @@ static void generate_hard(chargan_trainer *tr, const float *z, bool train)
     }
 }
 
+/* Whether the Gumbel generator reads its relaxed samples (the soft feed). */
+static bool soft_fed(const chargan_trainer *tr)
+{
+    return tr->cfg.gumbel_feed == CHARGAN_FEED_SOFT;
+}
+
 /* Step t of a relaxed generation over rows: on the ids in, or with the soft
  * feed (t > 0) on the previous step's relaxed sample, block t - 1 of soft
  * (T x rows x V). */
@@ -192,7 +198,7 @@ static void generate_gumbel(chargan_trainer *tr, const float *z, float beta, boo
 {
     chargan_model *g = tr->gen;
     int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len, V = g->V;
-    const bool fed = tr->cfg.gumbel_feed == CHARGAN_FEED_SOFT;
+    const bool fed = soft_fed(tr);
     cg_trainer_seed_rows(tr);
     (fed ? cg_model_begin_fed : cg_model_begin)(g, B, z, train);
     for (int b = 0; b < B; b++)
@@ -589,7 +595,7 @@ static chargan_status gumbel_step(chargan_trainer *tr, float *g_loss, float *d_l
      * backward needs only its gradient there), then through the relaxation
      * y = softmax(beta (l + g)).  D is not updated here. */
     cg_model_backward_input(d, g->ws.logits);
-    relaxed_backward(g, tr->cfg.gumbel_feed == CHARGAN_FEED_SOFT, tr->work.soft, T, B, beta);
+    relaxed_backward(g, soft_fed(tr), tr->work.soft, T, B, beta);
     if (d_loss)
         *d_loss = (float)(d_sum / tr->cfg.d_steps);
     return g_update(tr, loss, g_loss);
@@ -691,7 +697,7 @@ static void shard_generate(chargan_trainer *tr, int s, bool relaxed)
     chargan_model *g = sh->gen[s];
     const int T = (int)tr->cfg.seq_len, rows = sh->rows[s], first = sh->first[s], V = g->V;
     cg_rng *rng = tr->work.row_rng + first;
-    const bool fed = relaxed && tr->cfg.gumbel_feed == CHARGAN_FEED_SOFT;
+    const bool fed = relaxed && soft_fed(tr);
     const float *z = sh->z ? sh->z + (size_t)first * g->Z : NULL;
     shard_windows(tr, s);
     (fed ? cg_model_begin_fed : cg_model_begin)(g, rows, z, sh->train);
@@ -850,7 +856,7 @@ static void shard_g_gumbel(chargan_trainer *tr, int s)
     }
     memset(d->ws.logits, 0, (size_t)(T - 1) * rows * sizeof(float));
     cg_model_backward_input(d, g->ws.logits); /* as gumbel_step */
-    relaxed_backward(g, tr->cfg.gumbel_feed == CHARGAN_FEED_SOFT, gs->soft, T, rows, beta);
+    relaxed_backward(g, soft_fed(tr), gs->soft, T, rows, beta);
 }
 
 static void shard_run(void *ctx, int s)
