@@ -330,7 +330,8 @@ CHARGAN_API chargan_tokenizer *chargan_model_tokenizer(const chargan_model *mode
 CHARGAN_API chargan_status chargan_model_num_params(const chargan_model *model, size_t *count);
 /** Name (static for the model's lifetime), rank (1 or 2), shape and element
  *  count of tensor index.  shape must hold 2 entries; unused ones are 1.
- *  Any output pointer may be NULL.  Errors: CHARGAN_E_INVALID (index out of range). */
+ *  Any output pointer may be NULL.  Errors: CHARGAN_E_INVALID (NULL model),
+ *  CHARGAN_E_RANGE (index out of range). */
 CHARGAN_API chargan_status chargan_model_param_info(const chargan_model *model, size_t index,
                                                     const char **name, uint32_t *rank,
                                                     size_t shape[2], size_t *numel);
@@ -339,12 +340,14 @@ CHARGAN_API chargan_status chargan_model_param_info(const chargan_model *model, 
 CHARGAN_API chargan_status chargan_model_param_find(const chargan_model *model, const char *name,
                                                     size_t *index);
 /** Copies tensor index out into the caller's dst (n must equal its element
- *  count).  Errors: CHARGAN_E_INVALID (index out of range, wrong n). */
+ *  count).  Errors: CHARGAN_E_INVALID (NULL, wrong n), CHARGAN_E_RANGE (index
+ *  out of range). */
 CHARGAN_API chargan_status chargan_model_param_get(const chargan_model *model, size_t index,
                                                    float *dst, size_t n);
 /** Copies values into tensor index (n must equal its element count; all
- *  values finite, else nothing is changed).  Errors: CHARGAN_E_INVALID,
- *  CHARGAN_E_NUMERIC (a value not finite). */
+ *  values finite, else nothing is changed).  Errors: CHARGAN_E_INVALID (NULL,
+ *  wrong n), CHARGAN_E_RANGE (index out of range), CHARGAN_E_NUMERIC (a value
+ *  not finite). */
 CHARGAN_API chargan_status chargan_model_param_set(chargan_model *model, size_t index,
                                                    const float *src, size_t n);
 /** Total number of scalar parameters, into *count.  Errors: CHARGAN_E_INVALID. */
@@ -742,7 +745,7 @@ CHARGAN_API chargan_status chargan_trainer_save(chargan_trainer *tr, const char 
 CHARGAN_API chargan_status chargan_trainer_load(const char *path, chargan_trainer **out);
 
 /* ------------------------------------------------------------------ */
-/* Data-parallel training over MPI (since 0.2; docs/CLUSTER.md)        */
+/* Data-parallel training over MPI (version node CHARGAN_0.2; docs/CLUSTER.md) */
 /* ------------------------------------------------------------------ */
 
 /** Makes the trainer one rank of a data-parallel run over the MPI

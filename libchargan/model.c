@@ -33,6 +33,9 @@ static void model_config_defaults(chargan_model_config *cfg, chargan_model_kind 
 chargan_status chargan_model_config_init_sized(chargan_model_config *cfg,
                                                size_t struct_size, chargan_model_kind kind)
 {
+    if (kind != CHARGAN_GENERATOR && kind != CHARGAN_DISCRIMINATOR)
+        return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_model_config_init: kind %d is neither "
+                       "generator (0) nor discriminator (1)", (int)kind);
     chargan_model_config defaults;
     model_config_defaults(&defaults, kind);
     return cg_init_struct(cfg, struct_size, &defaults, sizeof defaults, sizeof defaults,

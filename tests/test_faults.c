@@ -1301,6 +1301,29 @@ START_TEST(wrong_struct_sizes)
 }
 END_TEST
 
+/* An unknown kind is refused by the _init functions, as the header says,
+ * and the struct is left as it was. */
+START_TEST(unknown_kinds_in_config_init)
+{
+    chargan_model_config mc;
+    memset(&mc, 0xAB, sizeof mc);
+    ck_assert_int_eq(chargan_model_config_init(&mc, (chargan_model_kind)2), CHARGAN_E_INVALID);
+    ck_assert_ptr_nonnull(strstr(chargan_last_error(), "kind 2"));
+    ck_assert_int_eq(chargan_model_config_init(&mc, (chargan_model_kind)-1), CHARGAN_E_INVALID);
+    ck_assert_uint_eq(((const unsigned char *)&mc)[0], 0xAB);
+    chargan_optimizer_config oc;
+    memset(&oc, 0xAB, sizeof oc);
+    ck_assert_int_eq(chargan_optimizer_config_init(&oc, (chargan_optimizer_kind)3),
+                     CHARGAN_E_INVALID);
+    ck_assert_ptr_nonnull(strstr(chargan_last_error(), "got 3"));
+    ck_assert_uint_eq(((const unsigned char *)&oc)[0], 0xAB);
+    ck_assert_int_eq(chargan_model_config_init(&mc, CHARGAN_DISCRIMINATOR), CHARGAN_OK);
+    ck_assert_int_eq(mc.kind, CHARGAN_DISCRIMINATOR);
+    ck_assert_int_eq(chargan_optimizer_config_init(&oc, CHARGAN_RMSPROP), CHARGAN_OK);
+    ck_assert_int_eq(oc.kind, CHARGAN_RMSPROP);
+}
+END_TEST
+
 /* Calls out of order get CHARGAN_E_STATE (or CHARGAN_E_INVALID where the
  * argument is the wrong kind of thing), and change nothing. */
 START_TEST(calls_out_of_order)
@@ -1443,6 +1466,7 @@ static Suite *faults_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, null_handles);
     tcase_add_test(tc, wrong_struct_sizes);
+    tcase_add_test(tc, unknown_kinds_in_config_init);
     tcase_add_test(tc, calls_out_of_order);
     tcase_add_test(tc, loading_the_wrong_thing);
     suite_add_tcase(s, tc);
