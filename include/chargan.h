@@ -595,10 +595,11 @@ typedef struct chargan_trainer chargan_trainer;
  *  estimator is used) are adopted: on success the trainer owns them and the
  *  optimizers and frees them with itself (reach them through the accessors);
  *  on failure ownership stays with the caller.  g_opt and d_opt may be NULL
- *  for a default Adam, and must not be the same optimizer.  *out belongs to
+ *  for a default Adam, and must not be the same optimizer.  A model or
+ *  optimizer another trainer adopted cannot be given again.  *out belongs to
  *  the caller.  Errors:
  *  CHARGAN_E_INVALID (message names the field; also for models that do not
- *  fit together), CHARGAN_E_NOMEM. */
+ *  fit together, or one already adopted), CHARGAN_E_NOMEM. */
 CHARGAN_API chargan_status chargan_trainer_new(const chargan_trainer_config *cfg,
                                                chargan_model *generator,
                                                chargan_optimizer *g_opt,

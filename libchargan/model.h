@@ -66,6 +66,7 @@ struct chargan_model {
     bool is_replica;     /* params belong to another model (cg_model_replica_new) */
     bool shares_grads;   /* so do grads: a replica made with share_grads */
     bool external_masks; /* forward uses masks the caller wrote into the caches */
+    bool adopted;        /* a trainer owns it: a second one must not (it would free it too) */
 };
 
 /* The number of weights a (valid) configuration implies. */

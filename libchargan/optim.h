@@ -30,6 +30,7 @@ struct chargan_optimizer {
     size_t n;     /* parameters the state is sized for; 0 = not yet */
     float *m, *v; /* Adam: first/second moments; SGD: m = velocity; RMSprop: v = mean
                      square, m = momentum buffer.  NULL where the algorithm needs none. */
+    bool adopted; /* a trainer owns it: a second one must not (it would free it too) */
 };
 
 /* One update of n parameters from their gradients.  If clip_norm > 0 the

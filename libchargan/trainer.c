@@ -243,6 +243,11 @@ static chargan_status trainer_create(cg_error *err, const chargan_trainer_config
     }
     /* With shards the cores are ours; otherwise the BLAS may use them. */
     cg_blas_set_threads(tr->shards.n > 1 ? 1 : (int)cfg->threads);
+    gen->adopted = gopt->adopted = true;
+    if (disc)
+        disc->adopted = true;
+    if (dopt)
+        dopt->adopted = true;
     *out = tr;
     return CHARGAN_OK;
 }
@@ -282,6 +287,16 @@ chargan_status chargan_trainer_new(const chargan_trainer_config *cfg, chargan_mo
     if (g_opt && g_opt == d_opt)
         return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_new: g_opt and d_opt are the "
                        "same optimizer");
+    /* A handle another trainer adopted (such as chargan_trainer_generator()
+     * of one) would be freed by both. */
+    const char *taken = generator->adopted                      ? "generator"
+                        : discriminator && discriminator->adopted ? "discriminator"
+                        : g_opt && g_opt->adopted                 ? "g_opt"
+                        : d_opt && d_opt->adopted                 ? "d_opt"
+                                                                  : NULL;
+    if (taken)
+        return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_new: the %s already belongs to "
+                       "another trainer", taken);
     if (!gopt && (st = chargan_optimizer_new(&oc, &gopt)) != CHARGAN_OK)
         return st;
     if (discriminator && !dopt && (st = chargan_optimizer_new(&oc, &dopt)) != CHARGAN_OK) {

@@ -1400,7 +1400,25 @@ START_TEST(calls_out_of_order)
     /* an optimizer bound to the generator cannot step another model */
     ck_assert_int_eq(chargan_trainer_set_corpus_text(tr, text, text_len), CHARGAN_OK);
     ck_assert_int_eq(chargan_trainer_gan_step(tr, NULL, NULL), CHARGAN_OK);
+    /* what one trainer adopted, a second would free again */
+    chargan_trainer *second = NULL;
+    tc = trainer_config(CHARGAN_GAN_NONE, 1);
+    ck_assert_int_eq(chargan_trainer_new(&tc, chargan_trainer_generator(tr), NULL, NULL, NULL,
+                                         &second), CHARGAN_E_INVALID);
+    assert_contains(chargan_last_error(), "generator already belongs to another trainer");
+    chargan_model *fresh = make_gen(true);
+    ck_assert_int_eq(chargan_trainer_new(&tc, fresh, chargan_trainer_optimizer(tr,
+                                         CHARGAN_GENERATOR), NULL, NULL, &second),
+                     CHARGAN_E_INVALID);
+    assert_contains(chargan_last_error(), "g_opt already belongs");
+    tc = trainer_config(CHARGAN_GAN_GUMBEL, 1);
+    ck_assert_int_eq(chargan_trainer_new(&tc, fresh, NULL, chargan_trainer_discriminator(tr),
+                                         NULL, &second), CHARGAN_E_INVALID);
+    assert_contains(chargan_last_error(), "discriminator already belongs");
+    ck_assert_ptr_null(second);
     chargan_trainer_free(tr);
+    /* refused, the fresh model stayed ours */
+    chargan_model_free(fresh);
 }
 END_TEST
 
