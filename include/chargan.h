@@ -528,7 +528,8 @@ typedef struct chargan_trainer_config {
     uint64_t seed;           /**< seeds batches, noise and sampling, default 1 */
     uint32_t threads;        /**< compute threads, default 1 */
     uint32_t report_every;   /**< steps between progress callbacks, default 100 */
-    uint32_t val_every;      /**< steps between validation runs (0 = only at the end), default 0 */
+    uint32_t val_every;      /**< steps between validation runs (0 = only at the end), default 0;
+                                  the latest result is in the next progress report */
     /* adversarial training (the GAN step) */
     int32_t estimator;       /**< a chargan_gan_estimator, default CHARGAN_GAN_NONE */
     uint32_t d_steps;        /**< discriminator steps per generator step, default 1 */
@@ -561,7 +562,8 @@ typedef enum chargan_phase {
     CHARGAN_PHASE_MLE = 0,           /**< chargan_trainer_pretrain_generator() */
     CHARGAN_PHASE_DISCRIMINATOR = 1, /**< chargan_trainer_pretrain_discriminator() */
     CHARGAN_PHASE_ADVERSARIAL = 2,   /**< chargan_trainer_adversarial() */
-    CHARGAN_PHASE_EVAL = 3           /**< a validation run */
+    CHARGAN_PHASE_EVAL = 3           /**< reserved, never reported: validation results come
+                                          in the other phases' val_nll and val_bpc */
 } chargan_phase;
 
 /** A progress report, passed to the chargan_progress_fn; valid only during

@@ -1006,7 +1006,9 @@ static chargan_status phase_report(chargan_trainer *tr, phase_run *r, bool force
     uint64_t every = tr->cfg.report_every;
     bool due = force || r->p.step % every == 0;
     uint64_t val_every = tr->cfg.val_every;
-    if (r->p.phase != CHARGAN_PHASE_DISCRIMINATOR &&
+    /* Without held-out data there is nothing to report, and no failure:
+     * the call succeeds with its message unchanged. */
+    if (r->p.phase != CHARGAN_PHASE_DISCRIMINATOR && cg_trainer_val_count(tr) > 0 &&
         ((val_every && r->p.step % val_every == 0) || (force && r->p.step > 0))) {
         double nll, bpc;
         if (chargan_trainer_evaluate(tr, &nll, &bpc) == CHARGAN_OK) {

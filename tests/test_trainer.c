@@ -338,6 +338,13 @@ START_TEST(corpus_errors)
     tr = make_trainer(&tc, make_gen(60, 4, 6, 0, 0.0f, 1));
     ck_assert_int_eq(chargan_trainer_set_corpus_text(tr, small_text, strlen(small_text)),
                      CHARGAN_OK);
+    /* training succeeds without validation, and leaves no failure behind */
+    ck_assert_int_eq(chargan_model_num_params(NULL, NULL), CHARGAN_E_INVALID);
+    char before[512];
+    snprintf(before, sizeof before, "%s", chargan_last_error());
+    ck_assert_int_eq(chargan_trainer_pretrain_generator(tr, 2), CHARGAN_OK);
+    ck_assert_str_eq(chargan_trainer_last_error(tr), "");
+    ck_assert_str_eq(chargan_last_error(), before);
     ck_assert_int_eq(chargan_trainer_evaluate(tr, &nll, NULL), CHARGAN_E_STATE);
     chargan_trainer_free(tr);
 
