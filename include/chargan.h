@@ -188,8 +188,8 @@ CHARGAN_API const char *chargan_tokenizer_last_error(const chargan_tokenizer *to
  *  rebuilds the vocabulary from all text fitted so far: ids from
  *  CHARGAN_NUM_RESERVED_IDS upwards by decreasing count, ties by increasing code
  *  point, cut at max_vocab.  May be called many times.  Invalid UTF-8 follows
- *  the utf8 policy (replaced bytes are not counted).
- *  Errors: CHARGAN_E_INVALID, CHARGAN_E_UTF8, CHARGAN_E_NOMEM. */
+ *  the utf8 policy (replaced bytes are not counted).  text may be NULL when
+ *  len is 0.  Errors: CHARGAN_E_INVALID, CHARGAN_E_UTF8, CHARGAN_E_NOMEM. */
 CHARGAN_API chargan_status chargan_tokenizer_fit(chargan_tokenizer *tok, const char *text,
                                                  size_t len);
 
@@ -212,8 +212,8 @@ CHARGAN_API chargan_status chargan_tokenizer_lookup(const chargan_tokenizer *tok
  *  so cap >= len always suffices.  *n_ids receives the number of ids; if ids is
  *  NULL only the count is computed; if cap is too small, nothing is guaranteed
  *  in ids, *n_ids holds the count needed and CHARGAN_E_RANGE is returned.
- *  Errors: CHARGAN_E_INVALID, CHARGAN_E_UTF8 (message names the byte offset),
- *  CHARGAN_E_RANGE. */
+ *  text may be NULL when len is 0.  Errors: CHARGAN_E_INVALID, CHARGAN_E_UTF8
+ *  (message names the byte offset), CHARGAN_E_RANGE. */
 CHARGAN_API chargan_status chargan_tokenizer_encode(chargan_tokenizer *tok, const char *text,
                                                     size_t len, int32_t *ids, size_t cap,
                                                     size_t *n_ids);
@@ -221,8 +221,9 @@ CHARGAN_API chargan_status chargan_tokenizer_encode(chargan_tokenizer *tok, cons
 /** Decodes ids into UTF-8.  CHARGAN_ID_START is skipped and CHARGAN_ID_UNKNOWN
  *  becomes U+FFFD.  *len receives the byte count (without the NUL); the output
  *  is NUL-terminated when cap > *len.  buf may be NULL to query the length; a
- *  too-small cap gives CHARGAN_E_RANGE with the needed length in *len.
- *  Errors: CHARGAN_E_INVALID, CHARGAN_E_RANGE (also for an id outside the vocabulary). */
+ *  too-small cap gives CHARGAN_E_RANGE with the needed length in *len.  ids
+ *  may be NULL when n_ids is 0.  Errors: CHARGAN_E_INVALID, CHARGAN_E_RANGE
+ *  (also for an id outside the vocabulary). */
 CHARGAN_API chargan_status chargan_tokenizer_decode(chargan_tokenizer *tok, const int32_t *ids,
                                                     size_t n_ids, char *buf, size_t cap,
                                                     size_t *len);

@@ -1155,6 +1155,20 @@ START_TEST(null_handles)
     INVALID(chargan_tokenizer_encode(t, NULL, 3, ids, 4, &sz));
     INVALID(chargan_tokenizer_encode(t, "abc", 3, ids, 4, NULL));
     INVALID(chargan_tokenizer_decode(t, NULL, 3, (char *)ids, 4, &sz));
+    /* NULL with length 0 is an empty input (an empty array's data() may be NULL) */
+    uint32_t v_before, v_after;
+    ck_assert_int_eq(chargan_tokenizer_vocab_size(t, &v_before), CHARGAN_OK);
+    ck_assert_int_eq(chargan_tokenizer_fit(t, NULL, 0), CHARGAN_OK);
+    ck_assert_int_eq(chargan_tokenizer_vocab_size(t, &v_after), CHARGAN_OK);
+    ck_assert_uint_eq(v_after, v_before);
+    sz = 99;
+    ck_assert_int_eq(chargan_tokenizer_encode(t, NULL, 0, ids, 4, &sz), CHARGAN_OK);
+    ck_assert_uint_eq(sz, 0);
+    sz = 99;
+    char empty[4] = "xyz";
+    ck_assert_int_eq(chargan_tokenizer_decode(t, NULL, 0, empty, sizeof empty, &sz), CHARGAN_OK);
+    ck_assert_uint_eq(sz, 0);
+    ck_assert_str_eq(empty, "");
     INVALID(chargan_tokenizer_save_buffer(t, NULL, &sz));
     INVALID(chargan_tokenizer_save(t, NULL));
     INVALID(chargan_model_get_config(g, NULL));
