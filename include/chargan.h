@@ -189,7 +189,9 @@ CHARGAN_API const char *chargan_tokenizer_last_error(const chargan_tokenizer *to
  *  CHARGAN_NUM_RESERVED_IDS upwards by decreasing count, ties by increasing code
  *  point, cut at max_vocab.  May be called many times.  Invalid UTF-8 follows
  *  the utf8 policy (replaced bytes are not counted).  text may be NULL when
- *  len is 0.  Errors: CHARGAN_E_INVALID, CHARGAN_E_UTF8, CHARGAN_E_NOMEM. */
+ *  len is 0.  A failed fit counts nothing.  Errors: CHARGAN_E_INVALID,
+ *  CHARGAN_E_UTF8, CHARGAN_E_NOMEM, CHARGAN_E_RANGE (a count, such as one a
+ *  loaded vocabulary brought, would pass 2^64 - 1). */
 CHARGAN_API chargan_status chargan_tokenizer_fit(chargan_tokenizer *tok, const char *text,
                                                  size_t len);
 

@@ -17,6 +17,7 @@
  *   leaves the counts and the vocabulary exactly as they were. */
 #include "tokenizer.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -322,24 +323,35 @@ static chargan_status count_text(chargan_tokenizer *tok, const uint8_t *s, size_
     while (i < len) {
         size_t at = i;
         int64_t c = next_char(tok, s, len, &i, &bad);
-        if (c >= 0 && c < 256) {
-            tok->low_counts[c]++;
-        } else if (c >= 256) {
-            cp_slot *slot = map_find(&tok->high_counts, (uint32_t)c);
-            if (slot) {
-                slot->val++;
-            } else if (map_reserve(&tok->high_counts, tok->high_counts.len + 1)) {
-                map_put_new(&tok->high_counts, (uint32_t)c, 1);
-            } else {
-                *stop = at;
-                return cg_fail(&tok->err, CHARGAN_E_NOMEM,
-                               "out of memory counting characters (at byte offset %zu)", at);
-            }
-        } else if (c == CH_INVALID && tok->opts.utf8_policy == CHARGAN_UTF8_STRICT) {
+        if (c == CH_INVALID && tok->opts.utf8_policy == CHARGAN_UTF8_STRICT) {
             *stop = at;
             return utf8_error(&tok->err, s, at);
         }
-        /* CH_SKIP, and replaced bytes under CHARGAN_UTF8_REPLACE, count nothing */
+        if (c < 0) /* CH_SKIP, and replaced bytes under CHARGAN_UTF8_REPLACE, count nothing */
+            continue;
+        uint64_t *count;
+        cp_slot *slot;
+        if (c < 256) {
+            count = &tok->low_counts[c];
+        } else if ((slot = map_find(&tok->high_counts, (uint32_t)c)) != NULL) {
+            count = &slot->val;
+        } else if (map_reserve(&tok->high_counts, tok->high_counts.len + 1)) {
+            map_put_new(&tok->high_counts, (uint32_t)c, 1);
+            continue;
+        } else {
+            *stop = at;
+            return cg_fail(&tok->err, CHARGAN_E_NOMEM,
+                           "out of memory counting characters (at byte offset %zu)", at);
+        }
+        /* Only a loaded vocabulary's counts get this large: wrapping to 0
+         * would silently re-rank the ids. */
+        if (*count == UINT64_MAX) {
+            *stop = at;
+            return cg_fail(&tok->err, CHARGAN_E_RANGE,
+                           "the count of U+%04" PRIX64 " would overflow (at byte offset %zu)",
+                           (uint64_t)c, at);
+        }
+        (*count)++;
     }
     *stop = len;
     return CHARGAN_OK;

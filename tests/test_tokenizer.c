@@ -1294,6 +1294,39 @@ START_TEST(hostile_fields)
 }
 END_TEST
 
+/* Counts a loaded vocabulary brings can be at the top of their range: a
+ * fit that would wrap one fails and changes nothing (a wrapped count would
+ * silently re-rank the ids). */
+START_TEST(fit_refuses_to_wrap_a_loaded_count)
+{
+    chargan_tokenizer *tok = format_tok();
+    size_t size;
+    uint8_t *data = save_buf(tok, &size);
+    /* entries 0 'e', 1 'x', 2 U+20AC: all at the largest count (ties rank by code point) */
+    put_le64(data + 32, UINT64_MAX);
+    put_le64(data + 44, UINT64_MAX);
+    put_le64(data + 56, UINT64_MAX);
+    fix_crc(data, size);
+    chargan_tokenizer *big;
+    ck_assert_int_eq(chargan_tokenizer_load_buffer(data, size, &big), CHARGAN_OK);
+    ck_assert_int_eq(chargan_tokenizer_fit(big, "abe", 3), CHARGAN_E_RANGE);
+    const char *msg = chargan_tokenizer_last_error(big);
+    ck_assert_ptr_nonnull(strstr(msg, "count of U+0065 would overflow"));
+    ck_assert_ptr_nonnull(strstr(msg, "byte offset 2"));
+    ck_assert_int_eq(chargan_tokenizer_fit(big, "ab\xe2\x82\xac", 5), CHARGAN_E_RANGE);
+    ck_assert_ptr_nonnull(strstr(chargan_tokenizer_last_error(big), "U+20AC"));
+    size_t size2;
+    uint8_t *again = save_buf(big, &size2);
+    ck_assert_uint_eq(size2, size);
+    ck_assert_mem_eq(again, data, size); /* 'a' and 'b' were counted back out */
+    ck_assert_int_eq(id_of(big, 'e'), 2);
+    chargan_free(again);
+    chargan_free(data);
+    chargan_tokenizer_free(big);
+    chargan_tokenizer_free(tok);
+}
+END_TEST
+
 START_TEST(hostile_count_with_matching_length)
 {
     /* a buffer really as long as a huge entry count claims: every entry is
@@ -1541,6 +1574,7 @@ static Suite *tokenizer_suite(void)
     tcase_add_test(tc, versions);
     tcase_add_test(tc, hostile_fields);
     tcase_add_test(tc, hostile_count_with_matching_length);
+    tcase_add_test(tc, fit_refuses_to_wrap_a_loaded_count);
     tcase_add_test(tc, allocation_failures_leak_nothing);
     suite_add_tcase(s, tc);
     return s;
