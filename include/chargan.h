@@ -414,6 +414,8 @@ CHARGAN_API chargan_status chargan_sample_options_init_sized(chargan_sample_opti
  *  the model from several threads and returns when all are done.
  *  Errors: CHARGAN_E_INVALID (options out of range, a discriminator),
  *  CHARGAN_E_RANGE (cap too small, a prime id outside the vocabulary),
+ *  CHARGAN_E_NUMERIC (the model's logits are not finite: parameters that
+ *  overflow the activations; out then holds no meaningful ids),
  *  CHARGAN_E_NOMEM. */
 CHARGAN_API chargan_status chargan_model_sample_ids(chargan_model *model,
                                                     const chargan_sample_options *opts,

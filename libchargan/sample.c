@@ -119,6 +119,10 @@ int32_t cg_sampler_draw(cg_sampler *s, const float *logits, cg_rng *rng)
     memcpy(p + first, logits + first, (size_t)n * sizeof(float));
     float total = (float)cg_exp_shifted(p + first, (size_t)n, cg_row_max(p + first, (size_t)n),
                                         s->inv_temperature);
+    /* Shifted by the maximum, finite logits sum to at least 1; NaN or an
+     * infinity among them makes the sum NaN. */
+    if (!(total >= 1.0f && total <= FLT_MAX))
+        s->not_finite = true;
     if (!s->order)
         return draw_from(p, V, total, rng);
 
@@ -283,6 +287,13 @@ static void seed_streams(cg_rng *rng, int B, uint64_t seed)
 /* At least as many streams as threads: n contiguous shards of streams, each
  * stepping on its own thread from start to end, reading the parameters and
  * one input table. */
+/* A call whose draws met logits that were not finite. */
+static chargan_status not_finite_error(chargan_model *m)
+{
+    return cg_fail(&m->err, CHARGAN_E_NUMERIC, "sampling: the model's logits are not finite "
+                   "(its parameters overflow the activations)");
+}
+
 static chargan_status sample_sharded(const sample_call *call, int n)
 {
     chargan_model *m = call->m;
@@ -310,6 +321,9 @@ static chargan_status sample_sharded(const sample_call *call, int n)
         cg_infer_prepare(&shards[0].is, m);
         sample_job job = {.call = call, .shards = shards};
         cg_pool_run(pool, sample_shard_run, &job);
+        for (int s = 0; s < n; s++)
+            if (shards[s].sampler.not_finite)
+                st = CHARGAN_E_NUMERIC;
     }
     cg_pool_free(pool);
     if (shards)
@@ -317,7 +331,7 @@ static chargan_status sample_sharded(const sample_call *call, int n)
     cg_free(rng);
     if (st == CHARGAN_E_NOMEM)
         return cg_fail(&m->err, st, "out of memory sampling %d streams on %d threads", B, n);
-    return st;
+    return st == CHARGAN_E_NUMERIC ? not_finite_error(m) : st;
 }
 
 /* Fewer streams than threads: all P threads step all streams together, each
@@ -389,12 +403,15 @@ static chargan_status sample_split(const sample_call *call, int P)
         for (int s = 1; s < P; s++)           /* ... which the others then take */
             memcpy(job.rng + (size_t)s * B, job.rng, (size_t)B * sizeof *job.rng);
         cg_pool_run(pool, sample_split_run, &job);
+        for (int s = 0; s < P; s++)
+            if (job.samplers[s].not_finite)
+                st = CHARGAN_E_NUMERIC;
     }
     cg_pool_free(pool);
     split_job_free(&job, P);
     if (st == CHARGAN_E_NOMEM)
         return cg_fail(&m->err, st, "out of memory sampling %d streams on %d threads", B, P);
-    return st;
+    return st == CHARGAN_E_NUMERIC ? not_finite_error(m) : st;
 }
 
 /* Threads that may share the steps of fewer streams than threads: each

@@ -14,6 +14,7 @@ typedef struct cg_sampler {
     bool allow_reserved;
     float *prob;    /* V scratch */
     int32_t *order; /* V scratch, only for top-k / top-p */
+    bool not_finite; /* a row's logits were not finite (the draw is then meaningless) */
 } cg_sampler;
 
 /* Validates opts (message through err names the field) and allocates scratch. */

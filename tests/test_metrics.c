@@ -183,6 +183,17 @@ START_TEST(overflowing_activations_give_a_numeric_error)
     ck_assert_int_eq(chargan_model_nll(m, ids, 2, 4, &nll), CHARGAN_E_NUMERIC);
     assert_contains(chargan_model_last_error(m), "not finite");
     ck_assert_double_eq(nll, 42.0);
+    /* sampling from it draws nothing meaningful: the same error, not ids */
+    chargan_sample_options so;
+    chargan_sample_options_init(&so);
+    so.length = 4;
+    int32_t out[16];
+    for (uint32_t threads = 1; threads <= 2; threads++) {
+        so.n_streams = 2 * threads;
+        so.threads = threads;
+        ck_assert_int_eq(chargan_model_sample_ids(m, &so, NULL, 0, out, 16), CHARGAN_E_NUMERIC);
+        assert_contains(chargan_model_last_error(m), "logits are not finite");
+    }
     chargan_model_free(m);
 }
 END_TEST
