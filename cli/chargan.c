@@ -17,7 +17,7 @@ static const char overview[] =
     "  plot LOG -o PNG         draw the training curves of a 'train --log' file (gnuplot)\n"
     "  help [COMMAND]          this text, or a command's options\n"
     "\n"
-    "  chargan --version       print the version\n"
+    "  chargan --version, -V   print the version\n"
     "\n"
     "Each command also takes -h/--help.  See chargan(1) for the details.\n";
 
@@ -191,7 +191,10 @@ int main(int argc, char **argv)
             cli_error("help: unexpected argument '%s'", argv[3]);
             return CLI_EXIT_USAGE;
         }
-        if (cli_help(stdout, argc == 3 ? argv[2] : NULL) != 0) {
+        const char *topic = argc == 3 ? argv[2] : NULL;
+        if (topic && (strcmp(topic, "-h") == 0 || strcmp(topic, "--help") == 0))
+            topic = "help"; /* every command takes -h, this one too */
+        if (cli_help(stdout, topic) != 0) {
             cli_error("help: unknown command '%s' (see 'chargan help')", argv[2]);
             return CLI_EXIT_USAGE;
         }

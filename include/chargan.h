@@ -531,7 +531,8 @@ typedef struct chargan_trainer_config {
     uint32_t seq_len;        /**< T, predicted tokens per sequence, default 64 */
     float val_fraction;      /**< held-out tail of the corpus, default 0.1 */
     uint64_t seed;           /**< seeds batches, noise and sampling, default 1 */
-    uint32_t threads;        /**< compute threads, default 1 */
+    uint32_t threads;        /**< compute threads, default 1; a step uses at most one per
+                                  batch row and at most 64 */
     uint32_t report_every;   /**< steps between progress callbacks, default 100 */
     uint32_t val_every;      /**< steps between validation runs (0 = only at the end), default 0;
                                   the latest result is in the next progress report */

@@ -106,7 +106,8 @@ static void shards_free(cg_shards *sh)
     memset(sh, 0, sizeof *sh);
 }
 
-/* One shard per thread (at most one row each), each with a generator replica. */
+/* One shard per thread (at most one thread per row, and CG_MAX_SHARDS),
+ * each with a generator replica. */
 static chargan_status shards_alloc(chargan_trainer *tr)
 {
     cg_shards *sh = &tr->shards;

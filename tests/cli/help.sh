@@ -4,6 +4,9 @@
 
 expect_ok "$CHARGAN" --version
 grep -q '^chargan [0-9][0-9]*\.[0-9][0-9]*\.[0-9][0-9]*$' "$TMP/out" || { show; fail "--version"; }
+cp "$TMP/out" "$TMP/version"
+expect_ok "$CHARGAN" -V
+cmp -s "$TMP/out" "$TMP/version" || fail "-V differs from --version"
 
 expect_ok "$CHARGAN" help
 for c in train sample eval info plot; do
@@ -24,6 +27,10 @@ for c in train sample eval info plot; do
     cmp -s "$TMP/out" "$TMP/help-$c" || fail "$c -h differs from help $c"
 done
 
+for h in --help -h; do # help is a command too
+    expect_ok "$CHARGAN" help "$h"
+    grep -q "^usage: chargan help" "$TMP/out" || { show; fail "help $h: no usage line"; }
+done
 expect_error 2 "unknown command 'bogus'" "$CHARGAN" help bogus
 expect_error 2 "unexpected argument" "$CHARGAN" help train extra
 run "$CHARGAN"
