@@ -31,6 +31,14 @@ void cli_lib_error(chargan_status st, const char *fmt, ...) __attribute__((forma
  * <reason>" and returns NULL. */
 char *cli_read_file(const char *path, const char *what, size_t *len);
 
+/* Before any work: refuses (printing "chargan: cannot write <what> 'path':
+ * <reason>", returning -1) an output that is not a regular file or whose
+ * directory is not writable.  Outputs are written beside themselves and
+ * renamed into place, so a device or a FIFO would be replaced. */
+int cli_check_output(const char *path, const char *what);
+/* Nonzero if both paths are the same string or name the same existing file. */
+int cli_same_file(const char *a, const char *b);
+
 /* Seconds on a monotonic clock. */
 double cli_now(void);
 

@@ -664,6 +664,20 @@ int cli_cmd_eval(int argc, char **argv)
         sw.max_n = a.max_n;
     }
     const char *model_path = pos[0], *text_path = n_pos > 1 ? pos[1] : NULL;
+    /* Outputs are checked before the sweep's work, and never replace an input. */
+    const char *outputs[] = {a.plot, a.csv && strcmp(a.csv, "-") != 0 ? a.csv : NULL};
+    for (size_t i = 0; i < 2; i++) {
+        if (!outputs[i])
+            continue;
+        if (i == 0 && cli_check_output(a.plot, "image") != 0)
+            return CLI_EXIT_FAILURE;
+        if (cli_same_file(outputs[i], model_path) ||
+            (text_path && cli_same_file(outputs[i], text_path))) {
+            cli_error("--%s: '%s' is an input of this command", i == 0 ? "plot" : "csv",
+                      outputs[i]);
+            return CLI_EXIT_USAGE;
+        }
+    }
 
     int exit_code = CLI_EXIT_FAILURE;
     chargan_model *m = NULL;

@@ -65,38 +65,32 @@ static int seen(const cli_option *opts, size_t n, const char *name)
     return o && o->seen;
 }
 
-/* The model is written next to itself (PATH.tmp-XXXXXX, then rename), so
- * find out before hours of training whether that directory is writable. */
-static int check_output_path(const char *path)
+/* An output naming an input, or another output, would destroy it: the
+ * corpus overwritten by the model or the log, a checkpoint appended to by
+ * the log.  Writing the model over the checkpoint it resumed is the usual
+ * resume. */
+static int distinct_files(const train_args *a)
 {
-    struct stat sb;
-    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
-        /* The save renames a new file over the path: it would replace a
-         * device or a FIFO, or fail on a directory, only after training. */
-        cli_error("cannot write model '%s': %s", path,
-                  S_ISDIR(sb.st_mode) ? "Is a directory" : "not a regular file");
-        return -1;
-    }
-    char *dir = strdup(path);
-    if (!dir) {
-        cli_error("out of memory");
-        return -1;
-    }
-    char *slash = strrchr(dir, '/');
-    const char *d = ".";
-    if (slash == dir)
-        d = "/";
-    else if (slash) {
-        *slash = '\0';
-        d = dir;
-    }
-    int rc = 0;
-    if (access(d, W_OK | X_OK) != 0) {
-        cli_error("cannot write model '%s': %s", path, strerror(errno));
-        rc = -1;
-    }
-    free(dir);
-    return rc;
+    const struct {
+        const char *path, *what;
+    } files[] = {
+        {a->output, "the model (-o)"},
+        {a->log_path, "the log (--log)"},
+        {strcmp(a->corpus, "-") != 0 ? a->corpus : NULL, "the corpus"},
+        {a->resume, "the checkpoint to resume (--resume)"},
+    };
+    const size_t n = sizeof files / sizeof files[0];
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++) {
+            if (!files[i].path || !files[j].path || (i == 0 && j == 3))
+                continue;
+            if (cli_same_file(files[i].path, files[j].path)) {
+                cli_error("%s and %s are the same file '%s'", files[i].what, files[j].what,
+                          files[j].path);
+                return -1;
+            }
+        }
+    return 0;
 }
 
 /* Steps done so far of a phase, as counted by the library. */
@@ -610,7 +604,7 @@ int cli_cmd_train(int argc, char **argv)
     if (cli_mpi_init() != 0)
         return CLI_EXIT_FAILURE;
     int rank0 = cli_mpi_rank() == 0;
-    if (rank0 && check_output_path(a.output) != 0)
+    if (rank0 && (cli_check_output(a.output, "model") != 0 || distinct_files(&a) != 0))
         return cli_mpi_finish(CLI_EXIT_FAILURE);
 
     int exit_code = CLI_EXIT_FAILURE;

@@ -1,11 +1,13 @@
-/* util.c - error messages, whole-file reading and the clock. */
+/* util.c - error messages, whole-file reading, output paths and the clock. */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 void cli_error(const char *fmt, ...)
 {
@@ -82,6 +84,49 @@ fail:
     if (!is_stdin)
         fclose(f);
     return NULL;
+}
+
+int cli_check_output(const char *path, const char *what)
+{
+    if (!*path) {
+        cli_error("cannot write %s '': empty file name", what);
+        return -1;
+    }
+    struct stat sb;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        /* The file is renamed over the path: a device or a FIFO would be
+         * replaced, a directory fail only at the end. */
+        cli_error("cannot write %s '%s': %s", what, path,
+                  S_ISDIR(sb.st_mode) ? "Is a directory" : "not a regular file");
+        return -1;
+    }
+    char *dir = strdup(path);
+    if (!dir) {
+        cli_error("out of memory");
+        return -1;
+    }
+    char *slash = strrchr(dir, '/');
+    const char *d = ".";
+    if (slash == dir)
+        d = "/";
+    else if (slash) {
+        *slash = '\0';
+        d = dir;
+    }
+    int rc = 0;
+    if (access(d, W_OK | X_OK) != 0) {
+        cli_error("cannot write %s '%s': %s", what, path, strerror(errno));
+        rc = -1;
+    }
+    free(dir);
+    return rc;
+}
+
+int cli_same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return strcmp(a, b) == 0 || (stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino);
 }
 
 double cli_now(void)

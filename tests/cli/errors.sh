@@ -26,6 +26,16 @@ expect_error 1 "cannot open log '$TMP/no/log.jsonl'" \
 mkfifo "$TMP/fifo" 2>/dev/null &&
     expect_error 1 "cannot write model '$TMP/fifo': not a regular file" \
         "$CHARGAN" train "$C" -o "$TMP/fifo" $TINY --steps 5
+# An output that names an input, or another output, would destroy it.
+cp "$C" "$TMP/own.txt"
+expect_error 1 "the model (-o) and the corpus are the same file '$TMP/own.txt'" \
+    "$CHARGAN" train "$TMP/own.txt" -o "$TMP/own.txt" $TINY --steps 2
+expect_error 1 "the log (--log) and the corpus are the same file" \
+    "$CHARGAN" train "$TMP/own.txt" -o "$M" --log "$TMP/own.txt" $TINY --steps 2
+cmp -s "$C" "$TMP/own.txt" || fail "the corpus was written over"
+expect_error 1 "the model (-o) and the log (--log) are the same file" \
+    "$CHARGAN" train "$C" -o "$M" --log "$M" $TINY --steps 2
+[ -e "$M" ] && fail "a refused train wrote a model"
 # A file name so long that the temporary file beside it cannot be created:
 # training runs, the save fails, and nothing is left behind.
 long=$TMP/$(printf '%0250d' 0)

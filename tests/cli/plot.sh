@@ -43,6 +43,12 @@ bad_log() { # bad_log PATTERN LINES...: a log of these lines fails with PATTERN
 }
 good='{"phase":"mle","step":10,"global_step":10,"loss":3.5,"val_nll":null}'
 expect_error 1 "cannot read log" "$CHARGAN" plot "$TMP/none.jsonl" -o "$TMP/img/x.png"
+# the image is renamed into place: a FIFO (or a device) there would be replaced
+if mkfifo "$TMP/fifo.png" 2>/dev/null; then
+    expect_error 1 "cannot write image '$TMP/fifo.png': not a regular file" \
+        "$CHARGAN" plot "$LOG" -o "$TMP/fifo.png"
+    [ -p "$TMP/fifo.png" ] || fail "plot replaced a FIFO"
+fi
 bad_log "bad.jsonl: no records" ""
 bad_log "bad.jsonl:2: column 1: expected a JSON object" "$good" "step 20 loss 3.1"
 bad_log "bad.jsonl:1: column 14: unterminated string" '{"phase":"mle'
@@ -77,7 +83,7 @@ expect_error 1 "gnuplot wrote no image" env PATH="$TMP/bin" "$CHARGAN" plot "$LO
     -o "$TMP/img/keep.png"
 [ "$(cat "$TMP/img/keep.png")" = "old image" ] || fail "a failed plot changed the existing image"
 no_leftovers "silent gnuplot"
-expect_error 1 "cannot write '$TMP/none/x.png'" "$CHARGAN" plot "$LOG" -o "$TMP/none/x.png"
+expect_error 1 "cannot write image '$TMP/none/x.png'" "$CHARGAN" plot "$LOG" -o "$TMP/none/x.png"
 no_leftovers "unwritable output"
 
 # ---- the real thing ----
