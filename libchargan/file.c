@@ -10,10 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Fault injection for tests, per thread like the allocation hook: the n-th
- * system call of a write from now (mkstemp, each write, fsync, close, rename,
+ * system call of a write from now (the temporary's open, each write, fsync, close, rename,
  * the directory's open and fsync; 0-based) and every later one fail with
  * errnum (cg_io_fail_after). */
 static _Thread_local long io_countdown = -1;
@@ -76,6 +77,33 @@ static chargan_status fsync_parent_dir(cg_error *err, const char *path)
     return st;
 }
 
+/* Creates tmp (ending in XXXXXX, replaced by a unique suffix) as mkstemp
+ * does, but with mode 0666 less the umask, as fopen would create the file:
+ * mkstemp's 0600 would leave every saved file unreadable to others. */
+static int create_temporary(char *tmp)
+{
+    static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    static _Thread_local uint64_t calls;
+    char *x = tmp + strlen(tmp) - 6;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t seed = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^
+                    ((uint64_t)getpid() << 17) ^ (uint64_t)(uintptr_t)&calls;
+    for (int attempt = 0; attempt < 100; attempt++) {
+        /* splitmix64 of a per-thread counter: distinct names, no shared state */
+        uint64_t z = seed + 0x9E3779B97F4A7C15u * ++calls;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
+        z ^= z >> 31;
+        for (int i = 0; i < 6; i++, z /= 62)
+            x[i] = digits[z % 62];
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd >= 0 || errno != EEXIST)
+            return fd;
+    }
+    return -1; /* errno is EEXIST */
+}
+
 chargan_status cg_write_file_atomic(cg_error *err, const char *path, const void *data, size_t size)
 {
     size_t n = strlen(path);
@@ -84,7 +112,7 @@ chargan_status cg_write_file_atomic(cg_error *err, const char *path, const void 
         return cg_fail(err, CHARGAN_E_NOMEM, "out of memory writing '%s'", path);
     memcpy(tmp, path, n);
     memcpy(tmp + n, ".tmp-XXXXXX", sizeof ".tmp-XXXXXX");
-    int fd = io_inject() ? -1 : mkstemp(tmp);
+    int fd = io_inject() ? -1 : create_temporary(tmp);
     if (fd < 0) {
         chargan_status st = io_fail(err, "cannot create a temporary file beside", path);
         cg_free(tmp);

@@ -693,6 +693,27 @@ START_TEST(atomic_save_leaves_no_temporaries)
 }
 END_TEST
 
+/* Saved files get 0666 less the umask, as files fopen creates do (a
+ * temporary from mkstemp would leave them 0600, unreadable to others), and
+ * a unique temporary name each time. */
+START_TEST(saved_files_follow_the_umask)
+{
+    chargan_model *g = corpus_generator(small_gen);
+    const char *path = tmp_path("mode.ckpt");
+    static const mode_t masks[] = {022, 077, 002};
+    for (size_t i = 0; i < 3; i++) {
+        mode_t old = umask(masks[i]);
+        ck_assert_int_eq(chargan_model_save(g, path), CHARGAN_OK);
+        umask(old);
+        struct stat sb;
+        ck_assert_int_eq(stat(path, &sb), 0);
+        ck_assert_uint_eq(sb.st_mode & 0777, 0666 & ~masks[i]);
+    }
+    ck_assert_int_eq(count_temporaries(), 0);
+    chargan_model_free(g);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- truncation and bit flips */
 
 /* Loads path as both a model and a trainer (as the file's kind allows).  A
@@ -1662,6 +1683,7 @@ static Suite *checkpoint_suite(void)
     tcase_add_test(tc, save_refuses_non_finite_parameters);
     tcase_add_test(tc, trainer_save_refuses_non_finite_parameters);
     tcase_add_test(tc, atomic_save_leaves_no_temporaries);
+    tcase_add_test(tc, saved_files_follow_the_umask);
     tcase_add_test(tc, files_from_another_host_load);
     tcase_add_unchecked_fixture(tc, tmpdir_setup, tmpdir_teardown);
     suite_add_tcase(s, tc);
