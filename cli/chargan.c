@@ -158,6 +158,12 @@ int cli_help(FILE *f, const char *command)
     return 0;
 }
 
+int cli_help_exit(const char *command)
+{
+    cli_help(stdout, command);
+    return cli_flush_stdout() == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
+}
+
 static int print_version(void)
 {
     printf("chargan %s\n", CHARGAN_VERSION_STRING);
@@ -165,7 +171,7 @@ static int print_version(void)
      * major version matches; say so rather than hide it. */
     if (chargan_version_number() != CHARGAN_VERSION_NUMBER)
         printf("libchargan %s (built against %s)\n", chargan_version(), CHARGAN_VERSION_STRING);
-    return CLI_EXIT_OK;
+    return cli_flush_stdout() == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
 }
 
 int main(int argc, char **argv)
@@ -183,8 +189,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0)
         return print_version();
     if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) {
-        cli_help(stdout, NULL);
-        return CLI_EXIT_OK;
+        return cli_help_exit(NULL);
     }
     if (strcmp(cmd, "help") == 0) {
         if (argc > 3) {
@@ -198,7 +203,7 @@ int main(int argc, char **argv)
             cli_error("help: unknown command '%s' (see 'chargan help')", argv[2]);
             return CLI_EXIT_USAGE;
         }
-        return CLI_EXIT_OK;
+        return cli_flush_stdout() == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
     }
     if (strcmp(cmd, "train") == 0)
         return cli_cmd_train(argc, argv);

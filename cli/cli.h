@@ -28,7 +28,8 @@ void cli_lib_error(chargan_status st, const char *fmt, ...) __attribute__((forma
 
 /* Reads a whole file ("-" is stdin) into a NUL-terminated buffer the caller
  * frees with free().  On failure prints "chargan: cannot read <what> 'path':
- * <reason>" and returns NULL. */
+ * <reason>" and returns NULL; a stop signal (cli_signals_install) during a
+ * slow read ends it as a failure too. */
 char *cli_read_file(const char *path, const char *what, size_t *len);
 
 /* Before any work: refuses (printing "chargan: cannot write <what> 'path':
@@ -38,6 +39,11 @@ char *cli_read_file(const char *path, const char *what, size_t *len);
 int cli_check_output(const char *path, const char *what);
 /* Nonzero if both paths are the same string or name the same existing file. */
 int cli_same_file(const char *a, const char *b);
+
+/* Flushes standard output; if it could not be written (a full disk, a
+ * closed pipe), prints why and returns -1: a command's result must not be
+ * lost silently. */
+int cli_flush_stdout(void);
 
 /* Seconds on a monotonic clock. */
 double cli_now(void);
@@ -152,9 +158,10 @@ int cli_progress_log_errno(const cli_progress *pr);
 int cli_progress_time_up(const cli_progress *pr);
 const char *cli_phase_name(int phase);
 
-/* SIGINT and SIGTERM set a flag instead of killing the process (a second one
- * kills it: the library's saves are atomic, so nothing is left half-written).
- * A signal the process inherited as ignored stays ignored. */
+/* SIGINT, SIGTERM and SIGHUP set a flag instead of killing the process (a
+ * second one kills it: the library's saves are atomic, so nothing is left
+ * half-written), and SIGPIPE is ignored (writes to a closed pipe fail
+ * instead).  A signal the process inherited as ignored stays ignored. */
 void cli_signals_install(void);
 /* The signal that asked to stop, or 0. */
 int cli_stop_signal(void);
@@ -185,5 +192,8 @@ int cli_cmd_plot(int argc, char **argv);
 
 /* Prints the help of a command (NULL: the overview) to f; 0, or -1 if unknown. */
 int cli_help(FILE *f, const char *command);
+/* A command's -h/--help: its help on stdout, and the exit status (1 if
+ * stdout could not be written). */
+int cli_help_exit(const char *command);
 
 #endif /* CHARGAN_CLI_H */

@@ -555,10 +555,8 @@ static int run_sweep(const eval_args *a, eval_inputs *in, sweep *sw)
         printf("csv: %s\n", a->csv);
         if (a->plot)
             printf("plot: %s\n", a->plot);
-        if (fflush(stdout) != 0 || ferror(stdout)) {
-            cli_error("cannot write to standard output");
+        if (cli_flush_stdout() != 0)
             return -1;
-        }
     }
     return 0;
 }
@@ -594,10 +592,8 @@ int cli_cmd_eval(int argc, char **argv)
     const char *pos[2];
     size_t n_pos = 0;
     int rc = cli_parse("eval", argc, argv, 2, opts, n_opts, pos, 2, &n_pos);
-    if (rc == 1) {
-        cli_help(stdout, "eval");
-        return CLI_EXIT_OK;
-    }
+    if (rc == 1)
+        return cli_help_exit("eval");
     if (rc != 0)
         return CLI_EXIT_USAGE;
     if (n_pos < 1) {
@@ -791,10 +787,8 @@ int cli_cmd_eval(int argc, char **argv)
         for (uint32_t k = 2; k <= a.max_n; k++)
             printf("self_bleu%u: %.6f\n", k, res.self_bleu[k - 2]);
     }
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        cli_error("cannot write to standard output");
+    if (cli_flush_stdout() != 0)
         goto out;
-    }
     exit_code = CLI_EXIT_OK;
 out:
     free(in.refs);

@@ -207,10 +207,8 @@ int cli_cmd_info(int argc, char **argv)
     const char *pos[1];
     size_t n_pos = 0;
     int rc = cli_parse("info", argc, argv, 2, NULL, 0, pos, 1, &n_pos);
-    if (rc == 1) {
-        cli_help(stdout, "info");
-        return CLI_EXIT_OK;
-    }
+    if (rc == 1)
+        return cli_help_exit("info");
     if (rc != 0)
         return CLI_EXIT_USAGE;
     if (n_pos < 1) {
@@ -251,10 +249,8 @@ int cli_cmd_info(int argc, char **argv)
     }
     if (print_trainer(path) != 0)
         goto out;
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        cli_error("cannot write to standard output");
+    if (cli_flush_stdout() != 0)
         goto out;
-    }
     exit_code = CLI_EXIT_OK;
 out:
     chargan_model_free(gen);

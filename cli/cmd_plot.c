@@ -500,10 +500,8 @@ int cli_cmd_plot(int argc, char **argv)
     const char *pos[1];
     size_t n_pos = 0;
     int rc = cli_parse("plot", argc, argv, 2, opts, CLI_N_OPTS(opts), pos, 1, &n_pos);
-    if (rc == 1) {
-        cli_help(stdout, "plot");
-        return CLI_EXIT_OK;
-    }
+    if (rc == 1)
+        return cli_help_exit("plot");
     if (rc != 0)
         return CLI_EXIT_USAGE;
     if (n_pos < 1) {
@@ -540,10 +538,8 @@ int cli_cmd_plot(int argc, char **argv)
     if (cli_gnuplot_draw("plot", output, write_script, &job) != 0)
         goto done;
     printf("plot: %s\nrecords: %zu\n", output, n);
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        cli_error("cannot write to standard output");
+    if (cli_flush_stdout() != 0)
         goto done;
-    }
     exit_code = CLI_EXIT_OK;
 done:
     free(recs);

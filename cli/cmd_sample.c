@@ -32,10 +32,8 @@ int cli_cmd_sample(int argc, char **argv)
     const char *pos[1];
     size_t n_pos = 0;
     int rc = cli_parse("sample", argc, argv, 2, opts, CLI_N_OPTS(opts), pos, 1, &n_pos);
-    if (rc == 1) {
-        cli_help(stdout, "sample");
-        return CLI_EXIT_OK;
-    }
+    if (rc == 1)
+        return cli_help_exit("sample");
     if (rc != 0)
         return CLI_EXIT_USAGE;
     if (n_pos < 1) {
@@ -68,10 +66,8 @@ int cli_cmd_sample(int argc, char **argv)
     int exit_code = CLI_EXIT_OK;
     fputs(text, stdout);
     fputc('\n', stdout);
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        cli_error("cannot write the sample to standard output");
+    if (cli_flush_stdout() != 0)
         exit_code = CLI_EXIT_FAILURE;
-    }
     chargan_free(text);
     chargan_model_free(m);
     return exit_code;

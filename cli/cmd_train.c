@@ -578,10 +578,8 @@ int cli_cmd_train(int argc, char **argv)
     const char *pos[1];
     size_t n_pos = 0;
     int rc = cli_parse("train", argc, argv, 2, opts, n_opts, pos, 1, &n_pos);
-    if (rc == 1) {
-        cli_help(stdout, "train");
-        return CLI_EXIT_OK;
-    }
+    if (rc == 1)
+        return cli_help_exit("train");
     if (rc != 0)
         return CLI_EXIT_USAGE;
     a.corpus = n_pos ? pos[0] : NULL;
@@ -619,8 +617,11 @@ int cli_cmd_train(int argc, char **argv)
     cli_signals_install();
 
     text = cli_read_file(a.corpus, "corpus", &len);
-    if (!text)
+    if (!text) {
+        if (cli_stop_signal()) /* Ctrl-C while a pipe was slow to deliver it */
+            exit_code = 128 + cli_stop_signal();
         goto out;
+    }
     if (len == 0) {
         cli_error("corpus '%s' is empty", a.corpus);
         goto out;
@@ -715,7 +716,11 @@ int cli_cmd_train(int argc, char **argv)
      * steps first, then adversarial rounds; the discriminator's optimizer
      * counts its pre-training steps. */
     int result;
-    uint64_t g0 = c.global_step;
+    uint64_t g0 = c.global_step, d_start = 0;
+    if ((st = phase_counter(tr, CHARGAN_PHASE_DISCRIMINATOR, &d_start)) != CHARGAN_OK) {
+        cli_lib_error(st, "cannot read the discriminator's step counter");
+        goto out;
+    }
     uint64_t mle_done = g0 < mle_total ? g0 : mle_total;
     result = run_phase(&c, CHARGAN_PHASE_MLE, mle_done, mle_total);
     if (result == RUN_DONE && a.gan >= 0) {
@@ -757,6 +762,18 @@ int cli_cmd_train(int argc, char **argv)
             cli_progress_log_eval(pr, c.global_step, val_nll, val_bpc);
         }
     }
+    if (result == RUN_SIGNAL && c.global_step == g0) {
+        /* Stopped before this run trained anything: saving would only
+         * replace MODEL (perhaps a trained one) with what it started from. */
+        uint64_t d_now = d_start;
+        if (phase_counter(tr, CHARGAN_PHASE_DISCRIMINATOR, &d_now) == CHARGAN_OK &&
+            d_now == d_start) {
+            if (rank0)
+                cli_error("interrupted before the first step; nothing saved");
+            exit_code = 128 + cli_stop_signal();
+            goto out;
+        }
+    }
     if (save_model(&c, "model") != 0)
         goto out;
 
@@ -780,7 +797,7 @@ int cli_cmd_train(int argc, char **argv)
         printf("val_nll: %.6f nats/char\n", val_nll);
         printf("val_bpc: %.6f bits/char\n", val_bpc);
     }
-    exit_code = CLI_EXIT_OK;
+    exit_code = cli_flush_stdout() == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
 out:
     if (log) {
         int err = pr ? cli_progress_log_errno(pr) : 0;

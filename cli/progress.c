@@ -403,7 +403,13 @@ static void on_stop_signal(int sig)
 
 void cli_signals_install(void)
 {
-    const int sigs[] = {SIGINT, SIGTERM};
+    /* A closed terminal (SIGHUP) stops training as SIGTERM does; a reader of
+     * the progress that went away (SIGPIPE) only makes those writes fail:
+     * neither may lose the run. */
+    struct sigaction pipe_old;
+    if (sigaction(SIGPIPE, NULL, &pipe_old) == 0 && pipe_old.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
+    const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
         struct sigaction old;
         if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN)

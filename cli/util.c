@@ -67,8 +67,15 @@ char *cli_read_file(const char *path, const char *what, size_t *len)
         size_t got = fread(buf + n, 1, cap - n - 1, f);
         n += got;
         if (got == 0) {
+            if (ferror(f) && errno == EINTR && !cli_stop_signal()) {
+                clearerr(f); /* a signal that asks for nothing: read on */
+                continue;
+            }
             if (ferror(f)) {
-                cli_error("cannot read %s '%s': %s", what, path, strerror(errno));
+                if (errno == EINTR)
+                    cli_error("interrupted while reading %s '%s'", what, path);
+                else
+                    cli_error("cannot read %s '%s': %s", what, path, strerror(errno));
                 goto fail;
             }
             break;
@@ -127,6 +134,15 @@ int cli_same_file(const char *a, const char *b)
     struct stat sa, sb;
     return strcmp(a, b) == 0 || (stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
            sa.st_ino == sb.st_ino);
+}
+
+int cli_flush_stdout(void)
+{
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        cli_error("cannot write to standard output: %s", strerror(errno ? errno : EIO));
+        return -1;
+    }
+    return 0;
 }
 
 double cli_now(void)

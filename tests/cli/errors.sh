@@ -122,7 +122,16 @@ expect_error 1 "cannot sample from '$M'" "$CHARGAN" sample "$M" --prime "$(print
 if [ -w /dev/full ]; then
     "$CHARGAN" sample "$M" -n 10 --seed 1 >/dev/full 2>"$TMP/err"
     [ $? -eq 1 ] || fail "sample to a full disk did not fail with status 1"
-    grep -q "^chargan: cannot write the sample" "$TMP/err" || fail "sample to a full disk: no message"
+    grep -q "^chargan: cannot write to standard output" "$TMP/err" ||
+        fail "sample to a full disk: no message"
+    # every command's result, and help, is checked the same way
+    "$CHARGAN" train "$C" -o "$TMP/full-out.ckpt" $TINY --steps 2 >/dev/full 2>"$TMP/err"
+    [ $? -eq 1 ] || fail "train's summary to a full disk did not fail with status 1"
+    grep -q "^chargan: cannot write to standard output" "$TMP/err" || fail "train to a full disk"
+    for args in --help "help train" "train --help" --version; do
+        # shellcheck disable=SC2086 # args holds a command and its option
+        "$CHARGAN" $args >/dev/full 2>/dev/null && fail "'$args' to a full disk exited 0"
+    done
 fi
 
 echo "ok"

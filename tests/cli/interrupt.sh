@@ -59,4 +59,29 @@ signal_when_training TERM "$TMP/term.jsonl" "$CHARGAN" train "$C" -o "$TMP/term.
 [ "$status" -eq 143 ] || { show; fail "SIGTERM: exit status $status, expected 143"; }
 expect_ok "$CHARGAN" sample "$TMP/term.ckpt" -n 20 --seed 1
 
+# SIGHUP (the terminal went away) too, with 129.
+signal_when_training HUP "$TMP/hup.jsonl" "$CHARGAN" train "$C" -o "$TMP/hup.ckpt" $TINY \
+    --steps 100000000 --time 120 --log "$TMP/hup.jsonl"
+[ "$status" -eq 129 ] || { show; fail "SIGHUP: exit status $status, expected 129"; }
+expect_ok "$CHARGAN" sample "$TMP/hup.ckpt" -n 20 --seed 1
+
+# A reader of the progress that goes away (SIGPIPE) does not end the run.
+(
+    "$CHARGAN" train "$C" -o "$TMP/pipe.ckpt" --hidden 16 --embed 8 --batch 8 --seq 32 \
+        --steps 300 --report-every 1 2>&1 >"$TMP/out"
+    echo $? >"$TMP/rc"
+) | head -c 1 >/dev/null
+[ "$(cat "$TMP/rc")" = 0 ] || { show; fail "closed progress pipe: exit status $(cat "$TMP/rc")"; }
+[ "$(value steps "$TMP/out")" = 300 ] || { show; fail "closed progress pipe: the run did not finish"; }
+
+# Ctrl-C while the corpus is still arriving on a pipe: 130, and the model
+# there is left as it was (nothing trained, nothing saved).
+cp "$TMP/term.ckpt" "$TMP/keep.ckpt"
+{ sleep 2; } | timeout --foreground --preserve-status -s INT 0.5 \
+    "$CHARGAN" train - -o "$TMP/keep.ckpt" $TINY --steps 5 >"$TMP/out" 2>"$TMP/err"
+status=$?
+[ "$status" -eq 130 ] || { show; fail "SIGINT while reading stdin: exit status $status"; }
+grep -q "interrupted while reading corpus '-'" "$TMP/err" || { show; fail "SIGINT on stdin: message"; }
+cmp -s "$TMP/term.ckpt" "$TMP/keep.ckpt" || fail "SIGINT while reading stdin: the model was replaced"
+
 echo "ok"
