@@ -154,15 +154,20 @@ static int print_optimizer(const char *title, chargan_optimizer *o)
 static int print_trainer(const char *path)
 {
     chargan_trainer *tr = NULL;
-    if (chargan_trainer_load(path, &tr) != CHARGAN_OK) {
+    chargan_status st = chargan_trainer_load(path, &tr);
+    if (st == CHARGAN_E_NOT_FOUND) { /* a model-only file */
         printf("trainer: none\n");
         return 0;
+    }
+    if (st != CHARGAN_OK) { /* a trainer section, but one that does not load */
+        cli_lib_error(st, "cannot load the trainer state of '%s'", path);
+        return -1;
     }
     chargan_trainer_config tc;
     memset(&tc, 0, sizeof tc);
     tc.struct_size = sizeof tc;
     uint64_t step = 0;
-    chargan_status st = chargan_trainer_get_config(tr, &tc);
+    st = chargan_trainer_get_config(tr, &tc);
     if (st == CHARGAN_OK)
         st = chargan_trainer_global_step(tr, &step);
     if (st != CHARGAN_OK) {

@@ -94,6 +94,25 @@ if cmp -s "$M" "$TMP/flip.ckpt"; then
     printf '\252' | dd of="$TMP/flip.ckpt" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
 fi
 expect_error 1 "cannot load model '$TMP/flip.ckpt'" "$CHARGAN" sample "$TMP/flip.ckpt"
+# A trainer section whose checksums hold but whose batch is 0: info shows the
+# model, then fails on the trainer (it used to say "trainer: none").
+if command -v python3 >/dev/null 2>&1; then
+    python3 - "$M" "$TMP/bad-trainer.ckpt" <<'EOF' || fail "could not write the bad trainer file"
+import struct, sys, zlib
+data = bytearray(open(sys.argv[1], "rb").read())
+count, off = struct.unpack_from("<I", data, 16)[0], 24  # docs/FORMATS.md: the container
+for _ in range(count):
+    tag, _flags, size = struct.unpack_from("<4sIQ", data, off)
+    if tag == b"TRNR":
+        struct.pack_into("<I", data, off + 16, 0)  # batch
+        struct.pack_into("<I", data, off + 16 + size, zlib.crc32(data[off:off + 16 + size]))
+    off += 16 + size + 4
+open(sys.argv[2], "wb").write(data)
+EOF
+    expect_error 1 "cannot load the trainer state of '$TMP/bad-trainer.ckpt'" \
+        "$CHARGAN" info "$TMP/bad-trainer.ckpt"
+    grep -q "batch" "$TMP/err" || { show; fail "info: the trainer's error does not name the field"; }
+fi
 
 # --- eval's text -------------------------------------------------------------
 expect_error 1 "cannot read text '$TMP/missing.txt'" "$CHARGAN" eval "$M" "$TMP/missing.txt"
