@@ -154,6 +154,8 @@ void cli_progress_log_eval(cli_progress *pr, uint64_t global_step, double val_nl
                            double val_bpc);
 /* The errno of the first failed write to the JSONL log, or 0. */
 int cli_progress_log_errno(const cli_progress *pr);
+/* The latest validation figures a report carried: 1, or 0 if none did. */
+int cli_progress_latest_val(const cli_progress *pr, double *val_nll, double *val_bpc);
 /* Nonzero if the deadline has passed. */
 int cli_progress_time_up(const cli_progress *pr);
 const char *cli_phase_name(int phase);

@@ -749,7 +749,12 @@ int cli_cmd_train(int argc, char **argv)
         goto out;
 
     double val_nll = NAN, val_bpc = NAN;
-    if (result != RUN_SIGNAL && a.val_fraction > 0) {
+    if (result == RUN_DONE && cli_progress_latest_val(pr, &val_nll, &val_bpc)) {
+        /* Each library call that ran to its end validated its final state
+         * and reported it (the discriminator's phase leaves the generator
+         * as it was): the figure is the model's, no second run needed. */
+        cli_progress_log_eval(pr, c.global_step, val_nll, val_bpc);
+    } else if (result != RUN_SIGNAL && a.val_fraction > 0) {
         st = chargan_trainer_evaluate(tr, &val_nll, &val_bpc);
         if (st == CHARGAN_E_STATE) {
             /* Too little held-out text for one window: the training itself

@@ -387,6 +387,15 @@ void cli_progress_log_eval(cli_progress *pr, uint64_t global_step, double val_nl
     log_flush(pr);
 }
 
+int cli_progress_latest_val(const cli_progress *pr, double *val_nll, double *val_bpc)
+{
+    if (!isfinite(pr->val_nll))
+        return 0;
+    *val_nll = pr->val_nll;
+    *val_bpc = pr->val_bpc;
+    return 1;
+}
+
 int cli_progress_log_errno(const cli_progress *pr)
 {
     return pr->log_errno;
