@@ -113,20 +113,29 @@ int cli_check_output(const char *path, const char *what)
         return -1;
     }
     char *slash = strrchr(dir, '/');
-    const char *d = ".";
-    if (slash == dir)
-        d = "/";
-    else if (slash) {
+    const char *d = ".", *name = path;
+    if (slash) {
+        name = path + (slash - dir) + 1;
         *slash = '\0';
-        d = dir;
+        d = slash == dir ? "/" : dir;
     }
-    int rc = 0;
-    if (access(d, W_OK | X_OK) != 0) {
-        cli_error("cannot write %s '%s': %s", what, path, strerror(errno));
-        rc = -1;
-    }
+    /* The temporary beside it is the name plus ".tmp-XXXXXX". */
+    long name_max = pathconf(d, _PC_NAME_MAX);
+    const char *why = NULL;
+    if (!*name)
+        why = "no file name after the last '/'";
+    else if (stat(d, &sb) == 0 && !S_ISDIR(sb.st_mode))
+        why = strerror(ENOTDIR);
+    else if (access(d, W_OK | X_OK) != 0)
+        why = strerror(errno);
+    else if (strlen(name) + strlen(".tmp-XXXXXX") > (size_t)(name_max > 0 ? name_max : 255))
+        why = "file name too long (with the '.tmp-XXXXXX' of its temporary file)";
     free(dir);
-    return rc;
+    if (why) {
+        cli_error("cannot write %s '%s': %s", what, path, why);
+        return -1;
+    }
+    return 0;
 }
 
 int cli_same_file(const char *a, const char *b)

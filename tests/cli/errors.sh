@@ -36,13 +36,17 @@ cmp -s "$C" "$TMP/own.txt" || fail "the corpus was written over"
 expect_error 1 "the model (-o) and the log (--log) are the same file" \
     "$CHARGAN" train "$C" -o "$M" --log "$M" $TINY --steps 2
 [ -e "$M" ] && fail "a refused train wrote a model"
-# A file name so long that the temporary file beside it cannot be created:
-# training runs, the save fails, and nothing is left behind.
+# A file name so long that the temporary file beside it cannot be created,
+# and names that are not file names: refused before training.
 long=$TMP/$(printf '%0250d' 0)
-expect_error 1 "cannot save model '$long'" "$CHARGAN" train "$C" -o "$long" $TINY --steps 2
-expect_error 1 "cannot save checkpoint '$long'" \
-    "$CHARGAN" train "$C" -o "$long" $TINY --steps 4 --checkpoint-every 2
-[ -e "$long" ] && fail "a failed save left a file"
+expect_error 1 "cannot write model '$long': file name too long" \
+    "$CHARGAN" train "$C" -o "$long" $TINY --steps 2
+expect_error 1 "cannot write model '': empty file name" "$CHARGAN" train "$C" -o "" $TINY --steps 2
+expect_error 1 "cannot write model '$C/m.ckpt': Not a directory" \
+    "$CHARGAN" train "$C" -o "$C/m.ckpt" $TINY --steps 2
+expect_error 1 "cannot write model '$TMP/nowhere/': no file name" \
+    "$CHARGAN" train "$C" -o "$TMP/nowhere/" $TINY --steps 2
+[ -e "$long" ] && fail "a refused output left a file"
 # The library refuses a model too large to allocate, before allocating it.
 expect_error 1 "cannot create the generator" "$CHARGAN" train "$C" -o "$M" --hidden 16384 --layers 8
 # A log that cannot be written is an error (the model is saved all the same).
