@@ -82,7 +82,8 @@ static const char help_sample[] =
     "  --temperature X          > 0; below 1 is more conservative (default 1)\n"
     "  --top-k K                sample among the K most likely characters (0: all)\n"
     "  --top-p P                nucleus sampling, 0 < P <= 1 (default 1: all)\n"
-    "  --prime TEXT             text fed to the model first, and printed\n"
+    "  --prime TEXT             text fed to the model first, and printed as it\n"
+    "                           reads it (unknown characters as U+FFFD)\n"
     "  --seed S                 the same seed gives the same text (default: from the clock)\n"
     "  --threads N              threads the streams are split across, 1 to 64 (default 1);\n"
     "                           the text is the same for every N (x86-64, AVX2)\n";

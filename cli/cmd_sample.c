@@ -57,14 +57,15 @@ int cli_cmd_sample(int argc, char **argv)
         return CLI_EXIT_FAILURE;
     }
     char *text = NULL;
-    st = chargan_model_sample_text(m, &so, prime, &text);
+    size_t len = 0;
+    st = chargan_model_sample_text_len(m, &so, prime, &text, &len);
     if (st != CHARGAN_OK) {
         cli_lib_error(st, "cannot sample from '%s'", pos[0]);
         chargan_model_free(m);
         return CLI_EXIT_FAILURE;
     }
     int exit_code = CLI_EXIT_OK;
-    fputs(text, stdout);
+    fwrite(text, 1, len, stdout); /* U+0000 is a character like any other */
     fputc('\n', stdout);
     if (cli_flush_stdout() != 0)
         exit_code = CLI_EXIT_FAILURE;

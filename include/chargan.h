@@ -429,6 +429,13 @@ CHARGAN_API chargan_status chargan_model_sample_ids(chargan_model *model,
 CHARGAN_API chargan_status chargan_model_sample_text(chargan_model *model,
                                                      const chargan_sample_options *opts,
                                                      const char *prime, char **text);
+/** chargan_model_sample_text(), and the text's length in bytes into *len: a
+ *  vocabulary with U+0000 puts NUL bytes inside the text, where C string
+ *  functions would stop.  (Version node CHARGAN_0.2.) */
+CHARGAN_API chargan_status chargan_model_sample_text_len(chargan_model *model,
+                                                         const chargan_sample_options *opts,
+                                                         const char *prime, char **text,
+                                                         size_t *len);
 
 /* ------------------------------------------------------------------ */
 /* Optimizer                                                           */

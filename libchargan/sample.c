@@ -461,18 +461,19 @@ chargan_status chargan_model_sample_ids(chargan_model *m, const chargan_sample_o
     return sample_ids(m, opts, prime, prime_len, out, cap, m->V);
 }
 
-chargan_status chargan_model_sample_text(chargan_model *m, const chargan_sample_options *opts,
-                                         const char *prime, char **text)
+/* chargan_model_sample_text(_len) for fn: the text and its length. */
+static chargan_status sample_text(chargan_model *m, const chargan_sample_options *opts,
+                                  const char *prime, char **text, size_t *text_len,
+                                  const char *fn)
 {
-    if (!m || !text)
-        return cg_fail(m ? &m->err : NULL, CHARGAN_E_INVALID,
-                       "chargan_model_sample_text: NULL argument");
-    chargan_status st = check_sample_args(m, opts, "chargan_model_sample_text");
+    if (!m || !text || !text_len)
+        return cg_fail(m ? &m->err : NULL, CHARGAN_E_INVALID, "%s: NULL argument", fn);
+    chargan_status st = check_sample_args(m, opts, fn);
     if (st != CHARGAN_OK)
         return st;
     if (!m->tok)
-        return cg_fail(&m->err, CHARGAN_E_STATE, "chargan_model_sample_text: the model has no "
-                       "tokenizer (chargan_model_set_tokenizer)");
+        return cg_fail(&m->err, CHARGAN_E_STATE, "%s: the model has no tokenizer "
+                       "(chargan_model_set_tokenizer)", fn);
     int32_t *prime_ids = NULL;
     size_t n_prime = 0;
     if (prime && *prime) {
@@ -533,6 +534,7 @@ chargan_status chargan_model_sample_text(chargan_model *m, const chargan_sample_
         buf[0] = '\0';
     }
     *text = buf;
+    *text_len = total;
     buf = NULL;
 done:
     cg_free(buf);
@@ -540,4 +542,17 @@ done:
     cg_free(ids);
     cg_free(prime_ids);
     return st;
+}
+
+chargan_status chargan_model_sample_text(chargan_model *m, const chargan_sample_options *opts,
+                                         const char *prime, char **text)
+{
+    size_t len;
+    return sample_text(m, opts, prime, text, &len, "chargan_model_sample_text");
+}
+
+chargan_status chargan_model_sample_text_len(chargan_model *m, const chargan_sample_options *opts,
+                                             const char *prime, char **text, size_t *len)
+{
+    return sample_text(m, opts, prime, text, len, "chargan_model_sample_text_len");
 }

@@ -575,6 +575,54 @@ START_TEST(sample_text_and_text_prime)
 }
 END_TEST
 
+/* U+0000 is a character like any other: sample_text_len says how long the
+ * text is, NUL bytes and all, and its bytes are the streams' decodings. */
+START_TEST(sample_text_len_keeps_nul_characters)
+{
+    chargan_tokenizer *tok;
+    ck_assert_int_eq(chargan_tokenizer_new(NULL, &tok), CHARGAN_OK);
+    ck_assert_int_eq(chargan_tokenizer_fit(tok, "a\0b\0a\0", 6), CHARGAN_OK);
+    uint32_t V;
+    ck_assert_int_eq(chargan_tokenizer_vocab_size(tok, &V), CHARGAN_OK);
+    chargan_model *m = make_gen(V, 0, 1, 3);
+    ck_assert_int_eq(chargan_model_set_tokenizer(m, tok), CHARGAN_OK);
+    chargan_tokenizer_free(tok);
+    chargan_sample_options o = options(2, 64, 5);
+    char *text = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(chargan_model_sample_text_len(m, &o, "b", &text, &len), CHARGAN_OK);
+    ck_assert_uint_eq(len, 2 * 65 + 2); /* one byte a character, and the separator */
+    ck_assert_uint_eq(text[len], 0);
+    ck_assert_ptr_nonnull(memchr(text, 0, len)); /* a NUL among 128 draws over 3 characters */
+    int32_t prime_id;
+    ck_assert_int_eq(chargan_tokenizer_lookup(chargan_model_tokenizer(m), 'b', &prime_id),
+                     CHARGAN_OK);
+    int32_t *ids = sample(m, &o, &prime_id, 1);
+    for (uint32_t b = 0; b < 2; b++) {
+        int32_t seq[65];
+        seq[0] = prime_id;
+        memcpy(seq + 1, ids + (size_t)b * 64, 64 * sizeof *seq);
+        char row[128];
+        size_t n;
+        ck_assert_int_eq(chargan_tokenizer_decode(chargan_model_tokenizer(m), seq, 65, row,
+                                                  sizeof row, &n), CHARGAN_OK);
+        ck_assert_uint_eq(n, 65);
+        ck_assert_mem_eq(text + b * 67, row, 65);
+        if (b == 0)
+            ck_assert_mem_eq(text + 65, "\n\n", 2);
+    }
+    free(ids);
+    /* sample_text gives the same bytes, which C strings end at the first NUL */
+    char *plain = NULL;
+    ck_assert_int_eq(chargan_model_sample_text(m, &o, "b", &plain), CHARGAN_OK);
+    ck_assert_mem_eq(plain, text, len + 1);
+    ck_assert_int_eq(chargan_model_sample_text_len(m, &o, "b", &plain, NULL), CHARGAN_E_INVALID);
+    chargan_free(plain);
+    chargan_free(text);
+    chargan_model_free(m);
+}
+END_TEST
+
 START_TEST(sample_text_without_tokenizer_is_state_error)
 {
     chargan_model *m = make_gen(10, 0, 1, 1);
@@ -920,6 +968,7 @@ static Suite *sample_suite(void)
     tc = tcase_create("prime");
     tcase_add_test(tc, prime_ids);
     tcase_add_test(tc, sample_text_and_text_prime);
+    tcase_add_test(tc, sample_text_len_keeps_nul_characters);
     tcase_add_test(tc, sample_text_without_tokenizer_is_state_error);
     tcase_add_test(tc, sample_text_with_vocabulary_larger_than_tokenizer);
     suite_add_tcase(s, tc);

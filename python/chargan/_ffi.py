@@ -294,6 +294,8 @@ _PROTOTYPES = {
                                            _i32p, c_size_t], "model"),
     "chargan_model_sample_text": (_status, [ModelP, POINTER(SampleOptions), c_char_p,
                                             POINTER(c_void_p)], "model"),
+    "chargan_model_sample_text_len": (_status, [ModelP, POINTER(SampleOptions), c_char_p,
+                                                POINTER(c_void_p), _sz], "model"),
     # optimizer
     "chargan_optimizer_config_init_sized": (_status, [POINTER(OptimizerConfig), c_size_t, c_int],
                                             None),

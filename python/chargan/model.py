@@ -207,10 +207,10 @@ class Model(Handle):
         pbytes = text_bytes(prime, "prime") if prime is not None else None
         if pbytes is not None and b"\0" in pbytes:
             raise errors.InvalidArgument("prime contains a NUL character")
-        out = c_void_p()
-        _F.chargan_model_sample_text(self._h, byref(opts), pbytes, byref(out))
-        try:
-            return ctypes.string_at(out).decode("utf-8")
+        out, n = c_void_p(), c_size_t()
+        _F.chargan_model_sample_text_len(self._h, byref(opts), pbytes, byref(out), byref(n))
+        try:  # the length, not the first NUL: U+0000 may be in the vocabulary
+            return ctypes.string_at(out, n.value).decode("utf-8")
         finally:
             _raw.chargan_free(out)
 

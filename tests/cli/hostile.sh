@@ -51,6 +51,10 @@ expect_ok "$CHARGAN" train "$TMP/mixed.txt" -o "$TMP/sonnets.ckpt" --resume "$TM
 # NUL bytes are characters like any other.
 tr 'e' '\000' <"$C" >"$TMP/nul.txt"
 expect_ok "$CHARGAN" train "$TMP/nul.txt" -o "$TMP/nul.ckpt" $TINY --steps 2
+# ... and come back out of sample whole (its output was cut at the first one).
+"$CHARGAN" sample "$TMP/nul.ckpt" -n 400 --seed 3 >"$TMP/nul.out" || fail "sample of a NUL model"
+[ "$(tr -cd '\000' <"$TMP/nul.out" | wc -c)" -gt 0 ] || fail "sample: no NUL in 400 characters"
+[ "$(tr -d '\000' <"$TMP/nul.out" | wc -l)" -ge 1 ] || fail "sample: output cut short"
 # One line of 100 MB: read, fitted, encoded and trained on without a line
 # limit (no validation part, to keep it quick).
 tr '\n' ' ' <"$C" >"$TMP/line.txt"
