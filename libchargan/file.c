@@ -14,9 +14,9 @@
 #include <unistd.h>
 
 /* Fault injection for tests, per thread like the allocation hook: the n-th
- * system call of a write from now (the temporary's open, each write, fsync, close, rename,
- * the directory's open and fsync; 0-based) and every later one fail with
- * errnum (cg_io_fail_after). */
+ * system call of a write from now (the temporary's open, each write, fsync,
+ * close, rename, the directory's open and fsync; 0-based) and every later one
+ * fail with errnum (cg_io_fail_after). */
 static _Thread_local long io_countdown = -1;
 static _Thread_local long io_count;
 static _Thread_local int io_errno;

@@ -138,7 +138,8 @@ chargan_status chargan_optimizer_config_init_sized(chargan_optimizer_config *cfg
 {
     if (!kind_known(kind))
         return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_optimizer_config_init: kind must be "
-                       "CHARGAN_ADAM (0), CHARGAN_SGD (1) or CHARGAN_RMSPROP (2), got %d", (int)kind);
+                       "CHARGAN_ADAM (0), CHARGAN_SGD (1) or CHARGAN_RMSPROP (2), got %d",
+                       (int)kind);
     chargan_optimizer_config defaults;
     optimizer_config_defaults(&defaults, kind);
     return cg_init_struct(cfg, struct_size, &defaults, CONFIG_MIN_SIZE, sizeof defaults,

@@ -119,9 +119,9 @@ int32_t cg_sampler_draw(cg_sampler *s, const float *logits, cg_rng *rng)
     memcpy(p + first, logits + first, (size_t)n * sizeof(float));
     float total = (float)cg_exp_shifted(p + first, (size_t)n, cg_row_max(p + first, (size_t)n),
                                         s->inv_temperature);
-    /* Shifted by the maximum, finite logits sum to at least 1; NaN or an
-     * infinity among them makes the sum NaN. */
-    if (!(total >= 1.0f && total <= FLT_MAX))
+    /* Shifted by the maximum, finite logits sum to about 1 or more; NaN or
+     * an infinity among them makes the sum NaN. */
+    if (!(total > 0.0f && total <= FLT_MAX))
         s->not_finite = true;
     if (!s->order)
         return draw_from(p, V, total, rng);
@@ -284,9 +284,6 @@ static void seed_streams(cg_rng *rng, int B, uint64_t seed)
         cg_rng_seed_stream(&rng[b], seed, (uint64_t)b);
 }
 
-/* At least as many streams as threads: n contiguous shards of streams, each
- * stepping on its own thread from start to end, reading the parameters and
- * one input table. */
 /* A call whose draws met logits that were not finite. */
 static chargan_status not_finite_error(chargan_model *m)
 {
@@ -294,6 +291,9 @@ static chargan_status not_finite_error(chargan_model *m)
                    "(its parameters overflow the activations)");
 }
 
+/* At least as many streams as threads: n contiguous shards of streams, each
+ * stepping on its own thread from start to end, reading the parameters and
+ * one input table. */
 static chargan_status sample_sharded(const sample_call *call, int n)
 {
     chargan_model *m = call->m;

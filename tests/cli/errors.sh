@@ -115,7 +115,8 @@ open(sys.argv[2], "wb").write(data)
 EOF
     expect_error 1 "cannot load the trainer state of '$TMP/bad-trainer.ckpt'" \
         "$CHARGAN" info "$TMP/bad-trainer.ckpt"
-    grep -q "batch" "$TMP/err" || { show; fail "info: the trainer's error does not name the field"; }
+    grep -q "batch" "$TMP/err" ||
+        { show; fail "info: the trainer's error does not name the field"; }
 fi
 
 # --- eval's text -------------------------------------------------------------

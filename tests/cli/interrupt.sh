@@ -72,7 +72,8 @@ expect_ok "$CHARGAN" sample "$TMP/hup.ckpt" -n 20 --seed 1
     echo $? >"$TMP/rc"
 ) | head -c 1 >/dev/null
 [ "$(cat "$TMP/rc")" = 0 ] || { show; fail "closed progress pipe: exit status $(cat "$TMP/rc")"; }
-[ "$(value steps "$TMP/out")" = 300 ] || { show; fail "closed progress pipe: the run did not finish"; }
+[ "$(value steps "$TMP/out")" = 300 ] ||
+    { show; fail "closed progress pipe: the run did not finish"; }
 
 # Ctrl-C while the corpus is still arriving on a pipe: 130, and the model
 # there is left as it was (nothing trained, nothing saved).
@@ -81,7 +82,9 @@ cp "$TMP/term.ckpt" "$TMP/keep.ckpt"
     "$CHARGAN" train - -o "$TMP/keep.ckpt" $TINY --steps 5 >"$TMP/out" 2>"$TMP/err"
 status=$?
 [ "$status" -eq 130 ] || { show; fail "SIGINT while reading stdin: exit status $status"; }
-grep -q "interrupted while reading corpus '-'" "$TMP/err" || { show; fail "SIGINT on stdin: message"; }
-cmp -s "$TMP/term.ckpt" "$TMP/keep.ckpt" || fail "SIGINT while reading stdin: the model was replaced"
+grep -q "interrupted while reading corpus '-'" "$TMP/err" ||
+    { show; fail "SIGINT on stdin: message"; }
+cmp -s "$TMP/term.ckpt" "$TMP/keep.ckpt" ||
+    fail "SIGINT while reading stdin: the model was replaced"
 
 echo "ok"

@@ -92,7 +92,8 @@ expect_ok "$CHARGAN" eval "$M" "$C" --sweep "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
 [ "$(wc -l <"$TMP/out")" -eq 33 ] || fail "32 temperatures do not give 32 rows"
 expect_error 2 "--csv: needs --sweep" "$CHARGAN" eval "$M" "$C" --csv "$TMP/x.csv"
 expect_error 2 "--plot: needs --sweep" "$CHARGAN" eval "$M" "$C" --plot "$TMP/x.png"
-expect_error 2 "--csv: '$C' is an input of this command" "$CHARGAN" eval "$M" "$C" --sweep 1 --csv "$C"
+expect_error 2 "--csv: '$C' is an input of this command" \
+    "$CHARGAN" eval "$M" "$C" --sweep 1 --csv "$C"
 expect_error 2 "--plot: '$M' is an input" "$CHARGAN" eval "$M" "$C" --sweep 1 --plot "$M"
 if mkfifo "$TMP/fifo.png" 2>/dev/null; then
     expect_error 1 "cannot write image '$TMP/fifo.png': not a regular file" \
