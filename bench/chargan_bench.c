@@ -16,8 +16,10 @@
 #include <chargan.h>
 #include <cblas.h>
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +27,7 @@
 #include <time.h>
 
 /* Timed repetitions at most (their rates are kept for the median). */
-#define MAX_REPS 64
+#define MAX_REPS 1000
 /* Step counts a --curve may list. */
 #define MAX_MARKS 32
 
@@ -36,7 +38,8 @@ typedef struct args {
     double budget, lr, gan_lr;
     double forget_bias; /* of every model; 0 by default, as the peer's nn.LSTM */
     double tau;         /* the Gumbel step's fixed temperature: beta_start = beta_max = 1 / tau */
-    int soft_feed;      /* --gan-feed soft: the Gumbel generator reads its relaxed samples */
+    const char *gan_feed; /* --gan-feed: hard or soft ... */
+    int soft_feed;        /* ... soft: the Gumbel generator reads its relaxed samples */
     uint64_t seed;
     int quick, no_budget;
     const char *only; /* --only: one timed section alone (scripts/placement.sh), or NULL */
@@ -385,47 +388,144 @@ static void run_only(const setup *s, const struct section *sec)
     chargan_trainer_free(tr);
 }
 
-static void usage(void)
+static void usage(FILE *f)
 {
-    fprintf(stderr,
+    fprintf(f,
             "usage: chargan_bench [--corpus FILE] [--threads N] [--quick] [--no-budget] [--budget S]\n"
             "         [--reps N] [--warmup N] [--seed S] [--batch B] [--seq T] [--mle-steps N]\n"
             "         [--gan-steps N] [--sample-batch N] [--sample-len N] [--lr LR] [--gan-lr LR]\n"
             "         [--tau T] [--gan-feed hard|soft] [--forget-bias B] [--plain-output-bias]\n"
             "         [--curve N,N,...] [--only mle|gumbel|reinforce]\n"
-            "The options are the peer's (torch_peer.py), so one command line serves both,\n"
-            "but --forget-bias (default 0, as the peer's), --plain-output-bias (generators keep\n"
+            "The options are the peer's (torch_peer.py), so one command line serves both, and\n"
+            "are taken as its argparse takes them (--opt=VALUE, a unique prefix of a name);\n"
+            "--forget-bias (default 0, as the peer's), --plain-output-bias (generators keep\n"
             "the output bias the model drew instead of chargan_trainer_init_output_bias's), --curve\n"
             "(bench/peer_curve.py's --steps on the peer's side) and --only (one section at\n"
-            "E=64 H=256 alone, as bench/peer_section.py --section on the peer's side).\n");
-    exit(2);
+            "E=64 H=256 alone, as bench/peer_section.py --section on the peer's side) are ours.\n");
 }
 
-/* The options that take a count: where each is kept. */
-static int *int_option(const char *name, args *a)
+/* What an option's value is, and where it is kept in args. */
+typedef enum { OPT_FLAG, OPT_COUNT, OPT_REAL, OPT_SEED, OPT_TEXT, OPT_PEER_ONLY } opt_kind;
+
+typedef struct bench_option {
+    const char *name;
+    opt_kind kind;
+    size_t offset;
+} bench_option;
+
+static const bench_option bench_options[] = {
+    {"--corpus", OPT_TEXT, offsetof(args, corpus)},
+    {"--threads", OPT_COUNT, offsetof(args, threads)},
+    {"--quick", OPT_FLAG, offsetof(args, quick)},
+    {"--no-budget", OPT_FLAG, offsetof(args, no_budget)},
+    {"--plain-output-bias", OPT_FLAG, offsetof(args, plain_output_bias)},
+    {"--budget", OPT_REAL, offsetof(args, budget)},
+    {"--reps", OPT_COUNT, offsetof(args, reps)},
+    {"--warmup", OPT_COUNT, offsetof(args, warmup)},
+    {"--seed", OPT_SEED, offsetof(args, seed)},
+    {"--batch", OPT_COUNT, offsetof(args, batch)},
+    {"--seq", OPT_COUNT, offsetof(args, seq)},
+    {"--mle-steps", OPT_COUNT, offsetof(args, mle_steps)},
+    {"--gan-steps", OPT_COUNT, offsetof(args, gan_steps)},
+    {"--sample-batch", OPT_COUNT, offsetof(args, sample_batch)},
+    {"--sample-len", OPT_COUNT, offsetof(args, sample_len)},
+    {"--lr", OPT_REAL, offsetof(args, lr)},
+    {"--gan-lr", OPT_REAL, offsetof(args, gan_lr)},
+    {"--tau", OPT_REAL, offsetof(args, tau)},
+    {"--gan-feed", OPT_TEXT, offsetof(args, gan_feed)},
+    {"--forget-bias", OPT_REAL, offsetof(args, forget_bias)},
+    {"--curve", OPT_TEXT, offsetof(args, curve)},
+    {"--only", OPT_TEXT, offsetof(args, only)},
+    /* the peer's guards against a busy machine; this side runs as it finds it */
+    {"--wait-idle", OPT_PEER_ONLY, 0},
+    {"--retries", OPT_PEER_ONLY, 0},
+};
+#define N_BENCH_OPTIONS (sizeof bench_options / sizeof bench_options[0])
+
+/* The option called name (len bytes): its exact name, or else the only one
+ * it begins, as argparse resolves abbreviations. */
+static const bench_option *find_option(const char *name, size_t len)
 {
-    const struct {
-        const char *name;
-        int *value;
-    } opts[] = {{"--threads", &a->threads},       {"--reps", &a->reps},
-                {"--warmup", &a->warmup},         {"--batch", &a->batch},
-                {"--seq", &a->seq},               {"--mle-steps", &a->mle_steps},
-                {"--gan-steps", &a->gan_steps},   {"--sample-batch", &a->sample_batch},
-                {"--sample-len", &a->sample_len}};
-    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
-        if (!strcmp(name, opts[i].name))
-            return opts[i].value;
-    return NULL;
+    const bench_option *found = NULL;
+    int matches = 0;
+    for (size_t k = 0; k < N_BENCH_OPTIONS; k++) {
+        const bench_option *o = &bench_options[k];
+        if (strncmp(o->name, name, len) != 0)
+            continue;
+        if (o->name[len] == '\0')
+            return o;
+        found = o;
+        matches++;
+    }
+    if (matches > 1)
+        die_usage("ambiguous option %.*s", (int)len, name);
+    if (!found)
+        die_usage("unknown option %.*s (see --help)", (int)len, name);
+    return found;
 }
 
-static int count_arg(const char *name, const char *text)
+static void set_option(args *a, const bench_option *o, const char *value)
 {
+    void *field = (char *)a + o->offset;
     char *end;
-    long v = strtol(text, &end, 10);
-    if (*text == '\0' || *end != '\0' || v < 0 || v > 1000000 ||
-        (v == 0 && strcmp(name, "--warmup")))
-        die_usage("a count option needs a whole number >= 1 (--warmup >= 0)");
-    return (int)v;
+    errno = 0;
+    switch (o->kind) {
+    case OPT_FLAG: *(int *)field = 1; return;
+    case OPT_PEER_ONLY: return;
+    case OPT_TEXT: *(const char **)field = value; return;
+    case OPT_COUNT: {
+        long v = strtol(value, &end, 10);
+        long lo = strcmp(o->name, "--warmup") ? 1 : 0;
+        if (*value == '\0' || *end != '\0' || errno || v < lo || v > 1000000)
+            die_usage("%s needs a whole number from %ld to 1000000, got '%s'", o->name, lo, value);
+        *(int *)field = (int)v;
+        return;
+    }
+    case OPT_REAL: {
+        double v = strtod(value, &end);
+        if (*value == '\0' || *end != '\0' || !isfinite(v))
+            die_usage("%s needs a finite number, got '%s'", o->name, value);
+        *(double *)field = v;
+        return;
+    }
+    case OPT_SEED: {
+        unsigned long long v = strtoull(value, &end, 10);
+        if (*value == '\0' || *end != '\0' || errno || *value == '-')
+            die_usage("%s needs a whole number >= 0, got '%s'", o->name, value);
+        *(uint64_t *)field = v;
+        return;
+    }
+    }
+}
+
+static void parse_args(int argc, char **argv, args *a)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+            usage(stdout);
+            exit(0);
+        }
+        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0')
+            die_usage("unexpected argument '%s' (see --help)", arg);
+        const char *eq = strchr(arg, '=');
+        const bench_option *o = find_option(arg, eq ? (size_t)(eq - arg) : strlen(arg));
+        if (o->kind == OPT_FLAG) {
+            if (eq)
+                die_usage("%s takes no value", o->name);
+            set_option(a, o, NULL);
+            continue;
+        }
+        if (!eq && i + 1 >= argc)
+            die_usage("%s needs a value", o->name);
+        set_option(a, o, eq ? eq + 1 : argv[++i]);
+    }
+    /* the peer's softmax(x / tau) is the library's beta = 1 / tau, held fixed */
+    if (!(a->tau >= 1e-6 && a->tau <= 1e3))
+        die_usage("--tau must be in [1e-6, 1e3] (beta = 1 / tau in [1e-3, 1e6])");
+    if (strcmp(a->gan_feed, "hard") && strcmp(a->gan_feed, "soft"))
+        die_usage("--gan-feed is hard or soft");
+    a->soft_feed = !strcmp(a->gan_feed, "soft");
 }
 
 int main(int argc, char **argv)
@@ -433,58 +533,17 @@ int main(int argc, char **argv)
     args a = {.corpus = "data/tinyshakespeare.txt", .threads = 2, .reps = 5, .warmup = 3,
               .mle_steps = 10, .gan_steps = 3, .batch = 32, .seq = 64, .sample_batch = 32,
               .sample_len = 256, .sample1_len = 2048, .budget = 60.0, .lr = 2e-3, .gan_lr = 1e-4,
-              .seed = 1234, .tau = 1.0};
-    int *count;
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i];
-        if (!strcmp(o, "--quick"))
-            a.quick = 1;
-        else if (!strcmp(o, "--no-budget"))
-            a.no_budget = 1;
-        else if (!strcmp(o, "--plain-output-bias"))
-            a.plain_output_bias = 1;
-        else if (i + 1 < argc && !strcmp(o, "--corpus"))
-            a.corpus = argv[++i];
-        else if (i + 1 < argc && !strcmp(o, "--budget"))
-            a.budget = atof(argv[++i]);
-        else if (i + 1 < argc && !strcmp(o, "--lr"))
-            a.lr = atof(argv[++i]);
-        else if (i + 1 < argc && !strcmp(o, "--gan-lr"))
-            a.gan_lr = atof(argv[++i]);
-        else if (i + 1 < argc && !strcmp(o, "--seed"))
-            a.seed = strtoull(argv[++i], NULL, 10);
-        else if (i + 1 < argc && !strcmp(o, "--forget-bias"))
-            a.forget_bias = atof(argv[++i]);
-        else if (i + 1 < argc && !strcmp(o, "--curve"))
-            a.curve = argv[++i];
-        else if (i + 1 < argc && !strcmp(o, "--only"))
-            a.only = argv[++i];
-        else if (i + 1 < argc && !strcmp(o, "--tau")) {
-            /* the peer's softmax(x / tau) is the library's beta = 1 / tau, held fixed */
-            a.tau = atof(argv[++i]);
-            if (!(a.tau >= 1e-6 && a.tau <= 1e3))
-                die_usage("--tau must be in [1e-6, 1e3] (beta = 1 / tau in [1e-3, 1e6])");
-        } else if (i + 1 < argc && !strcmp(o, "--gan-feed")) {
-            const char *feed = argv[++i];
-            if (strcmp(feed, "hard") && strcmp(feed, "soft"))
-                die_usage("--gan-feed is hard or soft");
-            a.soft_feed = !strcmp(feed, "soft");
-        } else if (i + 1 < argc && (!strcmp(o, "--wait-idle") || !strcmp(o, "--retries")))
-            i++; /* the peer's guards against a busy machine; this side runs as it finds it */
-        else if (i + 1 < argc && (count = int_option(o, &a)) != NULL)
-            *count = count_arg(o, argv[++i]);
-        else
-            usage();
-    }
+              .seed = 1234, .tau = 1.0, .gan_feed = "hard"};
+    parse_args(argc, argv, &a);
     const struct section *only = a.only ? find_section(a.only) : NULL;
     if (a.only && !only)
         die_usage("--only takes mle, gumbel or reinforce");
-    if (a.reps > MAX_REPS)
-        die_usage("--reps is at most %d", MAX_REPS);
     if (a.quick) {
         a.reps = 3, a.warmup = 1, a.mle_steps = 1, a.gan_steps = 1, a.sample_len = 32;
         a.sample1_len = 256, a.budget = 2.0;
     }
+    if (a.reps > MAX_REPS)
+        die_usage("--reps is at most %d", MAX_REPS);
     if (openblas_set_num_threads)
         openblas_set_num_threads(a.threads);
 

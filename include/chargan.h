@@ -392,8 +392,8 @@ typedef struct chargan_sample_options {
     float top_p;         /**< nucleus: keep the smallest set with mass >= p; 1 = all (default) */
     uint64_t seed;       /**< sampling RNG seed; same seed, same output */
     int allow_reserved;  /**< nonzero: the start and unknown ids may be sampled; default 0 */
-    uint32_t threads;    /**< threads the streams are split across, at most 64; 0 or 1 = the
-                              calling thread only (default 0) */
+    uint32_t threads;    /**< threads the streams are split across, 0 to 256, at most 64
+                              used; 0 or 1 = the calling thread only (default 0) */
 } chargan_sample_options;
 
 /** Fills *opts with the defaults above (seed 1).  Thread-safe.

@@ -15,6 +15,21 @@
 # (default bench-out/): chargan.json, peer.json, table.md, each side's log
 # (chargan.log, peer.log) and core_latency.log.
 set -euo pipefail
+# Both sides run in the repository's root: a relative --corpus that names a
+# file from where the script was started is made absolute (one that does not
+# is left to name a file of the repository, such as data/sonnets.txt).
+args=() prev=
+for arg in "$@"; do
+    if [ "$prev" = --corpus ] && [ "${arg#/}" = "$arg" ] && [ -e "$arg" ]; then
+        arg=$PWD/$arg
+    elif [ "${arg#--corpus=}" != "$arg" ] && [ "${arg#--corpus=/}" = "$arg" ] &&
+        [ -e "${arg#--corpus=}" ]; then
+        arg=--corpus=$PWD/${arg#--corpus=}
+    fi
+    args+=("$arg")
+    prev=$arg
+done
+set -- "${args[@]}"
 cd "$(dirname "$0")/.."
 
 PEER=${PEER:-bench/torch_peer.py}
@@ -25,6 +40,7 @@ BUILD_DIR=${BUILD_DIR:-build-bench}
 threads=2 prev=
 for arg in "$@"; do
     [ "$prev" = --threads ] && threads=$arg
+    case $arg in --threads=*) threads=${arg#--threads=} ;; esac
     prev=$arg
 done
 . scripts/bench_env.sh

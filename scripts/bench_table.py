@@ -18,8 +18,11 @@ latency_log = sys.argv[4] if len(sys.argv) > 4 else None
 
 # Both sides must have measured the same shapes (scripts/bench.sh gives its
 # options to both); older JSON without these keys ran the defaults.
+# The peer rounds its floats to 4 places in its JSON, so tau is compared to that.
 for key, default in (("batch", 32), ("seq", 64), ("tau", 1.0), ("gan_feed", "hard")):
-    if ours.get(key, default) != peer.get(key, default):
+    a, b = ours.get(key, default), peer.get(key, default)
+    same = (abs(a - b) <= 0.5e-4 + 1e-9 * abs(a)) if key == "tau" else a == b
+    if not same:
         sys.exit(f"bench_table: {key} differs: libchargan {ours.get(key)}, peer {peer.get(key)}")
 shape = f"B={ours.get('batch', 32)} T={ours.get('seq', 64)}"
 tau = f", tau {ours['tau']:g}" if ours.get("tau", 1.0) != 1.0 else ""

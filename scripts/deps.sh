@@ -4,12 +4,23 @@
 # missing (as root, or through sudo), running apt-get update only when apt does
 # not know a package yet or the first install attempt fails (stale lists).
 
+# Whether package $1 is installed: for this machine's architecture (or
+# "all") unless the name asks for another (libfoo:i386).  dpkg-query lists a
+# package installed for two architectures twice.
+chargan_installed() {
+    case $1 in
+    *:*) [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ] ;;
+    *)
+        dpkg-query -W -f='${db:Status-Status} ${Architecture}\n' "$1" 2>/dev/null |
+            grep -qx "installed \($(dpkg --print-architecture)\|all\)"
+        ;;
+    esac
+}
+
 chargan_need_packages() {
     _missing=""
     for _p in "$@"; do
-        if [ "$(dpkg-query -W -f='${db:Status-Status}' "$_p" 2>/dev/null)" != installed ]; then
-            _missing="$_missing $_p"
-        fi
+        chargan_installed "$_p" || _missing="$_missing $_p"
     done
     [ -n "$_missing" ] || return 0
 

@@ -793,11 +793,15 @@ START_TEST(option_validation)
     ck_assert_uint_eq(o.threads, 0);
 
     o = options(1, 8, 1);
-    o.threads = 65;
+    o.threads = 257; /* a trainer's limit too; 64 are used at most */
     ck_assert_int_eq(chargan_model_sample_ids(m, &o, NULL, 0, out, 64), CHARGAN_E_INVALID);
-    assert_contains(chargan_model_last_error(m), "threads 65");
+    assert_contains(chargan_model_last_error(m), "threads 257");
     o.threads = 64;
     ck_assert_int_eq(chargan_model_sample_ids(m, &o, NULL, 0, out, 64), CHARGAN_OK);
+    int32_t more[64];
+    o.threads = 256;
+    ck_assert_int_eq(chargan_model_sample_ids(m, &o, NULL, 0, more, 64), CHARGAN_OK);
+    ck_assert_mem_eq(more, out, 8 * sizeof *out);
 
     static const float bad_t[] = {0.0f, -1.0f, NAN, INFINITY, -0.0f};
     for (int i = 0; i < 5; i++) {
