@@ -191,7 +191,8 @@ CHARGAN_API const char *chargan_tokenizer_last_error(const chargan_tokenizer *to
  *  the utf8 policy (replaced bytes are not counted).  text may be NULL when
  *  len is 0.  A failed fit counts nothing.  Errors: CHARGAN_E_INVALID,
  *  CHARGAN_E_UTF8, CHARGAN_E_NOMEM, CHARGAN_E_RANGE (a count, such as one a
- *  loaded vocabulary brought, would pass 2^64 - 1). */
+ *  loaded vocabulary brought, would pass 2^64 - 1), CHARGAN_E_STATE (a
+ *  model's own tokenizer, chargan_model_tokenizer()). */
 CHARGAN_API chargan_status chargan_tokenizer_fit(chargan_tokenizer *tok, const char *text,
                                                  size_t len);
 
@@ -320,7 +321,9 @@ CHARGAN_API chargan_status chargan_model_get_config(const chargan_model *model,
 CHARGAN_API chargan_status chargan_model_set_tokenizer(chargan_model *model,
                                                        const chargan_tokenizer *tok);
 /** The attached tokenizer or NULL; borrowed: owned by the model, valid until
- *  chargan_model_set_tokenizer() or chargan_model_free().  Do not free it. */
+ *  chargan_model_set_tokenizer() or chargan_model_free().  Do not free it.  It
+ *  numbers the model's ids, so chargan_tokenizer_fit() refuses it
+ *  (CHARGAN_E_STATE); fit a copy and attach that instead. */
 CHARGAN_API chargan_tokenizer *chargan_model_tokenizer(const chargan_model *model);
 
 /* Parameter access: the model's tensors in a fixed order with stable names,

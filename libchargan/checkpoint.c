@@ -371,6 +371,7 @@ chargan_status cg_ckpt_read_model(cg_error *err, const cg_ckpt_file *f, const ch
             chargan_model_free(m);
             return st;
         }
+        cg_tokenizer_attach(tok);
         m->tok = tok;
     }
     *out = m;

@@ -826,6 +826,8 @@ chargan_status chargan_model_set_tokenizer(chargan_model *m, const chargan_token
         if (!copy)
             return cg_fail(&m->err, CHARGAN_E_NOMEM, "out of memory copying the tokenizer");
     }
+    if (copy)
+        cg_tokenizer_attach(copy);
     chargan_tokenizer_free(m->tok);
     m->tok = copy;
     return CHARGAN_OK;

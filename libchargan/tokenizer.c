@@ -150,6 +150,7 @@ struct chargan_tokenizer {
     uint32_t vocab_size;  /* reserved ids + the entries kept under max_vocab */
     int32_t low_ids[256]; /* id of each code point < 256, lower-casing applied */
     cp_map high_ids;      /* code point >= 256 -> id, for entries inside the vocabulary */
+    bool attached;        /* a model's: its ids are the model's, so it is not fitted again */
 };
 
 static inline bool is_scalar_value(uint32_t cp)
@@ -450,6 +451,11 @@ chargan_status chargan_tokenizer_fit(chargan_tokenizer *tok, const char *text, s
 {
     if (!tok)
         return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_tokenizer_fit: tok is NULL");
+    /* A refit would renumber the characters and could pass the model's
+     * vocab_size: ids the model then reads past its tables. */
+    if (tok->attached)
+        return cg_fail(&tok->err, CHARGAN_E_STATE, "chargan_tokenizer_fit: this tokenizer "
+                       "belongs to a model, whose ids it numbers; fit a copy and attach that");
     if (!text && len > 0)
         return cg_fail(&tok->err, CHARGAN_E_INVALID, "chargan_tokenizer_fit: text is NULL");
     if (!text) /* (NULL, 0), as an empty array's data() may be */
@@ -712,6 +718,11 @@ chargan_status cg_tokenizer_decode_alloc(chargan_tokenizer *tok, const int32_t *
 
 /* ---------------------------------------------------------------- copies */
 
+void cg_tokenizer_attach(chargan_tokenizer *tok)
+{
+    tok->attached = true;
+}
+
 chargan_tokenizer *cg_tokenizer_clone(const chargan_tokenizer *tok)
 {
     if (!tok) {
@@ -723,6 +734,7 @@ chargan_tokenizer *cg_tokenizer_clone(const chargan_tokenizer *tok)
         goto oom;
     memcpy(c, tok, sizeof *c);
     c->err.msg[0] = '\0';
+    c->attached = false;
     c->entries = NULL;
     memset(&c->high_counts, 0, sizeof c->high_counts);
     memset(&c->high_ids, 0, sizeof c->high_ids);

@@ -37,6 +37,10 @@ chargan_status cg_tokenizer_decode_alloc(chargan_tokenizer *tok, const int32_t *
  * NULL on allocation failure, with the thread's message set. */
 chargan_tokenizer *cg_tokenizer_clone(const chargan_tokenizer *tok);
 
+/* Marks tok as a model's own (chargan_model_tokenizer): it can no longer be
+ * fitted, which would renumber the model's ids. */
+void cg_tokenizer_attach(chargan_tokenizer *tok);
+
 /* Number of ids, reserved ones included (>= CHARGAN_NUM_RESERVED_IDS). */
 uint32_t cg_tokenizer_vocab_size(const chargan_tokenizer *tok);
 

@@ -1156,11 +1156,13 @@ START_TEST(null_handles)
     INVALID(chargan_tokenizer_encode(t, "abc", 3, ids, 4, NULL));
     INVALID(chargan_tokenizer_decode(t, NULL, 3, (char *)ids, 4, &sz));
     /* NULL with length 0 is an empty input (an empty array's data() may be NULL) */
+    chargan_tokenizer *own = make_tok();
     uint32_t v_before, v_after;
-    ck_assert_int_eq(chargan_tokenizer_vocab_size(t, &v_before), CHARGAN_OK);
-    ck_assert_int_eq(chargan_tokenizer_fit(t, NULL, 0), CHARGAN_OK);
-    ck_assert_int_eq(chargan_tokenizer_vocab_size(t, &v_after), CHARGAN_OK);
+    ck_assert_int_eq(chargan_tokenizer_vocab_size(own, &v_before), CHARGAN_OK);
+    ck_assert_int_eq(chargan_tokenizer_fit(own, NULL, 0), CHARGAN_OK);
+    ck_assert_int_eq(chargan_tokenizer_vocab_size(own, &v_after), CHARGAN_OK);
     ck_assert_uint_eq(v_after, v_before);
+    chargan_tokenizer_free(own);
     sz = 99;
     ck_assert_int_eq(chargan_tokenizer_encode(t, NULL, 0, ids, 4, &sz), CHARGAN_OK);
     ck_assert_uint_eq(sz, 0);
@@ -1436,6 +1438,52 @@ START_TEST(calls_out_of_order)
 }
 END_TEST
 
+/* A model's own tokenizer numbers its ids: fitting it (which renumbers
+ * them and may pass vocab_size, so that a corpus encoded with it indexes
+ * past the model's tables) is refused, however the model got it.  A copy
+ * fits, and attaching it is checked against vocab_size. */
+START_TEST(a_models_tokenizer_is_not_refitted)
+{
+    static const char more[] = "\xe2\x82\xac\xc6\x92\xe2\x80\xa0\xe2\x80\xa1";
+    chargan_model *g = make_gen(true);
+    chargan_tokenizer *own = chargan_model_tokenizer(g);
+    uint32_t v0 = vocab_of(own);
+    ck_assert_int_eq(chargan_tokenizer_fit(own, more, strlen(more)), CHARGAN_E_STATE);
+    assert_contains(chargan_tokenizer_last_error(own), "belongs to a model");
+    ck_assert_uint_eq(vocab_of(own), v0);
+    /* loaded with the model */
+    const char *path = path_of("own-tok.ckpt");
+    ck_assert_int_eq(chargan_model_save(g, path), CHARGAN_OK);
+    chargan_model *loaded;
+    ck_assert_int_eq(chargan_model_load(path, CHARGAN_GENERATOR, &loaded), CHARGAN_OK);
+    ck_assert_int_eq(chargan_tokenizer_fit(chargan_model_tokenizer(loaded), more, strlen(more)),
+                     CHARGAN_E_STATE);
+    chargan_model_free(loaded);
+    /* fitted by a trainer for a model without one */
+    chargan_trainer_config tc = trainer_config(CHARGAN_GAN_NONE, 1);
+    chargan_trainer *tr;
+    ck_assert_int_eq(chargan_trainer_new(&tc, make_gen(false), NULL, NULL, NULL, &tr), CHARGAN_OK);
+    ck_assert_int_eq(chargan_trainer_set_corpus_text(tr, text, text_len), CHARGAN_OK);
+    chargan_tokenizer *fitted = chargan_model_tokenizer(chargan_trainer_generator(tr));
+    ck_assert_ptr_nonnull(fitted);
+    ck_assert_int_eq(chargan_tokenizer_fit(fitted, more, strlen(more)), CHARGAN_E_STATE);
+    chargan_trainer_free(tr);
+    /* a copy is the caller's to fit; grown past vocab_size it cannot be attached */
+    void *buf;
+    size_t size;
+    ck_assert_int_eq(chargan_tokenizer_save_buffer(own, &buf, &size), CHARGAN_OK);
+    chargan_tokenizer *copy;
+    ck_assert_int_eq(chargan_tokenizer_load_buffer(buf, size, &copy), CHARGAN_OK);
+    chargan_free(buf);
+    ck_assert_int_eq(chargan_tokenizer_fit(copy, more, strlen(more)), CHARGAN_OK);
+    ck_assert_uint_gt(vocab_of(copy), v0);
+    ck_assert_int_eq(chargan_model_set_tokenizer(g, copy), CHARGAN_E_INVALID);
+    ck_assert_ptr_eq(chargan_model_tokenizer(g), own); /* the old one stays */
+    chargan_tokenizer_free(copy);
+    chargan_model_free(g);
+}
+END_TEST
+
 /* Loaders given things that are not theirs. */
 START_TEST(loading_the_wrong_thing)
 {
@@ -1501,6 +1549,7 @@ static Suite *faults_suite(void)
     tcase_add_test(tc, unknown_kinds_in_config_init);
     tcase_add_test(tc, calls_out_of_order);
     tcase_add_test(tc, loading_the_wrong_thing);
+    tcase_add_test(tc, a_models_tokenizer_is_not_refitted);
     suite_add_tcase(s, tc);
     return s;
 }
