@@ -39,8 +39,12 @@ def input_buffer(values, ctype, shape, what):
     np_dtype = {ctypes.c_float: "float32", ctypes.c_int32: "int32"}[ctype]
     if _np is not None and not isinstance(values, (list, tuple)):
         arr = _np.asarray(values)
-        if ctype is ctypes.c_int32 and arr.size and arr.dtype.kind not in "iub":
-            raise TypeError("%s: expected integers, got %s" % (what, arr.dtype))
+        kinds = "iub" if ctype is ctypes.c_int32 else "fiub"
+        if arr.size and arr.dtype.kind not in kinds:
+            raise TypeError("%s: expected %s, got %s"
+                            % (what, "integers" if kinds == "iub" else "numbers", arr.dtype))
+        if ctype is ctypes.c_int32 and arr.size and arr.dtype.kind in "iu":
+            _check_int32(int(arr.min()), int(arr.max()), what)
         arr = _np.ascontiguousarray(arr, dtype=np_dtype)
         if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape)):
             raise ValueError("%s: expected shape %s, got %s"
@@ -48,8 +52,21 @@ def input_buffer(values, ctype, shape, what):
         return arr.ctypes.data_as(ctypes.POINTER(ctype)), arr, tuple(arr.shape)
     shape = _infer_shape(values, shape)
     flat = _flatten(values, shape, what)
+    if ctype is ctypes.c_int32 and flat:
+        # ctypes keeps the low 32 bits of a larger int, and truncates a float
+        for v in flat:
+            if not isinstance(v, int) and not hasattr(v, "__index__"):
+                raise TypeError("%s: expected integers, got %s" % (what, type(v).__name__))
+        _check_int32(min(flat), max(flat), what)
     buf = (ctype * max(len(flat), 1))(*flat)
     return ctypes.cast(buf, ctypes.POINTER(ctype)), buf, shape
+
+
+def _check_int32(lo, hi, what):
+    if lo < -2**31 or hi > 2**31 - 1:
+        from . import errors
+        raise errors.RangeError("%s: %d is outside the 32-bit ids' range"
+                                % (what, lo if lo < -2**31 else hi))
 
 
 def _infer_shape(values, shape):

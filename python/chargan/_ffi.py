@@ -10,6 +10,7 @@ them, so an older libchargan.so.0 still imports.
 
 import ctypes
 import enum
+import operator
 from ctypes import (POINTER, Structure, byref, c_char_p, c_double, c_float, c_int, c_int32,
                     c_size_t, c_uint, c_uint32, c_uint64, c_void_p, CFUNCTYPE)
 
@@ -121,10 +122,12 @@ class _Options(Structure):
 
     def update(self, **fields):
         names = self.field_names()
+        types = dict(self._fields_)
         for name, value in fields.items():
             if name not in names:
                 raise TypeError("%s has no field %r (fields: %s)"
                                 % (type(self).__name__, name, ", ".join(names)))
+            check_int(value, types[name], "%s.%s" % (type(self).__name__, name))
             setattr(self, name, value)
         return self
 
@@ -144,6 +147,28 @@ class _Options(Structure):
     def __repr__(self):
         return "%s(%s)" % (type(self).__name__,
                            ", ".join("%s=%r" % kv for kv in self.as_dict().items()))
+
+
+_INT_RANGES = {ctype: (lo, hi) for ctype, lo, hi in (
+    (ctypes.c_int32, -2**31, 2**31 - 1), (ctypes.c_uint32, 0, 2**32 - 1),
+    (ctypes.c_uint64, 0, 2**64 - 1), (ctypes.c_size_t, 0, 2**(8 * ctypes.sizeof(c_size_t)) - 1),
+    (ctypes.c_int, -2**(8 * ctypes.sizeof(ctypes.c_int) - 1),
+     2**(8 * ctypes.sizeof(ctypes.c_int) - 1) - 1))}
+
+
+def check_int(value, ctype, what):
+    """value as an integer of ctype, or an error: ctypes would silently keep
+    its low bits (2**32 + 4 as 4), and truncate a float."""
+    bounds = _INT_RANGES.get(ctype)
+    if bounds is None:
+        return value
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError("%s must be an integer, not %s" % (what, type(value).__name__)) from None
+    if not bounds[0] <= value <= bounds[1]:
+        raise errors.RangeError("%s %d is outside [%d, %d]" % (what, value, bounds[0], bounds[1]))
+    return value
 
 
 class TokenizerOptions(_Options):
@@ -346,6 +371,8 @@ _PROTOTYPES = {
 OPTIONAL = frozenset({
     "chargan_model_stream_nll", "chargan_nll_oracle", "chargan_bleu", "chargan_self_bleu",
     "chargan_trainer_eval_discriminator",
+    # version node CHARGAN_0.2
+    "chargan_trainer_init_output_bias", "chargan_model_sample_text_len",
 })
 
 

@@ -9,6 +9,7 @@ detaches it.
 """
 
 import ctypes
+import operator
 import os
 import weakref
 
@@ -20,8 +21,32 @@ def address(ptr):
 
 
 def fspath(path):
-    """A path argument as the bytes the C library expects."""
-    return os.fsencode(path)
+    """A path argument as the bytes the C library expects (a NUL inside would
+    silently cut it short there)."""
+    data = os.fsencode(path)
+    if b"\0" in data:
+        raise ValueError("embedded null byte in path")
+    return data
+
+
+def c_string(text, what):
+    """A name passed as a C string: str as UTF-8, without a NUL inside."""
+    data = text_bytes(text, what)
+    if b"\0" in data:
+        raise ValueError("embedded null byte in %s" % what)
+    return data
+
+
+def count(value, what):
+    """A non-negative count for a uint64_t (negative ones would wrap to
+    2**64 - 1 and run, uninterruptibly, for ever)."""
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError("%s must be an integer, not %s" % (what, type(value).__name__)) from None
+    if not 0 <= value < 2**64:
+        raise errors.InvalidArgument("%s must be in [0, 2**64), got %d" % (what, value))
+    return value
 
 
 def text_bytes(text, what="text"):
@@ -88,6 +113,18 @@ class Handle:
         """Ownership moved to owner (the library adopted the handle)."""
         self._owner = owner
         owner._views.add(self)
+
+    # A copy would share the handle and free it twice; a pickle cannot hold it.
+    def __copy__(self):
+        raise TypeError("a chargan.%s cannot be copied: it owns a library handle (save it and "
+                        "load it again for a second one)" % type(self).__name__)
+
+    def __deepcopy__(self, memo):
+        return self.__copy__()
+
+    def __reduce_ex__(self, protocol):
+        raise TypeError("cannot pickle a chargan.%s (save it to a file instead)"
+                        % type(self).__name__)
 
     def __enter__(self):
         return self

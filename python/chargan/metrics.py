@@ -2,18 +2,23 @@
 The model-bound ones are Model.stream_nll() and Trainer.eval_discriminator().
 """
 
-from ctypes import byref, c_char_p, c_double
+from ctypes import byref, c_char_p, c_double, c_uint32
 
 from . import errors
-from ._ffi import _F
+from ._ffi import _F, check_int
 from .model import Model, sample_options
 
 __all__ = ["bleu", "self_bleu", "nll_oracle"]
 
 
 def _texts(texts, what):
+    if isinstance(texts, (str, bytes, bytearray)):
+        # one text would be scored as one hypothesis per character
+        raise TypeError("%s must be a list of texts, not a single %s" % (what, type(texts).__name__))
     encoded = []
     for i, t in enumerate(texts):
+        if not isinstance(t, (str, bytes, bytearray, memoryview)):
+            raise TypeError("%s[%d] must be str or bytes, not %s" % (what, i, type(t).__name__))
         b = t.encode("utf-8") if isinstance(t, str) else bytes(t)
         if b"\0" in b:
             raise errors.InvalidArgument("%s[%d] contains a NUL character" % (what, i))
@@ -28,7 +33,7 @@ def _scores(max_n, values):
 def bleu(hypotheses, references, max_n=4):
     """Corpus BLEU-2..BLEU-max_n of hypotheses against all references (lists
     of str): {n: score}."""
-    max_n = int(max_n)
+    max_n = check_int(max_n, c_uint32, "max_n")
     hyp, n_hyp = _texts(hypotheses, "hypotheses")
     ref, n_ref = _texts(references, "references")
     out = (c_double * max(max_n - 1, 1))()
@@ -38,7 +43,7 @@ def bleu(hypotheses, references, max_n=4):
 
 def self_bleu(texts, max_n=4):
     """Self-BLEU-2..max_n of texts (each against all the others): {n: score}."""
-    max_n = int(max_n)
+    max_n = check_int(max_n, c_uint32, "max_n")
     arr, n = _texts(texts, "texts")
     out = (c_double * max(max_n - 1, 1))()
     _F.chargan_self_bleu(arr, n, max_n, out)

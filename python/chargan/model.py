@@ -5,8 +5,8 @@ import weakref
 from ctypes import byref, c_char_p, c_double, c_float, c_int32, c_size_t, c_uint32, c_void_p
 
 from . import _arrays, errors
-from ._ffi import _F, _raw, ModelConfig, ModelKind, ModelP, SampleOptions
-from ._handle import Handle, address, fspath, text_bytes
+from ._ffi import _F, _raw, ModelConfig, ModelKind, ModelP, SampleOptions, check_int
+from ._handle import Handle, address, c_string, fspath, text_bytes
 from .tokenizer import Tokenizer
 
 
@@ -121,9 +121,9 @@ class Model(Handle):
     def _index(self, key):
         if isinstance(key, str):
             idx = c_size_t()
-            _F.chargan_model_param_find(self._h, key.encode("utf-8"), byref(idx))
+            _F.chargan_model_param_find(self._h, c_string(key, "a parameter name"), byref(idx))
             return idx.value
-        return int(key)
+        return check_int(key, c_size_t, "a parameter index")
 
     def param_info(self, key):
         """(name, shape) of a parameter tensor, by name or index."""
@@ -178,7 +178,8 @@ class Model(Handle):
         contiguous parts with the state carried across each part."""
         ptr, keep, shape = _arrays.input_buffer(ids, c_int32, (None,), "ids")
         out = c_double()
-        _F.chargan_model_stream_nll(self._h, ptr, shape[0], int(n_streams), byref(out))
+        _F.chargan_model_stream_nll(self._h, ptr, shape[0],
+                                    check_int(n_streams, c_uint32, "n_streams"), byref(out))
         return out.value
 
     # -------------------------------------------------------- sampling
@@ -208,8 +209,12 @@ class Model(Handle):
         if pbytes is not None and b"\0" in pbytes:
             raise errors.InvalidArgument("prime contains a NUL character")
         out, n = c_void_p(), c_size_t()
-        _F.chargan_model_sample_text_len(self._h, byref(opts), pbytes, byref(out), byref(n))
         try:  # the length, not the first NUL: U+0000 may be in the vocabulary
+            _F.chargan_model_sample_text_len(self._h, byref(opts), pbytes, byref(out), byref(n))
+        except errors.UnsupportedError:  # a library before CHARGAN_0.2
+            _F.chargan_model_sample_text(self._h, byref(opts), pbytes, byref(out))
+            n.value = len(ctypes.string_at(out))
+        try:
             return ctypes.string_at(out, n.value).decode("utf-8")
         finally:
             _raw.chargan_free(out)

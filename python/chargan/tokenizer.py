@@ -4,7 +4,7 @@ import ctypes
 from ctypes import byref, c_int32, c_size_t, c_uint32, c_uint64, c_void_p
 
 from . import _arrays
-from ._ffi import _F, _raw, TokenizerOptions, TokenizerP
+from ._ffi import _F, _raw, TokenizerOptions, TokenizerP, check_int
 from ._handle import Handle, fspath, text_bytes
 
 
@@ -77,7 +77,8 @@ class Tokenizer(Handle):
         reserved id or one outside the vocabulary."""
         cp = c_uint32()
         count = c_uint64()
-        _F.chargan_tokenizer_id_info(self._h, int(id), byref(cp), byref(count))
+        _F.chargan_tokenizer_id_info(self._h, check_int(id, c_int32, "id"), byref(cp),
+                                     byref(count))
         return cp.value, count.value
 
     def char(self, id):
@@ -92,7 +93,7 @@ class Tokenizer(Handle):
                 raise ValueError("lookup() takes one character, got %d" % len(char))
             char = ord(char)
         out = c_int32()
-        _F.chargan_tokenizer_lookup(self._h, int(char), byref(out))
+        _F.chargan_tokenizer_lookup(self._h, check_int(char, c_uint32, "a code point"), byref(out))
         return out.value
 
     def vocabulary(self):

@@ -1,13 +1,15 @@
 """chargan.Trainer: MLE pre-training and adversarial training."""
 
 import ctypes
+import signal
+import threading
 import weakref
 from ctypes import byref, c_double, c_float, c_int32, c_uint64
 
 from . import _arrays, errors
 from ._ffi import (_F, _raw, PROGRESS_FN, ModelKind, Phase, ProgressStruct, TrainerConfig,
                    TrainerP)
-from ._handle import Handle, address, fspath, text_bytes
+from ._handle import Handle, address, count, fspath, text_bytes
 from .model import Model, _ids_2d
 from .optimizer import Optimizer
 
@@ -98,6 +100,9 @@ class Trainer(Handle):
         self._progress_fn = None   # the Python callable
         self._progress_c = None    # its CFUNCTYPE wrapper: must outlive the library's use
         self._callback_error = None
+        self._busy = False         # a library call of this trainer is running
+        self._retired = []         # wrappers replaced during a call, kept until it returns
+        self._interrupted = False  # Ctrl-C during a call, for the callback to stop it
 
     @classmethod
     def load(cls, path):
@@ -112,6 +117,9 @@ class Trainer(Handle):
         self._call(_F.chargan_trainer_save, fspath(path))
 
     def close(self):
+        if getattr(self, "_busy", False):
+            raise errors.StateError("cannot close a trainer while one of its calls runs "
+                                    "(from its progress callback, say)")
         super().close()
         self._progress_c = None
 
@@ -158,6 +166,8 @@ class Trainer(Handle):
 
     def set_progress(self, fn):
         """Installs a progress callable (None removes it); see the class doc."""
+        if self._busy and self._progress_c is not None:
+            self._retired.append(self._progress_c)  # the running call may still be in it
         if fn is None:
             _F.chargan_trainer_set_progress(self._h, ctypes.cast(None, PROGRESS_FN), None)
             self._progress_fn = self._progress_c = None
@@ -170,7 +180,7 @@ class Trainer(Handle):
             # Nothing may propagate into C: catch everything, remember it and
             # ask the library to stop; _call() re-raises it.
             tr = this()
-            if tr is None:
+            if tr is None or tr._interrupted:
                 return 1
             try:
                 return 1 if fn(Progress(ptr)) else 0
@@ -187,17 +197,41 @@ class Trainer(Handle):
 
     def _call(self, func, *args):
         """Calls a trainer function; an exception the progress callback raised
-        during the call is re-raised in place of the CancelledError."""
+        during the call is re-raised in place of the CancelledError.
+
+        Ctrl-C during the call: Python's own handler would raise
+        KeyboardInterrupt on entering the callback, outside its try, where
+        ctypes can only print and drop it.  So while a callback is installed
+        (in the main thread, with the default handler) SIGINT only sets a
+        flag; the callback then stops the call at a consistent step, and
+        KeyboardInterrupt is raised when it returns."""
+        h = self._h
         self._callback_error = None
+        self._interrupted = False
+        catch = (self._progress_c is not None and
+                 threading.current_thread() is threading.main_thread() and
+                 signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+        if catch:
+            def on_sigint(signum, frame):
+                self._interrupted = True
+            previous = signal.signal(signal.SIGINT, on_sigint)
+        self._busy = True
         try:
-            func(self._h, *args)
+            func(h, *args)
         except errors.CancelledError:
-            if self._callback_error is None:
+            if self._callback_error is None and not self._interrupted:
                 raise
         finally:
+            self._busy = False
+            self._retired.clear()
+            if catch:
+                signal.signal(signal.SIGINT, previous)
             pending, self._callback_error = self._callback_error, None
+            interrupted, self._interrupted = self._interrupted, False
         if pending is not None:
             raise pending
+        if interrupted:
+            raise KeyboardInterrupt
 
     # -------------------------------------------------------- corpus
 
@@ -244,7 +278,7 @@ class Trainer(Handle):
         return loss.value
 
     def pretrain_generator(self, steps):
-        self._call(_F.chargan_trainer_pretrain_generator, int(steps))
+        self._call(_F.chargan_trainer_pretrain_generator, count(steps, "steps"))
 
     def d_step(self):
         """One discriminator step; returns (loss, accuracy)."""
@@ -253,7 +287,7 @@ class Trainer(Handle):
         return loss.value, acc.value
 
     def pretrain_discriminator(self, steps):
-        self._call(_F.chargan_trainer_pretrain_discriminator, int(steps))
+        self._call(_F.chargan_trainer_pretrain_discriminator, count(steps, "steps"))
 
     def gan_step(self):
         """One adversarial round; returns (generator loss, discriminator loss)."""
@@ -262,7 +296,7 @@ class Trainer(Handle):
         return g.value, d.value
 
     def adversarial(self, steps):
-        self._call(_F.chargan_trainer_adversarial, int(steps))
+        self._call(_F.chargan_trainer_adversarial, count(steps, "steps"))
 
     def evaluate(self):
         """(validation NLL in nats/token, bits per token)."""
@@ -273,7 +307,8 @@ class Trainer(Handle):
     def eval_discriminator(self, n_batches=4):
         """Discriminator accuracy on held-out real vs generated batches."""
         acc = c_double()
-        self._call(_F.chargan_trainer_eval_discriminator, int(n_batches), byref(acc))
+        self._call(_F.chargan_trainer_eval_discriminator, count(n_batches, "n_batches"),
+                   byref(acc))
         return acc.value
 
     @property

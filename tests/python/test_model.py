@@ -2,6 +2,7 @@
 likelihood, files, the tokenizer view."""
 
 import math
+import os
 
 import chargan
 import support
@@ -180,6 +181,42 @@ class ModelTest(support.TempDirTestCase):
         big = chargan.Tokenizer().fit(self.text + "ÆØÅ€")
         with self.assertRaises(chargan.InvalidArgument):
             self.gen.set_tokenizer(big)  # more ids than the model's vocab_size
+
+    def test_own_tokenizer_is_not_refitted(self):
+        # a refit would renumber the model's ids (and overran its tables)
+        view = self.gen.tokenizer
+        size = view.vocab_size
+        with self.assertRaises(chargan.StateError):
+            view.fit("\u20ac\u0192\u2020\u2021")
+        self.assertEqual(view.vocab_size, size)
+
+    def test_handles_are_not_copied(self):
+        import copy
+        import pickle
+        for obj in (self.gen, self.gen.tokenizer, chargan.Tokenizer().fit("ab")):
+            for attempt in (copy.copy, copy.deepcopy, pickle.dumps):
+                with self.assertRaises(TypeError):
+                    attempt(obj)
+        self.assertEqual(len(self.gen.sample_ids(length=4)[0]), 4)  # untouched
+
+    def test_out_of_range_and_nul_arguments(self):
+        with self.assertRaises(chargan.RangeError):
+            chargan.Model(vocab_size=10, hidden_dim=2**32 + 4)
+        with self.assertRaises(TypeError):
+            chargan.Model(vocab_size=10, hidden_dim=16.5)
+        with self.assertRaises(chargan.RangeError):
+            self.gen.sample_ids(n_streams=2**32 + 1, length=4)
+        with self.assertRaises(chargan.RangeError):
+            self.gen.get_param(2**64)
+        with self.assertRaises(ValueError):
+            self.gen.get_param("embed\0x")
+        with self.assertRaises(ValueError):
+            self.gen.save(self.path("m\0-ignored.chargan"))
+        self.assertFalse(os.path.exists(self.path("m")))
+        with self.assertRaises(chargan.RangeError):
+            self.gen.nll([[1, 2, 2**32 + 5]])
+        with self.assertRaises(TypeError):
+            chargan.bleu("one text, not a list", ["a reference"])
 
     def test_close_invalidates_views(self):
         gen = support.tiny_generator("abc")

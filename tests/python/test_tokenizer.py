@@ -22,6 +22,21 @@ class TokenizerTest(support.TempDirTestCase):
             self.assertEqual(len(tok), tok.vocab_size)
             self.assertEqual(sorted(tok.vocabulary()), sorted(set(text)))
 
+    def test_integers_out_of_range_are_refused(self):
+        # ctypes would keep the low 32 bits: 2**32 + 5 read as id 5
+        with chargan.Tokenizer().fit("the quick brown fox") as tok:
+            for bad in ([2**32 + 5], [-2**31 - 1]):
+                with self.assertRaises(chargan.RangeError):
+                    tok.decode(bad)
+            with self.assertRaises(chargan.RangeError):
+                tok.id_info(2**32 + 5)
+            with self.assertRaises(chargan.RangeError):
+                tok.lookup(2**32 + ord("t"))
+            with self.assertRaises(TypeError):
+                tok.decode([2.5])
+            with self.assertRaises(chargan.RangeError):
+                chargan.Tokenizer(max_vocab=2**32)
+
     def test_vocabulary_order_and_lookup(self):
         tok = chargan.Tokenizer().fit("aaabbc")
         # by decreasing count: a, b, c after the reserved ids

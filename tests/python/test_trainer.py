@@ -3,6 +3,8 @@
 
 import gc
 import math
+import os
+import signal
 
 import chargan
 import support
@@ -71,6 +73,44 @@ class TrainerTest(support.TempDirTestCase):
         with support.tiny_trainer(self.text, progress=progress) as tr:
             with self.assertRaises(KeyboardInterrupt):
                 tr.pretrain_generator(10)
+
+    def test_ctrl_c_during_a_call_stops_it_and_raises(self):
+        # A real SIGINT: Python's own handler would raise on entering the
+        # ctypes callback, where the exception is lost.  The signal comes from
+        # inside the callback, so it lands at a known step.
+        def progress(p):
+            if p.step == 4:
+                os.kill(os.getpid(), signal.SIGINT)
+
+        with support.tiny_trainer(self.text, progress=progress) as tr:
+            with self.assertRaises(KeyboardInterrupt):
+                tr.pretrain_generator(1000)
+            self.assertEqual(tr.global_step, 6)  # stopped at the next report
+            self.assertIs(signal.getsignal(signal.SIGINT), signal.default_int_handler)
+            tr.pretrain_generator(2)  # and it goes on
+            self.assertEqual(tr.global_step, 8)
+
+    def test_closing_or_replacing_inside_the_callback(self):
+        with support.tiny_trainer(self.text) as tr:
+            tr.progress = lambda p: tr.close()
+            with self.assertRaises(chargan.StateError):
+                tr.pretrain_generator(10)
+            self.assertFalse(tr.closed)
+            calls = []
+            tr.progress = lambda p: setattr(tr, "progress", calls.append)
+            tr.pretrain_generator(6)  # the running wrapper outlives its replacement
+            self.assertEqual([p.step for p in calls], [4, 6])
+
+    def test_counts_are_checked(self):
+        with support.tiny_trainer(self.text) as tr:
+            for bad in (-1, -2**63):
+                with self.assertRaises(chargan.InvalidArgument):
+                    tr.pretrain_generator(bad)
+            with self.assertRaises(TypeError):
+                tr.pretrain_generator(1.5)
+            with self.assertRaises(chargan.InvalidArgument):
+                tr.adversarial(-1)
+            self.assertEqual(tr.global_step, 0)
 
     def test_adoption(self):
         gen = support.tiny_generator(self.text)
