@@ -37,6 +37,8 @@ def input_buffer(values, ctype, shape, what):
     as contiguous ctype.  shape may contain None for 'any' (a 2-D input's
     row count, say); the actual shape is returned third."""
     np_dtype = {ctypes.c_float: "float32", ctypes.c_int32: "int32"}[ctype]
+    if hasattr(values, "__next__"):
+        values = list(values)  # an iterator: read it once
     if _np is not None and not isinstance(values, (list, tuple)):
         arr = _np.asarray(values)
         kinds = "iub" if ctype is ctypes.c_int32 else "fiub"

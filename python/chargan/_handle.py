@@ -51,9 +51,10 @@ def count(value, what):
 
 def text_bytes(text, what="text"):
     """str is encoded as UTF-8; bytes-like objects go through unchanged (so
-    invalid UTF-8 reaches the library's own UTF-8 policy)."""
+    invalid UTF-8 reaches the library's own UTF-8 policy, as a str's lone
+    surrogates do: encoded as they are, they are invalid UTF-8)."""
     if isinstance(text, str):
-        return text.encode("utf-8")
+        return text.encode("utf-8", "surrogatepass")
     if isinstance(text, (bytes, bytearray, memoryview)):
         return bytes(text)
     raise TypeError("%s must be str or bytes, not %s" % (what, type(text).__name__))

@@ -34,6 +34,9 @@ class Model(Handle):
     _free = _raw.chargan_model_free
 
     def __init__(self, config=None, *, tokenizer=None, **fields):
+        if config is not None and "kind" in fields:
+            # the kind chooses the defaults the config was filled with
+            raise TypeError("give kind to the ModelConfig, not beside it")
         cfg = config.copy() if config is not None else ModelConfig(kind=fields.pop("kind", 0))
         if tokenizer is not None and "vocab_size" not in fields and cfg.vocab_size == 0:
             fields["vocab_size"] = tokenizer.vocab_size

@@ -37,6 +37,9 @@ class Tokenizer(Handle):
     @classmethod
     def from_bytes(cls, data):
         """Parses what to_bytes() returned."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            # bytes(5) would be five zero bytes
+            raise TypeError("from_bytes() takes bytes, not %s" % type(data).__name__)
         data = bytes(data)
         out = TokenizerP()
         _F.chargan_tokenizer_load_buffer(data, len(data), byref(out))

@@ -37,6 +37,19 @@ class TokenizerTest(support.TempDirTestCase):
             with self.assertRaises(chargan.RangeError):
                 chargan.Tokenizer(max_vocab=2**32)
 
+    def test_odd_inputs(self):
+        # lone surrogates are invalid UTF-8 and meet the tokenizer's policy
+        with chargan.Tokenizer(utf8_policy=1).fit("abc") as tok:  # REPLACE
+            ids = list(tok.encode("a\udc80b"))
+            self.assertEqual(ids[0], tok.lookup("a"))
+            self.assertIn(chargan.ID_UNKNOWN, ids)
+        with chargan.Tokenizer().fit("abc") as tok:
+            with self.assertRaises(chargan.Utf8Error):
+                tok.encode("a\udc80b")
+            self.assertEqual(tok.decode(iter([tok.lookup("b")])), "b")
+        with self.assertRaises(TypeError):
+            chargan.Tokenizer.from_bytes(5)
+
     def test_vocabulary_order_and_lookup(self):
         tok = chargan.Tokenizer().fit("aaabbc")
         # by decreasing count: a, b, c after the reserved ids
