@@ -100,7 +100,7 @@ class Trainer(Handle):
         self._progress_fn = None   # the Python callable
         self._progress_c = None    # its CFUNCTYPE wrapper: must outlive the library's use
         self._callback_error = None
-        self._busy = False         # a library call of this trainer is running
+        self._depth = 0            # library calls of this trainer running (a callback may nest one)
         self._retired = []         # wrappers replaced during a call, kept until it returns
         self._interrupted = False  # Ctrl-C during a call, for the callback to stop it
 
@@ -117,7 +117,7 @@ class Trainer(Handle):
         self._call(_F.chargan_trainer_save, fspath(path))
 
     def close(self):
-        if getattr(self, "_busy", False):
+        if getattr(self, "_depth", 0):
             raise errors.StateError("cannot close a trainer while one of its calls runs "
                                     "(from its progress callback, say)")
         super().close()
@@ -166,7 +166,7 @@ class Trainer(Handle):
 
     def set_progress(self, fn):
         """Installs a progress callable (None removes it); see the class doc."""
-        if self._busy and self._progress_c is not None:
+        if self._depth and self._progress_c is not None:
             self._retired.append(self._progress_c)  # the running call may still be in it
         if fn is None:
             _F.chargan_trainer_set_progress(self._h, ctypes.cast(None, PROGRESS_FN), None)
@@ -206,28 +206,31 @@ class Trainer(Handle):
         flag; the callback then stops the call at a consistent step, and
         KeyboardInterrupt is raised when it returns."""
         h = self._h
+        outermost = self._depth == 0
         self._callback_error = None
-        self._interrupted = False
-        catch = (self._progress_c is not None and
+        catch = (outermost and self._progress_c is not None and
                  threading.current_thread() is threading.main_thread() and
                  signal.getsignal(signal.SIGINT) is signal.default_int_handler)
         if catch:
             def on_sigint(signum, frame):
                 self._interrupted = True
             previous = signal.signal(signal.SIGINT, on_sigint)
-        self._busy = True
+        self._depth += 1
         try:
             func(h, *args)
         except errors.CancelledError:
             if self._callback_error is None and not self._interrupted:
                 raise
         finally:
-            self._busy = False
-            self._retired.clear()
+            self._depth -= 1
+            if outermost:
+                self._retired.clear()
             if catch:
                 signal.signal(signal.SIGINT, previous)
             pending, self._callback_error = self._callback_error, None
-            interrupted, self._interrupted = self._interrupted, False
+            interrupted = outermost and self._interrupted
+            if outermost:
+                self._interrupted = False
         if pending is not None:
             raise pending
         if interrupted:

@@ -96,6 +96,11 @@ class TrainerTest(support.TempDirTestCase):
             with self.assertRaises(chargan.StateError):
                 tr.pretrain_generator(10)
             self.assertFalse(tr.closed)
+            # a call nested in the callback does not end the guard
+            tr.progress = lambda p: (tr.evaluate(), tr.close())
+            with self.assertRaises(chargan.StateError):
+                tr.pretrain_generator(10)
+            self.assertFalse(tr.closed)
             calls = []
             tr.progress = lambda p: setattr(tr, "progress", calls.append)
             tr.pretrain_generator(6)  # the running wrapper outlives its replacement
