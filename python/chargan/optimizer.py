@@ -15,6 +15,9 @@ class Optimizer(Handle):
     _free = _raw.chargan_optimizer_free
 
     def __init__(self, config=None, **fields):
+        if config is not None and "kind" in fields:
+            # the kind chooses the defaults the config was filled with
+            raise TypeError("give kind to the OptimizerConfig, not beside it")
         cfg = config.copy() if config is not None else OptimizerConfig(kind=fields.pop("kind", 0))
         cfg.update(**fields)
         out = OptimizerP()

@@ -217,6 +217,11 @@ class ModelTest(support.TempDirTestCase):
             self.gen.nll([[1, 2, 2**32 + 5]])
         with self.assertRaises(TypeError):
             chargan.bleu("one text, not a list", ["a reference"])
+        # a config's defaults come from its kind: not changed beside it
+        with self.assertRaises(TypeError):
+            chargan.Model(self.gen.config, kind=chargan.ModelKind.DISCRIMINATOR)
+        with self.assertRaises(TypeError):
+            chargan.Optimizer(chargan.OptimizerConfig(), kind=1)
 
     def test_close_invalidates_views(self):
         gen = support.tiny_generator("abc")
