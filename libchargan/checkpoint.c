@@ -371,8 +371,7 @@ chargan_status cg_ckpt_read_model(cg_error *err, const cg_ckpt_file *f, const ch
             chargan_model_free(m);
             return st;
         }
-        cg_tokenizer_attach(tok);
-        m->tok = tok;
+        cg_model_take_tokenizer(m, tok);
     }
     *out = m;
     return CHARGAN_OK;

@@ -826,11 +826,16 @@ chargan_status chargan_model_set_tokenizer(chargan_model *m, const chargan_token
         if (!copy)
             return cg_fail(&m->err, CHARGAN_E_NOMEM, "out of memory copying the tokenizer");
     }
-    if (copy)
-        cg_tokenizer_attach(copy);
-    chargan_tokenizer_free(m->tok);
-    m->tok = copy;
+    cg_model_take_tokenizer(m, copy);
     return CHARGAN_OK;
+}
+
+void cg_model_take_tokenizer(chargan_model *m, chargan_tokenizer *tok)
+{
+    if (tok)
+        cg_tokenizer_attach(tok);
+    chargan_tokenizer_free(m->tok);
+    m->tok = tok;
 }
 
 chargan_tokenizer *chargan_model_tokenizer(const chargan_model *m)

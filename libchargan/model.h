@@ -73,6 +73,11 @@ struct chargan_model {
 double cg_model_config_weights(const chargan_model_config *cfg);
 /* Validates a configuration (message through err names the field). */
 chargan_status cg_model_config_check(cg_error *err, const chargan_model_config *cfg);
+/* m takes tok (or NULL) as its own tokenizer, freeing the one it had: the
+ * one place a model gets a tokenizer, which from then on numbers its ids
+ * and so cannot be fitted (cg_tokenizer_attach).  The caller has checked
+ * the vocabulary against m's. */
+void cg_model_take_tokenizer(chargan_model *m, chargan_tokenizer *tok);
 /* Creates a model with parameters allocated but not initialised (loaders fill them). */
 chargan_status cg_model_create(cg_error *err, const chargan_model_config *cfg, chargan_model **out);
 /* A replica shares m's parameters but has its own workspace and caches, so

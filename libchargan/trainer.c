@@ -510,10 +510,8 @@ chargan_status chargan_trainer_set_corpus_text(chargan_trainer *tr, const char *
         return st;
     }
     install_corpus(tr, &packed, CG_CORPUS_STREAM, 0);
-    if (fitted) {
-        cg_tokenizer_attach(fitted);
-        g->tok = fitted; /* checked against g->V above; g had none */
-    }
+    if (fitted)
+        cg_model_take_tokenizer(g, fitted); /* checked against g->V above; g had none */
     return CHARGAN_OK;
 }
 
