@@ -23,6 +23,10 @@
 #define CG_PRINTF(a, b)
 #endif
 
+/* The most threads a trainer or a sampling call may be asked for (each uses
+ * at most 64 of them). */
+#define CG_MAX_THREADS_ASKED 256
+
 /* ---------------------------------------------------------------- errors (error.c) */
 
 #define CG_ERRMSG_MAX 512

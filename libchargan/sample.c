@@ -15,9 +15,7 @@
 #include <unistd.h>
 
 #define CG_MAX_SAMPLE_TOKENS ((size_t)1 << 28)
-/* The most threads one sampling call may ask for (as a trainer may), and the
- * most it uses. */
-#define CG_MAX_SAMPLE_THREADS_ASKED 256
+/* The most threads one sampling call uses (it may ask for CG_MAX_THREADS_ASKED). */
 #define CG_MAX_SAMPLE_THREADS 64
 
 static void sample_options_defaults(chargan_sample_options *opts)
@@ -190,9 +188,9 @@ static chargan_status check_sample_args(chargan_model *m, const chargan_sample_o
     if ((uint64_t)opts->n_streams * opts->length > CG_MAX_SAMPLE_TOKENS)
         return cg_fail(&m->err, CHARGAN_E_INVALID, "%s: %u streams of %u tokens is too many", fn,
                        opts->n_streams, opts->length);
-    if (opts->threads > CG_MAX_SAMPLE_THREADS_ASKED)
+    if (opts->threads > CG_MAX_THREADS_ASKED)
         return cg_fail(&m->err, CHARGAN_E_INVALID, "%s: threads %u not in [0, %d]", fn,
-                       opts->threads, CG_MAX_SAMPLE_THREADS_ASKED);
+                       opts->threads, CG_MAX_THREADS_ASKED);
     return CHARGAN_OK;
 }
 
@@ -444,9 +442,9 @@ static chargan_status sample_ids(chargan_model *m, const chargan_sample_options 
     const sample_call call = {.m = m, .opts = opts, .prime = prime, .prime_len = prime_len,
                               .out = out, .n_ids = n_ids};
     const int B = (int)opts->n_streams;
-    const int threads = opts->threads > CG_MAX_SAMPLE_THREADS ? CG_MAX_SAMPLE_THREADS
-                        : opts->threads > 1                   ? (int)opts->threads
-                                                              : 1;
+    int threads = opts->threads > 1 ? (int)opts->threads : 1;
+    if (threads > CG_MAX_SAMPLE_THREADS)
+        threads = CG_MAX_SAMPLE_THREADS;
     const int sharing = B < threads ? split_threads(m, threads) : 1;
     if (sharing > 1)
         return sample_split(&call, sharing);

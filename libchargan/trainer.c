@@ -68,7 +68,8 @@ static chargan_status config_check(cg_error *err, const chargan_trainer_config *
                 (unsigned long long)c->batch * c->seq_len, (unsigned long long)CG_MAX_BATCH_TOKENS);
     CHECK_FIELD(c->val_fraction >= 0.0f && c->val_fraction <= 0.9f, "val_fraction %g not in "
                 "[0, 0.9]", (double)c->val_fraction);
-    CHECK_FIELD(c->threads >= 1 && c->threads <= 256, "threads %u not in [1, 256]", c->threads);
+    CHECK_FIELD(c->threads >= 1 && c->threads <= CG_MAX_THREADS_ASKED, "threads %u not in [1, %d]",
+                c->threads, CG_MAX_THREADS_ASKED);
     CHECK_FIELD(c->report_every >= 1, "report_every must be >= 1");
     CHECK_FIELD(c->estimator >= CHARGAN_GAN_NONE && c->estimator <= CHARGAN_GAN_GUMBEL,
                 "estimator %d unknown", (int)c->estimator);
