@@ -561,6 +561,18 @@ static int run_sweep(const eval_args *a, eval_inputs *in, sweep *sw)
     return 0;
 }
 
+/* Whether the output of --option (NULL: none) is the model or the text,
+ * which it would replace; says so. */
+static int names_an_input(const char *option, const char *output, const char *model_path,
+                           const char *text_path)
+{
+    if (!output ||
+        !(cli_same_file(output, model_path) || (text_path && cli_same_file(output, text_path))))
+        return 0;
+    cli_error("--%s: '%s' is an input of this command", option, output);
+    return 1;
+}
+
 int cli_cmd_eval(int argc, char **argv)
 {
     eval_args a;
@@ -661,19 +673,12 @@ int cli_cmd_eval(int argc, char **argv)
     }
     const char *model_path = pos[0], *text_path = n_pos > 1 ? pos[1] : NULL;
     /* Outputs are checked before the sweep's work, and never replace an input. */
-    const char *outputs[] = {a.plot, a.csv && strcmp(a.csv, "-") != 0 ? a.csv : NULL};
-    for (size_t i = 0; i < 2; i++) {
-        if (!outputs[i])
-            continue;
-        if (i == 0 && cli_check_output(a.plot, "image") != 0)
-            return CLI_EXIT_FAILURE;
-        if (cli_same_file(outputs[i], model_path) ||
-            (text_path && cli_same_file(outputs[i], text_path))) {
-            cli_error("--%s: '%s' is an input of this command", i == 0 ? "plot" : "csv",
-                      outputs[i]);
-            return CLI_EXIT_USAGE;
-        }
-    }
+    if (a.plot && cli_check_output(a.plot, "image") != 0)
+        return CLI_EXIT_FAILURE;
+    const char *csv_file = a.csv && strcmp(a.csv, "-") != 0 ? a.csv : NULL;
+    if (names_an_input("plot", a.plot, model_path, text_path) ||
+        names_an_input("csv", csv_file, model_path, text_path))
+        return CLI_EXIT_USAGE;
 
     int exit_code = CLI_EXIT_FAILURE;
     chargan_model *m = NULL;

@@ -82,7 +82,8 @@ static int distinct_files(const train_args *a)
     const size_t n = sizeof files / sizeof files[0];
     for (size_t i = 0; i < n; i++)
         for (size_t j = i + 1; j < n; j++) {
-            if (!files[i].path || !files[j].path || (i == 0 && j == 3))
+            int resume_in_place = files[i].path == a->output && files[j].path == a->resume;
+            if (!files[i].path || !files[j].path || resume_in_place)
                 continue;
             if (cli_same_file(files[i].path, files[j].path)) {
                 cli_error("%s and %s are the same file '%s'", files[i].what, files[j].what,
