@@ -156,9 +156,10 @@ _INT_RANGES = {ctype: (lo, hi) for ctype, lo, hi in (
      2**(8 * ctypes.sizeof(ctypes.c_int) - 1) - 1))}
 
 
-def check_int(value, ctype, what):
-    """value as an integer of ctype, or an error: ctypes would silently keep
-    its low bits (2**32 + 4 as 4), and truncate a float."""
+def check_int(value, ctype, what, error=errors.RangeError):
+    """value as an integer of ctype, or error: ctypes would silently keep
+    its low bits (2**32 + 4 as 4, -1 as the largest value), and truncate a
+    float (a TypeError here)."""
     bounds = _INT_RANGES.get(ctype)
     if bounds is None:
         return value
@@ -167,7 +168,7 @@ def check_int(value, ctype, what):
     except TypeError:
         raise TypeError("%s must be an integer, not %s" % (what, type(value).__name__)) from None
     if not bounds[0] <= value <= bounds[1]:
-        raise errors.RangeError("%s %d is outside [%d, %d]" % (what, value, bounds[0], bounds[1]))
+        raise error("%s %d is outside [%d, %d]" % (what, value, bounds[0], bounds[1]))
     return value
 
 

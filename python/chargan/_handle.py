@@ -9,7 +9,6 @@ detaches it.
 """
 
 import ctypes
-import operator
 import os
 import weakref
 
@@ -35,18 +34,6 @@ def c_string(text, what):
     if b"\0" in data:
         raise ValueError("embedded null byte in %s" % what)
     return data
-
-
-def count(value, what):
-    """A non-negative count for a uint64_t (negative ones would wrap to
-    2**64 - 1 and run, uninterruptibly, for ever)."""
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError("%s must be an integer, not %s" % (what, type(value).__name__)) from None
-    if not 0 <= value < 2**64:
-        raise errors.InvalidArgument("%s must be in [0, 2**64), got %d" % (what, value))
-    return value
 
 
 def text_bytes(text, what="text"):

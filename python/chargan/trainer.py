@@ -4,14 +4,19 @@ import ctypes
 import signal
 import threading
 import weakref
-from ctypes import byref, c_double, c_float, c_int32, c_uint64
+from ctypes import byref, c_double, c_float, c_int32, c_uint32, c_uint64
 
 from . import _arrays, errors
 from ._ffi import (_F, _raw, PROGRESS_FN, ModelKind, Phase, ProgressStruct, TrainerConfig,
-                   TrainerP)
-from ._handle import Handle, address, count, fspath, text_bytes
+                   TrainerP, check_int)
+from ._handle import Handle, address, fspath, text_bytes
 from .model import Model, _ids_2d
 from .optimizer import Optimizer
+
+
+def _steps(steps):
+    """A step count: negative ones would wrap to 2**64 - 1 and run for ever."""
+    return check_int(steps, c_uint64, "steps", errors.InvalidArgument)
 
 
 class Progress:
@@ -281,7 +286,7 @@ class Trainer(Handle):
         return loss.value
 
     def pretrain_generator(self, steps):
-        self._call(_F.chargan_trainer_pretrain_generator, count(steps, "steps"))
+        self._call(_F.chargan_trainer_pretrain_generator, _steps(steps))
 
     def d_step(self):
         """One discriminator step; returns (loss, accuracy)."""
@@ -290,7 +295,7 @@ class Trainer(Handle):
         return loss.value, acc.value
 
     def pretrain_discriminator(self, steps):
-        self._call(_F.chargan_trainer_pretrain_discriminator, count(steps, "steps"))
+        self._call(_F.chargan_trainer_pretrain_discriminator, _steps(steps))
 
     def gan_step(self):
         """One adversarial round; returns (generator loss, discriminator loss)."""
@@ -299,7 +304,7 @@ class Trainer(Handle):
         return g.value, d.value
 
     def adversarial(self, steps):
-        self._call(_F.chargan_trainer_adversarial, count(steps, "steps"))
+        self._call(_F.chargan_trainer_adversarial, _steps(steps))
 
     def evaluate(self):
         """(validation NLL in nats/token, bits per token)."""
@@ -310,8 +315,8 @@ class Trainer(Handle):
     def eval_discriminator(self, n_batches=4):
         """Discriminator accuracy on held-out real vs generated batches."""
         acc = c_double()
-        self._call(_F.chargan_trainer_eval_discriminator, count(n_batches, "n_batches"),
-                   byref(acc))
+        n = check_int(n_batches, c_uint32, "n_batches", errors.InvalidArgument)
+        self._call(_F.chargan_trainer_eval_discriminator, n, byref(acc))
         return acc.value
 
     @property

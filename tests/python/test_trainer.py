@@ -115,6 +115,8 @@ class TrainerTest(support.TempDirTestCase):
                 tr.pretrain_generator(1.5)
             with self.assertRaises(chargan.InvalidArgument):
                 tr.adversarial(-1)
+            with self.assertRaises(chargan.InvalidArgument):  # a uint32: 1 once wrapped
+                tr.eval_discriminator(2**32 + 1)
             self.assertEqual(tr.global_step, 0)
 
     def test_adoption(self):
