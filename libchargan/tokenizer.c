@@ -456,10 +456,9 @@ chargan_status chargan_tokenizer_fit(chargan_tokenizer *tok, const char *text, s
     if (tok->attached)
         return cg_fail(&tok->err, CHARGAN_E_STATE, "chargan_tokenizer_fit: this tokenizer "
                        "belongs to a model, whose ids it numbers; fit a copy and attach that");
+    /* (NULL, 0) is empty text, as an empty array's data() may be: nothing reads it */
     if (!text && len > 0)
         return cg_fail(&tok->err, CHARGAN_E_INVALID, "chargan_tokenizer_fit: text is NULL");
-    if (!text) /* (NULL, 0), as an empty array's data() may be */
-        text = "";
     const uint8_t *s = (const uint8_t *)text;
     size_t stop;
     chargan_status st = count_text(tok, s, len, &stop);
@@ -586,8 +585,6 @@ chargan_status chargan_tokenizer_encode(chargan_tokenizer *tok, const char *text
     if ((!text && len > 0) || !n_ids)
         return cg_fail(&tok->err, CHARGAN_E_INVALID, "chargan_tokenizer_encode: %s is NULL",
                        !n_ids ? "n_ids" : "text");
-    if (!text)
-        text = "";
     size_t n, pos = 0;
     chargan_status st = encode_core(tok, (const uint8_t *)text, len, &pos, ids, ids ? cap : 0,
                                     false, &n);
@@ -677,9 +674,6 @@ chargan_status chargan_tokenizer_decode(chargan_tokenizer *tok, const int32_t *i
     if ((!ids && n_ids > 0) || !len)
         return cg_fail(&tok->err, CHARGAN_E_INVALID, "chargan_tokenizer_decode: %s is NULL",
                        !len ? "len" : "ids");
-    static const int32_t no_ids[1];
-    if (!ids)
-        ids = no_ids;
     size_t n;
     chargan_status st = decode_core(tok, ids, n_ids, (uint8_t *)buf, buf ? cap : 0, &n);
     if (st != CHARGAN_OK)
