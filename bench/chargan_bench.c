@@ -490,7 +490,7 @@ static void set_option(args *a, const bench_option *o, const char *value)
     }
     case OPT_SEED: {
         unsigned long long v = strtoull(value, &end, 10);
-        if (*value == '\0' || *end != '\0' || errno || *value == '-')
+        if (*value == '\0' || *end != '\0' || errno || strchr(value, '-')) /* strtoull takes -1 */
             die_usage("%s needs a whole number >= 0, got '%s'", o->name, value);
         *(uint64_t *)field = v;
         return;
