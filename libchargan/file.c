@@ -83,18 +83,16 @@ static chargan_status fsync_parent_dir(cg_error *err, const char *path)
 static int create_temporary(char *tmp)
 {
     static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
-    static _Thread_local uint64_t calls;
+    static _Thread_local uint64_t calls; /* distinct names within a thread and a clock tick */
     char *x = tmp + strlen(tmp) - 6;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t seed = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^
-                    ((uint64_t)getpid() << 17) ^ (uint64_t)(uintptr_t)&calls;
+    cg_rng rng;
+    cg_rng_seed_stream(&rng, (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^
+                                 ((uint64_t)getpid() << 17) ^ (uint64_t)(uintptr_t)&calls,
+                       ++calls);
     for (int attempt = 0; attempt < 100; attempt++) {
-        /* splitmix64 of a per-thread counter: distinct names, no shared state */
-        uint64_t z = seed + 0x9E3779B97F4A7C15u * ++calls;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
-        z ^= z >> 31;
+        uint64_t z = cg_rng_next(&rng);
         for (int i = 0; i < 6; i++, z /= 62)
             x[i] = digits[z % 62];
         int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
