@@ -6,6 +6,8 @@ there, else (nested) lists.  Inputs may be either, or any sequence.
 
 import ctypes
 
+from . import errors
+
 try:
     import numpy as _np
 except ImportError:  # numpy is optional
@@ -66,7 +68,6 @@ def input_buffer(values, ctype, shape, what):
 
 def _check_int32(lo, hi, what):
     if lo < -2**31 or hi > 2**31 - 1:
-        from . import errors
         raise errors.RangeError("%s: %d is outside the 32-bit ids' range"
                                 % (what, lo if lo < -2**31 else hi))
 
