@@ -1,5 +1,5 @@
 /* alloc.c - every allocation of the library, with a failure-injection hook
- * that the tests use to reach each out-of-memory path. */
+ * and a record of the largest request, both for the tests. */
 #include "internal.h"
 
 #include <stdlib.h>
@@ -8,9 +8,12 @@
 /* Fault injection is per thread so parallel tests do not disturb each other. */
 static _Thread_local long fail_countdown = -1;
 static _Thread_local long alloc_count;
+static _Thread_local size_t alloc_largest;
 
-static bool should_fail(void)
+/* Counts an allocation of n bytes; true if it is to fail. */
+static bool should_fail(size_t n)
 {
+    alloc_largest = n > alloc_largest ? n : alloc_largest;
     alloc_count++;
     if (fail_countdown < 0)
         return false;
@@ -18,6 +21,13 @@ static bool should_fail(void)
         return true;
     fail_countdown--;
     return false;
+}
+
+size_t cg_alloc_largest(void)
+{
+    size_t largest = alloc_largest;
+    alloc_largest = 0;
+    return largest;
 }
 
 long cg_alloc_fail_after(long n)
@@ -30,14 +40,15 @@ long cg_alloc_fail_after(long n)
 
 void *cg_malloc(size_t n)
 {
-    if (should_fail())
+    if (should_fail(n))
         return NULL;
     return malloc(n ? n : 1);
 }
 
 void *cg_calloc(size_t count, size_t size)
 {
-    if (should_fail())
+    size_t bytes;
+    if (should_fail(cg_mul_size(count, size, &bytes) ? bytes : SIZE_MAX))
         return NULL;
     if (count == 0 || size == 0)
         count = size = 1;
@@ -46,7 +57,7 @@ void *cg_calloc(size_t count, size_t size)
 
 void *cg_realloc(void *p, size_t n)
 {
-    if (should_fail())
+    if (should_fail(n))
         return NULL;
     return realloc(p, n ? n : 1);
 }
@@ -75,7 +86,7 @@ float *cg_alloc_floats(size_t n)
     if (!cg_mul_size(n ? n : 1, sizeof(float), &bytes) || bytes > SIZE_MAX - 64)
         return NULL;
     bytes = (bytes + 63) & ~(size_t)63;
-    if (should_fail())
+    if (should_fail(bytes))
         return NULL;
     float *p = aligned_alloc(64, bytes);
     if (p)

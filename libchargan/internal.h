@@ -76,6 +76,9 @@ void cg_free_floats(float *p);
 /* Test hook: the n-th allocation from now (0-based) and every later one fail;
  * negative disables.  Returns the number of allocations since the last call. */
 long cg_alloc_fail_after(long n);
+/* Test hook: the size in bytes of this thread's largest allocation since the
+ * last call. */
+size_t cg_alloc_largest(void);
 char *cg_strdup(const char *s);
 
 /* ---------------------------------------------------------------- random numbers (rng.c) */

@@ -20,6 +20,19 @@ bool cg_packed_ids_begin(cg_packed_ids *p, size_t cap, int32_t max_id)
     return true;
 }
 
+bool cg_packed_ids_reserve(cg_packed_ids *p, size_t cap)
+{
+    if (cap <= p->cap)
+        return true;
+    size_t bytes;
+    void *larger;
+    if (!cg_mul_size(cap, (size_t)p->width, &bytes) || !(larger = cg_realloc(p->data, bytes)))
+        return false;
+    p->data = larger;
+    p->cap = cap;
+    return true;
+}
+
 /* Stores count ids at index `at` of an array of the given width. */
 static void store(void *data, int width, size_t at, const int32_t *ids, size_t count)
 {

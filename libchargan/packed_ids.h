@@ -28,6 +28,9 @@ bool cg_packed_ids_init(cg_packed_ids *p, const int32_t *ids, size_t n);
  * room not used, so the result is cg_packed_ids_init's of the same ids.
  * begin: false, *p left empty, if out of memory. */
 bool cg_packed_ids_begin(cg_packed_ids *p, size_t cap, int32_t max_id);
+/* Makes room for up to cap ids in total (more than begin's); false, *p as it
+ * was, if out of memory. */
+bool cg_packed_ids_reserve(cg_packed_ids *p, size_t cap);
 void cg_packed_ids_append(cg_packed_ids *p, const int32_t *ids, size_t count);
 void cg_packed_ids_finish(cg_packed_ids *p);
 void cg_packed_ids_free(cg_packed_ids *p);

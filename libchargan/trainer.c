@@ -430,16 +430,29 @@ static chargan_status set_corpus(chargan_trainer *tr, const int32_t *ids, size_t
 /* Ids a text corpus is encoded in at a time (256 kB of int32). */
 enum { CORPUS_PIECE = 1 << 16 };
 
+/* The characters of valid UTF-8 text: its bytes other than continuation
+ * bytes (10xxxxxx).  Invalid text can have more ids than this. */
+static size_t utf8_characters(const char *text, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        n += ((unsigned char)text[i] & 0xC0) != 0x80;
+    return n;
+}
+
 /* Encodes text into *out through a buffer of CORPUS_PIECE ids, so that a
  * corpus costs its packed size (a byte a character, mostly) and never four
- * bytes an id besides; *known counts the ids other than CHARGAN_ID_UNKNOWN. */
+ * bytes an id besides; *known counts the ids other than CHARGAN_ID_UNKNOWN.
+ * The ids get room for the text's characters, not its bytes (a third of
+ * them for CJK text); only invalid UTF-8 read with the replace policy, whose
+ * stray continuation bytes are ids of their own, can need more. */
 static chargan_status encode_corpus(chargan_trainer *tr, chargan_tokenizer *tok, const char *text,
                                     size_t len, cg_packed_ids *out, size_t *known)
 {
     /* one id per byte at most */
     int32_t *piece = cg_malloc((len < CORPUS_PIECE ? len : CORPUS_PIECE) * sizeof *piece);
     int32_t max_id = (int32_t)cg_tokenizer_vocab_size(tok) - 1;
-    if (!piece || !cg_packed_ids_begin(out, len, max_id)) {
+    if (!piece || !cg_packed_ids_begin(out, utf8_characters(text, len), max_id)) {
         cg_free(piece);
         return cg_fail(&tr->err, CHARGAN_E_NOMEM, "out of memory storing a corpus of %zu bytes",
                        len);
@@ -448,10 +461,16 @@ static chargan_status encode_corpus(chargan_trainer *tr, chargan_tokenizer *tok,
     for (size_t pos = 0; pos < len;) {
         size_t n;
         chargan_status st = cg_tokenizer_encode_some(tok, text, len, &pos, piece, CORPUS_PIECE, &n);
+        if (st != CHARGAN_OK)
+            st = cg_fail_from(&tr->err, st, "encoding the corpus: ");
+        /* room for these n and, at most, one id per byte left */
+        else if (out->n + n > out->cap && !cg_packed_ids_reserve(out, out->n + n + (len - pos)))
+            st = cg_fail(&tr->err, CHARGAN_E_NOMEM, "out of memory storing a corpus of %zu bytes",
+                         len);
         if (st != CHARGAN_OK) {
             cg_free(piece);
             cg_packed_ids_free(out);
-            return cg_fail_from(&tr->err, st, "encoding the corpus: ");
+            return st;
         }
         for (size_t i = 0; i < n; i++)
             *known += piece[i] != CHARGAN_ID_UNKNOWN;

@@ -552,29 +552,73 @@ END_TEST
 
 /* A text corpus is encoded in pieces of CORPUS_PIECE ids: over several
  * pieces, with characters of one to four bytes and CR LF pairs across their
- * ends, the trainer holds the ids of one encode of the whole text. */
+ * ends, the trainer holds the ids of one encode of the whole text.  The
+ * ids' room is the text's characters, not its bytes: _i = 1 is CJK text
+ * with more than 256 characters (two bytes an id, three bytes a character),
+ * where that room is the largest allocation of the call; _i = 2 has invalid
+ * UTF-8 read with the replace policy, whose stray continuation bytes are ids
+ * of their own, more ids than characters, so the room must grow. */
 START_TEST(corpus_text_in_pieces_equals_one_encode)
 {
-    static const char *const units[] = {"a", "B", "\r\n", " ", "\xC3\xA9", "\xE2\x82\xAC",
+    static const char *const mixed[] = {"a", "B", "\r\n", " ", "\xC3\xA9", "\xE2\x82\xAC",
                                         "\xF0\x9F\x98\x80", "\n", "z"};
-    const size_t cap = 400000;
+    static const char *const invalid[] = {"a", "\x80", "\xBF\xBF\xBF", "\xE2\x82", "\xC3\xA9",
+                                          "\xF0\x9F\x98", "\r\n", "\xFF"};
+    const size_t cap = _i == 1 ? 1200000 : 400000;
     char *text = malloc(cap);
     ck_assert_ptr_nonnull(text);
-    size_t len = 0;
+    size_t len = 0, characters = 0;
     uint64_t x = 12345;
     while (len + 4 < cap) {
         x = x * 6364136223846793005ull + 1442695040888963407ull;
-        const char *u = units[(x >> 33) % (sizeof units / sizeof units[0])];
+        char cjk[4];
+        const char *u;
+        if (_i == 1) { /* one of U+4E00 .. U+4F2B, 300 characters */
+            unsigned cp = 0x4E00 + (unsigned)((x >> 33) % 300);
+            cjk[0] = (char)(0xE0 | (cp >> 12));
+            cjk[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+            cjk[2] = (char)(0x80 | (cp & 0x3F));
+            cjk[3] = '\0';
+            u = cjk;
+        } else if (_i == 2) {
+            u = invalid[(x >> 33) % (sizeof invalid / sizeof invalid[0])];
+        } else {
+            u = mixed[(x >> 33) % (sizeof mixed / sizeof mixed[0])];
+        }
         memcpy(text + len, u, strlen(u));
         len += strlen(u);
+        characters++;
     }
     chargan_trainer_config tc = small_config();
-    chargan_trainer *tr = make_trainer(&tc, make_gen(40, 4, 6, 0, 0.0f, 1));
+    chargan_model *g = make_gen(_i == 1 ? 400 : 40, 4, 6, 0, 0.0f, 1);
+    if (_i == 2) { /* the default policy would refuse the text */
+        chargan_tokenizer_options o;
+        chargan_tokenizer_options_init(&o);
+        o.utf8_policy = CHARGAN_UTF8_REPLACE;
+        chargan_tokenizer *fitted;
+        ck_assert_int_eq(chargan_tokenizer_new(&o, &fitted), CHARGAN_OK);
+        ck_assert_int_eq(chargan_tokenizer_fit(fitted, text, len), CHARGAN_OK);
+        ck_assert_int_eq(chargan_model_set_tokenizer(g, fitted), CHARGAN_OK);
+        chargan_tokenizer_free(fitted);
+    }
+    chargan_trainer *tr = make_trainer(&tc, g);
+    cg_alloc_largest(); /* from here */
     ck_assert_int_eq(chargan_trainer_set_corpus_text(tr, text, len), CHARGAN_OK);
+    size_t largest = cg_alloc_largest();
     chargan_tokenizer *tok = chargan_model_tokenizer(tr->gen);
     size_t n;
     ck_assert_int_eq(chargan_tokenizer_encode(tok, text, len, NULL, 0, &n), CHARGAN_OK);
     ck_assert_uint_gt(n, 3 * 65536); /* several pieces */
+    if (_i == 1) {
+        ck_assert_uint_eq(n, characters);
+        ck_assert_uint_eq(largest, 2 * characters); /* not 2 * len */
+    }
+    if (_i == 2) { /* more ids than bytes that start a character */
+        size_t starts = 0;
+        for (size_t k = 0; k < len; k++)
+            starts += ((unsigned char)text[k] & 0xC0) != 0x80;
+        ck_assert_uint_gt(n, starts);
+    }
     int32_t *ids = malloc(n * sizeof *ids);
     ck_assert_ptr_nonnull(ids);
     ck_assert_int_eq(chargan_tokenizer_encode(tok, text, len, ids, n, &n), CHARGAN_OK);
@@ -582,6 +626,7 @@ START_TEST(corpus_text_in_pieces_equals_one_encode)
     ck_assert(cg_packed_ids_init(&want, ids, n));
     ck_assert_uint_eq(tr->ids.n, n);
     ck_assert_int_eq(tr->ids.width, want.width);
+    ck_assert_int_eq(tr->ids.width, _i == 1 ? 2 : 1);
     ck_assert_mem_eq(tr->ids.data, want.data, cg_packed_ids_bytes(&want));
     cg_packed_ids_free(&want);
     free(ids);
@@ -1212,7 +1257,7 @@ static Suite *trainer_suite(void)
     tcase_add_test(tc, mle_step_batch_matches_model_nll);
     tcase_add_test(tc, packed_ids_every_width);
     tcase_add_test(tc, packed_ids_from_pieces);
-    tcase_add_test(tc, corpus_text_in_pieces_equals_one_encode);
+    tcase_add_loop_test(tc, corpus_text_in_pieces_equals_one_encode, 0, 3);
     tcase_add_test(tc, corpus_ids_beyond_one_byte);
     suite_add_tcase(s, tc);
 
