@@ -153,10 +153,20 @@ chargan_status cg_ckpt_parse(cg_error *err, const char *what, const void *data, 
     return CHARGAN_OK;
 }
 
+/* cg_read_file's check of a checkpoint's first bytes: a full magic that is
+ * not ours fails as the parser would fail it, before the file is read. */
+static chargan_status check_magic(cg_error *err, const char *path, const uint8_t *head, size_t n)
+{
+    cg_ckpt_file unused;
+    if (n == sizeof ckpt_magic && memcmp(head, ckpt_magic, n) != 0)
+        return cg_ckpt_parse(err, path, head, n, &unused);
+    return CHARGAN_OK;
+}
+
 chargan_status cg_ckpt_open(cg_error *err, const char *path, cg_ckpt_file *f)
 {
     memset(f, 0, sizeof *f);
-    chargan_status st = cg_read_file(err, path, CG_CKPT_MAX_FILE, &f->data, &f->size);
+    chargan_status st = cg_read_file(err, path, CG_CKPT_MAX_FILE, check_magic, &f->data, &f->size);
     if (st != CHARGAN_OK)
         return st;
     st = cg_ckpt_parse(err, path, f->data, f->size, f);

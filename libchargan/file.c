@@ -148,10 +148,31 @@ chargan_status cg_write_file_atomic(cg_error *err, const char *path, const void 
     return fsync_parent_dir(err, path);
 }
 
-chargan_status cg_read_file(cg_error *err, const char *path, size_t max_size, uint8_t **data,
-                            size_t *size)
+/* Reads up to n bytes into buf, stopping early only at the end of the file;
+ * *got is what was read.  -1 (errno set) on a read error. */
+static int read_up_to(int fd, uint8_t *buf, size_t n, size_t *got)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    *got = 0;
+    while (*got < n) {
+        ssize_t r = read(fd, buf + *got, n - *got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            break; /* the file shrank: take what is there */
+        *got += (size_t)r;
+    }
+    return 0;
+}
+
+chargan_status cg_read_file(cg_error *err, const char *path, size_t max_size,
+                            cg_file_head_check check_head, uint8_t **data, size_t *size)
+{
+    /* O_NONBLOCK: opening a FIFO without a writer would wait for one; it is
+     * refused below like any file that is not regular.  (Reads from a
+     * regular file do not block either way.) */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0)
         return io_fail(err, "cannot open", path);
     struct stat sb;
@@ -170,29 +191,36 @@ chargan_status cg_read_file(cg_error *err, const char *path, size_t max_size, ui
                        (long long)sb.st_size, max_size);
     }
     size_t n = (size_t)sb.st_size;
+    /* The head first, so that a file of another kind is refused before the
+     * whole of it is read (a large one, or a sparse one that claims many
+     * bytes it does not hold, would cost its size in memory). */
+    uint8_t head[CG_FILE_HEAD];
+    size_t got;
+    chargan_status st = CHARGAN_OK;
+    if (read_up_to(fd, head, n < sizeof head ? n : sizeof head, &got) != 0)
+        st = io_fail(err, "cannot read", path);
+    else if (check_head)
+        st = check_head(err, path, head, got);
+    if (st != CHARGAN_OK) {
+        close(fd);
+        return st;
+    }
     uint8_t *buf = cg_malloc(n + 1);
     if (!buf) {
         close(fd);
         return cg_fail(err, CHARGAN_E_NOMEM, "out of memory reading '%s' (%zu bytes)", path, n);
     }
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = read(fd, buf + got, n - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            chargan_status st = io_fail(err, "cannot read", path);
-            close(fd);
-            cg_free(buf);
-            return st;
-        }
-        if (r == 0)
-            break; /* the file shrank: take what is there */
-        got += (size_t)r;
+    memcpy(buf, head, got);
+    size_t rest = 0;
+    if (got == sizeof head && read_up_to(fd, buf + got, n - got, &rest) != 0) {
+        st = io_fail(err, "cannot read", path);
+        close(fd);
+        cg_free(buf);
+        return st;
     }
     close(fd);
-    buf[got] = 0;
+    buf[got + rest] = 0;
     *data = buf;
-    *size = got;
+    *size = got + rest;
     return CHARGAN_OK;
 }

@@ -154,9 +154,15 @@ bool cg_get_f32_array(cg_reader *r, float *dst, size_t n);
  * of the directory.  On failure the old file is intact and no temporary is
  * left behind. */
 chargan_status cg_write_file_atomic(cg_error *err, const char *path, const void *data, size_t size);
-/* Reads a whole regular file of at most max_size bytes into a cg_malloc'd buffer. */
-chargan_status cg_read_file(cg_error *err, const char *path, size_t max_size, uint8_t **data,
-                            size_t *size);
+/* Reads a whole regular file of at most max_size bytes into a cg_malloc'd
+ * buffer.  check_head (NULL: none) judges its first CG_FILE_HEAD bytes (n:
+ * fewer if the file is shorter) before the rest is read or any memory is
+ * taken: what it returns other than CHARGAN_OK is the call's. */
+enum { CG_FILE_HEAD = 8 };
+typedef chargan_status (*cg_file_head_check)(cg_error *err, const char *path, const uint8_t *head,
+                                             size_t n);
+chargan_status cg_read_file(cg_error *err, const char *path, size_t max_size,
+                            cg_file_head_check check_head, uint8_t **data, size_t *size);
 /* Test hook: in this thread, the n-th system call of cg_write_file_atomic from
  * now (0-based: mkstemp, each write, fsync, close, rename, then the
  * directory's open and fsync) and every later one fail with errno errnum;

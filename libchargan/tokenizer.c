@@ -983,7 +983,7 @@ chargan_status chargan_tokenizer_load(const char *path, chargan_tokenizer **out)
                        !path ? "path" : "out");
     uint8_t *data;
     size_t size;
-    chargan_status st = cg_read_file(NULL, path, VOCAB_MAX_FILE_SIZE, &data, &size);
+    chargan_status st = cg_read_file(NULL, path, VOCAB_MAX_FILE_SIZE, NULL, &data, &size);
     if (st != CHARGAN_OK)
         return st;
     st = chargan_tokenizer_load_buffer(data, size, out);

@@ -228,21 +228,81 @@ START_TEST(atomic_write_replaces_and_cleans_up)
     ck_assert_int_eq(cg_write_file_atomic(&err, path, "second!", 7), CHARGAN_OK);
     uint8_t *data;
     size_t size;
-    ck_assert_int_eq(cg_read_file(&err, path, 100, &data, &size), CHARGAN_OK);
+    ck_assert_int_eq(cg_read_file(&err, path, 100, NULL, &data, &size), CHARGAN_OK);
     ck_assert_uint_eq(size, 7);
     ck_assert(memcmp(data, "second!", 7) == 0);
     cg_free(data);
     ck_assert_int_eq(count_entries(dir), 1);
     /* size cap */
-    ck_assert_int_eq(cg_read_file(&err, path, 3, &data, &size), CHARGAN_E_FORMAT);
+    ck_assert_int_eq(cg_read_file(&err, path, 3, NULL, &data, &size), CHARGAN_E_FORMAT);
     ck_assert_ptr_nonnull(strstr(err.msg, "file.bin"));
     /* a directory that does not exist: an I/O error naming the path, nothing left */
     ck_assert_int_eq(cg_write_file_atomic(&err, "/nonexistent-dir/x.bin", "a", 1), CHARGAN_E_IO);
     ck_assert_ptr_nonnull(strstr(err.msg, "/nonexistent-dir/x.bin"));
-    ck_assert_int_eq(cg_read_file(&err, "/nonexistent-file", 10, &data, &size), CHARGAN_E_IO);
-    ck_assert_int_eq(cg_read_file(&err, dir, 10, &data, &size), CHARGAN_E_IO);
+    ck_assert_int_eq(cg_read_file(&err, "/nonexistent-file", 10, NULL, &data, &size), CHARGAN_E_IO);
+    ck_assert_int_eq(cg_read_file(&err, dir, 10, NULL, &data, &size), CHARGAN_E_IO);
     unlink(path);
     rmdir(dir);
+}
+END_TEST
+
+/* The reads of a whole file refuse a FIFO at once (opening one without a
+ * writer used to wait for a writer), and a file whose head its check refuses
+ * is refused before anything is allocated for its body. */
+static chargan_status refuse_x(cg_error *err, const char *path, const uint8_t *head, size_t n)
+{
+    if (n == CG_FILE_HEAD && head[0] == 'X')
+        return cg_fail(err, CHARGAN_E_FORMAT, "%s starts with X", path);
+    return CHARGAN_OK;
+}
+
+START_TEST(read_file_refuses_fifo_and_foreign_head)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/fifo", cg_test_tmpdir());
+    unlink(path);
+    ck_assert_int_eq(mkfifo(path, 0600), 0);
+    cg_error err = {{0}};
+    uint8_t *data;
+    size_t size;
+    ck_assert_int_eq(cg_read_file(&err, path, 100, NULL, &data, &size), CHARGAN_E_IO);
+    ck_assert_ptr_nonnull(strstr(err.msg, "not a regular file"));
+    chargan_model *m;
+    ck_assert_int_eq(chargan_model_load(path, CHARGAN_GENERATOR, &m), CHARGAN_E_IO);
+    chargan_tokenizer *tok;
+    ck_assert_int_eq(chargan_tokenizer_load(path, &tok), CHARGAN_E_IO);
+    unlink(path);
+
+    /* a megabyte of X: the check sees 8 bytes, and the call takes no memory */
+    snprintf(path, sizeof path, "%s/xxx", cg_test_tmpdir());
+    const size_t big = 1 << 20;
+    char *xs = malloc(big);
+    ck_assert_ptr_nonnull(xs);
+    memset(xs, 'X', big);
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(xs, 1, big, f), big);
+    ck_assert_int_eq(fclose(f), 0);
+    cg_alloc_largest();
+    ck_assert_int_eq(cg_read_file(&err, path, big, refuse_x, &data, &size), CHARGAN_E_FORMAT);
+    ck_assert_str_eq(err.msg + strlen(path), " starts with X");
+    ck_assert_uint_eq(cg_alloc_largest(), 0);
+    /* nor does a model load of it, which fails at the magic as before */
+    ck_assert_int_eq(chargan_model_load(path, CHARGAN_GENERATOR, &m), CHARGAN_E_FORMAT);
+    ck_assert_ptr_nonnull(strstr(chargan_last_error(), "bad magic"));
+    ck_assert_uint_lt(cg_alloc_largest(), 4096);
+    /* a head the check accepts: the whole file, as before */
+    xs[0] = 'Y';
+    f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(xs, 1, big, f), big);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_int_eq(cg_read_file(&err, path, big, refuse_x, &data, &size), CHARGAN_OK);
+    ck_assert_uint_eq(size, big);
+    ck_assert_mem_eq(data, xs, big);
+    cg_free(data);
+    free(xs);
+    unlink(path);
 }
 END_TEST
 
@@ -271,6 +331,7 @@ static Suite *core_suite(void)
     tcase_add_test(tc, writer_reports_allocation_failure);
     tcase_add_test(tc, utf8_decode_accepts_valid_rejects_invalid);
     tcase_add_test(tc, atomic_write_replaces_and_cleans_up);
+    tcase_add_test(tc, read_file_refuses_fifo_and_foreign_head);
     tcase_add_test(tc, atomic_write_to_full_disk_leaves_old_file);
     suite_add_tcase(s, tc);
     return s;
