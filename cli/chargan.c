@@ -43,7 +43,7 @@ static const char help_train[] =
     "  --layers L               stacked LSTM layers (default 1)\n"
     "  --dropout P              recurrent dropout, 0 <= P < 1 (default 0)\n"
     "  --vocab-cap N            keep at most N ids, reserved ones included (0: all)\n"
-    "  --lowercase              fold upper case to lower case\n"
+    "  --lowercase              fold A-Z and Latin-1 capitals to lower case\n"
     "training:\n"
     "  --batch B                sequences per step (default 32)\n"
     "  --seq T                  characters predicted per sequence (default 64)\n"

@@ -26,8 +26,8 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * calling thread's last library failure, or the status name if empty. */
 void cli_lib_error(chargan_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Reads a whole file ("-" is stdin) into a NUL-terminated buffer the caller
- * frees with free().  On failure prints "chargan: cannot read <what> 'path':
+/* Reads a whole file ("-" is stdin; a pipe is fine, a device is refused)
+ * into a NUL-terminated buffer the caller frees with free().  On failure prints "chargan: cannot read <what> 'path':
  * <reason>" and returns NULL; a stop signal (cli_signals_install) during a
  * slow read ends it as a failure too. */
 char *cli_read_file(const char *path, const char *what, size_t *len);

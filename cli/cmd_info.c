@@ -5,7 +5,10 @@
 #include <string.h>
 
 /* Writes one character of the vocabulary as it would appear in a C string,
- * so that control characters and quotes stay visible. */
+ * so that control characters and quotes stay visible.  Escapes are octal:
+ * three digits end one, where \x would take the hex digits after it
+ * ("\x01bc" is one character), and C allows no \u below U+00A0, so the C1
+ * controls are their UTF-8 bytes. */
 static void put_char(FILE *f, uint32_t cp)
 {
     switch (cp) {
@@ -16,10 +19,12 @@ static void put_char(FILE *f, uint32_t cp)
     case '\\': fputs("\\\\", f); return;
     }
     if (cp < 0x20 || cp == 0x7f) {
-        fprintf(f, "\\x%02x", (unsigned)cp);
+        fprintf(f, "\\%03o", (unsigned)cp);
     } else if (cp < 0x80) {
         fputc((int)cp, f);
-    } else if (cp < 0xa0 || (cp >= 0xd800 && cp < 0xe000) || cp > 0x10ffff) {
+    } else if (cp < 0xa0) {
+        fprintf(f, "\\%03o\\%03o", 0xc0 | (unsigned)(cp >> 6), 0x80 | (unsigned)(cp & 0x3f));
+    } else if ((cp >= 0xd800 && cp < 0xe000) || cp > 0x10ffff) { /* not in a vocabulary */
         fprintf(f, "\\u%04x", (unsigned)cp);
     } else if (cp < 0x800) {
         fputc((int)(0xc0 | (cp >> 6)), f);

@@ -42,6 +42,15 @@ char *cli_read_file(const char *path, const char *what, size_t *len)
         cli_error("cannot read %s '%s': %s", what, path, strerror(errno));
         return NULL;
     }
+    /* A device never ends (/dev/zero) or is not text: a file, a pipe or
+     * stdin only.  A pipe may be endless too, but that is asked for. */
+    struct stat sb;
+    if (!is_stdin && fstat(fileno(f), &sb) == 0 && (S_ISCHR(sb.st_mode) || S_ISBLK(sb.st_mode))) {
+        cli_error("cannot read %s '%s': a device, not a file (give '-' to read standard input)",
+                  what, path);
+        fclose(f);
+        return NULL;
+    }
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap);
     if (!buf) {

@@ -16,6 +16,13 @@ cat "$C" >>"$TMP/bad-utf8.txt"
 expect_error 1 "corpus '$TMP/bad-utf8.txt'" "$CHARGAN" train "$TMP/bad-utf8.txt" -o "$M" $TINY --steps 5
 grep -q "offset 3" "$TMP/err" || { show; fail "invalid UTF-8: the message does not give the offset 3"; }
 [ -e "$M" ] && fail "a failed train wrote a model"
+# A device is refused at once (/dev/zero was read until memory ran out).
+expect_error 1 "cannot read corpus '/dev/zero': a device, not a file" \
+    "$CHARGAN" train /dev/zero -o "$M" $TINY --steps 5
+expect_error 1 "cannot read log '/dev/zero': a device, not a file" "$CHARGAN" plot /dev/zero -o "$TMP/p.png"
+# A FIFO without a writer, given where a model is read: refused, not waited on.
+mkfifo "$TMP/in-fifo" 2>/dev/null &&
+    expect_error 1 "not a regular file" timeout 20 "$CHARGAN" info "$TMP/in-fifo"
 
 # --- where the model and the log go ------------------------------------------
 expect_error 1 "cannot write model '$TMP/no/such/dir/m.ckpt'" \

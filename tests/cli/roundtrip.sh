@@ -57,6 +57,14 @@ for line in "  hidden_dim: 16" "  embed_dim: 8" "  num_layers: 1" "  global_step
 done
 grep -q '^    lstm\.0\.w_ih  *8 x 64  *512$' "$TMP/out" || { show; fail "info: no lstm.0.w_ih [8,64]"; }
 grep -q '^  characters: ".* .*"$' "$TMP/out" || { show; fail "info: no character list"; }
+# Control characters are octal escapes, valid C: "\x01bc" read as one character.
+# The corpus ranks them: b (3 a line), U+0001 (2), then one each, by code point.
+i=0
+while [ $i -lt 40 ]; do printf 'bbb\001\001\302\205c\n'; i=$((i + 1)); done >"$TMP/ctl.txt"
+expect_ok "$CHARGAN" train "$TMP/ctl.txt" -o "$TMP/ctl.ckpt" $TINY --seq 8 --steps 1 --val-fraction 0
+expect_ok "$CHARGAN" info "$TMP/ctl.ckpt"
+grep -qxF '  characters: "b\001\nc\302\205"' "$TMP/out" ||
+    { show; fail "info: control characters not as octal escapes"; }
 # The total is the sum of the tensors' sizes.
 sum=$(awk '/^  parameters:/{p=1;next} /^  total_weights:/{p=0} p{s+=$NF} END{print s}' "$TMP/out")
 total=$(sed -n 's/^  total_weights: //p' "$TMP/out" | head -n 1)
