@@ -706,7 +706,8 @@ CHARGAN_API chargan_status chargan_trainer_init_output_bias(chargan_trainer *tr)
  *  training call below. */
 CHARGAN_API chargan_status chargan_trainer_mle_step(chargan_trainer *tr, float *loss);
 /** One MLE step on caller-supplied data: batch x (seq_len + 1) ids, row-major;
- *  the first id of each row is the input before the first prediction.
+ *  the first id of each row is the input before the first prediction.  Under
+ *  MPI every rank passes the same global batch and trains on its rows.
  *  Errors: CHARGAN_E_INVALID, CHARGAN_E_RANGE (an id outside the
  *  vocabulary), CHARGAN_E_NUMERIC, CHARGAN_E_NOMEM. */
 CHARGAN_API chargan_status chargan_trainer_mle_step_batch(chargan_trainer *tr, const int32_t *ids,
@@ -783,10 +784,14 @@ CHARGAN_API chargan_status chargan_trainer_load(const char *path, chargan_traine
  *  a run on N ranks follows the run on one rank with batch B up to float
  *  rounding.  Gradients of the generator and the discriminator are averaged
  *  (MPI_Allreduce) before every optimizer step, as are the reported losses,
- *  the discriminator accuracy and the REINFORCE baseline.  Dropout masks come
- *  from a per-rank stream (rank 0 keeps the model's own).  The call copies
- *  rank 0's parameters, trainer RNG and baseline to all ranks and checks that
- *  configuration, corpus, step counters and parameter counts agree.
+ *  the discriminator accuracy and the REINFORCE baseline.  Every rank draws
+ *  the recurrent-dropout masks of the whole batch and keeps its rows, so
+ *  dropout too follows one process, and a checkpoint's RNGs are every rank's.
+ *  The call copies rank 0's parameters, optimizer moments, RNGs and baseline
+ *  to all ranks and checks that the configuration (the trainer's, both
+ *  optimizers' and the models' dropout), corpus, step counters and parameter
+ *  counts agree.  A rank that cannot attach (no corpus, attached already)
+ *  fails, and so do the others, without waiting for it.
  *
  *  chargan_trainer_save() writes only on rank 0 (other ranks return
  *  CHARGAN_OK without writing); any rank can load the checkpoint and attach
@@ -851,8 +856,10 @@ CHARGAN_API chargan_status chargan_self_bleu(const char *const *texts, size_t n,
 
 /** Discriminator accuracy on n_batches batches of held-out real windows
  *  against as many generated batches (final-step head, threshold 0.5).
- *  Changes no parameter.  Errors: CHARGAN_E_STATE (no discriminator, no
- *  corpus or no held-out data). */
+ *  Changes no parameter.  Under MPI it is collective: each rank judges its
+ *  rows and every rank gets the accuracy of the whole batches.  Errors:
+ *  CHARGAN_E_STATE (no discriminator, no corpus or no held-out data),
+ *  CHARGAN_E_IO (MPI). */
 CHARGAN_API chargan_status chargan_trainer_eval_discriminator(chargan_trainer *tr,
                                                               uint32_t n_batches,
                                                               double *accuracy);

@@ -25,6 +25,7 @@
 #include "optim.h"
 
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -122,6 +123,13 @@ chargan_status cg_dist_allreduce_grads(chargan_trainer *tr, chargan_model *m, do
                                        int n_vals, const char *what, uint64_t step)
 {
     (void)tr, (void)m, (void)vals, (void)n_vals, (void)what, (void)step;
+    return CHARGAN_OK;
+}
+
+chargan_status cg_dist_allreduce_sum(chargan_trainer *tr, double *vals, size_t n,
+                                     const char *what, uint64_t step)
+{
+    (void)tr, (void)vals, (void)n, (void)what, (void)step;
     return CHARGAN_OK;
 }
 
@@ -231,8 +239,8 @@ chargan_status cg_dist_allreduce_grads(chargan_trainer *tr, chargan_model *m, do
     return CHARGAN_OK;
 }
 
-chargan_status cg_dist_allreduce_mean(chargan_trainer *tr, double *vals, size_t n,
-                                      const char *what, uint64_t step)
+chargan_status cg_dist_allreduce_sum(chargan_trainer *tr, double *vals, size_t n,
+                                     const char *what, uint64_t step)
 {
     if (!cg_dist_active(tr) || n == 0)
         return CHARGAN_OK;
@@ -243,11 +251,17 @@ chargan_status cg_dist_allreduce_mean(chargan_trainer *tr, double *vals, size_t 
     int rc = MPI_Iallreduce(MPI_IN_PLACE, vals, (int)n, MPI_DOUBLE, MPI_SUM, d->comm, &req);
     if (rc != MPI_SUCCESS)
         return mpi_fail(tr, rc, "allreduce", what, step);
-    chargan_status st = wait_all(tr, 1, &req, "allreduce", what, step);
-    if (st != CHARGAN_OK)
+    return wait_all(tr, 1, &req, "allreduce", what, step);
+}
+
+chargan_status cg_dist_allreduce_mean(chargan_trainer *tr, double *vals, size_t n,
+                                      const char *what, uint64_t step)
+{
+    chargan_status st = cg_dist_allreduce_sum(tr, vals, n, what, step);
+    if (st != CHARGAN_OK || !cg_dist_active(tr))
         return st;
     for (size_t i = 0; i < n; i++)
-        vals[i] /= d->size;
+        vals[i] /= tr->dist->size;
     return CHARGAN_OK;
 }
 
@@ -306,14 +320,53 @@ enum {
     AG_BETA_START, AG_BETA_MAX, AG_ANNEAL, AG_ANNEAL_STEPS, AG_GAN_LOSS, AG_GUMBEL_FEED,
     AG_VAL_FRACTION, AG_G_WEIGHTS, AG_D_WEIGHTS, AG_VOCAB, AG_GLOBAL_STEP, AG_D_UPDATES,
     AG_GAN_STEPS, AG_G_OPT_STEPS, AG_D_OPT_STEPS, AG_CORPUS_KIND, AG_CORPUS_IDS, AG_CORPUS_CRC,
-    AG_N
+    AG_REPORT_EVERY, AG_VAL_EVERY, AG_G_DROPOUT, AG_D_DROPOUT,
+    AG_G_OPT, /* the generator's optimizer settings, then the discriminator's */
+    AG_OPT_N = 9,
+    AG_D_OPT = AG_G_OPT + AG_OPT_N,
+    AG_N = AG_D_OPT + AG_OPT_N
 };
-static const char *const ag_names[AG_N] = {
+/* The optimizer settings at AG_G_OPT and AG_D_OPT, in this order. */
+static const char *const ag_opt_names[AG_OPT_N] = {"kind", "lr", "beta1", "beta2", "eps",
+                                            "weight_decay", "momentum", "rho", "clip_norm"};
+static const char *const ag_names[AG_G_OPT] = {
     "batch", "seq_len", "estimator", "d_steps", "rollouts", "gamma", "baseline_decay",
     "mle_weight", "beta_start", "beta_max", "anneal", "anneal_steps", "gan_loss", "gumbel_feed",
     "val_fraction", "generator weights", "discriminator weights", "vocabulary size", "global step",
     "discriminator updates", "adversarial steps", "generator optimizer steps",
-    "discriminator optimizer steps", "corpus kind", "corpus length", "corpus CRC-32"};
+    "discriminator optimizer steps", "corpus kind", "corpus length", "corpus CRC-32",
+    /* each a collective when due: ranks that differ would wait on one another */
+    "report_every", "val_every",
+    "generator's recurrent_dropout", "discriminator's recurrent_dropout"};
+
+static void optimizer_values(const chargan_optimizer *o, uint64_t *v)
+{
+    if (!o) {
+        memset(v, 0, AG_OPT_N * sizeof *v);
+        return;
+    }
+    const chargan_optimizer_config *c = &o->cfg;
+    v[0] = (uint64_t)(uint32_t)c->kind;
+    v[1] = f32_bits(c->lr);
+    v[2] = f32_bits(c->beta1);
+    v[3] = f32_bits(c->beta2);
+    v[4] = f32_bits(c->eps);
+    v[5] = f32_bits(c->weight_decay);
+    v[6] = f32_bits(c->momentum);
+    v[7] = f32_bits(c->rho);
+    v[8] = f32_bits(c->clip_norm);
+}
+
+/* The name of agreement value i, in buf when it is an optimizer's setting. */
+static const char *ag_name(int i, char *buf, size_t size)
+{
+    if (i < AG_G_OPT)
+        return ag_names[i];
+    bool gen = i < AG_D_OPT;
+    snprintf(buf, size, "%s optimizer's %s", gen ? "generator" : "discriminator",
+             ag_opt_names[i - (gen ? AG_G_OPT : AG_D_OPT)]);
+    return buf;
+}
 
 static void agreement_values(const chargan_trainer *tr, uint64_t *v)
 {
@@ -344,6 +397,12 @@ static void agreement_values(const chargan_trainer *tr, uint64_t *v)
     v[AG_CORPUS_KIND] = (uint64_t)tr->corpus_kind;
     v[AG_CORPUS_IDS] = tr->ids.n;
     v[AG_CORPUS_CRC] = cg_crc32(0, tr->ids.data, cg_packed_ids_bytes(&tr->ids));
+    v[AG_REPORT_EVERY] = c->report_every;
+    v[AG_VAL_EVERY] = c->val_every;
+    v[AG_G_DROPOUT] = f32_bits(tr->gen->cfg.recurrent_dropout);
+    v[AG_D_DROPOUT] = tr->disc ? f32_bits(tr->disc->cfg.recurrent_dropout) : 0;
+    optimizer_values(tr->gopt, v + AG_G_OPT);
+    optimizer_values(tr->dopt, v + AG_D_OPT);
 }
 
 static chargan_status check_agreement(chargan_trainer *tr)
@@ -360,19 +419,19 @@ static chargan_status check_agreement(chargan_trainer *tr)
     chargan_status st = wait_all(tr, 2, req, "configuration check", "step", tr->global_step);
     if (st != CHARGAN_OK)
         return st;
+    char name[64];
     for (int i = 0; i < AG_N; i++)
         if (lo[i] != hi[i])
             return cg_fail(&tr->err, CHARGAN_E_INVALID, "chargan_trainer_set_mpi_comm: the ranks "
                            "disagree on the %s (this rank %llu; from %llu to %llu over the "
                            "ranks): every rank needs the same configuration, corpus and "
-                           "checkpoint", ag_names[i], (unsigned long long)mine[i],
+                           "checkpoint", ag_name(i, name, sizeof name), (unsigned long long)mine[i],
                            (unsigned long long)lo[i], (unsigned long long)hi[i]);
     return CHARGAN_OK;
 }
 
-/* Rank 0's parameters, optimizer moments, trainer RNG and baseline to all
- * ranks; then every rank but 0 moves its models' dropout RNGs to a stream of
- * its own. */
+/* Rank 0's parameters, optimizer moments, RNGs (the trainer's and the
+ * models' dropout RNGs) and baseline to all ranks. */
 static chargan_status broadcast_state(chargan_trainer *tr)
 {
     cg_dist *d = tr->dist;
@@ -405,17 +464,7 @@ static chargan_status broadcast_state(chargan_trainer *tr)
         wait_all(tr, n - 1, req, "state broadcast", "step", tr->global_step);
         return mpi_fail(tr, rc, "state broadcast", "step", tr->global_step);
     }
-    chargan_status st = wait_all(tr, n, req, "state broadcast", "step", tr->global_step);
-    if (st != CHARGAN_OK)
-        return st;
-    for (int k = 0; k < 2 && d->rank > 0; k++) {
-        chargan_model *m = models[k];
-        if (!m)
-            continue;
-        const uint64_t *s = m->rng.s;
-        cg_rng_seed_stream(&m->rng, s[0] ^ s[1] ^ s[2] ^ s[3], (uint64_t)d->rank);
-    }
-    return CHARGAN_OK;
+    return wait_all(tr, n, req, "state broadcast", "step", tr->global_step);
 }
 
 /* Every rank learns whether all of them succeeded, so they fail together. */
@@ -462,6 +511,37 @@ static chargan_status attach(chargan_trainer *tr, int size)
     }
     tr->dist->global_batch = B;
     tr->dist->first_row = (uint32_t)tr->dist->rank * b;
+    /* every rank draws the whole batch's dropout masks and keeps its rows */
+    chargan_model *models[2] = {tr->gen, tr->disc};
+    for (int k = 0; k < 2; k++)
+        if (models[k]) {
+            models[k]->mask_rows_before = tr->dist->first_row;
+            models[k]->mask_rows_after = B - tr->dist->first_row - b;
+        }
+    return CHARGAN_OK;
+}
+
+/* An MPI call of chargan_trainer_set_mpi_comm failed with rc. */
+static chargan_status attach_mpi_fail(chargan_trainer *tr, int rc)
+{
+    char msg[MPI_MAX_ERROR_STRING] = "";
+    int len = 0;
+    MPI_Error_string(rc, msg, &len);
+    return cg_fail(&tr->err, CHARGAN_E_IO, "chargan_trainer_set_mpi_comm: %s", msg);
+}
+
+/* What keeps this rank from attaching, found before any collective of the
+ * trainer's own: CHARGAN_OK, or the failure (reported on the handle). */
+static chargan_status attach_precheck(chargan_trainer *tr)
+{
+    if (tr->dist && tr->dist->attached)
+        return cg_fail(&tr->err, CHARGAN_E_STATE, "chargan_trainer_set_mpi_comm: the trainer is "
+                       "already attached to a communicator");
+    if (tr->corpus_kind == CG_CORPUS_NONE)
+        return cg_fail(&tr->err, CHARGAN_E_STATE, "chargan_trainer_set_mpi_comm: no corpus: set "
+                       "the same corpus on every rank first");
+    if (!dist_get(tr))
+        return cg_fail(&tr->err, CHARGAN_E_NOMEM, "out of memory for the MPI state");
     return CHARGAN_OK;
 }
 
@@ -476,9 +556,6 @@ chargan_status chargan_trainer_set_mpi_comm(chargan_trainer *tr, const void *com
                        "%zu, but this library's MPI_Comm has %zu bytes (pass "
                        "sizeof(MPI_Comm); was it built against another MPI?)", comm_size,
                        sizeof(MPI_Comm));
-    if (tr->dist && tr->dist->attached)
-        return cg_fail(&tr->err, CHARGAN_E_STATE, "chargan_trainer_set_mpi_comm: the trainer is "
-                       "already attached to a communicator");
     int initialized = 0, finalized = 0;
     MPI_Initialized(&initialized);
     MPI_Finalized(&finalized);
@@ -486,29 +563,42 @@ chargan_status chargan_trainer_set_mpi_comm(chargan_trainer *tr, const void *com
         return cg_fail(&tr->err, CHARGAN_E_STATE, "chargan_trainer_set_mpi_comm: MPI is %s (the "
                        "application calls MPI_Init before and MPI_Finalize after)",
                        finalized ? "already finalised" : "not initialised");
-    if (tr->corpus_kind == CG_CORPUS_NONE)
-        return cg_fail(&tr->err, CHARGAN_E_STATE, "chargan_trainer_set_mpi_comm: no corpus: set "
-                       "the same corpus on every rank first");
-    cg_dist *d = dist_get(tr);
-    if (!d)
-        return cg_fail(&tr->err, CHARGAN_E_NOMEM, "out of memory for the MPI state");
-    MPI_Comm user;
+    /* The failures above are the same on every rank or need no partner.
+     * The ones below may hit one rank alone (its corpus failed to load),
+     * and a rank that returned at once would leave the others waiting in
+     * the first collective for ever: every rank takes part in the
+     * communicator's duplication and a vote on them first. */
+    MPI_Comm user, dup = MPI_COMM_NULL;
     memcpy(&user, comm, sizeof user);
-    int rc = MPI_Comm_dup(user, &d->comm);
+    int rc = MPI_Comm_dup(user, &dup);
     if (rc == MPI_SUCCESS)
-        rc = MPI_Comm_set_errhandler(d->comm, MPI_ERRORS_RETURN);
+        rc = MPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN);
+    chargan_status st = attach_precheck(tr);
+    int bad = st != CHARGAN_OK;
     if (rc == MPI_SUCCESS)
-        rc = MPI_Comm_rank(d->comm, &d->rank);
+        rc = MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, dup);
+    if (rc != MPI_SUCCESS) {
+        if (dup != MPI_COMM_NULL)
+            MPI_Comm_free(&dup);
+        return attach_mpi_fail(tr, rc);
+    }
+    if (bad) {
+        MPI_Comm_free(&dup);
+        return st != CHARGAN_OK ? st
+                                : cg_fail(&tr->err, CHARGAN_E_STATE, "chargan_trainer_set_mpi_comm: "
+                                          "another rank cannot attach (see its message)");
+    }
+    cg_dist *d = tr->dist;
+    d->comm = dup;
+    rc = MPI_Comm_rank(d->comm, &d->rank);
     if (rc == MPI_SUCCESS)
         rc = MPI_Comm_size(d->comm, &d->size);
     if (rc != MPI_SUCCESS) {
-        char msg[MPI_MAX_ERROR_STRING] = "";
-        int len = 0;
-        MPI_Error_string(rc, msg, &len);
-        return cg_fail(&tr->err, CHARGAN_E_IO, "chargan_trainer_set_mpi_comm: %s", msg);
+        MPI_Comm_free(&d->comm);
+        return attach_mpi_fail(tr, rc);
     }
     d->broken = false;
-    chargan_status st = attach(tr, d->size);
+    st = attach(tr, d->size);
     if (st != CHARGAN_OK) {
         if (!d->broken)
             MPI_Comm_free(&d->comm);

@@ -31,6 +31,9 @@ bool cg_dist_writes_files(const chargan_trainer *tr);
  * CHARGAN_E_IO with the message in tr->err; nothing is updated. */
 chargan_status cg_dist_allreduce_grads(chargan_trainer *tr, chargan_model *m, double *vals,
                                        int n_vals, const char *what, uint64_t step);
+/* Adds up n doubles over the ranks in place (counts). */
+chargan_status cg_dist_allreduce_sum(chargan_trainer *tr, double *vals, size_t n,
+                                     const char *what, uint64_t step);
 /* Averages n doubles over the ranks in place (the REINFORCE baseline). */
 chargan_status cg_dist_allreduce_mean(chargan_trainer *tr, double *vals, size_t n,
                                       const char *what, uint64_t step);

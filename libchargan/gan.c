@@ -1048,28 +1048,38 @@ chargan_status chargan_trainer_eval_discriminator(chargan_trainer *tr, uint32_t 
     /* Its own RNG stream, so measuring does not perturb training. */
     cg_rng saved = tr->rng;
     cg_rng_seed_stream(&tr->rng, tr->cfg.seed, 0x6576616cu /* "eval" */);
-    uint64_t correct = 0, total = 0;
+    /* Batches of the global batch size; under MPI this rank judges its rows
+     * of each (B of them from row `mine` on) and the ranks add up their
+     * counts, so that N ranks give what one process gives. */
+    size_t global = cg_dist_global_batch(tr), mine = cg_dist_first_row(tr);
+    double counts[2] = {0.0, 0.0}; /* judged correctly, judged */
     for (uint32_t k = 0; k < n_batches; k++) {
-        size_t first = ((size_t)k * (size_t)B) % n_windows;
-        size_t rows = cg_trainer_val_windows(tr, first, n_windows);
+        size_t first = ((size_t)k * global) % n_windows;
+        bool any = first + mine < n_windows; /* else: padding, counted nowhere */
+        size_t rows = cg_trainer_val_windows(tr, any ? first + mine : first, n_windows);
+        rows = any ? rows : 0;
         cg_windows_to_time_major(tr->windows, B, T, tr->inputs, tr->targets);
         d_forward_real(tr, false);
-        correct += (uint64_t)count_correct(final_logits(tr->disc, T, B), (int)rows, true);
+        counts[0] += count_correct(final_logits(tr->disc, T, B), (int)rows, true);
         const float *z = cg_trainer_draw_noise(tr);
         if (soft)
             generate_gumbel(tr, z, (float)cg_gan_beta(tr), false);
         else
             generate_hard(tr, z, false);
         d_forward_fake(tr, soft, false);
-        correct += (uint64_t)count_correct(final_logits(tr->disc, T, B), (int)rows, false);
-        total += 2 * rows;
+        counts[0] += count_correct(final_logits(tr->disc, T, B), (int)rows, false);
+        counts[1] += 2.0 * (double)rows;
     }
     tr->rng = saved;
     if (!cg_trainer_keeps_full_workspaces(tr)) {
         cg_model_release(tr->gen);
         cg_model_release(tr->disc);
     }
-    *accuracy = (double)correct / (double)total;
+    /* sums of whole numbers below 2^53: exact in any order */
+    st = cg_dist_allreduce_sum(tr, counts, 2, "discriminator evaluation after step",
+                                tr->global_step);
+    if (st == CHARGAN_OK)
+        *accuracy = counts[0] / counts[1];
 done:
     if (made_soft) {
         cg_free_floats(tr->work.soft);

@@ -266,18 +266,29 @@ chargan_status cg_model_replica_new(chargan_model *m, bool share_grads, chargan_
     return CHARGAN_OK;
 }
 
-void cg_model_draw_masks_into(chargan_model *m, chargan_model *const *replicas, int n,
-                              const int *rows)
+/* The next `rows` rows of a recurrent-dropout mask from m's RNG, into mask
+ * (NULL: drawn and dropped, for rows another MPI rank holds). */
+static void draw_mask_rows(chargan_model *m, float *mask, size_t rows)
 {
     float p = m->cfg.recurrent_dropout;
     float keep = 1.0f / (1.0f - p);
-    for (int l = 0; l < m->L; l++)
-        for (int s = 0; s < n; s++) {
-            float *mask = replicas[s]->ws.cache[l].mask;
-            size_t count = (size_t)rows[s] * m->H;
-            for (size_t i = 0; i < count; i++)
-                mask[i] = cg_rng_uniform(&m->rng) >= p ? keep : 0.0f;
-        }
+    size_t count = rows * (size_t)m->H;
+    for (size_t i = 0; i < count; i++) {
+        float u = cg_rng_uniform(&m->rng);
+        if (mask)
+            mask[i] = u >= p ? keep : 0.0f;
+    }
+}
+
+void cg_model_draw_masks_into(chargan_model *m, chargan_model *const *replicas, int n,
+                              const int *rows)
+{
+    for (int l = 0; l < m->L; l++) {
+        draw_mask_rows(m, NULL, m->mask_rows_before);
+        for (int s = 0; s < n; s++)
+            draw_mask_rows(m, replicas[s]->ws.cache[l].mask, (size_t)rows[s]);
+        draw_mask_rows(m, NULL, m->mask_rows_after);
+    }
 }
 
 static void workspace_free(cg_workspace *ws, int L)
@@ -436,14 +447,7 @@ static const float *layer_c0(const chargan_model *m, int l)
  * scaled so the expected recurrent input is unchanged. */
 static void draw_masks(chargan_model *m, int B)
 {
-    float p = m->cfg.recurrent_dropout;
-    float keep = 1.0f / (1.0f - p);
-    size_t n = (size_t)B * m->H;
-    for (int l = 0; l < m->L; l++) {
-        float *mask = m->ws.cache[l].mask;
-        for (size_t i = 0; i < n; i++)
-            mask[i] = cg_rng_uniform(&m->rng) >= p ? keep : 0.0f;
-    }
+    cg_model_draw_masks_into(m, &m, 1, &B);
 }
 
 /* The dense head's backward over the last forward's steps: its weight

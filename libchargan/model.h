@@ -62,6 +62,10 @@ struct chargan_model {
     float *noise_w, *noise_b, *dnoise_w, *dnoise_b;
     float *out_w, *out_b, *dout_w, *dout_b;
     cg_rng rng; /* dropout masks */
+    /* Under MPI, a rank's batch is rows [mask_rows_before, B - mask_rows_after)
+     * of the global one: mask draws pass over the other ranks' rows, so that
+     * every rank draws what one process would and all keep the same RNG. */
+    uint32_t mask_rows_before, mask_rows_after;
     cg_workspace ws;
     bool is_replica;     /* params belong to another model (cg_model_replica_new) */
     bool shares_grads;   /* so do grads: a replica made with share_grads */

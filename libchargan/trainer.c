@@ -885,13 +885,17 @@ chargan_status chargan_trainer_mle_step_batch(chargan_trainer *tr, const int32_t
     if (!tr || !ids)
         return cg_fail(tr ? &tr->err : NULL, CHARGAN_E_INVALID,
                        "chargan_trainer_mle_step_batch: NULL argument");
-    size_t n = (size_t)tr->cfg.batch * (tr->cfg.seq_len + 1);
-    chargan_status st = cg_check_ids(&tr->err, ids, n, tr->gen->V);
+    /* Under MPI the ids are the global batch's, the same on every rank,
+     * and this rank trains on its own rows of them. */
+    size_t row = (size_t)tr->cfg.seq_len + 1;
+    chargan_status st =
+        cg_check_ids(&tr->err, ids, (size_t)cg_dist_global_batch(tr) * row, tr->gen->V);
     if (st == CHARGAN_OK)
         st = models_ready(tr);
     if (st != CHARGAN_OK)
         return st;
-    memcpy(tr->windows, ids, n * sizeof(int32_t));
+    memcpy(tr->windows, ids + (size_t)cg_dist_first_row(tr) * row,
+           (size_t)tr->cfg.batch * row * sizeof(int32_t));
     return mle_update(tr, loss);
 }
 

@@ -64,6 +64,7 @@ typedef struct run_cfg {
     uint32_t d_steps, rollouts, noise_dim;
     float mle_weight;
     int32_t gan_loss;
+    float dropout; /* recurrent dropout of both models */
 } run_cfg;
 
 static chargan_status make_trainer(const run_cfg *rc, uint32_t batch, chargan_trainer **out)
@@ -75,6 +76,7 @@ static chargan_status make_trainer(const run_cfg *rc, uint32_t batch, chargan_tr
     mc.embed_dim = 16;
     mc.hidden_dim = 32;
     mc.noise_dim = rc->noise_dim;
+    mc.recurrent_dropout = rc->dropout;
     mc.seed = 11;
     chargan_status st = chargan_model_new(&mc, &gen);
     if (st == CHARGAN_OK && rc->estimator != CHARGAN_GAN_NONE) {
@@ -83,6 +85,7 @@ static chargan_status make_trainer(const run_cfg *rc, uint32_t batch, chargan_tr
         dc.vocab_size = 96;
         dc.embed_dim = 16;
         dc.hidden_dim = 32;
+        dc.recurrent_dropout = rc->dropout;
         dc.seed = 12;
         st = chargan_model_new(&dc, &disc);
     }
@@ -224,7 +227,7 @@ out:
 
 static void errors(void)
 {
-    static const run_cfg mle = {"MLE", CHARGAN_GAN_NONE, 1, 0, 0, 0.0f, 0};
+    static const run_cfg mle = {"MLE", CHARGAN_GAN_NONE, 1, 0, 0, 0.0f, 0, 0.0f};
     MPI_Comm world = MPI_COMM_WORLD;
     chargan_trainer *tr = NULL;
     chargan_status st = make_trainer(&mle, BATCH, &tr);
@@ -300,14 +303,100 @@ static void errors(void)
               "ranks with different settings -> CHARGAN_E_INVALID naming the setting");
         chargan_trainer_free(tr);
         tr = NULL;
+        /* an optimizer setting, and the report interval (a collective when
+         * due: ranks that differed aborted in MPI_ERR_TRUNCATE) */
+        st = make_trainer(&mle, BATCH, &tr);
+        if (st == CHARGAN_OK && rank == 1)
+            tr->gopt->cfg.lr *= 2.0f;
+        check(st == CHARGAN_OK && attach(tr) == CHARGAN_E_INVALID &&
+                  strstr(chargan_trainer_last_error(tr), "generator optimizer's lr"),
+              "ranks with different learning rates -> CHARGAN_E_INVALID naming it");
+        chargan_trainer_free(tr);
+        tr = NULL;
+        st = make_trainer(&mle, BATCH, &tr);
+        if (st == CHARGAN_OK && rank == 1)
+            tr->cfg.report_every = 1;
+        check(st == CHARGAN_OK && attach(tr) == CHARGAN_E_INVALID &&
+                  strstr(chargan_trainer_last_error(tr), "report_every"),
+              "ranks with different report_every -> CHARGAN_E_INVALID naming it");
+        chargan_trainer_free(tr);
+        tr = NULL;
+        /* one rank without a corpus (its file failed to load): it returned
+         * at once and the others waited in the communicator's duplication */
+        run_cfg tiny = mle;
+        st = make_trainer(&tiny, BATCH, &tr);
+        if (st == CHARGAN_OK && rank == 1) {
+            chargan_trainer_free(tr);
+            tr = NULL;
+            chargan_model *g1 = NULL;
+            st = chargan_model_new(&mc, &g1);
+            if (st == CHARGAN_OK &&
+                (st = chargan_trainer_new(&cfg, g1, NULL, NULL, NULL, &tr)) != CHARGAN_OK)
+                chargan_model_free(g1);
+        }
+        st = st == CHARGAN_OK ? attach(tr) : st;
+        check(st == CHARGAN_E_STATE && strstr(chargan_trainer_last_error(tr),
+                                              rank == 1 ? "no corpus" : "another rank"),
+              "a rank without a corpus -> CHARGAN_E_STATE on every rank, none waiting");
+        chargan_trainer_free(tr);
+        tr = NULL;
     }
+}
+
+/* Caller-supplied batches (mle_step_batch) and the discriminator's
+ * evaluation: the global batch on every rank, N ranks as one process. */
+static void batches_and_evaluation(void)
+{
+    static const run_cfg rf = {"REINFORCE", CHARGAN_GAN_REINFORCE, 1, 0, 0, 0.0f, 0, 0.0f};
+    chargan_trainer *a = NULL, *b = NULL;
+    chargan_status st = make_trainer(&rf, BATCH, &a);
+    if (st == CHARGAN_OK)
+        st = make_trainer(&rf, BATCH, &b);
+    if (st == CHARGAN_OK)
+        st = attach(b);
+    if (!check(st == CHARGAN_OK, "two trainers, one attached"))
+        goto out;
+    int32_t ids[BATCH * (SEQ + 1)];
+    for (int i = 0; i < BATCH * (SEQ + 1); i++)
+        ids[i] = 2 + (int32_t)((i * 7 + i / 5) % 60);
+    float la = 0.0f, lb = 0.0f;
+    for (int k = 0; k < 3 && st == CHARGAN_OK; k++) {
+        st = chargan_trainer_mle_step_batch(a, ids, &la);
+        if (st == CHARGAN_OK)
+            st = chargan_trainer_mle_step_batch(b, ids, &lb);
+    }
+    check(st == CHARGAN_OK && fabs((double)la - (double)lb) <= LOSS_TOL &&
+              max_param_diff(a->gen, b->gen, NULL) <= PARAM_TOL,
+          "mle_step_batch: %d ranks train on the whole given batch as one process "
+          "(loss %.6f vs %.6f)", size, (double)la, (double)lb);
+    for (int k = 0; k < 2 && st == CHARGAN_OK; k++) {
+        st = chargan_trainer_d_step(a, NULL, NULL);
+        if (st == CHARGAN_OK)
+            st = chargan_trainer_d_step(b, NULL, NULL);
+    }
+    double acc_a = -1.0, acc_b = -2.0;
+    if (st == CHARGAN_OK)
+        st = chargan_trainer_eval_discriminator(a, 3, &acc_a);
+    if (st == CHARGAN_OK)
+        st = chargan_trainer_eval_discriminator(b, 3, &acc_b);
+    double lo = acc_b, hi = acc_b;
+    MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD);
+    MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    /* 3 batches of 8 real and 8 generated rows: one judgement is 1/48 */
+    check(st == CHARGAN_OK && lo == hi && fabs(acc_a - acc_b) < 1.0 / 48.0,
+          "eval_discriminator: the same accuracy on every rank, one process's (%.6f vs %.6f)",
+          acc_a, acc_b);
+out:
+    chargan_trainer_free(a);
+    chargan_trainer_free(b);
 }
 
 /* Rank 0 writes the checkpoint; every rank loads it, attaches, and goes on
  * exactly as the run that was not interrupted. */
 static void checkpoints(const char *dir)
 {
-    static const run_cfg rf = {"REINFORCE", CHARGAN_GAN_REINFORCE, 1, 0, 0, 0.0f, 0};
+    /* with dropout: every rank's masks come from the one RNG the checkpoint holds */
+    static const run_cfg rf = {"REINFORCE", CHARGAN_GAN_REINFORCE, 1, 0, 0, 0.0f, 0, 0.3f};
     char path[4096];
     snprintf(path, sizeof path, "%s/mpi.ckpt", dir);
     chargan_trainer *a = NULL, *b = NULL;
@@ -367,19 +456,23 @@ int main(int argc, char **argv)
         printf("# %d ranks; global batch %d, seq_len %d\n", size, BATCH, SEQ);
 
     static const run_cfg configs[] = {
-        {"MLE", CHARGAN_GAN_NONE, 1, 0, 0, 0.0f, CHARGAN_LOSS_STANDARD},
-        {"MLE with noise", CHARGAN_GAN_NONE, 1, 0, 4, 0.0f, CHARGAN_LOSS_STANDARD},
-        {"REINFORCE", CHARGAN_GAN_REINFORCE, 1, 0, 0, 0.0f, CHARGAN_LOSS_STANDARD},
+        {"MLE", CHARGAN_GAN_NONE, 1, 0, 0, 0.0f, CHARGAN_LOSS_STANDARD, 0.0f},
+        {"MLE with noise", CHARGAN_GAN_NONE, 1, 0, 4, 0.0f, CHARGAN_LOSS_STANDARD, 0.0f},
+        {"REINFORCE", CHARGAN_GAN_REINFORCE, 1, 0, 0, 0.0f, CHARGAN_LOSS_STANDARD, 0.0f},
         {"REINFORCE, rollouts, 2 D steps, MLE term", CHARGAN_GAN_REINFORCE, 2, 2, 0, 0.5f,
-         CHARGAN_LOSS_STANDARD},
-        {"Gumbel", CHARGAN_GAN_GUMBEL, 1, 0, 0, 0.0f, CHARGAN_LOSS_STANDARD},
+         CHARGAN_LOSS_STANDARD, 0.0f},
+        {"Gumbel", CHARGAN_GAN_GUMBEL, 1, 0, 0, 0.0f, CHARGAN_LOSS_STANDARD, 0.0f},
         {"Gumbel, RSGAN loss, noise", CHARGAN_GAN_GUMBEL, 1, 0, 4, 0.0f,
-         CHARGAN_LOSS_RELATIVISTIC},
+         CHARGAN_LOSS_RELATIVISTIC, 0.0f},
+        {"MLE, dropout", CHARGAN_GAN_NONE, 1, 0, 0, 0.0f, CHARGAN_LOSS_STANDARD, 0.3f},
+        {"REINFORCE, dropout", CHARGAN_GAN_REINFORCE, 1, 0, 0, 0.0f, CHARGAN_LOSS_STANDARD, 0.3f},
+        {"Gumbel, dropout", CHARGAN_GAN_GUMBEL, 1, 0, 0, 0.0f, CHARGAN_LOSS_STANDARD, 0.3f},
     };
     if (check(corpus_len > 1000, "read the corpus %s", argv[1])) {
         errors();
         for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++)
             equivalence(&configs[i]);
+        batches_and_evaluation();
         checkpoints(argv[2]);
     }
     if (rank == 0)
