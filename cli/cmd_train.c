@@ -759,8 +759,10 @@ int cli_cmd_train(int argc, char **argv)
         st = chargan_trainer_evaluate(tr, &val_nll, &val_bpc);
         if (st == CHARGAN_E_STATE) {
             /* Too little held-out text for one window: the training itself
-             * is fine, so keep it and say why there is no figure. */
-            cli_lib_error(st, "warning: no validation");
+             * is fine, so keep it and say why there is no figure (once:
+             * every rank finds the same). */
+            if (rank0)
+                cli_lib_error(st, "warning: no validation");
         } else if (st != CHARGAN_OK) {
             cli_lib_error(st, "validation failed");
             goto out;

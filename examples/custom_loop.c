@@ -8,7 +8,7 @@
  * checkpoint left off and continues exactly as one long run would (the
  * checkpoint holds the optimizer and RNG states; the schedule depends on the
  * step alone).
- * Build: cc custom_loop.c $(pkg-config --cflags --libs chargan) */
+ * Build: cc custom_loop.c $(pkg-config --cflags --libs chargan) -lm  (it calls pow and log) */
 #include <chargan.h>
 #include <math.h>
 #include <stdbool.h>
