@@ -2,6 +2,7 @@
  * and a record of the largest request, both for the tests. */
 #include "internal.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,18 +81,29 @@ bool cg_mul_size(size_t a, size_t b, size_t *out)
     return true;
 }
 
+/* Room before an aligned float array for the block it was cut from. */
+#define FLOATS_PAD (64 + sizeof(void *))
+
 float *cg_alloc_floats(size_t n)
 {
     size_t bytes;
-    if (!cg_mul_size(n ? n : 1, sizeof(float), &bytes) || bytes > SIZE_MAX - 64)
+    if (!cg_mul_size(n ? n : 1, sizeof(float), &bytes) || bytes > SIZE_MAX - 64 - FLOATS_PAD)
         return NULL;
     bytes = (bytes + 63) & ~(size_t)63;
     if (should_fail(bytes))
         return NULL;
-    float *p = aligned_alloc(64, bytes);
-    if (p)
-        memset(p, 0, bytes);
-    return p;
+    /* calloc, not aligned_alloc and memset: the C library gives a large
+     * block as fresh zero pages it need not write, so that room reserved
+     * and not yet used (a trainer sized by a checkpoint's batch, a workspace
+     * for the largest call) takes address space, not memory.  The array
+     * starts at the first 64-byte boundary with room for the block's
+     * address before it. */
+    unsigned char *block = calloc(1, bytes + FLOATS_PAD);
+    if (!block)
+        return NULL;
+    uintptr_t at = ((uintptr_t)block + sizeof(void *) + 63) & ~(uintptr_t)63;
+    memcpy((void **)at - 1, &block, sizeof block);
+    return (float *)at;
 }
 
 float *cg_alloc_float_matrix(size_t rows, size_t cols)
@@ -102,7 +114,11 @@ float *cg_alloc_float_matrix(size_t rows, size_t cols)
 
 void cg_free_floats(float *p)
 {
-    free(p);
+    if (!p)
+        return;
+    void *block;
+    memcpy(&block, (void **)p - 1, sizeof block);
+    free(block);
 }
 
 char *cg_strdup(const char *s)

@@ -4,7 +4,11 @@
 #include "test_common.h"
 #include "internal.h"
 
+#include <stdint.h>
 #include <stdio.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -256,6 +260,63 @@ static chargan_status refuse_x(cg_error *err, const char *path, const uint8_t *h
     return CHARGAN_OK;
 }
 
+/* Resident memory of this process, in bytes (/proc/self/statm). */
+static size_t resident_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long size = 0, resident = 0;
+    if (f) {
+        if (fscanf(f, "%lu %lu", &size, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Float arrays are zero, 64-byte aligned, and a large one costs memory only
+ * where it is written: room reserved for a checkpoint's batch (a 2 kB file
+ * asked for 2.7 GB of buffers, all zeroed at once) or a workspace for the
+ * largest call is address space until used. */
+START_TEST(float_arrays_cost_memory_when_used)
+{
+    const size_t n = (size_t)64 << 20; /* 256 MB */
+#ifdef __GLIBC__
+    mallopt(M_PERTURB, 0); /* meson test sets MALLOC_PERTURB_: calloc would write its zeros */
+#endif
+    size_t before = resident_bytes();
+    float *a = cg_alloc_floats(n);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_uint_eq((uintptr_t)a % 64, 0);
+    size_t after = resident_bytes();
+    for (size_t i = 0; i < n; i += 4096)
+        ck_assert(a[i] == 0.0f);
+    ck_assert(a[n - 1] == 0.0f);
+    a[n - 1] = 1.0f;
+    /* glibc's calloc leaves fresh pages as they are; valgrind's writes zeros */
+#ifdef __GLIBC__
+    if (!getenv("CHARGAN_TEST_VALGRIND"))
+        ck_assert_uint_lt(after - before, (size_t)16 << 20);
+#endif
+    (void)before, (void)after;
+    cg_free_floats(a);
+    cg_free_floats(NULL);
+    for (size_t k = 1; k < 200; k += 37) { /* small ones: aligned, zero, each its own */
+        float *s = cg_alloc_floats(k), *t = cg_alloc_floats(k);
+        ck_assert_ptr_nonnull(s);
+        ck_assert_ptr_nonnull(t);
+        ck_assert_uint_eq((uintptr_t)s % 64, 0);
+        for (size_t i = 0; i < k; i++)
+            ck_assert(s[i] == 0.0f && t[i] == 0.0f);
+        for (size_t i = 0; i < k; i++)
+            s[i] = 1.0f;
+        for (size_t i = 0; i < k; i++)
+            ck_assert(t[i] == 0.0f);
+        cg_free_floats(s);
+        cg_free_floats(t);
+    }
+}
+END_TEST
+
 START_TEST(read_file_refuses_fifo_and_foreign_head)
 {
     char path[600];
@@ -332,6 +393,7 @@ static Suite *core_suite(void)
     tcase_add_test(tc, utf8_decode_accepts_valid_rejects_invalid);
     tcase_add_test(tc, atomic_write_replaces_and_cleans_up);
     tcase_add_test(tc, read_file_refuses_fifo_and_foreign_head);
+    tcase_add_test(tc, float_arrays_cost_memory_when_used);
     tcase_add_test(tc, atomic_write_to_full_disk_leaves_old_file);
     suite_add_tcase(s, tc);
     return s;
