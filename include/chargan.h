@@ -392,7 +392,9 @@ typedef struct chargan_sample_options {
     uint32_t length;     /**< tokens to generate per stream (after the prime), default 256 */
     float temperature;   /**< > 0, default 1 */
     uint32_t top_k;      /**< keep the k most likely tokens; 0 = all (default) */
-    float top_p;         /**< nucleus: keep the smallest set with mass >= p; 1 = all (default) */
+    float top_p;         /**< nucleus: keep the smallest set with mass >= p; 1 = all (default).
+                              With top_k too, the tokens both keep: the mass is the whole
+                              (temperature-scaled) distribution's, not the top k's renormalised */
     uint64_t seed;       /**< sampling RNG seed; same seed, same output */
     int allow_reserved;  /**< nonzero: the start and unknown ids may be sampled; default 0 */
     uint32_t threads;    /**< threads the streams are split across, 0 to 256, at most 64
