@@ -20,9 +20,12 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define DEFAULT_WINDOW 256
 /* Windows per chargan_model_nll() call: bounds the library's workspace. */
@@ -96,16 +99,19 @@ static void sample_options(const eval_args *a, float temperature, chargan_sample
     so->seed = a->seed;
 }
 
-/* Splits text in place into its lines that hold something besides blanks
- * (a trailing CR is dropped).  *lines is malloc'ed; NULL and 0 if none. */
-static int split_lines(char *text, const char ***lines, size_t *n)
+/* Splits the text_len bytes of text (NUL-terminated) in place into its
+ * lines that hold something besides blanks (a trailing CR is dropped).  A
+ * NUL byte is a character like any other but ends a line's words for BLEU,
+ * which reads C strings; the lines after it are kept.  *lines is malloc'ed;
+ * NULL and 0 if none. */
+static int split_lines(char *text, size_t text_len, const char ***lines, size_t *n)
 {
     size_t cap = 0, count = 0;
     const char **v = NULL;
-    char *p = text;
-    while (*p) {
-        char *end = strchr(p, '\n');
-        char *next = end ? end + 1 : p + strlen(p);
+    char *p = text, *text_end = text + text_len;
+    while (p < text_end) {
+        char *end = memchr(p, '\n', (size_t)(text_end - p));
+        char *next = end ? end + 1 : text_end;
         if (end)
             *end = '\0';
         size_t len = strlen(p);
@@ -159,6 +165,15 @@ static int eval_bleu(const eval_args *a, const eval_inputs *in, float temperatur
         cli_lib_error(st, "--bleu: cannot sample");
         goto out;
     }
+    /* A model made through the library may have more ids than its
+     * tokenizer: those it cannot decode count as the unknown character. */
+    uint32_t n_tok = 0;
+    if ((st = chargan_tokenizer_vocab_size(tok, &n_tok)) != CHARGAN_OK) {
+        cli_lib_error(st, "--bleu: cannot read the tokenizer");
+        goto out;
+    }
+    for (size_t k = 0; k < total; k++)
+        ids[k] = (uint32_t)ids[k] < n_tok ? ids[k] : CHARGAN_ID_UNKNOWN;
     for (uint32_t i = 0; i < a->samples; i++) {
         size_t len = 0;
         const int32_t *row = ids + (size_t)i * a->length;
@@ -206,10 +221,17 @@ static int set_output_temperature(eval_inputs *in, float temperature)
 {
     const float *w = in->w0, *b = in->b0;
     if (temperature != 1.0f) {
+        bool finite = true;
         for (size_t i = 0; i < in->n_w; i++)
-            in->w[i] = in->w0[i] / temperature;
+            finite = isfinite(in->w[i] = in->w0[i] / temperature) && finite;
         for (size_t i = 0; i < in->n_b; i++)
-            in->b[i] = in->b0[i] / temperature;
+            finite = isfinite(in->b[i] = in->b0[i] / temperature) && finite;
+        if (!finite) {
+            cli_error("temperature %g: the output layer divided by it leaves the float range "
+                      "(at so low a temperature the model is greedy: take a larger one)",
+                      (double)temperature);
+            return -1;
+        }
         w = in->w;
         b = in->b;
     }
@@ -388,7 +410,7 @@ static void write_csv(FILE *f, const sweep *sw)
     }
     fputc('\n', f);
     for (size_t i = 0; i < sw->n; i++) {
-        fprintf(f, "%g", sw->t[i]);
+        fprintf(f, "%.9g", sw->t[i]); /* as given: %g would merge 0.1234567 and 0.1234568 */
         for (int c = 0; c < N_COLS; c++)
             if (sw->has[c])
                 fprintf(f, ",%.6f", sweep_value(sw, i, c));
@@ -485,7 +507,7 @@ static int write_sweep_script(FILE *f, const char *dir, const char *image, void 
         cli_gnuplot_quote(f, data);
         fprintf(f,
                 " using %d:%d with linespoints pt 7 lw 1.5 notitle, '' using %d:%d:"
-                "(sprintf('T=%%g', $1)) with labels offset char 1,0.6 left notitle\n",
+                "(sprintf('T=%%.9g', $1)) with labels offset char 1,0.6 left notitle\n",
                 x, y, x, y);
     }
     fputs("unset multiplot\nset output\n", f);
@@ -563,14 +585,54 @@ static int run_sweep(const eval_args *a, eval_inputs *in, sweep *sw)
 
 /* Whether the output of --option (NULL: none) is the model or the text,
  * which it would replace; says so. */
-static int names_an_input(const char *option, const char *output, const char *model_path,
-                           const char *text_path)
+/* Whether output (NULL: none) names one of the n inputs (NULL ones skipped),
+ * which writing it would destroy; says so. */
+static int names_an_input(const char *option, const char *output, const char *const *inputs,
+                          size_t n)
 {
-    if (!output ||
-        !(cli_same_file(output, model_path) || (text_path && cli_same_file(output, text_path))))
-        return 0;
-    cli_error("--%s: '%s' is an input of this command", option, output);
-    return 1;
+    for (size_t i = 0; output && i < n; i++) {
+        if (inputs[i] && cli_same_file(output, inputs[i])) {
+            cli_error("--%s: '%s' is an input of this command", option, output);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The CSV is written in place (a device such as /dev/null is fine): before
+ * the sweep's work, only that it can be, so a typo does not cost the run. */
+static int check_csv_path(const char *path)
+{
+    struct stat sb;
+    const char *why = NULL;
+    char *dir = NULL;
+    if (!*path) {
+        why = "empty file name";
+    } else if (stat(path, &sb) == 0) {
+        if (S_ISDIR(sb.st_mode))
+            why = "Is a directory";
+        else if (access(path, W_OK) != 0)
+            why = strerror(errno);
+    } else if (path[strlen(path) - 1] == '/') {
+        why = "no file name after the last '/'";
+    } else if (!(dir = strdup(path))) {
+        why = "out of memory";
+    } else {
+        char *slash = strrchr(dir, '/');
+        const char *d = !slash ? "." : slash == dir ? "/" : dir;
+        if (slash && slash != dir)
+            *slash = '\0';
+        if (stat(d, &sb) != 0)
+            why = strerror(errno);
+        else if (!S_ISDIR(sb.st_mode))
+            why = "Not a directory";
+        else if (access(d, W_OK | X_OK) != 0)
+            why = strerror(errno);
+    }
+    free(dir);
+    if (why)
+        cli_error("--csv: cannot write '%s': %s", path, why);
+    return why ? -1 : 0;
 }
 
 int cli_cmd_eval(int argc, char **argv)
@@ -676,9 +738,15 @@ int cli_cmd_eval(int argc, char **argv)
     if (a.plot && cli_check_output(a.plot, "image") != 0)
         return CLI_EXIT_FAILURE;
     const char *csv_file = a.csv && strcmp(a.csv, "-") != 0 ? a.csv : NULL;
-    if (names_an_input("plot", a.plot, model_path, text_path) ||
-        names_an_input("csv", csv_file, model_path, text_path))
+    const char *inputs[] = {model_path, text_path, a.oracle};
+    if (names_an_input("plot", a.plot, inputs, 3) || names_an_input("csv", csv_file, inputs, 3))
         return CLI_EXIT_USAGE;
+    if (csv_file && a.plot && cli_same_file(csv_file, a.plot)) {
+        cli_error("--csv and --plot: both name '%s'", a.plot);
+        return CLI_EXIT_USAGE;
+    }
+    if (csv_file && check_csv_path(csv_file) != 0)
+        return CLI_EXIT_FAILURE;
 
     int exit_code = CLI_EXIT_FAILURE;
     chargan_model *m = NULL;
@@ -738,7 +806,7 @@ int cli_cmd_eval(int argc, char **argv)
     if (a.discriminator && eval_discriminator(&a, model_path, text, len, &res) != 0)
         goto out;
     if (a.bleu) {
-        if (split_lines(text, &in.refs, &in.n_refs) != 0) {
+        if (split_lines(text, len, &in.refs, &in.n_refs) != 0) {
             cli_error("--bleu: out of memory");
             goto out;
         }

@@ -147,6 +147,12 @@ awk 'BEGIN{for (i = 0; i < 3000; i++) printf "\n"; print "a"}' >"$TMP/nl.txt"
 expect_ok "$CHARGAN" train "$TMP/nl.txt" -o "$TMP/nl.ckpt" $TINY --steps 30
 expect_error 1 "samples hold a line of text" \
     "$CHARGAN" eval "$TMP/nl.ckpt" "$TMP/nl.txt" --bleu --samples 8 --length 5 --temperature 0.01
+# A NUL byte in the text does not end the references (the lines after it
+# were dropped): three lines with words, and a NUL alone (no words: BLEU
+# reads up to it).
+printf 'shall i compare thee\n\000\nto a summer day\nthou art more lovely\n' >"$TMP/nul.txt"
+expect_ok "$CHARGAN" eval "$M" "$TMP/nul.txt" --bleu --samples 4 --length 40
+[ "$(value bleu_references "$TMP/out")" = 3 ] || { show; fail "--bleu: lines after a NUL dropped"; }
 
 # --- sampling ---------------------------------------------------------------
 expect_error 1 "cannot sample from '$M'" "$CHARGAN" sample "$M" --prime "$(printf 'ab\377')"

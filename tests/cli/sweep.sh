@@ -95,6 +95,25 @@ expect_error 2 "--plot: needs --sweep" "$CHARGAN" eval "$M" "$C" --plot "$TMP/x.
 expect_error 2 "--csv: '$C' is an input of this command" \
     "$CHARGAN" eval "$M" "$C" --sweep 1 --csv "$C"
 expect_error 2 "--plot: '$M' is an input" "$CHARGAN" eval "$M" "$C" --sweep 1 --plot "$M"
+# The oracle is an input too (it was overwritten), and the CSV and the image
+# must be two files (the image replaced the CSV).
+cp "$O" "$TMP/o2.ckpt"
+expect_error 2 "--csv: '$TMP/o2.ckpt' is an input" \
+    "$CHARGAN" eval "$M" --oracle "$TMP/o2.ckpt" $S --sweep 1 --csv "$TMP/o2.ckpt"
+expect_error 2 "--plot: '$TMP/o2.ckpt' is an input" \
+    "$CHARGAN" eval "$M" --oracle "$TMP/o2.ckpt" $S --sweep 1 --plot "$TMP/o2.ckpt"
+cmp -s "$O" "$TMP/o2.ckpt" || fail "eval changed its oracle"
+expect_error 2 "--csv and --plot: both name '$TMP/same'" \
+    "$CHARGAN" eval "$M" "$C" --sweep 1 --csv "$TMP/same" --plot "$TMP/same"
+# A CSV that cannot be written is refused before the work, not after it.
+expect_error 1 "--csv: cannot write '$TMP/no/such/x.csv': No such file or directory" \
+    "$CHARGAN" eval "$M" "$C" --sweep 1 --csv "$TMP/no/such/x.csv"
+expect_error 1 "--csv: cannot write '$TMP': Is a directory" \
+    "$CHARGAN" eval "$M" "$C" --sweep 1 --csv "$TMP"
+# Temperatures are written as given, not rounded to 6 digits into one row.
+expect_ok "$CHARGAN" eval "$M" "$C" --sweep 0.1234567,0.1234568
+[ "$(sed 1d "$TMP/out" | cut -d, -f1 | tr '\n' ' ')" = "0.1234567 0.1234568 " ] ||
+    { show; fail "close temperatures are not told apart in the CSV"; }
 if mkfifo "$TMP/fifo.png" 2>/dev/null; then
     expect_error 1 "cannot write image '$TMP/fifo.png': not a regular file" \
         "$CHARGAN" eval "$M" "$C" --sweep 1 --plot "$TMP/fifo.png"
@@ -113,7 +132,7 @@ expect_error 2 "TEXTFILE" "$CHARGAN" eval "$M" --sweep 1
 expect_error 1 "--csv: cannot write '$TMP/none/x.csv'" "$CHARGAN" eval "$M" "$C" --sweep 1 \
     --csv "$TMP/none/x.csv"
 # A temperature so small that weights / T overflow a float: nothing written.
-expect_error 1 "--sweep: cannot scale the output layer" "$CHARGAN" eval "$M" "$C" \
+expect_error 1 "the output layer divided by it leaves the float range" "$CHARGAN" eval "$M" "$C" \
     --sweep 1,1e-44 --csv "$TMP/x.csv"
 [ ! -e "$TMP/x.csv" ] || fail "a failed sweep wrote a CSV"
 expect_error 1 "cannot load oracle" "$CHARGAN" eval "$M" "$C" --oracle "$TMP/none.ckpt" --sweep 1 \
