@@ -347,8 +347,10 @@ chargan_status chargan_model_get_config(const chargan_model *m, chargan_model_co
 chargan_status cg_model_reserve(chargan_model *m, int T, int B)
 {
     cg_workspace *ws = &m->ws;
-    if (ws->ids && T <= ws->T && B == ws->B)
+    if (ws->ids && T <= ws->T && B == ws->B) {
+        ws->use_table = ws->xtab && (size_t)m->V <= (size_t)T * (size_t)B;
         return CHARGAN_OK;
+    }
     workspace_free(ws, m->L);
     /* Sizes that overflow a size_t (a 32-bit one can) are refused like
      * allocations that fail; each array below multiplies with a check. */
@@ -387,6 +389,7 @@ chargan_status cg_model_reserve(chargan_model *m, int T, int B)
     }
     ws->T = T;
     ws->B = B;
+    ws->use_table = ws->xtab != NULL;
     return CHARGAN_OK;
 }
 
@@ -474,7 +477,7 @@ void cg_model_forward(chargan_model *m, int T, int B, const int32_t *ids, const 
     ws->b_used = B;
     ws->soft = soft;
     ws->fed = false;
-    const bool table = ids && ws->xtab;
+    const bool table = ids && ws->use_table;
     if (ids) {
         if (ids != ws->ids)
             memcpy(ws->ids, ids, tb * sizeof(int32_t));
@@ -511,7 +514,7 @@ static void begin_steps(chargan_model *m, int B, const float *z, bool train, boo
     initial_state(m, B, z);
     if (train && m->cfg.recurrent_dropout > 0.0f && !m->external_masks)
         draw_masks(m, B);
-    if (ws->xtab && !fed)
+    if (ws->use_table && !fed)
         cg_lstm_input_table(&m->lstm[0], m->V, m->embed, ws->xtab);
     for (int l = 0; l < m->L; l++)
         cg_lstm_forward_begin(&m->lstm[l], &ws->cache[l], layer_h0(m, l), layer_c0(m, l));
@@ -557,7 +560,7 @@ float *cg_model_step(chargan_model *m, int t, const int32_t *ids_t, bool train)
     if (ids_t != ws->ids + row)
         memcpy(ws->ids + row, ids_t, (size_t)B * sizeof(int32_t));
     float *x = ws->emb + row * m->E;
-    const bool table = ws->xtab && !ws->fed;
+    const bool table = ws->use_table && !ws->fed;
     if (!table)
         cg_embedding_forward(m->embed, m->E, ids_t, (size_t)B, x);
     return step_layers(m, t, x, table, train);
@@ -604,7 +607,7 @@ void cg_model_backward(chargan_model *m, float *dsoft)
     int T = ws->t_used, B = ws->b_used;
     size_t tb = (size_t)T * B;
     const float *dh_out = head_backward(m, true);
-    const bool table = !ws->soft && ws->xtab;
+    const bool table = !ws->soft && ws->use_table;
     for (int l = m->L - 1; l >= 0; l--) {
         const float *x = l == 0 ? ws->emb : ws->cache[l - 1].h + (size_t)B * m->H;
         float *dx = ws->dx[l & 1];

@@ -33,6 +33,8 @@ typedef struct cg_workspace {
     float *emb;          /* T x B x E embedded inputs (soft inputs, or no table) */
     float *xtab, *dxtab; /* V x 4H: layer 0's input table for hard ids and its gradient
                             (cg_lstm_input_table); NULL when V > T*B, where it would not pay */
+    bool use_table;      /* V <= T*B of the shape last reserved, not of the capacity: a
+                            call's rounding must not depend on a larger earlier one */
     cg_lstm_cache cache[CG_MAX_LAYERS];
     float *logits;       /* T x B x out: logits, then their gradients */
     float *dx[2];        /* T x B x max(E, H): input gradients, ping-pong down the stack */

@@ -1135,6 +1135,42 @@ START_TEST(same_seed_same_parameters)
 }
 END_TEST
 
+/* A public call of a larger shape on the trainer's generator grows its
+ * workspace past the vocabulary (V <= T*B: an input table appears); the
+ * trainer's next steps, whose shape is below it, must not take the table
+ * path that rounds otherwise (they did: the parameters differed). */
+START_TEST(larger_public_call_leaves_steps_alone)
+{
+    enum { V = 200, B = 2, T = 12, LONG_T = 100 };
+    float *params[2];
+    size_t n = 0;
+    for (int k = 0; k < 2; k++) {
+        chargan_trainer_config tc = small_config();
+        tc.batch = B;
+        tc.seq_len = T;
+        chargan_trainer *tr = make_trainer(&tc, make_gen(V, 6, 8, 0, 0.0f, 5));
+        int32_t *ids = id_stream(4000, V, 9);
+        ck_assert_int_eq(chargan_trainer_set_corpus_ids(tr, ids, 4000), CHARGAN_OK);
+        chargan_model *g = chargan_trainer_generator(tr);
+        for (int i = 0; i < 4; i++) {
+            ck_assert_int_eq(chargan_trainer_mle_step(tr, NULL), CHARGAN_OK);
+            double nll;
+            if (k == 1) /* B sequences of LONG_T + 1 ids: LONG_T * B >= V */
+                ck_assert_int_eq(chargan_model_nll(g, ids, B, LONG_T + 1, &nll), CHARGAN_OK);
+        }
+        ck_assert(k == 0 || g->ws.xtab != NULL); /* the table is there, unused by the steps */
+        params[k] = params_copy(g);
+        n = g->n_weights;
+        free(ids);
+        chargan_trainer_free(tr);
+    }
+    ck_assert_msg(memcmp(params[0], params[1], n * sizeof(float)) == 0,
+                  "a longer chargan_model_nll call between steps changed the training");
+    free(params[0]);
+    free(params[1]);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- adversarial steps on threads */
 
 typedef struct gan_case {
@@ -1267,6 +1303,7 @@ static Suite *trainer_suite(void)
     tcase_add_test(tc, get_config_round_trip);
     tcase_add_test(tc, huge_learning_rate_is_a_numeric_failure);
     tcase_add_test(tc, same_seed_same_parameters);
+    tcase_add_test(tc, larger_public_call_leaves_steps_alone);
     tcase_add_loop_test(tc, sharded_gan_steps_match_unsharded, 0,
                         sizeof gan_cases / sizeof gan_cases[0]);
     suite_add_tcase(s, tc);
