@@ -861,7 +861,9 @@ CHARGAN_API chargan_status chargan_self_bleu(const char *const *texts, size_t n,
  *  Changes no parameter.  Under MPI it is collective: each rank judges its
  *  rows and every rank gets the accuracy of the whole batches.  Errors:
  *  CHARGAN_E_STATE (no discriminator, no corpus or no held-out data),
- *  CHARGAN_E_IO (MPI). */
+ *  CHARGAN_E_NUMERIC (the generator's logits are not finite, so its samples
+ *  mean nothing; the discriminator steps refuse them likewise), CHARGAN_E_IO
+ *  (MPI). */
 CHARGAN_API chargan_status chargan_trainer_eval_discriminator(chargan_trainer *tr,
                                                               uint32_t n_batches,
                                                               double *accuracy);

@@ -106,13 +106,26 @@ double cg_gan_beta(const chargan_trainer *tr)
 
 /* ------------------------------------------------------------------ generation */
 
+/* A generated batch drawn from logits that were not finite (parameters
+ * that overflow the activations): its ids mean nothing (every draw the
+ * last id), and a discriminator must not learn from them. */
+static chargan_status not_finite_samples(chargan_trainer *tr)
+{
+    return cg_fail(&tr->err, CHARGAN_E_NUMERIC, "generating a batch after step %llu: the "
+                   "generator's logits are not finite (its parameters overflow the "
+                   "activations; the run continues only from a checkpoint)",
+                   (unsigned long long)tr->global_step);
+}
+
 /* Samples T tokens per row from the generator at temperature 1, filling the
- * generator's caches (so its backward can follow) and work.fake. */
-static void generate_hard(chargan_trainer *tr, const float *z, bool train)
+ * generator's caches (so its backward can follow) and work.fake.
+ * CHARGAN_E_NUMERIC if the logits were not finite. */
+static chargan_status generate_hard(chargan_trainer *tr, const float *z, bool train)
 {
     chargan_model *g = tr->gen;
     int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len;
     int32_t *fake = tr->work.fake;
+    tr->work.sampler.not_finite = false;
     cg_trainer_seed_rows(tr);
     cg_model_begin(g, B, z, train);
     for (int b = 0; b < B; b++)
@@ -130,6 +143,7 @@ static void generate_hard(chargan_trainer *tr, const float *z, bool train)
             in = g->ws.ids + (size_t)(t + 1) * B;
         }
     }
+    return tr->work.sampler.not_finite ? not_finite_samples(tr) : CHARGAN_OK;
 }
 
 /* Whether the Gumbel generator reads its relaxed samples (the soft feed). */
@@ -371,12 +385,13 @@ chargan_status cg_gan_d_step(chargan_trainer *tr, float *loss, float *accuracy)
     if (cg_gan_sharded(tr))
         return sharded_d_step(tr, loss, accuracy);
     bool soft = tr->cfg.estimator == CHARGAN_GAN_GUMBEL;
+    chargan_status st;
     draw_real(tr);
     const float *z = cg_trainer_draw_noise(tr);
     if (soft)
         generate_gumbel(tr, z, (float)cg_gan_beta(tr), false);
-    else
-        generate_hard(tr, z, false);
+    else if ((st = generate_hard(tr, z, false)) != CHARGAN_OK)
+        return st;
     return d_update(tr, soft, loss, accuracy);
 }
 
@@ -527,7 +542,8 @@ static chargan_status reinforce_step(chargan_trainer *tr, float *g_loss, float *
     chargan_status st;
     /* sample with the generator's caches kept for its backward */
     draw_real(tr);
-    generate_hard(tr, cg_trainer_draw_noise(tr), true);
+    if ((st = generate_hard(tr, cg_trainer_draw_noise(tr), true)) != CHARGAN_OK)
+        return st;
     double d_sum = 0.0;
     for (uint32_t k = 0; k < tr->cfg.d_steps; k++) {
         float l;
@@ -892,8 +908,8 @@ static void d_masks(chargan_trainer *tr)
 }
 
 /* generate_hard / generate_gumbel on the shards. */
-static void sharded_generate(chargan_trainer *tr, const float *z, bool relaxed, float beta,
-                             bool train)
+static chargan_status sharded_generate(chargan_trainer *tr, const float *z, bool relaxed,
+                                       float beta, bool train)
 {
     cg_shards *sh = &tr->shards;
     cg_trainer_seed_rows(tr);
@@ -902,7 +918,13 @@ static void sharded_generate(chargan_trainer *tr, const float *z, bool relaxed, 
     sh->z = z;
     sh->train = train;
     sh->beta = beta;
+    for (int s = 0; s < sh->n; s++)
+        sh->gan[s].sampler.not_finite = false;
     run_phase(tr, relaxed ? PH_GEN_GUMBEL : PH_GEN_HARD);
+    for (int s = 0; s < sh->n; s++)
+        if (sh->gan[s].sampler.not_finite)
+            return not_finite_samples(tr);
+    return CHARGAN_OK; /* relaxed samples carry a NaN into the loss, which fails */
 }
 
 /* d_update on the shards. */
@@ -969,7 +991,8 @@ static chargan_status sharded_reinforce_step(chargan_trainer *tr, float *g_loss,
     int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len;
     chargan_status st;
     draw_real(tr);
-    sharded_generate(tr, cg_trainer_draw_noise(tr), false, 1.0f, true);
+    if ((st = sharded_generate(tr, cg_trainer_draw_noise(tr), false, 1.0f, true)) != CHARGAN_OK)
+        return st;
     if ((st = sharded_d_rounds(tr, false, d_loss)) != CHARGAN_OK)
         return st;
     run_phase(tr, PH_REWARDS);
@@ -991,7 +1014,8 @@ static chargan_status sharded_gumbel_step(chargan_trainer *tr, float *g_loss, fl
     float beta = (float)cg_gan_beta(tr);
     chargan_status st;
     draw_real(tr);
-    sharded_generate(tr, cg_trainer_draw_noise(tr), true, beta, true);
+    if ((st = sharded_generate(tr, cg_trainer_draw_noise(tr), true, beta, true)) != CHARGAN_OK)
+        return st;
     if ((st = sharded_d_rounds(tr, true, d_loss)) != CHARGAN_OK)
         return st;
     run_phase(tr, PH_G_GUMBEL);
@@ -1003,8 +1027,9 @@ static chargan_status sharded_d_step(chargan_trainer *tr, float *loss, float *ac
 {
     bool soft = tr->cfg.estimator == CHARGAN_GAN_GUMBEL;
     draw_real(tr);
-    sharded_generate(tr, cg_trainer_draw_noise(tr), soft, (float)cg_gan_beta(tr), false);
-    return sharded_d_update(tr, soft, loss, accuracy);
+    chargan_status st =
+        sharded_generate(tr, cg_trainer_draw_noise(tr), soft, (float)cg_gan_beta(tr), false);
+    return st == CHARGAN_OK ? sharded_d_update(tr, soft, loss, accuracy) : st;
 }
 
 chargan_status cg_gan_step(chargan_trainer *tr, float *g_loss, float *d_loss)
@@ -1064,8 +1089,8 @@ chargan_status chargan_trainer_eval_discriminator(chargan_trainer *tr, uint32_t 
         const float *z = cg_trainer_draw_noise(tr);
         if (soft)
             generate_gumbel(tr, z, (float)cg_gan_beta(tr), false);
-        else
-            generate_hard(tr, z, false);
+        else if ((st = generate_hard(tr, z, false)) != CHARGAN_OK)
+            break;
         d_forward_fake(tr, soft, false);
         counts[0] += count_correct(final_logits(tr->disc, T, B), (int)rows, false);
         counts[1] += 2.0 * (double)rows;
@@ -1075,9 +1100,11 @@ chargan_status chargan_trainer_eval_discriminator(chargan_trainer *tr, uint32_t 
         cg_model_release(tr->gen);
         cg_model_release(tr->disc);
     }
-    /* sums of whole numbers below 2^53: exact in any order */
-    st = cg_dist_allreduce_sum(tr, counts, 2, "discriminator evaluation after step",
-                                tr->global_step);
+    /* sums of whole numbers below 2^53: exact in any order (every rank
+     * takes part, also one whose samples failed, so that none waits) */
+    chargan_status sum_st = cg_dist_allreduce_sum(tr, counts, 2, "discriminator evaluation "
+                                                  "after step", tr->global_step);
+    st = st != CHARGAN_OK ? st : sum_st;
     if (st == CHARGAN_OK)
         *accuracy = counts[0] / counts[1];
 done:

@@ -1089,6 +1089,47 @@ START_TEST(huge_learning_rate_is_a_numeric_failure)
 }
 END_TEST
 
+/* A generator whose parameters overflowed draws meaningless ids (every
+ * draw the last id): the discriminator's steps and its evaluation refuse
+ * them (they trained on them and reported success), on one thread and on
+ * shards. */
+START_TEST(discriminator_refuses_a_broken_generator)
+{
+    chargan_optimizer_config oc;
+    chargan_optimizer_config_init(&oc, CHARGAN_ADAM);
+    oc.lr = 1e38f;
+    chargan_optimizer *opt;
+    ck_assert_int_eq(chargan_optimizer_new(&oc, &opt), CHARGAN_OK);
+    chargan_trainer_config tc = small_config();
+    tc.estimator = CHARGAN_GAN_REINFORCE;
+    tc.threads = _i ? 3 : 1;
+    chargan_trainer *tr;
+    ck_assert_int_eq(chargan_trainer_new(&tc, make_gen(40, 4, 6, 0, 0.0f, 1), opt, make_disc(40),
+                                         NULL, &tr),
+                     CHARGAN_OK);
+    ck_assert_int_eq(chargan_trainer_set_corpus_text(tr, small_text, strlen(small_text)),
+                     CHARGAN_OK);
+    chargan_status st = CHARGAN_OK;
+    for (int i = 0; i < 20 && st == CHARGAN_OK; i++)
+        st = chargan_trainer_mle_step(tr, NULL);
+    ck_assert_int_eq(st, CHARGAN_E_NUMERIC);
+    chargan_model *d = chargan_trainer_discriminator(tr);
+    float *before = params_copy(d);
+    float loss, acc;
+    ck_assert_int_eq(chargan_trainer_d_step(tr, &loss, &acc), CHARGAN_E_NUMERIC);
+    assert_contains(chargan_trainer_last_error(tr), "logits are not finite");
+    ck_assert_int_eq(chargan_trainer_pretrain_discriminator(tr, 3), CHARGAN_E_NUMERIC);
+    ck_assert_int_eq(chargan_trainer_gan_step(tr, NULL, NULL), CHARGAN_E_NUMERIC);
+    double accuracy = -1.0;
+    ck_assert_int_eq(chargan_trainer_eval_discriminator(tr, 2, &accuracy), CHARGAN_E_NUMERIC);
+    ck_assert(accuracy == -1.0);
+    ck_assert_msg(memcmp(before, d->params, d->n_weights * sizeof(float)) == 0,
+                  "the discriminator learnt from a broken generator's samples");
+    free(before);
+    chargan_trainer_free(tr);
+}
+END_TEST
+
 static float *train_params(uint64_t trainer_seed, uint32_t threads, bool evaluate_between,
                            size_t *n)
 {
@@ -1302,6 +1343,7 @@ static Suite *trainer_suite(void)
     tcase_add_test(tc, every_invalid_config_field);
     tcase_add_test(tc, get_config_round_trip);
     tcase_add_test(tc, huge_learning_rate_is_a_numeric_failure);
+    tcase_add_loop_test(tc, discriminator_refuses_a_broken_generator, 0, 2);
     tcase_add_test(tc, same_seed_same_parameters);
     tcase_add_test(tc, larger_public_call_leaves_steps_alone);
     tcase_add_loop_test(tc, sharded_gan_steps_match_unsharded, 0,
