@@ -1092,13 +1092,30 @@ chargan_status chargan_trainer_pretrain_generator(chargan_trainer *tr, uint64_t 
     return CHARGAN_OK;
 }
 
+/* What a discriminator step needs: a discriminator and a corpus (fn names
+ * the call in the message).  The phases check it before their first step,
+ * so that asking for none fails as asking for some would. */
+static chargan_status can_d_step(chargan_trainer *tr, const char *fn)
+{
+    if (!tr->disc)
+        return cg_fail(&tr->err, CHARGAN_E_STATE, "%s: no discriminator", fn);
+    return need_corpus(tr, fn);
+}
+
+/* The same for an adversarial round: an estimator too. */
+static chargan_status can_gan_step(chargan_trainer *tr, const char *fn)
+{
+    if (tr->cfg.estimator == CHARGAN_GAN_NONE || !tr->disc)
+        return cg_fail(&tr->err, CHARGAN_E_STATE, "%s: no GAN estimator configured (trainer "
+                       "config 'estimator') or no discriminator", fn);
+    return need_corpus(tr, fn);
+}
+
 chargan_status chargan_trainer_d_step(chargan_trainer *tr, float *loss, float *accuracy)
 {
     if (!tr)
         return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_d_step: NULL trainer");
-    if (!tr->disc)
-        return cg_fail(&tr->err, CHARGAN_E_STATE, "chargan_trainer_d_step: no discriminator");
-    chargan_status st = need_corpus(tr, "chargan_trainer_d_step");
+    chargan_status st = can_d_step(tr, "chargan_trainer_d_step");
     if (st == CHARGAN_OK)
         st = models_ready(tr);
     if (st != CHARGAN_OK)
@@ -1111,9 +1128,11 @@ chargan_status chargan_trainer_pretrain_discriminator(chargan_trainer *tr, uint6
     if (!tr)
         return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_pretrain_discriminator: NULL "
                        "trainer");
+    chargan_status st = can_d_step(tr, "chargan_trainer_pretrain_discriminator");
+    if (st != CHARGAN_OK)
+        return st;
     phase_run r;
     phase_init(&r, CHARGAN_PHASE_DISCRIMINATOR, steps, tr->global_step);
-    chargan_status st;
     while (r.p.step < steps) {
         float loss, acc;
         if ((st = chargan_trainer_d_step(tr, &loss, &acc)) != CHARGAN_OK)
@@ -1132,10 +1151,7 @@ chargan_status chargan_trainer_gan_step(chargan_trainer *tr, float *g_loss, floa
 {
     if (!tr)
         return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_gan_step: NULL trainer");
-    if (tr->cfg.estimator == CHARGAN_GAN_NONE || !tr->disc)
-        return cg_fail(&tr->err, CHARGAN_E_STATE, "chargan_trainer_gan_step: no GAN estimator "
-                       "configured (trainer config 'estimator') or no discriminator");
-    chargan_status st = need_corpus(tr, "chargan_trainer_gan_step");
+    chargan_status st = can_gan_step(tr, "chargan_trainer_gan_step");
     if (st == CHARGAN_OK)
         st = models_ready(tr);
     if (st != CHARGAN_OK)
@@ -1147,9 +1163,11 @@ chargan_status chargan_trainer_adversarial(chargan_trainer *tr, uint64_t steps)
 {
     if (!tr)
         return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_adversarial: NULL trainer");
+    chargan_status st = can_gan_step(tr, "chargan_trainer_adversarial");
+    if (st != CHARGAN_OK)
+        return st;
     phase_run r;
     phase_init(&r, CHARGAN_PHASE_ADVERSARIAL, steps, tr->global_step);
-    chargan_status st;
     while (r.p.step < steps) {
         float g_loss, d_loss;
         if ((st = chargan_trainer_gan_step(tr, &g_loss, &d_loss)) != CHARGAN_OK)

@@ -734,6 +734,9 @@ START_TEST(calls_out_of_order)
         ck_assert_int_eq(chargan_trainer_pretrain_discriminator(tr, 2), CHARGAN_E_STATE);
         ck_assert_int_eq(chargan_trainer_gan_step(tr, &loss, NULL), CHARGAN_E_STATE);
         ck_assert_int_eq(chargan_trainer_adversarial(tr, 2), CHARGAN_E_STATE);
+        /* zero steps of a phase that cannot run fail as more would */
+        ck_assert_int_eq(chargan_trainer_pretrain_discriminator(tr, 0), CHARGAN_E_STATE);
+        ck_assert_int_eq(chargan_trainer_adversarial(tr, 0), CHARGAN_E_STATE);
         ck_assert_int_eq(chargan_trainer_set_corpus_text(tr, small_text, strlen(small_text)),
                          CHARGAN_OK);
     }
