@@ -227,24 +227,32 @@ int cli_cmd_info(int argc, char **argv)
     }
     const char *path = pos[0];
 
+    /* A file holds a generator, a discriminator (saved alone through the
+     * library) or both. */
     chargan_model *gen = NULL, *disc = NULL;
     chargan_status st = chargan_model_load(path, CHARGAN_GENERATOR, &gen);
-    if (st != CHARGAN_OK) {
+    if (st != CHARGAN_OK && st != CHARGAN_E_NOT_FOUND) {
         cli_lib_error(st, "cannot load model '%s'", path);
         return CLI_EXIT_FAILURE;
     }
+    chargan_status st_gen = st;
     st = chargan_model_load(path, CHARGAN_DISCRIMINATOR, &disc);
-    if (st != CHARGAN_OK && st != CHARGAN_E_NOT_FOUND) {
-        cli_lib_error(st, "cannot load the discriminator of '%s'", path);
+    if (st != CHARGAN_OK && (st != CHARGAN_E_NOT_FOUND || st_gen != CHARGAN_OK)) {
+        if (st_gen == CHARGAN_OK)
+            cli_lib_error(st, "cannot load the discriminator of '%s'", path);
+        else
+            cli_lib_error(st, "cannot load model '%s'", path);
         chargan_model_free(gen);
         return CLI_EXIT_FAILURE;
     }
 
     int exit_code = CLI_EXIT_FAILURE;
     printf("file: %s\n", path);
-    if (print_model("generator", gen) != 0)
+    if (gen && print_model("generator", gen) != 0)
         goto out;
-    chargan_tokenizer *tok = chargan_model_tokenizer(gen);
+    if (!gen)
+        printf("generator: none\n");
+    chargan_tokenizer *tok = chargan_model_tokenizer(gen ? gen : disc);
     if (tok) {
         if (print_tokenizer(tok) != 0)
             goto out;

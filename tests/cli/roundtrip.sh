@@ -65,6 +65,28 @@ expect_ok "$CHARGAN" train "$TMP/ctl.txt" -o "$TMP/ctl.ckpt" $TINY --seq 8 --ste
 expect_ok "$CHARGAN" info "$TMP/ctl.ckpt"
 grep -qxF '  characters: "b\001\nc\302\205"' "$TMP/out" ||
     { show; fail "info: control characters not as octal escapes"; }
+# A file with a discriminator alone (chargan_model_save of one): here the
+# DMOD and TOKN sections of a GAN checkpoint in a container of their own.
+if command -v python3 >/dev/null 2>&1; then
+    expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/gan.ckpt" $TINY --steps 2 --gan reinforce \
+        --gan-steps 1 --d-pretrain-steps 1
+    python3 - "$TMP/gan.ckpt" "$TMP/disc.ckpt" <<'PY' || fail "cannot cut the discriminator out"
+import struct, sys, zlib
+data = open(sys.argv[1], "rb").read()
+n = struct.unpack_from("<I", data, 16)[0]
+pos, kept = 24, []
+for _ in range(n):
+    tag, flags, length = struct.unpack_from("<4sIQ", data, pos)
+    if tag in (b"DMOD", b"TOKN"):
+        kept.append(data[pos:pos + 16 + length + 4])
+    pos += 16 + length + 4
+head = data[:16] + struct.pack("<I", len(kept))
+open(sys.argv[2], "wb").write(head + struct.pack("<I", zlib.crc32(head)) + b"".join(kept))
+PY
+    expect_ok "$CHARGAN" info "$TMP/disc.ckpt"
+    grep -qx "generator: none" "$TMP/out" && grep -q "^discriminator:" "$TMP/out" &&
+        grep -q '^  characters: "' "$TMP/out" || { show; fail "info: a discriminator alone"; }
+fi
 # The total is the sum of the tensors' sizes.
 sum=$(awk '/^  parameters:/{p=1;next} /^  total_weights:/{p=0} p{s+=$NF} END{print s}' "$TMP/out")
 total=$(sed -n 's/^  total_weights: //p' "$TMP/out" | head -n 1)
