@@ -140,8 +140,58 @@ static int match_word(line_reader *r, const char *word)
     return 0;
 }
 
+/* Skips one JSON value of a key that is not ours: a string, number, true,
+ * false, null, or an array or object of them, nested at most depth deep. */
+static int skip_value(line_reader *r, int depth)
+{
+    skip_ws(r);
+    if (r->p < r->end && *r->p == '"') {
+        char ignored[8];
+        return read_string(r, ignored, sizeof ignored);
+    }
+    if (r->p < r->end && (*r->p == '-' || is_digit(*r->p))) {
+        double ignored;
+        return read_number(r, &ignored);
+    }
+    if (match_word(r, "true") || match_word(r, "false") || match_word(r, "null"))
+        return 0;
+    if (r->p >= r->end || (*r->p != '[' && *r->p != '{'))
+        return reader_fail(r, "expected a JSON value");
+    if (depth == 0)
+        return reader_fail(r, "arrays and objects nested too deep");
+    char close = *r->p == '[' ? ']' : '}';
+    r->p++;
+    skip_ws(r);
+    for (int first = 1; !(r->p < r->end && *r->p == close); first = 0) {
+        if (!first) {
+            if (r->p >= r->end || *r->p != ',')
+                return reader_fail(r, close == ']' ? "expected ',' or ']'" : "expected ',' or '}'");
+            r->p++;
+            skip_ws(r);
+        }
+        if (close == '}') {
+            char ignored[8];
+            if (read_string(r, ignored, sizeof ignored) != 0)
+                return -1;
+            skip_ws(r);
+            if (r->p >= r->end || *r->p != ':')
+                return reader_fail(r, "expected ':'");
+            r->p++;
+        }
+        if (skip_value(r, depth - 1) != 0)
+            return -1;
+        skip_ws(r);
+    }
+    r->p++;
+    return 0;
+}
+
+/* Steps beyond 2^53 are not counts a run reaches (nor exact doubles); laid
+ * end to end over phases they would overflow the plot's axis. */
+#define MAX_STEP 9007199254740992.0
+
 /* Parses one line into *rec.  Unknown keys are allowed (a newer chargan may
- * log more) if their values are strings, numbers, booleans or null. */
+ * log more) whatever their JSON values. */
 static int parse_record(const char *line, size_t len, record *rec, char *why, size_t why_size)
 {
     line_reader r = {.p = line, .end = line + len, .start = line};
@@ -180,6 +230,10 @@ static int parse_record(const char *line, size_t len, record *rec, char *why, si
         r.p++;
         skip_ws(&r);
         if (strcmp(key, "phase") == 0) {
+            if (have_phase) {
+                snprintf(r.why, sizeof r.why, "duplicate key \"phase\"");
+                goto bad;
+            }
             char name[64];
             if (read_string(&r, name, sizeof name) != 0)
                 goto bad;
@@ -215,12 +269,7 @@ static int parse_record(const char *line, size_t len, record *rec, char *why, si
                 snprintf(r.why, sizeof r.why, "column %zu: \"%s\" must be a number or null",
                          (size_t)(r.p - r.start) + 1, key);
                 goto bad;
-            } else if (r.p < r.end && *r.p == '"') {
-                char ignored[8];
-                if (read_string(&r, ignored, sizeof ignored) != 0)
-                    goto bad;
-            } else if (!match_word(&r, "true") && !match_word(&r, "false")) {
-                reader_fail(&r, "expected a string, number, true, false or null");
+            } else if (skip_value(&r, 32) != 0) {
                 goto bad;
             }
         }
@@ -238,6 +287,10 @@ static int parse_record(const char *line, size_t len, record *rec, char *why, si
     }
     if (!(rec->v[K_STEP] >= 0)) {
         snprintf(r.why, sizeof r.why, "no \"step\" (a number of at least 0)");
+        goto bad;
+    }
+    if (rec->v[K_STEP] > MAX_STEP) {
+        snprintf(r.why, sizeof r.why, "\"step\" %g is beyond 2^53", rec->v[K_STEP]);
         goto bad;
     }
     return 0;

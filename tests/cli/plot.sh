@@ -63,7 +63,11 @@ bad_log "column 23: expected a number" '{"phase":"mle","step":-x}'
 bad_log "expected a digit after '.'" '{"phase":"mle","step":1.}'
 bad_log "number out of range" '{"phase":"mle","step":1,"loss":1e999}'
 bad_log "text after the object" "$good x"
-bad_log "expected a string, number, true, false or null" '{"phase":"mle","step":1,"extra":[1]}'
+bad_log "expected a JSON value" '{"phase":"mle","step":1,"extra":[1,]}'
+bad_log "expected ',' or '}'" '{"phase":"mle","step":1,"extra":{"a":1 "b":2}}'
+bad_log "nested too deep" "{\"phase\":\"mle\",\"step\":1,\"x\":$(printf '[%.0s' $(seq 40))1$(printf ']%.0s' $(seq 40))}"
+bad_log "bad.jsonl:1: duplicate key \"phase\"" '{"phase":"mle","step":1,"phase":"eval"}'
+bad_log "\"step\" 1e+308 is beyond 2^53" '{"phase":"mle","step":1e308}'
 printf '{"phase":"mle",\0"step":1}\n' >"$TMP/nul.jsonl"
 expect_error 1 "nul.jsonl:1: a NUL byte" "$CHARGAN" plot "$TMP/nul.jsonl" -o "$TMP/img/x.png"
 
@@ -80,6 +84,12 @@ grep -q 'line 3: boom' "$TMP/err" || { show; fail "gnuplot's message is not pass
 no_leftovers "failing gnuplot"
 printf '#!/bin/sh\nexit 0\n' >"$TMP/bin/gnuplot"
 expect_error 1 "gnuplot wrote no image" env PATH="$TMP/bin" "$CHARGAN" plot "$LOG" \
+    -o "$TMP/img/keep.png"
+# Keys that are not ours are ignored whatever their values (arrays and
+# objects were refused): the log gets as far as gnuplot.
+printf '{"phase":"mle","step":1,"loss":2,"extra":[1,[2,{"a":null}],"x"],"o":{"k":[true]}}\n' \
+    >"$TMP/extra.jsonl"
+expect_error 1 "gnuplot wrote no image" env PATH="$TMP/bin" "$CHARGAN" plot "$TMP/extra.jsonl" \
     -o "$TMP/img/keep.png"
 [ "$(cat "$TMP/img/keep.png")" = "old image" ] || fail "a failed plot changed the existing image"
 no_leftovers "silent gnuplot"
