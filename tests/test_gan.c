@@ -243,8 +243,10 @@ static bool gumbel_loss(void *vctx, double *loss)
             int best = 0;
             double mx = -INFINITY, sum = 0.0;
             for (int v = 0; v < V; v++) {
-                float noisy = l[(size_t)b * V + v] +
-                              (float)-log(-log(cg_rng_uniform_open(&tr->work.row_rng[b])));
+                /* the library's uniforms: floats of 23 bits (near 1 the
+                 * double ones give noise 1e-5 away) */
+                double u = cg_rng_uniform_openf(&tr->work.row_rng[b]);
+                float noisy = l[(size_t)b * V + v] + (float)-log(-log(u));
                 s[v] = noisy;
                 if (noisy > s[best])
                     best = v;
