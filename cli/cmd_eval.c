@@ -2,8 +2,8 @@
  *
  * NLL-test: the text is encoded with the model's own tokenizer and cut into
  * windows of --seq characters (the last one shorter); each window is
- * predicted from the start id with a zero state, as chargan_model_nll()
- * defines.  The figure is the mean over all characters, so it does not
+ * predicted from the start id with a zero noise vector's state, as
+ * chargan_model_nll() defines.  The figure is the mean over all characters, so it does not
  * depend on how many windows go to one library call.  --stream N instead
  * reads the text as N contiguous streams with the state carried along
  * (chargan_model_stream_nll()).
