@@ -15,6 +15,10 @@ printf 'abc\377def' >"$TMP/bad-utf8.txt"
 cat "$C" >>"$TMP/bad-utf8.txt"
 expect_error 1 "corpus '$TMP/bad-utf8.txt'" "$CHARGAN" train "$TMP/bad-utf8.txt" -o "$M" $TINY --steps 5
 grep -q "offset 3" "$TMP/err" || { show; fail "invalid UTF-8: the message does not give the offset 3"; }
+# the library's advice names a C API option; the tool's says what a user can do
+grep -q "CHARGAN_UTF8_REPLACE" "$TMP/err" && { show; fail "invalid UTF-8: advice for C callers"; }
+grep -q "the text must be UTF-8 (convert it with iconv" "$TMP/err" ||
+    { show; fail "invalid UTF-8: no advice"; }
 [ -e "$M" ] && fail "a failed train wrote a model"
 # A device is refused at once (/dev/zero was read until memory ran out).
 expect_error 1 "cannot read corpus '/dev/zero': a device, not a file" \
