@@ -86,15 +86,15 @@ static int is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
-/* A JSON number (RFC 8259 grammar, no leading '+' or zeros, no NaN). */
-static int read_number(line_reader *r, double *out)
+/* The end of the JSON number at r->p (RFC 8259 grammar, no leading '+' or
+ * zeros, no NaN), or NULL after reader_fail. */
+static const char *scan_number(line_reader *r)
 {
-    const char *s = r->p;
-    const char *q = s;
+    const char *q = r->p;
     if (q < r->end && *q == '-')
         q++;
     if (q >= r->end || !is_digit(*q))
-        return reader_fail(r, "expected a number");
+        return reader_fail(r, "expected a number"), NULL;
     if (*q == '0')
         q++;
     else
@@ -103,7 +103,7 @@ static int read_number(line_reader *r, double *out)
     if (q < r->end && *q == '.') {
         q++;
         if (q >= r->end || !is_digit(*q))
-            return reader_fail(r, "expected a digit after '.'");
+            return reader_fail(r, "expected a digit after '.'"), NULL;
         while (q < r->end && is_digit(*q))
             q++;
     }
@@ -112,10 +112,19 @@ static int read_number(line_reader *r, double *out)
         if (q < r->end && (*q == '+' || *q == '-'))
             q++;
         if (q >= r->end || !is_digit(*q))
-            return reader_fail(r, "expected a digit in the exponent");
+            return reader_fail(r, "expected a digit in the exponent"), NULL;
         while (q < r->end && is_digit(*q))
             q++;
     }
+    return q;
+}
+
+/* A JSON number that a double holds. */
+static int read_number(line_reader *r, double *out)
+{
+    const char *s = r->p, *q = scan_number(r);
+    if (!q)
+        return -1;
     char tmp[64];
     if ((size_t)(q - s) >= sizeof tmp)
         return reader_fail(r, "number too long");
@@ -149,9 +158,12 @@ static int skip_value(line_reader *r, int depth)
         char ignored[8];
         return read_string(r, ignored, sizeof ignored);
     }
-    if (r->p < r->end && (*r->p == '-' || is_digit(*r->p))) {
-        double ignored;
-        return read_number(r, &ignored);
+    if (r->p < r->end && (*r->p == '-' || is_digit(*r->p))) { /* any size: not read */
+        const char *q = scan_number(r);
+        if (!q)
+            return -1;
+        r->p = q;
+        return 0;
     }
     if (match_word(r, "true") || match_word(r, "false") || match_word(r, "null"))
         return 0;
@@ -257,19 +269,17 @@ static int parse_record(const char *line, size_t len, record *rec, char *why, si
             }
             if (k < N_KEYS)
                 seen[k] = 1;
-            if (match_word(&r, "null")) {
+            if (k == N_KEYS) { /* not ours: any JSON value */
+                if (skip_value(&r, 32) != 0)
+                    goto bad;
+            } else if (match_word(&r, "null")) {
                 /* NaN already */
             } else if (r.p < r.end && (*r.p == '-' || is_digit(*r.p))) {
-                double v;
-                if (read_number(&r, &v) != 0)
+                if (read_number(&r, &rec->v[k]) != 0)
                     goto bad;
-                if (k < N_KEYS)
-                    rec->v[k] = v;
-            } else if (k < N_KEYS) {
+            } else {
                 snprintf(r.why, sizeof r.why, "column %zu: \"%s\" must be a number or null",
                          (size_t)(r.p - r.start) + 1, key);
-                goto bad;
-            } else if (skip_value(&r, 32) != 0) {
                 goto bad;
             }
         }

@@ -740,7 +740,8 @@ CHARGAN_API chargan_status chargan_trainer_gan_step(chargan_trainer *tr, float *
 CHARGAN_API chargan_status chargan_trainer_adversarial(chargan_trainer *tr, uint64_t steps);
 
 /** Validation NLL of the generator on the held-out part (nats/token); bpc
- *  (may be NULL) gets bits per token.  Windows of seq_len from a zero state.
+ *  (may be NULL) gets bits per token.  Windows of seq_len from the state a
+ *  zero noise vector gives (a zero state without a noise input).
  *  Errors: CHARGAN_E_STATE (no corpus or no held-out data), CHARGAN_E_NUMERIC,
  *  CHARGAN_E_NOMEM. */
 CHARGAN_API chargan_status chargan_trainer_evaluate(chargan_trainer *tr, double *nll, double *bpc);

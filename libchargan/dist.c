@@ -320,7 +320,7 @@ enum {
     AG_BETA_START, AG_BETA_MAX, AG_ANNEAL, AG_ANNEAL_STEPS, AG_GAN_LOSS, AG_GUMBEL_FEED,
     AG_VAL_FRACTION, AG_G_WEIGHTS, AG_D_WEIGHTS, AG_VOCAB, AG_GLOBAL_STEP, AG_D_UPDATES,
     AG_GAN_STEPS, AG_G_OPT_STEPS, AG_D_OPT_STEPS, AG_CORPUS_KIND, AG_CORPUS_IDS, AG_CORPUS_CRC,
-    AG_REPORT_EVERY, AG_VAL_EVERY, AG_G_DROPOUT, AG_D_DROPOUT,
+    AG_REPORT_EVERY, AG_VAL_EVERY, AG_G_DROPOUT, AG_D_DROPOUT, AG_SEED,
     AG_G_OPT, /* the generator's optimizer settings, then the discriminator's */
     AG_OPT_N = 9,
     AG_D_OPT = AG_G_OPT + AG_OPT_N,
@@ -337,7 +337,10 @@ static const char *const ag_names[AG_G_OPT] = {
     "discriminator optimizer steps", "corpus kind", "corpus length", "corpus CRC-32",
     /* each a collective when due: ranks that differ would wait on one another */
     "report_every", "val_every",
-    "generator's recurrent_dropout", "discriminator's recurrent_dropout"};
+    "generator's recurrent_dropout", "discriminator's recurrent_dropout",
+    /* rank 0's RNGs are everyone's after attaching, but the discriminator's
+     * evaluation seeds its own stream from it */
+    "seed"};
 
 static void optimizer_values(const chargan_optimizer *o, uint64_t *v)
 {
@@ -401,6 +404,7 @@ static void agreement_values(const chargan_trainer *tr, uint64_t *v)
     v[AG_VAL_EVERY] = c->val_every;
     v[AG_G_DROPOUT] = f32_bits(tr->gen->cfg.recurrent_dropout);
     v[AG_D_DROPOUT] = tr->disc ? f32_bits(tr->disc->cfg.recurrent_dropout) : 0;
+    v[AG_SEED] = c->seed;
     optimizer_values(tr->gopt, v + AG_G_OPT);
     optimizer_values(tr->dopt, v + AG_D_OPT);
 }

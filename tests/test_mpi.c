@@ -321,6 +321,14 @@ static void errors(void)
               "ranks with different report_every -> CHARGAN_E_INVALID naming it");
         chargan_trainer_free(tr);
         tr = NULL;
+        st = make_trainer(&mle, BATCH, &tr);
+        if (st == CHARGAN_OK && rank == 1)
+            tr->cfg.seed += 1;
+        check(st == CHARGAN_OK && attach(tr) == CHARGAN_E_INVALID &&
+                  strstr(chargan_trainer_last_error(tr), "disagree on the seed"),
+              "ranks with different seeds -> CHARGAN_E_INVALID naming it");
+        chargan_trainer_free(tr);
+        tr = NULL;
         /* one rank without a corpus (its file failed to load): it returned
          * at once and the others waited in the communicator's duplication */
         run_cfg tiny = mle;

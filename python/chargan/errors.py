@@ -75,7 +75,9 @@ class UnsupportedError(CharganError):
 
 
 class NumericError(CharganError, ArithmeticError):
-    """CHARGAN_E_NUMERIC: a loss or parameter became NaN or infinite."""
+    """CHARGAN_E_NUMERIC: a loss, a parameter or the model's logits became NaN
+    or infinite (a generator whose logits are not finite cannot be sampled
+    from, nor its samples judged by the discriminator)."""
     status = 6
 
 

@@ -87,8 +87,8 @@ expect_error 1 "gnuplot wrote no image" env PATH="$TMP/bin" "$CHARGAN" plot "$LO
     -o "$TMP/img/keep.png"
 # Keys that are not ours are ignored whatever their values (arrays and
 # objects were refused): the log gets as far as gnuplot.
-printf '{"phase":"mle","step":1,"loss":2,"extra":[1,[2,{"a":null}],"x"],"o":{"k":[true]}}\n' \
-    >"$TMP/extra.jsonl"
+printf '{"phase":"mle","step":1,"loss":2,"extra":[1,[2,{"a":null}],"x"],"o":{"k":[true]},"n":1e400,"m":%s}\n' \
+    "$(printf '1%.0s' $(seq 80))" >"$TMP/extra.jsonl"
 expect_error 1 "gnuplot wrote no image" env PATH="$TMP/bin" "$CHARGAN" plot "$TMP/extra.jsonl" \
     -o "$TMP/img/keep.png"
 [ "$(cat "$TMP/img/keep.png")" = "old image" ] || fail "a failed plot changed the existing image"
