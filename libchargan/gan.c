@@ -107,8 +107,28 @@ double cg_gan_beta(const chargan_trainer *tr)
 /* ------------------------------------------------------------------ generation */
 
 /* A generated batch drawn from logits that were not finite (parameters
- * that overflow the activations): its ids mean nothing (every draw the
- * last id), and a discriminator must not learn from them. */
+ * that overflow the activations) means nothing (every draw the last id),
+ * and a discriminator must not learn from it.  The samplers flag such
+ * draws (not_finite, cleared by each generation); whether any row of this
+ * rank's batch had one is samples_not_finite().  It is not a failure by
+ * itself: under MPI the other ranks may have drawn fine rows, so the flag
+ * travels with the losses to every rank (d_finish, the evaluation's
+ * counts), and all fail together. */
+static void clear_sample_flags(chargan_trainer *tr)
+{
+    tr->work.sampler.not_finite = false;
+    for (int s = 0; s < tr->shards.n; s++)
+        tr->shards.gan[s].sampler.not_finite = false;
+}
+
+static bool samples_not_finite(const chargan_trainer *tr)
+{
+    bool bad = tr->work.sampler.not_finite;
+    for (int s = 0; s < tr->shards.n; s++)
+        bad = bad || tr->shards.gan[s].sampler.not_finite;
+    return bad;
+}
+
 static chargan_status not_finite_samples(chargan_trainer *tr)
 {
     return cg_fail(&tr->err, CHARGAN_E_NUMERIC, "generating a batch after step %llu: the "
@@ -118,14 +138,13 @@ static chargan_status not_finite_samples(chargan_trainer *tr)
 }
 
 /* Samples T tokens per row from the generator at temperature 1, filling the
- * generator's caches (so its backward can follow) and work.fake.
- * CHARGAN_E_NUMERIC if the logits were not finite. */
-static chargan_status generate_hard(chargan_trainer *tr, const float *z, bool train)
+ * generator's caches (so its backward can follow) and work.fake. */
+static void generate_hard(chargan_trainer *tr, const float *z, bool train)
 {
     chargan_model *g = tr->gen;
     int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len;
     int32_t *fake = tr->work.fake;
-    tr->work.sampler.not_finite = false;
+    clear_sample_flags(tr);
     cg_trainer_seed_rows(tr);
     cg_model_begin(g, B, z, train);
     for (int b = 0; b < B; b++)
@@ -143,7 +162,6 @@ static chargan_status generate_hard(chargan_trainer *tr, const float *z, bool tr
             in = g->ws.ids + (size_t)(t + 1) * B;
         }
     }
-    return tr->work.sampler.not_finite ? not_finite_samples(tr) : CHARGAN_OK;
 }
 
 /* Whether the Gumbel generator reads its relaxed samples (the soft feed). */
@@ -258,6 +276,15 @@ static double bce_final(chargan_model *d, int T, int B, float target, float *tar
     return loss;
 }
 
+/* Rows of the first B logits that are not finite. */
+static int count_not_finite(const float *logits, int B)
+{
+    int n = 0;
+    for (int b = 0; b < B; b++)
+        n += !isfinite(logits[b]);
+    return n;
+}
+
 static int count_correct(const float *logits, int B, bool real)
 {
     int n = 0;
@@ -348,11 +375,13 @@ static chargan_status d_finish(chargan_trainer *tr, double loss, int correct, fl
 {
     chargan_model *d = tr->disc;
     int B = (int)tr->cfg.batch;
-    double vals[2] = {loss, (double)correct};
-    chargan_status st = cg_dist_allreduce_grads(tr, d, vals, 2, "discriminator update",
+    double vals[3] = {loss, (double)correct, samples_not_finite(tr) ? 1.0 : 0.0};
+    chargan_status st = cg_dist_allreduce_grads(tr, d, vals, 3, "discriminator update",
                                                 tr->d_updates + 1);
     if (st != CHARGAN_OK)
         return st;
+    if (vals[2] > 0.0) /* on any rank: nothing is updated on any */
+        return not_finite_samples(tr);
     loss = vals[0];
     if (!isfinite(loss))
         return cg_fail(&tr->err, CHARGAN_E_NUMERIC, "discriminator update %llu: the loss is not "
@@ -385,13 +414,12 @@ chargan_status cg_gan_d_step(chargan_trainer *tr, float *loss, float *accuracy)
     if (cg_gan_sharded(tr))
         return sharded_d_step(tr, loss, accuracy);
     bool soft = tr->cfg.estimator == CHARGAN_GAN_GUMBEL;
-    chargan_status st;
     draw_real(tr);
     const float *z = cg_trainer_draw_noise(tr);
     if (soft)
         generate_gumbel(tr, z, (float)cg_gan_beta(tr), false);
-    else if ((st = generate_hard(tr, z, false)) != CHARGAN_OK)
-        return st;
+    else
+        generate_hard(tr, z, false);
     return d_update(tr, soft, loss, accuracy);
 }
 
@@ -542,8 +570,7 @@ static chargan_status reinforce_step(chargan_trainer *tr, float *g_loss, float *
     chargan_status st;
     /* sample with the generator's caches kept for its backward */
     draw_real(tr);
-    if ((st = generate_hard(tr, cg_trainer_draw_noise(tr), true)) != CHARGAN_OK)
-        return st;
+    generate_hard(tr, cg_trainer_draw_noise(tr), true);
     double d_sum = 0.0;
     for (uint32_t k = 0; k < tr->cfg.d_steps; k++) {
         float l;
@@ -908,8 +935,8 @@ static void d_masks(chargan_trainer *tr)
 }
 
 /* generate_hard / generate_gumbel on the shards. */
-static chargan_status sharded_generate(chargan_trainer *tr, const float *z, bool relaxed,
-                                       float beta, bool train)
+static void sharded_generate(chargan_trainer *tr, const float *z, bool relaxed, float beta,
+                             bool train)
 {
     cg_shards *sh = &tr->shards;
     cg_trainer_seed_rows(tr);
@@ -918,13 +945,8 @@ static chargan_status sharded_generate(chargan_trainer *tr, const float *z, bool
     sh->z = z;
     sh->train = train;
     sh->beta = beta;
-    for (int s = 0; s < sh->n; s++)
-        sh->gan[s].sampler.not_finite = false;
+    clear_sample_flags(tr);
     run_phase(tr, relaxed ? PH_GEN_GUMBEL : PH_GEN_HARD);
-    for (int s = 0; s < sh->n; s++)
-        if (sh->gan[s].sampler.not_finite)
-            return not_finite_samples(tr);
-    return CHARGAN_OK; /* relaxed samples carry a NaN into the loss, which fails */
 }
 
 /* d_update on the shards. */
@@ -991,8 +1013,7 @@ static chargan_status sharded_reinforce_step(chargan_trainer *tr, float *g_loss,
     int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len;
     chargan_status st;
     draw_real(tr);
-    if ((st = sharded_generate(tr, cg_trainer_draw_noise(tr), false, 1.0f, true)) != CHARGAN_OK)
-        return st;
+    sharded_generate(tr, cg_trainer_draw_noise(tr), false, 1.0f, true);
     if ((st = sharded_d_rounds(tr, false, d_loss)) != CHARGAN_OK)
         return st;
     run_phase(tr, PH_REWARDS);
@@ -1014,8 +1035,7 @@ static chargan_status sharded_gumbel_step(chargan_trainer *tr, float *g_loss, fl
     float beta = (float)cg_gan_beta(tr);
     chargan_status st;
     draw_real(tr);
-    if ((st = sharded_generate(tr, cg_trainer_draw_noise(tr), true, beta, true)) != CHARGAN_OK)
-        return st;
+    sharded_generate(tr, cg_trainer_draw_noise(tr), true, beta, true);
     if ((st = sharded_d_rounds(tr, true, d_loss)) != CHARGAN_OK)
         return st;
     run_phase(tr, PH_G_GUMBEL);
@@ -1027,9 +1047,8 @@ static chargan_status sharded_d_step(chargan_trainer *tr, float *loss, float *ac
 {
     bool soft = tr->cfg.estimator == CHARGAN_GAN_GUMBEL;
     draw_real(tr);
-    chargan_status st =
-        sharded_generate(tr, cg_trainer_draw_noise(tr), soft, (float)cg_gan_beta(tr), false);
-    return st == CHARGAN_OK ? sharded_d_update(tr, soft, loss, accuracy) : st;
+    sharded_generate(tr, cg_trainer_draw_noise(tr), soft, (float)cg_gan_beta(tr), false);
+    return sharded_d_update(tr, soft, loss, accuracy);
 }
 
 chargan_status cg_gan_step(chargan_trainer *tr, float *g_loss, float *d_loss)
@@ -1077,7 +1096,10 @@ chargan_status chargan_trainer_eval_discriminator(chargan_trainer *tr, uint32_t 
      * of each (B of them from row `mine` on) and the ranks add up their
      * counts, so that N ranks give what one process gives. */
     size_t global = cg_dist_global_batch(tr), mine = cg_dist_first_row(tr);
-    double counts[2] = {0.0, 0.0}; /* judged correctly, judged */
+    /* judged correctly, judged, and rows drawn or judged from logits that
+     * were not finite (a broken generator's samples: the hard ones flagged
+     * by the sampler, the relaxed ones NaN into the discriminator) */
+    double counts[3] = {0.0, 0.0, 0.0};
     for (uint32_t k = 0; k < n_batches; k++) {
         size_t first = ((size_t)k * global) % n_windows;
         bool any = first + mine < n_windows; /* else: padding, counted nowhere */
@@ -1086,13 +1108,16 @@ chargan_status chargan_trainer_eval_discriminator(chargan_trainer *tr, uint32_t 
         cg_windows_to_time_major(tr->windows, B, T, tr->inputs, tr->targets);
         d_forward_real(tr, false);
         counts[0] += count_correct(final_logits(tr->disc, T, B), (int)rows, true);
+        counts[2] += count_not_finite(final_logits(tr->disc, T, B), (int)rows);
         const float *z = cg_trainer_draw_noise(tr);
         if (soft)
             generate_gumbel(tr, z, (float)cg_gan_beta(tr), false);
-        else if ((st = generate_hard(tr, z, false)) != CHARGAN_OK)
-            break;
+        else
+            generate_hard(tr, z, false);
+        counts[2] += samples_not_finite(tr);
         d_forward_fake(tr, soft, false);
         counts[0] += count_correct(final_logits(tr->disc, T, B), (int)rows, false);
+        counts[2] += count_not_finite(final_logits(tr->disc, T, B), (int)rows);
         counts[1] += 2.0 * (double)rows;
     }
     tr->rng = saved;
@@ -1100,11 +1125,13 @@ chargan_status chargan_trainer_eval_discriminator(chargan_trainer *tr, uint32_t 
         cg_model_release(tr->gen);
         cg_model_release(tr->disc);
     }
-    /* sums of whole numbers below 2^53: exact in any order (every rank
-     * takes part, also one whose samples failed, so that none waits) */
-    chargan_status sum_st = cg_dist_allreduce_sum(tr, counts, 2, "discriminator evaluation "
-                                                  "after step", tr->global_step);
-    st = st != CHARGAN_OK ? st : sum_st;
+    /* sums of whole numbers below 2^53: exact in any order */
+    st = cg_dist_allreduce_sum(tr, counts, 3, "discriminator evaluation after step",
+                               tr->global_step);
+    if (st == CHARGAN_OK && counts[2] > 0.0)
+        st = cg_fail(&tr->err, CHARGAN_E_NUMERIC, "chargan_trainer_eval_discriminator: logits "
+                     "that are not finite (the generator's or the discriminator's parameters "
+                     "overflow the activations)");
     if (st == CHARGAN_OK)
         *accuracy = counts[0] / counts[1];
 done:

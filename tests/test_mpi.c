@@ -399,6 +399,90 @@ out:
     chargan_trainer_free(b);
 }
 
+static void set_param(chargan_model *m, const char *name, const float *v, size_t n)
+{
+    size_t idx;
+    if (chargan_model_param_find(m, name, &idx) != CHARGAN_OK ||
+        chargan_model_param_set(m, idx, v, n) != CHARGAN_OK)
+        check(0, "set %s", name);
+}
+
+/* A generator whose logits overflow on some rows only (h = tanh(z), and the
+ * last id's logit 3e38 h + 1.15e38 is infinite for z above about 0.98): a
+ * rank whose rows overflow must not leave the collective order, or the
+ * others wait in the gradient allreduce (they did, until the timeout); the
+ * failure travels with the losses, and every rank returns the same status. */
+static void broken_rows(void)
+{
+    enum { V = 8, N = 2000 };
+    static int32_t ids[N];
+    for (int i = 0; i < N; i++)
+        ids[i] = 2 + (i * 7 + i / 5) % (V - 2);
+    static const char *const modes[] = {"d_step", "gan_step", "eval_discriminator"};
+    for (int mode = 0; mode < 3; mode++) {
+        int same = 1, numeric = 0;
+        for (uint64_t seed = 1; seed <= 12; seed++) {
+            chargan_model *gen = NULL, *disc = NULL;
+            chargan_model_config mc;
+            chargan_model_config_init(&mc, CHARGAN_GENERATOR);
+            mc.vocab_size = V, mc.embed_dim = 2, mc.hidden_dim = 1, mc.noise_dim = 1;
+            chargan_model_config dc;
+            chargan_model_config_init(&dc, CHARGAN_DISCRIMINATOR);
+            dc.vocab_size = V, dc.embed_dim = 4, dc.hidden_dim = 4;
+            if (chargan_model_new(&mc, &gen) != CHARGAN_OK ||
+                chargan_model_new(&dc, &disc) != CHARGAN_OK) {
+                check(0, "broken rows: models");
+                return;
+            }
+            /* i ~ 0, f ~ 1, o ~ 1, no input or recurrence: h = tanh(c0) = tanh(z) */
+            float zero[8] = {0}, b[4] = {-30.0f, 30.0f, 0.0f, 30.0f};
+            float nw[2] = {0.0f, 1.0f}, ow[V] = {0}, ob[V] = {0};
+            ow[V - 1] = 3e38f, ob[V - 1] = 1.15e38f;
+            set_param(gen, "lstm.0.w_ih", zero, 8);
+            set_param(gen, "lstm.0.w_hh", zero, 4);
+            set_param(gen, "lstm.0.b", b, 4);
+            set_param(gen, "noise.w", nw, 2);
+            set_param(gen, "noise.b", zero, 2);
+            set_param(gen, "out.w", ow, V);
+            set_param(gen, "out.b", ob, V);
+            chargan_trainer_config tc;
+            chargan_trainer_config_init(&tc);
+            tc.batch = 8, tc.seq_len = 4, tc.seed = seed, tc.report_every = 1000;
+            tc.estimator = CHARGAN_GAN_REINFORCE;
+            chargan_trainer *tr = NULL;
+            chargan_status st = chargan_trainer_new(&tc, gen, NULL, disc, NULL, &tr);
+            if (st == CHARGAN_OK)
+                st = chargan_trainer_set_corpus_ids(tr, ids, N);
+            if (st == CHARGAN_OK)
+                st = chargan_trainer_set_mpi_timeout(tr, 20.0);
+            MPI_Comm world = MPI_COMM_WORLD;
+            if (st == CHARGAN_OK)
+                st = chargan_trainer_set_mpi_comm(tr, &world, sizeof world);
+            int attached = st == CHARGAN_OK;
+            MPI_Allreduce(MPI_IN_PLACE, &attached, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+            if (!attached) {
+                check(0, "broken rows: a trainer attached (seed %llu: %s)",
+                      (unsigned long long)seed, chargan_last_error());
+                chargan_trainer_free(tr);
+                return;
+            }
+            float loss, acc;
+            double accuracy;
+            st = mode == 0   ? chargan_trainer_d_step(tr, &loss, &acc)
+                 : mode == 1 ? chargan_trainer_gan_step(tr, &loss, &acc)
+                             : chargan_trainer_eval_discriminator(tr, 1, &accuracy);
+            int lo = (int)st, hi = (int)st;
+            MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+            MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+            same = same && lo == hi;
+            numeric += st == CHARGAN_E_NUMERIC;
+            chargan_trainer_free(tr);
+        }
+        check(same && numeric > 0, "%s on rows that overflow on some ranks only: the same "
+              "status on every rank, CHARGAN_E_NUMERIC for %d of 12 seeds", modes[mode], numeric);
+    }
+}
+
 /* Rank 0 writes the checkpoint; every rank loads it, attaches, and goes on
  * exactly as the run that was not interrupted. */
 static void checkpoints(const char *dir)
@@ -481,6 +565,7 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++)
             equivalence(&configs[i]);
         batches_and_evaluation();
+        broken_rows();
         checkpoints(argv[2]);
     }
     if (rank == 0)
