@@ -27,9 +27,10 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_lib_error(chargan_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Reads a whole file ("-" is stdin; a pipe is fine, a device is refused)
- * into a NUL-terminated buffer the caller frees with free().  On failure prints "chargan: cannot read <what> 'path':
- * <reason>" and returns NULL; a stop signal (cli_signals_install) during a
- * slow read ends it as a failure too. */
+ * into a NUL-terminated buffer the caller frees with free().  On failure
+ * prints "chargan: cannot read <what> 'path': <reason>" and returns NULL; a
+ * stop signal (cli_signals_install) during a slow read ends it as a failure
+ * too. */
 char *cli_read_file(const char *path, const char *what, size_t *len);
 
 /* Before any work: refuses (printing "chargan: cannot write <what> 'path':

@@ -588,9 +588,10 @@ chargan_status chargan_trainer_set_mpi_comm(chargan_trainer *tr, const void *com
     }
     if (bad) {
         MPI_Comm_free(&dup);
-        return st != CHARGAN_OK ? st
-                                : cg_fail(&tr->err, CHARGAN_E_STATE, "chargan_trainer_set_mpi_comm: "
-                                          "another rank cannot attach (see its message)");
+        if (st != CHARGAN_OK)
+            return st;
+        return cg_fail(&tr->err, CHARGAN_E_STATE, "chargan_trainer_set_mpi_comm: another rank "
+                       "cannot attach (see its message)");
     }
     cg_dist *d = tr->dist;
     d->comm = dup;

@@ -1124,7 +1124,8 @@ START_TEST(discriminator_refuses_a_broken_generator)
     float *before = params_copy(d);
     float loss, acc;
     ck_assert_int_eq(chargan_trainer_d_step(tr, &loss, &acc), CHARGAN_E_NUMERIC);
-    assert_contains(chargan_trainer_last_error(tr), gumbel ? "not finite" : "logits are not finite");
+    assert_contains(chargan_trainer_last_error(tr),
+                    gumbel ? "not finite" : "logits are not finite");
     ck_assert_int_eq(chargan_trainer_pretrain_discriminator(tr, 3), CHARGAN_E_NUMERIC);
     ck_assert_int_eq(chargan_trainer_gan_step(tr, NULL, NULL), CHARGAN_E_NUMERIC);
     double accuracy = -1.0;
