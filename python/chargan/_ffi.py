@@ -11,6 +11,7 @@ them, so an older libchargan.so.0 still imports.
 import ctypes
 import enum
 import operator
+import os
 from ctypes import (POINTER, Structure, byref, c_char_p, c_double, c_float, c_int, c_int32,
                     c_size_t, c_uint, c_uint32, c_uint64, c_void_p, CFUNCTYPE)
 
@@ -252,10 +253,23 @@ def _message(handle_error, handle):
     return msg.decode("utf-8", "replace")
 
 
-def _checker(handle_error=None):
+# The functions that take a path, and where: their OSErrors (FileError)
+# carry it as .filename, as Python's own file errors do.  (The library does
+# not report an errno; its message names the cause.)
+_PATH_ARGUMENT = {
+    "chargan_tokenizer_save": 1, "chargan_tokenizer_load": 0,
+    "chargan_model_save": 1, "chargan_model_load": 0,
+    "chargan_trainer_save": 1, "chargan_trainer_load": 0,
+}
+
+
+def _checker(handle_error=None, path_argument=None):
     def check(result, func, args):
         if result != 0:
-            raise errors.error_for(result, _message(handle_error, args[0] if args else None))
+            error = errors.error_for(result, _message(handle_error, args[0] if args else None))
+            if path_argument is not None and isinstance(error, OSError):
+                error.filename = os.fsdecode(args[path_argument])
+            raise error
         return result
     return check
 
@@ -412,7 +426,8 @@ class _Functions:
         f.argtypes = argtypes
         if self._checked and explain != "-":
             f.errcheck = _checker(None if explain is None else
-                                  getattr(_raw, "chargan_%s_last_error" % explain))
+                                  getattr(_raw, "chargan_%s_last_error" % explain),
+                                  _PATH_ARGUMENT.get(name))
         setattr(self, name, f)
         return f
 

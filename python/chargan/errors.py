@@ -58,7 +58,8 @@ class OutOfMemoryError(CharganError, MemoryError):
 
 
 class FileError(CharganError, OSError):
-    """CHARGAN_E_IO: a read, write, fsync or rename failed."""
+    """CHARGAN_E_IO: a read, write, fsync or rename failed.  From a load or a
+    save, .filename is the path (.errno is None: the message names the cause)."""
     status = 3
 
 

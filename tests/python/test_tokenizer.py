@@ -121,6 +121,7 @@ class TokenizerTest(support.TempDirTestCase):
             chargan.Tokenizer.load(missing)
         self.assertIsInstance(cm.exception, OSError)
         self.assertIn(missing, cm.exception.message)
+        self.assertEqual(cm.exception.filename, missing)  # as Python's own OSErrors
 
     def test_decode_out_of_range(self):
         tok = chargan.Tokenizer().fit("ab")

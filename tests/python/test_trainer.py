@@ -228,8 +228,13 @@ class TrainerTest(support.TempDirTestCase):
             # a trainer checkpoint also loads as a plain model
             with chargan.Model.load(path) as gen:
                 self.assertEqual(gen.config, tr.generator.config)
-        with self.assertRaises(chargan.FileError):
+        with self.assertRaises(chargan.FileError) as cm:
             chargan.Trainer.load(self.path("missing.ckpt"))
+        self.assertEqual(cm.exception.filename, self.path("missing.ckpt"))
+        with support.tiny_trainer(self.text) as tr, \
+                self.assertRaises(chargan.FileError) as cm:
+            tr.save(self.path("no/such/dir/x.ckpt"))
+        self.assertEqual(cm.exception.filename, self.path("no/such/dir/x.ckpt"))
 
     def test_adversarial(self):
         for estimator, feed in ((chargan.Estimator.REINFORCE, chargan.GumbelFeed.HARD),
