@@ -39,10 +39,17 @@ def input_buffer(values, ctype, shape, what):
     as contiguous ctype.  shape may contain None for 'any' (a 2-D input's
     row count, say); the actual shape is returned third."""
     np_dtype = {ctypes.c_float: "float32", ctypes.c_int32: "int32"}[ctype]
+    if isinstance(values, (str, bytes, bytearray, memoryview)):
+        # text, not numbers: numpy would read a bytearray as uint8 ids and a
+        # bytes object not at all, and a list() of either as ids again
+        raise TypeError("%s: expected numbers, got %s" % (what, type(values).__name__))
     if hasattr(values, "__next__"):
         values = list(values)  # an iterator: read it once
     if _np is not None and not isinstance(values, (list, tuple)):
         arr = _np.asarray(values)
+        if arr.ndim == 0:  # ascontiguousarray would make it one element
+            raise TypeError("%s: expected an array of shape %s, got a scalar"
+                            % (what, _fmt_shape(shape)))
         kinds = "iub" if ctype is ctypes.c_int32 else "fiub"
         if arr.size and arr.dtype.kind not in kinds:
             raise TypeError("%s: expected %s, got %s"

@@ -111,8 +111,8 @@ class _Options(Structure):
         super().__init__()
         init = getattr(_F, self._init)
         if self._takes_kind:
-            kind = fields.pop("kind", self._default_kind)
-            init(byref(self), ctypes.sizeof(self), int(kind))
+            kind = check_int(fields.pop("kind", self._default_kind), ctypes.c_int, "kind")
+            init(byref(self), ctypes.sizeof(self), kind)
         else:
             init(byref(self), ctypes.sizeof(self))
         self.update(**fields)

@@ -42,7 +42,11 @@ def text_bytes(text, what="text"):
     surrogates do: encoded as they are, they are invalid UTF-8)."""
     if isinstance(text, str):
         return text.encode("utf-8", "surrogatepass")
-    if isinstance(text, (bytes, bytearray, memoryview)):
+    if isinstance(text, (bytes, bytearray)):
+        return bytes(text)
+    if isinstance(text, memoryview):
+        if text.itemsize != 1:  # the raw bytes of numbers are not text
+            raise TypeError("%s: a memoryview of bytes, not of format %r" % (what, text.format))
         return bytes(text)
     raise TypeError("%s must be str or bytes, not %s" % (what, type(text).__name__))
 

@@ -60,7 +60,7 @@ class Model(Handle):
         """Loads the model of the given kind from a file written by
         Model.save() or Trainer.save()."""
         out = ModelP()
-        _F.chargan_model_load(fspath(path), int(kind), byref(out))
+        _F.chargan_model_load(fspath(path), check_int(kind, ctypes.c_int, "kind"), byref(out))
         return cls._wrap(out)
 
     def save(self, path):

@@ -156,8 +156,12 @@ class Trainer(Handle):
 
     def optimizer(self, which=ModelKind.GENERATOR):
         """The optimizer of the generator or the discriminator (borrowed)."""
-        key = "g_optimizer" if int(which) == ModelKind.GENERATOR else "d_optimizer"
-        return self._view(key, _raw.chargan_trainer_optimizer(self._h, int(which)), Optimizer)
+        which = check_int(which, ctypes.c_int, "which")
+        if which not in (ModelKind.GENERATOR, ModelKind.DISCRIMINATOR):
+            raise errors.InvalidArgument("which must be ModelKind.GENERATOR or DISCRIMINATOR, "
+                                         "not %d" % which)
+        key = "g_optimizer" if which == ModelKind.GENERATOR else "d_optimizer"
+        return self._view(key, _raw.chargan_trainer_optimizer(self._h, which), Optimizer)
 
     @property
     def g_optimizer(self):

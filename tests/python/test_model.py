@@ -222,6 +222,26 @@ class ModelTest(support.TempDirTestCase):
             chargan.Model(self.gen.config, kind=chargan.ModelKind.DISCRIMINATOR)
         with self.assertRaises(TypeError):
             chargan.Optimizer(chargan.OptimizerConfig(), kind=1)
+        # kinds were passed through int(): 2**32 + 1 built a discriminator,
+        # 1.7 and '1' too
+        for kind, error in ((2**32 + 1, chargan.RangeError), (1.7, TypeError), ("1", TypeError)):
+            with self.assertRaises(error):
+                chargan.Model(vocab_size=10, kind=kind)
+            with self.assertRaises(error):
+                chargan.Optimizer(kind=kind)
+        with self.assertRaises(chargan.RangeError):
+            chargan.Model.load(self.path("any.chargan"), kind=2**32)
+        # scalars and bytes-like objects are not id arrays (numpy read a
+        # scalar as one id and a bytearray as uint8 ids; lists of bytes too)
+        tok = self.gen.tokenizer
+        for not_ids in (3, bytearray(b"\x03\x04"), b"\x03\x04", memoryview(b"\x03")):
+            with self.assertRaises(TypeError):
+                tok.decode(not_ids)
+        # a memoryview of numbers is not text
+        import array
+        with self.assertRaises(TypeError):
+            chargan.Tokenizer().fit(memoryview(array.array("i", [97, 98, 99])))
+        self.assertEqual(chargan.Tokenizer().fit(memoryview(b"abc")).vocab_size, 5)
 
     def test_close_invalidates_views(self):
         gen = support.tiny_generator("abc")

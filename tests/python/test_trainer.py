@@ -231,6 +231,11 @@ class TrainerTest(support.TempDirTestCase):
         with self.assertRaises(chargan.FileError) as cm:
             chargan.Trainer.load(self.path("missing.ckpt"))
         self.assertEqual(cm.exception.filename, self.path("missing.ckpt"))
+        with support.tiny_trainer(self.text) as tr:
+            with self.assertRaises(chargan.RangeError):
+                tr.optimizer(2**32)  # the generator's, cached as the discriminator's
+            with self.assertRaises(chargan.InvalidArgument):
+                tr.optimizer(5)
         with support.tiny_trainer(self.text) as tr, \
                 self.assertRaises(chargan.FileError) as cm:
             tr.save(self.path("no/such/dir/x.ckpt"))
