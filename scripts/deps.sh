@@ -30,8 +30,11 @@ chargan_need_packages() {
     fi
     _sudo=""
     if [ "$(id -u)" != 0 ]; then
-        if command -v sudo >/dev/null 2>&1; then
-            _sudo=sudo
+        # sudo asks for a password once at most (on a terminal), and never
+        # without one; a user it will not let in gets the message below
+        if command -v sudo >/dev/null 2>&1 &&
+            { sudo -n true 2>/dev/null || { [ -t 0 ] && sudo -v; }; }; then
+            _sudo="sudo -n"
         else
             echo "error: missing packages:$_missing; run as root or install them by hand" >&2
             return 1

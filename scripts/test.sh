@@ -55,7 +55,7 @@ esac
 
 log_name=testlog.json
 case " ${MESON_TEST_OPTS:-} " in
-*" --setup "*) log_name=testlog-$(echo "${MESON_TEST_OPTS}" | sed -n 's/.*--setup[ =]*\([^ ]*\).*/\1/p').json ;;
+*" --setup "* | *" --setup="*) log_name=testlog-$(echo "${MESON_TEST_OPTS}" | sed -n 's/.*--setup[ =]*\([^ ]*\).*/\1/p').json ;;
 esac
 # A stale log from an earlier run must not be counted.
 rm -f "$build_dir/meson-logs/$log_name"

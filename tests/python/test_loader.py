@@ -30,7 +30,7 @@ class LoaderTest(support.TempDirTestCase):
 
     def assert_loads(self, result, path):
         self.assertEqual(result.returncode, 0, result.stderr)
-        lines = result.stdout.split()
+        lines = result.stdout.splitlines()  # a path may hold spaces
         self.assertEqual(os.path.realpath(lines[0]), os.path.realpath(path))
         self.assertEqual(lines[1], "4")
 
@@ -43,8 +43,11 @@ class LoaderTest(support.TempDirTestCase):
     def copy_package(self, where, paths_library=None):
         """A copy of the package's modules under where/chargan."""
         dest = os.path.join(where, "chargan")
-        shutil.copytree(PACKAGE_DIR, dest,
+        # the files' contents, not their modes: a read-only source tree
+        # would give a copy _paths.py cannot be written into
+        shutil.copytree(PACKAGE_DIR, dest, copy_function=shutil.copyfile,
                         ignore=shutil.ignore_patterns("__pycache__", "_paths.py*"))
+        os.chmod(dest, 0o755)  # copytree gives the directory the source's mode
         if paths_library is not None:
             with open(os.path.join(dest, "_paths.py"), "w") as f:
                 f.write("LIBRARY = %r\n" % paths_library)
