@@ -33,11 +33,15 @@ void cli_lib_error(chargan_status st, const char *fmt, ...) __attribute__((forma
  * too. */
 char *cli_read_file(const char *path, const char *what, size_t *len);
 
+/* How an output is written: beside itself and renamed into place (models,
+ * images: a device or a FIFO there would be replaced, and the temporary's
+ * name must fit), or in place (a CSV: /dev/null is fine). */
+enum cli_output { CLI_OUTPUT_RENAMED, CLI_OUTPUT_IN_PLACE };
 /* Before any work: refuses (printing "chargan: cannot write <what> 'path':
- * <reason>", returning -1) an output that is not a regular file or whose
- * directory is not writable.  Outputs are written beside themselves and
- * renamed into place, so a device or a FIFO would be replaced. */
-int cli_check_output(const char *path, const char *what);
+ * <reason>", returning -1) an output that cannot be written so: a
+ * directory, a name without a file name, a directory that is not writable,
+ * and for a renamed output anything but a regular file. */
+int cli_check_output(const char *path, const char *what, enum cli_output how);
 /* Nonzero if both paths are the same string or name the same existing file. */
 int cli_same_file(const char *a, const char *b);
 

@@ -3,8 +3,8 @@
  * NLL-test: the text is encoded with the model's own tokenizer and cut into
  * windows of --seq characters (the last one shorter); each window is
  * predicted from the start id with a zero noise vector's state, as
- * chargan_model_nll() defines.  The figure is the mean over all characters, so it does not
- * depend on how many windows go to one library call.  --stream N instead
+ * chargan_model_nll() defines.  The figure is the mean over all characters,
+ * so it does not depend on how many windows go to one library call.  --stream N instead
  * reads the text as N contiguous streams with the state carried along
  * (chargan_model_stream_nll()).
  *
@@ -24,8 +24,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define DEFAULT_WINDOW 256
 /* Windows per chargan_model_nll() call: bounds the library's workspace. */
@@ -583,8 +581,6 @@ static int run_sweep(const eval_args *a, eval_inputs *in, sweep *sw)
     return 0;
 }
 
-/* Whether the output of --option (NULL: none) is the model or the text,
- * which it would replace; says so. */
 /* Whether output (NULL: none) names one of the n inputs (NULL ones skipped),
  * which writing it would destroy; says so. */
 static int names_an_input(const char *option, const char *output, const char *const *inputs,
@@ -597,42 +593,6 @@ static int names_an_input(const char *option, const char *output, const char *co
         }
     }
     return 0;
-}
-
-/* The CSV is written in place (a device such as /dev/null is fine): before
- * the sweep's work, only that it can be, so a typo does not cost the run. */
-static int check_csv_path(const char *path)
-{
-    struct stat sb;
-    const char *why = NULL;
-    char *dir = NULL;
-    if (!*path) {
-        why = "empty file name";
-    } else if (stat(path, &sb) == 0) {
-        if (S_ISDIR(sb.st_mode))
-            why = "Is a directory";
-        else if (access(path, W_OK) != 0)
-            why = strerror(errno);
-    } else if (path[strlen(path) - 1] == '/') {
-        why = "no file name after the last '/'";
-    } else if (!(dir = strdup(path))) {
-        why = "out of memory";
-    } else {
-        char *slash = strrchr(dir, '/');
-        const char *d = !slash ? "." : slash == dir ? "/" : dir;
-        if (slash && slash != dir)
-            *slash = '\0';
-        if (stat(d, &sb) != 0)
-            why = strerror(errno);
-        else if (!S_ISDIR(sb.st_mode))
-            why = "Not a directory";
-        else if (access(d, W_OK | X_OK) != 0)
-            why = strerror(errno);
-    }
-    free(dir);
-    if (why)
-        cli_error("--csv: cannot write '%s': %s", path, why);
-    return why ? -1 : 0;
 }
 
 int cli_cmd_eval(int argc, char **argv)
@@ -735,7 +695,7 @@ int cli_cmd_eval(int argc, char **argv)
     }
     const char *model_path = pos[0], *text_path = n_pos > 1 ? pos[1] : NULL;
     /* Outputs are checked before the sweep's work, and never replace an input. */
-    if (a.plot && cli_check_output(a.plot, "image") != 0)
+    if (a.plot && cli_check_output(a.plot, "image", CLI_OUTPUT_RENAMED) != 0)
         return CLI_EXIT_FAILURE;
     const char *csv_file = a.csv && strcmp(a.csv, "-") != 0 ? a.csv : NULL;
     const char *inputs[] = {model_path, text_path, a.oracle};
@@ -745,7 +705,8 @@ int cli_cmd_eval(int argc, char **argv)
         cli_error("--csv and --plot: both name '%s'", a.plot);
         return CLI_EXIT_USAGE;
     }
-    if (csv_file && check_csv_path(csv_file) != 0)
+    /* the CSV is written in place: /dev/null is fine */
+    if (csv_file && cli_check_output(csv_file, "CSV", CLI_OUTPUT_IN_PLACE) != 0)
         return CLI_EXIT_FAILURE;
 
     int exit_code = CLI_EXIT_FAILURE;

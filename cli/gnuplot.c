@@ -147,7 +147,7 @@ int cli_gnuplot_draw(const char *who, const char *output, cli_gnuplot_writer wri
                      void *user)
 {
     char gnuplot[4096];
-    if (cli_check_output(output, "image") != 0)
+    if (cli_check_output(output, "image", CLI_OUTPUT_RENAMED) != 0)
         return -1;
     if (find_gnuplot(gnuplot, sizeof gnuplot) != 0) {
         cli_error("%s: gnuplot not found on PATH (Debian: apt-get install gnuplot-nox)", who);

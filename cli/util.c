@@ -108,19 +108,25 @@ fail:
     return NULL;
 }
 
-int cli_check_output(const char *path, const char *what)
+int cli_check_output(const char *path, const char *what, enum cli_output how)
 {
     if (!*path) {
         cli_error("cannot write %s '': empty file name", what);
         return -1;
     }
     struct stat sb;
-    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
-        /* The file is renamed over the path: a device or a FIFO would be
-         * replaced, a directory fail only at the end. */
-        cli_error("cannot write %s '%s': %s", what, path,
-                  S_ISDIR(sb.st_mode) ? "Is a directory" : "not a regular file");
-        return -1;
+    if (stat(path, &sb) == 0) {
+        const char *why = NULL;
+        if (S_ISDIR(sb.st_mode))
+            why = "Is a directory"; /* would fail only at the end */
+        else if (how == CLI_OUTPUT_RENAMED && !S_ISREG(sb.st_mode))
+            why = "not a regular file"; /* a device or a FIFO would be replaced */
+        else if (how == CLI_OUTPUT_IN_PLACE && access(path, W_OK) != 0)
+            why = strerror(errno);
+        if (why)
+            cli_error("cannot write %s '%s': %s", what, path, why);
+        if (why || how == CLI_OUTPUT_IN_PLACE)
+            return why ? -1 : 0;
     }
     char *dir = strdup(path);
     if (!dir) {
@@ -143,7 +149,8 @@ int cli_check_output(const char *path, const char *what)
         why = strerror(ENOTDIR);
     else if (access(d, W_OK | X_OK) != 0)
         why = strerror(errno);
-    else if (strlen(name) + strlen(".tmp-XXXXXX") > (size_t)(name_max > 0 ? name_max : 255))
+    else if (how == CLI_OUTPUT_RENAMED &&
+             strlen(name) + strlen(".tmp-XXXXXX") > (size_t)(name_max > 0 ? name_max : 255))
         why = "file name too long (with the '.tmp-XXXXXX' of its temporary file)";
     free(dir);
     if (why) {
