@@ -26,17 +26,14 @@ void cli_lib_error(chargan_status st, const char *fmt, ...)
     char msg[512];
     const char *last = chargan_last_error();
     snprintf(msg, sizeof msg, "%s", (last && *last) ? last : chargan_strerror(st));
-    /* The library's advice for invalid UTF-8 names a tokenizer option of
-     * its C API, which no command line sets: say what a user can do. */
-    char *advice = st == CHARGAN_E_UTF8 ? strstr(msg, "; use CHARGAN_UTF8_REPLACE") : NULL;
-    if (advice)
-        snprintf(advice, sizeof msg - (size_t)(advice - msg),
-                 "; the text must be UTF-8 (convert it with iconv, for example)");
     va_list ap;
     va_start(ap, fmt);
     fputs("chargan: ", stderr);
     vfprintf(stderr, fmt, ap);
-    fprintf(stderr, ": %s\n", msg);
+    /* the library says where; what a command-line user can do is ours */
+    fprintf(stderr, ": %s%s\n", msg,
+            st == CHARGAN_E_UTF8 ? "; the text must be UTF-8 (convert it with iconv, for example)"
+                                 : "");
     va_end(ap);
 }
 

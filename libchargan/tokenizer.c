@@ -306,12 +306,12 @@ static inline int64_t next_char(const chargan_tokenizer *tok, const uint8_t *s, 
     return fold_case(tok, cp);
 }
 
+/* The fact alone: what to do about it depends on the caller (a C program
+ * may choose CHARGAN_UTF8_REPLACE, a command-line user converts the file). */
 static chargan_status utf8_error(cg_error *err, const uint8_t *s, size_t offset)
 {
-    return cg_fail(err, CHARGAN_E_UTF8,
-                   "invalid UTF-8 at byte offset %zu (byte 0x%02X); use CHARGAN_UTF8_REPLACE to "
-                   "map invalid bytes to the unknown id",
-                   offset, s[offset]);
+    return cg_fail(err, CHARGAN_E_UTF8, "invalid UTF-8 at byte offset %zu (byte 0x%02X)", offset,
+                   s[offset]);
 }
 
 /* ---------------------------------------------------------------- fitting */
