@@ -471,6 +471,16 @@ static chargan_status broadcast_state(chargan_trainer *tr)
     return wait_all(tr, n, req, "state broadcast", "step", tr->global_step);
 }
 
+/* This rank's status after a vote in which `bad` says whether any rank
+ * failed: its own failure, or the news of another's. */
+static chargan_status after_vote(chargan_trainer *tr, chargan_status st, int bad)
+{
+    if (st == CHARGAN_OK && bad)
+        return cg_fail(&tr->err, CHARGAN_E_STATE, "chargan_trainer_set_mpi_comm: another rank "
+                       "failed to attach (see its message)");
+    return st;
+}
+
 /* Every rank learns whether all of them succeeded, so they fail together. */
 static chargan_status agree_ok(chargan_trainer *tr, chargan_status st)
 {
@@ -480,12 +490,7 @@ static chargan_status agree_ok(chargan_trainer *tr, chargan_status st)
     if (rc != MPI_SUCCESS)
         return mpi_fail(tr, rc, "attach vote", "step", tr->global_step);
     chargan_status st2 = wait_all(tr, 1, &req, "attach vote", "step", tr->global_step);
-    if (st2 != CHARGAN_OK)
-        return st2;
-    if (st == CHARGAN_OK && bad)
-        return cg_fail(&tr->err, CHARGAN_E_STATE, "chargan_trainer_set_mpi_comm: another rank "
-                       "failed to attach (see its message)");
-    return st;
+    return st2 != CHARGAN_OK ? st2 : after_vote(tr, st, bad);
 }
 
 static chargan_status attach(chargan_trainer *tr, int size)
@@ -571,7 +576,9 @@ chargan_status chargan_trainer_set_mpi_comm(chargan_trainer *tr, const void *com
      * The ones below may hit one rank alone (its corpus failed to load),
      * and a rank that returned at once would leave the others waiting in
      * the first collective for ever: every rank takes part in the
-     * communicator's duplication and a vote on them first. */
+     * communicator's duplication and a vote on them first.  (Blocking, as
+     * the duplication is, and not agree_ok's: this rank may have no MPI
+     * state to poll with, if it could not allocate one.) */
     MPI_Comm user, dup = MPI_COMM_NULL;
     memcpy(&user, comm, sizeof user);
     int rc = MPI_Comm_dup(user, &dup);
@@ -588,10 +595,7 @@ chargan_status chargan_trainer_set_mpi_comm(chargan_trainer *tr, const void *com
     }
     if (bad) {
         MPI_Comm_free(&dup);
-        if (st != CHARGAN_OK)
-            return st;
-        return cg_fail(&tr->err, CHARGAN_E_STATE, "chargan_trainer_set_mpi_comm: another rank "
-                       "cannot attach (see its message)");
+        return after_vote(tr, st, bad);
     }
     cg_dist *d = tr->dist;
     d->comm = dup;

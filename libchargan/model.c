@@ -344,11 +344,19 @@ chargan_status chargan_model_get_config(const chargan_model *m, chargan_model_co
     return CHARGAN_OK;
 }
 
+/* The input table pays when the ids of a T x B call outnumber its rows (V):
+ * decided by the shape asked for, not by a larger earlier one that left a
+ * table in the workspace. */
+static void set_use_table(chargan_model *m, int T, int B)
+{
+    m->ws.use_table = m->ws.xtab && (size_t)m->V <= (size_t)T * (size_t)B;
+}
+
 chargan_status cg_model_reserve(chargan_model *m, int T, int B)
 {
     cg_workspace *ws = &m->ws;
     if (ws->ids && T <= ws->T && B == ws->B) {
-        ws->use_table = ws->xtab && (size_t)m->V <= (size_t)T * (size_t)B;
+        set_use_table(m, T, B);
         return CHARGAN_OK;
     }
     workspace_free(ws, m->L);
@@ -389,7 +397,7 @@ chargan_status cg_model_reserve(chargan_model *m, int T, int B)
     }
     ws->T = T;
     ws->B = B;
-    ws->use_table = ws->xtab != NULL;
+    set_use_table(m, T, B);
     return CHARGAN_OK;
 }
 

@@ -13,11 +13,7 @@ bool cg_packed_ids_begin(cg_packed_ids *p, size_t cap, int32_t max_id)
 {
     memset(p, 0, sizeof *p);
     p->width = width_for(max_id);
-    size_t bytes;
-    if (cap > 0 && (!cg_mul_size(cap, (size_t)p->width, &bytes) || !(p->data = cg_malloc(bytes))))
-        return false;
-    p->cap = cap;
-    return true;
+    return cg_packed_ids_reserve(p, cap);
 }
 
 bool cg_packed_ids_reserve(cg_packed_ids *p, size_t cap)
