@@ -6,7 +6,7 @@ there, else (nested) lists.  Inputs may be either, or any sequence.
 
 import ctypes
 
-from . import errors
+from ._ffi import check_int
 
 try:
     import numpy as _np
@@ -74,9 +74,10 @@ def input_buffer(values, ctype, shape, what):
 
 
 def _check_int32(lo, hi, what):
-    if lo < -2**31 or hi > 2**31 - 1:
-        raise errors.RangeError("%s: %d is outside the 32-bit ids' range"
-                                % (what, lo if lo < -2**31 else hi))
+    """The smallest and the largest of some ids, against int32 (check_int's
+    RangeError: ctypes and numpy's cast would keep their low bits)."""
+    check_int(lo, ctypes.c_int32, what)
+    check_int(hi, ctypes.c_int32, what)
 
 
 def _infer_shape(values, shape):
