@@ -6,6 +6,7 @@ from ctypes import byref, c_char_p, c_double, c_uint32
 
 from . import errors
 from ._ffi import _F, check_int
+from ._handle import text_bytes
 from .model import Model, sample_options
 
 __all__ = ["bleu", "self_bleu", "nll_oracle"]
@@ -17,9 +18,7 @@ def _texts(texts, what):
         raise TypeError("%s must be a list of texts, not a single %s" % (what, type(texts).__name__))
     encoded = []
     for i, t in enumerate(texts):
-        if not isinstance(t, (str, bytes, bytearray, memoryview)):
-            raise TypeError("%s[%d] must be str or bytes, not %s" % (what, i, type(t).__name__))
-        b = t.encode("utf-8") if isinstance(t, str) else bytes(t)
+        b = text_bytes(t, "%s[%d]" % (what, i))
         if b"\0" in b:
             raise errors.InvalidArgument("%s[%d] contains a NUL character" % (what, i))
         encoded.append(b)
