@@ -13,8 +13,16 @@ import os
 import re
 import sys
 
+
+
+def page_label(stem):
+    """A document's page label: its file name's stem (FORMATS -> formats)."""
+    return re.sub(r'[^a-z0-9]+', '-', stem.lower())
+
+
 path = sys.argv[1]
-prefix = re.sub(r'[^a-z0-9]+', '-', os.path.splitext(os.path.basename(path))[0].lower()) + '-'
+page = page_label(os.path.splitext(os.path.basename(path))[0])
+prefix = page + '-'
 seen = {}
 out = []
 fenced = False
@@ -34,14 +42,13 @@ with open(path, encoding='utf-8') as f:
             if len(m.group(1)) > 1:
                 line = '%s %s {#%s%s}\n' % (m.group(1), m.group(2), prefix, slug)
             else:
-                line = '%s %s {#%s}\n' % (m.group(1), m.group(2), prefix[:-1])
+                line = '%s %s {#%s}\n' % (m.group(1), m.group(2), page)
         elif not fenced:
             line = re.sub(r'\]\(#([\w\-]+)\)', lambda k: '](#%s%s)' % (prefix, k.group(1)), line)
             # A link to another document by its file name makes doxygen
             # look for that file by its absolute path, which fails when the
             # path holds a space: link to the document's page label instead.
             line = re.sub(r'\]\(([A-Za-z0-9_\-]+)\.md\)',
-                          lambda k: '](@ref %s)' % re.sub(r'[^a-z0-9]+', '-', k.group(1).lower()),
-                          line)
+                          lambda k: '](@ref %s)' % page_label(k.group(1)), line)
         out.append(line)
 sys.stdout.write(''.join(out))

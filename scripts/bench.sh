@@ -18,7 +18,8 @@ set -euo pipefail
 # Both sides run in the repository's root: a relative --corpus that names a
 # file from where the script was started is made absolute (one that does not
 # is left to name a file of the repository, such as data/sonnets.txt).
-args=() prev=
+# The same pass reads --threads, which sets both sides' OpenBLAS threads.
+args=() prev= threads=2
 for arg in "$@"; do
     if [ "$prev" = --corpus ] && [ "${arg#/}" = "$arg" ] && [ -e "$arg" ]; then
         arg=$PWD/$arg
@@ -26,6 +27,8 @@ for arg in "$@"; do
         [ -e "${arg#--corpus=}" ]; then
         arg=--corpus=$PWD/${arg#--corpus=}
     fi
+    [ "$prev" = --threads ] && threads=$arg
+    case $arg in --threads=*) threads=${arg#--threads=} ;; esac
     args+=("$arg")
     prev=$arg
 done
@@ -37,12 +40,6 @@ OUT_DIR=${OUT_DIR:-bench-out}
 BUILD_DIR=${BUILD_DIR:-build-bench}
 
 [ -f "$PEER" ] || { echo "bench.sh: peer benchmark not found at $PEER (set PEER=...)" >&2; exit 1; }
-threads=2 prev=
-for arg in "$@"; do
-    [ "$prev" = --threads ] && threads=$arg
-    case $arg in --threads=*) threads=${arg#--threads=} ;; esac
-    prev=$arg
-done
 . scripts/bench_env.sh
 chargan_bench_prepare "$BUILD_DIR" "$threads"
 mkdir -p "$OUT_DIR"
