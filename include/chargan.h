@@ -417,7 +417,8 @@ CHARGAN_API chargan_status chargan_sample_options_init_sized(chargan_sample_opti
  *  kernel; elsewhere the BLAS may round differently for other thread
  *  counts); the parameters are not changed.  With threads > 1 the call reads
  *  the model from several threads and returns when all are done.
- *  Errors: CHARGAN_E_INVALID (options out of range, a discriminator),
+ *  Errors: CHARGAN_E_INVALID (options out of range, a discriminator;
+ *  checked before cap, so a call with cap 0 validates the options),
  *  CHARGAN_E_RANGE (cap too small, a prime id outside the vocabulary),
  *  CHARGAN_E_NUMERIC (the model's logits are not finite: parameters that
  *  overflow the activations; out then holds no meaningful ids),

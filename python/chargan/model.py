@@ -199,6 +199,14 @@ class Model(Handle):
         else:
             pptr, plen = None, 0
         shape = (opts.n_streams, opts.length)
+        # The library checks the options before the output's size: asked with
+        # room for no ids, it refuses options out of range (InvalidArgument)
+        # before an absurd n_streams x length is allocated here.
+        if _numel(shape):
+            try:
+                _F.chargan_model_sample_ids(self._h, byref(opts), None, 0, c_int32(), 0)
+            except errors.RangeError:
+                pass
         ptr, result = _arrays.output_buffer(c_int32, shape)
         _F.chargan_model_sample_ids(self._h, byref(opts), pptr, plen, ptr, _numel(shape))
         return _arrays.finish(result)

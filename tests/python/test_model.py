@@ -206,6 +206,8 @@ class ModelTest(support.TempDirTestCase):
             chargan.Model(vocab_size=10, hidden_dim=16.5)
         with self.assertRaises(chargan.RangeError):
             self.gen.sample_ids(n_streams=2**32 + 1, length=4)
+        with self.assertRaises(chargan.InvalidArgument):  # the library's limit, not numpy's
+            self.gen.sample_ids(n_streams=65536, length=2**32 - 1)
         with self.assertRaises(chargan.RangeError):
             self.gen.get_param(2**64)
         with self.assertRaises(ValueError):
