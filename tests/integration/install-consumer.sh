@@ -122,5 +122,31 @@ check "consumer loads libchargan.so.0 from the destdir" loads_from_destdir
 check "consumer runs: versions match, tokenizer round trip" "$tmp/consumer"
 [ -f "$tmp/out" ] && sed 's/^/# /' "$tmp/out"
 
+# libchargan.a (-Dstatic_library): global symbols exactly the shared
+# library's exports, and a consumer linked with it (the other libraries from
+# pkg-config --static) runs without libchargan.so.
+if [ -f "$L/libchargan.a" ]; then
+    defined() { # defined NM_OPTION FILE: the global names FILE defines, sorted
+        nm "$1" --defined-only "$2" | awk 'NF == 3 && $2 != "A" { sub(/@.*/, "", $3); print $3 }' | sort -u
+    }
+    same_exports() {
+        defined -D "$L/libchargan.so.0" >"$tmp/shared.syms" &&
+            defined -g "$L/libchargan.a" >"$tmp/static.syms" &&
+            [ -s "$tmp/shared.syms" ] && diff "$tmp/shared.syms" "$tmp/static.syms"
+    }
+    check "libchargan.a's global symbols are the shared library's exports" same_exports
+    static_libs=
+    for f in $(pkg-config --static --libs chargan); do
+        [ "$f" = -lchargan ] || static_libs="$static_libs $f"
+    done
+    # shellcheck disable=SC2086,SC2046 # flags are several words
+    check "consumer links libchargan.a and pkg-config --static --libs chargan's other libraries" \
+        "$@" -std=c11 -Wall -Wextra -Werror ${TEST_LINK_FLAGS:-} "$consumer" \
+        $(pkg-config --cflags chargan) "$L/libchargan.a" $static_libs -o "$tmp/consumer-static"
+    no_shared() { ! ldd "$tmp/consumer-static" | grep libchargan; }
+    check "static consumer does not load libchargan.so" no_shared
+    check "static consumer runs: versions match, tokenizer round trip" "$tmp/consumer-static"
+fi
+
 echo "1..$n"
 exit 0
