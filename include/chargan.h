@@ -32,7 +32,9 @@
  *   lacks keep their defaults.  New fields are only ever appended.  Callers
  *   without the macros (ctypes, cffi) call the _sized functions with their
  *   struct's size; they return CHARGAN_E_INVALID for a NULL pointer or a size
- *   below the struct's first published version.
+ *   below the struct's first published version.  A struct_size above 4096
+ *   bytes is refused everywhere (CHARGAN_E_INVALID): it is an uninitialised
+ *   field, not a newer header, and nothing past the struct is read.
  * - Thread safety: distinct handles may be used from distinct threads at the
  *   same time, with the results they give when used alone.
  *   One handle must not be used from two threads at once (the caller

@@ -63,7 +63,7 @@ chargan_status cg_fail_from(cg_error *err, chargan_status status, const char *pr
 
 bool cg_struct_size_ok(const void *s, size_t given, size_t min_size, size_t our_size)
 {
-    if (given < min_size)
+    if (given < min_size || given > CG_MAX_STRUCT_SIZE)
         return false;
     const unsigned char *bytes = s;
     for (size_t i = our_size; i < given; i++)
@@ -75,9 +75,11 @@ bool cg_struct_size_ok(const void *s, size_t given, size_t min_size, size_t our_
 chargan_status cg_init_struct(void *dst, size_t dst_size, const void *defaults, size_t min_size,
                               size_t our_size, const char *fn)
 {
-    if (!dst || dst_size < min_size)
-        return cg_fail(NULL, CHARGAN_E_INVALID, "%s: %s (struct_size %zu, at least %zu)", fn,
-                       dst ? "struct too small" : "NULL struct", dst_size, min_size);
+    if (!dst || dst_size < min_size || dst_size > CG_MAX_STRUCT_SIZE)
+        return cg_fail(NULL, CHARGAN_E_INVALID, "%s: %s (struct_size %zu, from %zu to %d)", fn,
+                       !dst ? "NULL struct" : dst_size < min_size ? "struct too small"
+                                                                  : "struct too large",
+                       dst_size, min_size, CG_MAX_STRUCT_SIZE);
     /* A newer caller's extra fields are zeroed: zero means "nothing new asked". */
     memset(dst, 0, dst_size);
     memcpy(dst, defaults, dst_size < our_size ? dst_size : our_size);

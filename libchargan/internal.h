@@ -48,14 +48,20 @@ chargan_status cg_fail_from(cg_error *err, chargan_status status, const char *pr
 const char *cg_thread_error(void);
 /* Fills a caller's size-prefixed struct of dst_size bytes with our defaults
  * (our_size bytes, struct_size first), as many of them as it has room for;
- * CHARGAN_E_INVALID if dst is NULL or smaller than min_size (the struct's
- * first published version). */
+ * CHARGAN_E_INVALID if dst is NULL, smaller than min_size (the struct's
+ * first published version) or larger than CG_MAX_STRUCT_SIZE. */
 chargan_status cg_init_struct(void *dst, size_t dst_size, const void *defaults, size_t min_size,
                               size_t our_size, const char *fn);
+/* The largest struct_size taken: the structs are a few hundred bytes, so a
+ * larger one is garbage (an uninitialised field), not a newer header, and is
+ * refused before any byte past the caller's struct could be touched. */
+#define CG_MAX_STRUCT_SIZE 4096
+
 /* Checks an options struct's struct_size field.  It must be at least
- * min_size (the struct's first published version).  A larger size than ours
- * comes from a newer header: accepted only if the bytes we do not know are all
- * zero, i.e. the caller asks for nothing this library lacks. */
+ * min_size (the struct's first published version) and at most
+ * CG_MAX_STRUCT_SIZE.  A larger size than ours comes from a newer header:
+ * accepted only if the bytes we do not know are all zero, i.e. the caller
+ * asks for nothing this library lacks. */
 bool cg_struct_size_ok(const void *s, size_t given, size_t min_size, size_t our_size);
 
 /* ---------------------------------------------------------------- memory (alloc.c) */

@@ -1298,6 +1298,31 @@ START_TEST(wrong_struct_sizes)
     u.to.struct_size = 2;
     chargan_tokenizer *tok = NULL;
     ck_assert_int_eq(chargan_tokenizer_new(&u.to, &tok), CHARGAN_E_INVALID);
+
+    /* A garbage struct_size (an uninitialised field) is refused before a
+     * byte past the caller's struct is read (ASan would see the overread):
+     * the struct alone is allocated, its size claims a page or all memory. */
+    static const size_t garbage[] = {4097, SIZE_MAX};
+    chargan_sample_options *so = malloc(sizeof *so);
+    chargan_model_config *mc = malloc(sizeof *mc);
+    ck_assert(so && mc);
+    for (size_t i = 0; i < 2; i++) {
+        chargan_sample_options_init(so);
+        so->struct_size = garbage[i];
+        ck_assert_int_eq(chargan_model_sample_ids(g, so, NULL, 0, out, 300), CHARGAN_E_INVALID);
+        ck_assert_ptr_nonnull(strstr(chargan_model_last_error(g), "struct_size"));
+        chargan_model_config_init(mc, CHARGAN_GENERATOR);
+        mc->vocab_size = 10;
+        mc->struct_size = garbage[i];
+        m = NULL;
+        ck_assert_int_eq(chargan_model_new(mc, &m), CHARGAN_E_INVALID);
+        ck_assert_ptr_null(m);
+        ck_assert_int_eq(chargan_model_config_init_sized(mc, garbage[i], CHARGAN_GENERATOR),
+                         CHARGAN_E_INVALID);
+        ck_assert_ptr_nonnull(strstr(chargan_last_error(), "struct too large"));
+    }
+    free(so);
+    free(mc);
     ck_assert_ptr_null(tok);
 
     /* get_config with a struct_size too small to hold the first version */
