@@ -618,7 +618,8 @@ typedef struct chargan_trainer chargan_trainer;
  *  estimator is used) are adopted: on success the trainer owns them and the
  *  optimizers and frees them with itself (reach them through the accessors);
  *  on failure ownership stays with the caller.  g_opt and d_opt may be NULL
- *  for a default Adam, and must not be the same optimizer.  A model or
+ *  for a default Adam, and must not be the same optimizer; d_opt must be
+ *  NULL without a discriminator.  A model or
  *  optimizer another trainer adopted cannot be given again.  *out belongs to
  *  the caller.  Errors:
  *  CHARGAN_E_INVALID (message names the field; also for models that do not

@@ -334,7 +334,8 @@ const char *chargan_model_last_error(const chargan_model *m)
 chargan_status chargan_model_get_config(const chargan_model *m, chargan_model_config *cfg)
 {
     if (!m || !cfg)
-        return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_model_get_config: NULL argument");
+        return cg_fail(m ? (cg_error *)&m->err : NULL, CHARGAN_E_INVALID,
+                       "chargan_model_get_config: NULL argument");
     size_t size = cfg->struct_size;
     if (size < offsetof(chargan_model_config, seed) + sizeof cfg->seed)
         return cg_fail((cg_error *)&m->err, CHARGAN_E_INVALID, "chargan_model_get_config: "
@@ -732,7 +733,8 @@ chargan_status cg_model_window_nll(chargan_model *m, const int32_t *windows, int
 chargan_status chargan_model_num_params(const chargan_model *m, size_t *count)
 {
     if (!m || !count)
-        return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_model_num_params: NULL argument");
+        return cg_fail(m ? (cg_error *)&m->err : NULL, CHARGAN_E_INVALID,
+                       "chargan_model_num_params: NULL argument");
     *count = m->n_tensors;
     return CHARGAN_OK;
 }
@@ -740,7 +742,8 @@ chargan_status chargan_model_num_params(const chargan_model *m, size_t *count)
 chargan_status chargan_model_num_weights(const chargan_model *m, size_t *count)
 {
     if (!m || !count)
-        return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_model_num_weights: NULL argument");
+        return cg_fail(m ? (cg_error *)&m->err : NULL, CHARGAN_E_INVALID,
+                       "chargan_model_num_weights: NULL argument");
     *count = m->n_weights;
     return CHARGAN_OK;
 }

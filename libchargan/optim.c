@@ -221,7 +221,8 @@ chargan_status chargan_optimizer_get_config(const chargan_optimizer *opt,
                                             chargan_optimizer_config *cfg)
 {
     if (!opt || !cfg)
-        return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_optimizer_get_config: %s is NULL",
+        return cg_fail(opt ? (cg_error *)&opt->err : NULL, CHARGAN_E_INVALID,
+                       "chargan_optimizer_get_config: %s is NULL",
                        !opt ? "opt" : "cfg");
     size_t size = cfg->struct_size;
     if (size < CONFIG_MIN_SIZE)
@@ -248,7 +249,8 @@ chargan_status chargan_optimizer_set_lr(chargan_optimizer *opt, float lr)
 chargan_status chargan_optimizer_steps(const chargan_optimizer *opt, uint64_t *steps)
 {
     if (!opt || !steps)
-        return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_optimizer_steps: %s is NULL",
+        return cg_fail(opt ? (cg_error *)&opt->err : NULL, CHARGAN_E_INVALID,
+                       "chargan_optimizer_steps: %s is NULL",
                        !opt ? "opt" : "steps");
     *steps = opt->steps;
     return CHARGAN_OK;

@@ -289,6 +289,11 @@ chargan_status chargan_trainer_new(const chargan_trainer_config *cfg, chargan_mo
     if (g_opt && g_opt == d_opt)
         return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_new: g_opt and d_opt are the "
                        "same optimizer");
+    /* A d_opt with nothing to optimize would be adopted and freed by the
+     * trainer, while the caller, seeing no discriminator, may free it too. */
+    if (d_opt && !discriminator)
+        return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_new: d_opt given without a "
+                       "discriminator");
     /* A handle another trainer adopted (such as chargan_trainer_generator()
      * of one) would be freed by both. */
     const char *taken = generator->adopted                      ? "generator"
@@ -338,10 +343,12 @@ const char *chargan_trainer_last_error(const chargan_trainer *tr)
 chargan_status chargan_trainer_get_config(const chargan_trainer *tr, chargan_trainer_config *cfg)
 {
     if (!tr || !cfg)
-        return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_get_config: NULL argument");
+        return cg_fail(tr ? (cg_error *)&tr->err : NULL, CHARGAN_E_INVALID,
+                       "chargan_trainer_get_config: NULL argument");
     size_t size = cfg->struct_size;
     if (size < CONFIG_MIN_SIZE)
-        return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_get_config: struct_size %zu too "
+        return cg_fail((cg_error *)&tr->err, CHARGAN_E_INVALID, "chargan_trainer_get_config: "
+                       "struct_size %zu too "
                        "small", size);
     memcpy(cfg, &tr->cfg, size < sizeof *cfg ? size : sizeof *cfg);
     cfg->struct_size = size;
@@ -378,7 +385,8 @@ chargan_status chargan_trainer_set_progress(chargan_trainer *tr, chargan_progres
 chargan_status chargan_trainer_global_step(const chargan_trainer *tr, uint64_t *step)
 {
     if (!tr || !step)
-        return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_global_step: NULL argument");
+        return cg_fail(tr ? (cg_error *)&tr->err : NULL, CHARGAN_E_INVALID,
+                       "chargan_trainer_global_step: NULL argument");
     *step = tr->global_step;
     return CHARGAN_OK;
 }
@@ -557,8 +565,11 @@ chargan_status chargan_trainer_set_corpus_sequences(chargan_trainer *tr, const i
     if (seq_len != tr->cfg.seq_len)
         return cg_fail(&tr->err, CHARGAN_E_INVALID, "sequences of length %zu, the trainer's "
                        "seq_len is %u", seq_len, tr->cfg.seq_len);
+    if (n_seq > SIZE_MAX / (seq_len + 1))
+        return cg_fail(&tr->err, CHARGAN_E_INVALID, "%zu sequences of %zu ids are more than "
+                       "memory can address", n_seq, seq_len);
     size_t n_val = (size_t)((double)n_seq * tr->cfg.val_fraction);
-    if (n_seq == 0 || n_seq - n_val == 0 || n_seq > SIZE_MAX / (seq_len + 1))
+    if (n_seq == 0 || n_seq - n_val == 0)
         return cg_fail(&tr->err, CHARGAN_E_INVALID, "%zu sequences leave none for training",
                        n_seq);
     size_t n = n_seq * seq_len;

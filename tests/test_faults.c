@@ -1028,8 +1028,10 @@ START_TEST(hostile_id_corpora)
     ck_assert_int_eq(chargan_trainer_set_corpus_ids(tr, NULL, 5), CHARGAN_E_INVALID);
     ck_assert_int_eq(chargan_trainer_set_corpus_sequences(tr, ids, 4, 7), CHARGAN_E_INVALID);
     ck_assert_int_eq(chargan_trainer_set_corpus_sequences(tr, ids, 0, 8), CHARGAN_E_INVALID);
+    assert_contains(chargan_trainer_last_error(tr), "leave none for training");
     ck_assert_int_eq(chargan_trainer_set_corpus_sequences(tr, ids, SIZE_MAX / 4, 8),
                      CHARGAN_E_INVALID);
+    assert_contains(chargan_trainer_last_error(tr), "more than memory can address");
     /* the corpus set before all this is still there */
     ck_assert_int_eq(chargan_trainer_mle_step(tr, NULL), CHARGAN_OK);
     chargan_trainer_free(tr);
@@ -1193,6 +1195,29 @@ START_TEST(null_handles)
     INVALID(chargan_trainer_save(tr, NULL));
     INVALID(chargan_trainer_mle_step_batch(tr, NULL, &fl));
     INVALID(chargan_trainer_get_config(tr, NULL));
+    /* with the handle at hand, each failure is also the handle's last one */
+#define ON_HANDLE(call, last_error, text)                                                         \
+    do {                                                                                           \
+        ck_assert_int_eq((call), CHARGAN_E_INVALID);                                               \
+        assert_contains(last_error, text);                                                         \
+    } while (0)
+    chargan_trainer_config small;
+    small.struct_size = 16;
+    chargan_optimizer_config ocfg;
+    ocfg.struct_size = 1;
+    chargan_optimizer *gopt = chargan_trainer_optimizer(tr, CHARGAN_GENERATOR);
+    ON_HANDLE(chargan_model_num_params(g, NULL), chargan_model_last_error(g), "num_params");
+    ON_HANDLE(chargan_model_num_weights(g, NULL), chargan_model_last_error(g), "num_weights");
+    ON_HANDLE(chargan_model_get_config(g, NULL), chargan_model_last_error(g), "get_config");
+    ON_HANDLE(chargan_trainer_global_step(tr, NULL), chargan_trainer_last_error(tr), "global_step");
+    ON_HANDLE(chargan_trainer_get_config(tr, NULL), chargan_trainer_last_error(tr), "get_config");
+    ON_HANDLE(chargan_trainer_get_config(tr, &small), chargan_trainer_last_error(tr), "too small");
+    ON_HANDLE(chargan_optimizer_steps(gopt, NULL), chargan_optimizer_last_error(gopt), "steps");
+    ON_HANDLE(chargan_optimizer_get_config(gopt, &ocfg), chargan_optimizer_last_error(gopt),
+              "struct_size 1");
+    ON_HANDLE(chargan_optimizer_get_config(gopt, NULL), chargan_optimizer_last_error(gopt),
+              "cfg is NULL");
+#undef ON_HANDLE
     chargan_trainer_free(tr);
 #undef INVALID
 }
@@ -1437,6 +1462,10 @@ START_TEST(calls_out_of_order)
     tc = trainer_config(CHARGAN_GAN_GUMBEL, 1);
     ck_assert_int_eq(chargan_trainer_new(&tc, gen, opt, disc, opt, &tr), CHARGAN_E_INVALID);
     assert_contains(chargan_last_error(), "same optimizer");
+    /* a d_opt without a discriminator: adopted and freed with nothing to do */
+    chargan_trainer_config plain = trainer_config(CHARGAN_GAN_NONE, 1);
+    ck_assert_int_eq(chargan_trainer_new(&plain, gen, NULL, NULL, opt, &tr), CHARGAN_E_INVALID);
+    assert_contains(chargan_last_error(), "d_opt given without a discriminator");
     ck_assert_int_eq(chargan_trainer_new(&tc, gen, opt, disc, NULL, &tr), CHARGAN_OK);
     /* an optimizer bound to the generator cannot step another model */
     ck_assert_int_eq(chargan_trainer_set_corpus_text(tr, text, text_len), CHARGAN_OK);
