@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <spawn.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -80,12 +81,21 @@ static void last_line(const char *path, char *buf, size_t cap)
     fclose(f);
 }
 
+/* dir/name into out (size bytes); false if it does not fit. */
+static bool path_in(char *out, size_t size, const char *dir, const char *name)
+{
+    return (size_t)snprintf(out, size, "%s/%s", dir, name) < size;
+}
+
 /* Runs gnuplot on the script in dir; its output goes to the log in dir. */
 static int run_gnuplot(const char *who, const char *gnuplot, const char *dir)
 {
     char script[4096], logpath[4096];
-    snprintf(script, sizeof script, "%s/%s", dir, SCRIPT_FILE);
-    snprintf(logpath, sizeof logpath, "%s/%s", dir, GNUPLOT_LOG);
+    if (!path_in(script, sizeof script, dir, SCRIPT_FILE) ||
+        !path_in(logpath, sizeof logpath, dir, GNUPLOT_LOG)) {
+        cli_error("%s: the temporary directory's name is too long (TMPDIR)", who);
+        return -1;
+    }
     posix_spawn_file_actions_t fa;
     if (posix_spawn_file_actions_init(&fa) != 0) {
         cli_error("%s: cannot run gnuplot: out of memory", who);
@@ -135,7 +145,7 @@ static void remove_temp_dir(const char *dir)
         while ((e = readdir(d)) != NULL) {
             if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
                 continue;
-            if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) < sizeof path)
+            if (path_in(path, sizeof path, dir, e->d_name))
                 unlink(path);
         }
         closedir(d);
@@ -193,7 +203,10 @@ int cli_gnuplot_draw(const char *who, const char *output, cli_gnuplot_writer wri
     close(fd);
 
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, SCRIPT_FILE);
+    if (!path_in(path, sizeof path, dir, SCRIPT_FILE)) {
+        cli_error("%s: the temporary directory's name is too long (TMPDIR)", who);
+        goto done;
+    }
     FILE *f = fopen(path, "w");
     if (!f) {
         cli_error("%s: cannot write '%s': %s", who, path, strerror(errno));
