@@ -1,12 +1,13 @@
 #!/bin/sh
-# check-symbols.sh LIBRARY HEADER - TAP test of the library's dynamic symbols.
-# The exported functions must be exactly those the public header declares
-# with CHARGAN_API (parsed from the header, so the list cannot drift), all in
-# the CHARGAN_* version nodes, nothing else may leak, and the SONAME is
-# libchargan.so.0.
+# check-symbols.sh LIBRARY HEADER MANPAGE - TAP test of the library's dynamic
+# symbols.  The exported functions must be exactly those the public header
+# declares with CHARGAN_API (parsed from the header, so the list cannot
+# drift), all in the CHARGAN_* version nodes, nothing else may leak, the
+# SONAME is libchargan.so.0, and the manual page libchargan(3) names each.
 set -u
 lib=$1
 header=$2
+manpage=$3
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/chargan-symbols.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 
@@ -79,6 +80,18 @@ if [ -s "$tmp/unversioned" ] || ! grep -q '^CHARGAN_[0-9]' "$tmp/nodes"; then
     result FAIL "every symbol carries a CHARGAN_ version node" "$tmp/unversioned"
 else
     result OK "every symbol carries a CHARGAN_ version node ($(tr '\n' ' ' <"$tmp/nodes" | sed 's/ $//'))"
+fi
+
+# A function the manual page does not name is one a reader of libchargan(3)
+# never learns of.
+: >"$tmp/unnamed"
+while read -r f; do
+    grep -q "\\<$f\\>" "$manpage" || echo "$f" >>"$tmp/unnamed"
+done <"$tmp/declared"
+if [ -s "$tmp/unnamed" ]; then
+    result FAIL "libchargan(3) names every declared function" "$tmp/unnamed"
+else
+    result OK "libchargan(3) names every declared function"
 fi
 
 soname=$(readelf -d "$lib" | sed -n 's/.*(SONAME).*\[\(.*\)\].*/\1/p')
