@@ -34,7 +34,10 @@
  *   struct's size; they return CHARGAN_E_INVALID for a NULL pointer or a size
  *   below the struct's first published version.  A struct_size above 4096
  *   bytes is refused everywhere (CHARGAN_E_INVALID): it is an uninitialised
- *   field, not a newer header, and nothing past the struct is read.
+ *   field, not a newer header, and nothing past the struct is read.  The
+ *   _get_config() functions copy what this library knows: fields of a newer
+ *   caller's struct past it are left as they were (the _init() functions
+ *   zero them).
  * - Thread safety: distinct handles may be used from distinct threads at the
  *   same time, with the results they give when used alone.
  *   One handle must not be used from two threads at once (the caller

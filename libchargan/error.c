@@ -72,6 +72,19 @@ bool cg_struct_size_ok(const void *s, size_t given, size_t min_size, size_t our_
     return true;
 }
 
+chargan_status cg_check_struct_size(cg_error *err, const void *s, size_t min_size,
+                                    size_t our_size, const char *fn, const char *what,
+                                    const char *init)
+{
+    size_t given;
+    memcpy(&given, s, sizeof given); /* struct_size is every such struct's first field */
+    if (cg_struct_size_ok(s, given, min_size, our_size))
+        return CHARGAN_OK;
+    return cg_fail(err, CHARGAN_E_INVALID, "%s: %s->struct_size %zu, expected %zu (call %s; an "
+                   "older struct has at least %zu bytes, a newer one at most %d with its unknown "
+                   "tail zero)", fn, what, given, our_size, init, min_size, CG_MAX_STRUCT_SIZE);
+}
+
 chargan_status cg_init_struct(void *dst, size_t dst_size, const void *defaults, size_t min_size,
                               size_t our_size, const char *fn)
 {

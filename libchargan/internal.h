@@ -64,6 +64,13 @@ chargan_status cg_init_struct(void *dst, size_t dst_size, const void *defaults, 
  * asks for nothing this library lacks. */
 bool cg_struct_size_ok(const void *s, size_t given, size_t min_size, size_t our_size);
 
+/* cg_struct_size_ok on s (a size-prefixed struct: struct_size first), or
+ * CHARGAN_E_INVALID into err with one message for every such struct: fn,
+ * the argument's name (what) and the _init macro that fills it (init). */
+chargan_status cg_check_struct_size(cg_error *err, const void *s, size_t min_size,
+                                    size_t our_size, const char *fn, const char *what,
+                                    const char *init);
+
 /* ---------------------------------------------------------------- memory (alloc.c) */
 
 /* All allocations go through these so tests can inject failures. */

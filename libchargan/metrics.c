@@ -79,10 +79,9 @@ chargan_status chargan_nll_oracle(chargan_model *g, chargan_model *oracle,
 {
     if (!g || !oracle || !opts || !nll)
         return cg_fail(g ? &g->err : NULL, CHARGAN_E_INVALID, "chargan_nll_oracle: NULL argument");
-    if (!cg_struct_size_ok(opts, opts->struct_size, sizeof *opts, sizeof *opts))
-        return cg_fail(&g->err, CHARGAN_E_INVALID, "chargan_nll_oracle: opts->struct_size %zu, "
-                       "expected %zu (call chargan_sample_options_init)", opts->struct_size,
-                       sizeof *opts);
+    if (cg_check_struct_size(&g->err, opts, sizeof *opts, sizeof *opts, "chargan_nll_oracle",
+                             "opts", "chargan_sample_options_init") != CHARGAN_OK)
+        return CHARGAN_E_INVALID;
     if (g->V != oracle->V)
         return cg_fail(&g->err, CHARGAN_E_INVALID, "chargan_nll_oracle: the generator has %d ids "
                        "and the oracle %d: the vocabularies differ", g->V, oracle->V);

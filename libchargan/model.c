@@ -231,11 +231,13 @@ chargan_status chargan_model_new(const chargan_model_config *cfg, chargan_model 
 {
     if (!cfg || !out)
         return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_model_new: NULL %s", cfg ? "out" : "cfg");
-    if (!cg_struct_size_ok(cfg, cfg->struct_size, sizeof *cfg, sizeof *cfg))
-        return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_model_new: cfg->struct_size %zu, expected "
-                       "%zu (call chargan_model_config_init)", cfg->struct_size, sizeof *cfg);
+    chargan_status st = cg_check_struct_size(NULL, cfg, sizeof *cfg, sizeof *cfg,
+                                             "chargan_model_new", "cfg",
+                                             "chargan_model_config_init");
+    if (st != CHARGAN_OK)
+        return st;
     chargan_model *m;
-    chargan_status st = cg_model_create(NULL, cfg, &m);
+    st = cg_model_create(NULL, cfg, &m);
     if (st != CHARGAN_OK)
         return st;
     initialise(m);

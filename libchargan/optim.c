@@ -176,11 +176,9 @@ chargan_status chargan_optimizer_new(const chargan_optimizer_config *cfg, charga
     if (!cfg || !out)
         return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_optimizer_new: %s is NULL",
                        !cfg ? "cfg" : "out");
-    if (!cg_struct_size_ok(cfg, cfg->struct_size, CONFIG_MIN_SIZE, sizeof *cfg))
-        return cg_fail(NULL, CHARGAN_E_INVALID,
-                       "chargan_optimizer_new: cfg->struct_size %zu, expected %zu (call "
-                       "chargan_optimizer_config_init; a larger size needs its unknown tail zero)",
-                       cfg->struct_size, sizeof *cfg);
+    if (cg_check_struct_size(NULL, cfg, CONFIG_MIN_SIZE, sizeof *cfg, "chargan_optimizer_new",
+                             "cfg", "chargan_optimizer_config_init") != CHARGAN_OK)
+        return CHARGAN_E_INVALID;
     /* Copy only the bytes the caller declared. */
     chargan_optimizer_config c;
     memset(&c, 0, sizeof c);

@@ -177,9 +177,9 @@ static chargan_status check_sample_args(chargan_model *m, const chargan_sample_o
 {
     if (!opts)
         return cg_fail(&m->err, CHARGAN_E_INVALID, "%s: NULL options", fn);
-    if (!cg_struct_size_ok(opts, opts->struct_size, sizeof *opts, sizeof *opts))
-        return cg_fail(&m->err, CHARGAN_E_INVALID, "%s: opts->struct_size %zu, expected %zu (call "
-                       "chargan_sample_options_init)", fn, opts->struct_size, sizeof *opts);
+    if (cg_check_struct_size(&m->err, opts, sizeof *opts, sizeof *opts, fn, "opts",
+                             "chargan_sample_options_init") != CHARGAN_OK)
+        return CHARGAN_E_INVALID;
     if (m->cfg.kind != CHARGAN_GENERATOR)
         return cg_fail(&m->err, CHARGAN_E_INVALID, "%s: the model is not a generator", fn);
     if (opts->n_streams == 0 || opts->n_streams > 65536)

@@ -207,11 +207,9 @@ static chargan_status take_options(cg_error *err, const chargan_tokenizer_option
     chargan_tokenizer_options_init(mine);
     if (!opts)
         return CHARGAN_OK;
-    if (!cg_struct_size_ok(opts, opts->struct_size, sizeof *opts, sizeof *opts))
-        return cg_fail(err, CHARGAN_E_INVALID,
-                       "tokenizer options: struct_size %zu is invalid (this library's is %zu; "
-                       "a larger one needs the unknown tail zeroed)",
-                       opts->struct_size, sizeof *opts);
+    if (cg_check_struct_size(err, opts, sizeof *opts, sizeof *opts, "tokenizer options", "opts",
+                             "chargan_tokenizer_options_init") != CHARGAN_OK)
+        return CHARGAN_E_INVALID;
     if (opts->max_vocab != 0 && opts->max_vocab < CHARGAN_NUM_RESERVED_IDS + 1)
         return cg_fail(err, CHARGAN_E_INVALID,
                        "tokenizer options: max_vocab %u must be 0 (no cap) or at least %d",

@@ -261,10 +261,9 @@ chargan_status chargan_trainer_new(const chargan_trainer_config *cfg, chargan_mo
     if (!cfg || !generator || !out)
         return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_new: NULL %s",
                        !cfg ? "cfg" : !generator ? "generator" : "out");
-    if (!cg_struct_size_ok(cfg, cfg->struct_size, CONFIG_MIN_SIZE, sizeof *cfg))
-        return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_new: cfg->struct_size %zu, "
-                       "expected %zu (call chargan_trainer_config_init; a larger size needs its "
-                       "unknown tail zero)", cfg->struct_size, sizeof *cfg);
+    if (cg_check_struct_size(NULL, cfg, CONFIG_MIN_SIZE, sizeof *cfg, "chargan_trainer_new", "cfg",
+                             "chargan_trainer_config_init") != CHARGAN_OK)
+        return CHARGAN_E_INVALID;
     /* Only the bytes the caller declared; the fields past them are zero,
      * which each later field reads as its default. */
     chargan_trainer_config c;
