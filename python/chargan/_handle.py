@@ -70,6 +70,9 @@ class Handle:
 
     @property
     def _h(self):
+        # Read last, in the C call itself: converting an argument (__index__,
+        # __float__, __fspath__, a str subclass's encode) runs the caller's
+        # code, which may close this object or its owner.
         ptr = getattr(self, "_ptr", None)
         if ptr is None:
             raise errors.StateError("this %s is closed (or its owner is)" % self._what)

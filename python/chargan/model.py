@@ -65,7 +65,8 @@ class Model(Handle):
 
     def save(self, path):
         """Writes configuration, tokenizer and parameters to path atomically."""
-        _F.chargan_model_save(self._h, fspath(path))
+        data = fspath(path)
+        _F.chargan_model_save(self._h, data)
 
     @property
     def config(self):
@@ -124,7 +125,8 @@ class Model(Handle):
     def _index(self, key):
         if isinstance(key, str):
             idx = c_size_t()
-            _F.chargan_model_param_find(self._h, c_string(key, "a parameter name"), byref(idx))
+            name = c_string(key, "a parameter name")
+            _F.chargan_model_param_find(self._h, name, byref(idx))
             return idx.value
         return check_int(key, c_size_t, "a parameter index")
 
@@ -134,8 +136,9 @@ class Model(Handle):
         rank = c_uint32()
         shape = (c_size_t * 2)()
         numel = c_size_t()
-        _F.chargan_model_param_info(self._h, self._index(key), byref(name), byref(rank),
-                                    byref(shape), byref(numel))
+        idx = self._index(key)
+        _F.chargan_model_param_info(self._h, idx, byref(name), byref(rank), byref(shape),
+                                    byref(numel))
         return name.value.decode("utf-8"), tuple(shape[:rank.value])
 
     def param_names(self):
@@ -181,8 +184,8 @@ class Model(Handle):
         contiguous parts with the state carried across each part."""
         ptr, keep, shape = _arrays.input_buffer(ids, c_int32, (None,), "ids")
         out = c_double()
-        _F.chargan_model_stream_nll(self._h, ptr, shape[0],
-                                    check_int(n_streams, c_uint32, "n_streams"), byref(out))
+        n_streams = check_int(n_streams, c_uint32, "n_streams")
+        _F.chargan_model_stream_nll(self._h, ptr, shape[0], n_streams, byref(out))
         return out.value
 
     # -------------------------------------------------------- sampling

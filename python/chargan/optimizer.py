@@ -36,7 +36,8 @@ class Optimizer(Handle):
 
     @lr.setter
     def lr(self, value):
-        _F.chargan_optimizer_set_lr(self._h, float(value))
+        lr = float(value)
+        _F.chargan_optimizer_set_lr(self._h, lr)
 
     @property
     def steps(self):

@@ -47,7 +47,8 @@ class Tokenizer(Handle):
 
     def save(self, path):
         """Writes the tokenizer to path atomically."""
-        _F.chargan_tokenizer_save(self._h, fspath(path))
+        data = fspath(path)
+        _F.chargan_tokenizer_save(self._h, data)
 
     def to_bytes(self):
         data = c_void_p()
@@ -80,8 +81,8 @@ class Tokenizer(Handle):
         reserved id or one outside the vocabulary."""
         cp = c_uint32()
         count = c_uint64()
-        _F.chargan_tokenizer_id_info(self._h, check_int(id, c_int32, "id"), byref(cp),
-                                     byref(count))
+        id = check_int(id, c_int32, "id")
+        _F.chargan_tokenizer_id_info(self._h, id, byref(cp), byref(count))
         return cp.value, count.value
 
     def char(self, id):
@@ -96,7 +97,8 @@ class Tokenizer(Handle):
                 raise ValueError("lookup() takes one character, got %d" % len(char))
             char = ord(char)
         out = c_int32()
-        _F.chargan_tokenizer_lookup(self._h, check_int(char, c_uint32, "a code point"), byref(out))
+        char = check_int(char, c_uint32, "a code point")
+        _F.chargan_tokenizer_lookup(self._h, char, byref(out))
         return out.value
 
     def vocabulary(self):

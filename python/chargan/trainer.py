@@ -53,8 +53,8 @@ class Trainer(Handle):
     On success the trainer adopts generator, discriminator and the optimizers
     (the library frees them with the trainer): the Python objects passed in
     become borrowed views that keep the trainer alive and stop working when it
-    is closed.  An optimizer left out is a default Adam.  On failure they stay
-    the caller's.
+    is closed.  An optimizer left out is a default Adam; d_optimizer without a
+    discriminator raises InvalidArgument.  On failure they stay the caller's.
 
     progress: a callable taking a Progress, called every report_every steps
     and at the end of each long call; return True to stop the call (it then
@@ -237,7 +237,9 @@ class Trainer(Handle):
             if catch:
                 signal.signal(signal.SIGINT, previous)
             pending, self._callback_error = self._callback_error, None
-            interrupted = outermost and self._interrupted
+            # A call nested in the callback raises too (its caller must not
+            # go on as if it had run to the end); the outermost one clears.
+            interrupted = self._interrupted
             if outermost:
                 self._interrupted = False
         if pending is not None:

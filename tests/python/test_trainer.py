@@ -90,6 +90,63 @@ class TrainerTest(support.TempDirTestCase):
             tr.pretrain_generator(2)  # and it goes on
             self.assertEqual(tr.global_step, 8)
 
+    def test_ctrl_c_reaches_a_call_nested_in_the_callback(self):
+        nested = []
+
+        def progress(p):
+            if p.step == 2 and not nested:
+                os.kill(os.getpid(), signal.SIGINT)
+                try:
+                    tr.pretrain_generator(10)
+                    nested.append("returned")  # as if all 10 steps had run
+                except KeyboardInterrupt:
+                    nested.append("raised")
+                    raise
+
+        with support.tiny_trainer(self.text, progress=progress) as tr:
+            with self.assertRaises(KeyboardInterrupt):
+                tr.pretrain_generator(1000)
+            self.assertEqual(nested, ["raised"])
+            self.assertIs(signal.getsignal(signal.SIGINT), signal.default_int_handler)
+
+    def test_arguments_that_close_the_owner(self):
+        # Converting an argument runs the caller's code; the handle is read
+        # after it, so a closed owner is a StateError, not freed memory.
+        for call in (lambda g, e: g.param_info(e), lambda g, e: g.stream_nll([3, 4, 5, 6], e),
+                     lambda g, e: setattr(self.tr.g_optimizer, "lr", e),
+                     lambda g, e: g.tokenizer.id_info(e), lambda g, e: g.tokenizer.lookup(e),
+                     lambda g, e: g.save(e), lambda g, e: g.tokenizer.save(e)):
+            self.tr = tr = support.tiny_trainer(self.text)
+            g = tr.generator
+
+            class Closes:
+                def __index__(self):
+                    tr.close()
+                    return 2
+
+                def __float__(self):
+                    tr.close()
+                    return 0.01
+
+                def __fspath__(self):
+                    tr.close()
+                    return "x"
+
+            with self.assertRaises(chargan.StateError):
+                call(g, Closes())
+            self.assertTrue(tr.closed)
+
+        class Name(str):
+            def encode(self, *args):
+                self.tr.close()
+                return str.encode(self, *args)
+
+        self.tr = tr = support.tiny_trainer(self.text)
+        name = Name("out.b")
+        name.tr = tr
+        with self.assertRaises(chargan.StateError):
+            tr.generator.get_param(name)
+
     def test_closing_or_replacing_inside_the_callback(self):
         with support.tiny_trainer(self.text) as tr:
             tr.progress = lambda p: tr.close()
