@@ -13,6 +13,11 @@ void cg_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, cons
                 trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
+/* A weak reference: NULL unless OpenBLAS is linked in, which is how a
+ * program linked with libchargan.a and a static OpenBLAS has it (dlsym sees
+ * only dynamic symbols). */
+extern void openblas_set_num_threads(int) __attribute__((weak));
+
 /* Looked up at run time, not link time: Debian's libblas.so.3 is an
  * alternative that may be OpenBLAS (which has this) or the reference BLAS
  * (which does not), and the choice can change after we are built. */
@@ -20,6 +25,8 @@ void cg_blas_set_threads(int n)
 {
     void (*set_threads)(int);
     *(void **)&set_threads = dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
+    if (!set_threads)
+        set_threads = openblas_set_num_threads;
     if (set_threads)
         set_threads(n < 1 ? 1 : n);
 }

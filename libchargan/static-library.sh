@@ -1,17 +1,21 @@
 #!/bin/sh
-# static-library.sh ARCHIVE_IN ARCHIVE_OUT SCRATCH_DIR OBJCOPY AR CC...
+# static-library.sh ARCHIVE_IN ARCHIVE_OUT SCRATCH_DIR CC...
 # Makes libchargan.a from the archive of the library's objects: links them
 # into one relocatable object (the compiler driver's -r, which resolves the
 # references between them), makes every defined symbol but chargan_* local
 # (as libchargan.map does for the shared library; --localize-hidden would
 # miss the ifunc resolvers of the target_clones kernels, which GCC makes
-# global whatever the visibility), and archives that one object.
+# global whatever the visibility), and archives that one object.  objcopy
+# and ar are the compiler's own (-print-prog-name), so a cross compiler
+# gets its target's.
 set -eu
-in=$1 out=$2 scratch=$3 objcopy=$4 ar=$5
-shift 5
+in=$1 out=$2 scratch=$3
+shift 3
+objcopy=$("$@" -print-prog-name=objcopy)
+ar=$("$@" -print-prog-name=ar)
 mkdir -p "$scratch"
 obj=$scratch/chargan.o
 "$@" -r -nostdlib -o "$obj" -Wl,--whole-archive "$in" -Wl,--no-whole-archive
 "$objcopy" --wildcard --keep-global-symbol='chargan_*' "$obj"
 rm -f "$out"
-"$ar" rcs "$out" "$obj"
+"$ar" rcsD "$out" "$obj"

@@ -55,7 +55,6 @@ native_i386_ini() { # INI TRIPLET LIB
 [binaries]
 c = '$2-gcc'
 ar = '$2-ar'
-objcopy = '$2-objcopy'
 strip = '$2-strip'
 pkgconfig = 'pkg-config'
 
@@ -90,7 +89,6 @@ emulated_ini() { # INI ARCH TRIPLET LIB QEMU
 [binaries]
 c = ['$3-gcc', '--sysroot=$tree']
 ar = '$3-ar'
-objcopy = '$3-objcopy'
 strip = '$3-strip'
 pkgconfig = 'pkg-config'
 exe_wrapper = ['qemu-$5', '-L', '$tree', '-E', 'LD_LIBRARY_PATH=$blas_dir']
