@@ -34,7 +34,7 @@
  *   struct's size; they return CHARGAN_E_INVALID for a NULL pointer or a size
  *   below the struct's first published version.  A struct_size above 4096
  *   bytes is refused everywhere (CHARGAN_E_INVALID): it is an uninitialised
- *   field, not a newer header, and nothing past the struct is read.  The
+ *   field, not a newer header, and nothing past the struct is touched.  The
  *   _get_config() functions copy what this library knows: fields of a newer
  *   caller's struct past it are left as they were (the _init() functions
  *   zero them).
@@ -423,7 +423,8 @@ CHARGAN_API chargan_status chargan_sample_options_init_sized(chargan_sample_opti
  *  counts); the parameters are not changed.  With threads > 1 the call reads
  *  the model from several threads and returns when all are done.
  *  Errors: CHARGAN_E_INVALID (options out of range, a discriminator;
- *  checked before cap, so a call with cap 0 validates the options),
+ *  checked before cap, so a call with a non-NULL out and cap 0 validates
+ *  the options),
  *  CHARGAN_E_RANGE (cap too small, a prime id outside the vocabulary),
  *  CHARGAN_E_NUMERIC (the model's logits are not finite: parameters that
  *  overflow the activations; out then holds no meaningful ids),

@@ -85,6 +85,19 @@ chargan_status cg_check_struct_size(cg_error *err, const void *s, size_t min_siz
                    "tail zero)", fn, what, given, our_size, init, min_size, CG_MAX_STRUCT_SIZE);
 }
 
+chargan_status cg_get_struct(cg_error *err, void *dst, const void *ours, size_t our_size,
+                             size_t min_size, const char *fn)
+{
+    size_t size;
+    memcpy(&size, dst, sizeof size); /* struct_size is every such struct's first field */
+    if (size < min_size || size > CG_MAX_STRUCT_SIZE)
+        return cg_fail(err, CHARGAN_E_INVALID, "%s: cfg->struct_size %zu, expected %zu to %d "
+                       "(set it to sizeof the struct)", fn, size, min_size, CG_MAX_STRUCT_SIZE);
+    memcpy(dst, ours, size < our_size ? size : our_size);
+    memcpy(dst, &size, sizeof size);
+    return CHARGAN_OK;
+}
+
 chargan_status cg_init_struct(void *dst, size_t dst_size, const void *defaults, size_t min_size,
                               size_t our_size, const char *fn)
 {

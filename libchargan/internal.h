@@ -64,6 +64,13 @@ chargan_status cg_init_struct(void *dst, size_t dst_size, const void *defaults, 
  * asks for nothing this library lacks. */
 bool cg_struct_size_ok(const void *s, size_t given, size_t min_size, size_t our_size);
 
+/* A _get_config: copies our struct (our_size bytes) into the caller's dst,
+ * as much of it as dst->struct_size holds, keeping that struct_size; a newer
+ * caller's fields past ours are left as they were.  CHARGAN_E_INVALID into
+ * err for a struct_size below min_size or above CG_MAX_STRUCT_SIZE. */
+chargan_status cg_get_struct(cg_error *err, void *dst, const void *ours, size_t our_size,
+                             size_t min_size, const char *fn);
+
 /* cg_struct_size_ok on s (a size-prefixed struct: struct_size first), or
  * CHARGAN_E_INVALID into err with one message for every such struct: fn,
  * the argument's name (what) and the _init macro that fills it (init). */

@@ -338,13 +338,9 @@ chargan_status chargan_model_get_config(const chargan_model *m, chargan_model_co
     if (!m || !cfg)
         return cg_fail(m ? (cg_error *)&m->err : NULL, CHARGAN_E_INVALID,
                        "chargan_model_get_config: NULL argument");
-    size_t size = cfg->struct_size;
-    if (size < offsetof(chargan_model_config, seed) + sizeof cfg->seed)
-        return cg_fail((cg_error *)&m->err, CHARGAN_E_INVALID, "chargan_model_get_config: "
-                       "struct_size %zu too small", size);
-    memcpy(cfg, &m->cfg, size < sizeof *cfg ? size : sizeof *cfg);
-    cfg->struct_size = size;
-    return CHARGAN_OK;
+    return cg_get_struct((cg_error *)&m->err, cfg, &m->cfg, sizeof *cfg,
+                         offsetof(chargan_model_config, seed) + sizeof cfg->seed,
+                         "chargan_model_get_config");
 }
 
 /* The input table pays when the ids of a T x B call outnumber its rows (V):

@@ -222,15 +222,8 @@ chargan_status chargan_optimizer_get_config(const chargan_optimizer *opt,
         return cg_fail(opt ? (cg_error *)&opt->err : NULL, CHARGAN_E_INVALID,
                        "chargan_optimizer_get_config: %s is NULL",
                        !opt ? "opt" : "cfg");
-    size_t size = cfg->struct_size;
-    if (size < CONFIG_MIN_SIZE)
-        return cg_fail((cg_error *)&opt->err, CHARGAN_E_INVALID,
-                       "chargan_optimizer_get_config: cfg->struct_size %zu, expected at least %zu",
-                       size, CONFIG_MIN_SIZE);
-    /* A newer caller's extra fields are left as they were. */
-    memcpy(cfg, &opt->cfg, size < sizeof *cfg ? size : sizeof *cfg);
-    cfg->struct_size = size;
-    return CHARGAN_OK;
+    return cg_get_struct((cg_error *)&opt->err, cfg, &opt->cfg, sizeof *cfg, CONFIG_MIN_SIZE,
+                         "chargan_optimizer_get_config");
 }
 
 chargan_status chargan_optimizer_set_lr(chargan_optimizer *opt, float lr)

@@ -344,15 +344,11 @@ chargan_status chargan_trainer_get_config(const chargan_trainer *tr, chargan_tra
     if (!tr || !cfg)
         return cg_fail(tr ? (cg_error *)&tr->err : NULL, CHARGAN_E_INVALID,
                        "chargan_trainer_get_config: NULL argument");
-    size_t size = cfg->struct_size;
-    if (size < CONFIG_MIN_SIZE)
-        return cg_fail((cg_error *)&tr->err, CHARGAN_E_INVALID, "chargan_trainer_get_config: "
-                       "struct_size %zu too "
-                       "small", size);
-    memcpy(cfg, &tr->cfg, size < sizeof *cfg ? size : sizeof *cfg);
-    cfg->struct_size = size;
-    cfg->batch = cg_dist_global_batch(tr); /* the global batch, not this rank's share */
-    return CHARGAN_OK;
+    chargan_status st = cg_get_struct((cg_error *)&tr->err, cfg, &tr->cfg, sizeof *cfg,
+                                      CONFIG_MIN_SIZE, "chargan_trainer_get_config");
+    if (st == CHARGAN_OK)
+        cfg->batch = cg_dist_global_batch(tr); /* the global batch, not this rank's share */
+    return st;
 }
 
 chargan_model *chargan_trainer_generator(const chargan_trainer *tr)

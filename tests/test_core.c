@@ -59,6 +59,10 @@ START_TEST(struct_size_accepts_zero_tail_only)
     ck_assert(cg_struct_size_ok(buf, 32, 16, 16));
     buf[20] = 1;
     ck_assert(!cg_struct_size_ok(buf, 32, 16, 16));
+    /* a size no struct has is refused, even with a zero tail to read */
+    static unsigned char zeros[8192];
+    ck_assert(cg_struct_size_ok(zeros, CG_MAX_STRUCT_SIZE, 16, 16));
+    ck_assert(!cg_struct_size_ok(zeros, CG_MAX_STRUCT_SIZE + 1, 16, 16));
 }
 END_TEST
 

@@ -1211,7 +1211,8 @@ START_TEST(null_handles)
     ON_HANDLE(chargan_model_get_config(g, NULL), chargan_model_last_error(g), "get_config");
     ON_HANDLE(chargan_trainer_global_step(tr, NULL), chargan_trainer_last_error(tr), "global_step");
     ON_HANDLE(chargan_trainer_get_config(tr, NULL), chargan_trainer_last_error(tr), "get_config");
-    ON_HANDLE(chargan_trainer_get_config(tr, &small), chargan_trainer_last_error(tr), "too small");
+    ON_HANDLE(chargan_trainer_get_config(tr, &small), chargan_trainer_last_error(tr),
+              "struct_size 16");
     ON_HANDLE(chargan_optimizer_steps(gopt, NULL), chargan_optimizer_last_error(gopt), "steps");
     ON_HANDLE(chargan_optimizer_get_config(gopt, &ocfg), chargan_optimizer_last_error(gopt),
               "struct_size 1");
@@ -1345,6 +1346,8 @@ START_TEST(wrong_struct_sizes)
         ck_assert_int_eq(chargan_model_config_init_sized(mc, garbage[i], CHARGAN_GENERATOR),
                          CHARGAN_E_INVALID);
         ck_assert_ptr_nonnull(strstr(chargan_last_error(), "struct too large"));
+        mc->struct_size = garbage[i]; /* a _get_config reads nothing past it either */
+        ck_assert_int_eq(chargan_model_get_config(g, mc), CHARGAN_E_INVALID);
     }
     free(so);
     free(mc);
