@@ -129,6 +129,10 @@ int cli_gnuplot_draw(const char *who, const char *output, cli_gnuplot_writer wri
 /* Writes s as a gnuplot single-quoted string ('' stands for a quote); the
  * caller rejects newlines, which would end the command. */
 void cli_gnuplot_quote(FILE *f, const char *s);
+/* dir/name into path (CLI_PATH_MAX bytes); 0, or -1 after printing that
+ * the name is too long (WHO: as for cli_gnuplot_draw). */
+#define CLI_PATH_MAX 4096
+int cli_gnuplot_path(char path[CLI_PATH_MAX], const char *who, const char *dir, const char *name);
 
 /* ---- progress, signals and the JSONL log (progress.c) --------------- */
 

@@ -459,8 +459,9 @@ static int write_sweep_script(FILE *f, const char *dir, const char *image, void 
         panels[n_panels++][1] = COL_SELF_BLEU;
     }
 
-    char data[4096];
-    snprintf(data, sizeof data, "%s/%s", dir, SWEEP_DATA);
+    char data[CLI_PATH_MAX];
+    if (cli_gnuplot_path(data, "--plot", dir, SWEEP_DATA) != 0)
+        return -1;
     FILE *d = fopen(data, "w");
     if (!d) {
         cli_error("--plot: cannot write '%s': %s", data, strerror(errno));

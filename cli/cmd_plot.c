@@ -421,8 +421,9 @@ static double series_value(const record *r, int s)
 
 static int write_series(const char *dir, int s, const record *recs, size_t n, size_t *count)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, series_files[s]);
+    char path[CLI_PATH_MAX];
+    if (cli_gnuplot_path(path, "plot", dir, series_files[s]) != 0)
+        return -1;
     FILE *f = fopen(path, "w");
     if (!f) {
         cli_error("plot: cannot write '%s': %s", path, strerror(errno));
@@ -535,8 +536,9 @@ static int write_script(FILE *f, const char *dir, const char *output, void *user
             if (!first)
                 fputs(", ", f);
             first = 0;
-            char data[4096];
-            snprintf(data, sizeof data, "%s/%s", dir, series_files[id]);
+            char data[CLI_PATH_MAX];
+            if (cli_gnuplot_path(data, "plot", dir, series_files[id]) != 0)
+                return -1;
             cli_gnuplot_quote(f, data);
             /* A single point would not show as a line. */
             fprintf(f, " using 1:2 with %s lw 1.5 title '%s'",

@@ -87,15 +87,21 @@ static bool path_in(char *out, size_t size, const char *dir, const char *name)
     return (size_t)snprintf(out, size, "%s/%s", dir, name) < size;
 }
 
+int cli_gnuplot_path(char path[CLI_PATH_MAX], const char *who, const char *dir, const char *name)
+{
+    if (path_in(path, CLI_PATH_MAX, dir, name))
+        return 0;
+    cli_error("%s: the temporary directory's name is too long (TMPDIR)", who);
+    return -1;
+}
+
 /* Runs gnuplot on the script in dir; its output goes to the log in dir. */
 static int run_gnuplot(const char *who, const char *gnuplot, const char *dir)
 {
-    char script[4096], logpath[4096];
-    if (!path_in(script, sizeof script, dir, SCRIPT_FILE) ||
-        !path_in(logpath, sizeof logpath, dir, GNUPLOT_LOG)) {
-        cli_error("%s: the temporary directory's name is too long (TMPDIR)", who);
+    char script[CLI_PATH_MAX], logpath[CLI_PATH_MAX];
+    if (cli_gnuplot_path(script, who, dir, SCRIPT_FILE) != 0 ||
+        cli_gnuplot_path(logpath, who, dir, GNUPLOT_LOG) != 0)
         return -1;
-    }
     posix_spawn_file_actions_t fa;
     if (posix_spawn_file_actions_init(&fa) != 0) {
         cli_error("%s: cannot run gnuplot: out of memory", who);
@@ -141,7 +147,7 @@ static void remove_temp_dir(const char *dir)
     DIR *d = opendir(dir);
     if (d) {
         struct dirent *e;
-        char path[4096];
+        char path[CLI_PATH_MAX];
         while ((e = readdir(d)) != NULL) {
             if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
                 continue;
@@ -156,7 +162,7 @@ static void remove_temp_dir(const char *dir)
 int cli_gnuplot_draw(const char *who, const char *output, cli_gnuplot_writer write_script,
                      void *user)
 {
-    char gnuplot[4096];
+    char gnuplot[CLI_PATH_MAX];
     if (cli_check_output(output, "image", CLI_OUTPUT_RENAMED) != 0)
         return -1;
     if (find_gnuplot(gnuplot, sizeof gnuplot) != 0) {
@@ -164,7 +170,7 @@ int cli_gnuplot_draw(const char *who, const char *output, cli_gnuplot_writer wri
         return -1;
     }
     int rc = -1;
-    char dir[4096] = "", tmp_out[4096] = "";
+    char dir[CLI_PATH_MAX] = "", tmp_out[CLI_PATH_MAX] = "";
     const char *tmpdir = getenv("TMPDIR");
     if (!tmpdir || !*tmpdir)
         tmpdir = "/tmp";
@@ -202,11 +208,9 @@ int cli_gnuplot_draw(const char *who, const char *output, cli_gnuplot_writer wri
     }
     close(fd);
 
-    char path[4096];
-    if (!path_in(path, sizeof path, dir, SCRIPT_FILE)) {
-        cli_error("%s: the temporary directory's name is too long (TMPDIR)", who);
+    char path[CLI_PATH_MAX];
+    if (cli_gnuplot_path(path, who, dir, SCRIPT_FILE) != 0)
         goto done;
-    }
     FILE *f = fopen(path, "w");
     if (!f) {
         cli_error("%s: cannot write '%s': %s", who, path, strerror(errno));
