@@ -5,7 +5,10 @@
 # references between them), makes every defined symbol but chargan_* local
 # (as libchargan.map does for the shared library; --localize-hidden would
 # miss the ifunc resolvers of the target_clones kernels, which GCC makes
-# global whatever the visibility), and archives that one object.  objcopy
+# global whatever the visibility), dissolves its COMDAT groups (i386's
+# __x86.get_pc_thunk.* are grouped: a program's own copy of a group would
+# make the linker discard ours, which our local symbols still point into),
+# and archives that one object.  objcopy
 # and ar are the compiler's own (-print-prog-name), so a cross compiler
 # gets its target's.
 set -eu
@@ -16,6 +19,6 @@ ar=$("$@" -print-prog-name=ar)
 mkdir -p "$scratch"
 obj=$scratch/chargan.o
 "$@" -r -nostdlib -o "$obj" -Wl,--whole-archive "$in" -Wl,--no-whole-archive
-"$objcopy" --wildcard --keep-global-symbol='chargan_*' "$obj"
+"$objcopy" --remove-section=.group --wildcard --keep-global-symbol='chargan_*' "$obj"
 rm -f "$out"
 "$ar" rcsD "$out" "$obj"
