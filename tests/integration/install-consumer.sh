@@ -122,9 +122,9 @@ check "consumer loads libchargan.so.0 from the destdir" loads_from_destdir
 check "consumer runs: versions match, tokenizer round trip" "$tmp/consumer"
 [ -f "$tmp/out" ] && sed 's/^/# /' "$tmp/out"
 
-# libchargan.a (-Dstatic_library): global symbols exactly the shared
-# library's exports, and a consumer linked with it (the other libraries from
-# pkg-config --static) runs without libchargan.so.
+# libchargan.a (-Ddefault_library=both, the default, or static): global
+# symbols exactly the shared library's exports, and a consumer linked with it
+# (the other libraries from pkg-config --static) runs without libchargan.so.
 if [ -f "$L/libchargan.a" ]; then
     defined() { # defined NM_OPTION FILE: the global names FILE defines, sorted
         nm "$1" --defined-only "$2" | awk 'NF == 3 && $2 != "A" { sub(/@.*/, "", $3); print $3 }' | sort -u
