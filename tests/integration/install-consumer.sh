@@ -9,7 +9,12 @@ build=$1 src=$2 prefix=$3 libdir=$4 includedir=$5 bindir=$6 mandir=$7 consumer=$
 shift 8
 # The rest is the C compiler command (possibly several words).
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/chargan-install.XXXXXX") || exit 1
+# pkgconf 1.8 cannot write a sysroot with a space so that a shell can split
+# its output (it repeats the sysroot and escapes half of it): a TMPDIR with
+# one gives way to /tmp.
+base=${TMPDIR:-/tmp}
+case $base in *[[:space:]]*) base=/tmp ;; esac
+tmp=$(mktemp -d "$base/chargan-install.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 dest=$tmp/dest
 
