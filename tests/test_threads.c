@@ -620,6 +620,43 @@ START_TEST(last_error_is_per_thread)
 }
 END_TEST
 
+/* Creating a trainer sets OpenBLAS's threads: one when the trainer shards
+ * the batch over its own, else the trainer's count.  Weak references, as
+ * the library's: NULL with the reference BLAS, which has no threads. */
+extern void openblas_set_num_threads(int) __attribute__((weak));
+extern int openblas_get_num_threads(void) __attribute__((weak));
+
+static int blas_threads_after_trainer(uint32_t threads, uint32_t batch)
+{
+    chargan_model_config c;
+    chargan_model_config_init(&c, CHARGAN_GENERATOR);
+    c.vocab_size = 12;
+    c.embed_dim = 4;
+    c.hidden_dim = 8;
+    chargan_model *g;
+    ck_assert_int_eq(chargan_model_new(&c, &g), CHARGAN_OK);
+    chargan_trainer_config tc;
+    chargan_trainer_config_init(&tc);
+    tc.batch = batch;
+    tc.seq_len = 8;
+    tc.threads = threads;
+    chargan_trainer *tr;
+    ck_assert_int_eq(chargan_trainer_new(&tc, g, NULL, NULL, NULL, &tr), CHARGAN_OK);
+    int n = openblas_get_num_threads();
+    chargan_trainer_free(tr);
+    return n;
+}
+
+START_TEST(trainer_sets_blas_threads)
+{
+    if (!openblas_set_num_threads || !openblas_get_num_threads)
+        return; /* the reference BLAS */
+    openblas_set_num_threads(2);
+    ck_assert_int_eq(blas_threads_after_trainer(2, 4), 1); /* two shards */
+    ck_assert_int_eq(blas_threads_after_trainer(3, 1), 3); /* one row: no shards */
+}
+END_TEST
+
 static Suite *threads_suite(void)
 {
     Suite *s = suite_create("threads");
@@ -635,6 +672,7 @@ static Suite *threads_suite(void)
     tcase_add_test(tc, sharded_mle_matches_one_thread);
     tcase_add_test(tc, sharded_gradient_sum_matches_one_thread);
     tcase_add_test(tc, sharded_update_matches_one_thread_update);
+    tcase_add_test(tc, trainer_sets_blas_threads);
     suite_add_tcase(s, tc);
     tc = tcase_create("threaded sampling");
     tcase_add_test(tc, sampling_on_threads_matches_one_thread);
