@@ -65,8 +65,8 @@ class Model(Handle):
 
     def save(self, path):
         """Writes configuration, tokenizer and parameters to path atomically."""
-        data = fspath(path)
-        _F.chargan_model_save(self._h, data)
+        path = fspath(path)
+        _F.chargan_model_save(self._h, path)
 
     @property
     def config(self):
@@ -202,15 +202,17 @@ class Model(Handle):
         else:
             pptr, plen = None, 0
         shape = (opts.n_streams, opts.length)
-        # The library checks the options before the output's size: asked with
-        # room for no ids, it refuses options out of range (InvalidArgument)
-        # before an absurd n_streams x length is allocated here.
-        if _numel(shape):
+        try:
+            ptr, result = _arrays.output_buffer(c_int32, shape)
+        except MemoryError:
+            # An absurd n_streams x length: the library's InvalidArgument if
+            # the options are out of range (it checks them before the
+            # output's size, here room for no ids), else the MemoryError.
             try:
                 _F.chargan_model_sample_ids(self._h, byref(opts), None, 0, c_int32(), 0)
             except errors.RangeError:
                 pass
-        ptr, result = _arrays.output_buffer(c_int32, shape)
+            raise
         _F.chargan_model_sample_ids(self._h, byref(opts), pptr, plen, ptr, _numel(shape))
         return _arrays.finish(result)
 

@@ -47,8 +47,8 @@ class Tokenizer(Handle):
 
     def save(self, path):
         """Writes the tokenizer to path atomically."""
-        data = fspath(path)
-        _F.chargan_tokenizer_save(self._h, data)
+        path = fspath(path)
+        _F.chargan_tokenizer_save(self._h, path)
 
     def to_bytes(self):
         data = c_void_p()
