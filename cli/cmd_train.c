@@ -603,7 +603,8 @@ int cli_cmd_train(int argc, char **argv)
     if (cli_mpi_init() != 0)
         return CLI_EXIT_FAILURE;
     int rank0 = cli_mpi_rank() == 0;
-    if (rank0 && (cli_check_output(a.output, "model", CLI_OUTPUT_RENAMED) != 0 || distinct_files(&a) != 0))
+    if (rank0 && (cli_check_output(a.output, "model", CLI_OUTPUT_RENAMED) != 0 ||
+                  distinct_files(&a) != 0))
         return cli_mpi_finish(CLI_EXIT_FAILURE);
 
     int exit_code = CLI_EXIT_FAILURE;
