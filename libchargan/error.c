@@ -61,9 +61,16 @@ chargan_status cg_fail_from(cg_error *err, chargan_status status, const char *pr
     return cg_fail(err, status, "%s%s", prefix, inner);
 }
 
+/* A struct_size some version of the struct has: at least its first
+ * published one's, and nothing that could only be garbage. */
+static bool size_in_range(size_t size, size_t min_size)
+{
+    return size >= min_size && size <= CG_MAX_STRUCT_SIZE;
+}
+
 bool cg_struct_size_ok(const void *s, size_t given, size_t min_size, size_t our_size)
 {
-    if (given < min_size || given > CG_MAX_STRUCT_SIZE)
+    if (!size_in_range(given, min_size))
         return false;
     const unsigned char *bytes = s;
     for (size_t i = our_size; i < given; i++)
@@ -90,7 +97,7 @@ chargan_status cg_get_struct(cg_error *err, void *dst, const void *ours, size_t 
 {
     size_t size;
     memcpy(&size, dst, sizeof size); /* struct_size is every such struct's first field */
-    if (size < min_size || size > CG_MAX_STRUCT_SIZE)
+    if (!size_in_range(size, min_size))
         return cg_fail(err, CHARGAN_E_INVALID, "%s: cfg->struct_size %zu, expected %zu to %d "
                        "(set it to sizeof the struct)", fn, size, min_size, CG_MAX_STRUCT_SIZE);
     memcpy(dst, ours, size < our_size ? size : our_size);
@@ -101,7 +108,7 @@ chargan_status cg_get_struct(cg_error *err, void *dst, const void *ours, size_t 
 chargan_status cg_init_struct(void *dst, size_t dst_size, const void *defaults, size_t min_size,
                               size_t our_size, const char *fn)
 {
-    if (!dst || dst_size < min_size || dst_size > CG_MAX_STRUCT_SIZE)
+    if (!dst || !size_in_range(dst_size, min_size))
         return cg_fail(NULL, CHARGAN_E_INVALID, "%s: %s (struct_size %zu, from %zu to %d)", fn,
                        !dst ? "NULL struct" : dst_size < min_size ? "struct too small"
                                                                   : "struct too large",
