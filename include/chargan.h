@@ -49,6 +49,9 @@
  *   A trainer with threads > 1 runs its steps on worker threads of its own,
  *   started by chargan_trainer_new() or _load() and joined by
  *   chargan_trainer_free(); its progress callback runs on the calling thread.
+ *   One exception to the one-thread rule: chargan_trainer_request_stop() may
+ *   be called on a trainer that another thread is using, and from a signal
+ *   handler.
  *   Creating or loading a trainer also sets OpenBLAS's process-wide thread
  *   count: to 1 when the trainer shards its batches itself (threads > 1 and
  *   batch > 1), else to its threads.  tests/test_threads.c checks these
@@ -609,7 +612,8 @@ typedef struct chargan_progress {
 } chargan_progress;
 
 /** Called every report_every steps and at the end of each call; return nonzero
- *  to stop (the call then returns CHARGAN_E_CANCELLED after a consistent step). */
+ *  to stop (the call then returns CHARGAN_E_CANCELLED after a consistent step).
+ *  To stop from another thread or a signal handler: chargan_trainer_request_stop(). */
 typedef int (*chargan_progress_fn)(const chargan_progress *progress, void *user);
 
 /** A trainer: a generator, an optional discriminator, their optimizers, the
@@ -660,6 +664,22 @@ CHARGAN_API chargan_optimizer *chargan_trainer_optimizer(const chargan_trainer *
  *  through and stays the caller's.  Errors: CHARGAN_E_INVALID. */
 CHARGAN_API chargan_status chargan_trainer_set_progress(chargan_trainer *tr,
                                                         chargan_progress_fn fn, void *user);
+/** Asks the trainer's long calls to stop (version node CHARGAN_0.3): the
+ *  one function that may be called while another thread is inside a call on
+ *  tr, and, with tr non-NULL, async-signal-safe (it only sets a flag), so a
+ *  SIGINT handler can call it.  chargan_trainer_pretrain_generator(),
+ *  _pretrain_discriminator() and _adversarial() honour the request before
+ *  their next step (the steps done are kept and reported to the progress
+ *  callback) and chargan_trainer_evaluate() before its next batch of
+ *  windows, as does the validation inside the three (its result is then
+ *  dropped); the call returns CHARGAN_E_CANCELLED and the request is used
+ *  up.  A request that finds none of them running, or that comes during the
+ *  last step of one, stays until one of them next runs, which then stops
+ *  before its first step.  Under MPI the three honour it at the next
+ *  progress report, where the ranks vote: one rank's request stops them all.
+ *  tr must stay valid until the call returns: free the trainer only when
+ *  no thread or handler can still ask.  Errors: CHARGAN_E_INVALID (NULL). */
+CHARGAN_API chargan_status chargan_trainer_request_stop(chargan_trainer *tr);
 
 /** Sets the corpus from UTF-8 text, encoded with the generator's tokenizer
  *  (fitted on the text first if the generator has none).  The last
@@ -724,7 +744,8 @@ CHARGAN_API chargan_status chargan_trainer_mle_step_batch(chargan_trainer *tr, c
                                                           float *loss);
 /** Runs steps MLE steps with progress reports (phase CHARGAN_PHASE_MLE).
  *  Errors: those of chargan_trainer_mle_step(), CHARGAN_E_CANCELLED (the
- *  callback asked to stop; the steps done are kept). */
+ *  callback or chargan_trainer_request_stop() asked to stop; the steps done
+ *  are kept). */
 CHARGAN_API chargan_status chargan_trainer_pretrain_generator(chargan_trainer *tr, uint64_t steps);
 /** One discriminator step (real windows vs generator samples); *loss and
  *  *accuracy may be NULL.  Errors: CHARGAN_E_STATE (no discriminator, no
@@ -751,7 +772,7 @@ CHARGAN_API chargan_status chargan_trainer_adversarial(chargan_trainer *tr, uint
  *  (may be NULL) gets bits per token.  Windows of seq_len from the state a
  *  zero noise vector gives (a zero state without a noise input).
  *  Errors: CHARGAN_E_STATE (no corpus or no held-out data), CHARGAN_E_NUMERIC,
- *  CHARGAN_E_NOMEM. */
+ *  CHARGAN_E_NOMEM, CHARGAN_E_CANCELLED (chargan_trainer_request_stop()). */
 CHARGAN_API chargan_status chargan_trainer_evaluate(chargan_trainer *tr, double *nll, double *bpc);
 
 /** Generator steps taken over the trainer's life (restored by load).

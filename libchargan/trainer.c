@@ -231,6 +231,7 @@ static chargan_status trainer_create(cg_error *err, const chargan_trainer_config
         return cg_fail(err, CHARGAN_E_NOMEM, "out of memory creating a trainer");
     tr->cfg = *cfg;
     tr->cfg.struct_size = sizeof tr->cfg;
+    atomic_init(&tr->stop_request, 0);
     tr->gen = gen;
     tr->disc = disc;
     tr->gopt = gopt;
@@ -905,6 +906,31 @@ chargan_status chargan_trainer_mle_step_batch(chargan_trainer *tr, const int32_t
     return mle_update(tr, loss);
 }
 
+/* ------------------------------------------------------------------ stop requests */
+
+/* The flag must be a lock-free atomic for the request to be async-signal-safe. */
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "stop requests need a lock-free atomic_int");
+
+chargan_status chargan_trainer_request_stop(chargan_trainer *tr)
+{
+    if (!tr)
+        return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_request_stop: NULL trainer");
+    /* Only the flag: tr->err and everything else belong to the running call. */
+    atomic_store(&tr->stop_request, 1);
+    return CHARGAN_OK;
+}
+
+static bool stop_requested(chargan_trainer *tr)
+{
+    return atomic_load(&tr->stop_request) != 0;
+}
+
+/* Clears the request; whether there was one. */
+static bool take_stop_request(chargan_trainer *tr)
+{
+    return atomic_exchange(&tr->stop_request, 0) != 0;
+}
+
 /* ------------------------------------------------------------------ evaluation */
 
 size_t cg_trainer_val_count(const chargan_trainer *tr)
@@ -975,11 +1001,10 @@ static double eval_batch(chargan_trainer *tr, size_t rows)
     return cg_softmax_xent(g->ws.logits, B * T, g->V, tr->targets, tr->row_weights, 0.0f, NULL);
 }
 
-chargan_status chargan_trainer_evaluate(chargan_trainer *tr, double *nll, double *bpc)
+/* The validation NLL, or CHARGAN_E_CANCELLED (no message, the request left
+ * for the caller to take) when a stop is requested before a batch. */
+static chargan_status validate(chargan_trainer *tr, double *nll, double *bpc)
 {
-    if (!tr || !nll)
-        return cg_fail(tr ? &tr->err : NULL, CHARGAN_E_INVALID,
-                       "chargan_trainer_evaluate: NULL argument");
     chargan_status st = need_corpus(tr, "chargan_trainer_evaluate");
     if (st == CHARGAN_OK)
         st = models_ready(tr);
@@ -991,8 +1016,11 @@ chargan_status chargan_trainer_evaluate(chargan_trainer *tr, double *nll, double
         return cg_fail(&tr->err, CHARGAN_E_STATE, "no held-out data: the validation part holds "
                        "less than one window (val_fraction %g)", (double)tr->cfg.val_fraction);
     double total = 0.0;
-    for (size_t w0 = 0; w0 < n_windows; w0 += B)
+    for (size_t w0 = 0; w0 < n_windows; w0 += B) {
+        if (stop_requested(tr))
+            return CHARGAN_E_CANCELLED;
         total += eval_batch(tr, cg_trainer_val_windows(tr, w0, n_windows));
+    }
     double mean = total / ((double)n_windows * T);
     if (!isfinite(mean))
         return cg_fail(&tr->err, CHARGAN_E_NUMERIC, "validation NLL is not finite");
@@ -1000,6 +1028,20 @@ chargan_status chargan_trainer_evaluate(chargan_trainer *tr, double *nll, double
     if (bpc)
         *bpc = mean / LN2;
     return CHARGAN_OK;
+}
+
+chargan_status chargan_trainer_evaluate(chargan_trainer *tr, double *nll, double *bpc)
+{
+    if (!tr || !nll)
+        return cg_fail(tr ? &tr->err : NULL, CHARGAN_E_INVALID,
+                       "chargan_trainer_evaluate: NULL argument");
+    chargan_status st = validate(tr, nll, bpc);
+    if (st == CHARGAN_E_CANCELLED) {
+        take_stop_request(tr);
+        return cg_fail(&tr->err, st, "chargan_trainer_evaluate: stopped by "
+                       "chargan_trainer_request_stop");
+    }
+    return st;
 }
 
 /* ------------------------------------------------------------------ phases with progress */
@@ -1031,25 +1073,9 @@ static void phase_init(phase_run *r, chargan_phase phase, uint64_t total, uint64
     r->t0 = r->t_last = now_s();
 }
 
-/* Reports if due (or forced); returns CHARGAN_E_CANCELLED if the callback asks to stop. */
-static chargan_status phase_report(chargan_trainer *tr, phase_run *r, bool force)
+/* Fills r->p with the figures since the last report and starts the next interval. */
+static void fill_report(chargan_trainer *tr, phase_run *r)
 {
-    uint64_t every = tr->cfg.report_every;
-    bool due = force || r->p.step % every == 0;
-    uint64_t val_every = tr->cfg.val_every;
-    /* Without held-out data there is nothing to report, and no failure:
-     * the call succeeds with its message unchanged. */
-    if (r->p.phase != CHARGAN_PHASE_DISCRIMINATOR && cg_trainer_val_count(tr) > 0 &&
-        ((val_every && r->p.step % val_every == 0) || (force && r->p.step > 0))) {
-        double nll, bpc;
-        if (chargan_trainer_evaluate(tr, &nll, &bpc) == CHARGAN_OK) {
-            r->p.val_nll = nll;
-            r->p.val_bpc = bpc;
-        }
-    }
-    /* Under MPI every rank takes part in the stop vote below, callback or not. */
-    if (!due || (!tr->progress && !cg_dist_active(tr)))
-        return CHARGAN_OK;
     double t = now_s();
     if (r->n_loss)
         r->p.loss = r->loss_sum / (double)r->n_loss;
@@ -1066,14 +1092,61 @@ static chargan_status phase_report(chargan_trainer *tr, phase_run *r, bool force
     r->step_last = r->p.step;
     r->loss_sum = r->d_loss_sum = r->d_acc_sum = 0.0;
     r->n_loss = r->n_d = 0;
-    int stop = tr->progress && tr->progress(&r->p, tr->progress_user) != 0;
+}
+
+/* Reports if due (or forced); returns CHARGAN_E_CANCELLED if the callback
+ * asks to stop or, under MPI, any rank's callback or stop request does. */
+static chargan_status phase_report(chargan_trainer *tr, phase_run *r, bool force)
+{
+    uint64_t every = tr->cfg.report_every;
+    bool due = force || r->p.step % every == 0;
+    uint64_t val_every = tr->cfg.val_every;
+    /* Without held-out data there is nothing to report, and no failure:
+     * the call succeeds with its message unchanged.  A stop request cuts
+     * the validation short and is honoured at the next step boundary
+     * (under MPI, at the vote). */
+    if (r->p.phase != CHARGAN_PHASE_DISCRIMINATOR && cg_trainer_val_count(tr) > 0 &&
+        ((val_every && r->p.step % val_every == 0) || (force && r->p.step > 0))) {
+        double nll, bpc;
+        if (validate(tr, &nll, &bpc) == CHARGAN_OK) {
+            r->p.val_nll = nll;
+            r->p.val_bpc = bpc;
+        }
+    }
+    /* Under MPI every rank takes part in the stop vote below, callback or not. */
+    if (!due || (!tr->progress && !cg_dist_active(tr)))
+        return CHARGAN_OK;
+    fill_report(tr, r);
+    int asked = tr->progress && tr->progress(&r->p, tr->progress_user) != 0;
+    int requested = cg_dist_active(tr) && stop_requested(tr);
+    int stop = asked || requested;
     chargan_status st = cg_dist_agree_stop(tr, &stop, tr->global_step);
     if (st != CHARGAN_OK)
         return st;
-    if (stop)
-        return cg_fail(&tr->err, CHARGAN_E_CANCELLED, "stopped by the progress callback after "
-                       "step %llu", (unsigned long long)r->p.step);
-    return CHARGAN_OK;
+    if (!stop)
+        return CHARGAN_OK;
+    if (requested)
+        take_stop_request(tr);
+    return cg_fail(&tr->err, CHARGAN_E_CANCELLED, "stopped by %s after step %llu",
+                   asked ? "the progress callback" : requested ? "chargan_trainer_request_stop"
+                                                               : "another rank",
+                   (unsigned long long)r->p.step);
+}
+
+/* A stop request, honoured at a step boundary outside MPI (where the ranks
+ * vote at reports instead): the steps not yet reported are reported (the
+ * callback's answer no longer matters), then CHARGAN_E_CANCELLED. */
+static chargan_status stop_point(chargan_trainer *tr, phase_run *r)
+{
+    if (cg_dist_active(tr) || !take_stop_request(tr))
+        return CHARGAN_OK;
+    if (tr->progress && r->p.step > r->step_last) {
+        fill_report(tr, r);
+        tr->progress(&r->p, tr->progress_user);
+    }
+    return cg_fail(&tr->err, CHARGAN_E_CANCELLED, "stopped by chargan_trainer_request_stop %s "
+                   "step %llu", r->p.step ? "after" : "before",
+                   (unsigned long long)(r->p.step ? r->p.step : 1));
 }
 
 chargan_status chargan_trainer_pretrain_generator(chargan_trainer *tr, uint64_t steps)
@@ -1086,6 +1159,8 @@ chargan_status chargan_trainer_pretrain_generator(chargan_trainer *tr, uint64_t 
     phase_run r;
     phase_init(&r, CHARGAN_PHASE_MLE, steps, tr->global_step);
     while (r.p.step < steps) {
+        if ((st = stop_point(tr, &r)) != CHARGAN_OK)
+            return st;
         float loss;
         if ((st = chargan_trainer_mle_step(tr, &loss)) != CHARGAN_OK)
             return st;
@@ -1140,6 +1215,8 @@ chargan_status chargan_trainer_pretrain_discriminator(chargan_trainer *tr, uint6
     phase_run r;
     phase_init(&r, CHARGAN_PHASE_DISCRIMINATOR, steps, tr->global_step);
     while (r.p.step < steps) {
+        if ((st = stop_point(tr, &r)) != CHARGAN_OK)
+            return st;
         float loss, acc;
         if ((st = chargan_trainer_d_step(tr, &loss, &acc)) != CHARGAN_OK)
             return st;
@@ -1175,6 +1252,8 @@ chargan_status chargan_trainer_adversarial(chargan_trainer *tr, uint64_t steps)
     phase_run r;
     phase_init(&r, CHARGAN_PHASE_ADVERSARIAL, steps, tr->global_step);
     while (r.p.step < steps) {
+        if ((st = stop_point(tr, &r)) != CHARGAN_OK)
+            return st;
         float g_loss, d_loss;
         if ((st = chargan_trainer_gan_step(tr, &g_loss, &d_loss)) != CHARGAN_OK)
             return st;

@@ -11,6 +11,8 @@
 #include "pool.h"
 #include "sample.h"
 
+#include <stdatomic.h>
+
 #define CG_MAX_SHARDS 64
 
 /* A batch split across threads: shard s takes rows first[s] .. first[s] +
@@ -103,6 +105,9 @@ struct chargan_trainer {
     cg_gan_work work;
     cg_shards shards;
     cg_dist *dist; /* NULL unless attached to an MPI communicator (dist.c) */
+    /* chargan_trainer_request_stop() sets it from any thread or a signal
+     * handler; the call that honours it clears it. */
+    atomic_int stop_request;
 };
 
 /* Sizes the models' own workspaces for the full batch.  The steps need them

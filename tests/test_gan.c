@@ -944,6 +944,41 @@ START_TEST(adversarial_reports_discriminator_accuracy)
 }
 END_TEST
 
+/* A stop request made in a report stops the adversarial and discriminator
+ * phases after that step, the steps done kept; one made between calls stops
+ * the next before its first step. */
+static int stop_at_third_report(const chargan_progress *p, void *user)
+{
+    if (p->step == 3)
+        chargan_trainer_request_stop(user);
+    return 0;
+}
+
+START_TEST(adversarial_phases_honour_stop_requests)
+{
+    static const int estimators[] = {CHARGAN_GAN_REINFORCE, CHARGAN_GAN_GUMBEL};
+    chargan_trainer_config c = trainer_config(estimators[_i], 4, 3, 170);
+    c.report_every = 1;
+    chargan_trainer *tr = make_trainer(&c, 6, (shape){3, 4, 1, 0, 0}, (shape){3, 4, 1, 0, 0}, 170);
+    ck_assert_int_eq(chargan_trainer_set_progress(tr, stop_at_third_report, tr), CHARGAN_OK);
+    ck_assert_int_eq(chargan_trainer_adversarial(tr, 10), CHARGAN_E_CANCELLED);
+    ck_assert_uint_eq(tr->global_step, 3);
+    ck_assert_uint_eq(tr->d_updates, 3);
+    ck_assert_int_eq(chargan_trainer_pretrain_discriminator(tr, 10), CHARGAN_E_CANCELLED);
+    ck_assert_uint_eq(tr->d_updates, 6);
+    ck_assert_int_eq(chargan_trainer_set_progress(tr, NULL, NULL), CHARGAN_OK);
+    ck_assert_int_eq(chargan_trainer_request_stop(tr), CHARGAN_OK);
+    ck_assert_int_eq(chargan_trainer_adversarial(tr, 10), CHARGAN_E_CANCELLED);
+    ck_assert_int_eq(chargan_trainer_request_stop(tr), CHARGAN_OK);
+    ck_assert_int_eq(chargan_trainer_pretrain_discriminator(tr, 10), CHARGAN_E_CANCELLED);
+    ck_assert_uint_eq(tr->global_step, 3);
+    ck_assert_uint_eq(tr->d_updates, 6);
+    ck_assert_int_eq(chargan_trainer_adversarial(tr, 2), CHARGAN_OK);
+    ck_assert_uint_eq(tr->global_step, 5);
+    chargan_trainer_free(tr);
+}
+END_TEST
+
 /* Two trainers with the same seed are bitwise identical after 3 GAN steps of
  * each estimator; another seed differs. */
 START_TEST(gan_steps_are_deterministic)
@@ -1160,6 +1195,7 @@ static Suite *gan_suite(void)
     tcase_add_loop_test(tc, mle_term_is_added_with_its_weight, 0, 2);
     tcase_add_test(tc, beta_schedules);
     tcase_add_loop_test(tc, adversarial_reports_discriminator_accuracy, 0, 2);
+    tcase_add_loop_test(tc, adversarial_phases_honour_stop_requests, 0, 2);
     tcase_add_loop_test(tc, gan_steps_are_deterministic, 0, 4);
     tcase_add_loop_test(tc, public_calls_between_steps, 0, 2);
     suite_add_tcase(s, tc);

@@ -3,7 +3,8 @@
  * and loads) used from several threads at once give bitwise the results of
  * a serial run; each thread keeps its own last-error message; functions
  * without a handle (metrics) run concurrently; one sampling call on several
- * threads gives the ids of one thread.  Meaningful on its own
+ * threads gives the ids of one thread; a stop request from another thread
+ * stops a trainer's call.  Meaningful on its own
  * (results compared with a serial run) and under ThreadSanitizer (CI's tsan
  * stage builds with -Db_sanitize=thread and runs this suite). */
 #define _POSIX_C_SOURCE 200809L
@@ -13,6 +14,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -410,27 +412,34 @@ END_TEST
 
 /* A sharded trainer computes the gradient of the unsharded one: the same
  * seed with 1 and 3 threads gives the same losses up to float rounding. */
+/* A trainer of tc around a small generator (V 40, E 6, H 10, Z 3). */
+static chargan_trainer *small_trainer(const chargan_trainer_config *tc)
+{
+    chargan_model_config c;
+    chargan_model_config_init(&c, CHARGAN_GENERATOR);
+    c.vocab_size = 40;
+    c.embed_dim = 6;
+    c.hidden_dim = 10;
+    c.noise_dim = 3;
+    c.seed = 5;
+    chargan_model *g;
+    ck_assert_int_eq(chargan_model_new(&c, &g), CHARGAN_OK);
+    chargan_trainer *tr;
+    ck_assert_int_eq(chargan_trainer_new(tc, g, NULL, NULL, NULL, &tr), CHARGAN_OK);
+    return tr;
+}
+
 START_TEST(sharded_mle_matches_one_thread)
 {
     float loss[2][6];
     for (int v = 0; v < 2; v++) {
-        chargan_model_config c;
-        chargan_model_config_init(&c, CHARGAN_GENERATOR);
-        c.vocab_size = 40;
-        c.embed_dim = 6;
-        c.hidden_dim = 10;
-        c.noise_dim = 3;
-        c.seed = 5;
-        chargan_model *g;
-        ck_assert_int_eq(chargan_model_new(&c, &g), CHARGAN_OK);
         chargan_trainer_config tc;
         chargan_trainer_config_init(&tc);
         tc.batch = 7;
         tc.seq_len = 10;
         tc.seed = 9;
         tc.threads = v ? 3 : 1;
-        chargan_trainer *tr;
-        ck_assert_int_eq(chargan_trainer_new(&tc, g, NULL, NULL, NULL, &tr), CHARGAN_OK);
+        chargan_trainer *tr = small_trainer(&tc);
         ck_assert_int_eq(chargan_trainer_set_corpus_text(tr, text, sizeof text - 1), CHARGAN_OK);
         for (int i = 0; i < 6; i++)
             ck_assert_int_eq(chargan_trainer_mle_step(tr, &loss[v][i]), CHARGAN_OK);
@@ -620,6 +629,64 @@ START_TEST(last_error_is_per_thread)
 }
 END_TEST
 
+/* chargan_trainer_request_stop from another thread while a sharded trainer
+ * trains: the call stops at a step boundary, the steps since its last
+ * report reported, and the trainer goes on afterwards. */
+typedef struct stop_race {
+    chargan_trainer *tr;
+    atomic_int reported; /* the step of the latest report */
+    int reports;
+} stop_race;
+
+static int note_report(const chargan_progress *p, void *user)
+{
+    stop_race *r = user;
+    r->reports++;
+    atomic_store(&r->reported, (int)p->step);
+    return 0;
+}
+
+static void *request_after_first_report(void *arg)
+{
+    stop_race *r = arg;
+    while (atomic_load(&r->reported) == 0)
+        usleep(100);
+    usleep(1000); /* most likely between two reports */
+    chargan_trainer_request_stop(r->tr);
+    return NULL;
+}
+
+START_TEST(request_stop_from_another_thread)
+{
+    chargan_trainer_config tc;
+    chargan_trainer_config_init(&tc);
+    tc.batch = 4;
+    tc.seq_len = 8;
+    tc.threads = 2;
+    tc.report_every = 50;
+    chargan_trainer *tr = small_trainer(&tc);
+    ck_assert_int_eq(chargan_trainer_set_corpus_text(tr, text, strlen(text)), CHARGAN_OK);
+    stop_race race = {.tr = tr};
+    ck_assert_int_eq(chargan_trainer_set_progress(tr, note_report, &race), CHARGAN_OK);
+    pthread_t asker;
+    ck_assert_int_eq(pthread_create(&asker, NULL, request_after_first_report, &race), 0);
+    chargan_status st = chargan_trainer_pretrain_generator(tr, 100000000);
+    ck_assert_int_eq(pthread_join(asker, NULL), 0);
+    ck_assert_int_eq(st, CHARGAN_E_CANCELLED);
+    uint64_t step;
+    ck_assert_int_eq(chargan_trainer_global_step(tr, &step), CHARGAN_OK);
+    ck_assert_uint_ge(step, 50);
+    ck_assert_uint_lt(step, 100000000);
+    ck_assert_uint_eq(step, (uint64_t)atomic_load(&race.reported)); /* the last steps reported */
+    char expect[64];
+    snprintf(expect, sizeof expect, "after step %llu", (unsigned long long)step);
+    ck_assert_msg(strstr(chargan_trainer_last_error(tr), expect), "\"%s\" lacks \"%s\"",
+                  chargan_trainer_last_error(tr), expect);
+    ck_assert_int_eq(chargan_trainer_pretrain_generator(tr, 2), CHARGAN_OK);
+    chargan_trainer_free(tr);
+}
+END_TEST
+
 /* Creating a trainer sets OpenBLAS's threads: one when the trainer shards
  * the batch over its own, else the trainer's count.  Weak references, as
  * the library's: NULL with the reference BLAS, which has no threads. */
@@ -628,20 +695,12 @@ extern int openblas_get_num_threads(void) __attribute__((weak));
 
 static int blas_threads_after_trainer(uint32_t threads, uint32_t batch)
 {
-    chargan_model_config c;
-    chargan_model_config_init(&c, CHARGAN_GENERATOR);
-    c.vocab_size = 12;
-    c.embed_dim = 4;
-    c.hidden_dim = 8;
-    chargan_model *g;
-    ck_assert_int_eq(chargan_model_new(&c, &g), CHARGAN_OK);
     chargan_trainer_config tc;
     chargan_trainer_config_init(&tc);
     tc.batch = batch;
     tc.seq_len = 8;
     tc.threads = threads;
-    chargan_trainer *tr;
-    ck_assert_int_eq(chargan_trainer_new(&tc, g, NULL, NULL, NULL, &tr), CHARGAN_OK);
+    chargan_trainer *tr = small_trainer(&tc);
     int n = openblas_get_num_threads();
     chargan_trainer_free(tr);
     return n;
@@ -673,6 +732,7 @@ static Suite *threads_suite(void)
     tcase_add_test(tc, sharded_gradient_sum_matches_one_thread);
     tcase_add_test(tc, sharded_update_matches_one_thread_update);
     tcase_add_test(tc, trainer_sets_blas_threads);
+    tcase_add_test(tc, request_stop_from_another_thread);
     suite_add_tcase(s, tc);
     tc = tcase_create("threaded sampling");
     tcase_add_test(tc, sampling_on_threads_matches_one_thread);

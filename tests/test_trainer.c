@@ -275,6 +275,80 @@ START_TEST(progress_reports_and_cancel)
 }
 END_TEST
 
+/* Asks its trainer to stop at the report of step stop_at, and lets the call go on. */
+typedef struct stop_asker {
+    chargan_trainer *tr;
+    uint64_t stop_at;
+    int calls;
+    uint64_t last_step;
+} stop_asker;
+
+static int request_stop_in_report(const chargan_progress *p, void *user)
+{
+    stop_asker *a = user;
+    a->calls++;
+    a->last_step = p->step;
+    if (p->step == a->stop_at)
+        ck_assert_int_eq(chargan_trainer_request_stop(a->tr), CHARGAN_OK);
+    return 0;
+}
+
+START_TEST(request_stop_at_step_boundaries)
+{
+    chargan_trainer_config tc = small_config();
+    tc.report_every = 5;
+    chargan_trainer *tr = make_trainer(&tc, make_gen(40, 8, 16, 0, 0.0f, 1));
+    ck_assert_int_eq(chargan_trainer_set_corpus_text(tr, small_text, strlen(small_text)),
+                     CHARGAN_OK);
+    stop_asker asker = {.tr = tr};
+    ck_assert_int_eq(chargan_trainer_set_progress(tr, request_stop_in_report, &asker),
+                     CHARGAN_OK);
+    uint64_t step;
+
+    /* a request made between calls stops the next one before its first step... */
+    ck_assert_int_eq(chargan_trainer_request_stop(tr), CHARGAN_OK);
+    ck_assert_int_eq(chargan_trainer_pretrain_generator(tr, 20), CHARGAN_E_CANCELLED);
+    assert_contains(chargan_trainer_last_error(tr), "chargan_trainer_request_stop before step 1");
+    ck_assert_int_eq(chargan_trainer_global_step(tr, &step), CHARGAN_OK);
+    ck_assert_uint_eq(step, 0);
+    ck_assert_int_eq(asker.calls, 0); /* no step, nothing to report */
+    /* ...and is used up by it */
+    ck_assert_int_eq(chargan_trainer_pretrain_generator(tr, 3), CHARGAN_OK);
+    ck_assert_int_eq(chargan_trainer_global_step(tr, &step), CHARGAN_OK);
+    ck_assert_uint_eq(step, 3);
+
+    /* asked at the report of step 10 of 20: the call stops there, steps kept */
+    asker = (stop_asker){.tr = tr, .stop_at = 10};
+    ck_assert_int_eq(chargan_trainer_pretrain_generator(tr, 20), CHARGAN_E_CANCELLED);
+    assert_contains(chargan_trainer_last_error(tr), "after step 10");
+    ck_assert_int_eq(asker.calls, 2);
+    ck_assert_int_eq(chargan_trainer_global_step(tr, &step), CHARGAN_OK);
+    ck_assert_uint_eq(step, 13);
+
+    /* evaluation: a pending request stops it before its first batch; the
+     * next evaluation runs whole and gives what an uninterrupted one gives */
+    double nll, again = NAN;
+    ck_assert_int_eq(chargan_trainer_evaluate(tr, &nll, NULL), CHARGAN_OK);
+    ck_assert_int_eq(chargan_trainer_request_stop(tr), CHARGAN_OK);
+    ck_assert_int_eq(chargan_trainer_evaluate(tr, &again, NULL), CHARGAN_E_CANCELLED);
+    assert_contains(chargan_trainer_last_error(tr), "chargan_trainer_request_stop");
+    ck_assert(isnan(again));
+    ck_assert_int_eq(chargan_trainer_evaluate(tr, &again, NULL), CHARGAN_OK);
+    ck_assert(again == nll);
+
+    /* a request during the last step outlives the call: the next one stops at once */
+    asker = (stop_asker){.tr = tr, .stop_at = 5};
+    ck_assert_int_eq(chargan_trainer_pretrain_generator(tr, 5), CHARGAN_OK);
+    ck_assert_int_eq(chargan_trainer_pretrain_generator(tr, 5), CHARGAN_E_CANCELLED);
+    ck_assert_int_eq(chargan_trainer_global_step(tr, &step), CHARGAN_OK);
+    ck_assert_uint_eq(step, 18);
+
+    ck_assert_int_eq(chargan_trainer_request_stop(NULL), CHARGAN_E_INVALID);
+    assert_contains(chargan_last_error(), "NULL trainer");
+    chargan_trainer_free(tr);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- corpora */
 
 START_TEST(corpus_errors)
@@ -1332,6 +1406,7 @@ static Suite *trainer_suite(void)
     TCase *tc = tcase_create("learning");
     tcase_add_test(tc, mle_on_sonnets_beats_unigram_entropy);
     tcase_add_test(tc, progress_reports_and_cancel);
+    tcase_add_test(tc, request_stop_at_step_boundaries);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("corpus");
