@@ -176,6 +176,10 @@ const char *cli_phase_name(int phase);
 void cli_signals_install(void);
 /* The signal that asked to stop, or 0. */
 int cli_stop_signal(void);
+/* Makes a stop signal also ask tr to stop (chargan_trainer_request_stop), so
+ * that a validation run stops within a batch of windows; NULL withdraws it
+ * (before the trainer is freed), waiting out a handler still using it. */
+void cli_signals_stop_trainer(chargan_trainer *tr);
 
 /* ---- MPI: `mpirun -np N chargan train` (mpi.c) ------------------------ */
 

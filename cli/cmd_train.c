@@ -692,6 +692,7 @@ int cli_cmd_train(int argc, char **argv)
         cli_lib_error(st, "cannot install the progress display");
         goto out;
     }
+    cli_signals_stop_trainer(tr);
     if ((st = chargan_trainer_set_corpus_text(tr, text, len)) != CHARGAN_OK) {
         cli_lib_error(st, "corpus '%s'", a.corpus);
         goto out;
@@ -758,7 +759,11 @@ int cli_cmd_train(int argc, char **argv)
         cli_progress_log_eval(pr, c.global_step, val_nll, val_bpc);
     } else if (result != RUN_SIGNAL && a.val_fraction > 0) {
         st = chargan_trainer_evaluate(tr, &val_nll, &val_bpc);
-        if (st == CHARGAN_E_STATE) {
+        if (st == CHARGAN_E_CANCELLED) {
+            /* A stop signal during the validation: save, as for one during
+             * training, without the figure. */
+            result = RUN_SIGNAL;
+        } else if (st == CHARGAN_E_STATE) {
             /* Too little held-out text for one window: the training itself
              * is fine, so keep it and say why there is no figure (once:
              * every rank finds the same). */
@@ -819,6 +824,7 @@ out:
         }
     }
     cli_progress_free(pr);
+    cli_signals_stop_trainer(NULL);
     chargan_trainer_free(tr);
     free(text);
     return cli_mpi_finish(exit_code);

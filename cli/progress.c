@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -405,9 +406,29 @@ int cli_progress_log_errno(const cli_progress *pr)
 
 static volatile sig_atomic_t stop_signal;
 
+/* The trainer a stop signal asks to stop, and the handlers that may be
+ * using it: the handler can run on any thread, OpenBLAS's included. */
+_Static_assert(ATOMIC_POINTER_LOCK_FREE == 2 && ATOMIC_INT_LOCK_FREE == 2,
+               "signal handlers need lock-free atomics");
+static _Atomic(chargan_trainer *) stop_trainer;
+static atomic_int handlers_running;
+
 static void on_stop_signal(int sig)
 {
     stop_signal = sig;
+    atomic_fetch_add(&handlers_running, 1);
+    chargan_trainer *tr = atomic_load(&stop_trainer);
+    if (tr)
+        chargan_trainer_request_stop(tr);
+    atomic_fetch_sub(&handlers_running, 1);
+}
+
+void cli_signals_stop_trainer(chargan_trainer *tr)
+{
+    atomic_store(&stop_trainer, tr);
+    /* A handler that read the old trainer has counted itself first. */
+    while (atomic_load(&handlers_running) > 0)
+        ;
 }
 
 void cli_signals_install(void)
