@@ -356,6 +356,7 @@ _PROTOTYPES = {
     "chargan_trainer_discriminator": (ModelP, [TrainerP], "-"),
     "chargan_trainer_optimizer": (OptimizerP, [TrainerP, c_int], "-"),
     "chargan_trainer_set_progress": (_status, [TrainerP, PROGRESS_FN, c_void_p], "trainer"),
+    "chargan_trainer_request_stop": (_status, [TrainerP], "trainer"),
     "chargan_trainer_set_corpus_text": (_status, [TrainerP, c_char_p, c_size_t], "trainer"),
     "chargan_trainer_set_corpus_ids": (_status, [TrainerP, _i32p, c_size_t], "trainer"),
     "chargan_trainer_set_corpus_sequences": (_status, [TrainerP, _i32p, c_size_t, c_size_t],
@@ -388,6 +389,8 @@ OPTIONAL = frozenset({
     "chargan_trainer_eval_discriminator",
     # version node CHARGAN_0.2
     "chargan_trainer_init_output_bias", "chargan_model_sample_text_len",
+    # version node CHARGAN_0.3
+    "chargan_trainer_request_stop",
 })
 
 

@@ -204,6 +204,15 @@ class Trainer(Handle):
 
     progress = property(lambda self: self._progress_fn, set_progress)
 
+    def request_stop(self):
+        """Asks this trainer's running long call (pretrain_generator,
+        pretrain_discriminator, adversarial, evaluate, or else the next one)
+        to stop before its next step or batch of windows; that call then
+        raises CancelledError, the steps done kept.  The one method that may
+        be called from another thread while a call on this trainer runs (the
+        trainer must not be closed meanwhile).  chargan_trainer_request_stop."""
+        _F.chargan_trainer_request_stop(self._h)
+
     def _call(self, func, *args):
         """Calls a trainer function; an exception the progress callback raised
         during the call is re-raised in place of the CancelledError.

@@ -5,6 +5,7 @@ import gc
 import math
 import os
 import signal
+import threading
 
 import chargan
 import support
@@ -44,6 +45,38 @@ class TrainerTest(support.TempDirTestCase):
             tr.set_progress(None)
             tr.pretrain_generator(2)
             self.assertEqual(tr.global_step, 6)
+
+    def test_request_stop(self):
+        with support.tiny_trainer(self.text) as tr:
+            # made between calls: the next long call stops before its first step
+            tr.request_stop()
+            with self.assertRaises(chargan.CancelledError) as cm:
+                tr.pretrain_generator(10)
+            self.assertIn("request_stop", str(cm.exception))
+            self.assertEqual(tr.global_step, 0)
+            tr.request_stop()
+            with self.assertRaises(chargan.CancelledError):
+                tr.evaluate()
+            tr.pretrain_generator(2)  # the requests were used up
+            self.assertEqual(tr.global_step, 2)
+
+            # from another thread, while the call runs
+            reported = threading.Event()
+            tr.set_progress(lambda p: reported.set())
+
+            def ask():
+                reported.wait(60)
+                tr.request_stop()
+
+            asker = threading.Thread(target=ask)
+            asker.start()
+            try:
+                with self.assertRaises(chargan.CancelledError):
+                    tr.pretrain_generator(10 ** 9)
+            finally:
+                reported.set()
+                asker.join()
+            self.assertGreater(tr.global_step, 2)
 
     def test_callback_exception_is_reraised(self):
         class Boom(Exception):
