@@ -673,12 +673,13 @@ CHARGAN_API chargan_status chargan_trainer_set_progress(chargan_trainer *tr,
  *  callback) and chargan_trainer_evaluate() before its next batch of
  *  windows, as does the validation inside the three (its result is then
  *  dropped); the call returns CHARGAN_E_CANCELLED and the request is used
- *  up.  A request that finds none of them running, or that comes during the
- *  last step of one, stays until one of them next runs, which then stops
- *  before its first step.  Under MPI the three honour it at the next
- *  progress report, where the ranks vote: one rank's request stops them all.
- *  tr must stay valid until the call returns: free the trainer only when
- *  no thread or handler can still ask.  Errors: CHARGAN_E_INVALID (NULL). */
+ *  up, as it is when the progress callback stops the call.  A request that
+ *  finds none of them running, or that comes during the last step of one,
+ *  stays until one of them next runs, which then stops before its first
+ *  step.  Under MPI the three honour it at the next progress report, where
+ *  the ranks vote: one rank's request stops them all.  tr must stay valid
+ *  until this returns: free the trainer only when no thread or handler can
+ *  still ask.  Errors: CHARGAN_E_INVALID (NULL). */
 CHARGAN_API chargan_status chargan_trainer_request_stop(chargan_trainer *tr);
 
 /** Sets the corpus from UTF-8 text, encoded with the generator's tokenizer

@@ -1125,8 +1125,7 @@ static chargan_status phase_report(chargan_trainer *tr, phase_run *r, bool force
         return st;
     if (!stop)
         return CHARGAN_OK;
-    if (requested)
-        take_stop_request(tr);
+    take_stop_request(tr); /* the call stops: a request made meanwhile is answered too */
     return cg_fail(&tr->err, CHARGAN_E_CANCELLED, "stopped by %s after step %llu",
                    asked ? "the progress callback" : requested ? "chargan_trainer_request_stop"
                                                                : "another rank",

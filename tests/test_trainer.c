@@ -275,22 +275,23 @@ START_TEST(progress_reports_and_cancel)
 }
 END_TEST
 
-/* Asks its trainer to stop at the report of step stop_at, and lets the call go on. */
+/* Asks its trainer to stop at the report of step stop_at, and lets the call
+ * go on, or with also_cancel stops it itself too. */
 typedef struct stop_asker {
     chargan_trainer *tr;
     uint64_t stop_at;
+    int also_cancel;
     int calls;
-    uint64_t last_step;
 } stop_asker;
 
 static int request_stop_in_report(const chargan_progress *p, void *user)
 {
     stop_asker *a = user;
     a->calls++;
-    a->last_step = p->step;
-    if (p->step == a->stop_at)
-        ck_assert_int_eq(chargan_trainer_request_stop(a->tr), CHARGAN_OK);
-    return 0;
+    if (p->step != a->stop_at)
+        return 0;
+    ck_assert_int_eq(chargan_trainer_request_stop(a->tr), CHARGAN_OK);
+    return a->also_cancel;
 }
 
 START_TEST(request_stop_at_step_boundaries)
@@ -342,6 +343,15 @@ START_TEST(request_stop_at_step_boundaries)
     ck_assert_int_eq(chargan_trainer_pretrain_generator(tr, 5), CHARGAN_E_CANCELLED);
     ck_assert_int_eq(chargan_trainer_global_step(tr, &step), CHARGAN_OK);
     ck_assert_uint_eq(step, 18);
+
+    /* the callback stops the call while a request is pending: it answers both */
+    asker = (stop_asker){.tr = tr, .stop_at = 5, .also_cancel = 1};
+    ck_assert_int_eq(chargan_trainer_pretrain_generator(tr, 10), CHARGAN_E_CANCELLED);
+    assert_contains(chargan_trainer_last_error(tr), "progress callback after step 5");
+    asker = (stop_asker){.tr = tr};
+    ck_assert_int_eq(chargan_trainer_pretrain_generator(tr, 5), CHARGAN_OK);
+    ck_assert_int_eq(chargan_trainer_global_step(tr, &step), CHARGAN_OK);
+    ck_assert_uint_eq(step, 28);
 
     ck_assert_int_eq(chargan_trainer_request_stop(NULL), CHARGAN_E_INVALID);
     assert_contains(chargan_last_error(), "NULL trainer");
