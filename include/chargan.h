@@ -672,10 +672,10 @@ CHARGAN_API chargan_status chargan_trainer_set_progress(chargan_trainer *tr,
  *  their next step (the steps done are kept and reported to the progress
  *  callback) and chargan_trainer_evaluate() before its next batch of
  *  windows, as does the validation inside the three (its result is then
- *  dropped); the call returns CHARGAN_E_CANCELLED and the request is used
- *  up, as it is when the progress callback stops the call.  A request that
- *  finds none of them running, or that comes during the last step of one,
- *  stays until one of them next runs, which then stops before its first
+ *  dropped), and the call returns CHARGAN_E_CANCELLED.  The running call
+ *  answers the request, whether it stops or had passed its last check: it
+ *  is used up when that call returns.  A request made while none of the
+ *  four runs waits for the next one, which then stops before its first
  *  step.  Under MPI the three honour it at the next progress report, where
  *  the ranks vote: one rank's request stops them all.  tr must stay valid
  *  until this returns: free the trainer only when no thread or handler can

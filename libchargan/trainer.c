@@ -1036,11 +1036,10 @@ chargan_status chargan_trainer_evaluate(chargan_trainer *tr, double *nll, double
         return cg_fail(tr ? &tr->err : NULL, CHARGAN_E_INVALID,
                        "chargan_trainer_evaluate: NULL argument");
     chargan_status st = validate(tr, nll, bpc);
-    if (st == CHARGAN_E_CANCELLED) {
-        take_stop_request(tr);
+    take_stop_request(tr); /* answered, whether it came in time or not */
+    if (st == CHARGAN_E_CANCELLED)
         return cg_fail(&tr->err, st, "chargan_trainer_evaluate: stopped by "
                        "chargan_trainer_request_stop");
-    }
     return st;
 }
 
@@ -1125,7 +1124,6 @@ static chargan_status phase_report(chargan_trainer *tr, phase_run *r, bool force
         return st;
     if (!stop)
         return CHARGAN_OK;
-    take_stop_request(tr); /* the call stops: a request made meanwhile is answered too */
     return cg_fail(&tr->err, CHARGAN_E_CANCELLED, "stopped by %s after step %llu",
                    asked ? "the progress callback" : requested ? "chargan_trainer_request_stop"
                                                                : "another rank",
@@ -1148,28 +1146,52 @@ static chargan_status stop_point(chargan_trainer *tr, phase_run *r)
                    (unsigned long long)(r->p.step ? r->p.step : 1));
 }
 
+/* One step of a phase, its figures added to r. */
+typedef chargan_status (*phase_step_fn)(chargan_trainer *tr, phase_run *r);
+
+/* Runs steps of a phase with progress reports, honouring stop requests. */
+static chargan_status run_phase(chargan_trainer *tr, chargan_phase phase, uint64_t steps,
+                                phase_step_fn step)
+{
+    phase_run r;
+    phase_init(&r, phase, steps, tr->global_step);
+    chargan_status st = CHARGAN_OK;
+    while (st == CHARGAN_OK && r.p.step < steps) {
+        if ((st = stop_point(tr, &r)) != CHARGAN_OK || (st = step(tr, &r)) != CHARGAN_OK)
+            break;
+        r.p.step++;
+        st = phase_report(tr, &r, r.p.step == steps);
+    }
+    return st;
+}
+
+/* A phase call's end: a stop request that came after its last check (or
+ * to a call that could not start) is answered by the call's return. */
+static chargan_status end_phase_call(chargan_trainer *tr, chargan_status st)
+{
+    take_stop_request(tr);
+    return st;
+}
+
+static chargan_status mle_phase_step(chargan_trainer *tr, phase_run *r)
+{
+    float loss;
+    chargan_status st = chargan_trainer_mle_step(tr, &loss);
+    if (st == CHARGAN_OK) {
+        r->loss_sum += loss;
+        r->n_loss++;
+    }
+    return st;
+}
+
 chargan_status chargan_trainer_pretrain_generator(chargan_trainer *tr, uint64_t steps)
 {
     if (!tr)
         return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_pretrain_generator: NULL trainer");
     chargan_status st = need_corpus(tr, "chargan_trainer_pretrain_generator");
-    if (st != CHARGAN_OK)
-        return st;
-    phase_run r;
-    phase_init(&r, CHARGAN_PHASE_MLE, steps, tr->global_step);
-    while (r.p.step < steps) {
-        if ((st = stop_point(tr, &r)) != CHARGAN_OK)
-            return st;
-        float loss;
-        if ((st = chargan_trainer_mle_step(tr, &loss)) != CHARGAN_OK)
-            return st;
-        r.p.step++;
-        r.loss_sum += loss;
-        r.n_loss++;
-        if ((st = phase_report(tr, &r, r.p.step == steps)) != CHARGAN_OK)
-            return st;
-    }
-    return CHARGAN_OK;
+    if (st == CHARGAN_OK)
+        st = run_phase(tr, CHARGAN_PHASE_MLE, steps, mle_phase_step);
+    return end_phase_call(tr, st);
 }
 
 /* What a discriminator step needs: a discriminator and a corpus (fn names
@@ -1203,30 +1225,27 @@ chargan_status chargan_trainer_d_step(chargan_trainer *tr, float *loss, float *a
     return cg_gan_d_step(tr, loss, accuracy);
 }
 
+static chargan_status d_phase_step(chargan_trainer *tr, phase_run *r)
+{
+    float loss, acc;
+    chargan_status st = chargan_trainer_d_step(tr, &loss, &acc);
+    if (st == CHARGAN_OK) {
+        r->d_loss_sum += loss;
+        r->d_acc_sum += acc;
+        r->n_d++;
+    }
+    return st;
+}
+
 chargan_status chargan_trainer_pretrain_discriminator(chargan_trainer *tr, uint64_t steps)
 {
     if (!tr)
         return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_pretrain_discriminator: NULL "
                        "trainer");
     chargan_status st = can_d_step(tr, "chargan_trainer_pretrain_discriminator");
-    if (st != CHARGAN_OK)
-        return st;
-    phase_run r;
-    phase_init(&r, CHARGAN_PHASE_DISCRIMINATOR, steps, tr->global_step);
-    while (r.p.step < steps) {
-        if ((st = stop_point(tr, &r)) != CHARGAN_OK)
-            return st;
-        float loss, acc;
-        if ((st = chargan_trainer_d_step(tr, &loss, &acc)) != CHARGAN_OK)
-            return st;
-        r.p.step++;
-        r.d_loss_sum += loss;
-        r.d_acc_sum += acc;
-        r.n_d++;
-        if ((st = phase_report(tr, &r, r.p.step == steps)) != CHARGAN_OK)
-            return st;
-    }
-    return CHARGAN_OK;
+    if (st == CHARGAN_OK)
+        st = run_phase(tr, CHARGAN_PHASE_DISCRIMINATOR, steps, d_phase_step);
+    return end_phase_call(tr, st);
 }
 
 chargan_status chargan_trainer_gan_step(chargan_trainer *tr, float *g_loss, float *d_loss)
@@ -1241,31 +1260,28 @@ chargan_status chargan_trainer_gan_step(chargan_trainer *tr, float *g_loss, floa
     return cg_gan_step(tr, g_loss, d_loss);
 }
 
+static chargan_status gan_phase_step(chargan_trainer *tr, phase_run *r)
+{
+    float g_loss, d_loss;
+    chargan_status st = chargan_trainer_gan_step(tr, &g_loss, &d_loss);
+    if (st == CHARGAN_OK) {
+        r->loss_sum += g_loss;
+        r->n_loss++;
+        r->d_loss_sum += d_loss;
+        r->d_acc_sum += tr->d_last_accuracy; /* the round's last discriminator update */
+        r->n_d++;
+    }
+    return st;
+}
+
 chargan_status chargan_trainer_adversarial(chargan_trainer *tr, uint64_t steps)
 {
     if (!tr)
         return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_adversarial: NULL trainer");
     chargan_status st = can_gan_step(tr, "chargan_trainer_adversarial");
-    if (st != CHARGAN_OK)
-        return st;
-    phase_run r;
-    phase_init(&r, CHARGAN_PHASE_ADVERSARIAL, steps, tr->global_step);
-    while (r.p.step < steps) {
-        if ((st = stop_point(tr, &r)) != CHARGAN_OK)
-            return st;
-        float g_loss, d_loss;
-        if ((st = chargan_trainer_gan_step(tr, &g_loss, &d_loss)) != CHARGAN_OK)
-            return st;
-        r.p.step++;
-        r.loss_sum += g_loss;
-        r.n_loss++;
-        r.d_loss_sum += d_loss;
-        r.d_acc_sum += tr->d_last_accuracy; /* the round's last discriminator update */
-        r.n_d++;
-        if ((st = phase_report(tr, &r, r.p.step == steps)) != CHARGAN_OK)
-            return st;
-    }
-    return CHARGAN_OK;
+    if (st == CHARGAN_OK)
+        st = run_phase(tr, CHARGAN_PHASE_ADVERSARIAL, steps, gan_phase_step);
+    return end_phase_call(tr, st);
 }
 
 /* ------------------------------------------------------------------ checkpoints */
