@@ -1,12 +1,13 @@
 """chargan.Trainer: MLE pre-training and adversarial training."""
 
 import ctypes
+import os
 import signal
 import threading
 import weakref
 from ctypes import byref, c_double, c_float, c_int32, c_uint32, c_uint64
 
-from . import _arrays, errors
+from . import _arrays, _ffi, errors
 from ._ffi import (_F, _raw, PROGRESS_FN, ModelKind, Phase, ProgressStruct, TrainerConfig,
                    TrainerP, check_int)
 from ._handle import Handle, address, fspath, text_bytes
@@ -42,6 +43,57 @@ class Progress:
 
     def __repr__(self):
         return "Progress(%s)" % ", ".join("%s=%r" % (k, getattr(self, k)) for k in self.__slots__)
+
+
+class _SigintWatcher:
+    """Asks the library to stop a long call on Ctrl-C.  Python runs its
+    signal handlers only between bytecodes, which a call into C does not
+    reach until it returns; its C-level handler does write the signal's
+    number to the wakeup fd at once, and this thread, reading that fd, asks
+    the trainer to stop (chargan_trainer_request_stop may be called while
+    another thread is inside a call).  Bytes for other signals go on to the
+    wakeup fd installed before (asyncio's, say)."""
+
+    def __init__(self, h):
+        self._h = h
+        self.requested = False
+        self._r, self._w = os.pipe()
+        try:
+            os.set_blocking(self._w, False)
+            self._previous = signal.set_wakeup_fd(self._w, warn_on_full_buffer=False)
+        except BaseException:
+            os.close(self._r)
+            os.close(self._w)
+            raise
+        self._thread = threading.Thread(target=self._run, name="chargan-sigint", daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def available():
+        return hasattr(_ffi.lib, "chargan_trainer_request_stop")
+
+    def _run(self):
+        while True:
+            data = os.read(self._r, 64)
+            if not data:
+                return
+            if signal.SIGINT in data and not self.requested:
+                self.requested = True
+                _raw.chargan_trainer_request_stop(self._h)
+            if self._previous >= 0:
+                try:
+                    os.write(self._previous, data)
+                except OSError:
+                    pass
+
+    def stop(self):
+        """Restores the previous wakeup fd and ends the thread; whether it
+        asked the trainer to stop."""
+        signal.set_wakeup_fd(self._previous)
+        os.close(self._w)
+        self._thread.join()
+        os.close(self._r)
+        return self.requested
 
 
 class Trainer(Handle):
@@ -213,26 +265,35 @@ class Trainer(Handle):
         trainer must not be closed meanwhile).  chargan_trainer_request_stop."""
         _F.chargan_trainer_request_stop(self._h)
 
-    def _call(self, func, *args):
+    def _call(self, func, *args, stoppable=False):
         """Calls a trainer function; an exception the progress callback raised
         during the call is re-raised in place of the CancelledError.
 
         Ctrl-C during the call: Python's own handler would raise
         KeyboardInterrupt on entering the callback, outside its try, where
-        ctypes can only print and drop it.  So while a callback is installed
-        (in the main thread, with the default handler) SIGINT only sets a
-        flag; the callback then stops the call at a consistent step, and
-        KeyboardInterrupt is raised when it returns."""
+        ctypes can only print and drop it, and not at all before the call
+        returns.  So while a callback is installed or a stoppable (long) call
+        runs (in the main thread, with the default handler) SIGINT only sets
+        a flag, which the callback answers by stopping the call at a
+        consistent step, and a stoppable call also asks the library to stop
+        (_SigintWatcher), so it stops within a step even without a callback
+        or while it validates; KeyboardInterrupt is raised when it returns."""
         h = self._h
         outermost = self._depth == 0
         self._callback_error = None
-        catch = (outermost and self._progress_c is not None and
+        catch = (outermost and (stoppable or self._progress_c is not None) and
                  threading.current_thread() is threading.main_thread() and
                  signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+        watcher = None
         if catch:
             def on_sigint(signum, frame):
                 self._interrupted = True
             previous = signal.signal(signal.SIGINT, on_sigint)
+            if stoppable and _SigintWatcher.available():
+                try:
+                    watcher = _SigintWatcher(h)
+                except (OSError, ValueError):
+                    pass  # no pipe or wakeup fd to be had: the flag alone, as with a callback
         self._depth += 1
         try:
             func(h, *args)
@@ -243,6 +304,10 @@ class Trainer(Handle):
             self._depth -= 1
             if outermost:
                 self._retired.clear()
+            if watcher is not None and watcher.stop():
+                # A request that came after the call's last check is still
+                # pending: a call of no steps answers it.
+                _raw.chargan_trainer_pretrain_generator(h, 0)
             if catch:
                 signal.signal(signal.SIGINT, previous)
             pending, self._callback_error = self._callback_error, None
@@ -301,7 +366,7 @@ class Trainer(Handle):
         return loss.value
 
     def pretrain_generator(self, steps):
-        self._call(_F.chargan_trainer_pretrain_generator, _steps(steps))
+        self._call(_F.chargan_trainer_pretrain_generator, _steps(steps), stoppable=True)
 
     def d_step(self):
         """One discriminator step; returns (loss, accuracy)."""
@@ -310,7 +375,7 @@ class Trainer(Handle):
         return loss.value, acc.value
 
     def pretrain_discriminator(self, steps):
-        self._call(_F.chargan_trainer_pretrain_discriminator, _steps(steps))
+        self._call(_F.chargan_trainer_pretrain_discriminator, _steps(steps), stoppable=True)
 
     def gan_step(self):
         """One adversarial round; returns (generator loss, discriminator loss)."""
@@ -319,12 +384,12 @@ class Trainer(Handle):
         return g.value, d.value
 
     def adversarial(self, steps):
-        self._call(_F.chargan_trainer_adversarial, _steps(steps))
+        self._call(_F.chargan_trainer_adversarial, _steps(steps), stoppable=True)
 
     def evaluate(self):
         """(validation NLL in nats/token, bits per token)."""
         nll, bpc = c_double(), c_double()
-        self._call(_F.chargan_trainer_evaluate, byref(nll), byref(bpc))
+        self._call(_F.chargan_trainer_evaluate, byref(nll), byref(bpc), stoppable=True)
         return nll.value, bpc.value
 
     def eval_discriminator(self, n_batches=4):
