@@ -49,6 +49,8 @@
  *   A trainer with threads > 1 runs its steps on worker threads of its own,
  *   started by chargan_trainer_new() or _load() and joined by
  *   chargan_trainer_free(); its progress callback runs on the calling thread.
+ *   The library's threads (these, and sampling's) block every signal, so
+ *   signals reach the application's own threads.
  *   One exception to the one-thread rule: chargan_trainer_request_stop() may
  *   be called on a trainer that another thread is using, and from a signal
  *   handler.

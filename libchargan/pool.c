@@ -13,6 +13,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <unistd.h>
 
 #define POOL_SPINS 4000
@@ -109,18 +110,29 @@ cg_pool *cg_pool_new(int n)
     pthread_mutex_init(&pool->lock, NULL);
     pthread_cond_init(&pool->wake, NULL);
     pthread_cond_init(&pool->done, NULL);
-    for (int i = 1; i < n; i++) {
+    /* The workers start with every signal blocked, so that the
+     * application's handlers (a Ctrl-C handler, a sigwait thread) see the
+     * process's signals on threads it knows, never on the library's. */
+    sigset_t all, caller;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &caller);
+    int started = 1;
+    for (; started < n; started++) {
         worker_arg *arg = cg_malloc(sizeof *arg);
         if (arg) {
             arg->pool = pool;
-            arg->shard = i;
+            arg->shard = started;
         }
-        if (!arg || pthread_create(&pool->threads[i - 1], NULL, worker, arg) != 0) {
+        if (!arg || pthread_create(&pool->threads[started - 1], NULL, worker, arg) != 0) {
             cg_free(arg);
-            pool->n = i; /* the workers started so far are stopped by free */
-            cg_pool_free(pool);
-            return NULL;
+            break;
         }
+    }
+    pthread_sigmask(SIG_SETMASK, &caller, NULL);
+    if (started < n) {
+        pool->n = started; /* the workers started so far are stopped by free */
+        cg_pool_free(pool);
+        return NULL;
     }
     return pool;
 }

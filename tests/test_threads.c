@@ -10,10 +10,12 @@
 #define _POSIX_C_SOURCE 200809L
 #include "test_common.h"
 #include "kernels.h"
+#include "pool.h"
 #include "trainer.h"
 
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -629,6 +631,35 @@ START_TEST(last_error_is_per_thread)
 }
 END_TEST
 
+/* Which shards ran with SIGINT and SIGTERM blocked. */
+static void note_blocked(void *ctx, int shard)
+{
+    int *blocked = ctx;
+    sigset_t mask;
+    pthread_sigmask(SIG_BLOCK, NULL, &mask);
+    blocked[shard] = sigismember(&mask, SIGINT) == 1 && sigismember(&mask, SIGTERM) == 1;
+}
+
+/* The library's worker threads block every signal, so that the process's
+ * signals reach the application's threads; the caller's mask is its own. */
+START_TEST(workers_block_signals)
+{
+    sigset_t before, after;
+    pthread_sigmask(SIG_BLOCK, NULL, &before);
+    ck_assert(!sigismember(&before, SIGINT));
+    cg_pool *pool = cg_pool_new(3);
+    ck_assert_ptr_nonnull(pool);
+    int blocked[3] = {-1, -1, -1};
+    cg_pool_run(pool, note_blocked, blocked);
+    cg_pool_free(pool);
+    ck_assert_int_eq(blocked[0], 0); /* shard 0 runs on the calling thread */
+    ck_assert_int_eq(blocked[1], 1);
+    ck_assert_int_eq(blocked[2], 1);
+    pthread_sigmask(SIG_BLOCK, NULL, &after);
+    ck_assert(!sigismember(&after, SIGINT) && !sigismember(&after, SIGTERM));
+}
+END_TEST
+
 /* chargan_trainer_request_stop from another thread while a sharded trainer
  * trains: the call stops at a step boundary, the steps since its last
  * report reported, and the trainer goes on afterwards. */
@@ -733,6 +764,7 @@ static Suite *threads_suite(void)
     tcase_add_test(tc, sharded_update_matches_one_thread_update);
     tcase_add_test(tc, trainer_sets_blas_threads);
     tcase_add_test(tc, request_stop_from_another_thread);
+    tcase_add_test(tc, workers_block_signals);
     suite_add_tcase(s, tc);
     tc = tcase_create("threaded sampling");
     tcase_add_test(tc, sampling_on_threads_matches_one_thread);
