@@ -389,6 +389,38 @@ out:
     chargan_trainer_free(b);
 }
 
+/* A stop request on the last rank stops every rank at the next progress
+ * report's vote, after the same step; none is left for the next call. */
+static void stop_requests(void)
+{
+    static const run_cfg mle = {"MLE", CHARGAN_GAN_NONE, 1, 0, 0, 0.0f, 0, 0.0f};
+    chargan_trainer *tr = NULL;
+    chargan_status st = make_trainer(&mle, BATCH, &tr);
+    if (st == CHARGAN_OK) {
+        tr->cfg.report_every = 4; /* the same on every rank, before attaching */
+        st = attach(tr);
+    }
+    if (!check(st == CHARGAN_OK, "a trainer attached for stop requests"))
+        goto out;
+    if (rank == size - 1)
+        chargan_trainer_request_stop(tr);
+    st = chargan_trainer_pretrain_generator(tr, 20);
+    uint64_t step = 0;
+    chargan_trainer_global_step(tr, &step);
+    const char *why = rank == size - 1 ? "chargan_trainer_request_stop" : "another rank";
+    check(st == CHARGAN_E_CANCELLED && step == 4 &&
+              strstr(chargan_trainer_last_error(tr), why) != NULL,
+          "a request on rank %d stops every rank after step 4 (this rank: status %d, step "
+          "%llu, \"%s\")", size - 1, (int)st, (unsigned long long)step,
+          chargan_trainer_last_error(tr));
+    st = chargan_trainer_pretrain_generator(tr, 3);
+    chargan_trainer_global_step(tr, &step);
+    check(st == CHARGAN_OK && step == 7, "the next call runs whole on every rank (step %llu)",
+          (unsigned long long)step);
+out:
+    chargan_trainer_free(tr);
+}
+
 static void set_param(chargan_model *m, const char *name, const float *v, size_t n)
 {
     size_t idx;
@@ -555,6 +587,7 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++)
             equivalence(&configs[i]);
         batches_and_evaluation();
+        stop_requests();
         broken_rows();
         checkpoints(argv[2]);
     }
