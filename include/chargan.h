@@ -678,8 +678,8 @@ CHARGAN_API chargan_status chargan_trainer_set_progress(chargan_trainer *tr,
  *  answers the request, whether it stops or had passed its last check: it
  *  is used up when that call returns.  A request made while none of the
  *  four runs waits for the next one, which then stops before its first
- *  step.  Under MPI the three honour it at the next progress report, where
- *  the ranks vote: one rank's request stops them all.  tr must stay valid
+ *  step.  Under MPI the three honour it at the next progress report instead
+ *  (report_every), where the ranks vote: one rank's request stops them all.  tr must stay valid
  *  until this returns: free the trainer only when no thread or handler can
  *  still ask.  Errors: CHARGAN_E_INVALID (NULL). */
 CHARGAN_API chargan_status chargan_trainer_request_stop(chargan_trainer *tr);

@@ -1093,6 +1093,22 @@ static void fill_report(chargan_trainer *tr, phase_run *r)
     r->n_loss = r->n_d = 0;
 }
 
+/* A stop request, honoured at a step boundary outside MPI (where the ranks
+ * vote at reports instead): the steps not yet reported are reported (the
+ * callback's answer no longer matters), then CHARGAN_E_CANCELLED. */
+static chargan_status stop_point(chargan_trainer *tr, phase_run *r)
+{
+    if (cg_dist_active(tr) || !take_stop_request(tr))
+        return CHARGAN_OK;
+    if (tr->progress && r->p.step > r->step_last) {
+        fill_report(tr, r);
+        tr->progress(&r->p, tr->progress_user);
+    }
+    return cg_fail(&tr->err, CHARGAN_E_CANCELLED, "stopped by chargan_trainer_request_stop %s "
+                   "step %llu", r->p.step ? "after" : "before",
+                   (unsigned long long)(r->p.step ? r->p.step : 1));
+}
+
 /* Reports if due (or forced); returns CHARGAN_E_CANCELLED if the callback
  * asks to stop or, under MPI, any rank's callback or stop request does. */
 static chargan_status phase_report(chargan_trainer *tr, phase_run *r, bool force)
@@ -1102,14 +1118,17 @@ static chargan_status phase_report(chargan_trainer *tr, phase_run *r, bool force
     uint64_t val_every = tr->cfg.val_every;
     /* Without held-out data there is nothing to report, and no failure:
      * the call succeeds with its message unchanged.  A stop request cuts
-     * the validation short and is honoured at the next step boundary
-     * (under MPI, at the vote). */
+     * the validation short and stops the call here (under MPI, at the
+     * vote below or at a later report's). */
     if (r->p.phase != CHARGAN_PHASE_DISCRIMINATOR && cg_trainer_val_count(tr) > 0 &&
         ((val_every && r->p.step % val_every == 0) || (force && r->p.step > 0))) {
         double nll, bpc;
-        if (validate(tr, &nll, &bpc) == CHARGAN_OK) {
+        chargan_status st = validate(tr, &nll, &bpc);
+        if (st == CHARGAN_OK) {
             r->p.val_nll = nll;
             r->p.val_bpc = bpc;
+        } else if (st == CHARGAN_E_CANCELLED && !cg_dist_active(tr)) {
+            return stop_point(tr, r);
         }
     }
     /* Under MPI every rank takes part in the stop vote below, callback or not. */
@@ -1128,22 +1147,6 @@ static chargan_status phase_report(chargan_trainer *tr, phase_run *r, bool force
                    asked ? "the progress callback" : requested ? "chargan_trainer_request_stop"
                                                                : "another rank",
                    (unsigned long long)r->p.step);
-}
-
-/* A stop request, honoured at a step boundary outside MPI (where the ranks
- * vote at reports instead): the steps not yet reported are reported (the
- * callback's answer no longer matters), then CHARGAN_E_CANCELLED. */
-static chargan_status stop_point(chargan_trainer *tr, phase_run *r)
-{
-    if (cg_dist_active(tr) || !take_stop_request(tr))
-        return CHARGAN_OK;
-    if (tr->progress && r->p.step > r->step_last) {
-        fill_report(tr, r);
-        tr->progress(&r->p, tr->progress_user);
-    }
-    return cg_fail(&tr->err, CHARGAN_E_CANCELLED, "stopped by chargan_trainer_request_stop %s "
-                   "step %llu", r->p.step ? "after" : "before",
-                   (unsigned long long)(r->p.step ? r->p.step : 1));
 }
 
 /* One step of a phase, its figures added to r. */

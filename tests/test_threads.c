@@ -718,6 +718,51 @@ START_TEST(request_stop_from_another_thread)
 }
 END_TEST
 
+static void *request_at_second_report(void *arg)
+{
+    stop_race *r = arg;
+    while (atomic_load(&r->reported) < 2)
+        usleep(100);
+    chargan_trainer_request_stop(r->tr);
+    return NULL;
+}
+
+/* A request during the last step or the final validation that follows it
+ * (a long one here: half of a 1 MB corpus) stops the call there, the
+ * validation dropped. */
+START_TEST(request_stop_during_the_final_validation)
+{
+    size_t n = 2700 * (sizeof text - 1);
+    char *big = malloc(n);
+    ck_assert_ptr_nonnull(big);
+    for (size_t i = 0; i < n; i += sizeof text - 1)
+        memcpy(big + i, text, sizeof text - 1);
+    chargan_trainer_config tc;
+    chargan_trainer_config_init(&tc);
+    tc.batch = 4;
+    tc.seq_len = 8;
+    tc.report_every = 1;
+    tc.val_fraction = 0.5f;
+    chargan_trainer *tr = small_trainer(&tc);
+    ck_assert_int_eq(chargan_trainer_set_corpus_text(tr, big, n), CHARGAN_OK);
+    free(big);
+    stop_race race = {.tr = tr};
+    ck_assert_int_eq(chargan_trainer_set_progress(tr, note_report, &race), CHARGAN_OK);
+    pthread_t asker;
+    ck_assert_int_eq(pthread_create(&asker, NULL, request_at_second_report, &race), 0);
+    chargan_status st = chargan_trainer_pretrain_generator(tr, 3);
+    ck_assert_int_eq(pthread_join(asker, NULL), 0);
+    ck_assert_msg(st == CHARGAN_E_CANCELLED, "status %d: %s", (int)st,
+                  chargan_trainer_last_error(tr));
+    ck_assert_msg(strstr(chargan_trainer_last_error(tr), "after step 3"), "%s",
+                  chargan_trainer_last_error(tr));
+    ck_assert_int_eq(atomic_load(&race.reported), 3);
+    ck_assert_int_eq(chargan_trainer_set_progress(tr, NULL, NULL), CHARGAN_OK);
+    ck_assert_int_eq(chargan_trainer_mle_step(tr, NULL), CHARGAN_OK);
+    chargan_trainer_free(tr);
+}
+END_TEST
+
 /* Creating a trainer sets OpenBLAS's threads: one when the trainer shards
  * the batch over its own, else the trainer's count.  Weak references, as
  * the library's: NULL with the reference BLAS, which has no threads. */
@@ -764,6 +809,7 @@ static Suite *threads_suite(void)
     tcase_add_test(tc, sharded_update_matches_one_thread_update);
     tcase_add_test(tc, trainer_sets_blas_threads);
     tcase_add_test(tc, request_stop_from_another_thread);
+    tcase_add_test(tc, request_stop_during_the_final_validation);
     tcase_add_test(tc, workers_block_signals);
     suite_add_tcase(s, tc);
     tc = tcase_create("threaded sampling");
