@@ -164,7 +164,9 @@ static int run_phase(train_ctx *c, chargan_phase phase, uint64_t done, uint64_t 
             done += after - before;
         chargan_trainer_global_step(c->tr, &c->global_step);
         if (st == CHARGAN_E_CANCELLED) {
-            result = cli_stop_signal() ? RUN_SIGNAL : RUN_TIME_UP;
+            /* Every rank stops at the same step (the library votes), but a
+             * signal may have reached only some: they decide together. */
+            result = cli_mpi_any(cli_stop_signal(), c->global_step) ? RUN_SIGNAL : RUN_TIME_UP;
             break;
         }
         if (st != CHARGAN_OK) {
@@ -759,9 +761,9 @@ int cli_cmd_train(int argc, char **argv)
         cli_progress_log_eval(pr, c.global_step, val_nll, val_bpc);
     } else if (result != RUN_SIGNAL && a.val_fraction > 0) {
         st = chargan_trainer_evaluate(tr, &val_nll, &val_bpc);
-        if (st == CHARGAN_E_CANCELLED) {
-            /* A stop signal during the validation: save, as for one during
-             * training, without the figure. */
+        if (cli_mpi_any(st == CHARGAN_E_CANCELLED, c.global_step)) {
+            /* A stop signal during the validation (on any rank): save, as
+             * for one during training, without the figure. */
             result = RUN_SIGNAL;
         } else if (st == CHARGAN_E_STATE) {
             /* Too little held-out text for one window: the training itself
@@ -796,6 +798,9 @@ int cli_cmd_train(int argc, char **argv)
         if (rank0)
             cli_error("interrupted at step %llu; saved '%s' (continue with --resume %s)",
                       (unsigned long long)c.global_step, a.output, a.output);
+        /* Only rank 0 writes, and a rank that ends with a failure status
+         * ends the job: the others wait here until rank 0 has saved. */
+        cli_mpi_any(0, c.global_step);
         exit_code = 128 + sig;
         goto out;
     }

@@ -7,6 +7,9 @@
 #   2. SIGSTOP of rank 1 (alive but silent, which mpirun cannot see): rank 0
 #      gives up after CHARGAN_MPI_TIMEOUT seconds with an error naming the
 #      step, and the tool's MPI_Abort ends the job.
+#   3. SIGTERM to both ranks (as Ctrl-C on mpirun), during training and
+#      during the final validation: the ranks stop together and rank 0
+#      saves the model at the step it names before the job ends.
 set -u
 CHARGAN=$1
 CORPUS=$2
@@ -114,6 +117,32 @@ if wait_for 60 has_ckpt && sleep 1 && r1=$(rank_pids 1) && [ -n "$r1" ]; then
 else
     result FAIL "rank 1 stopped: no checkpoint or no rank 1 process within 60 s" "$tmp/log"
 fi
+
+# 3. SIGTERM to both ranks.  The run logs each step (--report-every 1), so
+# the log tells when training has begun; with --time 2 and half of a 6 MB
+# corpus held out, the final validation takes seconds after the log's
+# record of the phase's end.
+for i in $(seq 60); do cat "$CORPUS"; done >"$tmp/big.txt"
+signal_both() { # signal_both NAME OPTIONS WAIT_FOR_LOG_PATTERN
+    rm -f "$tmp/m.ckpt" "$tmp/log.jsonl"
+    env "$marker" sh -c ". '$here/mpirun.sh'; exec 2>&1; mpi_run 2 '$CHARGAN' train '$tmp/big.txt' -o '$tmp/m.ckpt' --hidden 64 --embed 16 --batch 8 --seq 32 --val-fraction 0.5 --log '$tmp/log.jsonl' -q $2" >"$tmp/log" 2>&1 &
+    job=$!
+    if ! wait_for 60 grep -q "$3" "$tmp/log.jsonl"; then
+        result FAIL "$1: the log never showed $3" "$tmp/log"
+        return
+    fi
+    sleep 0.2
+    kill -TERM $(rank_pids 0) $(rank_pids 1)
+    finish_job "$1"
+    said=$(sed -n "s/.*interrupted at step \([0-9]*\); saved.*/\1/p" "$tmp/log")
+    if [ -n "$said" ] && grep -q "global_step: *$said\$" "$tmp/info"; then
+        result OK "$1: rank 0 saved the model at the step it names ($said)"
+    else
+        result FAIL "$1: no model saved at the step named ('$said')" "$tmp/log"
+    fi
+}
+signal_both "SIGTERM during training" "--steps 1000000 --report-every 1" '"step":[1-9]'
+signal_both "SIGTERM during the final validation" "--time 2 --report-every 1000000000" '"phase"'
 
 echo "1..$n"
 [ "$failed" -eq 0 ]
