@@ -112,9 +112,14 @@ cg_pool *cg_pool_new(int n)
     pthread_cond_init(&pool->done, NULL);
     /* The workers start with every signal blocked, so that the
      * application's handlers (a Ctrl-C handler, a sigwait thread) see the
-     * process's signals on threads it knows, never on the library's. */
+     * process's signals on threads it knows, never on the library's; but a
+     * fault's signal is the faulting thread's own, and blocked it would
+     * kill the process past any crash handler. */
+    static const int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS};
     sigset_t all, caller;
     sigfillset(&all);
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
+        sigdelset(&all, faults[i]);
     pthread_sigmask(SIG_SETMASK, &all, &caller);
     int started = 1;
     for (; started < n; started++) {
