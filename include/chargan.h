@@ -49,7 +49,8 @@
  *   A trainer with threads > 1 runs its steps on worker threads of its own,
  *   started by chargan_trainer_new() or _load() and joined by
  *   chargan_trainer_free(); its progress callback runs on the calling thread.
- *   The library's threads (these, and sampling's) block every signal, so
+ *   The library's threads (these, and sampling's) block every signal but
+ *   those of faults (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS), so
  *   signals reach the application's own threads.
  *   One exception to the one-thread rule: chargan_trainer_request_stop() may
  *   be called on a trainer that another thread is using, and from a signal
@@ -676,7 +677,8 @@ CHARGAN_API chargan_status chargan_trainer_set_progress(chargan_trainer *tr,
  *  windows, as does the validation inside the three (its result is then
  *  dropped), and the call returns CHARGAN_E_CANCELLED.  The running call
  *  answers the request, whether it stops or had passed its last check: it
- *  is used up when that call returns.  A request made while none of the
+ *  is used up when that call returns (when the outer one returns, for one of
+ *  them made from a progress callback: both stop).  A request made while none of the
  *  four runs waits for the next one, which then stops before its first
  *  step.  Under MPI the three honour it at the next progress report instead
  *  (report_every), where the ranks vote: one rank's request stops them all.  tr must stay valid

@@ -925,10 +925,20 @@ static bool stop_requested(chargan_trainer *tr)
     return atomic_load(&tr->stop_request) != 0;
 }
 
-/* Clears the request; whether there was one. */
-static bool take_stop_request(chargan_trainer *tr)
+/* The long calls (the phases and evaluate) begin and end with these: the
+ * outermost answers any request when it returns, whether it stopped or had
+ * passed its last check; a call made from its progress callback leaves the
+ * request for it, so that both stop. */
+static void begin_long_call(chargan_trainer *tr)
 {
-    return atomic_exchange(&tr->stop_request, 0) != 0;
+    tr->long_calls++;
+}
+
+static chargan_status end_long_call(chargan_trainer *tr, chargan_status st)
+{
+    if (--tr->long_calls == 0)
+        atomic_store(&tr->stop_request, 0);
+    return st;
 }
 
 /* ------------------------------------------------------------------ evaluation */
@@ -1035,12 +1045,11 @@ chargan_status chargan_trainer_evaluate(chargan_trainer *tr, double *nll, double
     if (!tr || !nll)
         return cg_fail(tr ? &tr->err : NULL, CHARGAN_E_INVALID,
                        "chargan_trainer_evaluate: NULL argument");
+    begin_long_call(tr);
     chargan_status st = validate(tr, nll, bpc);
-    take_stop_request(tr); /* answered, whether it came in time or not */
     if (st == CHARGAN_E_CANCELLED)
-        return cg_fail(&tr->err, st, "chargan_trainer_evaluate: stopped by "
-                       "chargan_trainer_request_stop");
-    return st;
+        cg_fail(&tr->err, st, "chargan_trainer_evaluate: stopped by chargan_trainer_request_stop");
+    return end_long_call(tr, st);
 }
 
 /* ------------------------------------------------------------------ phases with progress */
@@ -1098,7 +1107,7 @@ static void fill_report(chargan_trainer *tr, phase_run *r)
  * callback's answer no longer matters), then CHARGAN_E_CANCELLED. */
 static chargan_status stop_point(chargan_trainer *tr, phase_run *r)
 {
-    if (cg_dist_active(tr) || !take_stop_request(tr))
+    if (cg_dist_active(tr) || !stop_requested(tr))
         return CHARGAN_OK;
     if (tr->progress && r->p.step > r->step_last) {
         fill_report(tr, r);
@@ -1168,14 +1177,6 @@ static chargan_status run_phase(chargan_trainer *tr, chargan_phase phase, uint64
     return st;
 }
 
-/* A phase call's end: a stop request that came after its last check (or
- * to a call that could not start) is answered by the call's return. */
-static chargan_status end_phase_call(chargan_trainer *tr, chargan_status st)
-{
-    take_stop_request(tr);
-    return st;
-}
-
 static chargan_status mle_phase_step(chargan_trainer *tr, phase_run *r)
 {
     float loss;
@@ -1191,10 +1192,11 @@ chargan_status chargan_trainer_pretrain_generator(chargan_trainer *tr, uint64_t 
 {
     if (!tr)
         return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_pretrain_generator: NULL trainer");
+    begin_long_call(tr);
     chargan_status st = need_corpus(tr, "chargan_trainer_pretrain_generator");
     if (st == CHARGAN_OK)
         st = run_phase(tr, CHARGAN_PHASE_MLE, steps, mle_phase_step);
-    return end_phase_call(tr, st);
+    return end_long_call(tr, st);
 }
 
 /* What a discriminator step needs: a discriminator and a corpus (fn names
@@ -1245,10 +1247,11 @@ chargan_status chargan_trainer_pretrain_discriminator(chargan_trainer *tr, uint6
     if (!tr)
         return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_pretrain_discriminator: NULL "
                        "trainer");
+    begin_long_call(tr);
     chargan_status st = can_d_step(tr, "chargan_trainer_pretrain_discriminator");
     if (st == CHARGAN_OK)
         st = run_phase(tr, CHARGAN_PHASE_DISCRIMINATOR, steps, d_phase_step);
-    return end_phase_call(tr, st);
+    return end_long_call(tr, st);
 }
 
 chargan_status chargan_trainer_gan_step(chargan_trainer *tr, float *g_loss, float *d_loss)
@@ -1281,10 +1284,11 @@ chargan_status chargan_trainer_adversarial(chargan_trainer *tr, uint64_t steps)
 {
     if (!tr)
         return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_adversarial: NULL trainer");
+    begin_long_call(tr);
     chargan_status st = can_gan_step(tr, "chargan_trainer_adversarial");
     if (st == CHARGAN_OK)
         st = run_phase(tr, CHARGAN_PHASE_ADVERSARIAL, steps, gan_phase_step);
-    return end_phase_call(tr, st);
+    return end_long_call(tr, st);
 }
 
 /* ------------------------------------------------------------------ checkpoints */

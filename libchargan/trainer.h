@@ -106,8 +106,9 @@ struct chargan_trainer {
     cg_shards shards;
     cg_dist *dist; /* NULL unless attached to an MPI communicator (dist.c) */
     /* chargan_trainer_request_stop() sets it from any thread or a signal
-     * handler; the call that honours it clears it. */
+     * handler; the outermost long call clears it when it returns. */
     atomic_int stop_request;
+    int long_calls; /* long calls running (a progress callback may nest one) */
 };
 
 /* Sizes the models' own workspaces for the full batch.  The steps need them

@@ -281,6 +281,7 @@ typedef struct stop_asker {
     chargan_trainer *tr;
     uint64_t stop_at;
     int also_cancel;
+    int then_evaluate; /* and evaluates (a nested long call), which must stop */
     int calls;
 } stop_asker;
 
@@ -291,6 +292,10 @@ static int request_stop_in_report(const chargan_progress *p, void *user)
     if (p->step != a->stop_at)
         return 0;
     ck_assert_int_eq(chargan_trainer_request_stop(a->tr), CHARGAN_OK);
+    if (a->then_evaluate) {
+        double nll;
+        ck_assert_int_eq(chargan_trainer_evaluate(a->tr, &nll, NULL), CHARGAN_E_CANCELLED);
+    }
     return a->also_cancel;
 }
 
@@ -355,6 +360,16 @@ START_TEST(request_stop_at_step_boundaries)
     ck_assert_int_eq(chargan_trainer_pretrain_generator(tr, 5), CHARGAN_OK);
     ck_assert_int_eq(chargan_trainer_global_step(tr, &step), CHARGAN_OK);
     ck_assert_uint_eq(step, 33);
+
+    /* a long call made from the callback stops and leaves the request to the
+     * outer call, which stops too */
+    asker = (stop_asker){.tr = tr, .stop_at = 5, .then_evaluate = 1};
+    ck_assert_int_eq(chargan_trainer_pretrain_generator(tr, 10), CHARGAN_E_CANCELLED);
+    assert_contains(chargan_trainer_last_error(tr), "request_stop after step 5");
+    ck_assert_int_eq(chargan_trainer_global_step(tr, &step), CHARGAN_OK);
+    ck_assert_uint_eq(step, 38);
+    asker = (stop_asker){.tr = tr};
+    ck_assert_int_eq(chargan_trainer_pretrain_generator(tr, 1), CHARGAN_OK);
 
     ck_assert_int_eq(chargan_trainer_request_stop(NULL), CHARGAN_E_INVALID);
     assert_contains(chargan_last_error(), "NULL trainer");
