@@ -51,49 +51,71 @@ class _SigintWatcher:
     reach until it returns; its C-level handler does write the signal's
     number to the wakeup fd at once, and this thread, reading that fd, asks
     the trainer to stop (chargan_trainer_request_stop may be called while
-    another thread is inside a call).  Bytes for other signals go on to the
+    another thread is inside a call).  One per process, started on first
+    use; armed for one call at a time.  Bytes for other signals go on to the
     wakeup fd installed before (asyncio's, say)."""
 
-    def __init__(self, h):
-        self._h = h
-        self.requested = False
+    _creating = threading.Lock()
+    _instance = None
+
+    @classmethod
+    def get(cls):
+        """The process's watcher, or None where none can run (a library
+        without the call, no thread or pipe to be had)."""
+        if not hasattr(_ffi.lib, "chargan_trainer_request_stop"):
+            return None
+        with cls._creating:
+            w = cls._instance
+            if w is None or w._pid != os.getpid():  # a fork leaves the thread behind
+                try:
+                    w = cls._instance = cls()
+                except (OSError, RuntimeError):
+                    return None
+            return w
+
+    def __init__(self):
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._target = None   # the trainer handle of the armed call
+        self._asked = False
+        self._previous = -1   # the wakeup fd before arm()
         self._r, self._w = os.pipe()
         try:
             os.set_blocking(self._w, False)
-            self._previous = signal.set_wakeup_fd(self._w, warn_on_full_buffer=False)
+            threading.Thread(target=self._run, name="chargan-sigint", daemon=True).start()
         except BaseException:
             os.close(self._r)
             os.close(self._w)
             raise
-        self._thread = threading.Thread(target=self._run, name="chargan-sigint", daemon=True)
-        self._thread.start()
 
-    @staticmethod
-    def available():
-        return hasattr(_ffi.lib, "chargan_trainer_request_stop")
+    def arm(self, h):
+        """Until disarm(), a SIGINT asks h's trainer to stop (main thread)."""
+        self._previous = signal.set_wakeup_fd(self._w, warn_on_full_buffer=False)
+        with self._lock:
+            self._target, self._asked = h, False
+
+    def disarm(self):
+        """Puts the previous wakeup fd back (Python cannot say whether it
+        warned on a full buffer: it does again, Python's default); whether
+        a stop was asked."""
+        signal.set_wakeup_fd(self._previous)
+        with self._lock:
+            self._target = None
+            return self._asked
 
     def _run(self):
         while True:
             data = os.read(self._r, 64)
-            if not data:
-                return
-            if signal.SIGINT in data and not self.requested:
-                self.requested = True
-                _raw.chargan_trainer_request_stop(self._h)
-            if self._previous >= 0:
+            with self._lock:
+                if signal.SIGINT in data and self._target is not None and not self._asked:
+                    self._asked = True
+                    _raw.chargan_trainer_request_stop(self._target)
+                previous = self._previous
+            if previous >= 0:
                 try:
-                    os.write(self._previous, data)
+                    os.write(previous, data)
                 except OSError:
                     pass
-
-    def stop(self):
-        """Restores the previous wakeup fd and ends the thread; whether it
-        asked the trainer to stop."""
-        signal.set_wakeup_fd(self._previous)
-        os.close(self._w)
-        self._thread.join()
-        os.close(self._r)
-        return self.requested
 
 
 class Trainer(Handle):
@@ -289,13 +311,13 @@ class Trainer(Handle):
             def on_sigint(signum, frame):
                 self._interrupted = True
             previous = signal.signal(signal.SIGINT, on_sigint)
-            if stoppable and _SigintWatcher.available():
-                try:
-                    watcher = _SigintWatcher(h)
-                except (OSError, ValueError):
-                    pass  # no pipe or wakeup fd to be had: the flag alone, as with a callback
         self._depth += 1
         try:
+            if catch and stoppable:
+                w = _SigintWatcher.get()  # None: the flag alone, as with a callback
+                if w is not None:
+                    w.arm(h)
+                    watcher = w
             func(h, *args)
         except errors.CancelledError:
             if self._callback_error is None and not self._interrupted:
@@ -304,7 +326,7 @@ class Trainer(Handle):
             self._depth -= 1
             if outermost:
                 self._retired.clear()
-            if watcher is not None and watcher.stop():
+            if watcher is not None and watcher.disarm():
                 # A request that came after the call's last check is still
                 # pending: a call of no steps answers it.
                 _raw.chargan_trainer_pretrain_generator(h, 0)

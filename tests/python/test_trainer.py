@@ -78,6 +78,29 @@ class TrainerTest(support.TempDirTestCase):
                 asker.join()
             self.assertGreater(tr.global_step, 2)
 
+    def test_without_a_watcher_thread_calls_still_run(self):
+        # No thread to be had (a thread limit, interpreter shutdown): the
+        # call runs, and the SIGINT handler and wakeup fd are left as found.
+        from chargan import trainer as trainer_module
+        watcher = trainer_module._SigintWatcher
+        saved, start = watcher._instance, threading.Thread.start
+
+        def refuse(thread):
+            raise RuntimeError("can't start new thread")
+
+        watcher._instance = None
+        threading.Thread.start = refuse
+        try:
+            with support.tiny_trainer(self.text) as tr:
+                tr.pretrain_generator(2)
+                self.assertEqual(tr.global_step, 2)
+            self.assertIsNone(watcher._instance)
+            self.assertIs(signal.getsignal(signal.SIGINT), signal.default_int_handler)
+            self.assertEqual(signal.set_wakeup_fd(-1), -1)
+        finally:
+            threading.Thread.start = start
+            watcher._instance = saved
+
     def test_callback_exception_is_reraised(self):
         class Boom(Exception):
             pass
