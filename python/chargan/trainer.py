@@ -66,7 +66,11 @@ class _SigintWatcher:
             return None
         with cls._creating:
             w = cls._instance
-            if w is None or w._pid != os.getpid():  # a fork leaves the thread behind
+            if w is not None and w._pid != os.getpid():  # a fork left the thread behind
+                os.close(w._r)
+                os.close(w._w)
+                w = cls._instance = None
+            if w is None:
                 try:
                     w = cls._instance = cls()
                 except (OSError, RuntimeError):
