@@ -79,9 +79,10 @@ class _SigintWatcher:
 
     def __init__(self):
         self._pid = os.getpid()
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
         self._target = None   # the trainer handle of the armed call
         self._asked = False
+        self._synced = False  # the watcher has read up to disarm()'s marker
         self._previous = -1   # the wakeup fd before arm()
         self._r, self._w = os.pipe()
         try:
@@ -94,30 +95,42 @@ class _SigintWatcher:
 
     def arm(self, h):
         """Until disarm(), a SIGINT asks h's trainer to stop (main thread)."""
-        self._previous = signal.set_wakeup_fd(self._w, warn_on_full_buffer=False)
-        with self._lock:
+        with self._cond:
             self._target, self._asked = h, False
+        self._previous = signal.set_wakeup_fd(self._w, warn_on_full_buffer=False)
 
     def disarm(self):
         """Puts the previous wakeup fd back (Python cannot say whether it
-        warned on a full buffer: it does again, Python's default); whether
-        a stop was asked."""
+        warned on a full buffer: it does again, Python's default) and waits
+        until the thread has read every byte the signals of the armed
+        stretch wrote (a marker, 0, follows them down the pipe), so that none
+        reaches the next call; whether a stop was asked."""
         signal.set_wakeup_fd(self._previous)
-        with self._lock:
+        with self._cond:
+            self._synced = False
+            try:
+                os.write(self._w, b"\0")
+                self._cond.wait_for(lambda: self._synced, timeout=10)
+            except OSError:
+                pass  # a full pipe: only signal numbers fill it, the stop was asked
             self._target = None
             return self._asked
 
     def _run(self):
         while True:
             data = os.read(self._r, 64)
-            with self._lock:
+            with self._cond:
                 if signal.SIGINT in data and self._target is not None and not self._asked:
                     self._asked = True
                     _raw.chargan_trainer_request_stop(self._target)
+                if 0 in data:
+                    self._synced = True
+                    self._cond.notify_all()
                 previous = self._previous
-            if previous >= 0:
+            signals = data.replace(b"\0", b"")
+            if previous >= 0 and signals:
                 try:
-                    os.write(previous, data)
+                    os.write(previous, signals)
                 except OSError:
                     pass
 

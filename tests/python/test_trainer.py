@@ -6,6 +6,7 @@ import math
 import os
 import signal
 import threading
+import time
 
 import chargan
 import support
@@ -77,6 +78,45 @@ class TrainerTest(support.TempDirTestCase):
                 reported.set()
                 asker.join()
             self.assertGreater(tr.global_step, 2)
+
+    def test_a_late_watcher_leaves_the_next_call_alone(self):
+        # On a loaded machine the watcher thread may read a Ctrl-C's byte
+        # only after the call it was armed for has returned: it must not
+        # stop the next one.  Here every read of its pipe is 0.3 s late.
+        from chargan import trainer as trainer_module
+        real_os = trainer_module.os
+
+        class LateReads:
+            def __getattr__(self, name):
+                return getattr(real_os, name)
+
+            def read(self, fd, n):
+                data = real_os.read(fd, n)
+                time.sleep(0.3)
+                return data
+
+        def progress(p):
+            if p.step == 4:
+                os.kill(os.getpid(), signal.SIGINT)
+
+        watcher = trainer_module._SigintWatcher
+        saved = watcher._instance
+        watcher._instance = None
+        trainer_module.os = LateReads()
+        try:
+            with support.tiny_trainer(self.text, progress=progress) as tr:
+                with self.assertRaises(KeyboardInterrupt):
+                    tr.pretrain_generator(1000)
+                tr.progress = None
+                start = time.monotonic()
+                steps = 0
+                while time.monotonic() - start < 1.0:  # well past the late read
+                    tr.pretrain_generator(500)
+                    steps += 500
+                self.assertGreater(steps, 0)
+        finally:
+            trainer_module.os = real_os
+            watcher._instance = saved
 
     def test_without_a_watcher_thread_calls_still_run(self):
         # No thread to be had (a thread limit, interpreter shutdown): the
