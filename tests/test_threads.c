@@ -412,8 +412,6 @@ START_TEST(everything_at_once)
 }
 END_TEST
 
-/* A sharded trainer computes the gradient of the unsharded one: the same
- * seed with 1 and 3 threads gives the same losses up to float rounding. */
 /* A trainer of tc around a small generator (V 40, E 6, H 10, Z 3). */
 static chargan_trainer *small_trainer(const chargan_trainer_config *tc)
 {
@@ -431,6 +429,8 @@ static chargan_trainer *small_trainer(const chargan_trainer_config *tc)
     return tr;
 }
 
+/* A sharded trainer computes the gradient of the unsharded one: the same
+ * seed with 1 and 3 threads gives the same losses up to float rounding. */
 START_TEST(sharded_mle_matches_one_thread)
 {
     float loss[2][6];
