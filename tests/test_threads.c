@@ -663,33 +663,47 @@ START_TEST(workers_block_signals)
 }
 END_TEST
 
-/* chargan_trainer_request_stop from another thread while a sharded trainer
- * trains: the call stops at a step boundary, the steps since its last
- * report reported, and the trainer goes on afterwards. */
+/* A thread that asks a trainer to stop once its progress has reported
+ * step ask_after, delay_us later. */
 typedef struct stop_race {
     chargan_trainer *tr;
+    int ask_after;
+    useconds_t delay_us;
     atomic_int reported; /* the step of the latest report */
-    int reports;
 } stop_race;
 
 static int note_report(const chargan_progress *p, void *user)
 {
     stop_race *r = user;
-    r->reports++;
     atomic_store(&r->reported, (int)p->step);
     return 0;
 }
 
-static void *request_after_first_report(void *arg)
+static void *request_after_report(void *arg)
 {
     stop_race *r = arg;
-    while (atomic_load(&r->reported) == 0)
+    while (atomic_load(&r->reported) < r->ask_after)
         usleep(100);
-    usleep(1000); /* most likely between two reports */
+    usleep(r->delay_us);
     chargan_trainer_request_stop(r->tr);
     return NULL;
 }
 
+/* pretrain_generator(steps) while r's thread asks r->tr to stop. */
+static chargan_status pretrain_while_asked(stop_race *r, uint64_t steps)
+{
+    ck_assert_int_eq(chargan_trainer_set_progress(r->tr, note_report, r), CHARGAN_OK);
+    pthread_t asker;
+    ck_assert_int_eq(pthread_create(&asker, NULL, request_after_report, r), 0);
+    chargan_status st = chargan_trainer_pretrain_generator(r->tr, steps);
+    ck_assert_int_eq(pthread_join(asker, NULL), 0);
+    ck_assert_int_eq(chargan_trainer_set_progress(r->tr, NULL, NULL), CHARGAN_OK);
+    return st;
+}
+
+/* chargan_trainer_request_stop from another thread while a sharded trainer
+ * trains: the call stops at a step boundary, the steps since its last
+ * report reported, and the trainer goes on afterwards. */
 START_TEST(request_stop_from_another_thread)
 {
     chargan_trainer_config tc;
@@ -700,13 +714,9 @@ START_TEST(request_stop_from_another_thread)
     tc.report_every = 50;
     chargan_trainer *tr = small_trainer(&tc);
     ck_assert_int_eq(chargan_trainer_set_corpus_text(tr, text, strlen(text)), CHARGAN_OK);
-    stop_race race = {.tr = tr};
-    ck_assert_int_eq(chargan_trainer_set_progress(tr, note_report, &race), CHARGAN_OK);
-    pthread_t asker;
-    ck_assert_int_eq(pthread_create(&asker, NULL, request_after_first_report, &race), 0);
-    chargan_status st = chargan_trainer_pretrain_generator(tr, 100000000);
-    ck_assert_int_eq(pthread_join(asker, NULL), 0);
-    ck_assert_int_eq(st, CHARGAN_E_CANCELLED);
+    /* a millisecond after the first report: most likely between two */
+    stop_race race = {.tr = tr, .ask_after = 1, .delay_us = 1000};
+    ck_assert_int_eq(pretrain_while_asked(&race, 100000000), CHARGAN_E_CANCELLED);
     uint64_t step;
     ck_assert_int_eq(chargan_trainer_global_step(tr, &step), CHARGAN_OK);
     ck_assert_uint_ge(step, 50);
@@ -720,15 +730,6 @@ START_TEST(request_stop_from_another_thread)
     chargan_trainer_free(tr);
 }
 END_TEST
-
-static void *request_at_second_report(void *arg)
-{
-    stop_race *r = arg;
-    while (atomic_load(&r->reported) < 2)
-        usleep(100);
-    chargan_trainer_request_stop(r->tr);
-    return NULL;
-}
 
 /* A request during the last step or the final validation that follows it
  * (a long one here: half of a 1 MB corpus) stops the call there, the
@@ -749,18 +750,13 @@ START_TEST(request_stop_during_the_final_validation)
     chargan_trainer *tr = small_trainer(&tc);
     ck_assert_int_eq(chargan_trainer_set_corpus_text(tr, big, n), CHARGAN_OK);
     free(big);
-    stop_race race = {.tr = tr};
-    ck_assert_int_eq(chargan_trainer_set_progress(tr, note_report, &race), CHARGAN_OK);
-    pthread_t asker;
-    ck_assert_int_eq(pthread_create(&asker, NULL, request_at_second_report, &race), 0);
-    chargan_status st = chargan_trainer_pretrain_generator(tr, 3);
-    ck_assert_int_eq(pthread_join(asker, NULL), 0);
+    stop_race race = {.tr = tr, .ask_after = 2}; /* at once: in step 3 or its validation */
+    chargan_status st = pretrain_while_asked(&race, 3);
     ck_assert_msg(st == CHARGAN_E_CANCELLED, "status %d: %s", (int)st,
                   chargan_trainer_last_error(tr));
     ck_assert_msg(strstr(chargan_trainer_last_error(tr), "after step 3"), "%s",
                   chargan_trainer_last_error(tr));
     ck_assert_int_eq(atomic_load(&race.reported), 3);
-    ck_assert_int_eq(chargan_trainer_set_progress(tr, NULL, NULL), CHARGAN_OK);
     ck_assert_int_eq(chargan_trainer_mle_step(tr, NULL), CHARGAN_OK);
     chargan_trainer_free(tr);
 }
