@@ -673,15 +673,17 @@ CHARGAN_API chargan_status chargan_trainer_set_progress(chargan_trainer *tr,
  *  SIGINT handler can call it.  chargan_trainer_pretrain_generator(),
  *  _pretrain_discriminator() and _adversarial() honour the request before
  *  their next step (the steps done are kept and reported to the progress
- *  callback) and chargan_trainer_evaluate() before its next batch of
- *  windows, as does the validation inside the three (its result is then
- *  dropped), and the call returns CHARGAN_E_CANCELLED.  The running call
- *  answers the request, whether it stops or had passed its last check: it
- *  is used up when that call returns (when the outer one returns, for one of
- *  them made from a progress callback: both stop).  A request made while none of the
- *  four runs waits for the next one, which then stops before its first
- *  step.  Under MPI the three honour it at the next progress report instead
- *  (report_every), where the ranks vote: one rank's request stops them all.  tr must stay valid
+ *  callback), chargan_trainer_evaluate() before its next batch of windows,
+ *  as does the validation inside the three (its result is then dropped),
+ *  and chargan_trainer_eval_discriminator() before its next batch; the call
+ *  returns CHARGAN_E_CANCELLED.  The running call answers the request,
+ *  whether it stops or had passed its last check: it is used up when that
+ *  call returns (when the outer one returns, for one of them made from a
+ *  progress callback: both stop).  A request made while none of the five
+ *  runs waits for the next one, which then stops before its first step.
+ *  Under MPI the three phases honour it at the next progress report instead
+ *  (report_every) and the discriminator's evaluation before its next batch,
+ *  where the ranks vote: one rank's request stops them all.  tr must stay valid
  *  until this returns: free the trainer only when no thread or handler can
  *  still ask.  Errors: CHARGAN_E_INVALID (NULL). */
 CHARGAN_API chargan_status chargan_trainer_request_stop(chargan_trainer *tr);
@@ -897,8 +899,9 @@ CHARGAN_API chargan_status chargan_self_bleu(const char *const *texts, size_t n,
  *  rows and every rank gets the accuracy of the whole batches.  Errors:
  *  CHARGAN_E_STATE (no discriminator, no corpus or no held-out data),
  *  CHARGAN_E_NUMERIC (the generator's logits are not finite, so its samples
- *  mean nothing; the discriminator steps refuse them likewise), CHARGAN_E_IO
- *  (MPI). */
+ *  mean nothing; the discriminator steps refuse them likewise),
+ *  CHARGAN_E_CANCELLED (chargan_trainer_request_stop(), before the next
+ *  batch; under MPI on any rank), CHARGAN_E_IO (MPI). */
 CHARGAN_API chargan_status chargan_trainer_eval_discriminator(chargan_trainer *tr,
                                                               uint32_t n_batches,
                                                               double *accuracy);

@@ -1063,12 +1063,23 @@ chargan_status cg_gan_step(chargan_trainer *tr, float *g_loss, float *d_loss)
 
 /* ------------------------------------------------------------------ evaluation */
 
-chargan_status chargan_trainer_eval_discriminator(chargan_trainer *tr, uint32_t n_batches,
-                                                  double *accuracy)
+/* Before batch k: CHARGAN_E_CANCELLED if a stop is requested.  Under MPI
+ * the ranks vote, so that all stop before the same batch and none is left
+ * in the collective sum of the counts. */
+static chargan_status eval_stop_point(chargan_trainer *tr, uint32_t k)
 {
-    if (!tr || !accuracy || n_batches == 0)
-        return cg_fail(tr ? &tr->err : NULL, CHARGAN_E_INVALID,
-                       "chargan_trainer_eval_discriminator: NULL argument or n_batches 0");
+    int mine = cg_trainer_stop_requested(tr), stop = mine;
+    chargan_status st = cg_dist_agree_stop(tr, &stop, tr->global_step);
+    if (st != CHARGAN_OK || !stop)
+        return st;
+    return cg_fail(&tr->err, CHARGAN_E_CANCELLED, "chargan_trainer_eval_discriminator: stopped "
+                   "by %s before batch %u", mine ? "chargan_trainer_request_stop" : "another rank",
+                   k + 1);
+}
+
+static chargan_status eval_discriminator(chargan_trainer *tr, uint32_t n_batches,
+                                         double *accuracy)
+{
     if (!tr->disc)
         return cg_fail(&tr->err, CHARGAN_E_STATE, "chargan_trainer_eval_discriminator: no "
                        "discriminator");
@@ -1101,6 +1112,8 @@ chargan_status chargan_trainer_eval_discriminator(chargan_trainer *tr, uint32_t 
      * by the sampler, the relaxed ones NaN into the discriminator) */
     double counts[3] = {0.0, 0.0, 0.0};
     for (uint32_t k = 0; k < n_batches; k++) {
+        if ((st = eval_stop_point(tr, k)) != CHARGAN_OK)
+            break;
         size_t first = ((size_t)k * global) % n_windows;
         bool any = first + mine < n_windows; /* else: padding, counted nowhere */
         size_t rows = cg_trainer_val_windows(tr, any ? first + mine : first, n_windows);
@@ -1126,8 +1139,9 @@ chargan_status chargan_trainer_eval_discriminator(chargan_trainer *tr, uint32_t 
         cg_model_release(tr->disc);
     }
     /* sums of whole numbers below 2^53: exact in any order */
-    st = cg_dist_allreduce_sum(tr, counts, 3, "discriminator evaluation after step",
-                               tr->global_step);
+    if (st == CHARGAN_OK)
+        st = cg_dist_allreduce_sum(tr, counts, 3, "discriminator evaluation after step",
+                                   tr->global_step);
     if (st == CHARGAN_OK && counts[2] > 0.0)
         st = cg_fail(&tr->err, CHARGAN_E_NUMERIC, "chargan_trainer_eval_discriminator: logits "
                      "that are not finite (the generator's or the discriminator's parameters "
@@ -1140,4 +1154,14 @@ done:
         tr->work.soft = NULL;
     }
     return st;
+}
+
+chargan_status chargan_trainer_eval_discriminator(chargan_trainer *tr, uint32_t n_batches,
+                                                  double *accuracy)
+{
+    if (!tr || !accuracy || n_batches == 0)
+        return cg_fail(tr ? &tr->err : NULL, CHARGAN_E_INVALID,
+                       "chargan_trainer_eval_discriminator: NULL argument or n_batches 0");
+    cg_trainer_begin_long_call(tr);
+    return cg_trainer_end_long_call(tr, eval_discriminator(tr, n_batches, accuracy));
 }

@@ -920,21 +920,17 @@ chargan_status chargan_trainer_request_stop(chargan_trainer *tr)
     return CHARGAN_OK;
 }
 
-static bool stop_requested(chargan_trainer *tr)
+bool cg_trainer_stop_requested(chargan_trainer *tr)
 {
     return atomic_load(&tr->stop_request) != 0;
 }
 
-/* The long calls (the phases and evaluate) begin and end with these: the
- * outermost answers any request when it returns, whether it stopped or had
- * passed its last check; a call made from its progress callback leaves the
- * request for it, so that both stop. */
-static void begin_long_call(chargan_trainer *tr)
+void cg_trainer_begin_long_call(chargan_trainer *tr)
 {
     tr->long_calls++;
 }
 
-static chargan_status end_long_call(chargan_trainer *tr, chargan_status st)
+chargan_status cg_trainer_end_long_call(chargan_trainer *tr, chargan_status st)
 {
     if (--tr->long_calls == 0)
         atomic_store(&tr->stop_request, 0);
@@ -1027,7 +1023,7 @@ static chargan_status validate(chargan_trainer *tr, double *nll, double *bpc)
                        "less than one window (val_fraction %g)", (double)tr->cfg.val_fraction);
     double total = 0.0;
     for (size_t w0 = 0; w0 < n_windows; w0 += B) {
-        if (stop_requested(tr))
+        if (cg_trainer_stop_requested(tr))
             return CHARGAN_E_CANCELLED;
         total += eval_batch(tr, cg_trainer_val_windows(tr, w0, n_windows));
     }
@@ -1045,11 +1041,11 @@ chargan_status chargan_trainer_evaluate(chargan_trainer *tr, double *nll, double
     if (!tr || !nll)
         return cg_fail(tr ? &tr->err : NULL, CHARGAN_E_INVALID,
                        "chargan_trainer_evaluate: NULL argument");
-    begin_long_call(tr);
+    cg_trainer_begin_long_call(tr);
     chargan_status st = validate(tr, nll, bpc);
     if (st == CHARGAN_E_CANCELLED)
         cg_fail(&tr->err, st, "chargan_trainer_evaluate: stopped by chargan_trainer_request_stop");
-    return end_long_call(tr, st);
+    return cg_trainer_end_long_call(tr, st);
 }
 
 /* ------------------------------------------------------------------ phases with progress */
@@ -1107,7 +1103,7 @@ static void fill_report(chargan_trainer *tr, phase_run *r)
  * callback's answer no longer matters), then CHARGAN_E_CANCELLED. */
 static chargan_status stop_point(chargan_trainer *tr, phase_run *r)
 {
-    if (cg_dist_active(tr) || !stop_requested(tr))
+    if (cg_dist_active(tr) || !cg_trainer_stop_requested(tr))
         return CHARGAN_OK;
     if (tr->progress && r->p.step > r->step_last) {
         fill_report(tr, r);
@@ -1145,7 +1141,7 @@ static chargan_status phase_report(chargan_trainer *tr, phase_run *r, bool force
         return CHARGAN_OK;
     fill_report(tr, r);
     int asked = tr->progress && tr->progress(&r->p, tr->progress_user) != 0;
-    int requested = cg_dist_active(tr) && stop_requested(tr);
+    int requested = cg_dist_active(tr) && cg_trainer_stop_requested(tr);
     int stop = asked || requested;
     chargan_status st = cg_dist_agree_stop(tr, &stop, tr->global_step);
     if (st != CHARGAN_OK)
@@ -1192,11 +1188,11 @@ chargan_status chargan_trainer_pretrain_generator(chargan_trainer *tr, uint64_t 
 {
     if (!tr)
         return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_pretrain_generator: NULL trainer");
-    begin_long_call(tr);
+    cg_trainer_begin_long_call(tr);
     chargan_status st = need_corpus(tr, "chargan_trainer_pretrain_generator");
     if (st == CHARGAN_OK)
         st = run_phase(tr, CHARGAN_PHASE_MLE, steps, mle_phase_step);
-    return end_long_call(tr, st);
+    return cg_trainer_end_long_call(tr, st);
 }
 
 /* What a discriminator step needs: a discriminator and a corpus (fn names
@@ -1247,11 +1243,11 @@ chargan_status chargan_trainer_pretrain_discriminator(chargan_trainer *tr, uint6
     if (!tr)
         return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_pretrain_discriminator: NULL "
                        "trainer");
-    begin_long_call(tr);
+    cg_trainer_begin_long_call(tr);
     chargan_status st = can_d_step(tr, "chargan_trainer_pretrain_discriminator");
     if (st == CHARGAN_OK)
         st = run_phase(tr, CHARGAN_PHASE_DISCRIMINATOR, steps, d_phase_step);
-    return end_long_call(tr, st);
+    return cg_trainer_end_long_call(tr, st);
 }
 
 chargan_status chargan_trainer_gan_step(chargan_trainer *tr, float *g_loss, float *d_loss)
@@ -1284,11 +1280,11 @@ chargan_status chargan_trainer_adversarial(chargan_trainer *tr, uint64_t steps)
 {
     if (!tr)
         return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_adversarial: NULL trainer");
-    begin_long_call(tr);
+    cg_trainer_begin_long_call(tr);
     chargan_status st = can_gan_step(tr, "chargan_trainer_adversarial");
     if (st == CHARGAN_OK)
         st = run_phase(tr, CHARGAN_PHASE_ADVERSARIAL, steps, gan_phase_step);
-    return end_long_call(tr, st);
+    return cg_trainer_end_long_call(tr, st);
 }
 
 /* ------------------------------------------------------------------ checkpoints */

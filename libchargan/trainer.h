@@ -140,6 +140,14 @@ const float *cg_trainer_draw_noise(chargan_trainer *tr);
 /* Seeds work.row_rng: one draw from tr->rng, then stream (draw, global row)
  * for each row, so a row's samples do not depend on how the batch is split. */
 void cg_trainer_seed_rows(chargan_trainer *tr);
+/* Stop requests (chargan_trainer_request_stop): whether one is pending; and
+ * the bracket of every long call (the phases, evaluate and the
+ * discriminator's evaluation): the outermost answers any request when it
+ * returns, whether it stopped or had passed its last check, while a call
+ * made from a progress callback leaves the request to it, so that both stop. */
+bool cg_trainer_stop_requested(chargan_trainer *tr);
+void cg_trainer_begin_long_call(chargan_trainer *tr);
+chargan_status cg_trainer_end_long_call(chargan_trainer *tr, chargan_status st);
 /* Re-sizes the step buffers for a local batch (dist.c, on attaching); the
  * REINFORCE baseline is kept.  On failure the old size is restored. */
 chargan_status cg_trainer_set_local_batch(chargan_trainer *tr, uint32_t batch);

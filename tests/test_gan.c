@@ -979,6 +979,54 @@ START_TEST(adversarial_phases_honour_stop_requests)
 }
 END_TEST
 
+/* A progress callback that, at step 2, asks to stop and then evaluates the
+ * discriminator: the evaluation stops, and leaves the request to the phase. */
+typedef struct {
+    chargan_trainer *tr;
+    chargan_status nested;
+} nested_eval;
+
+static int evaluate_when_asked(const chargan_progress *p, void *user)
+{
+    nested_eval *n = user;
+    if (p->step == 2) {
+        double acc;
+        chargan_trainer_request_stop(n->tr);
+        n->nested = chargan_trainer_eval_discriminator(n->tr, 2, &acc);
+    }
+    return 0;
+}
+
+/* The discriminator's evaluation stops before its next batch when asked,
+ * changes nothing (the next gives the accuracy of one never stopped) and
+ * answers the request when it returns; made from a progress callback, it
+ * stops and leaves the request to the phase, which stops too. */
+START_TEST(discriminator_evaluation_honours_stop_requests)
+{
+    static const int estimators[] = {CHARGAN_GAN_REINFORCE, CHARGAN_GAN_GUMBEL};
+    chargan_trainer_config c = trainer_config(estimators[_i], 4, 3, 171);
+    c.val_fraction = 0.25f;
+    c.report_every = 1;
+    chargan_trainer *tr = make_trainer(&c, 6, (shape){3, 4, 1, 0, 0}, (shape){3, 4, 1, 0, 0}, 171);
+    double first = -1.0, stopped = -1.0, again = -1.0;
+    ck_assert_int_eq(chargan_trainer_eval_discriminator(tr, 3, &first), CHARGAN_OK);
+    ck_assert_int_eq(chargan_trainer_request_stop(tr), CHARGAN_OK);
+    ck_assert_int_eq(chargan_trainer_eval_discriminator(tr, 3, &stopped), CHARGAN_E_CANCELLED);
+    ck_assert_ptr_nonnull(strstr(chargan_trainer_last_error(tr), "before batch 1"));
+    ck_assert(stopped == -1.0);
+    ck_assert_int_eq(chargan_trainer_eval_discriminator(tr, 3, &again), CHARGAN_OK);
+    ck_assert(again == first);
+    nested_eval n = {tr, CHARGAN_OK};
+    ck_assert_int_eq(chargan_trainer_set_progress(tr, evaluate_when_asked, &n), CHARGAN_OK);
+    ck_assert_int_eq(chargan_trainer_adversarial(tr, 10), CHARGAN_E_CANCELLED);
+    ck_assert_int_eq(n.nested, CHARGAN_E_CANCELLED);
+    ck_assert_uint_eq(tr->global_step, 2);
+    ck_assert_int_eq(chargan_trainer_adversarial(tr, 1), CHARGAN_OK);
+    ck_assert_uint_eq(tr->global_step, 3);
+    chargan_trainer_free(tr);
+}
+END_TEST
+
 /* Two trainers with the same seed are bitwise identical after 3 GAN steps of
  * each estimator; another seed differs. */
 START_TEST(gan_steps_are_deterministic)
@@ -1196,6 +1244,7 @@ static Suite *gan_suite(void)
     tcase_add_test(tc, beta_schedules);
     tcase_add_loop_test(tc, adversarial_reports_discriminator_accuracy, 0, 2);
     tcase_add_loop_test(tc, adversarial_phases_honour_stop_requests, 0, 2);
+    tcase_add_loop_test(tc, discriminator_evaluation_honours_stop_requests, 0, 2);
     tcase_add_loop_test(tc, gan_steps_are_deterministic, 0, 4);
     tcase_add_loop_test(tc, public_calls_between_steps, 0, 2);
     suite_add_tcase(s, tc);

@@ -342,7 +342,8 @@ static void errors(void)
 }
 
 /* Caller-supplied batches (mle_step_batch) and the discriminator's
- * evaluation: the global batch on every rank, N ranks as one process. */
+ * evaluation: the global batch on every rank, N ranks as one process; and
+ * the evaluation's stop requests. */
 static void batches_and_evaluation(void)
 {
     static const run_cfg rf = {"REINFORCE", CHARGAN_GAN_REINFORCE, 1, 0, 0, 0.0f, 0, 0.0f};
@@ -384,6 +385,20 @@ static void batches_and_evaluation(void)
     check(st == CHARGAN_OK && lo == hi && fabs(acc_a - acc_b) < 1.0 / 48.0,
           "eval_discriminator: the same accuracy on every rank, one process's (%.6f vs %.6f)",
           acc_a, acc_b);
+    /* A stop request on the last rank stops every rank's evaluation before
+     * its first batch (none left waiting in the sum); the next runs whole. */
+    if (st == CHARGAN_OK) {
+        if (rank == size - 1)
+            chargan_trainer_request_stop(b);
+        st = chargan_trainer_eval_discriminator(b, 3, &acc_b);
+        const char *why = rank == size - 1 ? "chargan_trainer_request_stop" : "another rank";
+        check(st == CHARGAN_E_CANCELLED && strstr(chargan_trainer_last_error(b), why) != NULL,
+              "eval_discriminator: a request on rank %d stops every rank (this rank: status %d, "
+              "\"%s\")", size - 1, (int)st, chargan_trainer_last_error(b));
+        double acc = -1.0;
+        st = chargan_trainer_eval_discriminator(b, 3, &acc);
+        check(st == CHARGAN_OK && acc == hi, "eval_discriminator: the next runs whole (%.6f)", acc);
+    }
 out:
     chargan_trainer_free(a);
     chargan_trainer_free(b);

@@ -297,11 +297,12 @@ class Trainer(Handle):
 
     def request_stop(self):
         """Asks this trainer's running long call (pretrain_generator,
-        pretrain_discriminator, adversarial, evaluate, or else the next one)
-        to stop before its next step or batch of windows; that call then
-        raises CancelledError, the steps done kept.  The one method that may
-        be called from another thread while a call on this trainer runs (the
-        trainer must not be closed meanwhile).  chargan_trainer_request_stop."""
+        pretrain_discriminator, adversarial, evaluate, eval_discriminator, or
+        else the next one) to stop before its next step or batch of windows;
+        that call then raises CancelledError, the steps done kept.  The one
+        method that may be called from another thread while a call on this
+        trainer runs (the trainer must not be closed meanwhile).
+        chargan_trainer_request_stop."""
         _F.chargan_trainer_request_stop(self._h)
 
     def _call(self, func, *args, stoppable=False):
@@ -435,7 +436,7 @@ class Trainer(Handle):
         """Discriminator accuracy on held-out real vs generated batches."""
         acc = c_double()
         n = check_int(n_batches, c_uint32, "n_batches", errors.InvalidArgument)
-        self._call(_F.chargan_trainer_eval_discriminator, n, byref(acc))
+        self._call(_F.chargan_trainer_eval_discriminator, n, byref(acc), stoppable=True)
         return acc.value
 
     @property

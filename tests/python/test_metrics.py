@@ -74,6 +74,11 @@ class MetricsTest(unittest.TestCase):
             tr.set_corpus_text(text)
             acc = tr.eval_discriminator(2)
             self.assertTrue(0 <= acc <= 1)
+            tr.request_stop()
+            with self.assertRaises(chargan.CancelledError) as cm:
+                tr.eval_discriminator(2)
+            self.assertIn("before batch 1", str(cm.exception))
+            self.assertEqual(tr.eval_discriminator(2), acc)  # the request used up
         with support.tiny_trainer(text) as tr:
             with self.assertRaises(chargan.StateError):
                 tr.eval_discriminator(1)
