@@ -1,12 +1,12 @@
 #!/bin/sh
-# install-consumer.sh BUILD_DIR SOURCE_ROOT PREFIX LIBDIR INCLUDEDIR BINDIR MANDIR CONSUMER_C CC...
+# install-consumer.sh BUILD_DIR SOURCE_ROOT PREFIX LIBDIR INCLUDEDIR BINDIR MANDIR DOCDIR CONSUMER_C CC...
 # TAP test of what a distribution packages: `meson install --destdir` into a
 # temporary tree, check the layout, then build CONSUMER_C against the
 # installed tree with pkg-config alone and run it from there.
 # shellcheck disable=SC2317 # the check functions are called through check()
 set -u
-build=$1 src=$2 prefix=$3 libdir=$4 includedir=$5 bindir=$6 mandir=$7 consumer=$8
-shift 8
+build=$1 src=$2 prefix=$3 libdir=$4 includedir=$5 bindir=$6 mandir=$7 docdir=$8 consumer=$9
+shift 9
 # The rest is the C compiler command (possibly several words).
 
 # pkgconf 1.8 cannot write a sysroot with a space so that a shell can split
@@ -28,6 +28,7 @@ L=$(under_prefix "$libdir")
 I=$(under_prefix "$includedir")
 B=$(under_prefix "$bindir")
 M=$(under_prefix "$mandir")
+D=$(under_prefix "$docdir")
 
 n=0
 result() { # result OK|FAIL description [details file]
@@ -108,6 +109,33 @@ if [ -s "$tmp/man" ]; then
     fi
 else
     echo "# no man pages installed"
+fi
+
+# The Markdown docs in the source tree's layout, so that their links hold
+# (but those to the man pages' sources, installed into mandir); the HTML
+# API reference when doxygen built it.
+for f in README.md NEWS.md COPYING docs/GUIDE.md docs/FORMATS.md docs/RESULTS.md; do
+    check "docs: $docdir/$f" test -f "$D/$f"
+done
+links_resolve() {
+    python3 - "$D" <<'PY'
+import pathlib, re, sys
+root = pathlib.Path(sys.argv[1])
+bad = []
+for md in sorted(root.rglob("*.md")):
+    for target in re.findall(r"\]\(([^)\s]+)\)", md.read_text(encoding="utf-8")):
+        path = target.split("#")[0]
+        if not path or re.match(r"[a-z]+:", path) or re.search(r"\.[1-8]$", path):
+            continue
+        if not (md.parent / path).exists():
+            bad.append(f"{md.relative_to(root)}: {target}")
+print("\n".join(bad))
+sys.exit(1 if bad else 0)
+PY
+}
+check "docs: every relative link of the installed Markdown resolves" links_resolve
+if [ -f "$build/docs/html/index.html" ]; then
+    check "docs: $docdir/html/index.html (the API reference)" test -f "$D/html/index.html"
 fi
 
 # A consumer that knows nothing but pkg-config.
