@@ -1,12 +1,17 @@
 #!/bin/sh
-# install-consumer.sh BUILD_DIR SOURCE_ROOT PREFIX LIBDIR INCLUDEDIR BINDIR MANDIR DOCDIR CONSUMER_C CC...
+# install-consumer.sh BUILD_DIR SOURCE_ROOT PREFIX LIBDIR INCLUDEDIR BINDIR MANDIR DOCDIR
+#                     DEFAULT_LIBRARY BUILT_SO CONSUMER_C CC...
 # TAP test of what a distribution packages: `meson install --destdir` into a
 # temporary tree, check the layout, then build CONSUMER_C against the
-# installed tree with pkg-config alone and run it from there.
+# installed tree with pkg-config alone and run it from there.  With
+# DEFAULT_LIBRARY static only libchargan.a is installed (the tool linked with
+# it); BUILT_SO, the build tree's shared library, is then what its symbols
+# are compared with.
 # shellcheck disable=SC2317 # the check functions are called through check()
 set -u
-build=$1 src=$2 prefix=$3 libdir=$4 includedir=$5 bindir=$6 mandir=$7 docdir=$8 consumer=$9
-shift 9
+build=$1 src=$2 prefix=$3 libdir=$4 includedir=$5 bindir=$6 mandir=$7 docdir=$8
+kind=$9 built_so=${10} consumer=${11}
+shift 11
 # The rest is the C compiler command (possibly several words).
 
 # pkgconf 1.8 cannot write a sysroot with a space so that a shell can split
@@ -71,15 +76,21 @@ installed_soname() {
     readelf -d "$L/libchargan.so.0" | grep "(SONAME).*\[libchargan.so.0\]"
 }
 check "every file meson installs is in the destdir" all_installed
-check "library: $libdir/libchargan.so.0 and the libchargan.so link resolve to one file" library_links
-check "installed SONAME is libchargan.so.0" installed_soname
-# Build-tree paths in RPATH/RUNPATH would make the installed library load
-# from (or look into) the build tree.
-readelf -d "$L/libchargan.so.0" | grep -E '\((RPATH|RUNPATH)\)' >"$tmp/rpath"
-if grep -q -e "$build" -e "$src" -e 'ORIGIN' "$tmp/rpath"; then
-    result FAIL "installed library has no RPATH/RUNPATH into the build or source tree" "$tmp/rpath"
+if [ "$kind" = static ]; then
+    no_shared_installed() { ! find "$dest" -name 'libchargan.so*' | grep .; }
+    check "static only: no libchargan.so installed" no_shared_installed
+    check "static only: $libdir/libchargan.a" test -f "$L/libchargan.a"
 else
-    result OK "installed library has no RPATH/RUNPATH into the build or source tree"
+    check "library: $libdir/libchargan.so.0 and the libchargan.so link resolve to one file" library_links
+    check "installed SONAME is libchargan.so.0" installed_soname
+    # Build-tree paths in RPATH/RUNPATH would make the installed library load
+    # from (or look into) the build tree.
+    readelf -d "$L/libchargan.so.0" | grep -E '\((RPATH|RUNPATH)\)' >"$tmp/rpath"
+    if grep -q -e "$build" -e "$src" -e 'ORIGIN' "$tmp/rpath"; then
+        result FAIL "installed library has no RPATH/RUNPATH into the build or source tree" "$tmp/rpath"
+    else
+        result OK "installed library has no RPATH/RUNPATH into the build or source tree"
+    fi
 fi
 check "header: $includedir/chargan.h, identical to include/chargan.h" cmp "$I/chargan.h" "$src/include/chargan.h"
 check "pkg-config file: $libdir/pkgconfig/chargan.pc" test -f "$L/pkgconfig/chargan.pc"
@@ -89,6 +100,10 @@ check "pkg-config file: $libdir/pkgconfig/chargan.pc" test -f "$L/pkgconfig/char
 if [ -x "$build/cli/chargan" ]; then
     check "CLI: $bindir/chargan" test -x "$B/chargan"
     check "man page: $mandir/man1/chargan.1" test -f "$M/man1/chargan.1"
+    if [ "$kind" = static ]; then
+        tool_runs_alone() { "$B/chargan" --version && ! ldd "$B/chargan" | grep libchargan; }
+        check "static only: the installed tool runs without libchargan.so" tool_runs_alone
+    fi
 fi
 check "man page: $mandir/man3/libchargan.3" test -f "$M/man3/libchargan.3"
 if command -v groff >/dev/null 2>&1; then
@@ -144,16 +159,26 @@ export PKG_CONFIG_SYSROOT_DIR="$dest"
 version=$(sed -n 's/^#define CHARGAN_VERSION_STRING "\(.*\)"/\1/p' "$src/include/chargan.h")
 modversion() { [ "$(pkg-config --modversion chargan)" = "$version" ]; }
 check "pkg-config --modversion chargan is $version" modversion
-flags=$(pkg-config --cflags --libs chargan 2>"$tmp/out")
-echo "# pkg-config --cflags --libs chargan: $flags"
-# shellcheck disable=SC2086 # flags are several words
-check "consumer builds with pkg-config --cflags --libs chargan only" \
-    "$@" -std=c11 -Wall -Wextra -Werror ${TEST_LINK_FLAGS:-} "$consumer" $flags -o "$tmp/consumer"
-export LD_LIBRARY_PATH="$L${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-loads_from_destdir() { ldd "$tmp/consumer" | grep "libchargan.so.0 => $L/libchargan.so.0 "; }
-check "consumer loads libchargan.so.0 from the destdir" loads_from_destdir
-check "consumer runs: versions match, tokenizer round trip" "$tmp/consumer"
-[ -f "$tmp/out" ] && sed 's/^/# /' "$tmp/out"
+if [ "$kind" != static ]; then
+    flags=$(pkg-config --cflags --libs chargan 2>"$tmp/out")
+    echo "# pkg-config --cflags --libs chargan: $flags"
+    # shellcheck disable=SC2086 # flags are several words
+    check "consumer builds with pkg-config --cflags --libs chargan only" \
+        "$@" -std=c11 -Wall -Wextra -Werror ${TEST_LINK_FLAGS:-} "$consumer" $flags -o "$tmp/consumer"
+    export LD_LIBRARY_PATH="$L${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    loads_from_destdir() { ldd "$tmp/consumer" | grep "libchargan.so.0 => $L/libchargan.so.0 "; }
+    check "consumer loads libchargan.so.0 from the destdir" loads_from_destdir
+    check "consumer runs: versions match, tokenizer round trip" "$tmp/consumer"
+    [ -f "$tmp/out" ] && sed 's/^/# /' "$tmp/out"
+else
+    # Only the archive: pkg-config --static alone links it.
+    flags=$(pkg-config --static --cflags --libs chargan 2>"$tmp/out")
+    echo "# pkg-config --static --cflags --libs chargan: $flags"
+    # shellcheck disable=SC2086 # flags are several words
+    check "static only: consumer builds with pkg-config --static --cflags --libs chargan only" \
+        "$@" -std=c11 -Wall -Wextra -Werror ${TEST_LINK_FLAGS:-} "$consumer" $flags -o "$tmp/consumer"
+    check "static only: consumer runs: versions match, tokenizer round trip" "$tmp/consumer"
+fi
 
 # libchargan.a (-Ddefault_library=both, the default, or static): global
 # symbols exactly the shared library's exports, and a consumer linked with it
@@ -162,8 +187,10 @@ if [ -f "$L/libchargan.a" ]; then
     defined() { # defined NM_OPTION FILE: the global names FILE defines, sorted
         nm "$1" --defined-only "$2" | awk 'NF == 3 && $2 != "A" { sub(/@.*/, "", $3); print $3 }' | sort -u
     }
+    shared=$L/libchargan.so.0
+    [ -f "$shared" ] || shared=$built_so
     same_exports() {
-        defined -D "$L/libchargan.so.0" >"$tmp/shared.syms" &&
+        defined -D "$shared" >"$tmp/shared.syms" &&
             defined -g "$L/libchargan.a" >"$tmp/static.syms" &&
             [ -s "$tmp/shared.syms" ] && diff "$tmp/shared.syms" "$tmp/static.syms"
     }
