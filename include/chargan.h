@@ -139,6 +139,15 @@ CHARGAN_API const char *chargan_strerror(chargan_status status);
  *  call.  Thread-safe (each thread sees its own); cannot fail. */
 CHARGAN_API const char *chargan_last_error(void);
 
+/** The errno value behind the calling thread's most recent failure when
+ *  that was CHARGAN_E_IO from a system call on a file (an open, read,
+ *  write, fsync or rename of a load or a save: ENOENT, EACCES, ENOSPC, ...),
+ *  else 0 (another status, or an I/O failure with no errno, such as MPI's
+ *  or a path that is not a regular file).  It goes with chargan_last_error()
+ *  and lasts as long: per thread, until the thread's next failing call.
+ *  Version node CHARGAN_0.4.  Thread-safe; cannot fail. */
+CHARGAN_API int chargan_last_errno(void);
+
 /** Frees memory the library handed to the caller (the text returned by
  *  chargan_model_sample_text(), the buffer of chargan_tokenizer_save_buffer()).
  *  NULL is a no-op.  Thread-safe; cannot fail.  Not for handles: each has

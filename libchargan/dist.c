@@ -169,15 +169,15 @@ static chargan_status mpi_fail(chargan_trainer *tr, int rc, const char *op, cons
     int len = 0;
     MPI_Error_string(rc, msg, &len);
     tr->dist->broken = true;
-    return cg_fail(&tr->err, CHARGAN_E_IO, "MPI: rank %d of %d: the %s at %s %llu failed: %s",
-                   tr->dist->rank, tr->dist->size, op, what, (unsigned long long)step, msg);
+    return cg_fail_io(&tr->err, 0, "MPI: rank %d of %d: the %s at %s %llu failed: %s",
+                      tr->dist->rank, tr->dist->size, op, what, (unsigned long long)step, msg);
 }
 
 static chargan_status broken_fail(chargan_trainer *tr, const char *what, uint64_t step)
 {
-    return cg_fail(&tr->err, CHARGAN_E_IO, "MPI: rank %d of %d: cannot run %s %llu: the "
-                   "communicator is unusable after an earlier failure", tr->dist->rank,
-                   tr->dist->size, what, (unsigned long long)step);
+    return cg_fail_io(&tr->err, 0, "MPI: rank %d of %d: cannot run %s %llu: the "
+                      "communicator is unusable after an earlier failure", tr->dist->rank,
+                      tr->dist->size, what, (unsigned long long)step);
 }
 
 /* Polls the requests until all complete or the deadline passes. */
@@ -201,11 +201,11 @@ static chargan_status wait_all(chargan_trainer *tr, int n, MPI_Request *req, con
             /* A collective cannot be cancelled: the requests stay pending
              * and the communicator is given up. */
             d->broken = true;
-            return cg_fail(&tr->err, CHARGAN_E_IO, "MPI: rank %d of %d waited %g s for the other "
-                           "ranks at %s %llu (%s): a rank has died or stopped; the "
-                           "communicator is unusable now (the application should call "
-                           "MPI_Abort)", d->rank, d->size, d->timeout_s, what,
-                           (unsigned long long)step, op);
+            return cg_fail_io(&tr->err, 0, "MPI: rank %d of %d waited %g s for the other "
+                              "ranks at %s %llu (%s): a rank has died or stopped; the "
+                              "communicator is unusable now (the application should call "
+                              "MPI_Abort)", d->rank, d->size, d->timeout_s, what,
+                              (unsigned long long)step, op);
         }
     }
 }
@@ -536,7 +536,7 @@ static chargan_status attach_mpi_fail(chargan_trainer *tr, int rc)
     char msg[MPI_MAX_ERROR_STRING] = "";
     int len = 0;
     MPI_Error_string(rc, msg, &len);
-    return cg_fail(&tr->err, CHARGAN_E_IO, "chargan_trainer_set_mpi_comm: %s", msg);
+    return cg_fail_io(&tr->err, 0, "chargan_trainer_set_mpi_comm: %s", msg);
 }
 
 /* What keeps this rank from attaching, found before any collective of the

@@ -5,6 +5,7 @@
 #include <string.h>
 
 static _Thread_local char thread_msg[CG_ERRMSG_MAX];
+static _Thread_local int thread_errno;
 
 const char *chargan_strerror(chargan_status status)
 {
@@ -30,6 +31,11 @@ const char *chargan_last_error(void)
     return thread_msg;
 }
 
+int chargan_last_errno(void)
+{
+    return thread_errno;
+}
+
 const char *cg_thread_error(void)
 {
     return thread_msg;
@@ -42,7 +48,19 @@ chargan_status cg_vfail(cg_error *err, chargan_status status, const char *fmt, v
     memcpy(thread_msg, buf, sizeof buf);
     if (err)
         memcpy(err->msg, buf, sizeof buf);
+    if (status != CHARGAN_E_IO) /* an I/O failure passed on keeps its errno */
+        thread_errno = 0;
     return status;
+}
+
+chargan_status cg_fail_io(cg_error *err, int errnum, const char *fmt, ...)
+{
+    thread_errno = errnum;
+    va_list ap;
+    va_start(ap, fmt);
+    cg_vfail(err, CHARGAN_E_IO, fmt, ap);
+    va_end(ap);
+    return CHARGAN_E_IO;
 }
 
 chargan_status cg_fail(cg_error *err, chargan_status status, const char *fmt, ...)

@@ -46,7 +46,8 @@ static bool io_inject(void)
 
 static chargan_status io_fail(cg_error *err, const char *what, const char *path)
 {
-    return cg_fail(err, CHARGAN_E_IO, "%s '%s': %s", what, path, strerror(errno));
+    int errnum = errno;
+    return cg_fail_io(err, errnum, "%s '%s': %s", what, path, strerror(errnum));
 }
 
 static chargan_status fsync_parent_dir(cg_error *err, const char *path)
@@ -183,7 +184,7 @@ chargan_status cg_read_file(cg_error *err, const char *path, size_t max_size,
     }
     if (!S_ISREG(sb.st_mode)) {
         close(fd);
-        return cg_fail(err, CHARGAN_E_IO, "'%s' is not a regular file", path);
+        return cg_fail_io(err, 0, "'%s' is not a regular file", path);
     }
     if ((uint64_t)sb.st_size > max_size) {
         close(fd);

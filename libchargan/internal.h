@@ -41,6 +41,11 @@ typedef struct cg_error {
  * `return cg_fail(&h->err, CHARGAN_E_INVALID, "...")`. */
 chargan_status cg_fail(cg_error *err, chargan_status status, const char *fmt, ...) CG_PRINTF(3, 4);
 chargan_status cg_vfail(cg_error *err, chargan_status status, const char *fmt, va_list ap);
+/* A CHARGAN_E_IO failure at its origin, errnum (0 if none) being the errno
+ * that chargan_last_errno() reports.  A failure of another status clears
+ * that; one of CHARGAN_E_IO recorded with cg_fail() passes on a nested
+ * call's, so the I/O failures start here, and wrap with cg_fail(). */
+chargan_status cg_fail_io(cg_error *err, int errnum, const char *fmt, ...) CG_PRINTF(3, 4);
 /* Copies a message recorded elsewhere (e.g. by a nested call) into err and the
  * thread's buffer, prefixed with context ("loading x.ckpt: ..."). */
 chargan_status cg_fail_from(cg_error *err, chargan_status status, const char *prefix);

@@ -11,6 +11,7 @@
 #include "tokenizer.h"
 #include "trainer.h"
 
+#include <errno.h>
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
@@ -367,10 +368,16 @@ START_TEST(model_load_and_save_argument_errors)
     ck_assert_int_eq(chargan_model_load(NULL, CHARGAN_GENERATOR, &m), CHARGAN_E_INVALID);
     ck_assert_int_eq(chargan_model_load("x", CHARGAN_GENERATOR, NULL), CHARGAN_E_INVALID);
     ck_assert_int_eq(chargan_model_load("x", (chargan_model_kind)7, &m), CHARGAN_E_INVALID);
+    ck_assert_int_eq(chargan_last_errno(), 0);
     ck_assert_int_eq(chargan_model_load(tmp_path("does-not-exist"), CHARGAN_GENERATOR, &m),
                      CHARGAN_E_IO);
     assert_contains(chargan_last_error(), "does-not-exist");
+    ck_assert_int_eq(chargan_last_errno(), ENOENT);
+    /* the errno goes with the message: the next failure replaces it */
+    ck_assert_int_eq(chargan_model_load("x", (chargan_model_kind)7, &m), CHARGAN_E_INVALID);
+    ck_assert_int_eq(chargan_last_errno(), 0);
     ck_assert_int_eq(chargan_model_load(cg_test_tmpdir(), CHARGAN_GENERATOR, &m), CHARGAN_E_IO);
+    ck_assert_int_eq(chargan_last_errno(), 0); /* not a regular file: no system call failed */
     ck_assert_ptr_null(m);
     ck_assert_int_eq(chargan_model_save(NULL, "x"), CHARGAN_E_INVALID);
     model_shape s = small_disc;
@@ -378,12 +385,14 @@ START_TEST(model_load_and_save_argument_errors)
     chargan_model *d = make_model(CHARGAN_DISCRIMINATOR, s);
     ck_assert_int_eq(chargan_model_save(d, NULL), CHARGAN_E_INVALID);
     ck_assert_int_eq(chargan_model_save(d, "/nonexistent-dir/x.ckpt"), CHARGAN_E_IO);
+    ck_assert_int_eq(chargan_last_errno(), ENOENT);
     chargan_model_free(d);
 
     chargan_trainer *tr = NULL;
     ck_assert_int_eq(chargan_trainer_load(NULL, &tr), CHARGAN_E_INVALID);
     ck_assert_int_eq(chargan_trainer_load("x", NULL), CHARGAN_E_INVALID);
     ck_assert_int_eq(chargan_trainer_load(tmp_path("nope"), &tr), CHARGAN_E_IO);
+    ck_assert_int_eq(chargan_last_errno(), ENOENT); /* kept through the loader's own message */
     ck_assert_int_eq(chargan_trainer_save(NULL, "x"), CHARGAN_E_INVALID);
     ck_assert_ptr_null(tr);
 }

@@ -709,6 +709,7 @@ START_TEST(write_failure_everywhere)
             ck_assert_msg(st == CHARGAN_E_IO, "%s, call %ld failing: status %d: %s", sk->name, k,
                           (int)st, msg);
             assert_contains(msg, strerror(errnos[e]));
+            ck_assert_int_eq(chargan_last_errno(), errnos[e]);
             assert_contains(msg, path);
             ck_assert_int_eq(count_temporaries(), 0);
             /* Only a failure to sync the directory comes after the rename:

@@ -254,8 +254,7 @@ def _message(handle_error, handle):
 
 
 # The functions that take a path, and where: their OSErrors (FileError)
-# carry it as .filename, as Python's own file errors do.  (The library does
-# not report an errno; its message names the cause.)
+# carry it as .filename, as Python's own file errors do.
 _PATH_ARGUMENT = {
     "chargan_tokenizer_save": 1, "chargan_tokenizer_load": 0,
     "chargan_model_save": 1, "chargan_model_load": 0,
@@ -263,10 +262,19 @@ _PATH_ARGUMENT = {
 }
 
 
+def _last_errno():
+    """chargan_last_errno(), None from a library without it (before node 0.4)."""
+    f = _raw.chargan_last_errno
+    return None if isinstance(f, _Unsupported) else f()
+
+
 def _checker(handle_error=None, path_argument=None):
     def check(result, func, args):
         if result != 0:
-            error = errors.error_for(result, _message(handle_error, args[0] if args else None))
+            # The thread's errno first: nothing else may fail in between.
+            errnum = _last_errno() if result == errors.FileError.status else None
+            error = errors.error_for(result, _message(handle_error, args[0] if args else None),
+                                     errnum)
             if path_argument is not None and isinstance(error, OSError):
                 error.filename = os.fsdecode(args[path_argument])
             raise error
@@ -292,6 +300,7 @@ _PROTOTYPES = {
     "chargan_version_number": (c_uint, [], "-"),
     "chargan_strerror": (c_char_p, [c_int], "-"),
     "chargan_last_error": (c_char_p, [], "-"),
+    "chargan_last_errno": (c_int, [], "-"),
     "chargan_free": (None, [c_void_p], "-"),
     # tokenizer
     "chargan_tokenizer_options_init_sized": (_status, [POINTER(TokenizerOptions), c_size_t], None),
@@ -391,6 +400,8 @@ OPTIONAL = frozenset({
     "chargan_trainer_init_output_bias", "chargan_model_sample_text_len",
     # version node CHARGAN_0.3
     "chargan_trainer_request_stop",
+    # version node CHARGAN_0.4
+    "chargan_last_errno",
 })
 
 

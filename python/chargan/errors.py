@@ -4,8 +4,12 @@ Every failing library call raises a subclass of CharganError carrying the
 status code (.status) and the library's message for that failure (.message:
 the handle's last error, or the thread's chargan_last_error() for
 constructors and loaders).  Each subclass also derives from the closest
-built-in exception, so `except ValueError` catches an invalid argument.
+built-in exception, so `except ValueError` catches an invalid argument, and a
+FileError with an errno is also Python's own class for it, so `except
+FileNotFoundError` catches a load of a missing file.
 """
+
+import os
 
 __all__ = [
     "CharganError", "InvalidArgument", "OutOfMemoryError", "FileError", "FormatError",
@@ -58,9 +62,38 @@ class OutOfMemoryError(CharganError, MemoryError):
 
 
 class FileError(CharganError, OSError):
-    """CHARGAN_E_IO: a read, write, fsync or rename failed.  From a load or a
-    save, .filename is the path (.errno is None: the message names the cause)."""
+    """CHARGAN_E_IO: a read, write, fsync or rename failed.  .errno and
+    .strerror are the system's (chargan_last_errno(); None where the failure
+    had none, such as a path that is not a regular file, or a library older
+    than 0.4's node), and an instance with an errno is also of Python's own
+    OSError subclass for it: FileNotFoundError for ENOENT, PermissionError
+    for EACCES, ...  From a load or a save, .filename is the path."""
     status = 3
+
+    def __reduce__(self):
+        return (_file_error, (self.message, self.status, self.errno, self.filename))
+
+
+# FileError combined with Python's class for an errno, made once per class.
+_FILE_ERROR_FOR = {}
+
+
+def _file_error(message, status=FileError.status, errnum=None, filename=None):
+    """A FileError for errnum (0 or None: none), of the OSError subclass
+    Python itself would raise for it."""
+    os_class = type(OSError(errnum, "")) if errnum else OSError
+    cls = FileError
+    if os_class is not OSError:
+        cls = _FILE_ERROR_FOR.get(os_class)
+        if cls is None:
+            cls = type("FileError", (FileError, os_class),
+                       {"__module__": __name__, "__doc__": FileError.__doc__})
+            _FILE_ERROR_FOR[os_class] = cls
+    e = cls(message, status)
+    if errnum:
+        e.errno, e.strerror = errnum, os.strerror(errnum)
+    e.filename = filename
+    return e
 
 
 class FormatError(CharganError, ValueError):
@@ -113,8 +146,11 @@ _BY_STATUS = {cls.status: cls for cls in (
     StateError, Utf8Error, RangeError, CancelledError, NotFound)}
 
 
-def error_for(status, message):
-    """The exception for a status code (CharganError itself for unknown ones)."""
+def error_for(status, message, errnum=None):
+    """The exception for a status code (CharganError itself for unknown ones);
+    errnum, the errno of a CHARGAN_E_IO failure, picks FileError's class."""
+    if status == FileError.status:
+        return _file_error(message, status, errnum)
     cls = _BY_STATUS.get(status)
     if cls is None:
         return CharganError(message, status)

@@ -1,6 +1,8 @@
 """Status codes -> exceptions: the class per status, the library's message,
 built-in bases, pickling, and functions the library lacks."""
 
+import errno
+import os
 import pickle
 import unittest
 
@@ -45,6 +47,25 @@ class ErrorsTest(unittest.TestCase):
         self.assertEqual(str(e), "unknown status")
         # an OSError subclass must not read the status as an errno
         self.assertIsNone(chargan.FileError("x").errno)
+
+    def test_file_errors_by_errno(self):
+        e = errors.error_for(3, "cannot open 'x'", errno.ENOENT)
+        self.assertIsInstance(e, chargan.FileError)
+        self.assertIsInstance(e, FileNotFoundError)
+        self.assertEqual((e.errno, e.strerror), (errno.ENOENT, os.strerror(errno.ENOENT)))
+        self.assertIs(type(errors.error_for(3, "y", errno.ENOENT)), type(e))  # one class
+        self.assertIsInstance(errors.error_for(3, "z", errno.EACCES), PermissionError)
+        for errnum in (None, 0, errno.ENOSPC):  # no class of Python's own: FileError
+            e = errors.error_for(3, "w", errnum)
+            self.assertIs(type(e), chargan.FileError)
+            self.assertEqual(e.errno, errnum or None)
+        e = errors.error_for(3, "cannot open 'x'", errno.ENOENT)
+        e.filename = "x"
+        again = pickle.loads(pickle.dumps(e))
+        self.assertIsInstance(again, FileNotFoundError)
+        self.assertIsInstance(again, chargan.FileError)
+        self.assertEqual((again.message, again.errno, again.filename),
+                         (e.message, errno.ENOENT, "x"))
 
     def test_library_names(self):
         self.assertEqual(chargan.strerror(0), _ffi._raw.chargan_strerror(0).decode())

@@ -1,5 +1,6 @@
 """Tokenizer: str in and out, options, files and buffers, errors."""
 
+import errno
 
 import chargan
 import support
@@ -122,6 +123,12 @@ class TokenizerTest(support.TempDirTestCase):
         self.assertIsInstance(cm.exception, OSError)
         self.assertIn(missing, cm.exception.message)
         self.assertEqual(cm.exception.filename, missing)  # as Python's own OSErrors
+        self.assertIsInstance(cm.exception, FileNotFoundError)  # the errno's own class
+        self.assertEqual(cm.exception.errno, errno.ENOENT)
+        with self.assertRaises(chargan.FileError) as cm:  # a directory: no errno
+            chargan.Tokenizer.load(self.tmp)
+        self.assertIsNone(cm.exception.errno)
+        self.assertNotIsInstance(cm.exception, FileNotFoundError)
 
     def test_decode_out_of_range(self):
         tok = chargan.Tokenizer().fit("ab")

@@ -425,6 +425,7 @@ class TrainerTest(support.TempDirTestCase):
                 self.assertRaises(chargan.FileError) as cm:
             tr.save(self.path("no/such/dir/x.ckpt"))
         self.assertEqual(cm.exception.filename, self.path("no/such/dir/x.ckpt"))
+        self.assertIsInstance(cm.exception, FileNotFoundError)  # a save's errno too
 
     def test_adversarial(self):
         for estimator, feed in ((chargan.Estimator.REINFORCE, chargan.GumbelFeed.HARD),
