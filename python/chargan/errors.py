@@ -9,6 +9,7 @@ FileError with an errno is also Python's own class for it, so `except
 FileNotFoundError` catches a load of a missing file.
 """
 
+import errno
 import os
 
 __all__ = [
@@ -74,22 +75,31 @@ class FileError(CharganError, OSError):
         return (_file_error, (self.message, self.status, self.errno, self.filename))
 
 
-# FileError combined with Python's class for an errno, made once per class.
-_FILE_ERROR_FOR = {}
+def _combined_file_errors():
+    """FileError combined with each of Python's OSError subclasses that an
+    errno maps to (FileNotFoundError, PermissionError, ...), made at import
+    and named FileError.<that class> (so that the classes pickle too)."""
+    combined = {}
+    for errnum in sorted(errno.errorcode):
+        os_class = type(OSError(errnum, ""))
+        if os_class is OSError or os_class in combined:
+            continue
+        cls = type("FileError", (FileError, os_class),
+                   {"__module__": __name__, "__qualname__": "FileError." + os_class.__name__,
+                    "__doc__": FileError.__doc__})
+        setattr(FileError, os_class.__name__, cls)
+        combined[os_class] = cls
+    return combined
+
+
+_FILE_ERROR_FOR = _combined_file_errors()
 
 
 def _file_error(message, status=FileError.status, errnum=None, filename=None):
     """A FileError for errnum (0 or None: none), of the OSError subclass
     Python itself would raise for it."""
     os_class = type(OSError(errnum, "")) if errnum else OSError
-    cls = FileError
-    if os_class is not OSError:
-        cls = _FILE_ERROR_FOR.get(os_class)
-        if cls is None:
-            cls = type("FileError", (FileError, os_class),
-                       {"__module__": __name__, "__doc__": FileError.__doc__})
-            _FILE_ERROR_FOR[os_class] = cls
-    e = cls(message, status)
+    e = _FILE_ERROR_FOR.get(os_class, FileError)(message, status)
     if errnum:
         e.errno, e.strerror = errnum, os.strerror(errnum)
     e.filename = filename

@@ -66,6 +66,8 @@ class ErrorsTest(unittest.TestCase):
         self.assertIsInstance(again, chargan.FileError)
         self.assertEqual((again.message, again.errno, again.filename),
                          (e.message, errno.ENOENT, "x"))
+        self.assertIs(type(e), chargan.FileError.FileNotFoundError)
+        self.assertIs(pickle.loads(pickle.dumps(type(e))), type(e))  # the class itself too
 
     def test_library_names(self):
         self.assertEqual(chargan.strerror(0), _ffi._raw.chargan_strerror(0).decode())

@@ -218,6 +218,27 @@ class TrainerTest(support.TempDirTestCase):
             os.close(r)
             os.close(w)
 
+    def test_ctrl_c_stops_the_discriminator_evaluation(self):
+        # Its batches of windows check the request too: without the watcher
+        # armed around it, this call of 2**32 - 1 batches would run for hours.
+        gen = support.tiny_generator(self.text)
+        disc = chargan.Model(kind=chargan.DISCRIMINATOR, vocab_size=gen.vocab_size,
+                             embed_dim=4, hidden_dim=4)
+        timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
+        with chargan.Trainer(gen, discriminator=disc, batch=4, seq_len=8,
+                             estimator=chargan.Estimator.GUMBEL) as tr:
+            tr.set_corpus_text(self.text)
+            before = tr.eval_discriminator(3)
+            try:
+                timer.start()
+                started = time.monotonic()
+                with self.assertRaises(KeyboardInterrupt):
+                    tr.eval_discriminator(2 ** 32 - 1)
+                self.assertLess(time.monotonic() - started, 30)
+            finally:
+                timer.cancel()
+            self.assertEqual(tr.eval_discriminator(3), before)  # nothing changed or left over
+
     def test_ctrl_c_reaches_a_call_nested_in_the_callback(self):
         nested = []
 
