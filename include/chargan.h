@@ -264,8 +264,11 @@ CHARGAN_API chargan_status chargan_tokenizer_save_buffer(const chargan_tokenizer
 CHARGAN_API chargan_status chargan_tokenizer_load_buffer(const void *data, size_t size,
                                                          chargan_tokenizer **out);
 /** Writes the tokenizer to path atomically (temporary file, fsync, rename):
- *  a failure leaves any previous file intact.  Errors: CHARGAN_E_INVALID,
- *  CHARGAN_E_IO (message names the path and the system error), CHARGAN_E_NOMEM. */
+ *  a failure leaves any previous file intact.  As every save, it replaces
+ *  only a regular file (or a link to one, or to nothing): a directory,
+ *  device, FIFO or socket at path is refused and left alone.  Errors:
+ *  CHARGAN_E_INVALID, CHARGAN_E_IO (message names the path and the system
+ *  error), CHARGAN_E_NOMEM. */
 CHARGAN_API chargan_status chargan_tokenizer_save(chargan_tokenizer *tok, const char *path);
 /** Reads a file written by chargan_tokenizer_save(); validated as in
  *  chargan_tokenizer_load_buffer().  *out belongs to the caller.  Errors:

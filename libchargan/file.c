@@ -105,6 +105,17 @@ static int create_temporary(char *tmp)
 
 chargan_status cg_write_file_atomic(cg_error *err, const char *path, const void *data, size_t size)
 {
+    /* The rename would replace whatever is at path: a device (/dev/null,
+     * for a root that gave it as the output), a FIFO or a socket would be
+     * gone for everyone else.  A symbolic link is replaced as a file would
+     * be, but not one to such a thing. */
+    struct stat sb;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        if (S_ISDIR(sb.st_mode))
+            return cg_fail_io(err, EISDIR, "cannot write '%s': %s", path, strerror(EISDIR));
+        return cg_fail_io(err, 0, "'%s' is not a regular file (a device, FIFO or socket): not "
+                          "replaced", path);
+    }
     size_t n = strlen(path);
     char *tmp = cg_malloc(n + sizeof ".tmp-XXXXXX");
     if (!tmp)

@@ -702,6 +702,38 @@ START_TEST(atomic_save_leaves_no_temporaries)
 }
 END_TEST
 
+/* A save replaces a regular file (or a link, as rename does) and nothing
+ * else: a device, a FIFO or a socket at the path would be gone for every
+ * other user of it (root saving to /dev/null replaced the device). */
+START_TEST(save_replaces_only_regular_files)
+{
+    model_shape s = small_disc;
+    s.V = 5;
+    chargan_model *d = make_model(CHARGAN_DISCRIMINATOR, s);
+    const char *fifo = tmp_path("fifo"), *link_to_fifo = tmp_path("link-to-fifo");
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    ck_assert_int_eq(symlink(fifo, link_to_fifo), 0);
+    const char *targets[] = {fifo, link_to_fifo};
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(chargan_model_save(d, targets[i]), CHARGAN_E_IO);
+        assert_contains(chargan_model_last_error(d), "not a regular file");
+        ck_assert_int_eq(chargan_last_errno(), 0);
+    }
+    struct stat sb;
+    ck_assert(lstat(fifo, &sb) == 0 && S_ISFIFO(sb.st_mode));
+    ck_assert(lstat(link_to_fifo, &sb) == 0 && S_ISLNK(sb.st_mode));
+    ck_assert_int_eq(chargan_model_save(d, cg_test_tmpdir()), CHARGAN_E_IO);
+    ck_assert_int_eq(chargan_last_errno(), EISDIR);
+    ck_assert_int_eq(count_temporaries(), 0);
+    /* a link to nothing, or to a regular file, is replaced by the file */
+    const char *dangling = tmp_path("dangling");
+    ck_assert_int_eq(symlink(tmp_path("nowhere"), dangling), 0);
+    ck_assert_int_eq(chargan_model_save(d, dangling), CHARGAN_OK);
+    ck_assert(lstat(dangling, &sb) == 0 && S_ISREG(sb.st_mode));
+    chargan_model_free(d);
+}
+END_TEST
+
 /* Saved files get 0666 less the umask, as files fopen creates do (a
  * temporary from mkstemp would leave them 0600, unreadable to others), and
  * a unique temporary name each time. */
@@ -1692,6 +1724,7 @@ static Suite *checkpoint_suite(void)
     tcase_add_test(tc, save_refuses_non_finite_parameters);
     tcase_add_test(tc, trainer_save_refuses_non_finite_parameters);
     tcase_add_test(tc, atomic_save_leaves_no_temporaries);
+    tcase_add_test(tc, save_replaces_only_regular_files);
     tcase_add_test(tc, saved_files_follow_the_umask);
     tcase_add_test(tc, files_from_another_host_load);
     tcase_add_unchecked_fixture(tc, tmpdir_setup, tmpdir_teardown);
