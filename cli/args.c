@@ -40,6 +40,7 @@ int cli_parse_double(const char *s, double lo, double hi, int lo_open, int hi_op
                      char *why, size_t why_size)
 {
     /* strtod() would accept leading blanks, "nan", "inf" and hex floats. */
+    int tiny = 0; /* "1e-320": above 0, but not as a double */
     const char *p = s;
     if (*p == '-' || *p == '+')
         p++;
@@ -50,15 +51,19 @@ int cli_parse_double(const char *s, double lo, double hi, int lo_open, int hi_op
     errno = 0;
     char *end = NULL;
     double v = strtod(s, &end);
-    if (*end != '\0' || errno == ERANGE || !isfinite(v))
+    if (*end != '\0' || !isfinite(v))
         goto bad;
+    if (errno == ERANGE) {
+        tiny = fabs(v) < 1.0;
+        goto bad;
+    }
     if (v < lo || v > hi || (lo_open && v == lo) || (hi_open && v == hi))
         goto bad;
     *out = v;
     return 0;
 bad:
-    snprintf(why, why_size, "expected a number %s %g and %s %g", lo_open ? "above" : "from", lo,
-             hi_open ? "below" : "up to", hi);
+    snprintf(why, why_size, "expected a number %s %g and %s %g%s", lo_open ? "above" : "from", lo,
+             hi_open ? "below" : "up to", hi, tiny ? " (this one is too close to 0 to hold)" : "");
     return -1;
 }
 

@@ -42,7 +42,8 @@ enum cli_output { CLI_OUTPUT_RENAMED, CLI_OUTPUT_IN_PLACE };
  * directory, a name without a file name, a directory that is not writable,
  * and for a renamed output anything but a regular file. */
 int cli_check_output(const char *path, const char *what, enum cli_output how);
-/* Nonzero if both paths are the same string or name the same existing file. */
+/* Nonzero if both paths are the same string, name the same existing file,
+ * or, neither existing, the same name in the same directory. */
 int cli_same_file(const char *a, const char *b);
 
 /* Flushes standard output; if it could not be written (a full disk, a

@@ -583,6 +583,10 @@ int cli_cmd_plot(int argc, char **argv)
         cli_error("plot: the output name and the title cannot contain a newline");
         return CLI_EXIT_USAGE;
     }
+    if (cli_same_file(output, pos[0])) {
+        cli_error("plot: -o '%s' is the log it would draw", output);
+        return CLI_EXIT_USAGE;
+    }
 
     record *recs = NULL;
     size_t n = 0;

@@ -630,14 +630,6 @@ int cli_cmd_train(int argc, char **argv)
         cli_error("corpus '%s' is empty", a.corpus);
         goto out;
     }
-    if (a.log_path && rank0) {
-        log = fopen(a.log_path, a.resume ? "a" : "w");
-        if (!log) {
-            cli_error("cannot open log '%s': %s", a.log_path, strerror(errno));
-            goto out;
-        }
-    }
-
     chargan_status st;
     if (a.resume) {
         if ((st = chargan_trainer_load(a.resume, &tr)) != CHARGAN_OK) {
@@ -676,7 +668,30 @@ int cli_cmd_train(int argc, char **argv)
     } else if (create_trainer(&a, text, len, &tr) != 0) {
         goto out;
     }
+    cli_signals_stop_trainer(tr);
 
+    if ((st = chargan_trainer_set_corpus_text(tr, text, len)) != CHARGAN_OK) {
+        cli_lib_error(st, "corpus '%s'", a.corpus);
+        goto out;
+    }
+    /* A fresh generator starts from the corpus's unigram distribution
+     * (about 0.04 bits/char better after 3000 steps, docs/MODEL.md). */
+    if (!a.resume && (st = chargan_trainer_init_output_bias(tr)) != CHARGAN_OK) {
+        cli_lib_error(st, "cannot initialise the output bias");
+        goto out;
+    }
+    free(text);
+    text = NULL;
+    /* The log is opened (and a fresh one emptied) only now that the
+     * corpus and the settings are known to be good: a run refused for
+     * either must not destroy the log of an earlier one. */
+    if (a.log_path && rank0) {
+        log = fopen(a.log_path, a.resume ? "a" : "w");
+        if (!log) {
+            cli_error("cannot open log '%s': %s", a.log_path, strerror(errno));
+            goto out;
+        }
+    }
     cli_progress_settings ps;
     memset(&ps, 0, sizeof ps);
     ps.quiet = a.quiet || !rank0;
@@ -694,19 +709,6 @@ int cli_cmd_train(int argc, char **argv)
         cli_lib_error(st, "cannot install the progress display");
         goto out;
     }
-    cli_signals_stop_trainer(tr);
-    if ((st = chargan_trainer_set_corpus_text(tr, text, len)) != CHARGAN_OK) {
-        cli_lib_error(st, "corpus '%s'", a.corpus);
-        goto out;
-    }
-    /* A fresh generator starts from the corpus's unigram distribution
-     * (about 0.04 bits/char better after 3000 steps, docs/MODEL.md). */
-    if (!a.resume && (st = chargan_trainer_init_output_bias(tr)) != CHARGAN_OK) {
-        cli_lib_error(st, "cannot initialise the output bias");
-        goto out;
-    }
-    free(text);
-    text = NULL;
     if (cli_mpi_attach(tr) != 0)
         goto out;
 

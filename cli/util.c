@@ -105,6 +105,25 @@ fail:
     return NULL;
 }
 
+/* Splits path into its directory ("." for none, "/" for the root) and its
+ * last component, both in the returned copy (free it); NULL if out of
+ * memory. */
+static char *split_path(const char *path, const char **dir, const char **name)
+{
+    char *copy = strdup(path);
+    if (!copy)
+        return NULL;
+    char *slash = strrchr(copy, '/');
+    *dir = ".";
+    *name = copy;
+    if (slash) {
+        *slash = '\0';
+        *name = slash + 1;
+        *dir = slash == copy ? "/" : copy;
+    }
+    return copy;
+}
+
 int cli_check_output(const char *path, const char *what, enum cli_output how)
 {
     if (!*path) {
@@ -125,17 +144,11 @@ int cli_check_output(const char *path, const char *what, enum cli_output how)
         if (why || how == CLI_OUTPUT_IN_PLACE)
             return why ? -1 : 0;
     }
-    char *dir = strdup(path);
-    if (!dir) {
+    const char *d, *name;
+    char *copy = split_path(path, &d, &name);
+    if (!copy) {
         cli_error("out of memory");
         return -1;
-    }
-    char *slash = strrchr(dir, '/');
-    const char *d = ".", *name = path;
-    if (slash) {
-        name = path + (slash - dir) + 1;
-        *slash = '\0';
-        d = slash == dir ? "/" : dir;
     }
     /* The temporary beside it is the name plus ".tmp-XXXXXX". */
     long name_max = pathconf(d, _PC_NAME_MAX);
@@ -149,7 +162,7 @@ int cli_check_output(const char *path, const char *what, enum cli_output how)
     else if (how == CLI_OUTPUT_RENAMED &&
              strlen(name) + strlen(".tmp-XXXXXX") > (size_t)(name_max > 0 ? name_max : 255))
         why = "file name too long (with the '.tmp-XXXXXX' of its temporary file)";
-    free(dir);
+    free(copy);
     if (why) {
         cli_error("cannot write %s '%s': %s", what, path, why);
         return -1;
@@ -157,13 +170,28 @@ int cli_check_output(const char *path, const char *what, enum cli_output how)
     return 0;
 }
 
+static int same_inode(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
 int cli_same_file(const char *a, const char *b)
 {
-    struct stat sa, sb;
     if (strcmp(a, b) == 0)
         return 1;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
-           sa.st_ino == sb.st_ino;
+    struct stat sa, sb;
+    int has_a = stat(a, &sa) == 0, has_b = stat(b, &sb) == 0;
+    if (has_a || has_b)
+        return has_a && has_b && same_inode(&sa, &sb);
+    /* Neither exists yet (two outputs): the same name in the same
+     * directory, however spelt ("y.ckpt", "./y.ckpt", "d/../y.ckpt"). */
+    const char *dir_a, *name_a, *dir_b, *name_b;
+    char *copy_a = split_path(a, &dir_a, &name_a), *copy_b = split_path(b, &dir_b, &name_b);
+    int same = copy_a && copy_b && strcmp(name_a, name_b) == 0 && stat(dir_a, &sa) == 0 &&
+               stat(dir_b, &sb) == 0 && same_inode(&sa, &sb);
+    free(copy_a);
+    free(copy_b);
+    return same;
 }
 
 int cli_flush_stdout(void)

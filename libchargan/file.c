@@ -110,7 +110,8 @@ chargan_status cg_write_file_atomic(cg_error *err, const char *path, const void 
      * gone for everyone else.  A symbolic link is replaced as a file would
      * be, but not one to such a thing. */
     struct stat sb;
-    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+    bool replacing = stat(path, &sb) == 0;
+    if (replacing && !S_ISREG(sb.st_mode)) {
         if (S_ISDIR(sb.st_mode))
             return cg_fail_io(err, EISDIR, "cannot write '%s': %s", path, strerror(EISDIR));
         return cg_fail_io(err, 0, "'%s' is not a regular file (a device, FIFO or socket): not "
@@ -129,8 +130,12 @@ chargan_status cg_write_file_atomic(cg_error *err, const char *path, const void 
         return st;
     }
     chargan_status st = CHARGAN_OK;
+    /* A file replaced keeps its permissions (a private checkpoint stays
+     * private); a new one gets 0666 less the umask. */
+    if (replacing && (io_inject() || fchmod(fd, sb.st_mode & 0777) != 0))
+        st = io_fail(err, "cannot set the permissions of", tmp);
     const uint8_t *p = data;
-    size_t left = size;
+    size_t left = st == CHARGAN_OK ? size : 0;
     while (left > 0) {
         ssize_t w = io_inject() ? -1 : write(fd, p, left);
         if (w < 0 && errno == EINTR)

@@ -734,21 +734,30 @@ START_TEST(save_replaces_only_regular_files)
 }
 END_TEST
 
-/* Saved files get 0666 less the umask, as files fopen creates do (a
- * temporary from mkstemp would leave them 0600, unreadable to others), and
- * a unique temporary name each time. */
+/* New saved files get 0666 less the umask, as files fopen creates do (a
+ * temporary from mkstemp would leave them 0600, unreadable to others); a
+ * file a save replaces keeps its permissions (a private one stays so). */
 START_TEST(saved_files_follow_the_umask)
 {
     chargan_model *g = corpus_generator(small_gen);
     const char *path = tmp_path("mode.ckpt");
     static const mode_t masks[] = {022, 077, 002};
+    struct stat sb;
     for (size_t i = 0; i < 3; i++) {
+        unlink(path);
         mode_t old = umask(masks[i]);
         ck_assert_int_eq(chargan_model_save(g, path), CHARGAN_OK);
         umask(old);
-        struct stat sb;
         ck_assert_int_eq(stat(path, &sb), 0);
         ck_assert_uint_eq(sb.st_mode & 0777, 0666 & ~masks[i]);
+    }
+    /* a file replaced keeps its own permissions, whatever the umask */
+    static const mode_t kept[] = {0600, 0640, 0444};
+    for (size_t i = 0; i < 3; i++) {
+        ck_assert_int_eq(chmod(path, kept[i]), 0);
+        ck_assert_int_eq(chargan_model_save(g, path), CHARGAN_OK);
+        ck_assert_int_eq(stat(path, &sb), 0);
+        ck_assert_uint_eq(sb.st_mode & 0777, kept[i]);
     }
     ck_assert_int_eq(count_temporaries(), 0);
     chargan_model_free(g);

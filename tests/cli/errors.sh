@@ -47,6 +47,16 @@ cmp -s "$C" "$TMP/own.txt" || fail "the corpus was written over"
 expect_error 1 "the model (-o) and the log (--log) are the same file" \
     "$CHARGAN" train "$C" -o "$M" --log "$M" $TINY --steps 2
 [ -e "$M" ] && fail "a refused train wrote a model"
+# Spelt differently before either exists, too (the log was lost to the model).
+expect_error 1 "the model (-o) and the log (--log) are the same file" \
+    "$CHARGAN" train "$C" -o "$M" --log "$(dirname "$M")/./$(basename "$M")" $TINY --steps 2
+[ -e "$M" ] && fail "a refused train wrote a model"
+# A train refused for its corpus leaves the log of an earlier run alone.
+printf 'earlier run\n' >"$TMP/kept.jsonl"
+printf 'a' >"$TMP/one.txt"
+expect_error 1 "corpus too short" \
+    "$CHARGAN" train "$TMP/one.txt" -o "$M" --log "$TMP/kept.jsonl" $TINY --steps 2
+[ "$(cat "$TMP/kept.jsonl")" = "earlier run" ] || fail "a refused train emptied its log"
 # A file name so long that the temporary file beside it cannot be created,
 # and names that are not file names: refused before training.
 long=$TMP/$(printf '%0250d' 0)

@@ -43,6 +43,11 @@ bad_log() { # bad_log PATTERN LINES...: a log of these lines fails with PATTERN
 }
 good='{"phase":"mle","step":10,"global_step":10,"loss":3.5,"val_nll":null}'
 expect_error 1 "cannot read log" "$CHARGAN" plot "$TMP/none.jsonl" -o "$TMP/img/x.png"
+# The image would replace the log it draws, however the name is spelt.
+cp "$LOG" "$TMP/self.jsonl"
+expect_error 2 "plot: -o '$TMP/./self.jsonl' is the log it would draw" \
+    "$CHARGAN" plot "$TMP/self.jsonl" -o "$TMP/./self.jsonl"
+cmp -s "$LOG" "$TMP/self.jsonl" || fail "plot wrote over its log"
 # the image is renamed into place: a FIFO (or a device) there would be replaced
 if mkfifo "$TMP/fifo.png" 2>/dev/null; then
     expect_error 1 "cannot write image '$TMP/fifo.png': not a regular file" \

@@ -105,6 +105,8 @@ expect_error 2 "--plot: '$TMP/o2.ckpt' is an input" \
 cmp -s "$O" "$TMP/o2.ckpt" || fail "eval changed its oracle"
 expect_error 2 "--csv and --plot: both name '$TMP/same'" \
     "$CHARGAN" eval "$M" "$C" --sweep 1 --csv "$TMP/same" --plot "$TMP/same"
+expect_error 2 "--csv and --plot: both name '$TMP/./same'" \
+    "$CHARGAN" eval "$M" "$C" --sweep 1 --csv "$TMP/same" --plot "$TMP/./same"
 # A CSV that cannot be written is refused before the work, not after it.
 expect_error 1 "cannot write CSV '$TMP/no/such/x.csv': No such file or directory" \
     "$CHARGAN" eval "$M" "$C" --sweep 1 --csv "$TMP/no/such/x.csv"
