@@ -126,6 +126,9 @@ expect_error 2 "--threads" "$CHARGAN" sample "$M" --threads 65
 expect_error 2 "--threads" "$CHARGAN" sample "$M" --threads 0
 expect_error 2 "--temperature" "$CHARGAN" sample "$M" --temperature 0
 expect_error 2 "--temperature" "$CHARGAN" sample "$M" --temperature -1
+# above 0, but not as a double: the message says why it is refused
+expect_error 2 "(this one is too close to 0 to hold), got '1e-320'" \
+    "$CHARGAN" sample "$M" --temperature 1e-320
 expect_error 2 "--top-p" "$CHARGAN" sample "$M" --top-p 0
 expect_error 2 "--top-p" "$CHARGAN" sample "$M" --top-p 1.01
 expect_error 2 "--top-k" "$CHARGAN" sample "$M" --top-k -1
