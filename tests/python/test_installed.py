@@ -5,6 +5,7 @@ system loader's path), no CHARGAN_LIBRARY and no build tree.
 
 Usage: test_installed.py MESON BUILD_DIR"""
 
+import json
 import os
 import shutil
 import subprocess
@@ -37,6 +38,17 @@ def main():
         package, libdir = packages[0], libs[0]
         print("package: " + package)
         print("library: " + libdir)
+        # Under /usr or /usr/local, where this interpreter looks, `import
+        # chargan` must work without PYTHONPATH (meson's default site
+        # directory was lib/python3/dist-packages, not read under /usr/local).
+        r = subprocess.run([meson, "introspect", "--buildoptions", build],
+                           capture_output=True, text=True, check=True)
+        prefix = next(o["value"] for o in json.loads(r.stdout) if o["name"] == "prefix")
+        site_dir = os.path.dirname(package)[len(dest):]
+        on_path = {os.path.realpath(p) for p in sys.path if p}
+        if prefix in ("/usr", "/usr/local") and os.path.realpath(site_dir) not in on_path:
+            fail("installed into %s, which %s does not read (its path: %s)"
+                 % (site_dir, sys.executable, sorted(on_path)))
         installed = sorted(f for f in os.listdir(package) if f.endswith(".py"))
         source = os.path.join(os.path.dirname(__file__), "..", "..", "python", "chargan")
         expected = sorted(f for f in os.listdir(source) if f.endswith(".py"))
