@@ -53,9 +53,11 @@ int cli_parse_double(const char *s, double lo, double hi, int lo_open, int hi_op
     double v = strtod(s, &end);
     if (*end != '\0' || !isfinite(v))
         goto bad;
-    if (errno == ERANGE) {
+    if (errno == ERANGE) { /* out of a double's range, or (below 1e-308) of its precision */
         tiny = fabs(v) < 1.0;
-        goto bad;
+        int zero_in_range = lo < 0.0 || (lo == 0.0 && !lo_open);
+        if (!tiny || !zero_in_range)
+            goto bad;
     }
     if (v < lo || v > hi || (lo_open && v == lo) || (hi_open && v == hi))
         goto bad;

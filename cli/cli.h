@@ -43,7 +43,8 @@ enum cli_output { CLI_OUTPUT_RENAMED, CLI_OUTPUT_IN_PLACE };
  * and for a renamed output anything but a regular file. */
 int cli_check_output(const char *path, const char *what, enum cli_output how);
 /* Nonzero if both paths are the same string, name the same existing file,
- * or, neither existing, the same name in the same directory. */
+ * or, neither existing, the same name in the same directory ("-", standard
+ * input, is no file: only "-" itself is the same). */
 int cli_same_file(const char *a, const char *b);
 
 /* Flushes standard output; if it could not be written (a full disk, a

@@ -179,6 +179,8 @@ int cli_same_file(const char *a, const char *b)
 {
     if (strcmp(a, b) == 0)
         return 1;
+    if (strcmp(a, "-") == 0 || strcmp(b, "-") == 0) /* standard input, not a file "-" */
+        return 0;
     struct stat sa, sb;
     int has_a = stat(a, &sa) == 0, has_b = stat(b, &sb) == 0;
     if (has_a || has_b)

@@ -807,8 +807,10 @@ CHARGAN_API chargan_status chargan_trainer_global_step(const chargan_trainer *tr
  *  file intact (or the complete new one, when only the final sync of the
  *  directory failed).  A process killed during the save leaves the previous
  *  file intact and a stray PATH.tmp-XXXXXX beside it.  A file replaced
- *  keeps its permission bits; a new one gets 0666 less the umask, as any
- *  file the process creates (so do all saves).  Errors: also
+ *  keeps its permission bits where it keeps its owner and group (the
+ *  saver's, or given back by a saver that may, as root); a new one gets
+ *  0666 less the umask, as any file the process creates (so do all saves).
+ *  Errors: also
  *  CHARGAN_E_INVALID, CHARGAN_E_NOMEM. */
 CHARGAN_API chargan_status chargan_trainer_save(chargan_trainer *tr, const char *path);
 /** Restores a trainer from a checkpoint; the resumed run continues bitwise

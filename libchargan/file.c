@@ -103,6 +103,19 @@ static int create_temporary(char *tmp)
     return -1; /* errno is EEXIST */
 }
 
+/* Whether the temporary fd can take over a replaced file's permissions:
+ * only with the file's owner and group (given back to it where the saver
+ * may, as root may), since its bits without them could lock out the old
+ * owner or group (0600 of another user's file, say). */
+static bool takes_owner(int fd, const struct stat *old)
+{
+    struct stat now;
+    if (fchown(fd, old->st_uid, old->st_gid) != 0) {
+        /* not permitted: the new file stays the saver's, with the umask's mode */
+    }
+    return fstat(fd, &now) == 0 && now.st_uid == old->st_uid && now.st_gid == old->st_gid;
+}
+
 chargan_status cg_write_file_atomic(cg_error *err, const char *path, const void *data, size_t size)
 {
     /* The rename would replace whatever is at path: a device (/dev/null,
@@ -131,8 +144,9 @@ chargan_status cg_write_file_atomic(cg_error *err, const char *path, const void 
     }
     chargan_status st = CHARGAN_OK;
     /* A file replaced keeps its permissions (a private checkpoint stays
-     * private); a new one gets 0666 less the umask. */
-    if (replacing && (io_inject() || fchmod(fd, sb.st_mode & 0777) != 0))
+     * private) where it keeps its owner and group; a new one gets 0666 less
+     * the umask. */
+    if (replacing && takes_owner(fd, &sb) && (io_inject() || fchmod(fd, sb.st_mode & 0777) != 0))
         st = io_fail(err, "cannot set the permissions of", tmp);
     const uint8_t *p = data;
     size_t left = st == CHARGAN_OK ? size : 0;

@@ -759,6 +759,15 @@ START_TEST(saved_files_follow_the_umask)
         ck_assert_int_eq(stat(path, &sb), 0);
         ck_assert_uint_eq(sb.st_mode & 0777, kept[i]);
     }
+    /* with its owner and group, where the saver may give them back (root):
+     * 0600 alone would lock the owner out of a file now root's */
+    if (geteuid() == 0) {
+        ck_assert_int_eq(chown(path, 65534, 65534), 0);
+        ck_assert_int_eq(chmod(path, 0600), 0);
+        ck_assert_int_eq(chargan_model_save(g, path), CHARGAN_OK);
+        ck_assert_int_eq(stat(path, &sb), 0);
+        ck_assert(sb.st_uid == 65534 && sb.st_gid == 65534 && (sb.st_mode & 0777) == 0600);
+    }
     ck_assert_int_eq(count_temporaries(), 0);
     chargan_model_free(g);
 }

@@ -129,6 +129,8 @@ expect_error 2 "--temperature" "$CHARGAN" sample "$M" --temperature -1
 # above 0, but not as a double: the message says why it is refused
 expect_error 2 "(this one is too close to 0 to hold), got '1e-320'" \
     "$CHARGAN" sample "$M" --temperature 1e-320
+# where 0 is in range, such a number is as good as 0
+expect_ok "$CHARGAN" train "$C" -o "$TMP/g.ckpt" $TINY --steps 1 --gan reinforce --gamma 1e-310
 expect_error 2 "--top-p" "$CHARGAN" sample "$M" --top-p 0
 expect_error 2 "--top-p" "$CHARGAN" sample "$M" --top-p 1.01
 expect_error 2 "--top-k" "$CHARGAN" sample "$M" --top-k -1

@@ -106,6 +106,10 @@ if ! command -v gnuplot >/dev/null 2>&1; then
     echo "gnuplot not installed (Debian: gnuplot-nox): the image checks are skipped"
     exit 77
 fi
+# "-" is standard input; "./-" is a file of that name, not the log read
+(cd "$TMP" && expect_ok "$CHARGAN" plot - -o ./- <"$LOG") || fail "plot - -o ./- was refused"
+[ -s "$TMP/-" ] || fail "plot - -o ./- wrote no image"
+rm -f "$TMP/-"
 is_png() { # the 8-byte PNG signature, then an IHDR of the given size
     [ "$(od -An -tx1 -N8 "$1" | tr -d ' \n')" = 89504e470d0a1a0a ] || return 1
     [ "$(od -An -tu1 -j16 -N8 "$1" | tr -s ' ' | sed 's/^ //')" = "$2" ]

@@ -27,6 +27,14 @@ def main():
                            capture_output=True, text=True)
         if r.returncode != 0:
             fail("meson install failed:\n" + r.stdout + r.stderr)
+        # Packagers split an install by tags: the package is python-runtime.
+        tagged = os.path.join(tmp, "tagged")
+        r = subprocess.run([meson, "install", "-C", build, "--no-rebuild", "--destdir", tagged,
+                            "--tags", "python-runtime"], capture_output=True, text=True)
+        if r.returncode != 0 or not any("__init__.py" in files and os.path.basename(root) ==
+                                        "chargan" for root, _, files in os.walk(tagged)):
+            fail("meson install --tags python-runtime installed no package:\n" + r.stdout +
+                 r.stderr)
         packages, libs = [], []
         for root, dirs, files in os.walk(dest):
             if os.path.basename(root) == "chargan" and "__init__.py" in files:
