@@ -104,16 +104,14 @@ static int create_temporary(char *tmp)
 }
 
 /* Whether the temporary fd can take over a replaced file's permissions:
- * only with the file's owner and group (given back to it where the saver
- * may, as root may), since its bits without them could lock out the old
- * owner or group (0600 of another user's file, say). */
+ * only with the file's owner and group, since its bits without them could
+ * lock out the old owner or group (0600 of another user's file, say).
+ * fchown gives them back where the saver may (its own, a group it is in,
+ * anything for root) and fails elsewhere: then the file stays the saver's,
+ * with the umask's mode. */
 static bool takes_owner(int fd, const struct stat *old)
 {
-    struct stat now;
-    if (fchown(fd, old->st_uid, old->st_gid) != 0) {
-        /* not permitted: the new file stays the saver's, with the umask's mode */
-    }
-    return fstat(fd, &now) == 0 && now.st_uid == old->st_uid && now.st_gid == old->st_gid;
+    return fchown(fd, old->st_uid, old->st_gid) == 0;
 }
 
 chargan_status cg_write_file_atomic(cg_error *err, const char *path, const void *data, size_t size)

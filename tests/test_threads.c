@@ -413,6 +413,17 @@ START_TEST(everything_at_once)
 END_TEST
 
 /* A trainer of tc around a small generator (V 40, E 6, H 10, Z 3). */
+/* The defaults but for the batch, window length and threads of a test. */
+static chargan_trainer_config small_config(uint32_t batch, uint32_t seq_len, uint32_t threads)
+{
+    chargan_trainer_config tc;
+    chargan_trainer_config_init(&tc);
+    tc.batch = batch;
+    tc.seq_len = seq_len;
+    tc.threads = threads;
+    return tc;
+}
+
 static chargan_trainer *small_trainer(const chargan_trainer_config *tc)
 {
     chargan_model_config c;
@@ -435,12 +446,8 @@ START_TEST(sharded_mle_matches_one_thread)
 {
     float loss[2][6];
     for (int v = 0; v < 2; v++) {
-        chargan_trainer_config tc;
-        chargan_trainer_config_init(&tc);
-        tc.batch = 7;
-        tc.seq_len = 10;
+        chargan_trainer_config tc = small_config(7, 10, v ? 3 : 1);
         tc.seed = 9;
-        tc.threads = v ? 3 : 1;
         chargan_trainer *tr = small_trainer(&tc);
         ck_assert_int_eq(chargan_trainer_set_corpus_text(tr, text, sizeof text - 1), CHARGAN_OK);
         for (int i = 0; i < 6; i++)
@@ -706,11 +713,7 @@ static chargan_status pretrain_while_asked(stop_race *r, uint64_t steps)
  * report reported, and the trainer goes on afterwards. */
 START_TEST(request_stop_from_another_thread)
 {
-    chargan_trainer_config tc;
-    chargan_trainer_config_init(&tc);
-    tc.batch = 4;
-    tc.seq_len = 8;
-    tc.threads = 2;
+    chargan_trainer_config tc = small_config(4, 8, 2);
     tc.report_every = 50;
     chargan_trainer *tr = small_trainer(&tc);
     ck_assert_int_eq(chargan_trainer_set_corpus_text(tr, text, strlen(text)), CHARGAN_OK);
@@ -741,10 +744,7 @@ START_TEST(request_stop_during_the_final_validation)
     ck_assert_ptr_nonnull(big);
     for (size_t i = 0; i < n; i += sizeof text - 1)
         memcpy(big + i, text, sizeof text - 1);
-    chargan_trainer_config tc;
-    chargan_trainer_config_init(&tc);
-    tc.batch = 4;
-    tc.seq_len = 8;
+    chargan_trainer_config tc = small_config(4, 8, 1);
     tc.report_every = 1;
     tc.val_fraction = 0.5f;
     chargan_trainer *tr = small_trainer(&tc);
@@ -770,11 +770,7 @@ extern int openblas_get_num_threads(void) __attribute__((weak));
 
 static int blas_threads_after_trainer(uint32_t threads, uint32_t batch)
 {
-    chargan_trainer_config tc;
-    chargan_trainer_config_init(&tc);
-    tc.batch = batch;
-    tc.seq_len = 8;
-    tc.threads = threads;
+    chargan_trainer_config tc = small_config(batch, 8, threads);
     chargan_trainer *tr = small_trainer(&tc);
     int n = openblas_get_num_threads();
     chargan_trainer_free(tr);

@@ -264,8 +264,7 @@ _PATH_ARGUMENT = {
 
 def _last_errno():
     """chargan_last_errno(), None from a library without it (before node 0.4)."""
-    f = _raw.chargan_last_errno
-    return None if isinstance(f, _Unsupported) else f()
+    return _raw.chargan_last_errno() if has("chargan_last_errno") else None
 
 
 def _checker(handle_error=None, path_argument=None):
@@ -448,6 +447,11 @@ class _Functions:
 
 _raw = _Functions(checked=False)   # plain calls: last_error, free, accessors
 _F = _Functions(checked=True)      # status functions raise on failure
+
+
+def has(name):
+    """Whether the loaded library exports name (an OPTIONAL function)."""
+    return not isinstance(getattr(_raw, name), _Unsupported)
 
 _missing = [name for name in _PROTOTYPES if name not in OPTIONAL and not hasattr(lib, name)]
 if _missing:

@@ -62,7 +62,7 @@ class _SigintWatcher:
     def get(cls):
         """The process's watcher, or None where none can run (a library
         without the call, no thread or pipe to be had)."""
-        if not hasattr(_ffi.lib, "chargan_trainer_request_stop"):
+        if not _ffi.has("chargan_trainer_request_stop"):
             return None
         with cls._creating:
             w = cls._instance
