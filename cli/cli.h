@@ -145,6 +145,8 @@ typedef struct cli_progress_settings {
     int tty;               /* draw a bar with \r (else plain log lines) */
     uint64_t log_every;    /* steps between plain log lines and JSONL records */
     FILE *jsonl;           /* one JSON object per report, or NULL */
+    int jsonl_replace;     /* jsonl still holds an earlier run's records: emptied
+                            * by the first record (or cli_progress_log_start) */
     double deadline;       /* cli_now() value at which to stop, or 0 for none */
 } cli_progress_settings;
 
@@ -163,6 +165,10 @@ void cli_progress_end_phase(cli_progress *pr);
 /* Writes a final JSONL record for the end-of-run evaluation. */
 void cli_progress_log_eval(cli_progress *pr, uint64_t global_step, double val_nll,
                            double val_bpc);
+/* Empties a log that jsonl_replace says holds an earlier run's records, if
+ * this run has not yet: a run that saves a model owns its log, even with no
+ * record in it.  Called by the record writers before their first record. */
+void cli_progress_log_start(cli_progress *pr);
 /* The errno of the first failed write to the JSONL log, or 0. */
 int cli_progress_log_errno(const cli_progress *pr);
 /* The latest validation figures a report carried: 1, or 0 if none did. */

@@ -11,6 +11,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,8 +118,24 @@ static chargan_status run_call(chargan_trainer *tr, chargan_phase phase, uint64_
     }
 }
 
+/* fopen(path, "w") but for the truncation, left to cli_progress_log_start. */
+static FILE *open_log_for_replacing(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0)
+        return NULL;
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        int err = errno;
+        close(fd);
+        errno = err;
+    }
+    return f;
+}
+
 static int save_model(train_ctx *c, const char *why)
 {
+    cli_progress_log_start(c->pr); /* the saved model's log is this run's */
     chargan_status st = chargan_trainer_save(c->tr, c->a->output);
     if (st != CHARGAN_OK) {
         cli_lib_error(st, "cannot save %s '%s'", why, c->a->output);
@@ -682,11 +699,12 @@ int cli_cmd_train(int argc, char **argv)
     }
     free(text);
     text = NULL;
-    /* The log is opened (and a fresh one emptied) only now that the
-     * corpus and the settings are known to be good: a run refused for
-     * either must not destroy the log of an earlier one. */
+    /* The log is opened only now that the corpus and the settings are
+     * known to be good, and a fresh run's is emptied only at its first
+     * record or save (cli_progress_log_start): a run refused, or stopped
+     * before its first step, leaves an earlier run's log as it was. */
     if (a.log_path && rank0) {
-        log = fopen(a.log_path, a.resume ? "a" : "w");
+        log = a.resume ? fopen(a.log_path, "a") : open_log_for_replacing(a.log_path);
         if (!log) {
             cli_error("cannot open log '%s': %s", a.log_path, strerror(errno));
             goto out;
@@ -699,6 +717,7 @@ int cli_cmd_train(int argc, char **argv)
     ps.tty = isatty(STDERR_FILENO) && !(term && strcmp(term, "dumb") == 0);
     ps.log_every = a.report_every;
     ps.jsonl = log;
+    ps.jsonl_replace = log && !a.resume;
     ps.deadline = a.time_s > 0 ? cli_now() + a.time_s : 0;
     pr = cli_progress_new(&ps);
     if (!pr) {

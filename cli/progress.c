@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* A field of chargan_progress may be read only if the library's struct has it. */
@@ -226,6 +227,23 @@ static void draw_bar(cli_progress *pr, double now)
     pr->last_draw = now;
 }
 
+void cli_progress_log_start(cli_progress *pr)
+{
+    if (!pr->s.jsonl || !pr->s.jsonl_replace)
+        return;
+    pr->s.jsonl_replace = 0;
+    /* Only a regular file has records to drop: a pipe or a terminal
+     * given as the log has none, and cannot be truncated. */
+    struct stat sb;
+    int fd = fileno(pr->s.jsonl);
+    if (fstat(fd, &sb) == 0 && !S_ISREG(sb.st_mode))
+        return;
+    if (fflush(pr->s.jsonl) != 0 || ftruncate(fd, 0) != 0 || fseek(pr->s.jsonl, 0, SEEK_SET) != 0) {
+        if (pr->log_errno == 0)
+            pr->log_errno = errno ? errno : EIO;
+    }
+}
+
 /* Each record reaches the file at once (a crash loses none); the first
  * failure is kept for the end of the run, which reports it. */
 static void log_flush(cli_progress *pr)
@@ -279,6 +297,7 @@ static void report(cli_progress *pr, double now)
     }
     if (pr->s.jsonl) {
         FILE *f = pr->s.jsonl;
+        cli_progress_log_start(pr);
         fprintf(f, "{\"phase\":\"%s\",\"step\":%llu,\"global_step\":%llu",
                 cli_phase_name(pr->phase), (unsigned long long)pr->done,
                 (unsigned long long)pr->global_step);
@@ -379,6 +398,7 @@ void cli_progress_log_eval(cli_progress *pr, uint64_t global_step, double val_nl
     if (!pr->s.jsonl)
         return;
     FILE *f = pr->s.jsonl;
+    cli_progress_log_start(pr);
     fprintf(f, "{\"phase\":\"eval\",\"step\":%llu,\"global_step\":%llu",
             (unsigned long long)global_step, (unsigned long long)global_step);
     json_number(f, "val_nll", val_nll);

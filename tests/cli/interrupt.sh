@@ -87,4 +87,50 @@ grep -q "interrupted while reading corpus '-'" "$TMP/err" ||
 cmp -s "$TMP/term.ckpt" "$TMP/keep.ckpt" ||
     fail "SIGINT while reading stdin: the model was replaced"
 
+# A fresh run stopped before its first step saves nothing and leaves the
+# log of an earlier run as it was (it emptied it).  The signal comes once
+# the corpus is read, while it is tokenised: a large corpus makes that last
+# long enough to land in (/proc/PID/io says when the reading is done).
+if [ -r /proc/$$/io ]; then
+    cp "$SONNETS" "$TMP/big.txt"
+    for _ in 1 2 3 4 5 6 7 8 9; do
+        cat "$TMP/big.txt" "$TMP/big.txt" >"$TMP/big2.txt" && mv "$TMP/big2.txt" "$TMP/big.txt"
+    done
+    size=$(wc -c <"$TMP/big.txt")
+    echo '{"phase":"mle","step":9}' >"$TMP/early.jsonl"
+    cp "$TMP/early.jsonl" "$TMP/early.want"
+    stopped_early=0
+    for _ in 1 2 3; do
+        rm -f "$TMP/early.ckpt"
+        # in the background without timeout: sh leaves SIGTERM to it
+        "$CHARGAN" train "$TMP/big.txt" -o "$TMP/early.ckpt" $TINY --steps 5 \
+            --log "$TMP/early.jsonl" >"$TMP/out" 2>"$TMP/err" &
+        pid=$!
+        until [ "$(sed -n 's/^rchar: //p' "/proc/$pid/io" 2>/dev/null || echo "$size")" -ge "$size" ]; do
+            sleep 0.005
+        done
+        kill -s TERM "$pid"
+        wait "$pid"
+        status=$?
+        [ "$status" -eq 143 ] || { show; fail "SIGTERM while tokenising: exit status $status"; }
+        if grep -q "interrupted before the first step; nothing saved" "$TMP/err"; then
+            [ -e "$TMP/early.ckpt" ] && fail "stopped before the first step: a model was saved"
+            cmp -s "$TMP/early.jsonl" "$TMP/early.want" ||
+                fail "stopped before the first step: the earlier log was changed"
+            stopped_early=1
+            break
+        fi
+        # too late (a step was taken): the log is this run's; try again
+    done
+    [ "$stopped_early" -eq 1 ] || { show; fail "no run stopped before its first step"; }
+fi
+
+# A run that saves a model owns its log even with no record in it: one out
+# of time before its first step saves the untrained model and empties it.
+echo '{"phase":"mle","step":9}' >"$TMP/none.jsonl"
+expect_ok "$CHARGAN" train "$C" -o "$TMP/none.ckpt" $TINY --steps 5 --time 0.000001 \
+    --val-fraction 0 --log "$TMP/none.jsonl"
+[ "$(value steps "$TMP/out")" = 0 ] || { show; fail "--time 0.000001: steps taken"; }
+[ -s "$TMP/none.jsonl" ] && fail "a saved run left an earlier run's log"
+
 echo "ok"
