@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -175,6 +176,34 @@ static int same_inode(const struct stat *a, const struct stat *b)
     return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
 }
 
+/* Where a file opened for writing at path would be created: path, or what
+ * a dangling symbolic link there points to (through further links, relative
+ * targets taken from the link's directory).  A copy to free; NULL if out of
+ * memory. */
+static char *creation_path(const char *path)
+{
+    char *p = strdup(path);
+    for (int hops = 0; p && hops < 40; hops++) {
+        struct stat sb;
+        char target[PATH_MAX];
+        ssize_t n;
+        if (lstat(p, &sb) != 0 || !S_ISLNK(sb.st_mode) ||
+            (n = readlink(p, target, sizeof target - 1)) <= 0)
+            break;
+        const char *slash = strrchr(p, '/');
+        size_t dir_len = target[0] == '/' || !slash ? 0 : (size_t)(slash - p) + 1;
+        char *next = malloc(dir_len + (size_t)n + 1);
+        if (next) {
+            memcpy(next, p, dir_len);
+            memcpy(next + dir_len, target, (size_t)n);
+            next[dir_len + (size_t)n] = '\0';
+        }
+        free(p);
+        p = next;
+    }
+    return p;
+}
+
 int cli_same_file(const char *a, const char *b)
 {
     if (strcmp(a, b) == 0)
@@ -186,13 +215,18 @@ int cli_same_file(const char *a, const char *b)
     if (has_a || has_b)
         return has_a && has_b && same_inode(&sa, &sb);
     /* Neither exists yet (two outputs): the same name in the same
-     * directory, however spelt ("y.ckpt", "./y.ckpt", "d/../y.ckpt"). */
+     * directory, however spelt ("y.ckpt", "./y.ckpt", "d/../y.ckpt"), or
+     * reached through a link to where one will be made. */
+    char *path_a = creation_path(a), *path_b = creation_path(b);
     const char *dir_a, *name_a, *dir_b, *name_b;
-    char *copy_a = split_path(a, &dir_a, &name_a), *copy_b = split_path(b, &dir_b, &name_b);
+    char *copy_a = path_a ? split_path(path_a, &dir_a, &name_a) : NULL;
+    char *copy_b = path_b ? split_path(path_b, &dir_b, &name_b) : NULL;
     int same = copy_a && copy_b && strcmp(name_a, name_b) == 0 && stat(dir_a, &sa) == 0 &&
                stat(dir_b, &sb) == 0 && same_inode(&sa, &sb);
     free(copy_a);
     free(copy_b);
+    free(path_a);
+    free(path_b);
     return same;
 }
 

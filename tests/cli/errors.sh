@@ -51,6 +51,16 @@ expect_error 1 "the model (-o) and the log (--log) are the same file" \
 expect_error 1 "the model (-o) and the log (--log) are the same file" \
     "$CHARGAN" train "$C" -o "$M" --log "$(dirname "$M")/./$(basename "$M")" $TINY --steps 2
 [ -e "$M" ] && fail "a refused train wrote a model"
+# Or through a link that points where the model will be made (the log,
+# written through it, was lost to the model's save).
+ln -s "$(basename "$M")" "$TMP/to-model"
+expect_error 1 "the model (-o) and the log (--log) are the same file" \
+    "$CHARGAN" train "$C" -o "$M" --log "$TMP/to-model" $TINY --steps 2
+ln -s "$TMP/to-model" "$TMP/to-link"
+expect_error 1 "the model (-o) and the log (--log) are the same file" \
+    "$CHARGAN" train "$C" -o "$TMP/./$(basename "$M")" --log "$TMP/to-link" $TINY --steps 2
+[ -e "$M" ] && fail "a refused train wrote a model"
+rm "$TMP/to-model" "$TMP/to-link"
 # A train refused for its corpus leaves the log of an earlier run alone.
 printf 'earlier run\n' >"$TMP/kept.jsonl"
 printf 'a' >"$TMP/one.txt"
