@@ -13,7 +13,9 @@
 # bench/README.md), and both run in the environment of scripts/bench_env.sh
 # (OpenBLAS's kernels and threads set alike).  Results land in $OUT_DIR
 # (default bench-out/): chargan.json, peer.json, table.md, each side's log
-# (chargan.log, peer.log) and core_latency.log.
+# (chargan.log, peer.log), core_latency.log and fma_peak.json (the CPU's
+# vector-FMA ceiling, bench/fma_peak.c, measured on the idle machine before
+# the sides).
 set -euo pipefail
 # Both sides run in the repository's root: a relative --corpus that names a
 # file from where the script was started is made absolute (one that does not
@@ -63,10 +65,11 @@ run_side() { # NAME COMMAND...
     "$@" 2>&1 >"$OUT_DIR/$name.out" | tee "$OUT_DIR/$name.log" >&2
     tail -n 1 "$OUT_DIR/$name.out" > "$OUT_DIR/$name.json"
 }
+"$BUILD_DIR/bench/fma_peak" --threads "$threads" > "$OUT_DIR/fma_peak.json" || : > "$OUT_DIR/fma_peak.json"
 latency "before libchargan"
 run_side chargan "$BUILD_DIR/bench/chargan_bench" --threads 2 --seed 1234 "$@"
 latency "between"
 run_side peer /usr/bin/python3 "$PEER" --threads 2 --seed 1234 "$@"
 latency "after the peer"
 /usr/bin/python3 scripts/bench_table.py "$OUT_DIR/chargan.json" "$OUT_DIR/peer.json" \
-    "$OUT_DIR/peer.log" "$OUT_DIR/core_latency.log" | tee "$OUT_DIR/table.md"
+    "$OUT_DIR/peer.log" "$OUT_DIR/core_latency.log" "$OUT_DIR/fma_peak.json" | tee "$OUT_DIR/table.md"

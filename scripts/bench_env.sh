@@ -2,7 +2,7 @@
 # libchargan's chargan_bench and the PyTorch peer under the same conditions.
 #
 # chargan_bench_prepare BUILD_DIR THREADS: installs what both sides need,
-# builds chargan_bench and core_latency (release, OpenBLAS) in BUILD_DIR,
+# builds chargan_bench, core_latency and fma_peak (release, OpenBLAS) in BUILD_DIR,
 # and exports the environment both processes run in:
 # - OPENBLAS_CORETYPE=SkylakeX on AVX-512 machines: OpenBLAS 0.3.21 picks its
 #   AVX2 kernels there otherwise, and the peer's torch uses the same library;
@@ -20,7 +20,7 @@ chargan_bench_prepare() {
     if [ ! -d "$1" ]; then
         meson setup "$1" -Dbuildtype=release -Dblas=openblas -Dtests=disabled >&2
     fi
-    ninja -C "$1" bench/chargan_bench bench/core_latency >&2
+    ninja -C "$1" bench/chargan_bench bench/core_latency bench/fma_peak >&2
     if [ -z "${OPENBLAS_CORETYPE:-}" ] && grep -qw avx512f /proc/cpuinfo; then
         export OPENBLAS_CORETYPE=SkylakeX
     fi

@@ -2,10 +2,12 @@
 """Prints the side-by-side table of scripts/bench.sh from the two JSON lines:
 libchargan's (bench/chargan_bench.c) and the PyTorch peer's.
 
-usage: bench_table.py CHARGAN_JSON PEER_JSON [PEER_LOG [CORE_LATENCY_LOG]]
+usage: bench_table.py CHARGAN_JSON PEER_JSON [PEER_LOG [CORE_LATENCY_LOG [FMA_PEAK_JSON]]]
 With the peer's log, a second table compares with the peer's fastest
 repetition of each timed section; with core_latency's log (scripts/bench.sh),
-the round trips between the two CPUs around the runs."""
+the round trips between the two CPUs around the runs; with fma_peak's JSON
+(bench/fma_peak.c), the training's share of the CPU's vector-FMA peak and the
+most an MLE ratio could reach at that peak."""
 import json
 import re
 import statistics
@@ -15,6 +17,12 @@ ours = json.load(open(sys.argv[1]))
 peer = json.load(open(sys.argv[2]))
 peer_log = sys.argv[3] if len(sys.argv) > 3 else None
 latency_log = sys.argv[4] if len(sys.argv) > 4 else None
+peak = {}
+if len(sys.argv) > 5:
+    try:  # empty where fma_peak could not run
+        peak = json.load(open(sys.argv[5]))
+    except ValueError:
+        pass
 
 # Both sides must have measured the same shapes (scripts/bench.sh gives its
 # options to both); older JSON without these keys ran the defaults.
@@ -61,6 +69,14 @@ if g and s:
     print(f"\nTraining at E=64 H=256 runs at {g:.1f} GFLOP/s, {100 * g / s:.0f}% of this machine's "
           f"{ours.get('threads', 2)}-thread sgemm rate ({s:.1f} GFLOP/s at 1024^3; {ours.get('sgemm_gflops_step_shape', 0):.1f} "
           f"at the step's {ours.get('batch', 32) * ours.get('seq', 64)}x1024x256); target >= 50%.")
+p, cps, peer_cps = peak.get("fma_peak_gflops"), ours.get("mle_cps_E64_H256"), peer.get("mle_cps_E64_H256")
+if g and p and cps and peer_cps:
+    # the issue's FLOPs per character, as chargan_bench counted them
+    flops_per_char = g * 1e9 / cps
+    print(f"The CPU's {peak.get('fma_isa')} FMA peak on {peak.get('threads')} threads is {p:.1f} "
+          f"GFLOP/s (bench/fma_peak): the training runs at {100 * g / p:.0f}% of it. At the peak "
+          f"itself it would train {p * 1e9 / flops_per_char:,.0f} chars/s, "
+          f"{p * 1e9 / flops_per_char / peer_cps:.2f}x this peer at E=64 H=256.")
 
 # The peer's log lines that carry repetitions, by the JSON key they feed; a
 # section redone after contention is logged twice and the JSON holds the last.
