@@ -92,10 +92,14 @@ static int by_value_desc(const void *a, const void *b)
     return i < j ? -1 : i > j; /* ties by id: deterministic */
 }
 
-static int32_t draw_from(const float *p, int V, float total, cg_rng *rng)
+/* Sums and the uniform in double: in float, a weight below half an ulp of
+ * the running sum (6e-8 of the largest, a logit gap of 16.6 T nats) left the
+ * sum unchanged, so such ids were never drawn and their mass fell through to
+ * the last id (with 24-bit uniforms, too coarse for them anyway). */
+static int32_t draw_from(const float *p, int V, double total, cg_rng *rng)
 {
-    float u = cg_rng_uniform(rng) * total;
-    float acc = 0.0f;
+    double u = cg_rng_uniform_open(rng) * total;
+    double acc = 0.0;
     int32_t last = -1;
     for (int i = 0; i < V; i++) {
         if (p[i] <= 0.0f)
@@ -117,11 +121,11 @@ int32_t cg_sampler_draw(cg_sampler *s, const float *logits, cg_rng *rng)
         p[i] = 0.0f;
     const int n = V - first;
     memcpy(p + first, logits + first, (size_t)n * sizeof(float));
-    float total = (float)cg_exp_shifted(p + first, (size_t)n, cg_row_max(p + first, (size_t)n),
-                                        s->inv_temperature);
+    double total = cg_exp_shifted(p + first, (size_t)n, cg_row_max(p + first, (size_t)n),
+                                  s->inv_temperature);
     /* Shifted by the maximum, finite logits sum to about 1 or more; NaN or
      * an infinity among them makes the sum NaN. */
-    if (!(total > 0.0f && total <= FLT_MAX))
+    if (!(total > 0.0 && total <= FLT_MAX))
         s->not_finite = true;
     if (!s->order)
         return draw_from(p, V, total, rng);
@@ -135,7 +139,7 @@ int32_t cg_sampler_draw(cg_sampler *s, const float *logits, cg_rng *rng)
         keep = (int)s->top_k;
     if (s->top_p < 1.0f) {
         /* the smallest prefix of the sorted distribution with mass >= top_p */
-        float acc = 0.0f, need = s->top_p * total;
+        double acc = 0.0, need = s->top_p * total;
         for (int i = 0; i < keep; i++) {
             acc += p[s->order[i]];
             if (acc >= need) {
@@ -144,7 +148,7 @@ int32_t cg_sampler_draw(cg_sampler *s, const float *logits, cg_rng *rng)
             }
         }
     }
-    total = 0.0f;
+    total = 0.0;
     for (int i = keep; i < n; i++)
         p[s->order[i]] = 0.0f;
     for (int i = 0; i < keep; i++)

@@ -375,6 +375,41 @@ START_TEST(wide_rows_match_the_distribution)
 }
 END_TEST
 
+START_TEST(unlikely_ids_keep_their_own_probability)
+{
+    /* One likely id and 2000 whose weight (5.9e-8 of its) is below half an
+     * ulp of 1 in float: each is drawn with its own small probability (the
+     * tail 1.2e-4 in all), not lumped onto the last id, which a float
+     * running sum did (it never grew past the likely id's weight).  The
+     * sorted draws of top-k and top-p end in the same code. */
+    enum { V = 2003, LIKELY = CHARGAN_NUM_RESERVED_IDS, N = 200000 };
+    static float logits[V];
+    static int counts[V];
+    const float tail = logf(5.9e-8f);
+    for (int v = 0; v < V; v++)
+        logits[v] = v == LIKELY ? 0.0f : tail;
+    chargan_sample_options o;
+    chargan_sample_options_init(&o);
+    cg_sampler sampler;
+    cg_error err;
+    ck_assert_int_eq(cg_sampler_init(&sampler, &err, V, &o), CHARGAN_OK);
+    cg_rng rng;
+    cg_rng_seed(&rng, 3);
+    for (int i = 0; i < N; i++)
+        counts[cg_sampler_draw(&sampler, logits, &rng)]++;
+    cg_sampler_free(&sampler);
+    int tail_draws = 0, ids_drawn = 0;
+    for (int v = LIKELY + 1; v < V; v++) {
+        tail_draws += counts[v];
+        ids_drawn += counts[v] > 0;
+    }
+    /* expected: 23.6 tail draws, on about as many ids; 0.012 of the last */
+    ck_assert_msg(tail_draws >= 8 && tail_draws <= 45, "%d tail draws", tail_draws);
+    ck_assert_msg(ids_drawn >= tail_draws - 2, "%d tail draws on %d ids", tail_draws, ids_drawn);
+    ck_assert_msg(counts[V - 1] <= 2, "the last id drawn %d times", counts[V - 1]);
+}
+END_TEST
+
 START_TEST(gumbel_max_draws_from_the_softmax)
 {
     /* The argmax of logits + Gumbel noise is a draw from softmax(logits),
@@ -965,6 +1000,7 @@ static Suite *sample_suite(void)
     tc = tcase_create("distribution");
     tcase_add_test(tc, frequencies_match_the_distribution);
     tcase_add_test(tc, wide_rows_match_the_distribution);
+    tcase_add_test(tc, unlikely_ids_keep_their_own_probability);
     tcase_add_test(tc, gumbel_max_draws_from_the_softmax);
     tcase_add_test(tc, reserved_ids_never_sampled_unless_allowed);
     suite_add_tcase(s, tc);
