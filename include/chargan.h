@@ -875,8 +875,11 @@ CHARGAN_API chargan_status chargan_trainer_mpi_rank(const chargan_trainer *tr, i
 
 /** NLL of one long id stream (nats/token): the stream is cut into n_streams
  *  contiguous parts that are read in parallel, the state carried across the
- *  whole part (every id but each part's first is predicted), from a zero noise
- *  vector.  The way char-RNN work reports held-out bits per character.
+ *  whole part, from a zero noise vector.  With L = (n - 1) / n_streams, part s
+ *  reads ids[s L] to ids[s L + L - 1] and predicts the id after each, so
+ *  ids[1] to ids[n_streams L] are each predicted once (a part starts at the
+ *  id its predecessor predicted last; the rest of the division is left out).
+ *  The way char-RNN work reports held-out bits per character.
  *  Generator only.  Errors: CHARGAN_E_INVALID (n < 2 * n_streams),
  *  CHARGAN_E_RANGE (id outside the vocabulary), CHARGAN_E_NOMEM,
  *  CHARGAN_E_NUMERIC (not finite, as chargan_model_nll()). */
