@@ -24,7 +24,7 @@ void cli_lib_error(chargan_status st, const char *fmt, ...)
 {
     /* Copy the message first: nothing below may overwrite it, but the copy
      * keeps that true if this function ever grows a library call. */
-    char msg[512];
+    char msg[1024]; /* a library message is at most 1023 bytes (chargan.h) */
     const char *last = chargan_last_error();
     snprintf(msg, sizeof msg, "%s", (last && *last) ? last : chargan_strerror(st));
     va_list ap;

@@ -136,7 +136,9 @@ CHARGAN_API const char *chargan_strerror(chargan_status status);
 /** The message of the calling thread's most recent failure in any chargan_
  *  function ("" if none).  Thread-local storage owned by the library: never
  *  NULL, never freed by the caller, valid until the thread's next failing
- *  call.  Thread-safe (each thread sees its own); cannot fail. */
+ *  call.  Thread-safe (each thread sees its own); cannot fail.  A message (this
+ *  one or a handle's) is UTF-8 where the paths in it are, and at most 1023
+ *  bytes: a longer one keeps its start and its end (the cause) around "...". */
 CHARGAN_API const char *chargan_last_error(void);
 
 /** The errno value behind the calling thread's most recent failure when

@@ -41,10 +41,58 @@ const char *cg_thread_error(void)
     return thread_msg;
 }
 
+/* The room formatted in before eliding: two paths of PATH_MAX and words. */
+enum { FULL_MAX = 8 * CG_ERRMSG_MAX, TAIL_KEEP = CG_ERRMSG_MAX / 3 };
+
+static bool utf8_continuation(char c)
+{
+    return ((unsigned char)c & 0xC0) == 0x80;
+}
+
+/* len, less the bytes of a character that the end of s[0..len) cuts. */
+static size_t whole_characters(const char *s, size_t len)
+{
+    size_t start = len; /* of the last character */
+    while (start > 0 && utf8_continuation(s[start - 1]))
+        start--;
+    if (start == 0)
+        return len;
+    unsigned char lead = (unsigned char)s[start - 1];
+    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    return len - (start - 1) < need ? start - 1 : len;
+}
+
+/* Copies the n-byte text into buf (CG_ERRMSG_MAX bytes): whole if it fits,
+ * else its start, "...", and its last TAIL_KEEP or so bytes, the cut made
+ * between characters.  A cause at the end of a message about a long path
+ * ("cannot open '...': No such file or directory") survives. */
+static void fit_message(char *buf, const char *text, size_t n)
+{
+    if (n < CG_ERRMSG_MAX) {
+        memcpy(buf, text, n + 1);
+        return;
+    }
+    size_t tail = n - TAIL_KEEP;
+    while (tail < n && utf8_continuation(text[tail]))
+        tail++;
+    size_t head = CG_ERRMSG_MAX - 1 - 3 - (n - tail);
+    while (head > 0 && utf8_continuation(text[head]))
+        head--;
+    memcpy(buf, text, head);
+    memcpy(buf + head, "...", 3);
+    memcpy(buf + head + 3, text + tail, n - tail + 1);
+}
+
 chargan_status cg_vfail(cg_error *err, chargan_status status, const char *fmt, va_list ap)
 {
-    char buf[CG_ERRMSG_MAX];
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    char full[FULL_MAX], buf[CG_ERRMSG_MAX];
+    int n = vsnprintf(full, sizeof full, fmt, ap);
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof full ? (size_t)n : sizeof full - 1;
+    if (n < 0)
+        full[0] = '\0';
+    else if ((size_t)n >= sizeof full) /* cut short: between characters */
+        full[len = whole_characters(full, len)] = '\0';
+    fit_message(buf, full, len);
     memcpy(thread_msg, buf, sizeof buf);
     if (err)
         memcpy(err->msg, buf, sizeof buf);

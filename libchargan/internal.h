@@ -29,7 +29,9 @@
 
 /* ---------------------------------------------------------------- errors (error.c) */
 
-#define CG_ERRMSG_MAX 512
+/* A message longer than this keeps its start and its end (where the cause
+ * is) around a "...", cut at UTF-8 character boundaries. */
+#define CG_ERRMSG_MAX 1024
 
 /* Every handle embeds one; the message of the handle's last failure. */
 typedef struct cg_error {

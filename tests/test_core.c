@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <unistd.h>
 
@@ -48,6 +49,56 @@ START_TEST(fail_sets_handle_and_thread_message)
     cg_fail(NULL, CHARGAN_E_IO, "inner");
     cg_fail_from(&err, CHARGAN_E_IO, "outer: ");
     ck_assert_str_eq(err.msg, "outer: inner");
+}
+END_TEST
+
+/* Whether s is well-formed UTF-8 (a cut message may not split a character). */
+static bool valid_utf8(const char *s)
+{
+    size_t len = strlen(s), off = 0;
+    while (off < len) {
+        uint32_t cp;
+        size_t bad = 0, used = cg_utf8_decode((const uint8_t *)s + off, len - off, &cp, &bad);
+        if (used == 0 || bad)
+            return false;
+        off += used;
+    }
+    return true;
+}
+
+START_TEST(long_messages_keep_their_cause)
+{
+    /* A path longer than a message holds: the message keeps its start and
+     * the system's reason at its end around "...", between characters
+     * (the path of two-byte characters puts every cut inside one). */
+    static char path[3000];
+    strcpy(path, "/nonexistent/");
+    for (size_t n = strlen(path); n + 3 < sizeof path; n += 2)
+        strcat(path, "\xc3\xa9");
+    chargan_model *m = NULL;
+    ck_assert_int_eq(chargan_model_load(path, CHARGAN_GENERATOR, &m), CHARGAN_E_IO);
+    const char *msg = chargan_last_error();
+    char why[128];
+    snprintf(why, sizeof why, "': %s", strerror(ENOENT));
+    ck_assert_uint_lt(strlen(msg), CG_ERRMSG_MAX);
+    ck_assert_uint_gt(strlen(msg), CG_ERRMSG_MAX / 2);
+    ck_assert_msg(strncmp(msg, "cannot open '/nonexistent/\xc3\xa9", 28) == 0, "%.40s", msg);
+    ck_assert_ptr_nonnull(strstr(msg, "..."));
+    ck_assert_str_eq(msg + strlen(msg) - strlen(why), why);
+    ck_assert(valid_utf8(msg));
+    ck_assert_int_eq(chargan_last_errno(), ENOENT);
+    /* Beyond the room formatted in (a message of 20,000 bytes): cut
+     * between characters, then elided the same way. */
+    cg_error err = {{0}};
+    static char huge[20000];
+    memset(huge, 0, sizeof huge);
+    for (size_t n = 0; n + 3 < sizeof huge; n += 3)
+        memcpy(huge + n, "\xe2\x82\xac", 3); /* the euro sign, three bytes */
+    cg_fail(&err, CHARGAN_E_INVALID, "x%s", huge);
+    ck_assert_uint_lt(strlen(err.msg), CG_ERRMSG_MAX);
+    ck_assert_ptr_nonnull(strstr(err.msg, "..."));
+    ck_assert(valid_utf8(err.msg));
+    ck_assert_str_eq(err.msg, chargan_last_error());
 }
 END_TEST
 
@@ -389,6 +440,7 @@ static Suite *core_suite(void)
     tcase_add_test(tc, version_matches_header);
     tcase_add_test(tc, strerror_names_every_status);
     tcase_add_test(tc, fail_sets_handle_and_thread_message);
+    tcase_add_test(tc, long_messages_keep_their_cause);
     tcase_add_test(tc, struct_size_accepts_zero_tail_only);
     tcase_add_test(tc, rng_is_deterministic_and_uniform);
     tcase_add_test(tc, crc32_known_vectors);
