@@ -1259,7 +1259,17 @@ chargan_status chargan_trainer_gan_step(chargan_trainer *tr, float *g_loss, floa
         st = models_ready(tr);
     if (st != CHARGAN_OK)
         return st;
-    return cg_gan_step(tr, g_loss, d_loss);
+    /* A round's generator step can fail after its discriminator steps gave
+     * their loss: outputs are written only on success. */
+    float g, d;
+    st = cg_gan_step(tr, &g, &d);
+    if (st == CHARGAN_OK) {
+        if (g_loss)
+            *g_loss = g;
+        if (d_loss)
+            *d_loss = d;
+    }
+    return st;
 }
 
 static chargan_status gan_phase_step(chargan_trainer *tr, phase_run *r)

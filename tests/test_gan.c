@@ -1123,6 +1123,32 @@ END_TEST
 
 /* ---------------------------------------------------------------- errors */
 
+START_TEST(failed_round_writes_no_loss)
+{
+    /* The generator's update overflows (output weights of +-3e38) after the
+     * round's discriminator step has its loss: the call fails with neither
+     * output written (d_loss was). */
+    const shape s = {4, 8, 1, 0, 0};
+    chargan_trainer_config c = trainer_config(CHARGAN_GAN_REINFORCE, 8, 4, 171);
+    chargan_trainer *tr = make_trainer(&c, 31, s, s, 172);
+    chargan_model *g = chargan_trainer_generator(tr);
+    size_t idx, n;
+    ck_assert_int_eq(chargan_model_param_find(g, "out.w", &idx), CHARGAN_OK);
+    ck_assert_int_eq(chargan_model_param_info(g, idx, NULL, NULL, NULL, &n), CHARGAN_OK);
+    float *w = malloc(n * sizeof *w);
+    ck_assert_ptr_nonnull(w);
+    for (size_t i = 0; i < n; i++)
+        w[i] = i % 2 ? 3e38f : -3e38f;
+    ck_assert_int_eq(chargan_model_param_set(g, idx, w, n), CHARGAN_OK);
+    free(w);
+    float g_loss = -42.0f, d_loss = -42.0f;
+    ck_assert_int_eq(chargan_trainer_gan_step(tr, &g_loss, &d_loss), CHARGAN_E_NUMERIC);
+    ck_assert(g_loss == -42.0f);
+    ck_assert(d_loss == -42.0f);
+    chargan_trainer_free(tr);
+}
+END_TEST
+
 START_TEST(error_paths)
 {
     const shape s = {3, 3, 1, 0, 0};
@@ -1249,6 +1275,7 @@ static Suite *gan_suite(void)
     tcase_add_loop_test(tc, public_calls_between_steps, 0, 2);
     suite_add_tcase(s, tc);
     tc = tcase_create("errors");
+    tcase_add_test(tc, failed_round_writes_no_loss);
     tcase_add_test(tc, error_paths);
     tcase_add_loop_test(tc, allocation_failures, 0, 2);
     suite_add_tcase(s, tc);
