@@ -14,6 +14,17 @@ except ImportError:  # numpy is optional
     _np = None
 
 
+def is_text(values):
+    return isinstance(values, (str, bytes, bytearray, memoryview))
+
+
+def _refuse_text(values, what):
+    """Text is not numbers: numpy would read a bytearray as uint8 ids and a
+    bytes object not at all, and a list() of either as ids again."""
+    if is_text(values):
+        raise TypeError("%s: expected numbers, got %s" % (what, type(values).__name__))
+
+
 def _flatten(values, shape, what):
     """A flat list from a (nested) sequence, checked against shape."""
     if len(shape) == 2:
@@ -22,6 +33,7 @@ def _flatten(values, shape, what):
             raise ValueError("%s: expected %d rows, got %d" % (what, shape[0], len(rows)))
         flat = []
         for i, row in enumerate(rows):
+            _refuse_text(row, "%s row %d" % (what, i))
             row = list(row)
             if len(row) != shape[1]:
                 raise ValueError("%s: row %d has %d values, expected %d"
@@ -39,10 +51,7 @@ def input_buffer(values, ctype, shape, what):
     as contiguous ctype.  shape may contain None for 'any' (a 2-D input's
     row count, say); the actual shape is returned third."""
     np_dtype = {ctypes.c_float: "float32", ctypes.c_int32: "int32"}[ctype]
-    if isinstance(values, (str, bytes, bytearray, memoryview)):
-        # text, not numbers: numpy would read a bytearray as uint8 ids and a
-        # bytes object not at all, and a list() of either as ids again
-        raise TypeError("%s: expected numbers, got %s" % (what, type(values).__name__))
+    _refuse_text(values, what)
     if hasattr(values, "__next__"):
         values = list(values)  # an iterator: read it once
     if _np is not None and not isinstance(values, (list, tuple)):

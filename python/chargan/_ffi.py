@@ -137,6 +137,15 @@ class _Options(Structure):
         ctypes.pointer(other)[0] = self
         return other
 
+    @classmethod
+    def copy_of(cls, given, what):
+        """A copy of given, an instance of this class (ctypes would raise its
+        ArgumentError, not a TypeError, for anything else)."""
+        if not isinstance(given, cls):
+            raise TypeError("%s must be a chargan.%s, not %s"
+                            % (what, cls.__name__, type(given).__name__))
+        return given.copy()
+
     def as_dict(self):
         return {name: getattr(self, name) for name in self.field_names()}
 
@@ -460,7 +469,13 @@ if _missing:
 
 
 def _strerror(status):
-    return (_raw.chargan_strerror(int(status)) or b"").decode("ascii", "replace")
+    # ctypes would keep an int's low bits (2**32 + 3 as 3) and int() would
+    # truncate a float: a status no int holds is one the library does not know
+    status = operator.index(status)
+    lo, hi = _INT_RANGES[c_int]
+    if not lo <= status <= hi:
+        return "unknown status"
+    return (_raw.chargan_strerror(status) or b"").decode("ascii", "replace")
 
 
 errors._strerror = _strerror

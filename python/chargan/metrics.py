@@ -29,13 +29,20 @@ def _scores(max_n, values):
     return {n: values[n - 2] for n in range(2, max_n + 1)}
 
 
+def _scores_buffer(max_n):
+    """Room for the max_n - 1 scores, but no more than a max_n far above the
+    library's (8) asks for: it refuses such a max_n before writing any, and
+    100 million of them cost 763 MiB first."""
+    return (c_double * max(min(max_n - 1, 256), 1))()
+
+
 def bleu(hypotheses, references, max_n=4):
     """Corpus BLEU-2..BLEU-max_n of hypotheses against all references (lists
     of str): {n: score}."""
     max_n = check_int(max_n, c_uint32, "max_n")
     hyp, n_hyp = _texts(hypotheses, "hypotheses")
     ref, n_ref = _texts(references, "references")
-    out = (c_double * max(max_n - 1, 1))()
+    out = _scores_buffer(max_n)
     _F.chargan_bleu(hyp, n_hyp, ref, n_ref, max_n, out)
     return _scores(max_n, out)
 
@@ -44,7 +51,7 @@ def self_bleu(texts, max_n=4):
     """Self-BLEU-2..max_n of texts (each against all the others): {n: score}."""
     max_n = check_int(max_n, c_uint32, "max_n")
     arr, n = _texts(texts, "texts")
-    out = (c_double * max(max_n - 1, 1))()
+    out = _scores_buffer(max_n)
     _F.chargan_self_bleu(arr, n, max_n, out)
     return _scores(max_n, out)
 

@@ -11,7 +11,8 @@ from .tokenizer import Tokenizer
 
 
 def sample_options(options, fields):
-    return (options.copy() if options is not None else SampleOptions()).update(**fields)
+    return (SampleOptions.copy_of(options, "options") if options is not None
+            else SampleOptions()).update(**fields)
 
 
 class Model(Handle):
@@ -37,7 +38,11 @@ class Model(Handle):
         if config is not None and "kind" in fields:
             # the kind chooses the defaults the config was filled with
             raise TypeError("give kind to the ModelConfig, not beside it")
-        cfg = config.copy() if config is not None else ModelConfig(kind=fields.pop("kind", 0))
+        cfg = (ModelConfig.copy_of(config, "config") if config is not None
+               else ModelConfig(kind=fields.pop("kind", 0)))
+        if tokenizer is not None and not isinstance(tokenizer, Tokenizer):
+            raise TypeError("the tokenizer must be a chargan.Tokenizer or None, not %s"
+                            % type(tokenizer).__name__)
         if tokenizer is not None and "vocab_size" not in fields and cfg.vocab_size == 0:
             fields["vocab_size"] = tokenizer.vocab_size
         cfg.update(**fields)
@@ -100,6 +105,9 @@ class Model(Handle):
 
     def set_tokenizer(self, tokenizer):
         """Attaches a copy of tokenizer (None detaches)."""
+        if tokenizer is not None and not isinstance(tokenizer, Tokenizer):
+            raise TypeError("the tokenizer must be a chargan.Tokenizer or None, not %s"
+                            % type(tokenizer).__name__)
         h = self._h
         _F.chargan_model_set_tokenizer(h, tokenizer._h if tokenizer is not None else None)
         view = self._tok_view() if self._tok_view is not None else None
@@ -196,7 +204,7 @@ class Model(Handle):
         fields are those of SampleOptions (length, temperature, top_k, top_p,
         seed, n_streams, allow_reserved, threads)."""
         opts = sample_options(options, fields)
-        if prime is not None and len(prime):
+        if prime is not None and (len(prime) or _arrays.is_text(prime)):
             pptr, pkeep, pshape = _arrays.input_buffer(prime, c_int32, (None,), "prime")
             plen = pshape[0]
         else:
@@ -204,10 +212,12 @@ class Model(Handle):
         shape = (opts.n_streams, opts.length)
         try:
             ptr, result = _arrays.output_buffer(c_int32, shape)
-        except MemoryError:
-            # An absurd n_streams x length: the library's InvalidArgument if
-            # the options are out of range (it checks them before the
-            # output's size, here room for no ids), else the MemoryError.
+        except (MemoryError, ValueError, OverflowError):
+            # An absurd n_streams x length (numpy says ValueError beyond its
+            # array size, ctypes OverflowError beyond an index): the
+            # library's InvalidArgument if the options are out of range (it
+            # checks them before the output's size, here room for no ids),
+            # else the error.
             try:
                 _F.chargan_model_sample_ids(self._h, byref(opts), None, 0, c_int32(), 0)
             except errors.RangeError:

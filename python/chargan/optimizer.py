@@ -18,7 +18,8 @@ class Optimizer(Handle):
         if config is not None and "kind" in fields:
             # the kind chooses the defaults the config was filled with
             raise TypeError("give kind to the OptimizerConfig, not beside it")
-        cfg = config.copy() if config is not None else OptimizerConfig(kind=fields.pop("kind", 0))
+        cfg = (OptimizerConfig.copy_of(config, "config") if config is not None
+               else OptimizerConfig(kind=fields.pop("kind", 0)))
         cfg.update(**fields)
         out = OptimizerP()
         _F.chargan_optimizer_new(byref(cfg), byref(out))

@@ -22,7 +22,8 @@ class Tokenizer(Handle):
     _free = _raw.chargan_tokenizer_free
 
     def __init__(self, options=None, **fields):
-        opts = (options.copy() if options is not None else TokenizerOptions()).update(**fields)
+        opts = (TokenizerOptions.copy_of(options, "options") if options is not None
+                else TokenizerOptions()).update(**fields)
         out = TokenizerP()
         _F.chargan_tokenizer_new(byref(opts), byref(out))
         self._init_handle(out)

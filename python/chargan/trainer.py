@@ -52,8 +52,10 @@ class _SigintWatcher:
     number to the wakeup fd at once, and this thread, reading that fd, asks
     the trainer to stop (chargan_trainer_request_stop may be called while
     another thread is inside a call).  One per process, started on first
-    use; armed for one call at a time.  Bytes for other signals go on to the
-    wakeup fd installed before (asyncio's, say)."""
+    use; armed for the calls running in the main thread (one, or several
+    when a progress callback makes a long call on another trainer).  Bytes
+    for other signals go on to the wakeup fd installed before (asyncio's,
+    say)."""
 
     _creating = threading.Lock()
     _instance = None
@@ -80,8 +82,7 @@ class _SigintWatcher:
     def __init__(self):
         self._pid = os.getpid()
         self._cond = threading.Condition()
-        self._target = None   # the trainer handle of the armed call
-        self._asked = False
+        self._targets = []    # [trainer handle, stop asked] of each armed call, outermost first
         self._synced = False  # the watcher has read up to disarm()'s marker
         self._previous = -1   # the wakeup fd before arm()
         self._r, self._w = os.pipe()
@@ -94,18 +95,23 @@ class _SigintWatcher:
             raise
 
     def arm(self, h):
-        """Until disarm(), a SIGINT asks h's trainer to stop (main thread)."""
+        """Until the matching disarm(), a SIGINT asks h's trainer to stop
+        (main thread; calls nest, the inner one disarmed first)."""
         with self._cond:
-            self._target, self._asked = h, False
-        self._previous = signal.set_wakeup_fd(self._w, warn_on_full_buffer=False)
+            first = not self._targets
+            self._targets.append([h, False])
+        if first:
+            self._previous = signal.set_wakeup_fd(self._w, warn_on_full_buffer=False)
 
     def disarm(self):
-        """Puts the previous wakeup fd back (Python cannot say whether it
-        warned on a full buffer: it does again, Python's default) and waits
-        until the thread has read every byte the signals of the armed
-        stretch wrote (a marker, 0, follows them down the pipe), so that none
-        reaches the next call; whether a stop was asked."""
-        signal.set_wakeup_fd(self._previous)
+        """Disarms the innermost call: waits until the thread has read every
+        byte the signals until now wrote (a marker, 0, follows them down the
+        pipe), so that none reaches the next call, and after the outermost
+        puts the previous wakeup fd back (Python cannot say whether it warned
+        on a full buffer: it does again, Python's default); whether a stop
+        was asked."""
+        if len(self._targets) == 1:
+            signal.set_wakeup_fd(self._previous)
         with self._cond:
             self._synced = False
             try:
@@ -113,16 +119,17 @@ class _SigintWatcher:
                 self._cond.wait_for(lambda: self._synced, timeout=10)
             except OSError:
                 pass  # a full pipe: only signal numbers fill it, the stop was asked
-            self._target = None
-            return self._asked
+            return self._targets.pop()[1]
 
     def _run(self):
         while True:
             data = os.read(self._r, 64)
             with self._cond:
-                if signal.SIGINT in data and self._target is not None and not self._asked:
-                    self._asked = True
-                    _raw.chargan_trainer_request_stop(self._target)
+                if signal.SIGINT in data:
+                    for target in self._targets:
+                        if not target[1]:
+                            target[1] = True
+                            _raw.chargan_trainer_request_stop(target[0])
                 if 0 in data:
                     self._synced = True
                     self._cond.notify_all()
@@ -133,6 +140,16 @@ class _SigintWatcher:
                     os.write(previous, signals)
                 except OSError:
                     pass
+
+
+# The trainers whose running calls a Ctrl-C stops (main thread), outermost
+# first: more than one when a progress callback calls another trainer.
+_sigint_trainers = []
+
+
+def _on_sigint(signum, frame):
+    for tr in _sigint_trainers:
+        tr._interrupted = True
 
 
 class Trainer(Handle):
@@ -158,7 +175,8 @@ class Trainer(Handle):
 
     def __init__(self, generator, config=None, *, g_optimizer=None, discriminator=None,
                  d_optimizer=None, progress=None, **fields):
-        cfg = (config.copy() if config is not None else TrainerConfig()).update(**fields)
+        cfg = (TrainerConfig.copy_of(config, "config") if config is not None
+               else TrainerConfig()).update(**fields)
         if progress is not None and not callable(progress):
             raise TypeError("progress must be callable")  # before anything is adopted
         parts = [("generator", generator, Model), ("g_optimizer", g_optimizer, Optimizer),
@@ -321,14 +339,18 @@ class Trainer(Handle):
         h = self._h
         outermost = self._depth == 0
         self._callback_error = None
+        handler = signal.getsignal(signal.SIGINT)
+        # Python's default handler, or ours for a call on another trainer
+        # that this one's call runs inside (from its progress callback)
         catch = (outermost and (stoppable or self._progress_c is not None) and
                  threading.current_thread() is threading.main_thread() and
-                 signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+                 (handler is signal.default_int_handler or handler is _on_sigint))
+        install = catch and handler is signal.default_int_handler
         watcher = None
         if catch:
-            def on_sigint(signum, frame):
-                self._interrupted = True
-            previous = signal.signal(signal.SIGINT, on_sigint)
+            _sigint_trainers.append(self)
+        if install:
+            previous = signal.signal(signal.SIGINT, _on_sigint)
         self._depth += 1
         try:
             if catch and stoppable:
@@ -348,8 +370,10 @@ class Trainer(Handle):
                 # A request that came after the call's last check is still
                 # pending: a call of no steps answers it.
                 _raw.chargan_trainer_pretrain_generator(h, 0)
-            if catch:
+            if install:
                 signal.signal(signal.SIGINT, previous)
+            if catch:
+                _sigint_trainers.remove(self)
             pending, self._callback_error = self._callback_error, None
             # A call nested in the callback raises too (its caller must not
             # go on as if it had run to the end); the outermost one clears.

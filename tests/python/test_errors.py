@@ -47,6 +47,13 @@ class ErrorsTest(unittest.TestCase):
         self.assertEqual(str(e), "unknown status")
         # an OSError subclass must not read the status as an errno
         self.assertIsNone(chargan.FileError("x").errno)
+        # ctypes kept a status's low 32 bits (2**32 + 3 named as 3) and a
+        # float was truncated
+        for status in (2**32 + 3, -2**32 + 3, 2**64 + 3):
+            self.assertEqual(chargan.strerror(status), "unknown status")
+        self.assertEqual(str(chargan.CharganError("m", 2**32 + 3)), "unknown status: m")
+        with self.assertRaises(TypeError):
+            chargan.strerror(1.9)
 
     def test_file_errors_by_errno(self):
         e = errors.error_for(3, "cannot open 'x'", errno.ENOENT)

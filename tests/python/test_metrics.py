@@ -22,6 +22,12 @@ class MetricsTest(unittest.TestCase):
         with self.assertRaises(chargan.InvalidArgument) as cm:
             chargan.bleu(["x"], refs, max_n=9)
         self.assertTrue(cm.exception.message)
+        # the library's refusal, without room for max_n - 1 scores first
+        # (10**8 of them cost 763 MiB; 2**32 - 1 was a MemoryError)
+        for max_n in (10 ** 8, 2 ** 32 - 1):
+            with self.assertRaises(chargan.InvalidArgument) as cm:
+                chargan.bleu(["x"], refs, max_n=max_n)
+            self.assertIn("max_n", cm.exception.message)
         with self.assertRaises(chargan.InvalidArgument):
             chargan.bleu([], refs)
         with self.assertRaises(chargan.InvalidArgument):

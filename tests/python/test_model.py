@@ -219,6 +219,15 @@ class ModelTest(support.TempDirTestCase):
             self.gen.nll([[1, 2, 2**32 + 5]])
         with self.assertRaises(TypeError):
             chargan.bleu("one text, not a list", ["a reference"])
+        # objects of the wrong class are a TypeError (ctypes said ArgumentError)
+        for call in (lambda: self.gen.set_tokenizer(self.gen), lambda: self.gen.set_tokenizer("ab"),
+                     lambda: chargan.Model(tokenizer=self.gen),
+                     lambda: chargan.Tokenizer(chargan.SampleOptions()),
+                     lambda: chargan.Model(chargan.TrainerConfig()),
+                     lambda: chargan.Optimizer(chargan.ModelConfig()),
+                     lambda: self.gen.sample_ids(options=chargan.ModelConfig())):
+            with self.assertRaises(TypeError):
+                call()
         # a config's defaults come from its kind: not changed beside it
         with self.assertRaises(TypeError):
             chargan.Model(self.gen.config, kind=chargan.ModelKind.DISCRIMINATOR)
@@ -239,6 +248,20 @@ class ModelTest(support.TempDirTestCase):
         for not_ids in (3, bytearray(b"\x03\x04"), b"\x03\x04", memoryview(b"\x03")):
             with self.assertRaises(TypeError):
                 tok.decode(not_ids)
+        # nor rows of them in a list (a list goes element by element, numpy
+        # or not: b"\x02\x03" was read as the ids 2 and 3)
+        for rows in ([b"\x02\x03", b"\x04\x05"], [bytearray(b"\x02\x03")], ["ab", "cd"]):
+            with self.assertRaises(TypeError):
+                self.gen.nll(rows)
+        rows, cols = numpy.shape(self.gen.get_param("out.w"))
+        with self.assertRaises(TypeError):
+            self.gen.set_param("out.w", [bytes(cols)] * rows)
+        with self.assertRaises(TypeError):
+            self.gen.sample_ids(b"", length=5)  # as b"ab" is
+        # an absurd size is the library's InvalidArgument, not numpy's
+        # ValueError or ctypes' OverflowError beyond an array's size
+        with self.assertRaises(chargan.InvalidArgument):
+            self.gen.sample_ids(length=2**32 - 1, n_streams=2**32 - 1)
         # a memoryview of numbers is not text
         import array
         with self.assertRaises(TypeError):

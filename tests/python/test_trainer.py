@@ -258,6 +258,38 @@ class TrainerTest(support.TempDirTestCase):
             self.assertEqual(nested, ["raised"])
             self.assertIs(signal.getsignal(signal.SIGINT), signal.default_int_handler)
 
+    def test_ctrl_c_reaches_another_trainers_call_in_the_callback(self):
+        # A long call on a second trainer, made from the first one's
+        # callback, is stopped too (it ran to its end: the SIGINT handler was
+        # the first call's, so the second armed nothing).
+        inner_steps = []
+        timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+        with support.tiny_trainer(self.text) as inner:
+            def progress(p):
+                if not inner_steps:
+                    timer.start()
+                    try:
+                        inner.pretrain_generator(300000)  # seconds, unstopped
+                    finally:
+                        inner_steps.append(inner.global_step)
+
+            with support.tiny_trainer(self.text, progress=progress) as outer:
+                started = time.monotonic()
+                try:
+                    with self.assertRaises(KeyboardInterrupt):
+                        outer.pretrain_generator(1000)
+                finally:
+                    timer.cancel()
+                self.assertLess(time.monotonic() - started, 30)
+                self.assertEqual(len(inner_steps), 1)
+                self.assertLess(inner_steps[0], 300000)
+                self.assertLess(outer.global_step, 1000)
+                self.assertIs(signal.getsignal(signal.SIGINT), signal.default_int_handler)
+                self.assertEqual(signal.set_wakeup_fd(-1), -1)  # put back
+                inner.pretrain_generator(2)  # no request left over on either
+                outer.progress = None
+                outer.pretrain_generator(2)
+
     def test_arguments_that_close_the_owner(self):
         # Converting an argument runs the caller's code; the handle is read
         # after it, so a closed owner is a StateError, not freed memory.
