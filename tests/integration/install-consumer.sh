@@ -160,6 +160,19 @@ sys.exit(0 if any(p.rstrip("/").endswith("/html") for p in json.load(open(sys.ar
 if installs_html; then
     check "docs: $docdir/html/index.html (the API reference)" test -f "$D/html/index.html"
 fi
+# Every file has an install tag, so that a packager's `meson install --tags`
+# (runtime, devel, man, doc, python-runtime) splits the whole install: the
+# docs, COPYING among them, had none and were in no split.
+all_tagged() {
+    python3 -c '
+import json, sys
+plan = json.load(open(sys.argv[1] + "/meson-info/intro-install_plan.json"))
+untagged = [info["destination"] for kind in plan.values() for info in kind.values()
+            if not info.get("tag")]
+print("\n".join("no install tag: " + d for d in untagged))
+sys.exit(1 if untagged else 0)' "$build"
+}
+check "every installed file has an install tag (meson install --tags)" all_tagged
 
 # A consumer that knows nothing but pkg-config.
 export PKG_CONFIG_PATH="$L/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
