@@ -49,6 +49,8 @@
  *   A trainer with threads > 1 runs its steps on worker threads of its own,
  *   started by chargan_trainer_new() or _load() and joined by
  *   chargan_trainer_free(); its progress callback runs on the calling thread.
+ *   fork() does not copy them: in the child, such a trainer runs its shards
+ *   one after another on the calling thread (the same results, one core).
  *   The library's threads (these, and sampling's) block every signal but
  *   those of faults (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS), so
  *   signals reach the application's own threads.

@@ -7,7 +7,12 @@
  * while on the counter it waits for (POOL_SPINS pauses, about 100 us) before
  * sleeping on its condition variable.  Not when the pool has more threads
  * than the process has CPUs: a spinning thread would hold a CPU that a
- * thread with work is waiting for. */
+ * thread with work is waiting for.
+ *
+ * fork() copies a pool but not its threads: in the child (another pid) a
+ * call runs the shards one after another on the calling thread, which gives
+ * the same results (no shard of a persistent pool, a trainer's, waits for
+ * another), and a free releases the memory alone. */
 #define _GNU_SOURCE /* sched_getaffinity */
 #include "pool.h"
 
@@ -31,6 +36,7 @@ static long usable_cpus(void)
 
 struct cg_pool {
     int n;
+    pid_t pid; /* the process whose threads these are */
     unsigned spins; /* POOL_SPINS, or 0 when the threads outnumber the CPUs */
     pthread_t *threads;
     pthread_mutex_t lock;
@@ -96,6 +102,7 @@ cg_pool *cg_pool_new(int n)
     if (!pool)
         return NULL;
     pool->n = n;
+    pool->pid = getpid();
     pool->spins = n <= usable_cpus() ? POOL_SPINS : 0;
     atomic_init(&pool->generation, 0);
     atomic_init(&pool->pending, 0);
@@ -146,7 +153,7 @@ void cg_pool_free(cg_pool *pool)
 {
     if (!pool)
         return;
-    if (pool->threads) {
+    if (pool->threads && pool->pid == getpid()) {
         pthread_mutex_lock(&pool->lock);
         atomic_store(&pool->stop, true);
         pthread_cond_broadcast(&pool->wake);
@@ -156,8 +163,8 @@ void cg_pool_free(cg_pool *pool)
         pthread_mutex_destroy(&pool->lock);
         pthread_cond_destroy(&pool->wake);
         pthread_cond_destroy(&pool->done);
-        cg_free(pool->threads);
     }
+    cg_free(pool->threads);
     cg_free(pool);
 }
 
@@ -170,6 +177,11 @@ void cg_pool_run(cg_pool *pool, cg_pool_fn fn, void *ctx)
 {
     if (!pool || pool->n == 1) {
         fn(ctx, 0);
+        return;
+    }
+    if (pool->pid != getpid()) { /* a fork's child: the workers stayed in the parent */
+        for (int shard = 0; shard < pool->n; shard++)
+            fn(ctx, shard);
         return;
     }
     pthread_mutex_lock(&pool->lock);

@@ -17,7 +17,8 @@ cg_pool *cg_pool_new(int n);
 void cg_pool_free(cg_pool *pool);
 int cg_pool_size(const cg_pool *pool);
 /* Runs fn(ctx, s) for s = 0 .. n-1, concurrently, and returns when all are
- * done.  Allocation-free.  Between calls the workers spin for about 100 us
+ * done (in a child of fork(), which has no workers, one after another: so a
+ * persistent pool's shards never wait for each other).  Allocation-free.  Between calls the workers spin for about 100 us
  * before they sleep (not when they outnumber the process's CPUs), so calls
  * in quick succession do not pay a wake-up each.  Callers keep the BLAS single-threaded while they
  * use a pool: OpenBLAS's idle threads spin (sched_yield) after each call and

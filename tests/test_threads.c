@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* ---------------------------------------------------------------- helpers */
@@ -461,6 +462,49 @@ START_TEST(sharded_mle_matches_one_thread)
 }
 END_TEST
 
+/* fork() copies a trainer but not its threads: the child's steps run the
+ * shards one after another and give the parent's bits (they waited for ever
+ * on workers that were not there), and its free returns. */
+START_TEST(a_forked_child_trains_as_the_parent)
+{
+    chargan_trainer_config tc = small_config(4, 10, 2);
+    tc.seed = 9;
+    chargan_trainer *tr = small_trainer(&tc);
+    ck_assert_int_eq(chargan_trainer_set_corpus_text(tr, text, sizeof text - 1), CHARGAN_OK);
+    float parent[3], child[3];
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(chargan_trainer_mle_step(tr, &parent[0]), CHARGAN_OK);
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        alarm(60); /* a hang ends as a signal the parent sees */
+        close(fds[0]);
+        int ok = 1;
+        for (int i = 0; i < 3; i++)
+            ok &= chargan_trainer_mle_step(tr, &child[i]) == CHARGAN_OK;
+        chargan_trainer_free(tr);
+        ok &= write(fds[1], child, sizeof child) == (ssize_t)sizeof child;
+        _exit(ok ? 0 : 1);
+    }
+    close(fds[1]);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(chargan_trainer_mle_step(tr, &parent[i]), CHARGAN_OK);
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child %s %d",
+                  WIFSIGNALED(status) ? "died of signal" : "exited with",
+                  WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+    ck_assert_int_eq(read(fds[0], child, sizeof child), (ssize_t)sizeof child);
+    close(fds[0]);
+    ck_assert_msg(memcmp(parent, child, sizeof parent) == 0, "losses %a %a %a, the child's %a %a %a",
+                  (double)parent[0], (double)parent[1], (double)parent[2], (double)child[0],
+                  (double)child[1], (double)child[2]);
+    chargan_trainer_free(tr);
+}
+END_TEST
+
 /* A generator of 80,040 parameters (over the 16 blocks from which a sharded
  * trainer's gradient sum and update run on its threads) in a trainer of three
  * threads (uneven slices), with opt as its generator's optimizer (NULL: the
@@ -800,6 +844,7 @@ static Suite *threads_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("sharded trainer");
     tcase_add_test(tc, sharded_mle_matches_one_thread);
+    tcase_add_test(tc, a_forked_child_trains_as_the_parent);
     tcase_add_test(tc, sharded_gradient_sum_matches_one_thread);
     tcase_add_test(tc, sharded_update_matches_one_thread_update);
     tcase_add_test(tc, trainer_sets_blas_threads);
