@@ -41,8 +41,9 @@ const char *cg_thread_error(void)
     return thread_msg;
 }
 
-/* The room formatted in before eliding: two paths of PATH_MAX and words. */
-enum { FULL_MAX = 8 * CG_ERRMSG_MAX, TAIL_KEEP = CG_ERRMSG_MAX / 3 };
+/* Room on the stack for a message before eliding; a longer one (a path of
+ * thousands of bytes) is formatted again into an allocation of its size. */
+enum { FULL_MAX = 2 * CG_ERRMSG_MAX, TAIL_KEEP = CG_ERRMSG_MAX / 3 };
 
 static bool utf8_continuation(char c)
 {
@@ -85,14 +86,23 @@ static void fit_message(char *buf, const char *text, size_t n)
 
 chargan_status cg_vfail(cg_error *err, chargan_status status, const char *fmt, va_list ap)
 {
-    char full[FULL_MAX], buf[CG_ERRMSG_MAX];
+    char full[FULL_MAX], buf[CG_ERRMSG_MAX], *text = full;
+    va_list again;
+    va_copy(again, ap);
     int n = vsnprintf(full, sizeof full, fmt, ap);
-    size_t len = n < 0 ? 0 : (size_t)n < sizeof full ? (size_t)n : sizeof full - 1;
+    size_t len = n < 0 ? 0 : (size_t)n;
     if (n < 0)
         full[0] = '\0';
-    else if ((size_t)n >= sizeof full) /* cut short: between characters */
-        full[len = whole_characters(full, len)] = '\0';
-    fit_message(buf, full, len);
+    else if (len >= sizeof full && (text = cg_malloc(len + 1)) != NULL)
+        vsnprintf(text, len + 1, fmt, again); /* the end, where the cause is */
+    else if (len >= sizeof full) { /* no memory for it: cut short, between characters */
+        text = full;
+        full[len = whole_characters(full, sizeof full - 1)] = '\0';
+    }
+    va_end(again);
+    fit_message(buf, text, len);
+    if (text != full)
+        cg_free(text);
     memcpy(thread_msg, buf, sizeof buf);
     if (err)
         memcpy(err->msg, buf, sizeof buf);

@@ -94,11 +94,38 @@ START_TEST(long_messages_keep_their_cause)
     memset(huge, 0, sizeof huge);
     for (size_t n = 0; n + 3 < sizeof huge; n += 3)
         memcpy(huge + n, "\xe2\x82\xac", 3); /* the euro sign, three bytes */
-    cg_fail(&err, CHARGAN_E_INVALID, "x%s", huge);
+    cg_fail(&err, CHARGAN_E_INVALID, "x%s: the end", huge);
     ck_assert_uint_lt(strlen(err.msg), CG_ERRMSG_MAX);
     ck_assert_ptr_nonnull(strstr(err.msg, "..."));
     ck_assert(valid_utf8(err.msg));
+    ck_assert_str_eq(err.msg + strlen(err.msg) - strlen(": the end"), ": the end");
     ck_assert_str_eq(err.msg, chargan_last_error());
+
+    /* A loader that adds the path to a nested message: a vocabulary file
+     * that is not one, under six directories of 100 two-byte characters */
+    char dir[2048];
+    snprintf(dir, sizeof dir, "%s/long-names", cg_test_tmpdir());
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    for (int level = 0; level < 6; level++) {
+        size_t n = strlen(dir);
+        dir[n++] = '/';
+        for (int i = 0; i < 100; i++, n += 2)
+            memcpy(dir + n, "\xc3\xa9", 2);
+        dir[n] = '\0';
+        ck_assert_int_eq(mkdir(dir, 0755), 0);
+    }
+    char file[2100];
+    snprintf(file, sizeof file, "%s/x.vocab", dir);
+    FILE *f = fopen(file, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("not a vocabulary", f);
+    fclose(f);
+    chargan_tokenizer *tok = NULL;
+    ck_assert_int_eq(chargan_tokenizer_load(file, &tok), CHARGAN_E_FORMAT);
+    msg = chargan_last_error();
+    ck_assert(valid_utf8(msg));
+    ck_assert_ptr_nonnull(strstr(msg, "..."));
+    ck_assert_ptr_nonnull(strstr(msg, "/x.vocab': ")); /* the path's end, then the cause */
 }
 END_TEST
 
