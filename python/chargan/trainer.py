@@ -348,6 +348,11 @@ class Trainer(Handle):
         install = catch and handler is signal.default_int_handler
         watcher = None
         if catch:
+            # a Ctrl-C that came earlier in an enclosing call's callback
+            # stops this call too, before its first step
+            self._interrupted = any(t._interrupted for t in _sigint_trainers)
+            if self._interrupted and stoppable:
+                _raw.chargan_trainer_request_stop(h)
             _sigint_trainers.append(self)
         if install:
             previous = signal.signal(signal.SIGINT, _on_sigint)

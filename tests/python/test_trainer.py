@@ -290,6 +290,33 @@ class TrainerTest(support.TempDirTestCase):
                 outer.progress = None
                 outer.pretrain_generator(2)
 
+    def test_ctrl_c_before_another_trainers_call_in_the_callback(self):
+        # The Ctrl-C comes in the callback before it starts the second
+        # trainer's call (or between two of them): that call stops before
+        # its first step too, and raises.
+        outcomes = []
+        with support.tiny_trainer(self.text) as inner:
+            def progress(p):
+                if outcomes:
+                    return
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)  # the watcher has read the signal
+                for _ in range(2):
+                    before = inner.global_step
+                    try:
+                        inner.pretrain_generator(100000)
+                        outcomes.append(("ran", inner.global_step - before))
+                    except KeyboardInterrupt:
+                        outcomes.append(("raised", inner.global_step - before))
+
+            with support.tiny_trainer(self.text, progress=progress) as outer:
+                with self.assertRaises(KeyboardInterrupt):
+                    outer.pretrain_generator(100)
+            self.assertEqual(outcomes, [("raised", 0), ("raised", 0)])
+            inner.pretrain_generator(2)  # no request left over
+            self.assertEqual(inner.global_step, 2)
+            self.assertIs(signal.getsignal(signal.SIGINT), signal.default_int_handler)
+
     def test_arguments_that_close_the_owner(self):
         # Converting an argument runs the caller's code; the handle is read
         # after it, so a closed owner is a StateError, not freed memory.
