@@ -202,8 +202,13 @@ int cli_mpi_attach(chargan_trainer *tr);
 /* Nonzero on every rank if flag is nonzero on any (collective); a rank that
  * does not answer in time aborts the job with a message naming step. */
 int cli_mpi_any(int flag, uint64_t step);
-/* Finalises MPI, or aborts the whole job if this rank failed; returns exit_code. */
-int cli_mpi_finish(int exit_code);
+/* The largest value over the ranks (collective, with cli_mpi_any's timeout):
+ * the stop signal all ranks exit with when some of them got none. */
+int cli_mpi_max(int value, uint64_t step);
+/* Finalises MPI, or aborts the whole job if this rank failed alone (not
+ * every_rank: a failure every rank reached together, after a collective
+ * vote, ends each rank with its status); returns exit_code. */
+int cli_mpi_finish(int exit_code, int every_rank);
 
 /* ---- commands ------------------------------------------------------- */
 

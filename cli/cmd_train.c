@@ -624,9 +624,10 @@ int cli_cmd_train(int argc, char **argv)
     int rank0 = cli_mpi_rank() == 0;
     if (rank0 && (cli_check_output(a.output, "model", CLI_OUTPUT_RENAMED) != 0 ||
                   distinct_files(&a) != 0))
-        return cli_mpi_finish(CLI_EXIT_FAILURE);
+        return cli_mpi_finish(CLI_EXIT_FAILURE, 0);
 
     int exit_code = CLI_EXIT_FAILURE;
+    int stopped_together = 0; /* every rank ends with exit_code (cli_mpi_finish) */
     char *text = NULL;
     FILE *log = NULL;
     cli_progress *pr = NULL;
@@ -807,7 +808,9 @@ int cli_cmd_train(int argc, char **argv)
             d_now == d_start) {
             if (rank0)
                 cli_error("interrupted before the first step; nothing saved");
-            exit_code = 128 + cli_stop_signal();
+            /* every rank with the signal one of them got (all stopped) */
+            exit_code = 128 + cli_mpi_max(cli_stop_signal(), c.global_step);
+            stopped_together = 1;
             goto out;
         }
     }
@@ -815,14 +818,15 @@ int cli_cmd_train(int argc, char **argv)
         goto out;
 
     if (result == RUN_SIGNAL) {
-        int sig = cli_stop_signal();
         if (rank0)
             cli_error("interrupted at step %llu; saved '%s' (continue with --resume %s)",
                       (unsigned long long)c.global_step, a.output, a.output);
         /* Only rank 0 writes, and a rank that ends with a failure status
-         * ends the job: the others wait here until rank 0 has saved. */
-        cli_mpi_any(0, c.global_step);
-        exit_code = 128 + sig;
+         * ends the job: the others wait here until rank 0 has saved.  All
+         * exit with the signal that stopped them, if only one rank got it
+         * (the others' 128 + 0 could be the job's status). */
+        exit_code = 128 + cli_mpi_max(cli_stop_signal(), c.global_step);
+        stopped_together = 1;
         goto out;
     }
     if (!rank0) {
@@ -853,5 +857,5 @@ out:
     cli_signals_stop_trainer(NULL);
     chargan_trainer_free(tr);
     free(text);
-    return cli_mpi_finish(exit_code);
+    return cli_mpi_finish(exit_code, stopped_together);
 }

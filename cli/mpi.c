@@ -74,18 +74,23 @@ int cli_mpi_attach(chargan_trainer *tr)
 
 int cli_mpi_any(int flag, uint64_t step)
 {
+    return cli_mpi_max(flag != 0, step);
+}
+
+int cli_mpi_max(int value, uint64_t step)
+{
     if (!mpi_on || mpi_size == 1)
-        return flag;
-    int any = flag != 0;
+        return value;
+    int max = value;
     MPI_Request req;
-    MPI_Iallreduce(MPI_IN_PLACE, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD, &req);
+    MPI_Iallreduce(MPI_IN_PLACE, &max, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD, &req);
     struct timespec t0, now, nap = {0, 100000};
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
         int done = 0;
         MPI_Test(&req, &done, MPI_STATUS_IGNORE);
         if (done)
-            return any;
+            return max;
         nanosleep(&nap, NULL);
         clock_gettime(CLOCK_MONOTONIC, &now);
         if ((double)(now.tv_sec - t0.tv_sec) > mpi_timeout) {
@@ -97,14 +102,17 @@ int cli_mpi_any(int flag, uint64_t step)
     }
 }
 
-int cli_mpi_finish(int exit_code)
+int cli_mpi_finish(int exit_code, int every_rank)
 {
     if (!mpi_on)
         return exit_code;
     mpi_on = 0;
     /* A failure may be this rank's alone (a timeout, a lost peer): end the
-     * whole job rather than leave the others waiting. */
-    if (exit_code != CLI_EXIT_OK && mpi_size > 1)
+     * whole job rather than leave the others waiting.  One every rank came
+     * to together (a stop signal) ends as a success does: Open MPI's mpirun
+     * can crash when several ranks abort at once, and it reports a rank's
+     * non-zero status anyway. */
+    if (exit_code != CLI_EXIT_OK && mpi_size > 1 && !every_rank)
         MPI_Abort(MPI_COMM_WORLD, exit_code);
     MPI_Finalize();
     return exit_code;
@@ -139,8 +147,15 @@ int cli_mpi_any(int flag, uint64_t step)
     return flag;
 }
 
-int cli_mpi_finish(int exit_code)
+int cli_mpi_max(int value, uint64_t step)
 {
+    (void)step;
+    return value;
+}
+
+int cli_mpi_finish(int exit_code, int every_rank)
+{
+    (void)every_rank;
     return exit_code;
 }
 

@@ -8,8 +8,9 @@
 #      gives up after CHARGAN_MPI_TIMEOUT seconds with an error naming the
 #      step, and the tool's MPI_Abort ends the job.
 #   3. SIGTERM to both ranks (as Ctrl-C on mpirun), during training and
-#      during the final validation: the ranks stop together and rank 0
-#      saves the model at the step it names before the job ends.
+#      during the final validation, and to rank 1 alone: the ranks stop
+#      together, rank 0 saves the model at the step it names before the job
+#      ends, and the job's exit status is 143.
 set -u
 CHARGAN=$1
 CORPUS=$2
@@ -123,7 +124,7 @@ fi
 # corpus held out, the final validation takes seconds after the log's
 # record of the phase's end.
 for i in $(seq 60); do cat "$CORPUS"; done >"$tmp/big.txt"
-signal_both() { # signal_both NAME OPTIONS WAIT_FOR_LOG_PATTERN
+signal_both() { # signal_both NAME OPTIONS WAIT_FOR_LOG_PATTERN [RANKS]
     rm -f "$tmp/m.ckpt" "$tmp/log.jsonl"
     env "$marker" sh -c ". '$here/mpirun.sh'; exec 2>&1; mpi_run 2 '$CHARGAN' train '$tmp/big.txt' -o '$tmp/m.ckpt' --hidden 64 --embed 16 --batch 8 --seq 32 --val-fraction 0.5 --log '$tmp/log.jsonl' -q $2" >"$tmp/log" 2>&1 &
     job=$!
@@ -132,8 +133,15 @@ signal_both() { # signal_both NAME OPTIONS WAIT_FOR_LOG_PATTERN
         return
     fi
     sleep 0.2
-    kill -TERM $(rank_pids 0) $(rank_pids 1)
+    for r in ${4:-0 1}; do kill -TERM $(rank_pids "$r"); done
     finish_job "$1"
+    # every rank exits with the signal's status, whichever got it (a rank
+    # without it said 128, and the job's status was the first rank's)
+    if [ "$status" -eq 143 ]; then
+        result OK "$1: the job's exit status is 143 (128 + SIGTERM)"
+    else
+        result FAIL "$1: the job's exit status is $status, not 143" "$tmp/log"
+    fi
     said=$(sed -n "s/.*interrupted at step \([0-9]*\); saved.*/\1/p" "$tmp/log")
     if [ -n "$said" ] && grep -q "global_step: *$said\$" "$tmp/info"; then
         result OK "$1: rank 0 saved the model at the step it names ($said)"
@@ -143,6 +151,7 @@ signal_both() { # signal_both NAME OPTIONS WAIT_FOR_LOG_PATTERN
 }
 signal_both "SIGTERM during training" "--steps 1000000 --report-every 1" '"step":[1-9]'
 signal_both "SIGTERM during the final validation" "--time 2 --report-every 1000000000" '"phase"'
+signal_both "SIGTERM to rank 1 alone" "--steps 1000000 --report-every 1" '"step":[1-9]' 1
 
 echo "1..$n"
 [ "$failed" -eq 0 ]
