@@ -41,9 +41,10 @@ const char *cg_thread_error(void)
     return thread_msg;
 }
 
-/* Room on the stack for a message before eliding; a longer one (a path of
- * thousands of bytes) is formatted again into an allocation of its size. */
-enum { FULL_MAX = 2 * CG_ERRMSG_MAX, TAIL_KEEP = CG_ERRMSG_MAX / 3 };
+/* Room on the stack for a message before eliding: a path of PATH_MAX and
+ * words, with no allocation (the failure may be out of memory).  A longer
+ * one is formatted again into an allocation of its size. */
+enum { FULL_MAX = 8 * CG_ERRMSG_MAX, TAIL_KEEP = CG_ERRMSG_MAX / 3 };
 
 static bool utf8_continuation(char c)
 {

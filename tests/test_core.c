@@ -100,6 +100,14 @@ START_TEST(long_messages_keep_their_cause)
     ck_assert(valid_utf8(err.msg));
     ck_assert_str_eq(err.msg + strlen(err.msg) - strlen(": the end"), ": the end");
     ck_assert_str_eq(err.msg, chargan_last_error());
+    /* Out of memory, a message about a long path (3 KB) keeps its end too:
+     * it is formatted on the stack (a review found it cut at 2 KB) */
+    huge[3000] = '\0';
+    cg_alloc_fail_after(0);
+    cg_fail(&err, CHARGAN_E_NOMEM, "x%s: out of memory", huge);
+    cg_alloc_fail_after(-1);
+    ck_assert_str_eq(err.msg + strlen(err.msg) - strlen(": out of memory"), ": out of memory");
+    ck_assert(valid_utf8(err.msg));
 
     /* A loader that adds the path to a nested message: a vocabulary file
      * that is not one, under six directories of 100 two-byte characters */
