@@ -14,14 +14,28 @@
  * loaded machine wall time mostly measures the other processes; the wall
  * median is printed too) and the load average before and after.
  *
+ * On a CPU with AVX512_BF16 the forward is timed also with bfloat16 inputs
+ * and float32 sums (vdpbf16ps: two multiply-adds per float32 lane), an
+ * experiment for docs/BENCHMARKS.md, not a path of the library: w_hh packed
+ * once per sequence into bfloat16 row pairs, each step's h rounded to
+ * bfloat16 (both included); its line also gives the largest error against
+ * the float32 product, relative to that product's largest value.
+ *
  * usage: kernel_bench [reps (default 15)] [T (default 64)] */
 #define _POSIX_C_SOURCE 200809L
 #include "kernels.h"
 
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define BF16_EXPERIMENT 1
+#endif
 
 static double clock_s(clockid_t id)
 {
@@ -48,7 +62,8 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-enum method { BLAS, KERNEL, PACKED }; /* PACKED: forward from w_hh packed once per sequence */
+/* PACKED: forward from w_hh packed once per sequence; BF16: the experiment */
+enum method { BLAS, KERNEL, PACKED, BF16 };
 
 typedef struct shape {
     int B, H, T;
@@ -57,7 +72,67 @@ typedef struct shape {
 
 typedef struct buffers {
     float *w, *wt, *in, *out; /* in: T inputs; out: T outputs */
+    uint32_t *w_bf16, *h_bf16; /* the experiment's packed w_hh and one step's h */
 } buffers;
+
+#ifdef BF16_EXPERIMENT
+#define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16")))
+
+/* w (K x N, K even, N % 16 == 0) as bfloat16 pairs: wp[kp * N + n] holds
+ * w[2 kp][n] in its low half and w[2 kp + 1][n] in its high half, the
+ * operand layout of vdpbf16ps. */
+BF16_TARGET static void bf16_pack_pairs(int K, int N, const float *w, uint32_t *wp)
+{
+    for (int kp = 0; kp < K / 2; kp++)
+        for (int n = 0; n < N; n += 16) {
+            __m256i lo = (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(w + (size_t)2 * kp * N + n));
+            __m256i hi =
+                (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(w + ((size_t)2 * kp + 1) * N + n));
+            __m512i pair = _mm512_or_si512(_mm512_cvtepu16_epi32(lo),
+                                           _mm512_slli_epi32(_mm512_cvtepu16_epi32(hi), 16));
+            _mm512_storeu_si512(wp + (size_t)kp * N + n, pair);
+        }
+}
+
+/* c (M x N) += a (M x K, rounded to bfloat16) . w (packed by
+ * bf16_pack_pairs); M % 8 == 0, N % 32 == 0, K % 32 == 0.  Tiles of 8 rows
+ * by 32 columns: 16 accumulators, two loads of w and eight broadcasts of a
+ * per 16 vdpbf16ps. */
+BF16_TARGET static void bf16_gemm(int M, int N, int K, const float *a, const uint32_t *wp,
+                                  uint32_t *ab, float *c)
+{
+    const int KP = K / 2;
+    for (int m = 0; m < M; m++) /* a's rows in bfloat16, pairs along k */
+        for (int k = 0; k < K; k += 32)
+            _mm512_storeu_si512(ab + (size_t)m * KP + k / 2,
+                                (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(a + (size_t)m * K + k + 16),
+                                                            _mm512_loadu_ps(a + (size_t)m * K + k)));
+    for (int n0 = 0; n0 < N; n0 += 32)
+        for (int m0 = 0; m0 < M; m0 += 8) {
+            __m512 acc[8][2];
+            for (int i = 0; i < 8; i++)
+                for (int j = 0; j < 2; j++)
+                    acc[i][j] = _mm512_loadu_ps(c + (size_t)(m0 + i) * N + n0 + 16 * j);
+            for (int kp = 0; kp < KP; kp++) {
+                const uint32_t *w = wp + (size_t)kp * N + n0;
+                __m512bh w0 = (__m512bh)_mm512_loadu_si512(w), w1 = (__m512bh)_mm512_loadu_si512(w + 16);
+                for (int i = 0; i < 8; i++) {
+                    __m512bh x = (__m512bh)_mm512_set1_epi32((int)ab[(size_t)(m0 + i) * KP + kp]);
+                    acc[i][0] = _mm512_dpbf16_ps(acc[i][0], x, w0);
+                    acc[i][1] = _mm512_dpbf16_ps(acc[i][1], x, w1);
+                }
+            }
+            for (int i = 0; i < 8; i++)
+                for (int j = 0; j < 2; j++)
+                    _mm512_storeu_ps(c + (size_t)(m0 + i) * N + n0 + 16 * j, acc[i][j]);
+        }
+}
+
+static bool bf16_runs(const shape *s)
+{
+    return !s->backward && s->B % 8 == 0 && s->H % 32 == 0 && __builtin_cpu_supports("avx512bf16");
+}
+#endif
 
 /* One sequence's steps. */
 static void run_steps(const shape *s, enum method how, cg_kern_path path, buffers *b)
@@ -66,6 +141,15 @@ static void run_steps(const shape *s, enum method how, cg_kern_path path, buffer
     cg_kpacked packed;
     if (how == PACKED) /* as the LSTM's forward does at its begin (wt is big enough: H % 4 == 0) */
         cg_kpack_on(path, &packed, H, G, b->w, G, b->wt);
+#ifdef BF16_EXPERIMENT
+    if (how == BF16) {
+        bf16_pack_pairs(H, G, b->w, b->w_bf16);
+        for (int t = 0; t < s->T; t++)
+            bf16_gemm(B, G, H, b->in + (size_t)t * B * H, b->w_bf16, b->h_bf16,
+                      b->out + (size_t)t * B * G);
+        return;
+    }
+#endif
     if (!s->backward) {
         for (int t = 0; t < s->T; t++) {
             const float *h = b->in + (size_t)t * B * H;
@@ -117,16 +201,40 @@ static void bench(const shape *s, enum method how, cg_kern_path path, int reps, 
     qsort(wall, (size_t)reps, sizeof *wall, cmp_double);
     const char *name = how == BLAS       ? "cg_sgemm"
                        : how == PACKED   ? "pack+kgemm_packed"
+                       : how == BF16     ? "pack+bf16 dot"
                        : s->backward     ? "transpose+kgemm_nn"
                                          : "kgemm_nn";
     printf("%-8s B=%-3d H=%-4d %-18s %-9s %7.1f GFLOP/s (min %6.1f, max %6.1f; wall %6.1f)\n",
            s->backward ? "backward" : "forward", s->B, s->H, name,
-           how == BLAS ? cg_blas_name() : cg_kern_path_name(path), rate[reps / 2], rate[0],
+           how == BLAS ? cg_blas_name() : how == BF16 ? "avx512bf16" : cg_kern_path_name(path),
+           rate[reps / 2], rate[0],
            rate[reps - 1], wall[reps / 2]);
     fflush(stdout);
     free(rate);
     free(wall);
 }
+
+#ifdef BF16_EXPERIMENT
+/* The bfloat16 product's largest error on one step against the float32
+ * kernel's, relative to the largest value of the latter. */
+static void bf16_error(const shape *s, buffers *b)
+{
+    const int B = s->B, H = s->H, G = 4 * H;
+    float *want = calloc((size_t)B * G, sizeof *want), *got = calloc((size_t)B * G, sizeof *got);
+    cg_kgemm_nn(B, G, H, b->in, H, b->w, G, want, G, true);
+    bf16_pack_pairs(H, G, b->w, b->w_bf16);
+    bf16_gemm(B, G, H, b->in, b->w_bf16, b->h_bf16, got);
+    double err = 0, scale = 0;
+    for (size_t i = 0; i < (size_t)B * G; i++) {
+        err = fmax(err, fabs((double)got[i] - (double)want[i]));
+        scale = fmax(scale, fabs((double)want[i]));
+    }
+    printf("         (bfloat16 inputs: largest error %.2e of the product's largest value)\n",
+           err / scale);
+    free(want);
+    free(got);
+}
+#endif
 
 static float *random_floats(size_t n, unsigned *seed)
 {
@@ -161,8 +269,18 @@ int main(int argc, char **argv)
                 buffers b = {random_floats((size_t)s.H * G, &seed),
                              random_floats((size_t)s.H * G, &seed),
                              random_floats((size_t)T * (bwd ? bh * 4 : bh), &seed),
-                             random_floats((size_t)T * (bwd ? bh : bh * 4), &seed)};
+                             random_floats((size_t)T * (bwd ? bh : bh * 4), &seed), NULL, NULL};
                 bench(&s, BLAS, CG_KERN_AUTO, reps, &b);
+#ifdef BF16_EXPERIMENT
+                if (bf16_runs(&s)) {
+                    b.w_bf16 = malloc((size_t)s.H * G / 2 * sizeof(uint32_t));
+                    b.h_bf16 = malloc(bh / 2 * sizeof(uint32_t));
+                    bench(&s, BF16, CG_KERN_AUTO, reps, &b);
+                    bf16_error(&s, &b);
+                    free(b.w_bf16);
+                    free(b.h_bf16);
+                }
+#endif
                 for (size_t p = 0; p < sizeof paths / sizeof paths[0]; p++) {
                     if (!cg_kern_available(paths[p]))
                         continue;
