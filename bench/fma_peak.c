@@ -9,6 +9,7 @@
  *
  * Each thread runs independent chains of FMAs on registers (enough chains
  * to hide the instruction's latency), nothing from memory. */
+#define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
