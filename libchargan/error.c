@@ -85,23 +85,28 @@ static void fit_message(char *buf, const char *text, size_t n)
     memcpy(buf + head + 3, text + tail, n - tail + 1);
 }
 
-chargan_status cg_vfail(cg_error *err, chargan_status status, const char *fmt, va_list ap)
+/* Records fmt's message followed by suffix (a nested call's message, or "")
+ * in err (if not NULL) and the thread's buffer. */
+static chargan_status record(cg_error *err, chargan_status status, const char *suffix,
+                             const char *fmt, va_list ap)
 {
     char full[FULL_MAX], buf[CG_ERRMSG_MAX], *text = full;
+    size_t extra = strlen(suffix);
     va_list again;
     va_copy(again, ap);
     int n = vsnprintf(full, sizeof full, fmt, ap);
     size_t len = n < 0 ? 0 : (size_t)n;
     if (n < 0)
         full[0] = '\0';
-    else if (len >= sizeof full && (text = cg_malloc(len + 1)) != NULL)
-        vsnprintf(text, len + 1, fmt, again); /* the end, where the cause is */
-    else if (len >= sizeof full) { /* no memory for it: cut short, between characters */
+    else if (len + extra >= sizeof full && (text = cg_malloc(len + extra + 1)) != NULL)
+        vsnprintf(text, len + 1, fmt, again); /* all of it: the end is where the cause is */
+    else if (len + extra >= sizeof full) { /* no memory for it: cut short, between characters */
         text = full;
-        full[len = whole_characters(full, sizeof full - 1)] = '\0';
+        len = whole_characters(full, len < sizeof full - 1 - extra ? len : sizeof full - 1 - extra);
     }
     va_end(again);
-    fit_message(buf, text, len);
+    memcpy(text + len, suffix, extra + 1);
+    fit_message(buf, text, len + extra);
     if (text != full)
         cg_free(text);
     memcpy(thread_msg, buf, sizeof buf);
@@ -110,6 +115,11 @@ chargan_status cg_vfail(cg_error *err, chargan_status status, const char *fmt, v
     if (status != CHARGAN_E_IO) /* an I/O failure passed on keeps its errno */
         thread_errno = 0;
     return status;
+}
+
+chargan_status cg_vfail(cg_error *err, chargan_status status, const char *fmt, va_list ap)
+{
+    return record(err, status, "", fmt, ap);
 }
 
 chargan_status cg_fail_io(cg_error *err, int errnum, const char *fmt, ...)
@@ -131,11 +141,15 @@ chargan_status cg_fail(cg_error *err, chargan_status status, const char *fmt, ..
     return status;
 }
 
-chargan_status cg_fail_from(cg_error *err, chargan_status status, const char *prefix)
+chargan_status cg_fail_from(cg_error *err, chargan_status status, const char *fmt, ...)
 {
-    char inner[CG_ERRMSG_MAX];
+    char inner[CG_ERRMSG_MAX]; /* the buffer the new message is written to */
     memcpy(inner, thread_msg, sizeof inner);
-    return cg_fail(err, status, "%s%s", prefix, inner);
+    va_list ap;
+    va_start(ap, fmt);
+    record(err, status, inner, fmt, ap);
+    va_end(ap);
+    return status;
 }
 
 /* A struct_size some version of the struct has: at least its first

@@ -49,8 +49,10 @@ chargan_status cg_vfail(cg_error *err, chargan_status status, const char *fmt, v
  * call's, so the I/O failures start here, and wrap with cg_fail(). */
 chargan_status cg_fail_io(cg_error *err, int errnum, const char *fmt, ...) CG_PRINTF(3, 4);
 /* Copies a message recorded elsewhere (e.g. by a nested call) into err and the
- * thread's buffer, prefixed with context ("loading x.ckpt: ..."). */
-chargan_status cg_fail_from(cg_error *err, chargan_status status, const char *prefix);
+ * thread's buffer, after the context fmt formats ("'%s': ", path): the two
+ * elided together as one message. */
+chargan_status cg_fail_from(cg_error *err, chargan_status status, const char *fmt, ...)
+    CG_PRINTF(3, 4);
 /* The calling thread's last message. */
 const char *cg_thread_error(void);
 /* Fills a caller's size-prefixed struct of dst_size bytes with our defaults

@@ -986,12 +986,7 @@ chargan_status chargan_tokenizer_load(const char *path, chargan_tokenizer **out)
         return st;
     st = chargan_tokenizer_load_buffer(data, size, out);
     cg_free(data);
-    if (st != CHARGAN_OK) {
-        /* the path and the nested message formatted together, so that a
-         * long path is elided as any message is (cg_vfail) */
-        char inner[CG_ERRMSG_MAX];
-        memcpy(inner, cg_thread_error(), sizeof inner);
-        cg_fail(NULL, st, "'%s': %s", path, inner);
-    }
+    if (st != CHARGAN_OK)
+        cg_fail_from(NULL, st, "'%s': ", path);
     return st;
 }

@@ -688,7 +688,7 @@ chargan_status cg_trainer_full_workspaces(chargan_trainer *tr)
     chargan_status st = cg_model_reserve(tr->gen, T, B);
     if (st == CHARGAN_OK && tr->disc)
         st = cg_model_reserve(tr->disc, T, B);
-    return st == CHARGAN_OK ? st : cg_fail_from(&tr->err, st, "");
+    return st == CHARGAN_OK ? st : cg_fail_from(&tr->err, st, "the training workspaces: ");
 }
 
 /* The models are the caller's handles too, and a public call on one

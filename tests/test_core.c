@@ -108,6 +108,17 @@ START_TEST(long_messages_keep_their_cause)
     cg_alloc_fail_after(-1);
     ck_assert_str_eq(err.msg + strlen(err.msg) - strlen(": out of memory"), ": out of memory");
     ck_assert(valid_utf8(err.msg));
+    /* A nested message after a context too long for the stack, out of
+     * memory: the context is cut between characters, the nested message
+     * (the cause) kept whole */
+    huge[3000] = '\xe2';
+    cg_fail(NULL, CHARGAN_E_IO, "the cause");
+    cg_alloc_fail_after(0);
+    cg_fail_from(&err, CHARGAN_E_IO, "%s: ", huge);
+    cg_alloc_fail_after(-1);
+    ck_assert_str_eq(err.msg + strlen(err.msg) - strlen("the cause"), "the cause");
+    ck_assert(valid_utf8(err.msg));
+    ck_assert_uint_lt(strlen(err.msg), CG_ERRMSG_MAX);
 
     /* A loader that adds the path to a nested message: a vocabulary file
      * that is not one, under six directories of 100 two-byte characters */
