@@ -106,23 +106,18 @@ fail:
     return NULL;
 }
 
-/* Splits path into its directory ("." for none, "/" for the root) and its
- * last component, both in the returned copy (free it); NULL if out of
- * memory. */
-static char *split_path(const char *path, const char **dir, const char **name)
+/* Splits path, a copy it cuts, into its directory ("." for none, "/" for
+ * the root) and its last component. */
+static void split_path(char *path, const char **dir, const char **name)
 {
-    char *copy = strdup(path);
-    if (!copy)
-        return NULL;
-    char *slash = strrchr(copy, '/');
+    char *slash = strrchr(path, '/');
     *dir = ".";
-    *name = copy;
+    *name = path;
     if (slash) {
         *slash = '\0';
         *name = slash + 1;
-        *dir = slash == copy ? "/" : copy;
+        *dir = slash == path ? "/" : path;
     }
-    return copy;
 }
 
 int cli_check_output(const char *path, const char *what, enum cli_output how)
@@ -146,11 +141,12 @@ int cli_check_output(const char *path, const char *what, enum cli_output how)
             return why ? -1 : 0;
     }
     const char *d, *name;
-    char *copy = split_path(path, &d, &name);
+    char *copy = strdup(path);
     if (!copy) {
         cli_error("out of memory");
         return -1;
     }
+    split_path(copy, &d, &name);
     /* The temporary beside it is the name plus ".tmp-XXXXXX". */
     long name_max = pathconf(d, _PC_NAME_MAX);
     const char *why = NULL;
@@ -218,13 +214,14 @@ int cli_same_file(const char *a, const char *b)
      * directory, however spelt ("y.ckpt", "./y.ckpt", "d/../y.ckpt"), or
      * reached through a link to where one will be made. */
     char *path_a = creation_path(a), *path_b = creation_path(b);
-    const char *dir_a, *name_a, *dir_b, *name_b;
-    char *copy_a = path_a ? split_path(path_a, &dir_a, &name_a) : NULL;
-    char *copy_b = path_b ? split_path(path_b, &dir_b, &name_b) : NULL;
-    int same = copy_a && copy_b && strcmp(name_a, name_b) == 0 && stat(dir_a, &sa) == 0 &&
-               stat(dir_b, &sb) == 0 && same_inode(&sa, &sb);
-    free(copy_a);
-    free(copy_b);
+    int same = 0;
+    if (path_a && path_b) {
+        const char *dir_a, *name_a, *dir_b, *name_b;
+        split_path(path_a, &dir_a, &name_a);
+        split_path(path_b, &dir_b, &name_b);
+        same = strcmp(name_a, name_b) == 0 && stat(dir_a, &sa) == 0 && stat(dir_b, &sb) == 0 &&
+               same_inode(&sa, &sb);
+    }
     free(path_a);
     free(path_b);
     return same;
