@@ -14,14 +14,10 @@ except ImportError:  # numpy is optional
     _np = None
 
 
-def is_text(values):
-    return isinstance(values, (str, bytes, bytearray, memoryview))
-
-
 def _refuse_text(values, what):
     """Text is not numbers: numpy would read a bytearray as uint8 ids and a
     bytes object not at all, and a list() of either as ids again."""
-    if is_text(values):
+    if isinstance(values, (str, bytes, bytearray, memoryview)):
         raise TypeError("%s: expected numbers, got %s" % (what, type(values).__name__))
 
 

@@ -10,6 +10,15 @@ from ._handle import Handle, address, c_string, fspath, text_bytes
 from .tokenizer import Tokenizer
 
 
+def _tokenizer_or_none(tokenizer):
+    """tokenizer, if a chargan.Tokenizer or None (ctypes would raise its
+    ArgumentError, or an AttributeError, for anything else)."""
+    if tokenizer is not None and not isinstance(tokenizer, Tokenizer):
+        raise TypeError("the tokenizer must be a chargan.Tokenizer or None, not %s"
+                        % type(tokenizer).__name__)
+    return tokenizer
+
+
 def sample_options(options, fields):
     return (SampleOptions.copy_of(options, "options") if options is not None
             else SampleOptions()).update(**fields)
@@ -40,10 +49,7 @@ class Model(Handle):
             raise TypeError("give kind to the ModelConfig, not beside it")
         cfg = (ModelConfig.copy_of(config, "config") if config is not None
                else ModelConfig(kind=fields.pop("kind", 0)))
-        if tokenizer is not None and not isinstance(tokenizer, Tokenizer):
-            raise TypeError("the tokenizer must be a chargan.Tokenizer or None, not %s"
-                            % type(tokenizer).__name__)
-        if tokenizer is not None and "vocab_size" not in fields and cfg.vocab_size == 0:
+        if _tokenizer_or_none(tokenizer) is not None and "vocab_size" not in fields and cfg.vocab_size == 0:
             fields["vocab_size"] = tokenizer.vocab_size
         cfg.update(**fields)
         out = ModelP()
@@ -105,9 +111,7 @@ class Model(Handle):
 
     def set_tokenizer(self, tokenizer):
         """Attaches a copy of tokenizer (None detaches)."""
-        if tokenizer is not None and not isinstance(tokenizer, Tokenizer):
-            raise TypeError("the tokenizer must be a chargan.Tokenizer or None, not %s"
-                            % type(tokenizer).__name__)
+        _tokenizer_or_none(tokenizer)
         h = self._h
         _F.chargan_model_set_tokenizer(h, tokenizer._h if tokenizer is not None else None)
         view = self._tok_view() if self._tok_view is not None else None
@@ -204,11 +208,9 @@ class Model(Handle):
         fields are those of SampleOptions (length, temperature, top_k, top_p,
         seed, n_streams, allow_reserved, threads)."""
         opts = sample_options(options, fields)
-        if prime is not None and (len(prime) or _arrays.is_text(prime)):
-            pptr, pkeep, pshape = _arrays.input_buffer(prime, c_int32, (None,), "prime")
-            plen = pshape[0]
-        else:
-            pptr, plen = None, 0
+        pptr, plen = None, 0
+        if prime is not None:  # an empty one gives plen 0
+            pptr, pkeep, (plen,) = _arrays.input_buffer(prime, c_int32, (None,), "prime")
         shape = (opts.n_streams, opts.length)
         try:
             ptr, result = _arrays.output_buffer(c_int32, shape)
