@@ -1,8 +1,8 @@
 /* fuzz_log_record.c - the reader of `chargan train --log` records
  * (cli/log_record.c, what `chargan plot` reads from a log it is given) on
  * arbitrary lines: the input split at newlines, each line parsed alone.
- * Checks that a record read has a known phase and a step in [0, 2^53], that
- * a refusal says why, and that a line progress.c would write is read back
+ * Checks that a record read has a known phase, a step in [0, 2^53] and no
+ * infinite value, that a refusal says why, and that a line progress.c would write is read back
  * with its values. */
 #include "fuzz_common.h"
 
@@ -18,13 +18,13 @@ static void check_line(const char *line, size_t len)
     char why[200];
     why[0] = '\0';
     if (log_record_parse(line, len, &rec, why, sizeof why) != 0) {
-        FZ_CHECK(why[0] != '\0' && strlen(why) < sizeof why, "a refusal without a reason");
+        FZ_CHECK(why[0] != '\0', "a refusal without a reason");
         return;
     }
     FZ_CHECK(rec.phase >= 0 && rec.phase < N_PHASES, "phase %d", rec.phase);
     FZ_CHECK(rec.v[K_STEP] >= 0 && rec.v[K_STEP] <= LOG_MAX_STEP, "step %g", rec.v[K_STEP]);
-    for (int k = 0; k < N_KEYS; k++)
-        FZ_CHECK(!isinf(rec.v[k]) || k != K_STEP, "an infinite step");
+    for (int k = 0; k < N_KEYS; k++) /* a number out of a double's range is refused */
+        FZ_CHECK(!isinf(rec.v[k]), "key %d is infinite", k);
 }
 
 /* The record the input's first bytes choose, written as progress.c writes
