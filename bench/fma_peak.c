@@ -23,7 +23,15 @@
 
 enum { CHAINS = 12, BLOCK = 1 << 16 };
 
-typedef enum { OP_FMA, OP_BF16 } op_kind;
+/* What a job runs: the widest float32 FMA the CPU has, or the bfloat16 dot. */
+typedef enum { OP_NONE, OP_FMA_AVX2, OP_FMA_AVX512, OP_BF16 } op_kind;
+static const struct {
+    const char *name;
+    double flops; /* per instruction */
+} ops[] = {[OP_NONE] = {"none", 0},
+           [OP_FMA_AVX2] = {"avx2", 16},
+           [OP_FMA_AVX512] = {"avx512", 32},
+           [OP_BF16] = {"avx512bf16", 64}};
 
 typedef struct {
     op_kind op;
@@ -97,23 +105,17 @@ __attribute__((target("avx512f,avx512bf16"))) static float dot_bf16(long blocks)
 }
 #endif
 
-/* FLOPs per instruction of the widest FMA this CPU has (0: none known), and
- * its name. */
-static int fma_width(const char **name)
+/* The widest float32 FMA this CPU has (OP_NONE: none known). */
+static op_kind widest_fma(void)
 {
 #ifdef HAVE_X86
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) {
-        *name = "avx512";
-        return 32;
-    }
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        *name = "avx2";
-        return 16;
-    }
+    if (__builtin_cpu_supports("avx512f"))
+        return OP_FMA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return OP_FMA_AVX2;
 #endif
-    *name = "none";
-    return 0;
+    return OP_NONE;
 }
 
 static int has_bf16(void)
@@ -130,13 +132,12 @@ static void *run_job(void *arg)
 {
     job *j = arg;
 #ifdef HAVE_X86
-    const char *name;
-    if (j->op == OP_BF16)
-        j->sink = dot_bf16(j->blocks);
-    else if (fma_width(&name) == 32)
-        j->sink = fma_avx512(j->blocks);
-    else
-        j->sink = fma_avx2(j->blocks);
+    switch (j->op) {
+    case OP_FMA_AVX512: j->sink = fma_avx512(j->blocks); break;
+    case OP_FMA_AVX2: j->sink = fma_avx2(j->blocks); break;
+    case OP_BF16: j->sink = dot_bf16(j->blocks); break;
+    case OP_NONE: break;
+    }
 #else
     (void)j;
 #endif
@@ -144,7 +145,7 @@ static void *run_job(void *arg)
 }
 
 /* GFLOP/s of op on threads threads at once, each running blocks blocks. */
-static double measure(op_kind op, int threads, long blocks, double flops_per_inst)
+static double measure(op_kind op, int threads, long blocks)
 {
     pthread_t tid[64];
     job jobs[64];
@@ -159,14 +160,14 @@ static double measure(op_kind op, int threads, long blocks, double flops_per_ins
     for (int i = 0; i < started; i++)
         pthread_join(tid[i], NULL);
     double t = now() - t0;
-    return (double)started * (double)blocks * BLOCK * CHAINS * flops_per_inst / t * 1e-9;
+    return (double)started * (double)blocks * BLOCK * CHAINS * ops[op].flops / t * 1e-9;
 }
 
 /* Blocks that take about seconds on one thread, from a short trial. */
-static long calibrate(op_kind op, double seconds, double flops_per_inst)
+static long calibrate(op_kind op, double seconds)
 {
-    double rate = measure(op, 1, 4, flops_per_inst) * 1e9;
-    double per_block = (double)BLOCK * CHAINS * flops_per_inst / rate;
+    double rate = measure(op, 1, 4) * 1e9;
+    double per_block = (double)BLOCK * CHAINS * ops[op].flops / rate;
     long blocks = (long)(seconds / per_block);
     return blocks > 1 ? blocks : 1;
 }
@@ -189,29 +190,28 @@ int main(int argc, char **argv)
         fprintf(stderr, "fma_peak: --threads 1..64, --seconds in (0, 60]\n");
         return 2;
     }
-    const char *isa;
-    int width = fma_width(&isa);
-    if (width == 0) {
+    op_kind fma = widest_fma();
+    if (fma == OP_NONE) {
         printf("{\"fma_isa\": \"none\"}\n");
         return 0;
     }
     /* best of three at each thread count: the machine is shared */
     double one = 0, all = 0, bf16 = 0;
-    long blocks = calibrate(OP_FMA, seconds, width);
+    long blocks = calibrate(fma, seconds);
     for (int r = 0; r < 3; r++) {
-        double g1 = measure(OP_FMA, 1, blocks, width), gn = measure(OP_FMA, threads, blocks, width);
+        double g1 = measure(fma, 1, blocks), gn = measure(fma, threads, blocks);
         one = g1 > one ? g1 : one;
         all = gn > all ? gn : all;
     }
     if (has_bf16()) {
-        long bblocks = calibrate(OP_BF16, seconds, 64);
+        long bblocks = calibrate(OP_BF16, seconds);
         for (int r = 0; r < 3; r++) {
-            double g = measure(OP_BF16, threads, bblocks, 64);
+            double g = measure(OP_BF16, threads, bblocks);
             bf16 = g > bf16 ? g : bf16;
         }
     }
     printf("{\"fma_isa\": \"%s\", \"threads\": %d, \"fma_peak_gflops_1thread\": %.1f, "
-           "\"fma_peak_gflops\": %.1f", isa, threads, one, all);
+           "\"fma_peak_gflops\": %.1f", ops[fma].name, threads, one, all);
     if (bf16 > 0)
         printf(", \"bf16_dot_peak_gflops\": %.1f", bf16);
     printf("}\n");
