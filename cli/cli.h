@@ -35,13 +35,33 @@ char *cli_read_file(const char *path, const char *what, size_t *len);
 
 /* How an output is written: beside itself and renamed into place (models,
  * images: a device or a FIFO there would be replaced, and the temporary's
- * name must fit), or in place (a CSV: /dev/null is fine). */
-enum cli_output { CLI_OUTPUT_RENAMED, CLI_OUTPUT_IN_PLACE };
+ * name must fit), or, for text (a CSV), renamed into place too unless a
+ * device or a FIFO is there, which is written in place (/dev/null is fine). */
+enum cli_output { CLI_OUTPUT_RENAMED, CLI_OUTPUT_TEXT };
 /* Before any work: refuses (printing "chargan: cannot write <what> 'path':
  * <reason>", returning -1) an output that cannot be written so: a
  * directory, a name without a file name, a directory that is not writable,
  * and for a renamed output anything but a regular file. */
 int cli_check_output(const char *path, const char *what, enum cli_output how);
+
+#define CLI_PATH_MAX 4096
+/* Creates path + ".tmp-XXXXXX" (written into tmp, CLI_PATH_MAX bytes) with
+ * the permissions of a new file; its descriptor, or -1 with errno set. */
+int cli_temp_beside(const char *path, char tmp[CLI_PATH_MAX]);
+
+/* A text output (CLI_OUTPUT_TEXT) being written: a failure before
+ * cli_text_output_commit() leaves what was at path before. */
+typedef struct cli_text_output {
+    FILE *f;
+    const char *path;
+    char tmp[CLI_PATH_MAX]; /* "" when written in place */
+} cli_text_output;
+/* Opens out->f for path; 0, or -1 after printing "chargan: cannot write
+ * <what> 'path': <reason>". */
+int cli_text_output_open(cli_text_output *out, const char *path, const char *what);
+/* Closes out->f and puts the file in place; on a write error (also one
+ * ferror() kept) prints it, removes the temporary and returns -1. */
+int cli_text_output_commit(cli_text_output *out, const char *what);
 /* Nonzero if both paths are the same string, name the same existing file,
  * or, neither existing, the same name in the same directory ("-", standard
  * input, is no file: only "-" itself is the same). */
@@ -133,7 +153,6 @@ int cli_gnuplot_draw(const char *who, const char *output, cli_gnuplot_writer wri
 void cli_gnuplot_quote(FILE *f, const char *s);
 /* dir/name into path (CLI_PATH_MAX bytes); 0, or -1 after printing that
  * the name is too long (WHO: as for cli_gnuplot_draw). */
-#define CLI_PATH_MAX 4096
 int cli_gnuplot_path(char path[CLI_PATH_MAX], const char *who, const char *dir, const char *name);
 
 /* ---- progress, signals and the JSONL log (progress.c) --------------- */

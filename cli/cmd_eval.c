@@ -557,16 +557,17 @@ static int run_sweep(const eval_args *a, eval_inputs *in, sweep *sw)
             return -1;
     }
     int to_stdout = strcmp(a->csv, "-") == 0;
-    FILE *f = to_stdout ? stdout : fopen(a->csv, "w");
-    if (!f) {
-        cli_error("--csv: cannot write '%s': %s", a->csv, strerror(errno));
-        return -1;
-    }
-    write_csv(f, sw);
-    int werr = ferror(f);
-    if ((to_stdout ? fflush(f) : fclose(f)) != 0 || werr) {
-        cli_error("--csv: cannot write '%s'", to_stdout ? "standard output" : a->csv);
-        return -1;
+    if (to_stdout) {
+        write_csv(stdout, sw);
+        if (cli_flush_stdout() != 0)
+            return -1;
+    } else {
+        cli_text_output csv;
+        if (cli_text_output_open(&csv, a->csv, "CSV") != 0)
+            return -1;
+        write_csv(csv.f, sw);
+        if (cli_text_output_commit(&csv, "CSV") != 0)
+            return -1;
     }
     if (a->plot && cli_gnuplot_draw("--plot", a->plot, write_sweep_script, sw) != 0)
         return -1;
@@ -706,8 +707,7 @@ int cli_cmd_eval(int argc, char **argv)
         cli_error("--csv and --plot: both name '%s'", a.plot);
         return CLI_EXIT_USAGE;
     }
-    /* the CSV is written in place: /dev/null is fine */
-    if (csv_file && cli_check_output(csv_file, "CSV", CLI_OUTPUT_IN_PLACE) != 0)
+    if (csv_file && cli_check_output(csv_file, "CSV", CLI_OUTPUT_TEXT) != 0)
         return CLI_EXIT_FAILURE;
 
     int exit_code = CLI_EXIT_FAILURE;

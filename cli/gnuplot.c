@@ -187,23 +187,9 @@ int cli_gnuplot_draw(const char *who, const char *output, cli_gnuplot_writer wri
     }
     /* gnuplot writes next to the output, which is renamed into place only
      * once the image is complete. */
-    if ((size_t)snprintf(tmp_out, sizeof tmp_out, "%s.tmp-XXXXXX", output) >= sizeof tmp_out) {
-        cli_error("%s: output name too long", who);
-        tmp_out[0] = '\0';
-        goto done;
-    }
-    int fd = mkstemp(tmp_out);
+    int fd = cli_temp_beside(output, tmp_out);
     if (fd < 0) {
         cli_error("%s: cannot write '%s': %s", who, output, strerror(errno));
-        tmp_out[0] = '\0';
-        goto done;
-    }
-    /* mkstemp() makes the file 0600; an image is as readable as any new file. */
-    mode_t mask = umask(0);
-    umask(mask);
-    if (fchmod(fd, 0666 & ~mask) != 0) {
-        cli_error("%s: cannot write '%s': %s", who, output, strerror(errno));
-        close(fd);
         goto done;
     }
     close(fd);

@@ -133,11 +133,11 @@ int cli_check_output(const char *path, const char *what, enum cli_output how)
             why = "Is a directory"; /* would fail only at the end */
         else if (how == CLI_OUTPUT_RENAMED && !S_ISREG(sb.st_mode))
             why = "not a regular file"; /* a device or a FIFO would be replaced */
-        else if (how == CLI_OUTPUT_IN_PLACE && access(path, W_OK) != 0)
+        else if (!S_ISREG(sb.st_mode) && access(path, W_OK) != 0)
             why = strerror(errno);
         if (why)
             cli_error("cannot write %s '%s': %s", what, path, why);
-        if (why || how == CLI_OUTPUT_IN_PLACE)
+        if (why || !S_ISREG(sb.st_mode)) /* written in place: its directory does not matter */
             return why ? -1 : 0;
     }
     const char *d, *name;
@@ -156,12 +156,90 @@ int cli_check_output(const char *path, const char *what, enum cli_output how)
         why = strerror(ENOTDIR);
     else if (access(d, W_OK | X_OK) != 0)
         why = strerror(errno);
-    else if (how == CLI_OUTPUT_RENAMED &&
-             strlen(name) + strlen(".tmp-XXXXXX") > (size_t)(name_max > 0 ? name_max : 255))
+    else if (strlen(name) + strlen(".tmp-XXXXXX") > (size_t)(name_max > 0 ? name_max : 255))
         why = "file name too long (with the '.tmp-XXXXXX' of its temporary file)";
     free(copy);
     if (why) {
         cli_error("cannot write %s '%s': %s", what, path, why);
+        return -1;
+    }
+    return 0;
+}
+
+/* Gives the temporary fd what a file replaced at its path had (owner, group,
+ * permissions: a private file stays private), where it may take the owner
+ * and group, else the permissions of a new file. */
+static int take_permissions(int fd, const char *path)
+{
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && fchown(fd, sb.st_uid, sb.st_gid) == 0)
+        return fchmod(fd, sb.st_mode & 0777);
+    mode_t mask = umask(0); /* mkstemp() made it 0600 */
+    umask(mask);
+    return fchmod(fd, 0666 & ~mask);
+}
+
+int cli_temp_beside(const char *path, char tmp[CLI_PATH_MAX])
+{
+    if ((size_t)snprintf(tmp, CLI_PATH_MAX, "%s.tmp-XXXXXX", path) >= CLI_PATH_MAX) {
+        tmp[0] = '\0';
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int fd = mkstemp(tmp);
+    if (fd >= 0 && take_permissions(fd, path) != 0) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        errno = e;
+        fd = -1;
+    }
+    if (fd < 0)
+        tmp[0] = '\0';
+    return fd;
+}
+
+int cli_text_output_open(cli_text_output *out, const char *path, const char *what)
+{
+    struct stat sb;
+    out->path = path;
+    out->tmp[0] = '\0';
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        out->f = fopen(path, "w"); /* a device or a FIFO: in place */
+    } else {
+        int fd = cli_temp_beside(path, out->tmp);
+        out->f = fd < 0 ? NULL : fdopen(fd, "w");
+        if (fd >= 0 && !out->f) {
+            int e = errno;
+            close(fd);
+            unlink(out->tmp);
+            errno = e;
+        }
+    }
+    if (!out->f) {
+        cli_error("cannot write %s '%s': %s", what, path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int cli_text_output_commit(cli_text_output *out, const char *what)
+{
+    int e = 0;
+    errno = 0;
+    if (fflush(out->f) != 0 || ferror(out->f))
+        e = errno ? errno : EIO;
+    else if (out->tmp[0] && fsync(fileno(out->f)) != 0) /* a crash leaves the old or the new */
+        e = errno;
+    if (fclose(out->f) != 0 && !e)
+        e = errno;
+    out->f = NULL;
+    if (!e && out->tmp[0] && rename(out->tmp, out->path) != 0)
+        e = errno;
+    if (e) {
+        cli_error("cannot write %s '%s': %s", what, out->path, strerror(e));
+        if (out->tmp[0])
+            unlink(out->tmp);
         return -1;
     }
     return 0;

@@ -131,8 +131,40 @@ expect_error 2 "TEXTFILE" "$CHARGAN" eval "$M" --sweep 1
 [ ! -e "$TMP/x.csv" ] && [ ! -e "$TMP/x.png" ] || fail "a rejected command line wrote a file"
 
 # ---- failures ----
-# written in place, unlike an image: a device is fine
+# A device is written in place, unlike an image: /dev/null is fine, and a
+# full one says why.
 expect_ok "$CHARGAN" eval "$M" "$C" --sweep 1 --csv /dev/null
+if [ -c /dev/full ]; then
+    expect_error 1 "cannot write CSV '/dev/full': No space left on device" \
+        "$CHARGAN" eval "$M" "$C" --sweep 1 --csv /dev/full
+fi
+# A file is replaced only once the new CSV is complete: a write that fails
+# (here past a file size limit of 0, its signal ignored) keeps the old one,
+# and leaves no temporary beside it.  The limit holds for regular files
+# only, so the message comes through a pipe.
+mkdir "$TMP/csvdir"
+cp "$TMP/default.csv" "$TMP/csvdir/old.csv"
+chmod 640 "$TMP/csvdir/old.csv"
+{
+    (trap '' XFSZ && ulimit -f 0 && exec "$CHARGAN" eval "$M" "$C" --sweep 1 \
+        --csv "$TMP/csvdir/old.csv") 2>&1 >/dev/null
+    echo "exit status $?"
+} | cat >"$TMP/err"
+[ "$(cat "$TMP/err")" = "chargan: cannot write CSV '$TMP/csvdir/old.csv': File too large
+exit status 1" ] || { show; fail "a failed CSV write does not say why, or exits 0"; }
+cmp -s "$TMP/csvdir/old.csv" "$TMP/default.csv" || fail "a failed write lost the earlier CSV"
+[ "$(ls -A "$TMP/csvdir")" = "old.csv" ] || { ls -l "$TMP/csvdir" >&2; fail "a temporary was left"; }
+# A replaced CSV keeps its permissions.
+expect_ok "$CHARGAN" eval "$M" "$C" --sweep 1 --csv "$TMP/csvdir/old.csv"
+[ "$(stat -c %a "$TMP/csvdir/old.csv")" = 640 ] || fail "the replaced CSV lost its permissions"
+[ "$(ls -A "$TMP/csvdir")" = "old.csv" ] || { ls -l "$TMP/csvdir" >&2; fail "a temporary was left"; }
+# Replacing needs a writable directory, refused before the work.
+if [ "$(id -u)" -ne 0 ]; then
+    chmod 555 "$TMP/csvdir"
+    expect_error 1 "cannot write CSV '$TMP/csvdir/old.csv': Permission denied" \
+        "$CHARGAN" eval "$M" "$C" --sweep 1 --csv "$TMP/csvdir/old.csv"
+    chmod 755 "$TMP/csvdir"
+fi
 # A temperature so small that weights / T overflow a float: nothing written.
 expect_error 1 "the output layer divided by it leaves the float range" "$CHARGAN" eval "$M" "$C" \
     --sweep 1,1e-44 --csv "$TMP/x.csv"
