@@ -197,10 +197,14 @@ int cli_progress_time_up(const cli_progress *pr);
 const char *cli_phase_name(int phase);
 
 /* SIGINT, SIGTERM and SIGHUP set a flag instead of killing the process (a
- * second one kills it: the library's saves are atomic, so nothing is left
- * half-written), and SIGPIPE is ignored (writes to a closed pipe fail
+ * second one kills it, once a save in progress is done), and SIGPIPE is ignored (writes to a closed pipe fail
  * instead).  A signal the process inherited as ignored stays ignored. */
 void cli_signals_install(void);
+/* Around a save: a second stop signal, which would kill the process and
+ * leave the save's temporary file behind, waits for the release and kills
+ * it then (a first one still asks to stop). */
+void cli_signals_hold(void);
+void cli_signals_release(void);
 /* The signal that asked to stop, or 0. */
 int cli_stop_signal(void);
 /* Makes a stop signal also ask tr to stop (chargan_trainer_request_stop), so

@@ -136,7 +136,9 @@ static FILE *open_log_for_replacing(const char *path)
 static int save_model(train_ctx *c, const char *why)
 {
     cli_progress_log_start(c->pr); /* the saved model's log is this run's */
+    cli_signals_hold();
     chargan_status st = chargan_trainer_save(c->tr, c->a->output);
+    cli_signals_release();
     if (st != CHARGAN_OK) {
         cli_lib_error(st, "cannot save %s '%s'", why, c->a->output);
         return -1;

@@ -451,6 +451,60 @@ void cli_signals_stop_trainer(chargan_trainer *tr)
         ;
 }
 
+static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
+#define N_STOP_SIGNALS (sizeof stop_signals / sizeof stop_signals[0])
+
+/* While held (cli_signals_hold): what each signal's action was before, and
+ * a signal whose second delivery waits for the release. */
+static struct sigaction before_hold[N_STOP_SIGNALS];
+static volatile sig_atomic_t fired_while_held[N_STOP_SIGNALS];
+static volatile sig_atomic_t held_signal;
+
+static void on_signal_while_held(int sig)
+{
+    for (size_t i = 0; i < N_STOP_SIGNALS; i++) {
+        if (stop_signals[i] != sig)
+            continue;
+        if (before_hold[i].sa_handler == on_stop_signal && !fired_while_held[i]) {
+            fired_while_held[i] = 1; /* its first: a stop request, as ever */
+            on_stop_signal(sig);
+        } else {
+            held_signal = sig; /* the one that would have killed */
+        }
+    }
+}
+
+void cli_signals_hold(void)
+{
+    held_signal = 0;
+    for (size_t i = 0; i < N_STOP_SIGNALS; i++) {
+        fired_while_held[i] = 0;
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal_while_held;
+        sigfillset(&sa.sa_mask); /* one handler at a time */
+        sigaction(stop_signals[i], NULL, &before_hold[i]);
+        if (before_hold[i].sa_handler != SIG_IGN)
+            sigaction(stop_signals[i], &sa, NULL);
+    }
+}
+
+void cli_signals_release(void)
+{
+    for (size_t i = 0; i < N_STOP_SIGNALS; i++) {
+        if (before_hold[i].sa_handler == SIG_IGN)
+            continue;
+        struct sigaction sa = before_hold[i];
+        if (fired_while_held[i])
+            sa.sa_handler = SIG_DFL; /* as SA_RESETHAND would have left it */
+        sigaction(stop_signals[i], &sa, NULL);
+    }
+    if (held_signal) {
+        signal(held_signal, SIG_DFL);
+        raise(held_signal);
+    }
+}
+
 void cli_signals_install(void)
 {
     /* A closed terminal (SIGHUP) stops training as SIGTERM does; a reader of
@@ -459,19 +513,18 @@ void cli_signals_install(void)
     struct sigaction pipe_old;
     if (sigaction(SIGPIPE, NULL, &pipe_old) == 0 && pipe_old.sa_handler == SIG_DFL)
         signal(SIGPIPE, SIG_IGN);
-    const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+    for (size_t i = 0; i < N_STOP_SIGNALS; i++) {
         struct sigaction old;
-        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN)
+        if (sigaction(stop_signals[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN)
             continue; /* e.g. started with nohup: keep ignoring */
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = on_stop_signal;
         sigemptyset(&sa.sa_mask);
         /* The handler runs once; a second signal takes the default action
-         * and kills the process, which is safe because saves are atomic. */
+         * and kills the process, after the save it may come in (held). */
         sa.sa_flags = SA_RESETHAND;
-        sigaction(sigs[i], &sa, NULL);
+        sigaction(stop_signals[i], &sa, NULL);
     }
 }
 

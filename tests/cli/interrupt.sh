@@ -134,4 +134,33 @@ expect_ok "$CHARGAN" train "$C" -o "$TMP/none.ckpt" $TINY --steps 5 --time 1e-30
 [ "$(value steps "$TMP/out")" = 0 ] || { show; fail "--time 1e-300: steps taken"; }
 [ -s "$TMP/none.jsonl" ] && fail "a saved run left an earlier run's log"
 
+# A second signal inside a save waits for the save: the model is written
+# whole and nothing is left beside it, then the signal kills the process
+# (it left the save's temporary file, and no model).  A preloaded shim makes
+# the save's fsync take 3 s; both signals land in it.
+if [ -f "${CHARGAN_TEST_SLOW_FSYNC:-}" ]; then
+    mkdir "$TMP/held"
+    # ASan wants its runtime first among the preloaded libraries
+    LD_PRELOAD=$CHARGAN_TEST_SLOW_FSYNC CHARGAN_TEST_FSYNC_DELAY=3 \
+        ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+        "$CHARGAN" train "$C" -o "$TMP/held/m.ckpt" $TINY --steps 3 --val-fraction 0 \
+        >"$TMP/out" 2>"$TMP/err" &
+    pid=$!
+    tries=0
+    until ls -a "$TMP/held" | grep -q '^m\.ckpt\.tmp-' || [ "$tries" -ge 1200 ]; do
+        sleep 0.05
+        tries=$((tries + 1))
+    done
+    kill -s TERM "$pid"
+    sleep 0.5
+    kill -s TERM "$pid"
+    wait "$pid"
+    status=$?
+    [ "$status" -eq 143 ] || { show; fail "two SIGTERMs in a save: exit status $status"; }
+    [ "$(ls -A "$TMP/held")" = m.ckpt ] ||
+        { ls -la "$TMP/held" >&2; fail "two SIGTERMs in a save: no model, or a temporary left"; }
+    expect_ok "$CHARGAN" info "$TMP/held/m.ckpt"
+    [ "$(value "  global_step" "$TMP/out")" = 3 ] || { show; fail "the held save is not step 3's"; }
+fi
+
 echo "ok"

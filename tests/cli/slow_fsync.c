@@ -1,0 +1,22 @@
+/* slow_fsync.c - an LD_PRELOAD shim for the CLI tests: fsync() first sleeps
+ * CHARGAN_TEST_FSYNC_DELAY seconds (whole ones), so that a test can signal a
+ * process while it is inside a save (the library syncs the temporary file
+ * before renaming it into place). */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int fsync(int fd)
+{
+    int (*real_fsync)(int);
+    void *symbol = dlsym(RTLD_NEXT, "fsync");
+    memcpy(&real_fsync, &symbol, sizeof symbol); /* as POSIX allows, not ISO C */
+    const char *delay = getenv("CHARGAN_TEST_FSYNC_DELAY");
+    struct timespec left = {delay ? atoi(delay) : 0, 0};
+    while (nanosleep(&left, &left) != 0 && errno == EINTR)
+        ; /* a signal handler ran: sleep out the rest */
+    return real_fsync ? real_fsync(fd) : (errno = ENOSYS, -1);
+}
