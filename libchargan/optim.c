@@ -282,10 +282,10 @@ static bool all_finite(const float *restrict a, size_t n)
     return sum == 0.0f;
 }
 
-static void scale(float *restrict g, size_t n, float s)
+static void scale(float *restrict g, size_t n, double s)
 {
     for (size_t i = 0; i < n; i++)
-        g[i] *= s;
+        g[i] = (float)((double)g[i] * s);
 }
 
 static void adam(size_t n, float *restrict p, const float *restrict g, float *restrict m,
@@ -392,7 +392,7 @@ static chargan_status begin_checked(chargan_optimizer *opt, const float *grads, 
     const chargan_optimizer_config *c = &opt->cfg;
     u->norm = norm;
     u->clip = c->clip_norm > 0.0f && norm > c->clip_norm;
-    u->clip_scale = u->clip ? (float)(c->clip_norm / norm) : 1.0f;
+    u->clip_scale = u->clip ? (double)c->clip_norm / norm : 1.0;
     const double t = (double)(opt->steps + 1);
     const double bc1 = 1.0 - pow(c->beta1, t), bc2 = 1.0 - pow(c->beta2, t);
     u->step_size = (float)(c->lr / bc1);
@@ -447,9 +447,10 @@ chargan_status cg_optimizer_update_end(chargan_optimizer *opt, const cg_optim_up
     if (bad)
         return cg_fail(&opt->err, CHARGAN_E_NUMERIC,
                        "optimizer step %" PRIu64 ": the update made %s non-finite (learning "
-                       "rate %g too large?); reload a checkpoint",
+                       "rate %g too large%s?); reload a checkpoint",
                        opt->steps, bad & CG_OPTIM_BAD_PARAMS ? "a parameter" : "the optimizer state",
-                       (double)opt->cfg.lr);
+                       (double)opt->cfg.lr,
+                       opt->cfg.clip_norm > 0.0f ? "" : ", or gradients to clip with clip_norm");
     if (grad_norm)
         *grad_norm = u->norm;
     return CHARGAN_OK;

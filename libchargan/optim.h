@@ -61,8 +61,9 @@ enum { CG_OPTIM_BAD_PARAMS = 1u, CG_OPTIM_BAD_STATE = 2u };
 
 typedef struct cg_optim_update {
     double norm;
+    double clip_scale; /* double: clip_norm / norm can be below FLT_MIN */
     bool clip;
-    float clip_scale, step_size, sqrt_bc2, decay;
+    float step_size, sqrt_bc2, decay;
 } cg_optim_update;
 
 size_t cg_optimizer_blocks(size_t n);

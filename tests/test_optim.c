@@ -252,6 +252,26 @@ START_TEST(clipping_scales_to_clip_norm)
         after2 += (double)big_g[i] * big_g[i];
     ck_assert_double_eq_tol(sqrt(after2), 2.5, 2.5e-6);
     chargan_optimizer_free(opt);
+
+    /* A scale clip_norm / norm below the smallest normal float (norm
+     * ~1e41 here) is kept in double: in float it lost its digits, and
+     * under ~1e-45 it was 0, a silent no-op step. */
+    static const float limits[] = {1e-6f, 1e-3f, 5.0f};
+    for (size_t k = 0; k < sizeof limits / sizeof limits[0]; k++) {
+        cfg.clip_norm = limits[k];
+        opt = make(&cfg);
+        for (int i = 0; i < N; i++) {
+            big_p[i] = 0.0f;
+            big_g[i] = i % 2 ? 3e38f : -3e38f;
+        }
+        ck_assert_int_eq(cg_optimizer_step(opt, big_p, big_g, N, &norm), CHARGAN_OK);
+        ck_assert(isfinite(norm) && norm > 9e39);
+        double moved = 0;
+        for (int i = 0; i < N; i++)
+            moved += (double)big_p[i] * big_p[i];
+        ck_assert_double_eq_tol(sqrt(moved) / limits[k], 1.0, 1e-6);
+        chargan_optimizer_free(opt);
+    }
 }
 END_TEST
 
