@@ -243,6 +243,9 @@ chargan_status cg_model_read(cg_reader *r, cg_error *err, chargan_model **out)
     for (int i = 0; i < 4; i++)
         if (!cg_get_u64(r, &rng.s[i]))
             return TRUNCATED("the RNG state");
+    if (!cg_rng_state_valid(&rng))
+        return cg_fail(err, CHARGAN_E_FORMAT, "model section: the RNG state at offset %zu is all "
+                       "zero, which no generator reaches", r->pos - 32);
     uint32_t n_tensors;
     if (!cg_get_u32(r, &n_tensors))
         return TRUNCATED("the tensor count");

@@ -132,6 +132,9 @@ uint64_t cg_rng_below(cg_rng *rng, uint64_t n);
 float cg_rng_normal(cg_rng *rng);
 /* Independent stream number k derived from a seed (for per-thread / per-rank RNGs). */
 void cg_rng_seed_stream(cg_rng *rng, uint64_t seed, uint64_t stream);
+/* Whether a state (read from a file) can be one: all zero is xoshiro's fixed
+ * point, every draw 0 for ever, and no seeding makes it. */
+bool cg_rng_state_valid(const cg_rng *rng);
 
 /* ---------------------------------------------------------------- checksums (crc32.c) */
 

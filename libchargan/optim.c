@@ -376,6 +376,9 @@ static chargan_status check_args(chargan_optimizer *opt, const float *params, co
 static chargan_status begin_checked(chargan_optimizer *opt, const float *grads, size_t n,
                                     double sumsq, cg_optim_update *u)
 {
+    if (opt->steps >= CG_OPTIM_MAX_STEPS) /* not in a lifetime; a file could claim it */
+        return cg_fail(&opt->err, CHARGAN_E_INVALID, "optimizer step: %" PRIu64 " steps taken, "
+                       "the most it counts", opt->steps);
     const double norm = sqrt(sumsq);
     if (!isfinite(norm)) {
         /* Some gradient is non-finite (see sum_squares); name the first. */
@@ -562,8 +565,15 @@ chargan_status cg_optimizer_read(cg_reader *r, size_t expected_n, cg_error *err,
                            (double)field_value(&c, i));
     }
     uint64_t steps, n64;
+    at = r->pos;
     if (!cg_get_u64(r, &steps))
         return truncated(err, r, "steps");
+    /* Adam's bias correction takes the step number as a double; 2^64 - 1
+     * would wrap to step 0 and divide by 1 - beta^0 = 0. */
+    if (steps > CG_OPTIM_MAX_STEPS)
+        return cg_fail(err, CHARGAN_E_FORMAT,
+                       "optimizer state: steps at byte %zu is %" PRIu64 ", more than 2^53", at,
+                       steps);
     at = r->pos;
     if (!cg_get_u64(r, &n64))
         return truncated(err, r, "n");

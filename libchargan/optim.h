@@ -58,6 +58,8 @@ chargan_status cg_optimizer_step(chargan_optimizer *opt, float *params, float *g
  *   reported, *grad_norm written. */
 #define CG_OPTIM_BLOCK 4096 /* floats */
 enum { CG_OPTIM_BAD_PARAMS = 1u, CG_OPTIM_BAD_STATE = 2u };
+/* The most updates an optimizer counts: its step number is used as a double. */
+#define CG_OPTIM_MAX_STEPS (UINT64_C(1) << 53)
 
 typedef struct cg_optim_update {
     double norm;

@@ -27,6 +27,11 @@ void cg_rng_seed_stream(cg_rng *rng, uint64_t seed, uint64_t stream)
     cg_rng_seed(rng, seed ^ splitmix64(&x));
 }
 
+bool cg_rng_state_valid(const cg_rng *rng)
+{
+    return (rng->s[0] | rng->s[1] | rng->s[2] | rng->s[3]) != 0;
+}
+
 static inline uint64_t rotl(uint64_t x, int k)
 {
     return (x << k) | (x >> (64 - k));

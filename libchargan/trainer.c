@@ -1390,6 +1390,9 @@ static chargan_status read_trainer_section(cg_reader *r, cg_error *err, trainer_
     if (s->baseline_set > 1)
         return cg_fail(err, CHARGAN_E_FORMAT, "trainer section: baseline_set %u, expected 0 or 1",
                        s->baseline_set);
+    if (!cg_rng_state_valid(&s->rng))
+        return cg_fail(err, CHARGAN_E_FORMAT, "trainer section: the RNG state (byte 72) is all "
+                       "zero, which no generator reaches");
     cg_reader br;
     cg_reader_init(&br, s->baseline, (size_t)c->seq_len * 4);
     for (uint32_t t = 0; t < c->seq_len; t++) {
@@ -1509,6 +1512,11 @@ chargan_status chargan_trainer_load(const char *path, chargan_trainer **out)
         if ((st = read_optimizer(&f, CG_SEC_DISC_OPTIMIZER, path, disc->n_weights, &dopt)) !=
             CHARGAN_OK)
             goto fail;
+    } else if (cg_ckpt_find(&f, CG_SEC_DISC_OPTIMIZER)) {
+        /* read by nobody, and lost at the next save: the file is not what its writer meant */
+        st = cg_fail(NULL, CHARGAN_E_FORMAT, "%s: optimizer section 'DOPT' without the "
+                     "discriminator 'DMOD' it belongs to", path);
+        goto fail;
     }
     if ((st = check_pair(NULL, gen, disc, &ts.cfg)) != CHARGAN_OK) {
         st = cg_fail(NULL, CHARGAN_E_FORMAT, "%s: %s", path, cg_thread_error());

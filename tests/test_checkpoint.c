@@ -1517,7 +1517,49 @@ START_TEST(hostile_trainer_sections)
     put32(sec + 128, 2); /* baseline_set */
     write_variant(&im, bad, CG_SEC_TRAINER, sec, trn->length, false);
     expect_trainer_load(bad, CHARGAN_E_FORMAT, "baseline_set");
+    /* An all-zero RNG state, xoshiro's fixed point: every batch the same
+     * windows, every noise 0, silently.  No writer makes it. */
+    memcpy(sec, trn->payload, trn->length);
+    memset(sec + 72, 0, 32);
+    write_variant(&im, bad, CG_SEC_TRAINER, sec, trn->length, false);
+    expect_trainer_load(bad, CHARGAN_E_FORMAT, "RNG state (byte 72) is all zero");
+    /* A discriminator's optimizer without the discriminator (an MLE trainer
+     * needs none): read by nobody, it was ignored and lost at the next save. */
+    memcpy(sec, trn->payload, trn->length);
+    put32(sec + 32, CHARGAN_GAN_NONE);
+    raw_section orphan[CG_CKPT_MAX_SECTIONS];
+    int n_orphan = 0;
+    for (uint32_t i = 0; i < im.f.n_sections; i++) {
+        const cg_ckpt_section *c = &im.f.sections[i];
+        if (c->tag == CG_SEC_DISCRIMINATOR)
+            continue;
+        orphan[n_orphan].tag = c->tag;
+        orphan[n_orphan].data = c->tag == CG_SEC_TRAINER ? sec : c->payload;
+        orphan[n_orphan].size = c->length;
+        n_orphan++;
+    }
+    write_container(bad, orphan, n_orphan);
+    expect_trainer_load(bad, CHARGAN_E_FORMAT, "'DOPT' without the discriminator 'DMOD'");
+    n_orphan = 0; /* the control: without the DOPT too, it loads */
+    for (uint32_t i = 0; i < im.f.n_sections; i++) {
+        const cg_ckpt_section *c = &im.f.sections[i];
+        if (c->tag != CG_SEC_DISCRIMINATOR && c->tag != CG_SEC_DISC_OPTIMIZER)
+            orphan[n_orphan++] = (raw_section){c->tag, c->tag == CG_SEC_TRAINER ? sec : c->payload,
+                                               c->length};
+    }
+    write_container(bad, orphan, n_orphan);
+    ck_assert_int_eq(chargan_trainer_load(bad, &back), CHARGAN_OK);
+    chargan_trainer_free(back);
     free(sec);
+    /* the same for a model's RNG state (the dropout masks) */
+    const cg_ckpt_section *gmod = cg_ckpt_find(&im.f, CG_SEC_GENERATOR);
+    uint8_t *msec = malloc(gmod->length);
+    ck_assert_ptr_nonnull(msec);
+    memcpy(msec, gmod->payload, gmod->length);
+    memset(msec + 48, 0, 32);
+    write_variant(&im, bad, CG_SEC_GENERATOR, msec, gmod->length, false);
+    expect_trainer_load(bad, CHARGAN_E_FORMAT, "RNG state at offset 48 is all zero");
+    free(msec);
 
     /* optimizer sections: sized for another model, and corrupt */
     const cg_ckpt_section *gopt = cg_ckpt_find(&im.f, CG_SEC_GEN_OPTIMIZER);
@@ -1530,6 +1572,22 @@ START_TEST(hostile_trainer_sections)
     put32(osec, 9); /* optimizer state version */
     write_variant(&im, bad, CG_SEC_GEN_OPTIMIZER, osec, gopt->length, false);
     expect_trainer_load(bad, CHARGAN_E_UNSUPPORTED, "GOPT");
+    /* A step count of 2^64 - 1: Adam's next step number wrapped to 0 and
+     * its bias correction divided by 0, wrecking the model.  2^53 loads
+     * and takes no step. */
+    memcpy(osec, gopt->payload, gopt->length);
+    put64(osec + 40, UINT64_MAX);
+    write_variant(&im, bad, CG_SEC_GEN_OPTIMIZER, osec, gopt->length, false);
+    expect_trainer_load(bad, CHARGAN_E_FORMAT, "steps at byte 40 is 18446744073709551615");
+    put64(osec + 40, UINT64_C(1) << 53);
+    write_variant(&im, bad, CG_SEC_GEN_OPTIMIZER, osec, gopt->length, false);
+    ck_assert_int_eq(chargan_trainer_load(bad, &back), CHARGAN_OK);
+    size_t corpus_len;
+    const char *corpus_text = corpus(&corpus_len);
+    ck_assert_int_eq(chargan_trainer_set_corpus_text(back, corpus_text, corpus_len), CHARGAN_OK);
+    ck_assert_int_eq(chargan_trainer_pretrain_generator(back, 1), CHARGAN_E_INVALID);
+    assert_contains(chargan_trainer_last_error(back), "9007199254740992 steps taken");
+    chargan_trainer_free(back);
     memcpy(osec, gopt->payload, gopt->length);
     osec[gopt->length] = 0;
     write_variant(&im, bad, CG_SEC_GEN_OPTIMIZER, osec, gopt->length + 1, false);
