@@ -9,7 +9,8 @@
  * -----------------------
  * - Every function returns a chargan_status (CHARGAN_OK = 0 on success) unless
  *   it says otherwise; results come back through pointer arguments, which are
- *   left untouched on failure.
+ *   left untouched on failure (an array the caller gives for a function to
+ *   fill may hold part of its result where the function says so).
  * - Each handle remembers a message describing its last failure
  *   (chargan_tokenizer_last_error(), chargan_model_last_error(), ...).  The
  *   calling thread also keeps the message
@@ -237,8 +238,9 @@ CHARGAN_API chargan_status chargan_tokenizer_lookup(const chargan_tokenizer *tok
 
 /** Encodes len bytes of UTF-8 into ids.  At most one id per byte is produced,
  *  so cap >= len always suffices.  *n_ids receives the number of ids; if ids is
- *  NULL only the count is computed; if cap is too small, nothing is guaranteed
- *  in ids, *n_ids holds the count needed and CHARGAN_E_RANGE is returned.
+ *  NULL only the count is computed; if cap is too small, *n_ids holds the
+ *  count needed and CHARGAN_E_RANGE is returned.  On any failure nothing is
+ *  guaranteed in ids: the ids before an invalid byte may have been written.
  *  text may be NULL when len is 0.  Errors: CHARGAN_E_INVALID, CHARGAN_E_UTF8
  *  (message names the byte offset), CHARGAN_E_RANGE. */
 CHARGAN_API chargan_status chargan_tokenizer_encode(chargan_tokenizer *tok, const char *text,
@@ -248,9 +250,11 @@ CHARGAN_API chargan_status chargan_tokenizer_encode(chargan_tokenizer *tok, cons
 /** Decodes ids into UTF-8.  CHARGAN_ID_START is skipped and CHARGAN_ID_UNKNOWN
  *  becomes U+FFFD.  *len receives the byte count (without the NUL); the output
  *  is NUL-terminated when cap > *len.  buf may be NULL to query the length; a
- *  too-small cap gives CHARGAN_E_RANGE with the needed length in *len.  ids
- *  may be NULL when n_ids is 0.  Errors: CHARGAN_E_INVALID, CHARGAN_E_RANGE
- *  (also for an id outside the vocabulary). */
+ *  too-small cap gives CHARGAN_E_RANGE with the needed length in *len.  On
+ *  any failure nothing is guaranteed in buf (the text before an id outside
+ *  the vocabulary may have been written).  ids may be NULL when n_ids is 0.
+ *  Errors: CHARGAN_E_INVALID, CHARGAN_E_RANGE (also for an id outside the
+ *  vocabulary). */
 CHARGAN_API chargan_status chargan_tokenizer_decode(chargan_tokenizer *tok, const int32_t *ids,
                                                     size_t n_ids, char *buf, size_t cap,
                                                     size_t *len);
@@ -418,10 +422,14 @@ typedef struct chargan_sample_options {
     uint32_t n_streams;  /**< independent sequences sampled as one batch, default 1 */
     uint32_t length;     /**< tokens to generate per stream (after the prime), default 256 */
     float temperature;   /**< > 0, default 1 */
-    uint32_t top_k;      /**< keep the k most likely tokens; 0 = all (default) */
-    float top_p;         /**< nucleus: keep the smallest set with mass >= p; 1 = all (default).
-                              With top_k too, the tokens both keep: the mass is the whole
-                              (temperature-scaled) distribution's, not the top k's renormalised */
+    uint32_t top_k;      /**< keep the k most likely tokens (of equal ones, the lower ids);
+                              0 = all (default) */
+    float top_p;         /**< nucleus: keep the smallest set with mass >= p (p as the float
+                              it is: 0.1f is a little above 0.1); 1 = all (default).  With
+                              top_k too, the tokens both keep.  The mass is that of the
+                              (temperature-scaled) distribution over the ids that may be drawn
+                              (without the start and unknown ids unless allow_reserved), not
+                              of the top k's renormalised */
     uint64_t seed;       /**< sampling RNG seed; same seed, same output */
     int allow_reserved;  /**< nonzero: the start and unknown ids may be sampled; default 0 */
     uint32_t threads;    /**< threads the streams are split across, 0 to 256, at most 64

@@ -39,9 +39,9 @@ chargan_status chargan_sample_options_init_sized(chargan_sample_options *opts, s
                           "chargan_sample_options_init");
 }
 
-chargan_status cg_sampler_init(cg_sampler *s, cg_error *err, int V, const chargan_sample_options *o)
+/* The options' values, for a vocabulary of V ids. */
+static chargan_status check_option_values(cg_error *err, int V, const chargan_sample_options *o)
 {
-    memset(s, 0, sizeof *s);
     if (!(o->temperature > 0.0f) || !isfinite(o->temperature))
         return cg_fail(err, CHARGAN_E_INVALID, "sample options: temperature %g must be > 0",
                        (double)o->temperature);
@@ -51,6 +51,15 @@ chargan_status cg_sampler_init(cg_sampler *s, cg_error *err, int V, const charga
     if (!o->allow_reserved && V <= CHARGAN_NUM_RESERVED_IDS)
         return cg_fail(err, CHARGAN_E_INVALID, "sample options: the vocabulary (%d ids) has only "
                        "reserved ids and allow_reserved is 0", V);
+    return CHARGAN_OK;
+}
+
+chargan_status cg_sampler_init(cg_sampler *s, cg_error *err, int V, const chargan_sample_options *o)
+{
+    memset(s, 0, sizeof *s);
+    chargan_status st = check_option_values(err, V, o);
+    if (st != CHARGAN_OK)
+        return st;
     s->V = V;
     /* a subnormal temperature has an infinite reciprocal: FLT_MAX still
      * sends every non-maximal logit to probability 0 (see cg_sampler_draw) */
@@ -195,7 +204,8 @@ static chargan_status check_sample_args(chargan_model *m, const chargan_sample_o
     if (opts->threads > CG_MAX_THREADS_ASKED)
         return cg_fail(&m->err, CHARGAN_E_INVALID, "%s: threads %u not in [0, %d]", fn,
                        opts->threads, CG_MAX_THREADS_ASKED);
-    return CHARGAN_OK;
+    /* here, not only when the samplers start: before the output's cap */
+    return check_option_values(&m->err, m->V, opts);
 }
 
 /* One thread's share of a sampling call: streams first .. first + rows - 1,

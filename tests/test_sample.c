@@ -838,19 +838,26 @@ START_TEST(option_validation)
     ck_assert_int_eq(chargan_model_sample_ids(m, &o, NULL, 0, more, 64), CHARGAN_OK);
     ck_assert_mem_eq(more, out, 8 * sizeof *out);
 
+    /* Checked before the output's cap (as chargan.h says): a call with
+     * cap 0 validates the options.  They were checked only when sampling
+     * began, so cap 0 gave CHARGAN_E_RANGE. */
     static const float bad_t[] = {0.0f, -1.0f, NAN, INFINITY, -0.0f};
     for (int i = 0; i < 5; i++) {
         o = options(1, 8, 1);
         o.temperature = bad_t[i];
-        ck_assert_int_eq(chargan_model_sample_ids(m, &o, NULL, 0, out, 64), CHARGAN_E_INVALID);
-        assert_contains(chargan_model_last_error(m), "temperature");
+        for (size_t cap = 0; cap <= 64; cap += 64) {
+            ck_assert_int_eq(chargan_model_sample_ids(m, &o, NULL, 0, out, cap), CHARGAN_E_INVALID);
+            assert_contains(chargan_model_last_error(m), "temperature");
+        }
     }
     static const float bad_p[] = {0.0f, -0.5f, 1.0001f, NAN, INFINITY};
     for (int i = 0; i < 5; i++) {
         o = options(1, 8, 1);
         o.top_p = bad_p[i];
-        ck_assert_int_eq(chargan_model_sample_ids(m, &o, NULL, 0, out, 64), CHARGAN_E_INVALID);
-        assert_contains(chargan_model_last_error(m), "top_p");
+        for (size_t cap = 0; cap <= 64; cap += 64) {
+            ck_assert_int_eq(chargan_model_sample_ids(m, &o, NULL, 0, out, cap), CHARGAN_E_INVALID);
+            assert_contains(chargan_model_last_error(m), "top_p");
+        }
     }
     o = options(0, 8, 1);
     ck_assert_int_eq(chargan_model_sample_ids(m, &o, NULL, 0, out, 64), CHARGAN_E_INVALID);
