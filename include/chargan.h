@@ -583,8 +583,9 @@ typedef struct chargan_trainer_config {
     uint32_t threads;        /**< compute threads, default 1; a step uses at most one per
                                   batch row and at most 64 */
     uint32_t report_every;   /**< steps between progress callbacks, default 100 */
-    uint32_t val_every;      /**< steps between validation runs (0 = only at the end), default 0;
-                                  the latest result is in the next progress report */
+    uint32_t val_every;      /**< steps between validation runs (0 = only at the end of each
+                                  chargan_trainer_pretrain_generator or _adversarial call),
+                                  default 0; the latest result is in the next progress report */
     /* adversarial training (the GAN step) */
     int32_t estimator;       /**< a chargan_gan_estimator, default CHARGAN_GAN_NONE */
     uint32_t d_steps;        /**< discriminator steps per generator step, default 1 */

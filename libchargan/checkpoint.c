@@ -286,9 +286,9 @@ chargan_status cg_model_read(cg_reader *r, cg_error *err, chargan_model **out)
         if (len != strlen(t->name) || memcmp(name, t->name, len) != 0 || rank != t->rank ||
             d0 != t->shape[0] || d1 != t->shape[1]) {
             bad = cg_fail(err, CHARGAN_E_FORMAT, "model section: tensor %zu at offset %zu is "
-                          "'%.*s' [%llu, %llu], expected '%s' [%zu, %zu]", i, at, (int)len,
-                          (const char *)name, (unsigned long long)d0, (unsigned long long)d1,
-                          t->name, t->shape[0], t->shape[1]);
+                          "'%.*s' of rank %u [%llu, %llu], expected '%s' of rank %u [%zu, %zu]",
+                          i, at, (int)len, (const char *)name, rank, (unsigned long long)d0,
+                          (unsigned long long)d1, t->name, t->rank, t->shape[0], t->shape[1]);
         } else if (!cg_get_f32_array(r, p, t->numel)) {
             bad = cg_fail(err, CHARGAN_E_FORMAT, "model section: tensor '%s' truncated at offset "
                           "%zu (%zu floats expected)", t->name, r->pos, t->numel);

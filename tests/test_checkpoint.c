@@ -1559,6 +1559,14 @@ START_TEST(hostile_trainer_sections)
     memset(msec + 48, 0, 32);
     write_variant(&im, bad, CG_SEC_GENERATOR, msec, gmod->length, false);
     expect_trainer_load(bad, CHARGAN_E_FORMAT, "RNG state at offset 48 is all zero");
+    /* a tensor of the wrong rank says so (the message showed two equal shapes) */
+    memcpy(msec, gmod->payload, gmod->length);
+    uint32_t name_len = (uint32_t)msec[84] | (uint32_t)msec[85] << 8 | (uint32_t)msec[86] << 16 |
+                        (uint32_t)msec[87] << 24; /* tensor 0 follows the 84 bytes before it */
+    ck_assert_uint_lt(name_len, 32);
+    put32(msec + 88 + name_len, 3);
+    write_variant(&im, bad, CG_SEC_GENERATOR, msec, gmod->length, false);
+    expect_trainer_load(bad, CHARGAN_E_FORMAT, "of rank 3 [");
     free(msec);
 
     /* optimizer sections: sized for another model, and corrupt */
