@@ -171,6 +171,18 @@ static bool alloc_state(chargan_optimizer *opt, size_t n)
     return true;
 }
 
+chargan_status cg_optimizer_reserve(chargan_optimizer *opt, size_t n)
+{
+    if (opt->n != 0 && n != opt->n)
+        return cg_fail(&opt->err, CHARGAN_E_INVALID,
+                       "optimizer: the state is sized for %zu parameters, not %zu (one optimizer "
+                       "serves one model)", opt->n, n);
+    if (opt->n == 0 && !alloc_state(opt, n))
+        return cg_fail(&opt->err, CHARGAN_E_NOMEM,
+                       "optimizer: out of memory for the state of %zu parameters", n);
+    return CHARGAN_OK;
+}
+
 chargan_status chargan_optimizer_new(const chargan_optimizer_config *cfg, chargan_optimizer **out)
 {
     if (!cfg || !out)
@@ -488,12 +500,15 @@ void cg_optimizer_write(const chargan_optimizer *opt, cg_writer *w)
     cg_put_u32(w, (uint32_t)opt->cfg.kind);
     for (size_t i = 0; i < N_CFG_FIELDS; i++)
         cg_put_f32(w, field_value(&opt->cfg, i));
+    /* State reserved before the first step (cg_optimizer_reserve) is all
+     * zero: the file has none until a step was taken. */
+    const size_t n = opt->steps ? opt->n : 0;
     cg_put_u64(w, opt->steps);
-    cg_put_u64(w, (uint64_t)opt->n);
+    cg_put_u64(w, (uint64_t)n);
     if (opt->m)
-        cg_put_f32_array(w, opt->m, opt->n);
+        cg_put_f32_array(w, opt->m, n);
     if (opt->v)
-        cg_put_f32_array(w, opt->v, opt->n);
+        cg_put_f32_array(w, opt->v, n);
 }
 
 /* Reads n floats into a fresh array after checking each value; the caller

@@ -696,7 +696,16 @@ chargan_status cg_trainer_full_workspaces(chargan_trainer *tr)
  * back for ours before a step uses it (a no-op when it still fits). */
 static chargan_status models_ready(chargan_trainer *tr)
 {
-    return cg_trainer_keeps_full_workspaces(tr) ? cg_trainer_full_workspaces(tr) : CHARGAN_OK;
+    chargan_status st =
+        cg_trainer_keeps_full_workspaces(tr) ? cg_trainer_full_workspaces(tr) : CHARGAN_OK;
+    if (st != CHARGAN_OK)
+        return st;
+    /* The optimizers' state too, before anything is drawn: a step that
+     * fails for memory must change nothing a checkpoint records. */
+    st = cg_optimizer_reserve(tr->gopt, tr->gen->n_weights);
+    if (st == CHARGAN_OK && tr->dopt)
+        st = cg_optimizer_reserve(tr->dopt, tr->disc->n_weights);
+    return st == CHARGAN_OK ? st : cg_fail_from(&tr->err, st, "the optimizers: ");
 }
 
 /* ------------------------------------------------------------------ MLE */
