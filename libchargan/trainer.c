@@ -174,31 +174,59 @@ static chargan_status trainer_buffers_alloc(chargan_trainer *tr)
     return CHARGAN_OK;
 }
 
+/* What trainer_buffers_alloc makes, moved out of a trainer and back
+ * (plain pointers and counts: the pool's workers hold none of them). */
+typedef struct trainer_buffers {
+    int32_t *windows, *inputs, *targets;
+    float *row_weights, *z, *baseline;
+    cg_gan_work work;
+    cg_shards shards;
+} trainer_buffers;
+
+static void buffers_take(chargan_trainer *tr, trainer_buffers *b)
+{
+    *b = (trainer_buffers){tr->windows, tr->inputs,  tr->targets, tr->row_weights,
+                           tr->z,       tr->gan.baseline, tr->work, tr->shards};
+    tr->windows = tr->inputs = tr->targets = NULL;
+    tr->row_weights = tr->z = tr->gan.baseline = NULL;
+    memset(&tr->work, 0, sizeof tr->work);
+    memset(&tr->shards, 0, sizeof tr->shards);
+}
+
+static void buffers_put(chargan_trainer *tr, const trainer_buffers *b)
+{
+    tr->windows = b->windows;
+    tr->inputs = b->inputs;
+    tr->targets = b->targets;
+    tr->row_weights = b->row_weights;
+    tr->z = b->z;
+    tr->gan.baseline = b->baseline;
+    tr->work = b->work;
+    tr->shards = b->shards;
+}
+
+/* The new buffers are made beside the old ones, which a failure leaves in
+ * place: the trainer as it was, not one without buffers. */
 chargan_status cg_trainer_set_local_batch(chargan_trainer *tr, uint32_t batch)
 {
-    uint32_t old = tr->cfg.batch;
-    size_t T = tr->cfg.seq_len;
-    float *baseline = cg_alloc_floats(T);
-    if (!baseline)
-        return cg_fail(&tr->err, CHARGAN_E_NOMEM, "out of memory re-sizing the trainer");
-    memcpy(baseline, tr->gan.baseline, T * sizeof(float));
-    trainer_buffers_free(tr);
+    const uint32_t old_batch = tr->cfg.batch;
+    trainer_buffers old, made;
+    buffers_take(tr, &old);
     tr->cfg.batch = batch;
     chargan_status st = trainer_buffers_alloc(tr);
     if (st != CHARGAN_OK) {
         trainer_buffers_free(tr);
-        tr->cfg.batch = old;
-        if (trainer_buffers_alloc(tr) != CHARGAN_OK) {
-            /* no buffers at all: only chargan_trainer_free is safe now */
-            trainer_buffers_free(tr);
-            tr->corpus_kind = CG_CORPUS_NONE;
-        }
-        cg_fail(&tr->err, st, "out of memory re-sizing the trainer for a batch of %u", batch);
+        buffers_put(tr, &old);
+        tr->cfg.batch = old_batch;
+        return cg_fail(&tr->err, st, "out of memory re-sizing the trainer for a batch of %u",
+                       batch);
     }
-    if (tr->gan.baseline)
-        memcpy(tr->gan.baseline, baseline, T * sizeof(float));
-    cg_free_floats(baseline);
-    return st;
+    memcpy(tr->gan.baseline, old.baseline, (size_t)tr->cfg.seq_len * sizeof(float));
+    buffers_take(tr, &made);
+    buffers_put(tr, &old);
+    trainer_buffers_free(tr);
+    buffers_put(tr, &made);
+    return CHARGAN_OK;
 }
 
 static chargan_status check_pair(cg_error *err, const chargan_model *gen, const chargan_model *disc,

@@ -344,6 +344,56 @@ static void errors(void)
 /* Caller-supplied batches (mle_step_batch) and the discriminator's
  * evaluation: the global batch on every rank, N ranks as one process; and
  * the evaluation's stop requests. */
+/* An attach that runs out of memory on the last rank (allocation k and every
+ * later one failing, as a real shortage does) fails on every rank and leaves
+ * each trainer as it was: it trains and saves on its own.  A rank whose
+ * re-sizing failed was left with no buffers at all, and the next
+ * chargan_trainer_mle_step_batch or save crashed. */
+static void attach_out_of_memory(const char *dir)
+{
+    static const run_cfg mle = {"MLE", CHARGAN_GAN_NONE, 1, 0, 0, 0.0f, 0, 0.0f};
+    char path[1024];
+    snprintf(path, sizeof path, "%s/oom-rank%d.ckpt", dir, rank);
+    int usable = 1, failed_attaches = 0;
+    long k;
+    for (k = 0; k < 500; k++) {
+        chargan_trainer *tr = NULL;
+        if (make_trainer(&mle, BATCH, &tr) != CHARGAN_OK) {
+            usable = 0;
+            break;
+        }
+        chargan_status st = chargan_trainer_set_mpi_timeout(tr, 60.0);
+        MPI_Comm world = MPI_COMM_WORLD;
+        if (rank == size - 1)
+            cg_alloc_fail_after(k);
+        if (st == CHARGAN_OK)
+            st = chargan_trainer_set_mpi_comm(tr, &world, sizeof world);
+        cg_alloc_fail_after(-1);
+        int failed = st != CHARGAN_OK, any;
+        MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+        if (any) {
+            failed_attaches++;
+            int32_t ids[BATCH * (SEQ + 1)];
+            for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
+                ids[i] = 3 + (int32_t)(i % 40);
+            float loss;
+            int r = -1, n = -1;
+            usable &= failed && chargan_trainer_mpi_rank(tr, &r, &n) == CHARGAN_OK && r == 0 &&
+                      n == 1 && tr->cfg.batch == BATCH &&
+                      chargan_trainer_mle_step(tr, &loss) == CHARGAN_OK &&
+                      chargan_trainer_mle_step_batch(tr, ids, &loss) == CHARGAN_OK &&
+                      chargan_trainer_save(tr, path) == CHARGAN_OK;
+        }
+        chargan_trainer_free(tr);
+        if (!any)
+            break;
+    }
+    check(usable && failed_attaches > 0 && k < 500,
+          "an attach out of memory on the last rank fails on every rank and leaves trainers "
+          "that train and save (%d failed attaches)", failed_attaches);
+    unlink(path);
+}
+
 static void batches_and_evaluation(void)
 {
     static const run_cfg rf = {"REINFORCE", CHARGAN_GAN_REINFORCE, 1, 0, 0, 0.0f, 0, 0.0f};
@@ -599,6 +649,7 @@ int main(int argc, char **argv)
     };
     if (check(corpus_len > 1000, "read the corpus %s", argv[1])) {
         errors();
+        attach_out_of_memory(argv[2]);
         for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++)
             equivalence(&configs[i]);
         batches_and_evaluation();
