@@ -383,7 +383,7 @@ static chargan_status d_finish(chargan_trainer *tr, double loss, int correct, fl
     if (vals[2] > 0.0) /* on any rank: nothing is updated on any */
         return not_finite_samples(tr);
     loss = vals[0];
-    if (!isfinite(loss))
+    if (!isfinite((float)loss)) /* as the float the caller gets too */
         return cg_fail(&tr->err, CHARGAN_E_NUMERIC, "discriminator update %llu: the loss is not "
                        "finite", (unsigned long long)tr->d_updates + 1);
     st = cg_trainer_optimizer_step(tr, tr->dopt, d, NULL);
@@ -548,7 +548,7 @@ static chargan_status g_update(chargan_trainer *tr, double loss, float *g_loss)
                                                 tr->global_step + 1);
     if (st != CHARGAN_OK)
         return st;
-    if (!isfinite(loss))
+    if (!isfinite((float)loss)) /* as the float the caller gets too */
         return cg_fail(&tr->err, CHARGAN_E_NUMERIC, "adversarial step %llu: the generator loss is "
                        "not finite", (unsigned long long)tr->global_step + 1);
     st = cg_trainer_optimizer_step(tr, tr->gopt, g, NULL);

@@ -898,7 +898,8 @@ static chargan_status mle_update(chargan_trainer *tr, float *loss_out)
     chargan_status st = cg_dist_allreduce_grads(tr, g, &loss, 1, "MLE step", tr->global_step + 1);
     if (st != CHARGAN_OK)
         return st;
-    if (!isfinite(loss))
+    const float mean = (float)(loss / (double)n); /* finite as the float the caller gets too */
+    if (!isfinite(mean))
         return cg_fail(&tr->err, CHARGAN_E_NUMERIC, "MLE step %llu: the loss is not finite",
                        (unsigned long long)tr->global_step + 1);
     st = cg_trainer_optimizer_step(tr, tr->gopt, g, NULL);
@@ -907,7 +908,7 @@ static chargan_status mle_update(chargan_trainer *tr, float *loss_out)
                        tr->gopt->err.msg);
     tr->global_step++;
     if (loss_out)
-        *loss_out = (float)(loss / (double)n);
+        *loss_out = mean;
     return CHARGAN_OK;
 }
 

@@ -897,6 +897,39 @@ START_TEST(adam_moment_overflow)
 }
 END_TEST
 
+/* Finite parameters whose mean loss per token is beyond FLT_MAX (output
+ * biases of +-2e38): the step fails with CHARGAN_E_NUMERIC and updates
+ * nothing.  The check was on the double sum, and the step reported success
+ * with *loss = +inf. */
+START_TEST(loss_beyond_float_range)
+{
+    chargan_trainer *tr = make_trainer(CHARGAN_GAN_NONE, 1);
+    chargan_model *g = chargan_trainer_generator(tr);
+    size_t idx, numel, shape[2];
+    uint32_t rank;
+    const char *name;
+    ck_assert_int_eq(chargan_model_param_find(g, "out.b", &idx), CHARGAN_OK);
+    ck_assert_int_eq(chargan_model_param_info(g, idx, &name, &rank, shape, &numel), CHARGAN_OK);
+    float *b = malloc(numel * sizeof(float));
+    for (size_t i = 0; i < numel; i++)
+        b[i] = i + 1 == numel ? 2e38f : -2e38f;
+    ck_assert_int_eq(chargan_model_param_set(g, idx, b, numel), CHARGAN_OK);
+    float loss = -1.0f;
+    ck_assert_int_eq(chargan_trainer_mle_step(tr, &loss), CHARGAN_E_NUMERIC);
+    assert_contains(chargan_trainer_last_error(tr), "the loss is not finite");
+    ck_assert(loss == -1.0f);
+    uint64_t step;
+    ck_assert_int_eq(chargan_trainer_global_step(tr, &step), CHARGAN_OK);
+    ck_assert_uint_eq(step, 0);
+    float *after = malloc(numel * sizeof(float));
+    ck_assert_int_eq(chargan_model_param_get(g, idx, after, numel), CHARGAN_OK);
+    ck_assert_mem_eq(after, b, numel * sizeof(float));
+    free(after);
+    free(b);
+    chargan_trainer_free(tr);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- hostile corpora */
 
 static chargan_trainer *bare_trainer(void)
@@ -1622,6 +1655,7 @@ static Suite *faults_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_loop_test(tc, huge_learning_rate, 0, 3);
     tcase_add_test(tc, adam_moment_overflow);
+    tcase_add_test(tc, loss_beyond_float_range);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("corpora");
