@@ -316,6 +316,14 @@ static void d_forward_fake(chargan_trainer *tr, bool soft, bool train)
 static chargan_status d_finish(chargan_trainer *tr, double loss, int correct, float *loss_out,
                                float *acc_out);
 
+/* The relativistic loss depends on C(real) - C(fake) only, so the output
+ * bias has no gradient: the two passes' sums leave a rounding residue that
+ * Adam would scale up to a step of up to lr, differently per thread count. */
+static void relativistic_bias_gradient(chargan_model *d)
+{
+    d->dout_b[0] = 0.0f;
+}
+
 static chargan_status d_update(chargan_trainer *tr, bool soft, float *loss_out, float *acc_out)
 {
     chargan_model *d = tr->disc;
@@ -355,6 +363,7 @@ static chargan_status d_update(chargan_trainer *tr, bool soft, float *loss_out, 
         for (int b = 0; b < B; b++)
             d->ws.logits[(size_t)(T - 1) * B + b] = -tg[b];
         cg_model_backward(d, NULL);
+        relativistic_bias_gradient(d);
     } else {
         d_forward_real(tr, true);
         correct += count_correct(final_logits(d, T, B), B, true);
@@ -985,6 +994,8 @@ static chargan_status sharded_d_update(chargan_trainer *tr, bool soft, float *lo
     for (int s = 0; s < sh->n; s++)
         correct += sh->gan[s].correct;
     cg_shards_sum_grads(sh, d, sh->disc);
+    if (soft && tr->cfg.gan_loss == CHARGAN_LOSS_RELATIVISTIC)
+        relativistic_bias_gradient(d);
     return d_finish(tr, cg_shards_loss_sum(sh) / scale, correct, loss_out, acc_out);
 }
 

@@ -692,6 +692,31 @@ START_TEST(discriminator_update_gradient)
 }
 END_TEST
 
+/* Under the relativistic loss the discriminator's output bias has no
+ * gradient (the loss sees C(real) - C(fake) only): it stays where it was, on
+ * 1 and 2 threads.  The two passes left a rounding residue that Adam scaled
+ * up to steps of up to lr, a different walk per thread count. */
+START_TEST(relativistic_loss_leaves_the_output_bias)
+{
+    const int V = 7, T = 5, B = 6;
+    for (uint32_t threads = 1; threads <= 2; threads++) {
+        chargan_trainer_config c = trainer_config(CHARGAN_GAN_GUMBEL, T, B, 31);
+        c.gan_loss = CHARGAN_LOSS_RELATIVISTIC;
+        c.threads = threads;
+        chargan_trainer *tr = make_trainer(&c, V, (shape){3, 8, 1, 0, 0}, (shape){3, 8, 1, 0, 0},
+                                           31);
+        const float b0 = tr->disc->out_b[0];
+        for (int k = 0; k < 30; k++) {
+            ck_assert_int_eq(chargan_trainer_d_step(tr, NULL, NULL), CHARGAN_OK);
+            ck_assert(tr->disc->dout_b[0] == 0.0f);
+        }
+        ck_assert_msg(tr->disc->out_b[0] == b0, "%u threads: out.b moved from %.9g to %.9g",
+                      threads, (double)b0, (double)tr->disc->out_b[0]);
+        chargan_trainer_free(tr);
+    }
+}
+END_TEST
+
 /* Pre-training D (E 8, H 16) on sonnet windows of 24 characters against an
  * untrained generator's samples (hard ones, and relaxed ones for the Gumbel
  * estimator), batches of 16.  Measured: the accuracy over 10 fresh batches,
@@ -1258,6 +1283,7 @@ static Suite *gan_suite(void)
     tcase_add_loop_test(tc, reinforce_gradient_is_the_surrogate_gradient, 0,
                         (int)(sizeof reinforce_cases / sizeof reinforce_cases[0]));
     tcase_add_loop_test(tc, discriminator_update_gradient, 0, 3);
+    tcase_add_test(tc, relativistic_loss_leaves_the_output_bias);
     suite_add_tcase(s, tc);
     tc = tcase_create("estimators");
     tcase_add_test(tc, reinforce_returns_and_baseline_by_hand);
