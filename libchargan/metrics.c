@@ -6,8 +6,107 @@
 #include "model.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* ================================================================== NLL of sequences */
+
+/* The windowed forward keeps every step's activations (for a backward pass
+ * it does not need here): above this many bytes for one chunk of sequences
+ * the sequences are stepped instead, in O(rows) memory whatever their
+ * length (a sequence of 10^6 ids at H = 256 took 6.4 GB). */
+size_t cg_nll_window_budget = (size_t)256 << 20;
+
+/* About what a chunk of rows windows of T steps reserves: per token and
+ * layer the gates, h, c (and a dropout mask), then the logits, embeddings,
+ * input gradients and ids. */
+static double window_bytes(const chargan_model *m, size_t T, size_t rows)
+{
+    double per_token = (double)m->L * 7.0 * m->H + m->V + 2.0 * (m->E > m->H ? m->E : m->H) + 2.0;
+    return 4.0 * per_token * (double)T * (double)rows;
+}
+
+/* The summed NLL of rows sequences of T ids, each after the start id, from
+ * the zero-noise state, one step at a time: the windowed forward's sum up
+ * to rounding (step by step instead of batched products). */
+static chargan_status stepped_nll(chargan_model *m, const int32_t *ids, size_t rows, size_t T,
+                                  double *sum)
+{
+    cg_infer_state is;
+    int32_t *targets = cg_malloc(rows * sizeof(int32_t));
+    if (!targets || !cg_infer_alloc(&is, m, (int)rows, NULL)) {
+        cg_free(targets);
+        return cg_fail(&m->err, CHARGAN_E_NOMEM, "out of memory in chargan_model_nll");
+    }
+    cg_infer_prepare(&is, m);
+    cg_infer_begin(&is, m, NULL);
+    double total = 0.0;
+    for (size_t t = 0; t < T; t++) {
+        for (size_t b = 0; b < rows; b++) {
+            is.ids[b] = t == 0 ? m->cfg.start_id : ids[b * T + t - 1];
+            targets[b] = ids[b * T + t];
+        }
+        cg_infer_step(&is, m);
+        total += cg_softmax_xent(is.logits, rows, m->V, targets, NULL, 0.0f, NULL);
+    }
+    cg_infer_free(&is, m);
+    cg_free(targets);
+    *sum = total;
+    return CHARGAN_OK;
+}
+
+chargan_status chargan_model_nll(chargan_model *m, const int32_t *ids, size_t n_seq,
+                                 size_t seq_len, double *nll)
+{
+    if (!m || !ids || !nll)
+        return cg_fail(m ? &m->err : NULL, CHARGAN_E_INVALID, "chargan_model_nll: NULL argument");
+    if (m->cfg.kind != CHARGAN_GENERATOR)
+        return cg_fail(&m->err, CHARGAN_E_INVALID, "chargan_model_nll: not a generator");
+    if (n_seq == 0 || seq_len == 0 || seq_len > 1000000 || n_seq > SIZE_MAX / (seq_len + 1))
+        return cg_fail(&m->err, CHARGAN_E_INVALID, "chargan_model_nll: %zu sequences of length %zu",
+                       n_seq, seq_len);
+    chargan_status st = cg_check_ids(&m->err, ids, n_seq * seq_len, m->V);
+    if (st != CHARGAN_OK)
+        return st;
+    /* Chunks of up to 64 sequences, each row prefixed by the start id;
+     * fewer where 64 would not fit the budget, and stepped where one would
+     * not. */
+    int T = (int)seq_len;
+    int B = n_seq < 64 ? (int)n_seq : 64;
+    while (B > 1 && window_bytes(m, seq_len, (size_t)B) > (double)cg_nll_window_budget)
+        B /= 2;
+    const bool stepped = window_bytes(m, seq_len, (size_t)B) > (double)cg_nll_window_budget;
+    if (stepped)
+        B = n_seq < 64 ? (int)n_seq : 64;
+    int32_t *windows = stepped ? NULL : cg_malloc((size_t)B * (T + 1) * sizeof(int32_t));
+    if (!stepped && !windows)
+        return cg_fail(&m->err, CHARGAN_E_NOMEM, "out of memory in chargan_model_nll");
+    double total = 0.0;
+    for (size_t s = 0; s < n_seq && st == CHARGAN_OK; s += (size_t)B) {
+        int rows = (int)(n_seq - s < (size_t)B ? n_seq - s : (size_t)B);
+        double part;
+        if (stepped) {
+            st = stepped_nll(m, ids + s * seq_len, (size_t)rows, seq_len, &part);
+        } else {
+            for (int b = 0; b < rows; b++) {
+                windows[(size_t)b * (T + 1)] = m->cfg.start_id;
+                memcpy(windows + (size_t)b * (T + 1) + 1, ids + (s + b) * seq_len,
+                       seq_len * sizeof(int32_t));
+            }
+            st = cg_model_window_nll(m, windows, rows, T, &part);
+        }
+        total += st == CHARGAN_OK ? part : 0.0;
+    }
+    cg_free(windows);
+    if (st != CHARGAN_OK)
+        return st;
+    const double mean = total / ((double)n_seq * seq_len);
+    if (!isfinite(mean)) /* parameters so large that the activations overflow */
+        return cg_fail(&m->err, CHARGAN_E_NUMERIC, "chargan_model_nll: the NLL is not finite");
+    *nll = mean;
+    return CHARGAN_OK;
+}
 
 /* ================================================================== stream NLL */
 

@@ -148,6 +148,9 @@ float *cg_model_step_soft(chargan_model *m, int t, const float *soft_t, bool tra
 void cg_model_backward_fed(chargan_model *m, const float *soft, cg_soft_grad_fn to_logits,
                            void *ctx);
 
+/* Bytes above which chargan_model_nll steps its sequences instead of running
+ * the windowed forward (metrics.c; a variable so that tests can lower it). */
+extern size_t cg_nll_window_budget;
 /* Mean NLL helper used by chargan_model_nll and evaluation: rows of
  * batch-major windows (B x (T+1)): ids[b][0..T-1] in, ids[b][1..T] out.
  * Returns the summed NLL in nats; uses the workspace. */

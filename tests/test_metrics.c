@@ -128,6 +128,38 @@ START_TEST(stream_nll_equals_windowed_nll)
 }
 END_TEST
 
+/* chargan_model_nll keeps its memory in a budget: chunks of fewer
+ * sequences where 64 would not fit, and sequences stepped where one would
+ * not (a sequence of 10^6 ids at H = 256 took 6.4 GB).  Each way gives the
+ * windowed forward's NLL up to rounding; the budget is lowered to force
+ * them, and restored. */
+START_TEST(model_nll_in_a_memory_budget)
+{
+    for (uint32_t layers = 1; layers <= 2; layers++) {
+        chargan_model *m = make_generator(11, layers, layers == 2 ? 4 : 0, 0.5f, 13);
+        enum { N_SEQ = 70, T = 30 };
+        cg_rng rng;
+        cg_rng_seed(&rng, 5);
+        int32_t *ids = malloc((size_t)N_SEQ * T * sizeof(int32_t));
+        for (size_t i = 0; i < (size_t)N_SEQ * T; i++)
+            ids[i] = 2 + (int32_t)cg_rng_below(&rng, 9);
+        const size_t saved = cg_nll_window_budget;
+        double full, fewer, stepped;
+        ck_assert_int_eq(chargan_model_nll(m, ids, N_SEQ, T, &full), CHARGAN_OK);
+        cg_nll_window_budget = 40 * 1024; /* two rows of 30 steps */
+        ck_assert_int_eq(chargan_model_nll(m, ids, N_SEQ, T, &fewer), CHARGAN_OK);
+        cg_nll_window_budget = 0; /* not one row */
+        ck_assert_int_eq(chargan_model_nll(m, ids, N_SEQ, T, &stepped), CHARGAN_OK);
+        cg_nll_window_budget = saved;
+        ck_assert_double_gt(full, 1.0);
+        assert_close(fewer, full, 1e-6);
+        assert_close(stepped, full, 1e-5);
+        free(ids);
+        chargan_model_free(m);
+    }
+}
+END_TEST
+
 /* The peer's split (eval_bpc_stateful in the PyTorch reference): stream s is
  * x = val[s*L .. s*L+L-1], y = val[s*L+1 .. s*L+L]; stream 0's first id is
  * never predicted, but stream 1's first id is (as stream 0's last target). */
@@ -628,6 +660,7 @@ static Suite *make_suite(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, stream_nll_of_a_zero_model_is_log_v);
     tcase_add_test(tc, stream_nll_equals_windowed_nll);
+    tcase_add_test(tc, model_nll_in_a_memory_budget);
     tcase_add_test(tc, stream_nll_follows_the_peers_split);
     tcase_add_test(tc, stream_nll_rejects_bad_arguments);
     tcase_add_test(tc, overflowing_activations_give_a_numeric_error);
