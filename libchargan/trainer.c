@@ -724,14 +724,21 @@ chargan_status cg_trainer_full_workspaces(chargan_trainer *tr)
  * back for ours before a step uses it (a no-op when it still fits). */
 static chargan_status models_ready(chargan_trainer *tr)
 {
-    chargan_status st =
-        cg_trainer_keeps_full_workspaces(tr) ? cg_trainer_full_workspaces(tr) : CHARGAN_OK;
+    return cg_trainer_keeps_full_workspaces(tr) ? cg_trainer_full_workspaces(tr) : CHARGAN_OK;
+}
+
+/* What a step needs besides models_ready: the state of the optimizers it
+ * updates (the generator's, the discriminator's), sized before it draws
+ * anything, so that a step failing for memory changes nothing a checkpoint
+ * records.  An evaluation needs none. */
+static chargan_status steps_ready(chargan_trainer *tr, bool gen, bool disc)
+{
+    chargan_status st = models_ready(tr);
     if (st != CHARGAN_OK)
         return st;
-    /* The optimizers' state too, before anything is drawn: a step that
-     * fails for memory must change nothing a checkpoint records. */
-    st = cg_optimizer_reserve(tr->gopt, tr->gen->n_weights);
-    if (st == CHARGAN_OK && tr->dopt)
+    if (gen)
+        st = cg_optimizer_reserve(tr->gopt, tr->gen->n_weights);
+    if (st == CHARGAN_OK && disc)
         st = cg_optimizer_reserve(tr->dopt, tr->disc->n_weights);
     return st == CHARGAN_OK ? st : cg_fail_from(&tr->err, st, "the optimizers: ");
 }
@@ -918,7 +925,7 @@ chargan_status chargan_trainer_mle_step(chargan_trainer *tr, float *loss)
         return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_mle_step: NULL trainer");
     chargan_status st = need_corpus(tr, "chargan_trainer_mle_step");
     if (st == CHARGAN_OK)
-        st = models_ready(tr);
+        st = steps_ready(tr, true, false);
     if (st != CHARGAN_OK)
         return st;
     cg_trainer_draw_windows(tr);
@@ -936,7 +943,7 @@ chargan_status chargan_trainer_mle_step_batch(chargan_trainer *tr, const int32_t
     chargan_status st =
         cg_check_ids(&tr->err, ids, (size_t)cg_dist_global_batch(tr) * row, tr->gen->V);
     if (st == CHARGAN_OK)
-        st = models_ready(tr);
+        st = steps_ready(tr, true, false);
     if (st != CHARGAN_OK)
         return st;
     memcpy(tr->windows, ids + (size_t)cg_dist_first_row(tr) * row,
@@ -1258,7 +1265,7 @@ chargan_status chargan_trainer_d_step(chargan_trainer *tr, float *loss, float *a
         return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_d_step: NULL trainer");
     chargan_status st = can_d_step(tr, "chargan_trainer_d_step");
     if (st == CHARGAN_OK)
-        st = models_ready(tr);
+        st = steps_ready(tr, false, true);
     if (st != CHARGAN_OK)
         return st;
     return cg_gan_d_step(tr, loss, accuracy);
@@ -1294,7 +1301,7 @@ chargan_status chargan_trainer_gan_step(chargan_trainer *tr, float *g_loss, floa
         return cg_fail(NULL, CHARGAN_E_INVALID, "chargan_trainer_gan_step: NULL trainer");
     chargan_status st = can_gan_step(tr, "chargan_trainer_gan_step");
     if (st == CHARGAN_OK)
-        st = models_ready(tr);
+        st = steps_ready(tr, true, true);
     if (st != CHARGAN_OK)
         return st;
     /* A round's generator step can fail after its discriminator steps gave

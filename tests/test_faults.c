@@ -17,6 +17,8 @@
 #include "test_common.h"
 #include "internal.h"
 #include "model.h"
+#include "optim.h"
+#include "trainer.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -647,6 +649,22 @@ START_TEST(failed_step_changes_no_counter)
     }
     ck_assert(k > 0 && k < 1000);
     free(want);
+}
+END_TEST
+
+/* An evaluation sizes no optimizer state (it needs none, and must not fail
+ * for it); a discriminator step sizes the discriminator's alone. */
+START_TEST(evaluation_sizes_no_optimizer_state)
+{
+    chargan_trainer *tr = make_trainer(CHARGAN_GAN_GUMBEL, 1);
+    double nll;
+    ck_assert_int_eq(chargan_trainer_evaluate(tr, &nll, NULL), CHARGAN_OK);
+    ck_assert_uint_eq(tr->gopt->n, 0);
+    ck_assert_uint_eq(tr->dopt->n, 0);
+    ck_assert_int_eq(chargan_trainer_d_step(tr, NULL, NULL), CHARGAN_OK);
+    ck_assert_uint_eq(tr->gopt->n, 0);
+    ck_assert_uint_gt(tr->dopt->n, 0);
+    chargan_trainer_free(tr);
 }
 END_TEST
 
@@ -1643,6 +1661,7 @@ static Suite *faults_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_loop_test(tc, allocation_failure_everywhere, 0, (int)N_ALLOC_OPS);
     tcase_add_loop_test(tc, failed_step_changes_no_counter, 0, 6);
+    tcase_add_test(tc, evaluation_sizes_no_optimizer_state);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("io");
