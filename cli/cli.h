@@ -201,10 +201,12 @@ const char *cli_phase_name(int phase);
  * instead).  A signal the process inherited as ignored stays ignored. */
 void cli_signals_install(void);
 /* Around a save: a second stop signal, which would kill the process and
- * leave the save's temporary file behind, waits for the release and kills
- * it then (a first one still asks to stop). */
+ * leave the save's temporary file behind, is held (a first one still asks
+ * to stop).  The release returns the held signal, or 0: the caller reports
+ * what it must (a failed save), then dies of it with cli_signals_die_of. */
 void cli_signals_hold(void);
-void cli_signals_release(void);
+int cli_signals_release(void);
+void cli_signals_die_of(int sig);
 /* The signal that asked to stop, or 0. */
 int cli_stop_signal(void);
 /* Makes a stop signal also ask tr to stop (chargan_trainer_request_stop), so

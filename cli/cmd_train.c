@@ -138,12 +138,12 @@ static int save_model(train_ctx *c, const char *why)
     cli_progress_log_start(c->pr); /* the saved model's log is this run's */
     cli_signals_hold();
     chargan_status st = chargan_trainer_save(c->tr, c->a->output);
-    cli_signals_release();
-    if (st != CHARGAN_OK) {
+    int held = cli_signals_release();
+    if (st != CHARGAN_OK)
         cli_lib_error(st, "cannot save %s '%s'", why, c->a->output);
-        return -1;
-    }
-    return 0;
+    if (held)
+        cli_signals_die_of(held);
+    return st == CHARGAN_OK ? 0 : -1;
 }
 
 /* Runs one phase from done to total steps in library calls that end at each

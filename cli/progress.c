@@ -483,26 +483,37 @@ void cli_signals_hold(void)
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = on_signal_while_held;
         sigfillset(&sa.sa_mask); /* one handler at a time */
-        sigaction(stop_signals[i], NULL, &before_hold[i]);
-        if (before_hold[i].sa_handler != SIG_IGN)
-            sigaction(stop_signals[i], &sa, NULL);
+        /* one call that swaps: a first signal between a query and an
+         * install would leave before_hold saying it had not come */
+        sigaction(stop_signals[i], &sa, &before_hold[i]);
+        if (before_hold[i].sa_handler == SIG_IGN)
+            sigaction(stop_signals[i], &before_hold[i], NULL); /* stays ignored */
     }
 }
 
-void cli_signals_release(void)
+int cli_signals_release(void)
 {
     for (size_t i = 0; i < N_STOP_SIGNALS; i++) {
         if (before_hold[i].sa_handler == SIG_IGN)
             continue;
         struct sigaction sa = before_hold[i];
-        if (fired_while_held[i])
+        int fired = fired_while_held[i];
+        if (fired)
             sa.sa_handler = SIG_DFL; /* as SA_RESETHAND would have left it */
         sigaction(stop_signals[i], &sa, NULL);
+        /* one that came between the read and the restore ran the held handler */
+        if (!fired && fired_while_held[i]) {
+            sa.sa_handler = SIG_DFL;
+            sigaction(stop_signals[i], &sa, NULL);
+        }
     }
-    if (held_signal) {
-        signal(held_signal, SIG_DFL);
-        raise(held_signal);
-    }
+    return (int)held_signal;
+}
+
+void cli_signals_die_of(int sig)
+{
+    signal(sig, SIG_DFL);
+    raise(sig);
 }
 
 void cli_signals_install(void)

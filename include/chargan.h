@@ -595,8 +595,9 @@ typedef struct chargan_trainer_config {
     float baseline_decay;    /**< REINFORCE: moving-average baseline decay, default 0.9 */
     uint32_t rollouts;       /**< REINFORCE: Monte-Carlo rollouts per prefix (0 = per-step rewards);
                                   a step then runs about rollouts x seq_len^2 / 2 generator
-                                  steps and as many discriminator ones, quadratic in seq_len,
-                                  and a stop request waits for the step to end */
+                                  steps and twice as many discriminator ones (each rollout is
+                                  scored whole), quadratic in seq_len, and a stop request
+                                  waits for the step to end */
     float mle_weight;        /**< weight of an MLE term mixed into the generator loss, default 0 */
     float beta_max;          /**< Gumbel: final inverse temperature, >= beta_start, <= 1e6,
                                   default 1 (no annealing) */

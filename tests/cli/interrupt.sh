@@ -161,6 +161,28 @@ if [ -f "${CHARGAN_TEST_SLOW_FSYNC:-}" ]; then
         { ls -la "$TMP/held" >&2; fail "two SIGTERMs in a save: no model, or a temporary left"; }
     expect_ok "$CHARGAN" info "$TMP/held/m.ckpt"
     [ "$(value "  global_step" "$TMP/out")" = 3 ] || { show; fail "the held save is not step 3's"; }
+    # A save that fails meanwhile is reported before the held signal kills
+    # (the signal came first, and the failure went unsaid).
+    rm -f "$TMP/held/m.ckpt"
+    LD_PRELOAD=$CHARGAN_TEST_SLOW_FSYNC CHARGAN_TEST_FSYNC_DELAY=2 CHARGAN_TEST_FSYNC_FAIL=1 \
+        ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+        "$CHARGAN" train "$C" -o "$TMP/held/m.ckpt" $TINY --steps 3 --val-fraction 0 \
+        >"$TMP/out" 2>"$TMP/err" &
+    pid=$!
+    tries=0
+    until ls -a "$TMP/held" | grep -q '^m\.ckpt\.tmp-' || [ "$tries" -ge 1200 ]; do
+        sleep 0.05
+        tries=$((tries + 1))
+    done
+    kill -s TERM "$pid"
+    sleep 0.5
+    kill -s TERM "$pid"
+    wait "$pid"
+    status=$?
+    [ "$status" -eq 143 ] || { show; fail "two SIGTERMs in a failing save: exit status $status"; }
+    grep -q "^chargan: cannot save model '$TMP/held/m.ckpt': .*Input/output error" "$TMP/err" ||
+        { show; fail "a save that failed under a held signal was not reported"; }
+    [ -z "$(ls -A "$TMP/held")" ] || { ls -la "$TMP/held" >&2; fail "a failed save left a file"; }
 fi
 
 echo "ok"

@@ -1,7 +1,8 @@
 /* slow_fsync.c - an LD_PRELOAD shim for the CLI tests: fsync() first sleeps
  * CHARGAN_TEST_FSYNC_DELAY seconds (whole ones), so that a test can signal a
  * process while it is inside a save (the library syncs the temporary file
- * before renaming it into place). */
+ * before renaming it into place), then fails with EIO if
+ * CHARGAN_TEST_FSYNC_FAIL is set. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -18,5 +19,9 @@ int fsync(int fd)
     struct timespec left = {delay ? atoi(delay) : 0, 0};
     while (nanosleep(&left, &left) != 0 && errno == EINTR)
         ; /* a signal handler ran: sleep out the rest */
+    if (getenv("CHARGAN_TEST_FSYNC_FAIL")) {
+        errno = EIO;
+        return -1;
+    }
     return real_fsync ? real_fsync(fd) : (errno = ENOSYS, -1);
 }
