@@ -36,7 +36,8 @@ char *cli_read_file(const char *path, const char *what, size_t *len);
 /* How an output is written: beside itself and renamed into place (models,
  * images: a device or a FIFO there would be replaced, and the temporary's
  * name must fit), or, for text (a CSV), renamed into place too unless a
- * device or a FIFO is there, which is written in place (/dev/null is fine). */
+ * device, a FIFO or a symbolic link is there, or a file in a directory this
+ * user cannot write: that is written in place (/dev/null, /dev/stdout). */
 enum cli_output { CLI_OUTPUT_RENAMED, CLI_OUTPUT_TEXT };
 /* Before any work: refuses (printing "chargan: cannot write <what> 'path':
  * <reason>", returning -1) an output that cannot be written so: a

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -120,6 +121,28 @@ static void split_path(char *path, const char **dir, const char **name)
     }
 }
 
+/* Whether a text output (CLI_OUTPUT_TEXT) at path is written in place
+ * rather than renamed over: what is there is a device or a FIFO (/dev/null),
+ * a symbolic link (/dev/stdout, /dev/fd/3: its target gets the text), or a
+ * file in a directory this user cannot write (a temporary could not go
+ * beside it). */
+static bool text_in_place(const char *path)
+{
+    struct stat sb;
+    if (lstat(path, &sb) != 0)
+        return false; /* none yet: made beside and renamed */
+    if (!S_ISREG(sb.st_mode))
+        return true;
+    char *copy = strdup(path);
+    if (!copy)
+        return false; /* the rename's checks then say what fails */
+    const char *dir, *name;
+    split_path(copy, &dir, &name);
+    bool writable_dir = access(dir, W_OK | X_OK) == 0;
+    free(copy);
+    return !writable_dir;
+}
+
 int cli_check_output(const char *path, const char *what, enum cli_output how)
 {
     if (!*path) {
@@ -129,15 +152,16 @@ int cli_check_output(const char *path, const char *what, enum cli_output how)
     struct stat sb;
     if (stat(path, &sb) == 0) {
         const char *why = NULL;
+        bool in_place = how == CLI_OUTPUT_TEXT && text_in_place(path);
         if (S_ISDIR(sb.st_mode))
             why = "Is a directory"; /* would fail only at the end */
         else if (how == CLI_OUTPUT_RENAMED && !S_ISREG(sb.st_mode))
             why = "not a regular file"; /* a device or a FIFO would be replaced */
-        else if (!S_ISREG(sb.st_mode) && access(path, W_OK) != 0)
+        else if (in_place && access(path, W_OK) != 0)
             why = strerror(errno);
         if (why)
             cli_error("cannot write %s '%s': %s", what, path, why);
-        if (why || !S_ISREG(sb.st_mode)) /* written in place: its directory does not matter */
+        if (why || in_place) /* written in place: its directory does not matter */
             return why ? -1 : 0;
     }
     const char *d, *name;
@@ -201,11 +225,10 @@ int cli_temp_beside(const char *path, char tmp[CLI_PATH_MAX])
 
 int cli_text_output_open(cli_text_output *out, const char *path, const char *what)
 {
-    struct stat sb;
     out->path = path;
     out->tmp[0] = '\0';
-    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
-        out->f = fopen(path, "w"); /* a device or a FIFO: in place */
+    if (text_in_place(path)) {
+        out->f = fopen(path, "w");
     } else {
         int fd = cli_temp_beside(path, out->tmp);
         out->f = fd < 0 ? NULL : fdopen(fd, "w");

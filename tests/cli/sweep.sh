@@ -158,12 +158,27 @@ cmp -s "$TMP/csvdir/old.csv" "$TMP/default.csv" || fail "a failed write lost the
 expect_ok "$CHARGAN" eval "$M" "$C" --sweep 1 --csv "$TMP/csvdir/old.csv"
 [ "$(stat -c %a "$TMP/csvdir/old.csv")" = 640 ] || fail "the replaced CSV lost its permissions"
 [ "$(ls -A "$TMP/csvdir")" = "old.csv" ] || { ls -l "$TMP/csvdir" >&2; fail "a temporary was left"; }
-# Replacing needs a writable directory, refused before the work.
+# A symbolic link (/dev/stdout, /dev/fd/N among them) is written through,
+# not replaced by a file; so is a writable file in a directory this user
+# cannot write, where no temporary can go.
+ln -s old.csv "$TMP/csvdir/link.csv"
+rm -f "$TMP/csvdir/old.csv"
+expect_ok "$CHARGAN" eval "$M" "$C" --sweep 0.8,1.5 --csv "$TMP/csvdir/link.csv"
+[ -L "$TMP/csvdir/link.csv" ] || fail "--csv replaced a symbolic link"
+cmp -s "$TMP/csvdir/old.csv" "$TMP/default.csv" || fail "--csv did not write through a link"
+rm -f "$TMP/csvdir/link.csv"
+if [ -e /dev/fd/0 ]; then
+    "$CHARGAN" eval "$M" "$C" --sweep 0.8,1.5 --csv /dev/fd/3 3>"$TMP/fd3.csv" >/dev/null ||
+        fail "--csv /dev/fd/3 failed"
+    cmp -s "$TMP/fd3.csv" "$TMP/default.csv" || fail "--csv /dev/fd/3 did not write the table"
+fi
 if [ "$(id -u)" -ne 0 ]; then
+    : >"$TMP/csvdir/old.csv"
     chmod 555 "$TMP/csvdir"
-    expect_error 1 "cannot write CSV '$TMP/csvdir/old.csv': Permission denied" \
-        "$CHARGAN" eval "$M" "$C" --sweep 1 --csv "$TMP/csvdir/old.csv"
+    expect_ok "$CHARGAN" eval "$M" "$C" --sweep 0.8,1.5 --csv "$TMP/csvdir/old.csv"
     chmod 755 "$TMP/csvdir"
+    cmp -s "$TMP/csvdir/old.csv" "$TMP/default.csv" ||
+        fail "--csv did not write a file in a read-only directory"
 fi
 # A temperature so small that weights / T overflow a float: nothing written.
 expect_error 1 "the output layer divided by it leaves the float range" "$CHARGAN" eval "$M" "$C" \
