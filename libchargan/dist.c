@@ -509,15 +509,22 @@ static chargan_status attach(chargan_trainer *tr, int size)
     if ((st = broadcast_state(tr)) != CHARGAN_OK)
         return st;
     uint32_t b = B / (uint32_t)size;
-    if (size > 1 && (st = cg_trainer_set_local_batch(tr, b)) != CHARGAN_OK)
-        st = agree_ok(tr, st);
-    else
-        st = agree_ok(tr, CHARGAN_OK);
+    /* The local batch's buffers are made before the vote and put in place
+     * only if every rank made its own: going back needs no allocation. */
+    cg_trainer_buffers made;
+    bool prepared = false;
+    if (size > 1) {
+        st = cg_trainer_prepare_local_batch(tr, b, &made);
+        prepared = st == CHARGAN_OK;
+    }
+    st = agree_ok(tr, st);
     if (st != CHARGAN_OK) {
-        if (size > 1 && tr->cfg.batch != B)
-            cg_trainer_set_local_batch(tr, B);
+        if (prepared)
+            cg_trainer_discard_buffers(tr, &made);
         return st;
     }
+    if (prepared)
+        cg_trainer_commit_local_batch(tr, b, &made);
     tr->dist->global_batch = B;
     tr->dist->first_row = (uint32_t)tr->dist->rank * b;
     /* every rank draws the whole batch's dropout masks and keeps its rows */

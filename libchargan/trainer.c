@@ -174,26 +174,17 @@ static chargan_status trainer_buffers_alloc(chargan_trainer *tr)
     return CHARGAN_OK;
 }
 
-/* What trainer_buffers_alloc makes, moved out of a trainer and back
- * (plain pointers and counts: the pool's workers hold none of them). */
-typedef struct trainer_buffers {
-    int32_t *windows, *inputs, *targets;
-    float *row_weights, *z, *baseline;
-    cg_gan_work work;
-    cg_shards shards;
-} trainer_buffers;
-
-static void buffers_take(chargan_trainer *tr, trainer_buffers *b)
+static void buffers_take(chargan_trainer *tr, cg_trainer_buffers *b)
 {
-    *b = (trainer_buffers){tr->windows, tr->inputs,  tr->targets, tr->row_weights,
-                           tr->z,       tr->gan.baseline, tr->work, tr->shards};
+    *b = (cg_trainer_buffers){tr->windows, tr->inputs,  tr->targets, tr->row_weights,
+                              tr->z,       tr->gan.baseline, tr->work, tr->shards};
     tr->windows = tr->inputs = tr->targets = NULL;
     tr->row_weights = tr->z = tr->gan.baseline = NULL;
     memset(&tr->work, 0, sizeof tr->work);
     memset(&tr->shards, 0, sizeof tr->shards);
 }
 
-static void buffers_put(chargan_trainer *tr, const trainer_buffers *b)
+static void buffers_put(chargan_trainer *tr, const cg_trainer_buffers *b)
 {
     tr->windows = b->windows;
     tr->inputs = b->inputs;
@@ -205,28 +196,43 @@ static void buffers_put(chargan_trainer *tr, const trainer_buffers *b)
     tr->shards = b->shards;
 }
 
-/* The new buffers are made beside the old ones, which a failure leaves in
- * place: the trainer as it was, not one without buffers. */
-chargan_status cg_trainer_set_local_batch(chargan_trainer *tr, uint32_t batch)
+chargan_status cg_trainer_prepare_local_batch(chargan_trainer *tr, uint32_t batch,
+                                              cg_trainer_buffers *made)
 {
     const uint32_t old_batch = tr->cfg.batch;
-    trainer_buffers old, made;
-    buffers_take(tr, &old);
+    cg_trainer_buffers own;
+    buffers_take(tr, &own);
     tr->cfg.batch = batch;
     chargan_status st = trainer_buffers_alloc(tr);
-    if (st != CHARGAN_OK) {
+    if (st == CHARGAN_OK)
+        buffers_take(tr, made);
+    else
         trainer_buffers_free(tr);
-        buffers_put(tr, &old);
-        tr->cfg.batch = old_batch;
+    buffers_put(tr, &own);
+    tr->cfg.batch = old_batch;
+    if (st != CHARGAN_OK)
         return cg_fail(&tr->err, st, "out of memory re-sizing the trainer for a batch of %u",
                        batch);
-    }
-    memcpy(tr->gan.baseline, old.baseline, (size_t)tr->cfg.seq_len * sizeof(float));
-    buffers_take(tr, &made);
-    buffers_put(tr, &old);
-    trainer_buffers_free(tr);
-    buffers_put(tr, &made);
     return CHARGAN_OK;
+}
+
+void cg_trainer_discard_buffers(chargan_trainer *tr, cg_trainer_buffers *made)
+{
+    cg_trainer_buffers own;
+    buffers_take(tr, &own);
+    buffers_put(tr, made);
+    trainer_buffers_free(tr);
+    buffers_put(tr, &own);
+}
+
+void cg_trainer_commit_local_batch(chargan_trainer *tr, uint32_t batch, cg_trainer_buffers *made)
+{
+    memcpy(made->baseline, tr->gan.baseline, (size_t)tr->cfg.seq_len * sizeof(float));
+    cg_trainer_buffers old;
+    buffers_take(tr, &old);
+    buffers_put(tr, made);
+    tr->cfg.batch = batch;
+    cg_trainer_discard_buffers(tr, &old);
 }
 
 static chargan_status check_pair(cg_error *err, const chargan_model *gen, const chargan_model *disc,

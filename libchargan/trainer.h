@@ -148,9 +148,21 @@ void cg_trainer_seed_rows(chargan_trainer *tr);
 bool cg_trainer_stop_requested(chargan_trainer *tr);
 void cg_trainer_begin_long_call(chargan_trainer *tr);
 chargan_status cg_trainer_end_long_call(chargan_trainer *tr, chargan_status st);
-/* Re-sizes the step buffers for a local batch (dist.c, on attaching); the
- * REINFORCE baseline is kept.  On failure the old size is restored. */
-chargan_status cg_trainer_set_local_batch(chargan_trainer *tr, uint32_t batch);
+/* Re-sizing the step buffers for a local batch (dist.c, on attaching), in
+ * two phases so that the ranks can vote between them: the new buffers are
+ * made beside the trainer's own (on failure, nothing is changed), then
+ * either put in place, the REINFORCE baseline kept and the old ones freed,
+ * or discarded.  Neither allocates, so neither can fail. */
+typedef struct cg_trainer_buffers {
+    int32_t *windows, *inputs, *targets;
+    float *row_weights, *z, *baseline;
+    cg_gan_work work;
+    cg_shards shards;
+} cg_trainer_buffers;
+chargan_status cg_trainer_prepare_local_batch(chargan_trainer *tr, uint32_t batch,
+                                              cg_trainer_buffers *made);
+void cg_trainer_commit_local_batch(chargan_trainer *tr, uint32_t batch, cg_trainer_buffers *made);
+void cg_trainer_discard_buffers(chargan_trainer *tr, cg_trainer_buffers *made);
 
 /* gan.c */
 /* The adversarial part of the shards: discriminator replicas and per-shard

@@ -344,19 +344,23 @@ static void errors(void)
 /* Caller-supplied batches (mle_step_batch) and the discriminator's
  * evaluation: the global batch on every rank, N ranks as one process; and
  * the evaluation's stop requests. */
-/* An attach that runs out of memory on the last rank (allocation k and every
- * later one failing, as a real shortage does) fails on every rank and leaves
- * each trainer as it was: it trains and saves on its own.  A rank whose
- * re-sizing failed was left with no buffers at all, and the next
- * chargan_trainer_mle_step_batch or save crashed. */
-static void attach_out_of_memory(const char *dir)
+/* An attach that runs out of memory (allocation k and every later one
+ * failing, as a real shortage does) fails on every rank and leaves each
+ * trainer as it was: it trains and saves on its own, with the global batch.
+ * With others_too 0 the last rank runs out at k: a rank whose re-sizing
+ * failed was left with no buffers at all, and the next
+ * chargan_trainer_mle_step_batch or save crashed.  With others_too 1 the last
+ * rank fails at once and the others at k: one that had re-sized and could
+ * not size back for the global batch trained alone on half of it. */
+static void attach_out_of_memory(const char *dir, int others_too)
 {
     static const run_cfg mle = {"MLE", CHARGAN_GAN_NONE, 1, 0, 0, 0.0f, 0, 0.0f};
     char path[1024];
     snprintf(path, sizeof path, "%s/oom-rank%d.ckpt", dir, rank);
     int usable = 1, failed_attaches = 0;
     long k;
-    for (k = 0; k < 500; k++) {
+    const long k_max = others_too ? 120 : 500; /* others_too: never succeeds */
+    for (k = 0; k < k_max; k++) {
         chargan_trainer *tr = NULL;
         if (make_trainer(&mle, BATCH, &tr) != CHARGAN_OK) {
             usable = 0;
@@ -365,6 +369,8 @@ static void attach_out_of_memory(const char *dir)
         chargan_status st = chargan_trainer_set_mpi_timeout(tr, 60.0);
         MPI_Comm world = MPI_COMM_WORLD;
         if (rank == size - 1)
+            cg_alloc_fail_after(others_too ? 0 : k);
+        else if (others_too)
             cg_alloc_fail_after(k);
         if (st == CHARGAN_OK)
             st = chargan_trainer_set_mpi_comm(tr, &world, sizeof world);
@@ -388,9 +394,10 @@ static void attach_out_of_memory(const char *dir)
         if (!any)
             break;
     }
-    check(usable && failed_attaches > 0 && k < 500,
-          "an attach out of memory on the last rank fails on every rank and leaves trainers "
-          "that train and save (%d failed attaches)", failed_attaches);
+    check(usable && failed_attaches > 0 && (others_too || k < k_max),
+          "an attach out of memory on %s fails on every rank and leaves trainers that train and "
+          "save with the global batch (%d failed attaches)",
+          others_too ? "every rank" : "the last rank", failed_attaches);
     unlink(path);
 }
 
@@ -649,7 +656,8 @@ int main(int argc, char **argv)
     };
     if (check(corpus_len > 1000, "read the corpus %s", argv[1])) {
         errors();
-        attach_out_of_memory(argv[2]);
+        attach_out_of_memory(argv[2], 0);
+        attach_out_of_memory(argv[2], 1);
         for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++)
             equivalence(&configs[i]);
         batches_and_evaluation();
