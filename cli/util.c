@@ -121,6 +121,8 @@ static void split_path(char *path, const char **dir, const char **name)
     }
 }
 
+static char *creation_path(const char *path);
+
 /* Whether a text output (CLI_OUTPUT_TEXT) at path is written in place
  * rather than renamed over: what is there is a device or a FIFO (/dev/null),
  * a symbolic link (/dev/stdout, /dev/fd/3: its target gets the text), or a
@@ -132,7 +134,7 @@ static bool text_in_place(const char *path)
     if (lstat(path, &sb) != 0)
         return false; /* none yet: made beside and renamed */
     if (!S_ISREG(sb.st_mode))
-        return true;
+        return true; /* a dangling link too: fopen makes its target */
     char *copy = strdup(path);
     if (!copy)
         return false; /* the rename's checks then say what fails */
@@ -165,7 +167,9 @@ int cli_check_output(const char *path, const char *what, enum cli_output how)
             return why ? -1 : 0;
     }
     const char *d, *name;
-    char *copy = strdup(path);
+    /* Text goes through a dangling link, to where its target will be made;
+     * a renamed output replaces the link itself. */
+    char *copy = how == CLI_OUTPUT_TEXT ? creation_path(path) : strdup(path);
     if (!copy) {
         cli_error("out of memory");
         return -1;

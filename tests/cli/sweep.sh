@@ -167,6 +167,12 @@ expect_ok "$CHARGAN" eval "$M" "$C" --sweep 0.8,1.5 --csv "$TMP/csvdir/link.csv"
 [ -L "$TMP/csvdir/link.csv" ] || fail "--csv replaced a symbolic link"
 cmp -s "$TMP/csvdir/old.csv" "$TMP/default.csv" || fail "--csv did not write through a link"
 rm -f "$TMP/csvdir/link.csv"
+# a dangling one whose target cannot be made is refused before the work
+# (before the missing oracle is found missing)
+ln -s "$TMP/no/such/t.csv" "$TMP/csvdir/dangling.csv"
+expect_error 1 "cannot write CSV '$TMP/csvdir/dangling.csv': No such file or directory" \
+    "$CHARGAN" eval "$M" "$C" --oracle "$TMP/none.ckpt" --sweep 1 --csv "$TMP/csvdir/dangling.csv"
+rm -f "$TMP/csvdir/dangling.csv"
 if [ -e /dev/fd/0 ]; then
     "$CHARGAN" eval "$M" "$C" --sweep 0.8,1.5 --csv /dev/fd/3 3>"$TMP/fd3.csv" >/dev/null ||
         fail "--csv /dev/fd/3 failed"
