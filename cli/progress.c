@@ -433,8 +433,43 @@ _Static_assert(ATOMIC_POINTER_LOCK_FREE == 2 && ATOMIC_INT_LOCK_FREE == 2,
 static _Atomic(chargan_trainer *) stop_trainer;
 static atomic_int handlers_running;
 
+static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
+#define N_STOP_SIGNALS (sizeof stop_signals / sizeof stop_signals[0])
+
+/* Each stop signal's first delivery asks to stop; a second of the same kind
+ * kills, as its default action would, unless a save is running (saving):
+ * then it is held, and the release hands it to the caller.  The handler
+ * decides, instead of a handler swapped in and out around the save: a
+ * signal between two sigaction calls could otherwise be taken for the
+ * wrong one. */
+static volatile sig_atomic_t got_first[N_STOP_SIGNALS];
+static atomic_int saving, held_signal;
+
+static void die_of(int sig)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    sigaction(sig, &sa, NULL);
+    raise(sig); /* blocked in its handler: delivered, and fatal, when it returns */
+}
+
 static void on_stop_signal(int sig)
 {
+    size_t i = 0;
+    while (i + 1 < N_STOP_SIGNALS && stop_signals[i] != sig)
+        i++;
+    if (got_first[i]) {
+        if (atomic_load(&saving)) {
+            atomic_store(&held_signal, sig);
+            /* a release that has already looked would miss it: die now */
+            if (atomic_load(&saving))
+                return;
+        }
+        die_of(sig);
+        return;
+    }
+    got_first[i] = 1;
     stop_signal = sig;
     atomic_fetch_add(&handlers_running, 1);
     chargan_trainer *tr = atomic_load(&stop_trainer);
@@ -451,69 +486,21 @@ void cli_signals_stop_trainer(chargan_trainer *tr)
         ;
 }
 
-static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
-#define N_STOP_SIGNALS (sizeof stop_signals / sizeof stop_signals[0])
-
-/* While held (cli_signals_hold): what each signal's action was before, and
- * a signal whose second delivery waits for the release. */
-static struct sigaction before_hold[N_STOP_SIGNALS];
-static volatile sig_atomic_t fired_while_held[N_STOP_SIGNALS];
-static volatile sig_atomic_t held_signal;
-
-static void on_signal_while_held(int sig)
-{
-    for (size_t i = 0; i < N_STOP_SIGNALS; i++) {
-        if (stop_signals[i] != sig)
-            continue;
-        if (before_hold[i].sa_handler == on_stop_signal && !fired_while_held[i]) {
-            fired_while_held[i] = 1; /* its first: a stop request, as ever */
-            on_stop_signal(sig);
-        } else {
-            held_signal = sig; /* the one that would have killed */
-        }
-    }
-}
-
 void cli_signals_hold(void)
 {
-    held_signal = 0;
-    for (size_t i = 0; i < N_STOP_SIGNALS; i++) {
-        fired_while_held[i] = 0;
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_signal_while_held;
-        sigfillset(&sa.sa_mask); /* one handler at a time */
-        /* one call that swaps: a first signal between a query and an
-         * install would leave before_hold saying it had not come */
-        sigaction(stop_signals[i], &sa, &before_hold[i]);
-        if (before_hold[i].sa_handler == SIG_IGN)
-            sigaction(stop_signals[i], &before_hold[i], NULL); /* stays ignored */
-    }
+    atomic_store(&held_signal, 0);
+    atomic_store(&saving, 1);
 }
 
 int cli_signals_release(void)
 {
-    for (size_t i = 0; i < N_STOP_SIGNALS; i++) {
-        if (before_hold[i].sa_handler == SIG_IGN)
-            continue;
-        struct sigaction sa = before_hold[i];
-        int fired = fired_while_held[i];
-        if (fired)
-            sa.sa_handler = SIG_DFL; /* as SA_RESETHAND would have left it */
-        sigaction(stop_signals[i], &sa, NULL);
-        /* one that came between the read and the restore ran the held handler */
-        if (!fired && fired_while_held[i]) {
-            sa.sa_handler = SIG_DFL;
-            sigaction(stop_signals[i], &sa, NULL);
-        }
-    }
-    return (int)held_signal;
+    atomic_store(&saving, 0);
+    return atomic_load(&held_signal);
 }
 
 void cli_signals_die_of(int sig)
 {
-    signal(sig, SIG_DFL);
-    raise(sig);
+    die_of(sig);
 }
 
 void cli_signals_install(void)
@@ -531,10 +518,10 @@ void cli_signals_install(void)
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = on_stop_signal;
+        /* one handler at a time: a first and a second must not interleave */
         sigemptyset(&sa.sa_mask);
-        /* The handler runs once; a second signal takes the default action
-         * and kills the process, after the save it may come in (held). */
-        sa.sa_flags = SA_RESETHAND;
+        for (size_t k = 0; k < N_STOP_SIGNALS; k++)
+            sigaddset(&sa.sa_mask, stop_signals[k]);
         sigaction(stop_signals[i], &sa, NULL);
     }
 }

@@ -183,6 +183,24 @@ if [ -f "${CHARGAN_TEST_SLOW_FSYNC:-}" ]; then
     grep -q "^chargan: cannot save model '$TMP/held/m.ckpt': .*Input/output error" "$TMP/err" ||
         { show; fail "a save that failed under a held signal was not reported"; }
     [ -z "$(ls -A "$TMP/held")" ] || { ls -la "$TMP/held" >&2; fail "a failed save left a file"; }
+    # An ignored SIGHUP (nohup) stays ignored during a save too.
+    (trap '' HUP && LD_PRELOAD=$CHARGAN_TEST_SLOW_FSYNC CHARGAN_TEST_FSYNC_DELAY=2 \
+        ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+        exec "$CHARGAN" train "$C" -o "$TMP/held/m.ckpt" $TINY --steps 3 --val-fraction 0 \
+        >"$TMP/out" 2>"$TMP/err") &
+    pid=$!
+    tries=0
+    until ls -a "$TMP/held" | grep -q '^m\.ckpt\.tmp-' || [ "$tries" -ge 1200 ]; do
+        sleep 0.05
+        tries=$((tries + 1))
+    done
+    kill -s HUP "$pid"
+    sleep 0.3
+    kill -s HUP "$pid"
+    wait "$pid"
+    status=$?
+    [ "$status" -eq 0 ] && [ -f "$TMP/held/m.ckpt" ] ||
+        { show; fail "an ignored SIGHUP during a save: exit status $status"; }
 fi
 
 echo "ok"
