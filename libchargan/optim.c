@@ -173,10 +173,6 @@ static bool alloc_state(chargan_optimizer *opt, size_t n)
 
 chargan_status cg_optimizer_reserve(chargan_optimizer *opt, size_t n)
 {
-    if (opt->n != 0 && n != opt->n)
-        return cg_fail(&opt->err, CHARGAN_E_INVALID,
-                       "optimizer: the state is sized for %zu parameters, not %zu (one optimizer "
-                       "serves one model)", opt->n, n);
     if (opt->n == 0 && !alloc_state(opt, n))
         return cg_fail(&opt->err, CHARGAN_E_NOMEM,
                        "optimizer: out of memory for the state of %zu parameters", n);
@@ -401,9 +397,9 @@ static chargan_status begin_checked(chargan_optimizer *opt, const float *grads, 
                        "optimizer step %" PRIu64 ": gradient %zu of %zu is %g; nothing updated",
                        opt->steps + 1, i, n, (double)grads[i]);
     }
-    if (opt->n == 0 && !alloc_state(opt, n))
-        return cg_fail(&opt->err, CHARGAN_E_NOMEM,
-                       "optimizer step: out of memory for the state of %zu parameters", n);
+    chargan_status st = cg_optimizer_reserve(opt, n);
+    if (st != CHARGAN_OK)
+        return st;
     const chargan_optimizer_config *c = &opt->cfg;
     u->norm = norm;
     u->clip = c->clip_norm > 0.0f && norm > c->clip_norm;

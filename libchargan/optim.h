@@ -43,8 +43,9 @@ struct chargan_optimizer {
  * CHARGAN_E_INVALID.  Errors are recorded in opt->err. */
 chargan_status cg_optimizer_step(chargan_optimizer *opt, float *params, float *grads, size_t n,
                                  double *grad_norm);
-/* Sizes the state for n parameters before the first step (a no-op after
- * it), so that a caller can fail for memory before it changes anything. */
+/* Sizes the state for n parameters (the model's, as every step's) before
+ * the first step, a no-op after it: so that a caller can fail for memory
+ * before it changes anything.  The first step calls it too. */
 chargan_status cg_optimizer_reserve(chargan_optimizer *opt, size_t n);
 
 /* cg_optimizer_step in pieces that threads can share (the trainer's
