@@ -137,25 +137,36 @@ expect_ok "$CHARGAN" train "$C" -o "$TMP/none.ckpt" $TINY --steps 5 --time 1e-30
 # A second signal inside a save waits for the save: the model is written
 # whole and nothing is left beside it, then the signal kills the process
 # (it left the save's temporary file, and no model).  A preloaded shim makes
-# the save's fsync take 3 s; both signals land in it.
-if [ -f "${CHARGAN_TEST_SLOW_FSYNC:-}" ]; then
-    mkdir "$TMP/held"
+# the save's fsync take seconds; both signals land in it.
+#
+# signal_twice_in_save SIG PAUSE [VAR=VALUE...]: trains 3 steps into
+# $TMP/held/m.ckpt with the shim and the given environment, sends SIG twice,
+# PAUSE seconds apart, once the save's temporary exists; the exit status
+# lands in $status.
+signal_twice_in_save() {
+    _sig=$1 _pause=$2
+    shift 2
     # ASan wants its runtime first among the preloaded libraries
-    LD_PRELOAD=$CHARGAN_TEST_SLOW_FSYNC CHARGAN_TEST_FSYNC_DELAY=3 \
-        ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+    env LD_PRELOAD="$CHARGAN_TEST_SLOW_FSYNC" \
+        ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" "$@" \
         "$CHARGAN" train "$C" -o "$TMP/held/m.ckpt" $TINY --steps 3 --val-fraction 0 \
         >"$TMP/out" 2>"$TMP/err" &
-    pid=$!
-    tries=0
-    until ls -a "$TMP/held" | grep -q '^m\.ckpt\.tmp-' || [ "$tries" -ge 1200 ]; do
+    _pid=$!
+    _tries=0
+    until ls -a "$TMP/held" | grep -q '^m\.ckpt\.tmp-' || [ "$_tries" -ge 1200 ]; do
         sleep 0.05
-        tries=$((tries + 1))
+        _tries=$((_tries + 1))
     done
-    kill -s TERM "$pid"
-    sleep 0.5
-    kill -s TERM "$pid"
-    wait "$pid"
+    kill -s "$_sig" "$_pid"
+    sleep "$_pause"
+    kill -s "$_sig" "$_pid"
+    wait "$_pid"
     status=$?
+}
+
+if [ -f "${CHARGAN_TEST_SLOW_FSYNC:-}" ]; then
+    mkdir "$TMP/held"
+    signal_twice_in_save TERM 0.5 CHARGAN_TEST_FSYNC_DELAY=3
     [ "$status" -eq 143 ] || { show; fail "two SIGTERMs in a save: exit status $status"; }
     [ "$(ls -A "$TMP/held")" = m.ckpt ] ||
         { ls -la "$TMP/held" >&2; fail "two SIGTERMs in a save: no model, or a temporary left"; }
@@ -164,41 +175,16 @@ if [ -f "${CHARGAN_TEST_SLOW_FSYNC:-}" ]; then
     # A save that fails meanwhile is reported before the held signal kills
     # (the signal came first, and the failure went unsaid).
     rm -f "$TMP/held/m.ckpt"
-    LD_PRELOAD=$CHARGAN_TEST_SLOW_FSYNC CHARGAN_TEST_FSYNC_DELAY=2 CHARGAN_TEST_FSYNC_FAIL=1 \
-        ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
-        "$CHARGAN" train "$C" -o "$TMP/held/m.ckpt" $TINY --steps 3 --val-fraction 0 \
-        >"$TMP/out" 2>"$TMP/err" &
-    pid=$!
-    tries=0
-    until ls -a "$TMP/held" | grep -q '^m\.ckpt\.tmp-' || [ "$tries" -ge 1200 ]; do
-        sleep 0.05
-        tries=$((tries + 1))
-    done
-    kill -s TERM "$pid"
-    sleep 0.5
-    kill -s TERM "$pid"
-    wait "$pid"
-    status=$?
+    signal_twice_in_save TERM 0.5 CHARGAN_TEST_FSYNC_DELAY=2 CHARGAN_TEST_FSYNC_FAIL=1
     [ "$status" -eq 143 ] || { show; fail "two SIGTERMs in a failing save: exit status $status"; }
     grep -q "^chargan: cannot save model '$TMP/held/m.ckpt': .*Input/output error" "$TMP/err" ||
         { show; fail "a save that failed under a held signal was not reported"; }
     [ -z "$(ls -A "$TMP/held")" ] || { ls -la "$TMP/held" >&2; fail "a failed save left a file"; }
-    # An ignored SIGHUP (nohup) stays ignored during a save too.
-    (trap '' HUP && LD_PRELOAD=$CHARGAN_TEST_SLOW_FSYNC CHARGAN_TEST_FSYNC_DELAY=2 \
-        ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
-        exec "$CHARGAN" train "$C" -o "$TMP/held/m.ckpt" $TINY --steps 3 --val-fraction 0 \
-        >"$TMP/out" 2>"$TMP/err") &
-    pid=$!
-    tries=0
-    until ls -a "$TMP/held" | grep -q '^m\.ckpt\.tmp-' || [ "$tries" -ge 1200 ]; do
-        sleep 0.05
-        tries=$((tries + 1))
-    done
-    kill -s HUP "$pid"
-    sleep 0.3
-    kill -s HUP "$pid"
-    wait "$pid"
-    status=$?
+    # An ignored SIGHUP (nohup) stays ignored during a save too; a background
+    # job inherits this shell's ignored signals.
+    trap '' HUP
+    signal_twice_in_save HUP 0.3 CHARGAN_TEST_FSYNC_DELAY=2
+    trap - HUP
     [ "$status" -eq 0 ] && [ -f "$TMP/held/m.ckpt" ] ||
         { show; fail "an ignored SIGHUP during a save: exit status $status"; }
 fi
