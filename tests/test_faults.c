@@ -883,6 +883,17 @@ START_TEST(huge_learning_rate)
 }
 END_TEST
 
+/* Model m's tensor name: its index, and its element count in *numel. */
+static size_t tensor_index(const chargan_model *m, const char *name, size_t *numel)
+{
+    size_t idx, shape[2];
+    uint32_t rank;
+    const char *found;
+    ck_assert_int_eq(chargan_model_param_find(m, name, &idx), CHARGAN_OK);
+    ck_assert_int_eq(chargan_model_param_info(m, idx, &found, &rank, shape, numel), CHARGAN_OK);
+    return idx;
+}
+
 /* Gradients too large to square in float: Adam's second moment overflows
  * while the parameters stay finite.  The step must fail, and the saver must
  * not write an optimizer state the loader would reject. */
@@ -890,11 +901,7 @@ START_TEST(adam_moment_overflow)
 {
     chargan_trainer *tr = trainer_with_lr(CHARGAN_ADAM, 1e-3f);
     chargan_model *g = chargan_trainer_generator(tr);
-    size_t idx, numel, shape[2];
-    uint32_t rank;
-    const char *name;
-    ck_assert_int_eq(chargan_model_param_find(g, "out.w", &idx), CHARGAN_OK);
-    ck_assert_int_eq(chargan_model_param_info(g, idx, &name, &rank, shape, &numel), CHARGAN_OK);
+    size_t numel, idx = tensor_index(g, "out.w", &numel);
     float *w = malloc(numel * sizeof(float));
     for (size_t i = 0; i < numel; i++)
         w[i] = (i % 2 ? 1e22f : -1e22f);
@@ -923,11 +930,7 @@ START_TEST(loss_beyond_float_range)
 {
     chargan_trainer *tr = make_trainer(CHARGAN_GAN_NONE, 1);
     chargan_model *g = chargan_trainer_generator(tr);
-    size_t idx, numel, shape[2];
-    uint32_t rank;
-    const char *name;
-    ck_assert_int_eq(chargan_model_param_find(g, "out.b", &idx), CHARGAN_OK);
-    ck_assert_int_eq(chargan_model_param_info(g, idx, &name, &rank, shape, &numel), CHARGAN_OK);
+    size_t numel, idx = tensor_index(g, "out.b", &numel);
     float *b = malloc(numel * sizeof(float));
     for (size_t i = 0; i < numel; i++)
         b[i] = i + 1 == numel ? 2e38f : -2e38f;
