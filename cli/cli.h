@@ -198,13 +198,15 @@ int cli_progress_time_up(const cli_progress *pr);
 const char *cli_phase_name(int phase);
 
 /* SIGINT, SIGTERM and SIGHUP set a flag instead of killing the process (a
- * second one kills it, once a save in progress is done), and SIGPIPE is ignored (writes to a closed pipe fail
- * instead).  A signal the process inherited as ignored stays ignored. */
+ * second of the same kind kills it, once a save in progress is done), and
+ * SIGPIPE is ignored (writes to a closed pipe fail instead).  A signal the
+ * process inherited as ignored stays ignored. */
 void cli_signals_install(void);
 /* Around a save: a second stop signal, which would kill the process and
  * leave the save's temporary file behind, is held (a first one still asks
  * to stop).  The release returns the held signal, or 0: the caller reports
- * what it must (a failed save), then dies of it with cli_signals_die_of. */
+ * what it must (a failed save), then dies of it with cli_signals_die_of
+ * (its default action, as from a handler: delivered when unblocked). */
 void cli_signals_hold(void);
 int cli_signals_release(void);
 void cli_signals_die_of(int sig);

@@ -445,13 +445,13 @@ static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
 static volatile sig_atomic_t got_first[N_STOP_SIGNALS];
 static atomic_int saving, held_signal;
 
-static void die_of(int sig)
+void cli_signals_die_of(int sig)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = SIG_DFL;
     sigaction(sig, &sa, NULL);
-    raise(sig); /* blocked in its handler: delivered, and fatal, when it returns */
+    raise(sig); /* from its handler, blocked: delivered, and fatal, when it returns */
 }
 
 static void on_stop_signal(int sig)
@@ -466,7 +466,7 @@ static void on_stop_signal(int sig)
             if (atomic_load(&saving))
                 return;
         }
-        die_of(sig);
+        cli_signals_die_of(sig);
         return;
     }
     got_first[i] = 1;
@@ -496,11 +496,6 @@ int cli_signals_release(void)
 {
     atomic_store(&saving, 0);
     return atomic_load(&held_signal);
-}
-
-void cli_signals_die_of(int sig)
-{
-    die_of(sig);
 }
 
 void cli_signals_install(void)

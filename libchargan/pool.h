@@ -18,9 +18,10 @@ void cg_pool_free(cg_pool *pool);
 int cg_pool_size(const cg_pool *pool);
 /* Runs fn(ctx, s) for s = 0 .. n-1, concurrently, and returns when all are
  * done (in a child of fork(), which has no workers, one after another: so a
- * persistent pool's shards never wait for each other).  Allocation-free.  Between calls the workers spin for about 100 us
- * before they sleep (not when they outnumber the process's CPUs), so calls
- * in quick succession do not pay a wake-up each.  Callers keep the BLAS single-threaded while they
+ * persistent pool's shards never wait for each other).  Allocation-free.
+ * Between calls the workers spin for about 100 us before they sleep (not
+ * when they outnumber the process's CPUs), so calls in quick succession do
+ * not pay a wake-up each.  Callers keep the BLAS single-threaded while they
  * use a pool: OpenBLAS's idle threads spin (sched_yield) after each call and
  * would steal the cores the shards run on. */
 void cg_pool_run(cg_pool *pool, cg_pool_fn fn, void *ctx);
