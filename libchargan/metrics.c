@@ -73,12 +73,11 @@ chargan_status chargan_model_nll(chargan_model *m, const int32_t *ids, size_t n_
      * fewer where 64 would not fit the budget, and stepped where one would
      * not. */
     int T = (int)seq_len;
+    const double budget = (double)cg_nll_window_budget;
+    const bool stepped = window_bytes(m, seq_len, 1) > budget;
     int B = n_seq < 64 ? (int)n_seq : 64;
-    while (B > 1 && window_bytes(m, seq_len, (size_t)B) > (double)cg_nll_window_budget)
+    while (!stepped && B > 1 && window_bytes(m, seq_len, (size_t)B) > budget)
         B /= 2;
-    const bool stepped = window_bytes(m, seq_len, (size_t)B) > (double)cg_nll_window_budget;
-    if (stepped)
-        B = n_seq < 64 ? (int)n_seq : 64;
     int32_t *windows = stepped ? NULL : cg_malloc((size_t)B * (T + 1) * sizeof(int32_t));
     if (!stepped && !windows)
         return cg_fail(&m->err, CHARGAN_E_NOMEM, "out of memory in chargan_model_nll");
