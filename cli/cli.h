@@ -49,6 +49,9 @@ int cli_check_output(const char *path, const char *what, enum cli_output how);
 /* Creates path + ".tmp-XXXXXX" (written into tmp, CLI_PATH_MAX bytes) with
  * the permissions of a new file; its descriptor, or -1 with errno set. */
 int cli_temp_beside(const char *path, char tmp[CLI_PATH_MAX]);
+/* Syncs the directory path is in, so that a file just renamed there stays
+ * after a crash; 0, or -1 with errno set. */
+int cli_sync_directory_of(const char *path);
 
 /* A text output (CLI_OUTPUT_TEXT) being written: a failure before
  * cli_text_output_commit() leaves what was at path before. */

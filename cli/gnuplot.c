@@ -142,6 +142,17 @@ static int run_gnuplot(const char *who, const char *gnuplot, const char *dir)
 }
 
 /* Removes the files in dir (only files are ever made there), then dir. */
+/* Syncs what another process (gnuplot) wrote to path; 0, or -1 with errno. */
+static int sync_file(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int e = fd < 0 || fsync(fd) != 0 ? errno : 0;
+    if (fd >= 0)
+        close(fd);
+    errno = e;
+    return e ? -1 : 0;
+}
+
 static void remove_temp_dir(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -215,11 +226,19 @@ int cli_gnuplot_draw(const char *who, const char *output, cli_gnuplot_writer wri
         cli_error("%s: gnuplot wrote no image to '%s'", who, tmp_out);
         goto done;
     }
+    if (sync_file(tmp_out) != 0) { /* a crash after the rename keeps the image */
+        cli_error("%s: cannot write '%s': %s", who, output, strerror(errno));
+        goto done;
+    }
     if (rename(tmp_out, output) != 0) {
         cli_error("%s: cannot write '%s': %s", who, output, strerror(errno));
         goto done;
     }
     tmp_out[0] = '\0';
+    if (cli_sync_directory_of(output) != 0) {
+        cli_error("%s: cannot sync the directory of '%s': %s", who, output, strerror(errno));
+        goto done;
+    }
     rc = 0;
 done:
     if (tmp_out[0])

@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -250,6 +251,22 @@ int cli_text_output_open(cli_text_output *out, const char *path, const char *wha
     return 0;
 }
 
+int cli_sync_directory_of(const char *path)
+{
+    char *copy = strdup(path);
+    if (!copy)
+        return -1;
+    const char *dir, *name;
+    split_path(copy, &dir, &name);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int e = fd < 0 || fsync(fd) != 0 ? errno : 0;
+    if (fd >= 0)
+        close(fd);
+    free(copy);
+    errno = e;
+    return e ? -1 : 0;
+}
+
 int cli_text_output_commit(cli_text_output *out, const char *what)
 {
     int e = 0;
@@ -263,6 +280,11 @@ int cli_text_output_commit(cli_text_output *out, const char *what)
     out->f = NULL;
     if (!e && out->tmp[0] && rename(out->tmp, out->path) != 0)
         e = errno;
+    else if (!e && out->tmp[0] && cli_sync_directory_of(out->path) != 0) {
+        /* In place, but a crash could still lose the rename. */
+        cli_error("cannot sync the directory of %s '%s': %s", what, out->path, strerror(errno));
+        return -1;
+    }
     if (e) {
         cli_error("cannot write %s '%s': %s", what, out->path, strerror(e));
         if (out->tmp[0])

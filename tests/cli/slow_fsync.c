@@ -2,12 +2,17 @@
  * CHARGAN_TEST_FSYNC_DELAY seconds (whole ones), so that a test can signal a
  * process while it is inside a save (the library syncs the temporary file
  * before renaming it into place), then fails with EIO if
- * CHARGAN_TEST_FSYNC_FAIL is set. */
+ * CHARGAN_TEST_FSYNC_FAIL is set ("directory": only a directory's).  With
+ * CHARGAN_TEST_FSYNC_LOG set, each call first appends "file" or
+ * "directory" to the file it names, a line each. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 int fsync(int fd)
@@ -19,7 +24,16 @@ int fsync(int fd)
     struct timespec left = {delay ? atoi(delay) : 0, 0};
     while (nanosleep(&left, &left) != 0 && errno == EINTR)
         ; /* a signal handler ran: sleep out the rest */
-    if (getenv("CHARGAN_TEST_FSYNC_FAIL")) {
+    struct stat sb;
+    bool is_directory = fstat(fd, &sb) == 0 && S_ISDIR(sb.st_mode);
+    const char *log = getenv("CHARGAN_TEST_FSYNC_LOG");
+    FILE *f = log ? fopen(log, "a") : NULL;
+    if (f) {
+        fputs(is_directory ? "directory\n" : "file\n", f);
+        fclose(f);
+    }
+    const char *fail = getenv("CHARGAN_TEST_FSYNC_FAIL");
+    if (fail && (strcmp(fail, "directory") != 0 || is_directory)) {
         errno = EIO;
         return -1;
     }

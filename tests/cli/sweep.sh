@@ -4,7 +4,8 @@
 # temperature-scaled NLL-test tends to the uniform model's log2(V) when T is
 # large; bad temperature lists and option combinations; a failed evaluation
 # writes no CSV; a missing or failing gnuplot keeps the CSV; the same seed
-# gives the same CSV.  The image checks need gnuplot (Debian: gnuplot-nox)
+# gives the same CSV; the CSV and the image are synced, then renamed into
+# place, then their directory synced.  The image checks need gnuplot (Debian: gnuplot-nox)
 # and are skipped (exit 77) without it, after everything else has run.
 . "$(dirname "$0")/common.sh"
 
@@ -158,6 +159,19 @@ cmp -s "$TMP/csvdir/old.csv" "$TMP/default.csv" || fail "a failed write lost the
 expect_ok "$CHARGAN" eval "$M" "$C" --sweep 1 --csv "$TMP/csvdir/old.csv"
 [ "$(stat -c %a "$TMP/csvdir/old.csv")" = 640 ] || fail "the replaced CSV lost its permissions"
 [ "$(ls -A "$TMP/csvdir")" = "old.csv" ] || { ls -l "$TMP/csvdir" >&2; fail "a temporary was left"; }
+# The complete CSV is synced, renamed into place, then its directory synced,
+# so that a crash after the command keeps it; a directory that cannot be
+# synced is an error (the new CSV is in place by then).
+if [ -f "${CHARGAN_TEST_SLOW_FSYNC:-}" ]; then
+    expect_ok env LD_PRELOAD="$CHARGAN_TEST_SLOW_FSYNC" CHARGAN_TEST_FSYNC_LOG="$TMP/fsyncs" \
+        "$CHARGAN" eval "$M" "$C" --sweep 1 --csv "$TMP/csvdir/old.csv"
+    [ "$(tr '\n' ' ' <"$TMP/fsyncs")" = "file directory " ] ||
+        { cat "$TMP/fsyncs" >&2; fail "the CSV or its directory is not synced, in that order"; }
+    expect_error 1 "cannot sync the directory of CSV '$TMP/csvdir/old.csv': Input/output error" \
+        env LD_PRELOAD="$CHARGAN_TEST_SLOW_FSYNC" CHARGAN_TEST_FSYNC_FAIL=directory \
+        "$CHARGAN" eval "$M" "$C" --sweep 0.8,1.5 --csv "$TMP/csvdir/old.csv"
+    cmp -s "$TMP/csvdir/old.csv" "$TMP/default.csv" || fail "the CSV is not in place"
+fi
 # A symbolic link (/dev/stdout, /dev/fd/N among them) is written through,
 # not replaced by a file; so is a writable file in a directory this user
 # cannot write, where no temporary can go.
@@ -233,6 +247,15 @@ is_png "$TMP/both.png" "0 0 5 0 0 0 2 48" || fail "both.png is not a 1280x560 PN
 expect_ok "$CHARGAN" eval "$M" "$C" --sweep 0.8,1.5 --plot "$TMP/one.png"
 cmp -s "$TMP/out" "$TMP/default.csv" || fail "with --plot and no --csv, stdout is not the CSV"
 is_png "$TMP/one.png" "0 0 2 128 0 0 2 48" || fail "one.png is not a 640x560 PNG"
+# The image gnuplot wrote is synced before it is renamed into place, then
+# its directory (gnuplot's own syncs, if any, come first).
+if [ -f "${CHARGAN_TEST_SLOW_FSYNC:-}" ]; then
+    rm -f "$TMP/fsyncs"
+    expect_ok env LD_PRELOAD="$CHARGAN_TEST_SLOW_FSYNC" CHARGAN_TEST_FSYNC_LOG="$TMP/fsyncs" \
+        "$CHARGAN" eval "$M" "$C" --sweep 0.8,1.5 --plot "$TMP/one.png"
+    [ "$(tail -n 2 "$TMP/fsyncs" | tr '\n' ' ')" = "file directory " ] ||
+        { cat "$TMP/fsyncs" >&2; fail "the image or its directory is not synced, in that order"; }
+fi
 [ -z "$(ls -A "$TMP/tmpdir")" ] || { ls -l "$TMP/tmpdir" >&2; fail "temporary files left in TMPDIR"; }
 
 echo "ok"
