@@ -278,8 +278,8 @@ int log_record_parse(const char *line, size_t len, log_record *rec, char *why, s
         snprintf(r.why, sizeof r.why, "no \"step\" (a number of at least 0)");
         goto bad;
     }
-    if (rec->v[K_STEP] > LOG_MAX_STEP) {
-        snprintf(r.why, sizeof r.why, "\"step\" %g is beyond 2^53", rec->v[K_STEP]);
+    if (rec->v[K_STEP] >= LOG_STEP_LIMIT) {
+        snprintf(r.why, sizeof r.why, "\"step\" %g is 2^53 or more", rec->v[K_STEP]);
         goto bad;
     }
     return 0;

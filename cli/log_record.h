@@ -20,13 +20,14 @@ typedef struct log_record {
     double x; /* position on the plot's step axis (cmd_plot.c's) */
 } log_record;
 
-/* Steps beyond 2^53 are not counts a run reaches (nor exact doubles); laid
- * end to end over phases they would overflow the plot's axis. */
-#define LOG_MAX_STEP 9007199254740992.0
+/* Steps of 2^53 or more are not counts a run reaches (nor all exact
+ * doubles: 2^53 + 1 reads as 2^53); laid end to end over phases they would
+ * overflow the plot's axis.  A step is below this. */
+#define LOG_STEP_LIMIT 9007199254740992.0
 
 /* Parses the len bytes of one line (no newline; NUL bytes are the caller's
  * to refuse) into *rec: a flat JSON object with a known "phase" and a
- * "step" in [0, 2^53], the keys above numbers or null, unknown keys any
+ * "step" in [0, 2^53), the keys above numbers or null, unknown keys any
  * JSON value.  0, or -1 with why (why_size bytes) saying what is wrong. */
 int log_record_parse(const char *line, size_t len, log_record *rec, char *why, size_t why_size);
 

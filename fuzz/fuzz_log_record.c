@@ -1,7 +1,7 @@
 /* fuzz_log_record.c - the reader of `chargan train --log` records
  * (cli/log_record.c, what `chargan plot` reads from a log it is given) on
  * arbitrary lines: the input split at newlines, each line parsed alone.
- * Checks that a record read has a known phase, a step in [0, 2^53] and no
+ * Checks that a record read has a known phase, a step in [0, 2^53) and no
  * infinite value, that a refusal says why, and that a line progress.c would write is read back
  * with its values. */
 #include "fuzz_common.h"
@@ -22,7 +22,7 @@ static void check_line(const char *line, size_t len)
         return;
     }
     FZ_CHECK(rec.phase >= 0 && rec.phase < N_PHASES, "phase %d", rec.phase);
-    FZ_CHECK(rec.v[K_STEP] >= 0 && rec.v[K_STEP] <= LOG_MAX_STEP, "step %g", rec.v[K_STEP]);
+    FZ_CHECK(rec.v[K_STEP] >= 0 && rec.v[K_STEP] < LOG_STEP_LIMIT, "step %g", rec.v[K_STEP]);
     for (int k = 0; k < N_KEYS; k++) /* a number out of a double's range is refused */
         FZ_CHECK(!isinf(rec.v[k]), "key %d is infinite", k);
 }

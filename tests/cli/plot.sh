@@ -72,7 +72,10 @@ bad_log "expected a JSON value" '{"phase":"mle","step":1,"extra":[1,]}'
 bad_log "expected ',' or '}'" '{"phase":"mle","step":1,"extra":{"a":1 "b":2}}'
 bad_log "nested too deep" "{\"phase\":\"mle\",\"step\":1,\"x\":$(printf '[%.0s' $(seq 40))1$(printf ']%.0s' $(seq 40))}"
 bad_log "bad.jsonl:1: duplicate key \"phase\"" '{"phase":"mle","step":1,"phase":"eval"}'
-bad_log "\"step\" 1e+308 is beyond 2^53" '{"phase":"mle","step":1e308}'
+bad_log "\"step\" 1e+308 is 2^53 or more" '{"phase":"mle","step":1e308}'
+bad_log "\"step\" 9.0072e+15 is 2^53 or more" '{"phase":"mle","step":9007199254740992}'
+# 2^53 + 1 is read as 2^53, the nearest double.
+bad_log "\"step\" 9.0072e+15 is 2^53 or more" '{"phase":"mle","step":9007199254740993}'
 printf '{"phase":"mle",\0"step":1}\n' >"$TMP/nul.jsonl"
 expect_error 1 "nul.jsonl:1: a NUL byte" "$CHARGAN" plot "$TMP/nul.jsonl" -o "$TMP/img/x.png"
 
