@@ -796,7 +796,10 @@ CHARGAN_API chargan_status chargan_trainer_d_step(chargan_trainer *tr, float *lo
 CHARGAN_API chargan_status chargan_trainer_pretrain_discriminator(chargan_trainer *tr,
                                                                   uint64_t steps);
 /** One adversarial round: d_steps discriminator steps, then one generator step
- *  with the configured estimator.  *g_loss and *d_loss may be NULL.
+ *  with the configured estimator.  *g_loss and *d_loss may be NULL.  Each
+ *  discriminator step is its own update: one that fails updates nothing and
+ *  ends the round, and a generator step that fails keeps the round's
+ *  discriminator steps.
  *  Errors: CHARGAN_E_STATE (estimator CHARGAN_GAN_NONE, no discriminator, no
  *  corpus), CHARGAN_E_NUMERIC, CHARGAN_E_NOMEM. */
 CHARGAN_API chargan_status chargan_trainer_gan_step(chargan_trainer *tr, float *g_loss,

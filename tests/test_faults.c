@@ -924,21 +924,34 @@ END_TEST
 
 /* Finite parameters whose mean loss per token is beyond FLT_MAX (output
  * biases of +-2e38): the step fails with CHARGAN_E_NUMERIC and updates
- * nothing.  The check was on the double sum, and the step reported success
- * with *loss = +inf. */
-START_TEST(loss_beyond_float_range)
+ * nothing of the generator.  The check was on the double sum, and the step
+ * reported success with *loss = +inf.  An adversarial round meets it in its
+ * MLE term (mle_weight 1); its discriminator steps before stay done. */
+static void expect_loss_beyond_float_range(int estimator, uint32_t threads)
 {
-    chargan_trainer *tr = make_trainer(CHARGAN_GAN_NONE, 1);
-    chargan_model *g = chargan_trainer_generator(tr);
+    chargan_trainer_config tc = trainer_config(estimator, threads);
+    tc.mle_weight = 1.0f;
+    chargan_model *g = make_gen(true);
+    chargan_trainer *tr;
+    ck_assert_int_eq(chargan_trainer_new(&tc, g, NULL,
+                                         estimator != CHARGAN_GAN_NONE ? make_disc() : NULL, NULL,
+                                         &tr), CHARGAN_OK);
+    ck_assert_int_eq(chargan_trainer_set_corpus_text(tr, text, text_len), CHARGAN_OK);
     size_t numel, idx = tensor_index(g, "out.b", &numel);
     float *b = malloc(numel * sizeof(float));
     for (size_t i = 0; i < numel; i++)
         b[i] = i + 1 == numel ? 2e38f : -2e38f;
     ck_assert_int_eq(chargan_model_param_set(g, idx, b, numel), CHARGAN_OK);
-    float loss = -1.0f;
-    ck_assert_int_eq(chargan_trainer_mle_step(tr, &loss), CHARGAN_E_NUMERIC);
-    assert_contains(chargan_trainer_last_error(tr), "the loss is not finite");
-    ck_assert(loss == -1.0f);
+    float loss = -1.0f, d_loss = -1.0f;
+    chargan_status st = estimator == CHARGAN_GAN_NONE ? chargan_trainer_mle_step(tr, &loss)
+                                                      : chargan_trainer_gan_step(tr, &loss, &d_loss);
+    ck_assert_msg(st == CHARGAN_E_NUMERIC, "estimator %d, %u threads: status %d: %s", estimator,
+                  threads, (int)st, chargan_trainer_last_error(tr));
+    assert_contains(chargan_trainer_last_error(tr), estimator == CHARGAN_GAN_NONE
+                                                        ? "MLE step 1: the loss is not finite"
+                                                        : "adversarial step 1: the generator loss "
+                                                          "is not finite");
+    ck_assert(loss == -1.0f && d_loss == -1.0f);
     uint64_t step;
     ck_assert_int_eq(chargan_trainer_global_step(tr, &step), CHARGAN_OK);
     ck_assert_uint_eq(step, 0);
@@ -948,6 +961,15 @@ START_TEST(loss_beyond_float_range)
     free(after);
     free(b);
     chargan_trainer_free(tr);
+}
+
+START_TEST(loss_beyond_float_range)
+{
+    expect_loss_beyond_float_range(CHARGAN_GAN_NONE, 1);
+    for (uint32_t threads = 1; threads <= 2; threads++) {
+        expect_loss_beyond_float_range(CHARGAN_GAN_REINFORCE, threads);
+        expect_loss_beyond_float_range(CHARGAN_GAN_GUMBEL, threads);
+    }
 }
 END_TEST
 
