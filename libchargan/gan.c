@@ -39,6 +39,7 @@ chargan_status cg_gan_alloc(chargan_trainer *tr)
     ok = ok && (w->d_logits = cg_alloc_floats(2 * B)) != NULL;
     ok = ok && (w->row_rng = cg_malloc(B * sizeof(cg_rng))) != NULL;
     ok = ok && (w->step_mean = cg_malloc(T * sizeof(double))) != NULL;
+    ok = ok && (w->next_baseline = cg_alloc_floats(T)) != NULL;
     /* Sharded steps have their own per shard; the evaluation makes this one
      * when it needs it. */
     if (ok && tr->cfg.estimator == CHARGAN_GAN_GUMBEL && !cg_gan_sharded(tr))
@@ -88,6 +89,7 @@ void cg_gan_free(chargan_trainer *tr)
     cg_free_floats(w->d_logits);
     cg_free(w->row_rng);
     cg_free(w->step_mean);
+    cg_free_floats(w->next_baseline);
     cg_free_floats(tr->gan.baseline);
     memset(w, 0, sizeof *w);
     tr->gan.baseline = NULL;
@@ -500,12 +502,13 @@ static void dense_returns(chargan_trainer *tr)
 
 /* Advantages: returns minus the moving-average baseline of each step's
  * batch-mean return (initialised by the first batch; under MPI the mean of
- * the global batch, so every rank keeps the same baseline). */
+ * the global batch, so every rank keeps the same baseline).  The moved
+ * baseline goes to work.next_baseline, kept by commit_baseline(). */
 static chargan_status advantages(chargan_trainer *tr)
 {
     int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len;
     float decay = tr->cfg.baseline_decay;
-    float *R = tr->work.rewards, *bl = tr->gan.baseline;
+    float *R = tr->work.rewards, *bl = tr->gan.baseline, *next = tr->work.next_baseline;
     double *mean = tr->work.step_mean;
     for (int t = 0; t < T; t++) {
         mean[t] = 0.0;
@@ -519,12 +522,22 @@ static chargan_status advantages(chargan_trainer *tr)
         return st;
     for (int t = 0; t < T; t++) {
         float m = (float)mean[t];
-        bl[t] = tr->gan.baseline_set ? decay * bl[t] + (1.0f - decay) * m : m;
+        next[t] = tr->gan.baseline_set ? decay * bl[t] + (1.0f - decay) * m : m;
         for (int b = 0; b < B; b++)
-            tr->work.weights[(size_t)t * B + b] = R[(size_t)t * B + b] - bl[t];
+            tr->work.weights[(size_t)t * B + b] = R[(size_t)t * B + b] - next[t];
     }
-    tr->gan.baseline_set = 1;
     return CHARGAN_OK;
+}
+
+/* The baseline moves with the generator's update, so that a step that fails
+ * (a reward that is not finite among them) leaves it as it was. */
+static chargan_status commit_baseline(chargan_trainer *tr, chargan_status update)
+{
+    if (update == CHARGAN_OK) {
+        memcpy(tr->gan.baseline, tr->work.next_baseline, (size_t)tr->cfg.seq_len * sizeof(float));
+        tr->gan.baseline_set = 1;
+    }
+    return update;
 }
 
 /* Adds mle_weight x the MLE gradient of a fresh real batch to G's gradients. */
@@ -603,7 +616,7 @@ static chargan_status reinforce_step(chargan_trainer *tr, float *g_loss, float *
     cg_model_backward(g, NULL);
     if (d_loss)
         *d_loss = (float)(d_sum / tr->cfg.d_steps);
-    return g_update(tr, loss, g_loss);
+    return commit_baseline(tr, g_update(tr, loss, g_loss));
 }
 
 /* ------------------------------------------------------------------ Gumbel-softmax */
@@ -1037,7 +1050,7 @@ static chargan_status sharded_reinforce_step(chargan_trainer *tr, float *g_loss,
         return st;
     run_phase(tr, PH_G_REINFORCE);
     cg_shards_sum_grads(sh, tr->gen, sh->gen);
-    return g_update(tr, cg_shards_loss_sum(sh) / ((double)B * T), g_loss);
+    return commit_baseline(tr, g_update(tr, cg_shards_loss_sum(sh) / ((double)B * T), g_loss));
 }
 
 static chargan_status sharded_gumbel_step(chargan_trainer *tr, float *g_loss, float *d_loss)

@@ -1455,6 +1455,14 @@ static chargan_status read_trainer_section(cg_reader *r, cg_error *err, trainer_
     return CHARGAN_OK;
 }
 
+static bool baseline_finite(const chargan_trainer *tr)
+{
+    for (uint32_t t = 0; t < tr->cfg.seq_len; t++)
+        if (!isfinite(tr->gan.baseline[t]))
+            return false;
+    return true;
+}
+
 chargan_status chargan_trainer_save(chargan_trainer *tr, const char *path)
 {
     if (!tr || !path)
@@ -1466,10 +1474,14 @@ chargan_status chargan_trainer_save(chargan_trainer *tr, const char *path)
     if (!cg_model_params_finite(tr->gen) || (tr->disc && !cg_model_params_finite(tr->disc)))
         return cg_fail(&tr->err, CHARGAN_E_NUMERIC, "refusing to save '%s' at step %llu: "
                        "non-finite parameters", path, (unsigned long long)tr->global_step);
-    /* The loader rejects a non-finite optimizer state: never write one. */
+    /* The loader rejects a non-finite optimizer state or baseline: never
+     * write one. */
     if (!cg_optimizer_state_finite(tr->gopt) || (tr->dopt && !cg_optimizer_state_finite(tr->dopt)))
         return cg_fail(&tr->err, CHARGAN_E_NUMERIC, "refusing to save '%s' at step %llu: "
                        "non-finite optimizer state", path, (unsigned long long)tr->global_step);
+    if (!baseline_finite(tr))
+        return cg_fail(&tr->err, CHARGAN_E_NUMERIC, "refusing to save '%s' at step %llu: "
+                       "non-finite REINFORCE baseline", path, (unsigned long long)tr->global_step);
     cg_ckpt_writer cw;
     cg_ckpt_begin(&cw);
     if (tr->gen->tok) {

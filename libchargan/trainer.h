@@ -78,6 +78,7 @@ typedef struct cg_gan_work {
     cg_sampler sampler;  /* temperature 1, reserved ids allowed: the policy itself */
     cg_rng *row_rng;     /* B sampling streams, one per global row (cg_trainer_seed_rows) */
     double *step_mean;   /* T per-step mean returns (REINFORCE baseline) */
+    float *next_baseline; /* T: the baseline once this step's update is made */
     cg_rollout_buf rb;   /* only with rollouts */
 } cg_gan_work;
 

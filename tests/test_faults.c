@@ -973,6 +973,62 @@ START_TEST(loss_beyond_float_range)
 }
 END_TEST
 
+static uint32_t corpus_vocab(void)
+{
+    chargan_tokenizer *tok = make_tok();
+    uint32_t V = vocab_of(tok);
+    chargan_tokenizer_free(tok);
+    return V;
+}
+
+/* A REINFORCE step whose rewards are not finite (a discriminator pushed to
+ * weights of about 6e37 by RMSprop at lr 2e37 gives NaN logits) fails, and
+ * leaves the baseline as it was: it was moved first, to NaN, and the trainer
+ * then saved a checkpoint its loader refused (over the last good one), and
+ * failed every later step.  Rollouts or not, sharded or not. */
+static void expect_baseline_kept(uint32_t threads, uint32_t rollouts)
+{
+    chargan_trainer_config tc = trainer_config(CHARGAN_GAN_REINFORCE, threads);
+    tc.rollouts = rollouts;
+    chargan_optimizer_config oc;
+    chargan_optimizer_config_init(&oc, CHARGAN_RMSPROP);
+    oc.lr = 2e37f;
+    chargan_optimizer *dopt;
+    ck_assert_int_eq(chargan_optimizer_new(&oc, &dopt), CHARGAN_OK);
+    chargan_model_config dc = disc_config(corpus_vocab());
+    dc.embed_dim = 16;
+    dc.hidden_dim = 32; /* wide enough that the huge weights' sums overflow to inf - inf */
+    chargan_model *d;
+    ck_assert_int_eq(chargan_model_new(&dc, &d), CHARGAN_OK);
+    chargan_trainer *tr;
+    ck_assert_int_eq(chargan_trainer_new(&tc, make_gen(true), NULL, d, dopt, &tr), CHARGAN_OK);
+    ck_assert_int_eq(chargan_trainer_set_corpus_text(tr, text, text_len), CHARGAN_OK);
+    chargan_status st = chargan_trainer_gan_step(tr, NULL, NULL);
+    ck_assert_msg(st == CHARGAN_E_NUMERIC, "%u threads, %u rollouts: status %d: %s", threads,
+                  rollouts, (int)st, chargan_trainer_last_error(tr));
+    ck_assert_uint_eq(tr->gan.baseline_set, 0);
+    const char *path = path_of("baseline.ckpt");
+    st = chargan_trainer_save(tr, path);
+    if (st == CHARGAN_OK)
+        ck_assert_msg(load_tr(path) == CHARGAN_OK, "saved a checkpoint that does not load: %s",
+                      chargan_last_error());
+    else
+        ck_assert_int_eq(st, CHARGAN_E_NUMERIC);
+    /* and the saver refuses a baseline that is not finite, however it came */
+    tr->gan.baseline[0] = NAN;
+    ck_assert_int_eq(chargan_trainer_save(tr, path), CHARGAN_E_NUMERIC);
+    assert_contains(chargan_trainer_last_error(tr), "non-finite REINFORCE baseline");
+    chargan_trainer_free(tr);
+}
+
+START_TEST(reinforce_failure_keeps_baseline)
+{
+    expect_baseline_kept(1, 0);
+    expect_baseline_kept(1, 2);
+    expect_baseline_kept(2, 0);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- hostile corpora */
 
 static chargan_trainer *bare_trainer(void)
@@ -1700,6 +1756,7 @@ static Suite *faults_suite(void)
     tcase_add_loop_test(tc, huge_learning_rate, 0, 3);
     tcase_add_test(tc, adam_moment_overflow);
     tcase_add_test(tc, loss_beyond_float_range);
+    tcase_add_test(tc, reinforce_failure_keeps_baseline);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("corpora");
