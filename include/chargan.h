@@ -767,11 +767,13 @@ CHARGAN_API chargan_status chargan_trainer_init_output_bias(chargan_trainer *tr)
 /** One MLE step of the generator on a random training batch; *loss (may be
  *  NULL) receives the batch's mean NLL in nats.  Errors: CHARGAN_E_STATE (no
  *  corpus), CHARGAN_E_NUMERIC, whose message names the step: either the loss
- *  or a gradient is not finite (nothing is updated), or the update itself
- *  overflowed (a learning rate far too large): then the parameters or the
- *  optimizer state are no longer finite, chargan_trainer_save() refuses them,
- *  and the run continues only from a checkpoint.  The same holds for every
- *  training call below. */
+ *  or a gradient is not finite (nothing is updated: models, optimizers and
+ *  step counts are as before, while the random streams have moved past the
+ *  step's batch, noise and masks, so a retry draws others), or the update
+ *  itself overflowed (a learning rate far too large): then the parameters or
+ *  the optimizer state are no longer finite, chargan_trainer_save() refuses
+ *  them, and the run continues only from a checkpoint.  The same holds for
+ *  every training call below. */
 CHARGAN_API chargan_status chargan_trainer_mle_step(chargan_trainer *tr, float *loss);
 /** One MLE step on caller-supplied data: batch x (seq_len + 1) ids, row-major;
  *  the first id of each row is the input before the first prediction.  Under
