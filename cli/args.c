@@ -3,8 +3,10 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <float.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,13 +71,20 @@ bad:
     return -1;
 }
 
-/* 0 if v, rounded to float, is still inside o's range; else -1 with a reason. */
+/* 0 if v, rounded to float, is still inside o's range (and, where 0 means
+ * off, 0 only if v is); else -1 with a reason. */
 static int float_in_range(double v, const cli_option *o, char *why, size_t why_size)
 {
     double f = (double)(float)v;
+    bool rounded_off = o->zero_is_off && f == 0.0 && v != 0.0;
     if (isfinite(f) && f >= o->flo && f <= o->fhi && !(o->lo_open && f == o->flo) &&
-        !(o->hi_open && f == o->fhi))
+        !(o->hi_open && f == o->fhi) && !rounded_off)
         return 0;
+    if (rounded_off || (o->lo_open && f == 0.0 && o->flo == 0.0 && v > 0.0)) {
+        snprintf(why, why_size, "rounds to 0 in single precision (the least number above 0 is "
+                 "%g)", (double)FLT_TRUE_MIN);
+        return -1;
+    }
     snprintf(why, why_size, "expected a number %s %g and %s %g (%.9g in single precision)",
              o->lo_open ? "above" : "from", o->flo, o->hi_open ? "below" : "up to", o->fhi, f);
     return -1;

@@ -99,6 +99,7 @@ typedef struct cli_option {
     uint64_t ilo, ihi;          /* integer range, inclusive */
     double flo, fhi;            /* real range */
     int lo_open, hi_open;       /* nonzero: that bound is excluded */
+    int zero_is_off;            /* 0 turns a feature off: only 0 itself may give 0 */
     const char *const *choices; /* NULL-terminated, for CLI_ARG_CHOICE */
     int seen;                   /* set by the parser when the option was given */
 } cli_option;
@@ -123,6 +124,10 @@ int cli_parse(const char *command, int argc, char **argv, int first, cli_option 
 #define CLI_OPT_FLOAT(n, d, lo, hi, lopen, hopen)                                                \
     {.name = (n), .type = CLI_ARG_FLOAT, .dest = (d), .flo = (lo), .fhi = (hi),                 \
      .lo_open = (lopen), .hi_open = (hopen)}
+/* From 0 to hi, 0 meaning off: a number that rounds to 0 as a float is
+ * refused rather than turning the feature off (--clip 1e-50). */
+#define CLI_OPT_FLOAT_OR_OFF(n, d, hi)                                                           \
+    {.name = (n), .type = CLI_ARG_FLOAT, .dest = (d), .flo = 0, .fhi = (hi), .zero_is_off = 1}
 #define CLI_OPT_DOUBLE(n, d, lo, hi, lopen, hopen)                                               \
     {.name = (n), .type = CLI_ARG_DOUBLE, .dest = (d), .flo = (lo), .fhi = (hi),                \
      .lo_open = (lopen), .hi_open = (hopen)}

@@ -567,7 +567,7 @@ int cli_cmd_train(int argc, char **argv)
         CLI_OPT_U32("batch", 0, &a.batch, 1, 65536),
         CLI_OPT_U32("seq", 0, &a.seq, 1, 65536),
         CLI_OPT_FLOAT("lr", &a.lr, 0, 10, 1, 0),
-        CLI_OPT_FLOAT("clip", &a.clip, 0, 1e6, 0, 0),
+        CLI_OPT_FLOAT_OR_OFF("clip", &a.clip, 1e6),
         CLI_OPT_U64("seed", 0, &a.seed, 0, UINT64_MAX),
         CLI_OPT_U32("threads", 0, &a.threads, 1, 256),
         CLI_OPT_U32("vocab-cap", 0, &a.vocab_cap, 0, 1u << 21),

@@ -55,7 +55,10 @@ bad_train --lr --lr 0x1p-3
 bad_train --lr --lr 1e999
 bad_train --lr --lr .
 # Inside the range as a double, outside once stored as a float (0 or 1).
-bad_train --lr --lr 1e-50
+bad_train "--lr: rounds to 0 in single precision" --lr 1e-50
+# where 0 is allowed it means "off": a number that rounds to it is refused
+bad_train "--clip: rounds to 0 in single precision (the least number above 0 is 1.4013e-45), got '1e-50'" \
+    --clip 1e-50
 bad_train --dropout --dropout 0.99999999999
 bad_train --clip --clip -1
 bad_train --dropout --dropout 1
