@@ -92,6 +92,27 @@ static float schedule(uint64_t step)
     return BASE_LR * (float)pow(0.5, (double)step / LR_HALF_LIFE);
 }
 
+/* The trainer to go on with: the checkpoint's when there is one (*resumed),
+ * else a fresh one; with the corpus set (a checkpoint holds none: the same
+ * text gives the same split). */
+static chargan_trainer *open_trainer(const char *ckpt, const char *text, size_t len,
+                                     bool *resumed)
+{
+    chargan_trainer *tr;
+    FILE *existing = fopen(ckpt, "rb");
+    *resumed = existing != NULL; /* the pointer is not read after fclose */
+    if (*resumed) {
+        fclose(existing);
+        CHECK(chargan_trainer_load(ckpt, &tr));
+    } else {
+        tr = new_trainer(text, len);
+    }
+    CHECK(chargan_trainer_set_corpus_text(tr, text, len));
+    if (!*resumed) /* a fresh generator starts from the corpus's unigram distribution */
+        CHECK(chargan_trainer_init_output_bias(tr));
+    return tr;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -109,23 +130,10 @@ int main(int argc, char **argv)
     size_t len;
     char *text = read_file(argv[1], &len);
 
-    chargan_trainer *tr;
-    FILE *existing = fopen(ckpt, "rb");
-    const bool resumed = existing != NULL; /* the pointer is not read after fclose */
-    if (resumed) {
-        fclose(existing);
-        CHECK(chargan_trainer_load(ckpt, &tr));
-    } else {
-        tr = new_trainer(text, len);
-    }
-    /* The checkpoint holds no corpus: set it again (same text, same split). */
-    CHECK(chargan_trainer_set_corpus_text(tr, text, len));
-    if (!resumed) /* a fresh generator starts from the corpus's unigram distribution */
-        CHECK(chargan_trainer_init_output_bias(tr));
-
+    bool resumed;
+    chargan_trainer *tr = open_trainer(ckpt, text, len, &resumed);
     chargan_trainer_config tc = {.struct_size = sizeof tc};
     CHECK(chargan_trainer_get_config(tr, &tc));
-    chargan_optimizer *opt = chargan_trainer_optimizer(tr, CHARGAN_GENERATOR);
     uint64_t step;
     CHECK(chargan_trainer_global_step(tr, &step));
     if (resumed)
@@ -136,13 +144,24 @@ int main(int argc, char **argv)
     float lr_scale = 1.0f;
     int backoffs = 0;
     while (step < steps) {
+        chargan_optimizer *opt = chargan_trainer_optimizer(tr, CHARGAN_GENERATOR);
         CHECK(chargan_optimizer_set_lr(opt, lr_scale * schedule(step)));
         float loss;
         chargan_status st = chargan_trainer_mle_step(tr, &loss);
         if (st == CHARGAN_E_NUMERIC && backoffs < MAX_BACKOFFS) {
-            /* Nothing was updated: halve the rate and draw another batch. */
-            fprintf(stderr, "step %llu: %s; halving the learning rate\n",
-                    (unsigned long long)step, chargan_trainer_last_error(tr));
+            /* A loss or gradient that is not finite updated nothing, but an
+             * update that overflowed left parameters that are not: either way,
+             * go back to the last checkpoint (or the start) at half the rate.
+             * (The halving is this run's: a later resume starts at full rate.) */
+            fprintf(stderr, "step %llu: %s\n", (unsigned long long)step + 1,
+                    chargan_trainer_last_error(tr));
+            chargan_trainer_free(tr);
+            tr = open_trainer(ckpt, text, len, &resumed);
+            CHECK(chargan_trainer_global_step(tr, &step));
+            fprintf(stderr, "going back to %s, step %llu, at half the learning rate\n",
+                    resumed ? ckpt : "the start", (unsigned long long)step);
+            loss_sum = 0;
+            logged = 0;
             lr_scale *= 0.5f;
             backoffs++;
             continue;

@@ -760,8 +760,9 @@ CHARGAN_API chargan_status chargan_trainer_set_corpus_sequences(chargan_trainer 
  *  of steps finding.  Meant for a fresh generator, before MLE training
  *  (`chargan train` does it for every model it creates; on tinyshakespeare,
  *  E=64 H=256, it gave 0.04 bits/char less after 3000 steps: see
- *  docs/MODEL.md).  Only the output bias changes.  Errors: CHARGAN_E_INVALID,
- *  CHARGAN_E_STATE (no corpus), CHARGAN_E_NOMEM. */
+ *  docs/MODEL.md).  Only the output bias changes.  Version node
+ *  CHARGAN_0.2.  Errors: CHARGAN_E_INVALID, CHARGAN_E_STATE (no corpus),
+ *  CHARGAN_E_NOMEM. */
 CHARGAN_API chargan_status chargan_trainer_init_output_bias(chargan_trainer *tr);
 
 /** One MLE step of the generator on a random training batch; *loss (may be

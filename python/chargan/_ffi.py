@@ -4,8 +4,8 @@ chargan_status into an exception from chargan.errors.
 
 Functions are bound on first use.  Those the bindings cannot work without
 are checked at import (ImportError if missing); the rest (OPTIONAL below,
-e.g. the metrics) raise UnsupportedError when called on a library that lacks
-them, so an older libchargan.so.0 still imports.
+e.g. chargan_trainer_request_stop) raise UnsupportedError when called on a
+library that lacks them, so an older libchargan.so.0 still imports.
 """
 
 import ctypes
