@@ -2,7 +2,10 @@
  * The full manual is docs/chargan.1; the help texts here are its summary. */
 #include "cli.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char overview[] =
     "usage: chargan COMMAND [OPTIONS] [ARGS]\n"
@@ -176,8 +179,25 @@ static int print_version(void)
     return cli_flush_stdout() == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
 }
 
+/* A standard descriptor closed at start (`chargan ... >&-`) would be taken
+ * by the first file the command opens, the --log file, which the summary
+ * or the messages would then be written into.  Each closed one is held by
+ * /dev/null, opened for the other direction, so that using it fails as
+ * using a closed one does (EBADF). */
+static void hold_closed_standard_fds(void)
+{
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+            continue;
+        int got = open("/dev/null", fd == 0 ? O_WRONLY : O_RDONLY);
+        if (got >= 0 && got != fd) /* not the lowest free one: cannot be */
+            close(got);
+    }
+}
+
 int main(int argc, char **argv)
 {
+    hold_closed_standard_fds();
     if (chargan_version_number() / 10000 != CHARGAN_VERSION_MAJOR) {
         cli_error("libchargan %s is not compatible with this program (built against %s)",
                   chargan_version(), CHARGAN_VERSION_STRING);
