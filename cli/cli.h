@@ -190,6 +190,9 @@ void cli_progress_begin_phase(cli_progress *pr, chargan_phase phase, uint64_t do
 void cli_progress_begin_call(cli_progress *pr, uint64_t done);
 /* Flushes the last report of the phase and ends the bar's line. */
 void cli_progress_end_phase(cli_progress *pr);
+/* Ends the line of a bar drawn on standard error, if one is: what is
+ * written next (cli_error() calls it) starts a line of its own. */
+void cli_progress_break_line(void);
 /* Writes a final JSONL record for the end-of-run evaluation. */
 void cli_progress_log_eval(cli_progress *pr, uint64_t global_step, double val_nll,
                            double val_bpc);

@@ -161,34 +161,71 @@ static double eta_seconds(const cli_progress *pr, double now)
     return eta;
 }
 
+/* The terminal's width (80 if it does not say), read at every draw so that
+ * a resized window is followed. */
 static int terminal_columns(void)
 {
     struct winsize ws;
-    if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 20)
+    if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
         return ws.ws_col;
     return 80;
 }
 
+/* Whether a bar is drawn on standard error's current line (no newline
+ * after it yet): a message must then start on a line of its own. */
+static int bar_on_line;
+
+void cli_progress_break_line(void)
+{
+    if (bar_on_line) {
+        fputc('\n', stderr);
+        bar_on_line = 0;
+    }
+}
+
+/* The bar's fields after the phase and its steps, in the order shown; the
+ * lowest rank goes first when the line is too narrow for all. */
+enum { F_LOSS, F_D_LOSS, F_ACCURACY, F_VAL, F_RATE, F_ETA, N_BAR_FIELDS };
+static const int field_rank[N_BAR_FIELDS] = {
+    [F_LOSS] = 5, [F_D_LOSS] = 2, [F_ACCURACY] = 1, [F_VAL] = 3, [F_RATE] = 0, [F_ETA] = 4};
+
+/* Drops whole fields, lowest rank first, until room (the columns left after
+ * the phase and steps) holds them; returns their width. */
+static int fit_fields(char field[N_BAR_FIELDS][40], int room)
+{
+    for (;;) {
+        int width = 0, drop = -1;
+        for (int f = 0; f < N_BAR_FIELDS; f++) {
+            width += (int)strlen(field[f]);
+            if (field[f][0] && (drop < 0 || field_rank[f] < field_rank[drop]))
+                drop = f;
+        }
+        if (width <= room || drop < 0)
+            return width;
+        field[drop][0] = '\0';
+    }
+}
+
 static void draw_bar(cli_progress *pr, double now)
 {
-    char text[256], steps[64], eta[32], rate[32], extra[96] = "";
+    char field[N_BAR_FIELDS][40] = {{0}}, steps[48], num[32];
+    if (isfinite(pr->loss))
+        snprintf(field[F_LOSS], sizeof field[F_LOSS], " loss %.4f", pr->loss);
+    if (isfinite(pr->d_loss))
+        snprintf(field[F_D_LOSS], sizeof field[F_D_LOSS], " d %.3f", pr->d_loss);
+    if (isfinite(pr->d_accuracy))
+        snprintf(field[F_ACCURACY], sizeof field[F_ACCURACY], " acc %.2f", pr->d_accuracy);
+    if (isfinite(pr->val_bpc))
+        snprintf(field[F_VAL], sizeof field[F_VAL], " val %.3f bpc", pr->val_bpc);
+    fmt_rate(num, sizeof num, pr->rate);
+    snprintf(field[F_RATE], sizeof field[F_RATE], " %s ch/s", num);
+    fmt_duration(num, sizeof num, eta_seconds(pr, now));
+    snprintf(field[F_ETA], sizeof field[F_ETA], " ETA %s", num);
     if (pr->total == UINT64_MAX)
         snprintf(steps, sizeof steps, "%llu", (unsigned long long)pr->done);
     else
         snprintf(steps, sizeof steps, "%llu/%llu", (unsigned long long)pr->done,
                  (unsigned long long)pr->total);
-    fmt_duration(eta, sizeof eta, eta_seconds(pr, now));
-    fmt_rate(rate, sizeof rate, pr->rate);
-    size_t n = 0;
-    if (isfinite(pr->loss))
-        n += (size_t)snprintf(extra + n, sizeof extra - n, " loss %.4f", pr->loss);
-    if (isfinite(pr->d_loss) && n < sizeof extra)
-        n += (size_t)snprintf(extra + n, sizeof extra - n, " d %.3f", pr->d_loss);
-    if (isfinite(pr->d_accuracy) && n < sizeof extra)
-        n += (size_t)snprintf(extra + n, sizeof extra - n, " acc %.2f", pr->d_accuracy);
-    if (isfinite(pr->val_bpc) && n < sizeof extra)
-        snprintf(extra + n, sizeof extra - n, " val %.3f bpc", pr->val_bpc);
-    snprintf(text, sizeof text, "%s ch/s ETA %s", rate, eta);
 
     /* The fraction done: by steps, or by time when only a deadline bounds it. */
     double frac = 0;
@@ -201,29 +238,35 @@ static void draw_bar(cli_progress *pr, double now)
     if (frac < 0)
         frac = 0;
 
+    /* One column short of the width: a line that fills it would wrap on
+     * some terminals.  The phase and steps always; then whole fields that
+     * fit, and the bar (8 to 30 marks) in what room is left. */
     char line[512];
-    int head = snprintf(line, sizeof line, "%s %s", phase_label(pr->phase), steps);
     int cols = terminal_columns() - 1;
-    int rest = (int)strlen(extra) + 1 + (int)strlen(text);
-    int bar = cols - head - rest - 3;
+    int head = snprintf(line, sizeof line, "%s %s", phase_label(pr->phase), steps);
+    int fields = fit_fields(field, cols - head);
+    int bar = cols - head - fields - 3;
     if (bar > 30)
         bar = 30;
     size_t k = (size_t)head;
-    if (bar >= 8 && k + (size_t)bar + 4 < sizeof line) {
+    if (bar >= 8) {
         int fill = (int)(frac * bar + 0.5);
         line[k++] = ' ';
         line[k++] = '[';
         for (int i = 0; i < bar; i++)
             line[k++] = i < fill ? '#' : '.';
         line[k++] = ']';
-        line[k] = '\0';
     }
-    snprintf(line + k, sizeof line - k, "%s %s", extra, text);
-    if ((int)strlen(line) > cols)
-        line[cols] = '\0';
+    for (int f = 0; f < N_BAR_FIELDS; f++)
+        for (const char *c = field[f]; *c; c++)
+            line[k++] = *c;
+    line[k] = '\0';
+    if ((int)k > cols) /* a terminal narrower than the phase and steps */
+        line[cols > 0 ? cols : 0] = '\0';
     /* \r and erase-to-end-of-line: redraw in place. */
     fprintf(stderr, "\r%s\033[K", line);
     fflush(stderr);
+    bar_on_line = 1;
     pr->last_draw = now;
 }
 
@@ -387,7 +430,7 @@ void cli_progress_end_phase(cli_progress *pr)
         report(pr, now);
     if (!pr->s.quiet && pr->s.tty) {
         draw_bar(pr, now);
-        fputc('\n', stderr);
+        cli_progress_break_line();
         fflush(stderr);
     }
 }

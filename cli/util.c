@@ -16,6 +16,7 @@ void cli_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
+    cli_progress_break_line();
     fputs("chargan: ", stderr);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
@@ -31,6 +32,7 @@ void cli_lib_error(chargan_status st, const char *fmt, ...)
     snprintf(msg, sizeof msg, "%s", (last && *last) ? last : chargan_strerror(st));
     va_list ap;
     va_start(ap, fmt);
+    cli_progress_break_line();
     fputs("chargan: ", stderr);
     vfprintf(stderr, fmt, ap);
     /* the library says where; what a command-line user can do is ours */

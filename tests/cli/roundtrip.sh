@@ -306,6 +306,30 @@ if command -v script >/dev/null 2>&1 && script -qc true /dev/null >/dev/null 2>&
         { cat "$TMP/tty-lines.txt" >&2; fail "progress bar: no final bar"; }
     grep -q "$(printf '\r')" "$TMP/tty.txt" || fail "progress bar: not redrawn with \\r"
     grep -q '^model: ' "$TMP/tty-lines.txt" || fail "progress bar: no summary after the bar"
+    # A narrow terminal: whole fields that fit (never a number cut short),
+    # within its width.
+    for cols in 12 24 38 52; do
+        TERM=xterm script -qc "stty cols $cols; '$CHARGAN' train '$TMP/corpus.txt' \
+            -o '$TMP/tty.ckpt' --hidden 16 --embed 8 --batch 8 --seq 32 --steps 20 \
+            --val-every 10" /dev/null >"$TMP/tty.txt" 2>&1
+        tr '\r' '\n' <"$TMP/tty.txt" | sed 's/\x1b\[K//g' | grep '^mle' >"$TMP/tty-lines.txt"
+        [ -s "$TMP/tty-lines.txt" ] || { cat "$TMP/tty.txt" >&2; fail "$cols columns: no bar"; }
+        awk -v c="$cols" 'length($0) > c - 1' "$TMP/tty-lines.txt" | grep . >&2 &&
+            fail "$cols columns: a bar wider than the terminal"
+        grep -Ev '^mle [0-9]+/20( \[[#.]+\])?( loss [0-9]+\.[0-9]{4})?( val [0-9]+\.[0-9]{3} bpc)?( [0-9.]+[kM]? ch/s)?( ETA [0-9:?]+)?$' \
+            "$TMP/tty-lines.txt" >&2 && fail "$cols columns: a field cut short"
+    done
+    # A message while the bar is drawn (a checkpoint that cannot be saved:
+    # the shim fails every fsync) starts a line of its own.
+    if [ -f "${CHARGAN_TEST_SLOW_FSYNC:-}" ]; then
+        TERM=xterm LD_PRELOAD="$CHARGAN_TEST_SLOW_FSYNC" CHARGAN_TEST_FSYNC_FAIL=1 script -qc \
+            "'$CHARGAN' train '$TMP/corpus.txt' -o '$TMP/tty-fail.ckpt' --hidden 16 --embed 8 \
+            --batch 8 --seq 32 --steps 20 --checkpoint-every 10" /dev/null >"$TMP/tty.txt" 2>&1
+        grep -q 'chargan: cannot save checkpoint' "$TMP/tty.txt" ||
+            { cat "$TMP/tty.txt" >&2; fail "progress bar: no save error"; }
+        tr '\r' '\n' <"$TMP/tty.txt" | sed 's/\x1b\[K//g' | grep -q '^chargan: cannot save checkpoint' ||
+            { od -c "$TMP/tty.txt" | tail -20 >&2; fail "progress bar: a message on the bar's line"; }
+    fi
 fi
 
 # --time alone trains until the time is up.
