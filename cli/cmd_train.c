@@ -133,6 +133,22 @@ static FILE *open_log_for_replacing(const char *path)
     return f;
 }
 
+/* Closes the --log file, if open: 0, or -1 after saying why when a write to
+ * it or the close failed (each is reported once: *log is then NULL). */
+static int close_log(FILE **log, const cli_progress *pr, const train_args *a)
+{
+    if (!*log)
+        return 0;
+    int err = pr ? cli_progress_log_errno(pr) : 0;
+    errno = 0;
+    if (fclose(*log) != 0 && err == 0)
+        err = errno ? errno : EIO;
+    *log = NULL;
+    if (err)
+        cli_error("cannot write log '%s': %s", a->log_path, strerror(err));
+    return err ? -1 : 0;
+}
+
 static int save_model(train_ctx *c, const char *why)
 {
     cli_progress_log_start(c->pr); /* the saved model's log is this run's */
@@ -835,8 +851,12 @@ int cli_cmd_train(int argc, char **argv)
         exit_code = CLI_EXIT_OK;
         goto out;
     }
+    /* A log that could not be written fails the run before its summary is
+     * printed: nothing on standard output on failure. */
+    if (close_log(&log, pr, &a) != 0)
+        goto out;
     if (result == RUN_TIME_UP && !a.quiet)
-        fprintf(stderr, "chargan: time limit reached after %.0f s\n", a.time_s);
+        fprintf(stderr, "chargan: time limit reached after %g s\n", a.time_s);
     printf("model: %s\n", a.output);
     printf("steps: %llu\n", (unsigned long long)c.global_step);
     if (isfinite(val_nll)) {
@@ -845,16 +865,10 @@ int cli_cmd_train(int argc, char **argv)
     }
     exit_code = cli_flush_stdout() == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
 out:
-    if (log) {
-        int err = pr ? cli_progress_log_errno(pr) : 0;
-        if (fclose(log) != 0 && err == 0)
-            err = errno ? errno : EIO;
-        if (err && exit_code != CLI_EXIT_FAILURE) {
-            /* The model is saved; the log is not complete. */
-            cli_error("cannot write log '%s': %s", a.log_path, strerror(err));
-            exit_code = CLI_EXIT_FAILURE;
-        }
-    }
+    if (exit_code == CLI_EXIT_FAILURE && log) /* one error is said: this run's */
+        fclose(log);
+    else if (close_log(&log, pr, &a) != 0) /* the model is saved; the log is not complete */
+        exit_code = CLI_EXIT_FAILURE;
     cli_progress_free(pr);
     cli_signals_stop_trainer(NULL);
     chargan_trainer_free(tr);

@@ -80,10 +80,13 @@ expect_error 1 "cannot write model '$TMP/nowhere/': no file name" \
 [ -e "$long" ] && fail "a refused output left a file"
 # The library refuses a model too large to allocate, before allocating it.
 expect_error 1 "cannot create the generator" "$CHARGAN" train "$C" -o "$M" --hidden 16384 --layers 8
-# A log that cannot be written is an error (the model is saved all the same).
+# A log that cannot be written is an error (the model is saved all the same),
+# said before the summary would be: nothing on stdout.
 if [ -w /dev/full ]; then
     expect_error 1 "cannot write log '/dev/full'" "$CHARGAN" train "$C" -o "$TMP/full.ckpt" $TINY \
         --steps 2 --log /dev/full
+    [ -s "$TMP/out" ] && { show; fail "a failed log: the summary was printed"; }
+    [ -s "$TMP/full.ckpt" ] || fail "a failed log: the model was not saved"
 fi
 expect_error 1 "cannot resume from '$TMP/missing.ckpt'" \
     "$CHARGAN" train "$C" -o "$M" --resume "$TMP/missing.ckpt" -q
