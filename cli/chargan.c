@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -208,11 +209,17 @@ int main(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     const char *cmd = argv[1];
-    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0)
-        return print_version();
-    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) {
-        return cli_help_exit(NULL);
+    bool version = strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0;
+    bool help = strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0;
+    if ((version || help) && argc > 2) {
+        cli_error("%s: unexpected argument '%s' (a command's help: chargan COMMAND --help)", cmd,
+                  argv[2]);
+        return CLI_EXIT_USAGE;
     }
+    if (version)
+        return print_version();
+    if (help)
+        return cli_help_exit(NULL);
     if (strcmp(cmd, "help") == 0) {
         if (argc > 3) {
             cli_error("help: unexpected argument '%s'", argv[3]);

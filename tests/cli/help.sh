@@ -14,6 +14,10 @@ for c in train sample eval info plot; do
 done
 expect_ok "$CHARGAN" --help
 expect_ok "$CHARGAN" -h
+# nothing after them is ignored
+for opt in --version -V --help -h; do
+    expect_error 2 "$opt: unexpected argument 'train'" "$CHARGAN" $opt train
+done
 
 : >"$TMP/all-help"
 for c in train sample eval info plot; do
