@@ -17,6 +17,10 @@
  * --save PATH writes the generator after the MLE phase; --init PATH starts
  * from such a checkpoint instead of a fresh generator (with --mle-epochs 0,
  * each estimator's adversarial phase starts from the same MLE generator).
+ * --gan mlecont is the control of an estimator: --gan-steps more MLE steps
+ * at --gan-lr (as many generator updates, at the same rate, evaluated the
+ * same way), so that what the adversarial steps do can be told from what
+ * more training at a lower rate does.
  *
  * CSV on stdout: phase,epoch_or_step,temperature,nll_oracle,nll_test.
  * Progress on stderr. */
@@ -230,7 +234,7 @@ static void evaluate(const run *r, chargan_model *g, const char *phase, long whe
 static void usage(void)
 {
     fprintf(stderr, "usage: seqgan_oracle [--data DIR] [--seed S] [--mle-epochs N] [--gan "
-                    "none|reinforce|gumbel] [--gan-steps N] [--eval-every N] [--gan-eval-every N] "
+                    "none|reinforce|gumbel|mlecont] [--gan-steps N] [--eval-every N] [--gan-eval-every N] "
                     "[--sweep-every N] [--dense-until N] [--threads N] [--gan-lr X] [--mle-weight X] "
                     "[--beta-max X] [--gan-feed hard|soft] [--rollouts K] [--n-eval N] "
                     "[--tmp PATH] [--init CKPT] [--save CKPT]\n");
@@ -294,10 +298,11 @@ int main(int argc, char **argv)
         else
             usage();
     }
-    int estimator = !strcmp(gan, "reinforce") ? CHARGAN_GAN_REINFORCE
-                    : !strcmp(gan, "gumbel")  ? CHARGAN_GAN_GUMBEL
-                    : !strcmp(gan, "none")    ? CHARGAN_GAN_NONE
-                                              : -1;
+    const bool control = !strcmp(gan, "mlecont");
+    int estimator = !strcmp(gan, "reinforce")          ? CHARGAN_GAN_REINFORCE
+                    : !strcmp(gan, "gumbel")           ? CHARGAN_GAN_GUMBEL
+                    : !strcmp(gan, "none") || control ? CHARGAN_GAN_NONE
+                                                       : -1;
     if (estimator < 0 || eval_every < 1 || gan_eval_every < 1 || sweep_every < 1)
         usage();
 
@@ -387,6 +392,17 @@ int main(int argc, char **argv)
             if (s % gan_eval_every == 0 || s == gan_steps) {
                 fprintf(stderr, "[%s %ld] %.0f s, g loss %.4f d loss %.4f\n", gan, s, now_s() - t0,
                         (double)gl, (double)dl);
+                evaluate(&r, g, gan, s, s == gan_steps);
+            }
+        }
+    }
+    if (control) {
+        chargan_optimizer_set_lr(chargan_trainer_optimizer(tr, CHARGAN_GENERATOR), (float)gan_lr);
+        for (long s = 1; s <= gan_steps; s++) {
+            float loss;
+            CHECK(chargan_trainer_mle_step(tr, &loss));
+            if (s % gan_eval_every == 0 || s == gan_steps) {
+                fprintf(stderr, "[%s %ld] %.0f s, loss %.4f\n", gan, s, now_s() - t0, (double)loss);
                 evaluate(&r, g, gan, s, s == gan_steps);
             }
         }

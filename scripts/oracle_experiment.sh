@@ -17,7 +17,8 @@
 # Environment (defaults in brackets):
 #   SEEDS [1 2 3]  MLE_EPOCHS [60]  EVAL_EVERY [10]  DENSE_UNTIL [10]  GAN_STEPS [300]
 #   GAN_EVAL_EVERY [50]  GAN_LR [1e-3]  EARLY_EPOCHS []
-#   ESTIMATORS [reinforce gumbel]: also gumbelsoft, Gumbel with the soft feed
+#   ESTIMATORS [reinforce gumbel mlecont]: also gumbelsoft, Gumbel with the soft
+#     feed; mlecont is the control, GAN_STEPS more MLE steps at GAN_LR
 #   N_EVAL [2000] samples per NLL-oracle figure (the paper: 10,000)
 #   JOBS [2] seeds run at once, one thread each  BUILD_DIR [build-oracle]
 #   SKIP_MLE [0]: 1 runs only the EARLY_EPOCHS part (the MLE runs exist)
@@ -41,7 +42,7 @@ DENSE_UNTIL=${DENSE_UNTIL:-10}
 GAN_STEPS=${GAN_STEPS:-300}
 GAN_EVAL_EVERY=${GAN_EVAL_EVERY:-50}
 GAN_LR=${GAN_LR:-1e-3}
-ESTIMATORS=${ESTIMATORS:-reinforce gumbel}
+ESTIMATORS=${ESTIMATORS:-reinforce gumbel mlecont}
 EARLY_EPOCHS=${EARLY_EPOCHS:-}
 N_EVAL=${N_EVAL:-2000}
 JOBS=${JOBS:-2}
@@ -60,6 +61,7 @@ adversarial() {
     for est in $ESTIMATORS; do
         case $est in
         gumbelsoft) how="--gan gumbel --gan-feed soft" ;;
+        mlecont) how="--gan mlecont" ;; # the control: as many MLE steps at GAN_LR
         *) how="--gan $est" ;;
         esac
         # shellcheck disable=SC2086
