@@ -5,6 +5,7 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/mpirun.sh"
+skip_unless_mpi_starts
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/chargan-mpi.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 # The program bounds its own waits (60 s a collective); this bounds the rest.

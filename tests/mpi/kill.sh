@@ -16,6 +16,7 @@ CHARGAN=$1
 CORPUS=$2
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/mpirun.sh"
+skip_unless_mpi_starts
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/chargan-mpikill.XXXXXX") || exit 1
 job=""
 cleanup() {
@@ -62,6 +63,14 @@ wait_for() {
     done
 }
 job_gone() { ! kill -0 "$job" 2>/dev/null; }
+# until_ready SECONDS CMD...: wait_for CMD, but false as soon as the job has
+# ended (a job that failed to start is not waited for a minute).
+until_ready() {
+    _secs=$1
+    shift
+    wait_for "$_secs" ready_or_gone "$@" && "$@"
+}
+ready_or_gone() { "$@" || job_gone; }
 has_ckpt() { [ -s "$tmp/m.ckpt" ]; }
 
 start_job() { # start_job TIMEOUT: a long run that checkpoints every 5 steps
@@ -96,7 +105,7 @@ finish_job() { # finish_job NAME: waits (bounded) for the job; sets status
 
 # 1. kill -9
 start_job 300
-if wait_for 60 has_ckpt && sleep 1 && r1=$(rank_pids 1) && [ -n "$r1" ]; then
+if until_ready 60 has_ckpt && sleep 1 && r1=$(rank_pids 1) && [ -n "$r1" ]; then
     kill -9 $r1
     finish_job "rank 1 killed"
 else
@@ -106,7 +115,7 @@ fi
 
 # 2. SIGSTOP: only the timeout can tell
 start_job 5
-if wait_for 60 has_ckpt && sleep 1 && r1=$(rank_pids 1) && [ -n "$r1" ]; then
+if until_ready 60 has_ckpt && sleep 1 && r1=$(rank_pids 1) && [ -n "$r1" ]; then
     kill -STOP $r1
     finish_job "rank 1 stopped"
     kill -CONT $r1 2>/dev/null
@@ -128,7 +137,7 @@ signal_both() { # signal_both NAME OPTIONS WAIT_FOR_LOG_PATTERN [RANKS]
     rm -f "$tmp/m.ckpt" "$tmp/log.jsonl"
     env "$marker" sh -c ". '$here/mpirun.sh'; exec 2>&1; mpi_run 2 '$CHARGAN' train '$tmp/big.txt' -o '$tmp/m.ckpt' --hidden 64 --embed 16 --batch 8 --seq 32 --val-fraction 0.5 --log '$tmp/log.jsonl' -q $2" >"$tmp/log" 2>&1 &
     job=$!
-    if ! wait_for 60 grep -q "$3" "$tmp/log.jsonl"; then
+    if ! until_ready 60 grep -q "$3" "$tmp/log.jsonl"; then
         result FAIL "$1: the log never showed $3" "$tmp/log"
         return
     fi
