@@ -2,7 +2,8 @@
 """oracle_report.py OUT_DIR - the table and the frontier plot of the SeqGAN
 oracle experiment (scripts/oracle_experiment.sh wrote OUT_DIR).
 
-Reads OUT_DIR/{mle,<estimator>}-<seed>.csv (bench/seqgan_oracle.c's CSV:
+Reads OUT_DIR/{mle,<estimator>,mlecont}-<seed>.csv (mlecont: the control,
+as many more MLE steps at the adversarial learning rate) (bench/seqgan_oracle.c's CSV:
 phase,when,temperature,nll_oracle,nll_test) and writes OUT_DIR/report.md
 (also printed) and OUT_DIR/frontier.png (gnuplot, if installed).
 
@@ -109,7 +110,8 @@ def main():
             finals.append(final[3])
             tests.append(final[4])
             bests.append(min(r[3] for r in rows))
-        unit = "epoch" if method == "mle" else "GAN step"
+        unit = ("epoch" if method == "mle" else
+                "MLE step" if method.startswith("mlecont") else "GAN step")
         lines.append(f"| {method} | {unit} {last} | {mean_sd(finals)} | {mean_sd(bests)} | "
                      f"{mean_sd(tests)} |")
 
@@ -184,9 +186,11 @@ def plot(out, runs, seeds, methods, fronts):
                     pts += [(r[4], r[3]) for r in rows if is_own(method, r) and r[1] == last]
             f.write("\n".join(f"{x} {y}" for x, y in pts) + "\n\n\n")
             # squares for REINFORCE, triangles for Gumbel, circles for Gumbel with the
-            # soft feed; hollow when started early
+            # soft feed, a cross or a star for the MLE control; hollow when started early
             early = "from" in method
-            if method.startswith("reinforce"):
+            if method.startswith("mlecont"):
+                pt = 2 if early else 3
+            elif method.startswith("reinforce"):
                 pt = 4 if early else 5
             elif method.startswith("gumbelsoft"):
                 pt = 6 if early else 7
