@@ -589,7 +589,7 @@ int cli_cmd_train(int argc, char **argv)
         CLI_OPT_U32("vocab-cap", 0, &a.vocab_cap, 0, 1u << 21),
         CLI_OPT_FLAG("lowercase", 0, &a.lowercase),
         CLI_OPT_FLOAT("dropout", &a.dropout, 0, 1, 0, 1),
-        CLI_OPT_FLOAT("val-fraction", &a.val_fraction, 0, 0.9, 0, 0),
+        CLI_OPT_FLOAT_OR_OFF("val-fraction", &a.val_fraction, 0.9),
         CLI_OPT_U32("val-every", 0, &a.val_every, 0, UINT32_MAX),
         CLI_OPT_U64("checkpoint-every", 0, &a.checkpoint_every, 0, UINT64_MAX / 2),
         CLI_OPT_STR("resume", 0, &a.resume),

@@ -141,11 +141,14 @@ static int run_gnuplot(const char *who, const char *gnuplot, const char *dir)
     return -1;
 }
 
-/* Removes the files in dir (only files are ever made there), then dir. */
-/* Syncs what another process (gnuplot) wrote to path; 0, or -1 with errno. */
+/* Syncs what another process (gnuplot) wrote to path; 0, or -1 with errno.
+ * fsync takes any descriptor: the file has the permissions of the image it
+ * replaces, which may let its owner write it and not read it (0200). */
 static int sync_file(const char *path)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == EACCES)
+        fd = open(path, O_WRONLY | O_CLOEXEC);
     int e = fd < 0 || fsync(fd) != 0 ? errno : 0;
     if (fd >= 0)
         close(fd);
@@ -153,6 +156,7 @@ static int sync_file(const char *path)
     return e ? -1 : 0;
 }
 
+/* Removes the files in dir (only files are ever made there), then dir. */
 static void remove_temp_dir(const char *dir)
 {
     DIR *d = opendir(dir);

@@ -7,7 +7,8 @@
  * Run it twice with a larger STEPS the second time: it picks up where the
  * checkpoint left off and continues exactly as one long run would (the
  * checkpoint holds the optimizer and RNG states; the schedule depends on the
- * step alone).
+ * step alone), unless a step failed numerically: then it went back to the
+ * checkpoint at half the rate, which a later run does not know.
  * Build: cc custom_loop.c $(pkg-config --cflags --libs chargan) -lm  (it calls pow and log) */
 #include <chargan.h>
 #include <math.h>

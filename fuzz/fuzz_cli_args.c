@@ -94,7 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int quiet = 0, choice = -1;
     uint32_t hidden = 7;
     uint64_t steps = 7;
-    float lr = 0.5f;
+    float lr = 0.5f, clip = 0.5f;
     double temperature = 0.5;
     const char *output = NULL;
     cli_option opts[] = {
@@ -102,6 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CLI_OPT_U32("hidden", 'H', &hidden, 1, 16384),
         CLI_OPT_U64("steps", 'n', &steps, 0, UINT64_MAX),
         CLI_OPT_FLOAT("lr", &lr, 0.0, 10.0, 1, 0),
+        CLI_OPT_FLOAT_OR_OFF("clip", &clip, 1e6),
         CLI_OPT_DOUBLE("temperature", &temperature, 0.0, 100.0, 1, 1),
         CLI_OPT_STR("output", 'o', &output),
         CLI_OPT_CHOICE("estimator", &choice, choices),
@@ -120,6 +121,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FZ_CHECK(quiet == 0 || quiet == 1, "quiet = %d", quiet);
     FZ_CHECK(hidden >= 1 && hidden <= 16384, "hidden = %u", hidden);
     FZ_CHECK(lr > 0.0f && lr <= 10.0f, "lr = %g", (double)lr);
+    FZ_CHECK(clip >= 0.0f && clip <= 1e6f, "clip = %g", (double)clip);
     FZ_CHECK(temperature > 0.0 && temperature < 100.0, "temperature = %g", temperature);
     FZ_CHECK(choice >= -1 && choice <= 2, "choice = %d", choice);
     FZ_CHECK(output == NULL || points_into(output, argv, argc), "output points outside argv");

@@ -191,6 +191,8 @@ static void command_lines(void)
         C("end-of-options", "--temperature=0.8\0--\0--not-an-option\0-"),
         C("bad-values", "--hidden\0" "0\0--lr=-1\0--steps=18446744073709551616\0--estimator=x"),
         C("help", "--output\0x\0--help"),
+        C("clip-rounds-to-zero", "--clip\0" "1e-50"), /* 0 means off: refused */
+        C("clip-zero", "--clip=0\0--clip\0-0"),
 #undef C
     };
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)

@@ -59,6 +59,7 @@ bad_train "--lr: rounds to 0 in single precision" --lr 1e-50
 # where 0 is allowed it means "off": a number that rounds to it is refused
 bad_train "--clip: rounds to 0 in single precision (the least number above 0 is 1.4013e-45), got '1e-50'" \
     --clip 1e-50
+bad_train "--val-fraction: rounds to 0 in single precision" --val-fraction 1e-50
 bad_train --dropout --dropout 0.99999999999
 bad_train --clip --clip -1
 bad_train --dropout --dropout 1
