@@ -33,6 +33,14 @@ run() {
     status=$?
 }
 
+# fsync_shim [VAR=VALUE...] CMD...: CMD with tests/cli/slow_fsync.c preloaded
+# ($CHARGAN_TEST_SLOW_FSYNC; callers check it exists).  ASan wants its
+# runtime first among preloaded libraries: its check of that order is off.
+fsync_shim() {
+    env LD_PRELOAD="$CHARGAN_TEST_SLOW_FSYNC" \
+        ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" "$@"
+}
+
 show() {
     echo "--- stdout:" >&2
     head -c 2000 "$TMP/out" >&2

@@ -146,7 +146,8 @@ expect_ok "$CHARGAN" train "$C" -o "$TMP/none.ckpt" $TINY --steps 5 --time 1e-30
 signal_twice_in_save() {
     _sig=$1 _pause=$2
     shift 2
-    # ASan wants its runtime first among the preloaded libraries
+    # not fsync_shim: a function in the background is a subshell, and the
+    # signals must reach the tool itself ($! of env, which execs it)
     env LD_PRELOAD="$CHARGAN_TEST_SLOW_FSYNC" \
         ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" "$@" \
         "$CHARGAN" train "$C" -o "$TMP/held/m.ckpt" $TINY --steps 3 --val-fraction 0 \

@@ -322,7 +322,7 @@ if command -v script >/dev/null 2>&1 && script -qc true /dev/null >/dev/null 2>&
     # A message while the bar is drawn (a checkpoint that cannot be saved:
     # the shim fails every fsync) starts a line of its own.
     if [ -f "${CHARGAN_TEST_SLOW_FSYNC:-}" ]; then
-        TERM=xterm LD_PRELOAD="$CHARGAN_TEST_SLOW_FSYNC" CHARGAN_TEST_FSYNC_FAIL=1 script -qc \
+        TERM=xterm fsync_shim CHARGAN_TEST_FSYNC_FAIL=1 script -qc \
             "'$CHARGAN' train '$TMP/corpus.txt' -o '$TMP/tty-fail.ckpt' --hidden 16 --embed 8 \
             --batch 8 --seq 32 --steps 20 --checkpoint-every 10" /dev/null >"$TMP/tty.txt" 2>&1
         grep -q 'chargan: cannot save checkpoint' "$TMP/tty.txt" ||

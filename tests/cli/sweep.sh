@@ -163,12 +163,12 @@ expect_ok "$CHARGAN" eval "$M" "$C" --sweep 1 --csv "$TMP/csvdir/old.csv"
 # so that a crash after the command keeps it; a directory that cannot be
 # synced is an error (the new CSV is in place by then).
 if [ -f "${CHARGAN_TEST_SLOW_FSYNC:-}" ]; then
-    expect_ok env LD_PRELOAD="$CHARGAN_TEST_SLOW_FSYNC" CHARGAN_TEST_FSYNC_LOG="$TMP/fsyncs" \
+    expect_ok fsync_shim CHARGAN_TEST_FSYNC_LOG="$TMP/fsyncs" \
         "$CHARGAN" eval "$M" "$C" --sweep 1 --csv "$TMP/csvdir/old.csv"
     [ "$(tr '\n' ' ' <"$TMP/fsyncs")" = "file directory " ] ||
         { cat "$TMP/fsyncs" >&2; fail "the CSV or its directory is not synced, in that order"; }
     expect_error 1 "cannot sync the directory of CSV '$TMP/csvdir/old.csv': Input/output error" \
-        env LD_PRELOAD="$CHARGAN_TEST_SLOW_FSYNC" CHARGAN_TEST_FSYNC_FAIL=directory \
+        fsync_shim CHARGAN_TEST_FSYNC_FAIL=directory \
         "$CHARGAN" eval "$M" "$C" --sweep 0.8,1.5 --csv "$TMP/csvdir/old.csv"
     cmp -s "$TMP/csvdir/old.csv" "$TMP/default.csv" || fail "the CSV is not in place"
 fi
@@ -251,7 +251,7 @@ is_png "$TMP/one.png" "0 0 2 128 0 0 2 48" || fail "one.png is not a 640x560 PNG
 # its directory (gnuplot's own syncs, if any, come first).
 if [ -f "${CHARGAN_TEST_SLOW_FSYNC:-}" ]; then
     rm -f "$TMP/fsyncs"
-    expect_ok env LD_PRELOAD="$CHARGAN_TEST_SLOW_FSYNC" CHARGAN_TEST_FSYNC_LOG="$TMP/fsyncs" \
+    expect_ok fsync_shim CHARGAN_TEST_FSYNC_LOG="$TMP/fsyncs" \
         "$CHARGAN" eval "$M" "$C" --sweep 0.8,1.5 --plot "$TMP/one.png"
     [ "$(tail -n 2 "$TMP/fsyncs" | tr '\n' ' ')" = "file directory " ] ||
         { cat "$TMP/fsyncs" >&2; fail "the image or its directory is not synced, in that order"; }
