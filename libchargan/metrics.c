@@ -6,9 +6,59 @@
 #include "model.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* ================================================================== stepped scoring */
+
+/* Scores rows of ids one step at a time from the zero-noise state, in
+ * O(rows) memory whatever their length: chargan_model_nll's long sequences
+ * and chargan_model_stream_nll's streams. */
+typedef struct stepped_scorer {
+    cg_infer_state is;
+    int32_t *targets;
+} stepped_scorer;
+
+static bool scorer_init(stepped_scorer *sc, chargan_model *m, int rows)
+{
+    sc->targets = cg_malloc((size_t)rows * sizeof(int32_t));
+    if (!sc->targets || !cg_infer_alloc(&sc->is, m, rows, NULL)) {
+        cg_free(sc->targets);
+        return false;
+    }
+    cg_infer_prepare(&sc->is, m);
+    return true;
+}
+
+static void scorer_free(stepped_scorer *sc, chargan_model *m)
+{
+    cg_infer_free(&sc->is, m);
+    cg_free(sc->targets);
+}
+
+/* The summed NLL of rows rows (at most the scorer's), row b's ids starting
+ * at ids + b * stride: its targets are the steps ids after its first shift
+ * ids (shift 1: the row's first id is only read), each read after the id
+ * before it, or after the start id for a row's first id (shift 0). */
+static double scorer_sum(stepped_scorer *sc, chargan_model *m, const int32_t *ids, size_t stride,
+                         size_t rows, size_t steps, size_t shift)
+{
+    sc->is.B = (int)rows;
+    cg_infer_begin(&sc->is, m, NULL);
+    double total = 0.0;
+    for (size_t t = 0; t < steps; t++) {
+        for (size_t b = 0; b < rows; b++) {
+            const size_t y = b * stride + t + shift;
+            sc->targets[b] = ids[y];
+            sc->is.ids[b] = t + shift == 0 ? m->cfg.start_id : ids[y - 1];
+        }
+        cg_infer_step(&sc->is, m);
+        total += cg_softmax_xent(sc->is.logits, rows, m->V, sc->targets, NULL, 0.0f, NULL);
+    }
+    return total;
+}
 
 /* ================================================================== NLL of sequences */
 
@@ -25,35 +75,6 @@ static double window_bytes(const chargan_model *m, size_t T, size_t rows)
 {
     double per_token = (double)m->L * 7.0 * m->H + m->V + 2.0 * (m->E > m->H ? m->E : m->H) + 2.0;
     return 4.0 * per_token * (double)T * (double)rows;
-}
-
-/* The summed NLL of rows sequences of T ids, each after the start id, from
- * the zero-noise state, one step at a time: the windowed forward's sum up
- * to rounding (step by step instead of batched products). */
-static chargan_status stepped_nll(chargan_model *m, const int32_t *ids, size_t rows, size_t T,
-                                  double *sum)
-{
-    cg_infer_state is;
-    int32_t *targets = cg_malloc(rows * sizeof(int32_t));
-    if (!targets || !cg_infer_alloc(&is, m, (int)rows, NULL)) {
-        cg_free(targets);
-        return cg_fail(&m->err, CHARGAN_E_NOMEM, "out of memory in chargan_model_nll");
-    }
-    cg_infer_prepare(&is, m);
-    cg_infer_begin(&is, m, NULL);
-    double total = 0.0;
-    for (size_t t = 0; t < T; t++) {
-        for (size_t b = 0; b < rows; b++) {
-            is.ids[b] = t == 0 ? m->cfg.start_id : ids[b * T + t - 1];
-            targets[b] = ids[b * T + t];
-        }
-        cg_infer_step(&is, m);
-        total += cg_softmax_xent(is.logits, rows, m->V, targets, NULL, 0.0f, NULL);
-    }
-    cg_infer_free(&is, m);
-    cg_free(targets);
-    *sum = total;
-    return CHARGAN_OK;
 }
 
 chargan_status chargan_model_nll(chargan_model *m, const int32_t *ids, size_t n_seq,
@@ -78,25 +99,30 @@ chargan_status chargan_model_nll(chargan_model *m, const int32_t *ids, size_t n_
     int B = n_seq < 64 ? (int)n_seq : 64;
     while (!stepped && B > 1 && window_bytes(m, seq_len, (size_t)B) > budget)
         B /= 2;
-    int32_t *windows = stepped ? NULL : cg_malloc((size_t)B * (T + 1) * sizeof(int32_t));
-    if (!stepped && !windows)
+    int32_t *windows = NULL;
+    stepped_scorer sc;
+    if (stepped ? !scorer_init(&sc, m, B)
+                : !(windows = cg_malloc((size_t)B * (T + 1) * sizeof(int32_t))))
         return cg_fail(&m->err, CHARGAN_E_NOMEM, "out of memory in chargan_model_nll");
     double total = 0.0;
-    for (size_t s = 0; s < n_seq && st == CHARGAN_OK; s += (size_t)B) {
+    for (size_t s = 0; s < n_seq; s += (size_t)B) {
         int rows = (int)(n_seq - s < (size_t)B ? n_seq - s : (size_t)B);
-        double part;
         if (stepped) {
-            st = stepped_nll(m, ids + s * seq_len, (size_t)rows, seq_len, &part);
-        } else {
-            for (int b = 0; b < rows; b++) {
-                windows[(size_t)b * (T + 1)] = m->cfg.start_id;
-                memcpy(windows + (size_t)b * (T + 1) + 1, ids + (s + b) * seq_len,
-                       seq_len * sizeof(int32_t));
-            }
-            st = cg_model_window_nll(m, windows, rows, T, &part);
+            total += scorer_sum(&sc, m, ids + s * seq_len, seq_len, (size_t)rows, seq_len, 0);
+            continue;
         }
-        total += st == CHARGAN_OK ? part : 0.0;
+        for (int b = 0; b < rows; b++) {
+            windows[(size_t)b * (T + 1)] = m->cfg.start_id;
+            memcpy(windows + (size_t)b * (T + 1) + 1, ids + (s + b) * seq_len,
+                   seq_len * sizeof(int32_t));
+        }
+        double part;
+        if ((st = cg_model_window_nll(m, windows, rows, T, &part)) != CHARGAN_OK)
+            break;
+        total += part;
     }
+    if (stepped)
+        scorer_free(&sc, m);
     cg_free(windows);
     if (st != CHARGAN_OK)
         return st;
@@ -135,30 +161,15 @@ chargan_status chargan_model_stream_nll(chargan_model *m, const int32_t *ids, si
         return st;
     size_t L = (n - 1) / n_streams;
     int G = n_streams < CG_STREAM_GROUP ? (int)n_streams : CG_STREAM_GROUP;
-    cg_infer_state is;
-    int32_t *targets = cg_malloc((size_t)G * sizeof(int32_t));
-    if (!targets || !cg_infer_alloc(&is, m, G, NULL)) {
-        cg_free(targets);
+    stepped_scorer sc;
+    if (!scorer_init(&sc, m, G))
         return cg_fail(&m->err, CHARGAN_E_NOMEM, "out of memory scoring %u streams", n_streams);
-    }
     double total = 0.0;
-    cg_infer_prepare(&is, m);
     for (size_t s0 = 0; s0 < n_streams; s0 += (size_t)G) {
         size_t rows = n_streams - s0 < (size_t)G ? n_streams - s0 : (size_t)G;
-        is.B = (int)rows; /* the last group may be smaller; buffers fit G rows */
-        cg_infer_begin(&is, m, NULL);
-        for (size_t t = 0; t < L; t++) {
-            for (size_t b = 0; b < rows; b++) {
-                const int32_t *x = ids + (s0 + b) * L + t;
-                is.ids[b] = x[0];
-                targets[b] = x[1];
-            }
-            cg_infer_step(&is, m);
-            total += cg_softmax_xent(is.logits, rows, m->V, targets, NULL, 0.0f, NULL);
-        }
+        total += scorer_sum(&sc, m, ids + s0 * L, L, rows, L, 1); /* the last group may be smaller */
     }
-    cg_infer_free(&is, m);
-    cg_free(targets);
+    scorer_free(&sc, m);
     const double mean = total / ((double)n_streams * (double)L);
     if (!isfinite(mean)) /* as chargan_model_nll */
         return cg_fail(&m->err, CHARGAN_E_NUMERIC, "chargan_model_stream_nll: the NLL is not "
