@@ -76,11 +76,12 @@ bad:
 static int float_in_range(double v, const cli_option *o, char *why, size_t why_size)
 {
     double f = (double)(float)v;
-    bool rounded_off = o->zero_is_off && f == 0.0 && v != 0.0;
+    /* a number too small for a float, where 0 is off or out of range */
+    bool lost = f == 0.0 && v != 0.0 && (o->zero_is_off || (o->lo_open && o->flo == 0.0));
     if (isfinite(f) && f >= o->flo && f <= o->fhi && !(o->lo_open && f == o->flo) &&
-        !(o->hi_open && f == o->fhi) && !rounded_off)
+        !(o->hi_open && f == o->fhi) && !lost)
         return 0;
-    if (rounded_off || (o->lo_open && f == 0.0 && o->flo == 0.0 && v > 0.0)) {
+    if (lost) {
         snprintf(why, why_size, "rounds to 0 in single precision (the least number above 0 is "
                  "%g)", (double)FLT_TRUE_MIN);
         return -1;

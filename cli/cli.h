@@ -49,8 +49,11 @@ int cli_check_output(const char *path, const char *what, enum cli_output how);
 /* Creates path + ".tmp-XXXXXX" (written into tmp, CLI_PATH_MAX bytes) with
  * the permissions of a new file; its descriptor, or -1 with errno set. */
 int cli_temp_beside(const char *path, char tmp[CLI_PATH_MAX]);
-/* Syncs the directory path is in, so that a file just renamed there stays
- * after a crash; 0, or -1 with errno set. */
+/* Syncs the file or directory at path (one another process wrote, say), or
+ * the directory path is in, so that a file just renamed there stays after a
+ * crash; 0, or -1 with errno set.  A file its owner may write and not read
+ * (an image replacing one of mode 0200) is opened for writing. */
+int cli_sync_path(const char *path);
 int cli_sync_directory_of(const char *path);
 
 /* A text output (CLI_OUTPUT_TEXT) being written: a failure before

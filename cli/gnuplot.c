@@ -141,21 +141,6 @@ static int run_gnuplot(const char *who, const char *gnuplot, const char *dir)
     return -1;
 }
 
-/* Syncs what another process (gnuplot) wrote to path; 0, or -1 with errno.
- * fsync takes any descriptor: the file has the permissions of the image it
- * replaces, which may let its owner write it and not read it (0200). */
-static int sync_file(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 && errno == EACCES)
-        fd = open(path, O_WRONLY | O_CLOEXEC);
-    int e = fd < 0 || fsync(fd) != 0 ? errno : 0;
-    if (fd >= 0)
-        close(fd);
-    errno = e;
-    return e ? -1 : 0;
-}
-
 /* Removes the files in dir (only files are ever made there), then dir. */
 static void remove_temp_dir(const char *dir)
 {
@@ -230,7 +215,7 @@ int cli_gnuplot_draw(const char *who, const char *output, cli_gnuplot_writer wri
         cli_error("%s: gnuplot wrote no image to '%s'", who, tmp_out);
         goto done;
     }
-    if (sync_file(tmp_out) != 0) { /* a crash after the rename keeps the image */
+    if (cli_sync_path(tmp_out) != 0) { /* a crash after the rename keeps the image */
         cli_error("%s: cannot write '%s': %s", who, output, strerror(errno));
         goto done;
     }

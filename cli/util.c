@@ -253,6 +253,18 @@ int cli_text_output_open(cli_text_output *out, const char *path, const char *wha
     return 0;
 }
 
+int cli_sync_path(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == EACCES) /* fsync takes any descriptor */
+        fd = open(path, O_WRONLY | O_CLOEXEC);
+    int e = fd < 0 || fsync(fd) != 0 ? errno : 0;
+    if (fd >= 0)
+        close(fd);
+    errno = e;
+    return e ? -1 : 0;
+}
+
 int cli_sync_directory_of(const char *path)
 {
     char *copy = strdup(path);
@@ -260,13 +272,11 @@ int cli_sync_directory_of(const char *path)
         return -1;
     const char *dir, *name;
     split_path(copy, &dir, &name);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int e = fd < 0 || fsync(fd) != 0 ? errno : 0;
-    if (fd >= 0)
-        close(fd);
+    int rc = cli_sync_path(dir);
+    int e = errno;
     free(copy);
     errno = e;
-    return e ? -1 : 0;
+    return rc;
 }
 
 int cli_text_output_commit(cli_text_output *out, const char *what)
