@@ -382,27 +382,19 @@ int main(int argc, char **argv)
     fprintf(stderr, "MLE: %ld epochs in %.0f s\n", mle_epochs, now_s() - t0);
     if (save)
         CHECK(chargan_model_save(g, save));
-    if (estimator != CHARGAN_GAN_NONE) {
+    if (estimator != CHARGAN_GAN_NONE || control) {
         chargan_optimizer_set_lr(chargan_trainer_optimizer(tr, CHARGAN_GENERATOR), (float)gan_lr);
-        CHECK(chargan_trainer_pretrain_discriminator(tr, 3 * (uint64_t)steps_per_epoch));
-        fprintf(stderr, "discriminator pre-trained\n");
+        if (!control) {
+            CHECK(chargan_trainer_pretrain_discriminator(tr, 3 * (uint64_t)steps_per_epoch));
+            fprintf(stderr, "discriminator pre-trained\n");
+        }
         for (long s = 1; s <= gan_steps; s++) {
-            float gl, dl;
-            CHECK(chargan_trainer_gan_step(tr, &gl, &dl));
+            float gl, dl = NAN; /* the control: generator updates by MLE alone */
+            CHECK(control ? chargan_trainer_mle_step(tr, &gl)
+                          : chargan_trainer_gan_step(tr, &gl, &dl));
             if (s % gan_eval_every == 0 || s == gan_steps) {
                 fprintf(stderr, "[%s %ld] %.0f s, g loss %.4f d loss %.4f\n", gan, s, now_s() - t0,
                         (double)gl, (double)dl);
-                evaluate(&r, g, gan, s, s == gan_steps);
-            }
-        }
-    }
-    if (control) {
-        chargan_optimizer_set_lr(chargan_trainer_optimizer(tr, CHARGAN_GENERATOR), (float)gan_lr);
-        for (long s = 1; s <= gan_steps; s++) {
-            float loss;
-            CHECK(chargan_trainer_mle_step(tr, &loss));
-            if (s % gan_eval_every == 0 || s == gan_steps) {
-                fprintf(stderr, "[%s %ld] %.0f s, loss %.4f\n", gan, s, now_s() - t0, (double)loss);
                 evaluate(&r, g, gan, s, s == gan_steps);
             }
         }
