@@ -500,10 +500,14 @@ static void dense_returns(chargan_trainer *tr)
     }
 }
 
-/* Advantages: returns minus the moving-average baseline of each step's
- * batch-mean return (initialised by the first batch; under MPI the mean of
- * the global batch, so every rank keeps the same baseline).  The moved
- * baseline goes to work.next_baseline, kept by commit_baseline(). */
+/* Advantages: returns minus a baseline that does not depend on the row's own
+ * return (one that did, such as this batch's mean, would shrink the expected
+ * gradient by that return's share of it: by (1 - decay) / B a step, by half
+ * at B = 2 on the first step).  The baseline is the moving average of each
+ * step's batch-mean return over the earlier batches; on the first batch, the
+ * mean of the other rows' returns (none at a global batch of 1).  Under MPI
+ * the means are of the global batch, so every rank keeps the same baseline.
+ * The moved baseline goes to work.next_baseline, kept by commit_baseline(). */
 static chargan_status advantages(chargan_trainer *tr)
 {
     int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len;
@@ -520,11 +524,17 @@ static chargan_status advantages(chargan_trainer *tr)
                                                tr->global_step + 1);
     if (st != CHARGAN_OK)
         return st;
+    const double rows = (double)cg_dist_global_batch(tr);
     for (int t = 0; t < T; t++) {
-        float m = (float)mean[t];
+        for (int b = 0; b < B; b++) {
+            const float r = R[(size_t)t * B + b];
+            double base = bl[t];
+            if (!tr->gan.baseline_set)
+                base = rows > 1.0 ? (rows * mean[t] - r) / (rows - 1.0) : 0.0;
+            tr->work.weights[(size_t)t * B + b] = (float)(r - base);
+        }
+        const float m = (float)mean[t];
         next[t] = tr->gan.baseline_set ? decay * bl[t] + (1.0f - decay) * m : m;
-        for (int b = 0; b < B; b++)
-            tr->work.weights[(size_t)t * B + b] = R[(size_t)t * B + b] - next[t];
     }
     return CHARGAN_OK;
 }
