@@ -5,6 +5,7 @@
 #include "checkpoint.h"
 #include "tokenizer.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <string.h>
 #include <time.h>
@@ -1441,6 +1442,14 @@ static chargan_status read_trainer_section(cg_reader *r, cg_error *err, trainer_
     if (s->baseline_set > 1)
         return cg_fail(err, CHARGAN_E_FORMAT, "trainer section: baseline_set %u, expected 0 or 1",
                        s->baseline_set);
+    /* Counters that no run reaches, and that a step would wrap or that a
+     * double (the CLI's logs, a JSON reader) would round. */
+    const uint64_t counters[3] = {s->global_step, s->d_updates, s->gan_steps};
+    static const char *const counter_names[3] = {"global_step", "d_updates", "gan_steps"};
+    for (int i = 0; i < 3; i++)
+        if (counters[i] > CG_OPTIM_MAX_STEPS)
+            return cg_fail(err, CHARGAN_E_FORMAT, "trainer section: %s is %" PRIu64
+                           ", more than 2^53", counter_names[i], counters[i]);
     if (!cg_rng_state_valid(&s->rng))
         return cg_fail(err, CHARGAN_E_FORMAT, "trainer section: the RNG state (byte 72) is all "
                        "zero, which no generator reaches");

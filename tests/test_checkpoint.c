@@ -1513,6 +1513,19 @@ START_TEST(hostile_trainer_sections)
     put32(sec + trn->length - 4, 0x7F800000u); /* +inf, the last baseline entry */
     write_variant(&im, bad, CG_SEC_TRAINER, sec, trn->length, false);
     expect_trainer_load(bad, CHARGAN_E_FORMAT, "baseline[9] is not finite");
+    /* step counters beyond 2^53: a step wrapped 2^64 - 1 to 0, and the CLI's
+     * plot refused the log of a run resumed at 2^60 */
+    static const struct {
+        size_t offset;
+        const char *needle;
+    } counters[] = {{104, "global_step is 9007199254740993"}, {112, "d_updates"},
+                    {120, "gan_steps"}};
+    for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
+        memcpy(sec, trn->payload, trn->length);
+        put64(sec + counters[i].offset, (UINT64_C(1) << 53) + 1);
+        write_variant(&im, bad, CG_SEC_TRAINER, sec, trn->length, false);
+        expect_trainer_load(bad, CHARGAN_E_FORMAT, counters[i].needle);
+    }
     memcpy(sec, trn->payload, trn->length);
     put32(sec + 128, 2); /* baseline_set */
     write_variant(&im, bad, CG_SEC_TRAINER, sec, trn->length, false);
