@@ -665,7 +665,9 @@ typedef struct chargan_trainer chargan_trainer;
  *  optimizer another trainer adopted cannot be given again.  *out belongs to
  *  the caller.  Errors:
  *  CHARGAN_E_INVALID (message names the field; also for models that do not
- *  fit together, or one already adopted), CHARGAN_E_NOMEM. */
+ *  fit together, or one already adopted), CHARGAN_E_NOMEM (also when the
+ *  buffers for batch x seq_len would exceed the machine's physical memory:
+ *  reserved, they would be written by the first step). */
 CHARGAN_API chargan_status chargan_trainer_new(const chargan_trainer_config *cfg,
                                                chargan_model *generator,
                                                chargan_optimizer *g_opt,
@@ -841,7 +843,9 @@ CHARGAN_API chargan_status chargan_trainer_save(chargan_trainer *tr, const char 
 /** Restores a trainer from a checkpoint; the resumed run continues bitwise
  *  identically to one never interrupted.  The corpus is not stored: set it
  *  again (same text) before training.  *out belongs to the caller.  Errors
- *  as chargan_model_load() (CHARGAN_E_NOT_FOUND: a model-only checkpoint). */
+ *  as chargan_model_load() (CHARGAN_E_NOT_FOUND: a model-only checkpoint),
+ *  and CHARGAN_E_NOMEM as chargan_trainer_new() (a checkpoint whose batch
+ *  needs more memory than this machine has). */
 CHARGAN_API chargan_status chargan_trainer_load(const char *path, chargan_trainer **out);
 
 /* ------------------------------------------------------------------ */

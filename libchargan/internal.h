@@ -108,6 +108,13 @@ long cg_alloc_fail_after(long n);
 /* Test hook: the size in bytes of this thread's largest allocation since the
  * last call. */
 size_t cg_alloc_largest(void);
+/* Bytes this thread has asked the allocator for so far: the difference
+ * across a call is what the call requested. */
+uint64_t cg_alloc_requested(void);
+/* The machine's physical memory in bytes (SIZE_MAX where unknown), or what
+ * the test hook cg_set_machine_memory() set for this thread (0: the real one). */
+size_t cg_machine_memory(void);
+void cg_set_machine_memory(size_t bytes);
 char *cg_strdup(const char *s);
 
 /* ---------------------------------------------------------------- random numbers (rng.c) */

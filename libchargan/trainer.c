@@ -159,6 +159,7 @@ static void trainer_buffers_free(chargan_trainer *tr)
 static chargan_status trainer_buffers_alloc(chargan_trainer *tr)
 {
     size_t B = tr->cfg.batch, T = tr->cfg.seq_len;
+    const uint64_t before = cg_alloc_requested();
     bool ok = (tr->windows = cg_malloc(B * (T + 1) * sizeof(int32_t))) != NULL;
     ok = ok && (tr->inputs = cg_malloc(B * T * sizeof(int32_t))) != NULL;
     ok = ok && (tr->targets = cg_malloc(B * T * sizeof(int32_t))) != NULL;
@@ -172,6 +173,14 @@ static chargan_status trainer_buffers_alloc(chargan_trainer *tr)
     if (!ok)
         return cg_fail(&tr->err, CHARGAN_E_NOMEM, "out of memory sizing the trainer for batch %zu x "
                        "%zu", B, T);
+    /* The buffers are only address space until a step writes them: beyond
+     * the machine's memory that step would be killed by the kernel instead
+     * of failing here (a checkpoint's batch and seq_len choose the size). */
+    const uint64_t need = cg_alloc_requested() - before, have = cg_machine_memory();
+    if (need > have)
+        return cg_fail(&tr->err, CHARGAN_E_NOMEM, "the trainer's buffers for batch %zu x %zu "
+                       "need %.3g GB, more than this machine's memory (%.3g GB)", B, T,
+                       (double)need / 1e9, (double)have / 1e9);
     return CHARGAN_OK;
 }
 

@@ -1112,6 +1112,43 @@ START_TEST(trainer_new_allocation_failures_leave_ownership)
 }
 END_TEST
 
+/* Buffers beyond the machine's memory are refused when they are reserved
+ * (they are address space until a step writes them, and that step would be
+ * killed by the kernel): at creation and at the load of a checkpoint, whose
+ * batch and seq_len choose the size.  The machine's memory is the test
+ * hook's 1 MB; the same trainer is made and loaded without it. */
+START_TEST(buffers_beyond_machine_memory)
+{
+    chargan_trainer_config tc = small_config();
+    tc.batch = 64;
+    tc.seq_len = 256; /* the generator's logits alone: 64 x 256 x 60 floats, 3.9 MB */
+    chargan_model *g = make_gen(60, 4, 6, 0, 0.0f, 1);
+    chargan_trainer *tr = NULL;
+    cg_set_machine_memory(1u << 20);
+    ck_assert_int_eq(chargan_trainer_new(&tc, g, NULL, NULL, NULL, &tr), CHARGAN_E_NOMEM);
+    cg_set_machine_memory(0);
+    ck_assert_ptr_null(tr);
+    ck_assert_msg(strstr(chargan_last_error(), "batch 64 x 256 need") &&
+                      strstr(chargan_last_error(), "more than this machine's memory (0.00105 GB)"),
+                  "%s", chargan_last_error());
+    tr = make_trainer(&tc, g); /* the generator is still the caller's */
+    char path[4096];
+    snprintf(path, sizeof path, "%s/big-batch.ckpt", cg_test_tmpdir());
+    ck_assert_int_eq(chargan_trainer_save(tr, path), CHARGAN_OK);
+    chargan_trainer_free(tr);
+    tr = NULL;
+    cg_set_machine_memory(1u << 20);
+    ck_assert_int_eq(chargan_trainer_load(path, &tr), CHARGAN_E_NOMEM);
+    cg_set_machine_memory(0);
+    ck_assert_ptr_null(tr);
+    ck_assert_msg(strstr(chargan_last_error(), "more than this machine's memory"), "%s",
+                  chargan_last_error());
+    ck_assert_int_eq(chargan_trainer_load(path, &tr), CHARGAN_OK);
+    chargan_trainer_free(tr);
+    remove(path);
+}
+END_TEST
+
 START_TEST(corpus_allocation_failures)
 {
     chargan_trainer_config tc = small_config();
@@ -1464,6 +1501,7 @@ static Suite *trainer_suite(void)
     tc = tcase_create("alloc");
     tcase_add_test(tc, trainer_new_allocation_failures_leave_ownership);
     tcase_add_test(tc, corpus_allocation_failures);
+    tcase_add_test(tc, buffers_beyond_machine_memory);
     suite_add_tcase(s, tc);
     return s;
 }
