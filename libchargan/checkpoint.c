@@ -81,19 +81,20 @@ chargan_status cg_ckpt_finish(cg_ckpt_writer *cw, cg_error *err, const char *pat
     return st;
 }
 
-chargan_status cg_ckpt_parse(cg_error *err, const char *what, const void *data, size_t size,
-                             cg_ckpt_file *f)
+/* The 24-byte header: magic, version, byte-order mark, section count and
+ * the header's checksum; *n the section count. */
+static chargan_status parse_header(cg_error *err, const char *what, cg_reader *r, uint32_t *n)
 {
-    cg_reader r;
-    cg_reader_init(&r, data, size);
+    const uint8_t *data = r->data;
+    const size_t size = r->size;
     uint8_t magic[8];
-    uint32_t version, bom, n, crc;
-    if (!cg_get_bytes(&r, magic, 8) || memcmp(magic, ckpt_magic, 8) != 0)
+    uint32_t version, bom, crc;
+    if (!cg_get_bytes(r, magic, 8) || memcmp(magic, ckpt_magic, 8) != 0)
         return cg_fail(err, CHARGAN_E_FORMAT, "%s: not a libchargan checkpoint (bad magic at "
                        "offset 0)", what);
     /* The version first: a newer version may lay out everything after it
      * differently, so nothing else is judged before it (docs/FORMATS.md). */
-    if (!cg_get_u32(&r, &version))
+    if (!cg_get_u32(r, &version))
         return cg_fail(err, CHARGAN_E_FORMAT, "%s: truncated header (%zu bytes, %d needed)", what,
                        size, HEADER_SIZE);
     if (version == 0)
@@ -102,7 +103,7 @@ chargan_status cg_ckpt_parse(cg_error *err, const char *what, const void *data, 
     if (version != CG_CKPT_VERSION)
         return cg_fail(err, CHARGAN_E_UNSUPPORTED, "%s: format version %u, this library reads %u",
                        what, version, CG_CKPT_VERSION);
-    if (!cg_get_u32(&r, &bom) || !cg_get_u32(&r, &n) || !cg_get_u32(&r, &crc))
+    if (!cg_get_u32(r, &bom) || !cg_get_u32(r, n) || !cg_get_u32(r, &crc))
         return cg_fail(err, CHARGAN_E_FORMAT, "%s: truncated header (%zu bytes, %d needed)", what,
                        size, HEADER_SIZE);
     if (crc != cg_crc32(0, data, 20))
@@ -110,14 +111,27 @@ chargan_status cg_ckpt_parse(cg_error *err, const char *what, const void *data, 
     if (bom != BYTE_ORDER_MARK)
         return cg_fail(err, CHARGAN_E_FORMAT, "%s: byte-order mark 0x%08x at offset 12, expected "
                        "0x%08x", what, bom, BYTE_ORDER_MARK);
-    if (n > CG_CKPT_MAX_SECTIONS)
+    if (*n > CG_CKPT_MAX_SECTIONS)
         return cg_fail(err, CHARGAN_E_FORMAT, "%s: %u sections at offset 16, at most %d allowed",
-                       what, n, CG_CKPT_MAX_SECTIONS);
+                       what, *n, CG_CKPT_MAX_SECTIONS);
+    return CHARGAN_OK;
+}
+
+chargan_status cg_ckpt_parse(cg_error *err, const char *what, const void *data, size_t size,
+                             cg_ckpt_file *f)
+{
+    cg_reader r;
+    cg_reader_init(&r, data, size);
+    uint32_t n;
+    chargan_status st = parse_header(err, what, &r, &n);
+    if (st != CHARGAN_OK)
+        return st;
     f->n_sections = n;
     for (uint32_t i = 0; i < n; i++) {
         size_t at = r.pos;
         uint32_t tag, flags;
         uint64_t len;
+        uint32_t crc;
         if (!cg_get_u32(&r, &tag) || !cg_get_u32(&r, &flags) || !cg_get_u64(&r, &len))
             return cg_fail(err, CHARGAN_E_FORMAT, "%s: truncated header of section %u at offset "
                            "%zu", what, i, at);
@@ -153,20 +167,24 @@ chargan_status cg_ckpt_parse(cg_error *err, const char *what, const void *data, 
     return CHARGAN_OK;
 }
 
-/* cg_read_file's check of a checkpoint's first bytes: a full magic that is
- * not ours fails as the parser would fail it, before the file is read. */
-static chargan_status check_magic(cg_error *err, const char *path, const uint8_t *head, size_t n)
+/* cg_read_file's check of a checkpoint's first bytes: a whole header that
+ * is wrong fails as the parser would fail it, before the rest of the file is
+ * read (a shorter file is read whole: it is small). */
+_Static_assert(CG_FILE_HEAD == HEADER_SIZE, "cg_read_file's head is the checkpoint's header");
+static chargan_status check_header(cg_error *err, const char *path, const uint8_t *head, size_t n)
 {
-    cg_ckpt_file unused;
-    if (n == sizeof ckpt_magic && memcmp(head, ckpt_magic, n) != 0)
-        return cg_ckpt_parse(err, path, head, n, &unused);
-    return CHARGAN_OK;
+    if (n < HEADER_SIZE)
+        return CHARGAN_OK;
+    cg_reader r;
+    cg_reader_init(&r, head, n);
+    uint32_t sections;
+    return parse_header(err, path, &r, &sections);
 }
 
 chargan_status cg_ckpt_open(cg_error *err, const char *path, cg_ckpt_file *f)
 {
     memset(f, 0, sizeof *f);
-    chargan_status st = cg_read_file(err, path, CG_CKPT_MAX_FILE, check_magic, &f->data, &f->size);
+    chargan_status st = cg_read_file(err, path, CG_CKPT_MAX_FILE, check_header, &f->data, &f->size);
     if (st != CHARGAN_OK)
         return st;
     st = cg_ckpt_parse(err, path, f->data, f->size, f);

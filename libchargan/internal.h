@@ -197,7 +197,7 @@ chargan_status cg_write_file_atomic(cg_error *err, const char *path, const void 
  * buffer.  check_head (NULL: none) judges its first CG_FILE_HEAD bytes (n:
  * fewer if the file is shorter) before the rest is read or any memory is
  * taken: what it returns other than CHARGAN_OK is the call's. */
-enum { CG_FILE_HEAD = 8 };
+enum { CG_FILE_HEAD = 24 }; /* a checkpoint's header */
 typedef chargan_status (*cg_file_head_check)(cg_error *err, const char *path, const uint8_t *head,
                                              size_t n);
 chargan_status cg_read_file(cg_error *err, const char *path, size_t max_size,

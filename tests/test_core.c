@@ -435,7 +435,7 @@ START_TEST(read_file_refuses_fifo_and_foreign_head)
     ck_assert_int_eq(chargan_tokenizer_load(path, &tok), CHARGAN_E_IO);
     unlink(path);
 
-    /* a megabyte of X: the check sees 8 bytes, and the call takes no memory */
+    /* a megabyte of X: the check sees 24 bytes, and the call takes no memory */
     snprintf(path, sizeof path, "%s/xxx", cg_test_tmpdir());
     const size_t big = 1 << 20;
     char *xs = malloc(big);
@@ -453,6 +453,31 @@ START_TEST(read_file_refuses_fifo_and_foreign_head)
     ck_assert_int_eq(chargan_model_load(path, CHARGAN_GENERATOR, &m), CHARGAN_E_FORMAT);
     ck_assert_ptr_nonnull(strstr(chargan_last_error(), "bad magic"));
     ck_assert_uint_lt(cg_alloc_largest(), 4096);
+    /* our magic, and a header wrong after it: judged before the body too */
+    static const struct {
+        uint32_t version, sections;
+        const char *needle;
+    } heads[] = {{0, 1, "format version 0"}, {2, 1, "format version 2"},
+                 {1, 33, "33 sections at offset 16"}};
+    for (size_t i = 0; i < sizeof heads / sizeof heads[0]; i++) {
+        uint8_t *h = (uint8_t *)xs;
+        memcpy(h, "CHARGAN", 8);
+        const uint32_t words[3] = {heads[i].version, 0x01020304u, heads[i].sections};
+        for (int w = 0; w < 3; w++)
+            for (int b = 0; b < 4; b++)
+                h[8 + 4 * w + b] = (uint8_t)(words[w] >> (8 * b));
+        const uint32_t crc = cg_crc32(0, h, 20);
+        for (int b = 0; b < 4; b++)
+            h[20 + b] = (uint8_t)(crc >> (8 * b));
+        f = fopen(path, "wb");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_uint_eq(fwrite(xs, 1, big, f), big);
+        ck_assert_int_eq(fclose(f), 0);
+        cg_alloc_largest();
+        ck_assert_int_ne(chargan_model_load(path, CHARGAN_GENERATOR, &m), CHARGAN_OK);
+        ck_assert_msg(strstr(chargan_last_error(), heads[i].needle), "%s", chargan_last_error());
+        ck_assert_uint_lt(cg_alloc_largest(), 4096);
+    }
     /* a head the check accepts: the whole file, as before */
     xs[0] = 'Y';
     f = fopen(path, "wb");
