@@ -85,20 +85,29 @@ void cg_sampler_free(cg_sampler *s)
     s->order = NULL;
 }
 
-/* qsort has no context argument in C11, so order indices by value with a
- * file-scope pointer; sampling is per handle and the handle rule (one
- * thread per handle) does not cover this, hence thread-local. */
-static _Thread_local const float *sort_values;
-
-static int by_value_desc(const void *a, const void *b)
+/* The ranking of top-k and top-p: a larger probability first, ties by the
+ * lower id (deterministic). */
+static inline bool ranks_before(const float *p, int32_t i, int32_t j)
 {
-    int32_t i = *(const int32_t *)a, j = *(const int32_t *)b;
-    float x = sort_values[i], y = sort_values[j];
-    if (x > y)
-        return -1;
-    if (x < y)
-        return 1;
-    return i < j ? -1 : i > j; /* ties by id: deterministic */
+    return p[i] > p[j] || (p[i] == p[j] && i < j);
+}
+
+/* Restores the heap below pos: a binary heap of ids whose root ranks first. */
+static void sift_down(int32_t *heap, int size, int pos, const float *p)
+{
+    const int32_t id = heap[pos];
+    for (;;) {
+        int child = 2 * pos + 1;
+        if (child >= size)
+            break;
+        if (child + 1 < size && ranks_before(p, heap[child + 1], heap[child]))
+            child++;
+        if (!ranks_before(p, heap[child], id))
+            break;
+        heap[pos] = heap[child];
+        pos = child;
+    }
+    heap[pos] = id;
 }
 
 /* Sums and the uniform in double: in float, a weight below half an ulp of
@@ -139,29 +148,33 @@ int32_t cg_sampler_draw(cg_sampler *s, const float *logits, cg_rng *rng)
     if (!s->order)
         return draw_from(p, V, total, rng);
 
+    /* Only the ids kept are ranked: a heap of all (linear), then the best
+     * taken one at a time until top_k or the mass top_p (a full sort of a
+     * large vocabulary for every character cost 80 times the draw).  They
+     * land at the array's end, best last; the heap left holds the rest. */
+    int32_t *order = s->order;
     for (int i = 0; i < n; i++)
-        s->order[i] = first + i;
-    sort_values = p;
-    qsort(s->order, (size_t)n, sizeof(int32_t), by_value_desc);
-    int keep = n;
-    if (s->top_k && (int)s->top_k < keep)
-        keep = (int)s->top_k;
-    if (s->top_p < 1.0f) {
-        /* the smallest prefix of the sorted distribution with mass >= top_p */
-        double acc = 0.0, need = s->top_p * total;
-        for (int i = 0; i < keep; i++) {
-            acc += p[s->order[i]];
-            if (acc >= need) {
-                keep = i + 1;
-                break;
-            }
-        }
+        order[i] = first + i;
+    for (int i = n / 2 - 1; i >= 0; i--)
+        sift_down(order, n, i, p);
+    const int limit = s->top_k && (int)s->top_k < n ? (int)s->top_k : n;
+    const double need = s->top_p < 1.0f ? s->top_p * total : INFINITY;
+    double acc = 0.0;
+    int left = n;
+    while (n - left < limit) {
+        const int32_t best = order[0];
+        order[0] = order[--left];
+        order[left] = best;
+        sift_down(order, left, 0, p);
+        acc += p[best];
+        if (acc >= need) /* the smallest prefix of the ranking with mass >= top_p */
+            break;
     }
+    for (int i = 0; i < left; i++)
+        p[order[i]] = 0.0f;
     total = 0.0;
-    for (int i = keep; i < n; i++)
-        p[s->order[i]] = 0.0f;
-    for (int i = 0; i < keep; i++)
-        total += p[s->order[i]];
+    for (int i = n - 1; i >= left; i--) /* in rank order, as the mass was summed */
+        total += p[order[i]];
     return draw_from(p, V, total, rng);
 }
 

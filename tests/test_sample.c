@@ -8,6 +8,7 @@
 #include "test_common.h"
 #include "internal.h"
 #include "kernels.h"
+#include "layers.h"
 #include "model.h"
 #include "sample.h"
 
@@ -407,6 +408,94 @@ START_TEST(unlikely_ids_keep_their_own_probability)
     ck_assert_msg(tail_draws >= 8 && tail_draws <= 45, "%d tail draws", tail_draws);
     ck_assert_msg(ids_drawn >= tail_draws - 2, "%d tail draws on %d ids", tail_draws, ids_drawn);
     ck_assert_msg(counts[V - 1] <= 2, "the last id drawn %d times", counts[V - 1]);
+}
+END_TEST
+
+/* Top-k and top-p keep exactly the ids a full ranking keeps (larger
+ * probability first, ties by the lower id; top-p the smallest prefix with
+ * mass >= p), and the draw is the one over them: the sampler ranks only the
+ * ids it keeps.  Rows of many ties, in all three sizes of vocabulary. */
+static const float *rank_p;
+
+static int rank_desc(const void *a, const void *b)
+{
+    const int32_t i = *(const int32_t *)a, j = *(const int32_t *)b;
+    if (rank_p[i] != rank_p[j])
+        return rank_p[i] > rank_p[j] ? -1 : 1;
+    return i < j ? -1 : 1;
+}
+
+START_TEST(top_k_and_top_p_keep_what_a_full_ranking_keeps)
+{
+    static const int sizes[] = {3, 17, 300};
+    static const uint32_t ks[] = {0, 1, 2, 5, 14};
+    static const float ps[] = {1.0f, 0.3f, 0.5f, 0.9f, 0.999f};
+    cg_rng rng;
+    cg_rng_seed(&rng, 77);
+    int checked = 0;
+    for (size_t vi = 0; vi < sizeof sizes / sizeof sizes[0]; vi++) {
+        const int V = sizes[vi];
+        float *logits = malloc((size_t)V * sizeof(float)), *all = malloc((size_t)V * sizeof(float));
+        int32_t *order = malloc((size_t)V * sizeof(int32_t));
+        ck_assert(logits && all && order);
+        for (int row = 0; row < 20; row++) {
+            for (int v = 0; v < V; v++) /* 5 levels: ties everywhere */
+                logits[v] = (float)cg_rng_below(&rng, 5) * (row % 2 ? 0.7f : 2.0f);
+            for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++)
+                for (size_t pi = 0; pi < sizeof ps / sizeof ps[0]; pi++) {
+                    chargan_sample_options o;
+                    chargan_sample_options_init(&o);
+                    o.temperature = row % 3 ? 1.0f : 0.5f;
+                    cg_error err = {{0}};
+                    cg_sampler plain, cut;
+                    ck_assert_int_eq(cg_sampler_init(&plain, &err, V, &o), CHARGAN_OK);
+                    o.top_k = ks[ki];
+                    o.top_p = ps[pi];
+                    ck_assert_int_eq(cg_sampler_init(&cut, &err, V, &o), CHARGAN_OK);
+                    cg_rng r1 = rng, r2 = rng;
+                    cg_sampler_draw(&plain, logits, &r1); /* its prob: every weight */
+                    memcpy(all, plain.prob, (size_t)V * sizeof(float));
+                    const int32_t got = cg_sampler_draw(&cut, logits, &r2);
+                    /* the reference ranking and cut */
+                    const int first = CHARGAN_NUM_RESERVED_IDS, n = V - first;
+                    float *w = malloc((size_t)n * sizeof(float)); /* the sampler's total */
+                    ck_assert_ptr_nonnull(w);
+                    memcpy(w, logits + first, (size_t)n * sizeof(float));
+                    const double total = cg_exp_shifted(w, (size_t)n, cg_row_max(w, (size_t)n),
+                                                        plain.inv_temperature);
+                    free(w);
+                    for (int i = 0; i < n; i++)
+                        order[i] = first + i;
+                    rank_p = all;
+                    qsort(order, (size_t)n, sizeof(int32_t), rank_desc);
+                    int keep = ks[ki] && (int)ks[ki] < n ? (int)ks[ki] : n;
+                    double acc = 0.0;
+                    for (int i = 0; i < keep && ps[pi] < 1.0f; i++)
+                        if ((acc += all[order[i]]) >= ps[pi] * total) {
+                            keep = i + 1;
+                            break;
+                        }
+                    bool *kept = calloc((size_t)V, sizeof(bool));
+                    ck_assert_ptr_nonnull(kept);
+                    for (int i = 0; i < keep; i++)
+                        kept[order[i]] = true;
+                    for (int v = 0; v < V; v++)
+                        ck_assert_msg(cut.prob[v] == (kept[v] ? all[v] : 0.0f),
+                                      "V %d row %d k %u p %g: id %d", V, row, ks[ki],
+                                      (double)ps[pi], v);
+                    ck_assert_msg(kept[got], "V %d: drew %d, not kept", V, got);
+                    free(kept);
+                    cg_sampler_free(&plain);
+                    cg_sampler_free(&cut);
+                    checked++;
+                }
+            cg_rng_next(&rng);
+        }
+        free(logits);
+        free(all);
+        free(order);
+    }
+    ck_assert_int_eq(checked, 3 * 20 * 25);
 }
 END_TEST
 
@@ -1009,6 +1098,7 @@ static Suite *sample_suite(void)
     tcase_add_test(tc, wide_rows_match_the_distribution);
     tcase_add_test(tc, unlikely_ids_keep_their_own_probability);
     tcase_add_test(tc, gumbel_max_draws_from_the_softmax);
+    tcase_add_test(tc, top_k_and_top_p_keep_what_a_full_ranking_keeps);
     tcase_add_test(tc, reserved_ids_never_sampled_unless_allowed);
     suite_add_tcase(s, tc);
 
