@@ -213,23 +213,36 @@ out:
     return rc;
 }
 
+/* Whether the loaded output layer divided by temperature stays finite;
+ * reports it if not.  run_sweep asks for every temperature before the
+ * first is evaluated. */
+static int check_output_temperature(const eval_inputs *in, float temperature)
+{
+    bool finite = true;
+    for (size_t i = 0; i < in->n_w; i++)
+        finite = isfinite(in->w0[i] / temperature) && finite;
+    for (size_t i = 0; i < in->n_b; i++)
+        finite = isfinite(in->b0[i] / temperature) && finite;
+    if (finite)
+        return 0;
+    cli_error("temperature %g: the output layer divided by it leaves the float range "
+              "(at so low a temperature the model is greedy: take a larger one)",
+              (double)temperature);
+    return -1;
+}
+
 /* Sets the output layer to the loaded one scaled by 1/temperature, so that
  * the model's distribution is softmax(logits / temperature); 1 restores it. */
 static int set_output_temperature(eval_inputs *in, float temperature)
 {
     const float *w = in->w0, *b = in->b0;
     if (temperature != 1.0f) {
-        bool finite = true;
-        for (size_t i = 0; i < in->n_w; i++)
-            finite = isfinite(in->w[i] = in->w0[i] / temperature) && finite;
-        for (size_t i = 0; i < in->n_b; i++)
-            finite = isfinite(in->b[i] = in->b0[i] / temperature) && finite;
-        if (!finite) {
-            cli_error("temperature %g: the output layer divided by it leaves the float range "
-                      "(at so low a temperature the model is greedy: take a larger one)",
-                      (double)temperature);
+        if (check_output_temperature(in, temperature) != 0)
             return -1;
-        }
+        for (size_t i = 0; i < in->n_w; i++)
+            in->w[i] = in->w0[i] / temperature;
+        for (size_t i = 0; i < in->n_b; i++)
+            in->b[i] = in->b0[i] / temperature;
         w = in->w;
         b = in->b;
     }
@@ -551,6 +564,9 @@ static int run_sweep(const eval_args *a, eval_inputs *in, sweep *sw)
 {
     if (in->ids && keep_output_layer(in) != 0)
         return -1;
+    for (size_t i = 0; in->ids && i < sw->n; i++) /* before any work is done */
+        if (check_output_temperature(in, sw->tf[i]) != 0)
+            return -1;
     for (size_t i = 0; i < sw->n; i++) {
         sw->res[i] = sw->res[0]; /* chars and unknown */
         if (eval_at(a, in, sw->tf[i], sw->tf[i], &sw->res[i]) != 0)

@@ -204,6 +204,11 @@ fi
 expect_error 1 "the output layer divided by it leaves the float range" "$CHARGAN" eval "$M" "$C" \
     --sweep 1,1e-44 --csv "$TMP/x.csv"
 [ ! -e "$TMP/x.csv" ] || fail "a failed sweep wrote a CSV"
+# ... refused before any temperature is evaluated: with 2^28 characters of
+# samples at each, the first alone would take minutes.
+expect_error 1 "the output layer divided by it leaves the float range" timeout 60 "$CHARGAN" eval \
+    "$M" "$C" --sweep 1,1e-44 --bleu --samples 16384 --length 16384 --csv "$TMP/x.csv"
+[ ! -e "$TMP/x.csv" ] || fail "a failed sweep wrote a CSV"
 expect_error 1 "cannot load oracle" "$CHARGAN" eval "$M" "$C" --oracle "$TMP/none.ckpt" --sweep 1 \
     --csv "$TMP/x.csv"
 [ ! -e "$TMP/x.csv" ] || fail "a failed sweep wrote a CSV"
