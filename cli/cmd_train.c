@@ -561,6 +561,7 @@ int cli_cmd_train(int argc, char **argv)
         a.mle_weight = tc.mle_weight;
         a.beta_start = tc.beta_start;
         a.beta_max = tc.beta_max;
+        a.anneal_steps = tc.anneal_steps;
         a.anneal = tc.anneal == CHARGAN_ANNEAL_LINEAR ? 1 : 0;
         a.gan_loss = tc.gan_loss == CHARGAN_LOSS_RELATIVISTIC ? 1 : 0;
         a.gan_feed = tc.gumbel_feed == CHARGAN_FEED_SOFT ? 1 : 0;
@@ -631,7 +632,10 @@ int cli_cmd_train(int argc, char **argv)
     uint64_t mle_total = seen(opts, n_opts, "pretrain-steps") ? a.pretrain_steps : a.steps;
     if (!steps_given && a.time_s > 0 && a.gan < 0 && !a.resume)
         mle_total = UINT64_MAX;
-    if (!seen(opts, n_opts, "anneal-steps"))
+    /* Gumbel anneals over all its rounds unless told; REINFORCE keeps the
+     * library's default, which it does not read (its checkpoints then do not
+     * depend on how a run was staged). */
+    if (!seen(opts, n_opts, "anneal-steps") && a.gan == 1)
         a.anneal_steps = a.gan_steps > UINT32_MAX ? UINT32_MAX
                                                   : (a.gan_steps ? (uint32_t)a.gan_steps : 1);
 

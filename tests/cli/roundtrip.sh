@@ -277,6 +277,15 @@ expect_ok "$CHARGAN" info "$TMP/rf.ckpt"
 for line in "  estimator: reinforce" "  gamma: 0.8" "  rollouts: 2" "  mle_weight: 0.5" "  d_steps: 2"; do
     grep -qxF "$line" "$TMP/out" || { show; fail "reinforce info: no line '$line'"; }
 done
+# Staged (the MLE steps first, without the adversarial phases) and resumed,
+# the same file: REINFORCE's checkpoint holds no setting from --gan-steps.
+RF="--gan reinforce --pretrain-steps 4 --d-pretrain-steps 2 --gan-steps 3"
+expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/rf-whole.ckpt" $TINY $RF
+expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/rf-staged.ckpt" $TINY $RF \
+    --pretrain-steps 2 --d-pretrain-steps 0 --gan-steps 0
+expect_ok "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/rf-staged.ckpt" \
+    --resume "$TMP/rf-staged.ckpt" $TINY $RF
+cmp -s "$TMP/rf-staged.ckpt" "$TMP/rf-whole.ckpt" || fail "reinforce staged: differs from one run"
 # A GAN checkpoint holds a discriminator, but sample and eval use the generator;
 # --discriminator measures the discriminator.
 expect_ok "$CHARGAN" eval "$TMP/rf.ckpt" "$TMP/corpus.txt" --discriminator --d-batches 2
