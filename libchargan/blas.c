@@ -1,5 +1,6 @@
 /* blas.c - the one file that talks to CBLAS, so the backend changes here only. */
 #include "internal.h"
+#include "kernels.h"
 
 #include <cblas.h>
 
@@ -8,6 +9,17 @@ void cg_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, cons
 {
     if (m == 0 || n == 0)
         return;
+    /* Small products untransposed (a step's batch through the output layer,
+     * relaxed one-hots through an embedding) go to kernels.c's small-GEMM
+     * kernel: OpenBLAS's small-matrix path calls malloc on many of them, as
+     * often as once per time step of a generation, and a step's loop
+     * allocates nothing. */
+    const bool small = m <= CG_KGEMM_ROWS || (double)m * n * k <= 1048576.0;
+    if (small && !trans_a && !trans_b && alpha == 1.0f && (beta == 0.0f || beta == 1.0f) &&
+        cg_kern_active() != CG_KERN_PORTABLE) {
+        cg_kgemm_nn(m, n, k, a, lda, b, ldb, c, ldc, beta == 1.0f);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }

@@ -33,6 +33,8 @@ typedef enum cg_kern_path {
  * row-independence above holds on the vector paths only. */
 void cg_kgemm_nn(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c,
                  int ldc, bool accumulate);
+/* The rows up to which cg_sgemm hands an untransposed product to cg_kgemm_nn. */
+enum { CG_KGEMM_ROWS = 64 };
 
 /* A B matrix that many products read (the forward's w_hh, once per step of
  * a sequence), copied once into the layout the active path reads fastest:

@@ -296,6 +296,25 @@ expect_error 2 "--gan-steps" "$CHARGAN" train "$TMP/corpus.txt" -o "$TMP/x.ckpt"
     --gan-steps 5
 [ -e "$TMP/x.ckpt" ] && fail "a refused resume wrote a model"
 
+# --- no allocation in a step ----------------------------------------------------
+# As many calls to malloc (the BLAS's included: OpenBLAS's small-matrix path
+# made one at every time step of a Gumbel generation) for 110 steps of each
+# phase as for 10, on one thread and on shards.
+if [ -n "${CHARGAN_TEST_MALLOC_COUNT:-}" ] && [ -e "$CHARGAN_TEST_MALLOC_COUNT" ]; then
+    for run in "--threads 1" "--threads 3 --gan reinforce" "--threads 1 --gan reinforce --rollouts 2" \
+        "--threads 3 --gan gumbel" "--threads 1 --gan gumbel --gan-feed soft"; do
+        for n in 10 110; do
+            phases="--steps $n"
+            case $run in *--gan*) phases="--pretrain-steps $n --d-pretrain-steps $n --gan-steps $n" ;; esac
+            expect_ok env LD_PRELOAD="$CHARGAN_TEST_MALLOC_COUNT" \
+                CHARGAN_TEST_MALLOC_LOG="$TMP/malloc-$n" "$CHARGAN" train "$TMP/corpus.txt" \
+                -o "$TMP/malloc.ckpt" $TINY --val-fraction 0 $run $phases
+        done
+        cmp -s "$TMP/malloc-10" "$TMP/malloc-110" ||
+            fail "$run: $(cat "$TMP/malloc-10") calls to malloc for 10 steps, $(cat "$TMP/malloc-110") for 110"
+    done
+fi
+
 # --- progress lines and other input forms ------------------------------------
 # Without a terminal: a plain line every --report-every steps.
 expect_ok "$CHARGAN" train - --output="$TMP/p.ckpt" --hidden=16 --embed=8 --batch 8 --seq 32 \
