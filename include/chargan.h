@@ -776,7 +776,8 @@ CHARGAN_API chargan_status chargan_trainer_init_output_bias(chargan_trainer *tr)
  *  itself overflowed (a learning rate far too large): then the parameters or
  *  the optimizer state are no longer finite, chargan_trainer_save() refuses
  *  them, and the run continues only from a checkpoint.  The same holds for
- *  every training call below. */
+ *  every training call below; and each refuses with CHARGAN_E_INVALID a step
+ *  that would take a step count past 2^53, the most a checkpoint holds. */
 CHARGAN_API chargan_status chargan_trainer_mle_step(chargan_trainer *tr, float *loss);
 /** One MLE step on caller-supplied data: batch x (seq_len + 1) ids, row-major;
  *  the first id of each row is the input before the first prediction.  Under

@@ -752,6 +752,15 @@ static chargan_status steps_ready(chargan_trainer *tr, bool gen, bool disc)
     chargan_status st = models_ready(tr);
     if (st != CHARGAN_OK)
         return st;
+    /* The counters stop at 2^53, the most a checkpoint holds: a file may
+     * claim any count up to it, and a step must not write one past it. */
+    const uint64_t d_add = disc ? (gen ? tr->cfg.d_steps : 1) : 0;
+    if (tr->global_step + gen > CG_OPTIM_MAX_STEPS || tr->d_updates + d_add > CG_OPTIM_MAX_STEPS ||
+        tr->gan.gan_steps + (gen && disc) > CG_OPTIM_MAX_STEPS)
+        return cg_fail(&tr->err, CHARGAN_E_INVALID, "the step would count past 2^53, the most a "
+                       "checkpoint holds (global_step %" PRIu64 ", d_updates %" PRIu64
+                       ", gan_steps %" PRIu64 ")", tr->global_step, tr->d_updates,
+                       tr->gan.gan_steps);
     if (gen)
         st = cg_optimizer_reserve(tr->gopt, tr->gen->n_weights);
     if (st == CHARGAN_OK && disc)

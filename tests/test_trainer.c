@@ -1149,6 +1149,51 @@ START_TEST(buffers_beyond_machine_memory)
 }
 END_TEST
 
+/* The step counters stop at 2^53, the most a checkpoint holds: a step that
+ * would count past it is refused and changes nothing, so every file the
+ * trainer writes loads (one resumed at 2^53 wrote 2^53 + 1, which its loader
+ * refused).  The discriminator's count moves by d_steps in a round. */
+START_TEST(step_counters_stop_at_two_to_the_53)
+{
+    const uint64_t max = UINT64_C(1) << 53;
+    chargan_trainer_config tc = small_config();
+    tc.estimator = CHARGAN_GAN_REINFORCE;
+    tc.d_steps = 3;
+    chargan_model *g = make_gen(60, 4, 6, 0, 0.0f, 1);
+    chargan_trainer *tr;
+    ck_assert_int_eq(chargan_trainer_new(&tc, g, NULL, make_disc(60), NULL, &tr), CHARGAN_OK);
+    ck_assert_int_eq(chargan_trainer_set_corpus_text(tr, small_text, strlen(small_text)),
+                     CHARGAN_OK);
+    tr->global_step = max - 1;
+    ck_assert_int_eq(chargan_trainer_mle_step(tr, NULL), CHARGAN_OK);
+    ck_assert_uint_eq(tr->global_step, max);
+    ck_assert_int_eq(chargan_trainer_mle_step(tr, NULL), CHARGAN_E_INVALID);
+    ck_assert_msg(strstr(chargan_trainer_last_error(tr), "past 2^53"), "%s",
+                  chargan_trainer_last_error(tr));
+    ck_assert_uint_eq(tr->global_step, max);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/counters.ckpt", cg_test_tmpdir());
+    ck_assert_int_eq(chargan_trainer_save(tr, path), CHARGAN_OK);
+    chargan_trainer *back;
+    ck_assert_msg(chargan_trainer_load(path, &back) == CHARGAN_OK, "%s", chargan_last_error());
+    chargan_trainer_free(back);
+    remove(path);
+    /* a round: 3 discriminator updates, refused 2 short of them */
+    tr->global_step = 0;
+    tr->d_updates = max - 2;
+    ck_assert_int_eq(chargan_trainer_gan_step(tr, NULL, NULL), CHARGAN_E_INVALID);
+    ck_assert_uint_eq(tr->d_updates, max - 2);
+    ck_assert_int_eq(chargan_trainer_d_step(tr, NULL, NULL), CHARGAN_OK);
+    ck_assert_int_eq(chargan_trainer_d_step(tr, NULL, NULL), CHARGAN_OK);
+    ck_assert_int_eq(chargan_trainer_d_step(tr, NULL, NULL), CHARGAN_E_INVALID);
+    tr->d_updates = 0;
+    tr->gan.gan_steps = max;
+    ck_assert_int_eq(chargan_trainer_gan_step(tr, NULL, NULL), CHARGAN_E_INVALID);
+    ck_assert_int_eq(chargan_trainer_mle_step(tr, NULL), CHARGAN_OK); /* not an adversarial one */
+    chargan_trainer_free(tr);
+}
+END_TEST
+
 START_TEST(corpus_allocation_failures)
 {
     chargan_trainer_config tc = small_config();
@@ -1502,6 +1547,7 @@ static Suite *trainer_suite(void)
     tcase_add_test(tc, trainer_new_allocation_failures_leave_ownership);
     tcase_add_test(tc, corpus_allocation_failures);
     tcase_add_test(tc, buffers_beyond_machine_memory);
+    tcase_add_test(tc, step_counters_stop_at_two_to_the_53);
     suite_add_tcase(s, tc);
     return s;
 }
