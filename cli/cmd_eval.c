@@ -232,13 +232,12 @@ static int check_output_temperature(const eval_inputs *in, float temperature)
 }
 
 /* Sets the output layer to the loaded one scaled by 1/temperature, so that
- * the model's distribution is softmax(logits / temperature); 1 restores it. */
+ * the model's distribution is softmax(logits / temperature); 1 restores it.
+ * run_sweep has checked the temperature (check_output_temperature). */
 static int set_output_temperature(eval_inputs *in, float temperature)
 {
     const float *w = in->w0, *b = in->b0;
     if (temperature != 1.0f) {
-        if (check_output_temperature(in, temperature) != 0)
-            return -1;
         for (size_t i = 0; i < in->n_w; i++)
             in->w[i] = in->w0[i] / temperature;
         for (size_t i = 0; i < in->n_b; i++)
