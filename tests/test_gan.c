@@ -597,8 +597,8 @@ static chargan_model *unbiased_model(chargan_model_kind kind)
     return m;
 }
 
-/* The exact expected gradient of the generator's surrogate, into exact. */
-static void reinforce_exact_gradient(float gamma, double *exact)
+/* The exact expected gradient of the generator's surrogate (free() it). */
+static double *reinforce_exact_gradient(float gamma)
 {
     enum { V = 3, T = 3, S = 27 };
     chargan_model *g = unbiased_model(CHARGAN_GENERATOR);
@@ -637,10 +637,12 @@ static void reinforce_exact_gradient(float gamma, double *exact)
     cg_model_zero_grad(g);
     cg_softmax_xent(g->ws.logits, (size_t)T * S, V, y, w, 1.0f / T, g->ws.logits);
     cg_model_backward(g, NULL);
+    double *exact = xcalloc(g->n_weights, sizeof(double));
     for (size_t i = 0; i < g->n_weights; i++)
         exact[i] = g->grads[i];
     chargan_model_free(g);
     chargan_model_free(d);
+    return exact;
 }
 
 /* The slope of the mean of n steps' generator gradients on exact. */
@@ -685,10 +687,7 @@ static double reinforce_mean_slope(float decay, bool first_steps, int n, const d
 
 START_TEST(reinforce_gradient_unbiased)
 {
-    chargan_model *g = unbiased_model(CHARGAN_GENERATOR);
-    double *exact = xcalloc(g->n_weights, sizeof(double));
-    chargan_model_free(g);
-    reinforce_exact_gradient(0.9f, exact);
+    double *exact = reinforce_exact_gradient(0.9f);
     const double moving = reinforce_mean_slope(0.0f, false, 40000, exact);
     const double first = reinforce_mean_slope(0.9f, true, 40000, exact);
     ck_assert_msg(fabs(moving - 1.0) < 0.03, "moving baseline: mean/exact slope %.4f", moving);

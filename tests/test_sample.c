@@ -413,8 +413,9 @@ END_TEST
 
 /* Top-k and top-p keep exactly the ids a full ranking keeps (larger
  * probability first, ties by the lower id; top-p the smallest prefix with
- * mass >= p), and the draw is the one over them: the sampler ranks only the
- * ids it keeps.  Rows of many ties, in all three sizes of vocabulary. */
+ * mass >= p), with their weights unchanged, and the draw is one of them: the
+ * sampler ranks only the ids it keeps.  Rows of many ties, in three sizes of
+ * vocabulary. */
 static const float *rank_p;
 
 static int rank_desc(const void *a, const void *b)
