@@ -666,8 +666,10 @@ typedef struct chargan_trainer chargan_trainer;
  *  the caller.  Errors:
  *  CHARGAN_E_INVALID (message names the field; also for models that do not
  *  fit together, or one already adopted), CHARGAN_E_NOMEM (also when the
- *  buffers for batch x seq_len would exceed the machine's physical memory:
- *  reserved, they would be written by the first step). */
+ *  buffers for batch x seq_len would exceed the machine's physical memory,
+ *  or the memory limit of the process's control group (cgroup v1 or v2)
+ *  where that is smaller: reserved, they would be written by the first step,
+ *  and the kernel would kill the process). */
 CHARGAN_API chargan_status chargan_trainer_new(const chargan_trainer_config *cfg,
                                                chargan_model *generator,
                                                chargan_optimizer *g_opt,

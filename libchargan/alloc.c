@@ -5,14 +5,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 /* Fault injection is per thread so parallel tests do not disturb each other. */
 static _Thread_local long fail_countdown = -1;
 static _Thread_local long alloc_count;
 static _Thread_local size_t alloc_largest;
 static _Thread_local uint64_t alloc_requested; /* wraps after 2^64 bytes: never */
-static _Thread_local size_t machine_memory_override;
 
 /* Counts an allocation of n bytes; true if it is to fail. */
 static bool should_fail(size_t n)
@@ -38,21 +36,6 @@ size_t cg_alloc_largest(void)
 uint64_t cg_alloc_requested(void)
 {
     return alloc_requested;
-}
-
-size_t cg_machine_memory(void)
-{
-    if (machine_memory_override)
-        return machine_memory_override;
-    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    if (pages <= 0 || page <= 0 || (unsigned long)pages > SIZE_MAX / (unsigned long)page)
-        return SIZE_MAX;
-    return (size_t)pages * (size_t)page;
-}
-
-void cg_set_machine_memory(size_t bytes)
-{
-    machine_memory_override = bytes;
 }
 
 long cg_alloc_fail_after(long n)

@@ -111,10 +111,19 @@ size_t cg_alloc_largest(void);
 /* Bytes this thread has asked the allocator for so far: the difference
  * across a call is what the call requested. */
 uint64_t cg_alloc_requested(void);
-/* The machine's physical memory in bytes (SIZE_MAX where unknown), or what
- * the test hook cg_set_machine_memory() set for this thread (0: the real one). */
-size_t cg_machine_memory(void);
-void cg_set_machine_memory(size_t bytes);
+
+/* ---------------------------------------------------------------- memory limit (memory_limit.c) */
+
+/* The memory this process may use, in bytes: the machine's physical memory
+ * (SIZE_MAX where unknown), or its control group's limit where smaller
+ * (*by_cgroup set then); or what the test hook cg_set_memory_limit() set for
+ * this thread (0: the real one). */
+size_t cg_memory_limit(bool *by_cgroup);
+void cg_set_memory_limit(size_t bytes);
+/* The cgroup (v1 or v2) memory limit of this process, UINT64_MAX where there
+ * is none or it cannot be read; ROOT is prefixed to every path read ("" for
+ * the real /proc and /sys; the tests' fake trees otherwise). */
+uint64_t cg_cgroup_memory_limit(const char *root);
 char *cg_strdup(const char *s);
 
 /* ---------------------------------------------------------------- random numbers (rng.c) */

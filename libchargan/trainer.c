@@ -176,11 +176,13 @@ static chargan_status trainer_buffers_alloc(chargan_trainer *tr)
     /* The buffers are only address space until a step writes them: beyond
      * the machine's memory that step would be killed by the kernel instead
      * of failing here (a checkpoint's batch and seq_len choose the size). */
-    const uint64_t need = cg_alloc_requested() - before, have = cg_machine_memory();
+    bool by_cgroup;
+    const uint64_t need = cg_alloc_requested() - before, have = cg_memory_limit(&by_cgroup);
     if (need > have)
         return cg_fail(&tr->err, CHARGAN_E_NOMEM, "the trainer's buffers for batch %zu x %zu "
-                       "need %.3g GB, more than this machine's memory (%.3g GB)", B, T,
-                       (double)need / 1e9, (double)have / 1e9);
+                       "need %.3g GB, more than %s (%.3g GB)", B, T, (double)need / 1e9,
+                       by_cgroup ? "this process's control group may use" : "this machine's memory",
+                       (double)have / 1e9);
     return CHARGAN_OK;
 }
 

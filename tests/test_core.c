@@ -504,6 +504,112 @@ START_TEST(atomic_write_to_full_disk_leaves_old_file)
 }
 END_TEST
 
+/* Writes CONTENT to ROOT/PATH, making the directories on the way. */
+static void fake_file(const char *root, const char *path, const char *content)
+{
+    char full[1024];
+    snprintf(full, sizeof full, "%s%s", root, path);
+    for (char *slash = strchr(full + strlen(root) + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
+        *slash = '\0';
+        mkdir(full, 0700);
+        *slash = '/';
+    }
+    FILE *f = fopen(full, "w");
+    ck_assert_msg(f != NULL, "%s", full);
+    fputs(content, f);
+    fclose(f);
+}
+
+/* A fresh fake root for one case: ROOT/proc/self/{cgroup,mountinfo}. */
+static void fake_root(char *root, size_t size, const char *name, const char *cgroup,
+                      const char *mountinfo)
+{
+    snprintf(root, size, "%s/%s", cg_test_tmpdir(), name);
+    mkdir(root, 0700);
+    fake_file(root, "/proc/self/cgroup", cgroup);
+    fake_file(root, "/proc/self/mountinfo", mountinfo);
+}
+
+#define V2_MOUNT "30 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n"
+#define V1_MOUNT "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"
+
+/* The control group's memory limit, read from fake /proc and /sys trees the
+ * way the kernel lays them out: cgroup v2 (a parent's smaller limit counts
+ * up to the mount, "max" is none, a container's namespaced view, a mount of
+ * a subtree, whose root group counts), v1
+ * (memory.stat's limit with the ancestors', else the group's own; a
+ * hierarchy shared with other controllers), both at once (the smaller),
+ * and files that are missing, malformed or out of range (no limit). */
+START_TEST(cgroup_memory_limit_from_fake_trees)
+{
+    char root[512];
+    fake_root(root, sizeof root, "v2", "0::/a/b\n", "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n" V2_MOUNT);
+    fake_file(root, "/sys/fs/cgroup/a/b/memory.max", "max\n");
+    fake_file(root, "/sys/fs/cgroup/a/memory.max", "1073741824\n");
+    ck_assert_uint_eq(cg_cgroup_memory_limit(root), 1073741824u);
+    fake_file(root, "/sys/fs/cgroup/a/b/memory.max", "5000\n");
+    ck_assert_uint_eq(cg_cgroup_memory_limit(root), 5000u);
+    fake_file(root, "/sys/fs/memory.max", "100\n"); /* above the mount: not read */
+    ck_assert_uint_eq(cg_cgroup_memory_limit(root), 5000u);
+
+    /* a container's view: its own group is "/", the mount shows it */
+    fake_root(root, sizeof root, "ns", "0::/\n", V2_MOUNT);
+    fake_file(root, "/sys/fs/cgroup/memory.max", "7777\n");
+    ck_assert_uint_eq(cg_cgroup_memory_limit(root), 7777u);
+
+    /* a mount of a subtree, at a path with an escaped space */
+    fake_root(root, sizeof root, "sub", "0::/job/x/task\n",
+              "30 23 0:26 /job/x /my\\040cg rw - cgroup2 cgroup2 rw\n");
+    fake_file(root, "/my cg/task/memory.max", "4096\n");
+    ck_assert_uint_eq(cg_cgroup_memory_limit(root), 4096u);
+    fake_file(root, "/my cg/memory.max", "2048\n"); /* the mount shows /job/x: it counts */
+    ck_assert_uint_eq(cg_cgroup_memory_limit(root), 2048u);
+
+    /* v1: the hierarchical limit first, then the group's own */
+    fake_root(root, sizeof root, "v1", "5:cpu,cpuacct:/\n4:memory:/job\n0::/\n",
+              "32 31 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu,cpuacct\n" V1_MOUNT);
+    fake_file(root, "/sys/fs/cgroup/memory/job/memory.limit_in_bytes", "999999\n");
+    ck_assert_uint_eq(cg_cgroup_memory_limit(root), 999999u);
+    fake_file(root, "/sys/fs/cgroup/memory/job/memory.stat",
+              "cache 0\nhierarchical_memory_limit 123456\nhierarchical_memsw_limit 9\n");
+    ck_assert_uint_eq(cg_cgroup_memory_limit(root), 123456u);
+
+    /* v1's memory controller shared with another; hybrid: the smaller of both */
+    fake_root(root, sizeof root, "hybrid", "3:blkio,memory:/j\n0::/k\n",
+              "35 31 0:32 / /sys/fs/cgroup/mem rw - cgroup cgroup rw,blkio,memory\n" V2_MOUNT);
+    fake_file(root, "/sys/fs/cgroup/mem/j/memory.limit_in_bytes", "9223372036854771712\n");
+    ck_assert_uint_eq(cg_cgroup_memory_limit(root), 9223372036854771712u);
+    fake_file(root, "/sys/fs/cgroup/k/memory.max", "65536\n");
+    ck_assert_uint_eq(cg_cgroup_memory_limit(root), 65536u);
+    fake_file(root, "/sys/fs/cgroup/mem/j/memory.limit_in_bytes", "512\n");
+    ck_assert_uint_eq(cg_cgroup_memory_limit(root), 512u);
+
+    /* what cannot be read or parsed is no limit */
+    static const char *const bad[] = {"", "\n", "12abc\n", "-5\n", " 7\n", "0x10\n",
+                                      "99999999999999999999999\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        fake_root(root, sizeof root, "bad", "0::/g\n", V2_MOUNT);
+        fake_file(root, "/sys/fs/cgroup/g/memory.max", bad[i]);
+        ck_assert_msg(cg_cgroup_memory_limit(root) == UINT64_MAX, "memory.max \"%s\"", bad[i]);
+    }
+    fake_root(root, sizeof root, "nomount", "0::/g\n", "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n");
+    fake_file(root, "/sys/fs/cgroup/g/memory.max", "100\n");
+    ck_assert_uint_eq(cg_cgroup_memory_limit(root), UINT64_MAX);
+    fake_root(root, sizeof root, "garbage", "0:\n::\nx\n4:memory:relative\n",
+              "\n- cgroup2\n1 2 3 4\n" V1_MOUNT);
+    ck_assert_uint_eq(cg_cgroup_memory_limit(root), UINT64_MAX);
+    snprintf(root, sizeof root, "%s/absent", cg_test_tmpdir());
+    ck_assert_uint_eq(cg_cgroup_memory_limit(root), UINT64_MAX);
+
+    /* the limit in use is never above the machine's memory */
+    bool by_cgroup;
+    const size_t limit = cg_memory_limit(&by_cgroup);
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    ck_assert_uint_le(limit, (size_t)pages * (size_t)page);
+    ck_assert_uint_le(limit, cg_cgroup_memory_limit(""));
+}
+END_TEST
+
 static Suite *core_suite(void)
 {
     Suite *s = suite_create("core");
@@ -522,6 +628,7 @@ static Suite *core_suite(void)
     tcase_add_test(tc, read_file_refuses_fifo_and_foreign_head);
     tcase_add_test(tc, float_arrays_cost_memory_when_used);
     tcase_add_test(tc, atomic_write_to_full_disk_leaves_old_file);
+    tcase_add_test(tc, cgroup_memory_limit_from_fake_trees);
     suite_add_tcase(s, tc);
     return s;
 }

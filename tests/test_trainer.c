@@ -1124,9 +1124,9 @@ START_TEST(buffers_beyond_machine_memory)
     tc.seq_len = 256; /* the generator's logits alone: 64 x 256 x 60 floats, 3.9 MB */
     chargan_model *g = make_gen(60, 4, 6, 0, 0.0f, 1);
     chargan_trainer *tr = NULL;
-    cg_set_machine_memory(1u << 20);
+    cg_set_memory_limit(1u << 20);
     ck_assert_int_eq(chargan_trainer_new(&tc, g, NULL, NULL, NULL, &tr), CHARGAN_E_NOMEM);
-    cg_set_machine_memory(0);
+    cg_set_memory_limit(0);
     ck_assert_ptr_null(tr);
     ck_assert_msg(strstr(chargan_last_error(), "batch 64 x 256 need") &&
                       strstr(chargan_last_error(), "more than this machine's memory (0.00105 GB)"),
@@ -1137,9 +1137,9 @@ START_TEST(buffers_beyond_machine_memory)
     ck_assert_int_eq(chargan_trainer_save(tr, path), CHARGAN_OK);
     chargan_trainer_free(tr);
     tr = NULL;
-    cg_set_machine_memory(1u << 20);
+    cg_set_memory_limit(1u << 20);
     ck_assert_int_eq(chargan_trainer_load(path, &tr), CHARGAN_E_NOMEM);
-    cg_set_machine_memory(0);
+    cg_set_memory_limit(0);
     ck_assert_ptr_null(tr);
     ck_assert_msg(strstr(chargan_last_error(), "more than this machine's memory"), "%s",
                   chargan_last_error());

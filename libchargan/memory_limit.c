@@ -1,0 +1,278 @@
+/* memory_limit.c - how much memory this process may use: the machine's
+ * physical memory, or less where the process's control group (a container,
+ * a systemd unit, a batch job) is limited to less.  Beyond that limit the
+ * kernel kills the process instead of failing an allocation, so the trainer
+ * checks its buffers against it when it reserves them.
+ *
+ * The control group is found the way the kernel describes it:
+ * /proc/self/cgroup names the group of each hierarchy ("0::PATH" for the
+ * unified cgroup v2 one, "N:...memory...:PATH" for a cgroup v1 memory
+ * controller), /proc/self/mountinfo where each hierarchy is mounted and which
+ * of its directories the mount shows.  Version 2 limits the group and every
+ * group above it (memory.max, "max" where unlimited): the smallest counts.
+ * Version 1 reports the limit with its ancestors' in memory.stat's
+ * hierarchical_memory_limit, and its own in memory.limit_in_bytes.  Both are
+ * read where both are mounted (hybrid systems).  Whatever cannot be read or
+ * parsed counts as no limit: the check then falls back to physical memory,
+ * as before. */
+#define _POSIX_C_SOURCE 200809L
+#include "internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static _Thread_local size_t memory_override;
+
+/* ROOT (the tests' fake tree; "" for the real one) + path, or false if it
+ * does not fit. */
+static bool rooted(char *out, size_t size, const char *root, const char *path)
+{
+    const int n = snprintf(out, size, "%s%s", root, path);
+    return n >= 0 && (size_t)n < size;
+}
+
+/* A decimal number of bytes alone on the first line of FILE ("max" and
+ * anything else: no limit, UINT64_MAX). */
+static uint64_t read_limit_file(const char *file)
+{
+    FILE *f = fopen(file, "re");
+    if (!f)
+        return UINT64_MAX;
+    char line[64];
+    uint64_t limit = UINT64_MAX;
+    if (fgets(line, sizeof line, f) && line[0] >= '0' && line[0] <= '9') {
+        char *end;
+        errno = 0;
+        const uintmax_t v = strtoumax(line, &end, 10);
+        if (errno == 0 && (*end == '\n' || *end == '\0') && v <= UINT64_MAX)
+            limit = (uint64_t)v;
+    }
+    fclose(f);
+    return limit;
+}
+
+/* memory.stat's "hierarchical_memory_limit N" (cgroup v1), or UINT64_MAX. */
+static uint64_t read_hierarchical_limit(const char *file)
+{
+    FILE *f = fopen(file, "re");
+    if (!f)
+        return UINT64_MAX;
+    char *line = NULL;
+    size_t cap = 0;
+    uint64_t limit = UINT64_MAX;
+    static const char key[] = "hierarchical_memory_limit ";
+    while (getline(&line, &cap, f) > 0) {
+        if (strncmp(line, key, sizeof key - 1) != 0)
+            continue;
+        const char *digits = line + sizeof key - 1;
+        char *end;
+        errno = 0;
+        const uintmax_t v = strtoumax(digits, &end, 10);
+        if (digits[0] >= '0' && digits[0] <= '9' && errno == 0 && end != digits &&
+            (*end == '\n' || *end == '\0') && v <= UINT64_MAX)
+            limit = (uint64_t)v;
+        break;
+    }
+    free(line);
+    fclose(f);
+    return limit;
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* Whether the comma-separated LIST has the word WORD. */
+static bool has_word(const char *list, const char *word)
+{
+    const size_t n = strlen(word);
+    for (const char *p = list; *p;) {
+        const char *comma = strchr(p, ',');
+        const size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len == n && strncmp(p, word, n) == 0)
+            return true;
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    return false;
+}
+
+/* The group paths of /proc/self/cgroup: v2's "0::PATH" and v1's memory
+ * controller's.  Empty strings where absent. */
+static void read_groups(const char *root, char *v2, char *v1, size_t size)
+{
+    v2[0] = v1[0] = '\0';
+    char file[4096];
+    if (!rooted(file, sizeof file, root, "/proc/self/cgroup"))
+        return;
+    FILE *f = fopen(file, "re");
+    if (!f)
+        return;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    while ((len = getline(&line, &cap, f)) > 0) {
+        if (line[len - 1] == '\n')
+            line[--len] = '\0';
+        char *first = strchr(line, ':'), *second = first ? strchr(first + 1, ':') : NULL;
+        if (!second || second[1] != '/' || strlen(second + 1) >= size)
+            continue;
+        *first = *second = '\0';
+        if (strcmp(line, "0") == 0 && first[1] == '\0')
+            strcpy(v2, second + 1);
+        else if (has_word(first + 1, "memory"))
+            strcpy(v1, second + 1);
+    }
+    free(line);
+    fclose(f);
+}
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo: undone in place. */
+static void unescape_octal(char *s)
+{
+    char *out = s;
+    for (const char *p = s; *p;) {
+        if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' &&
+            p[3] >= '0' && p[3] <= '7') {
+            *out++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+            p += 4;
+        } else {
+            *out++ = *p++;
+        }
+    }
+    *out = '\0';
+}
+
+/* Where the hierarchy is mounted (v2: the cgroup2 mount; v1: the cgroup
+ * mount whose options name the memory controller) and the group directory
+ * that mount shows as its root.  False if there is none. */
+static bool find_mount(const char *root, bool v2, char *mount, char *mount_root, size_t size)
+{
+    char file[4096];
+    if (!rooted(file, sizeof file, root, "/proc/self/mountinfo"))
+        return false;
+    FILE *f = fopen(file, "re");
+    if (!f)
+        return false;
+    char *line = NULL;
+    size_t cap = 0;
+    bool found = false;
+    while (!found && getline(&line, &cap, f) > 0) {
+        /* ID PARENT MAJ:MIN ROOT MOUNT OPTIONS [OPTIONAL...] - TYPE SOURCE SUPER */
+        char *fields[5], *save = NULL, *tok = strtok_r(line, " \n", &save);
+        int n = 0;
+        for (; tok && n < 5; tok = strtok_r(NULL, " \n", &save))
+            fields[n++] = tok;
+        while (tok && strcmp(tok, "-") != 0)
+            tok = strtok_r(NULL, " \n", &save);
+        const char *type = tok ? strtok_r(NULL, " \n", &save) : NULL;
+        const char *source = type ? strtok_r(NULL, " \n", &save) : NULL;
+        const char *super = source ? strtok_r(NULL, " \n", &save) : NULL;
+        if (n < 5 || !super)
+            continue;
+        const bool wanted = v2 ? strcmp(type, "cgroup2") == 0
+                               : strcmp(type, "cgroup") == 0 && has_word(super, "memory");
+        if (!wanted || strlen(fields[3]) >= size || strlen(fields[4]) >= size)
+            continue;
+        strcpy(mount_root, fields[3]);
+        strcpy(mount, fields[4]);
+        unescape_octal(mount_root);
+        unescape_octal(mount);
+        found = true;
+    }
+    free(line);
+    fclose(f);
+    return found;
+}
+
+/* The group's directory under the mount: GROUP less the mount's root (a
+ * container sees the groups above its own as "/"), or the mount itself
+ * where the group is not under that root. */
+static bool group_dir(char *out, size_t size, const char *root, const char *mount,
+                      const char *mount_root, const char *group)
+{
+    const size_t n = strlen(mount_root);
+    const char *rest = "";
+    if (strcmp(mount_root, "/") == 0)
+        rest = group;
+    else if (strncmp(group, mount_root, n) == 0 && (group[n] == '/' || group[n] == '\0'))
+        rest = group + n;
+    const int w = snprintf(out, size, "%s%s%s", root, mount, strcmp(rest, "/") == 0 ? "" : rest);
+    return w >= 0 && (size_t)w < size;
+}
+
+/* v2: the smallest memory.max of the group and the groups above it, up to
+ * the mount (whose root group has none). */
+static uint64_t v2_limit(const char *root, const char *group)
+{
+    char mount[4096], mount_root[4096], dir[8192], file[8300];
+    if (!group[0] || !find_mount(root, true, mount, mount_root, sizeof mount) ||
+        !group_dir(dir, sizeof dir, root, mount, mount_root, group))
+        return UINT64_MAX;
+    const size_t top = strlen(root) + strlen(mount);
+    uint64_t limit = UINT64_MAX;
+    for (;;) {
+        snprintf(file, sizeof file, "%s/memory.max", dir);
+        limit = min_u64(limit, read_limit_file(file));
+        char *slash = strrchr(dir, '/');
+        if (!slash || (size_t)(slash - dir) < top)
+            break;
+        *slash = '\0';
+    }
+    return limit;
+}
+
+/* v1: the limit with its ancestors', else the group's own. */
+static uint64_t v1_limit(const char *root, const char *group)
+{
+    char mount[4096], mount_root[4096], dir[8192], file[8300];
+    if (!group[0] || !find_mount(root, false, mount, mount_root, sizeof mount) ||
+        !group_dir(dir, sizeof dir, root, mount, mount_root, group))
+        return UINT64_MAX;
+    snprintf(file, sizeof file, "%s/memory.stat", dir);
+    const uint64_t hierarchical = read_hierarchical_limit(file);
+    if (hierarchical != UINT64_MAX)
+        return hierarchical;
+    snprintf(file, sizeof file, "%s/memory.limit_in_bytes", dir);
+    return read_limit_file(file);
+}
+
+uint64_t cg_cgroup_memory_limit(const char *root)
+{
+    char v2[4096], v1[4096];
+    read_groups(root, v2, v1, sizeof v2);
+    return min_u64(v2_limit(root, v2), v1_limit(root, v1));
+}
+
+static size_t physical_memory(void)
+{
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0 || (unsigned long)pages > SIZE_MAX / (unsigned long)page)
+        return SIZE_MAX;
+    return (size_t)pages * (size_t)page;
+}
+
+size_t cg_memory_limit(bool *by_cgroup)
+{
+    *by_cgroup = false;
+    if (memory_override)
+        return memory_override;
+    const size_t physical = physical_memory();
+    const uint64_t group = cg_cgroup_memory_limit("");
+    if (group < (uint64_t)physical) {
+        *by_cgroup = true;
+        return (size_t)group;
+    }
+    return physical;
+}
+
+void cg_set_memory_limit(size_t bytes)
+{
+    memory_override = bytes;
+}
