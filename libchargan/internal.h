@@ -120,6 +120,9 @@ uint64_t cg_alloc_requested(void);
  * this thread (0: the real one). */
 size_t cg_memory_limit(bool *by_cgroup);
 void cg_set_memory_limit(size_t bytes);
+/* What cg_memory_limit() measured, for messages: "this machine's memory" or
+ * the control group's. */
+const char *cg_memory_limit_name(bool by_cgroup);
 /* The cgroup (v1 or v2) memory limit of this process, UINT64_MAX where there
  * is none or it cannot be read; ROOT is prefixed to every path read ("" for
  * the real /proc and /sys; the tests' fake trees otherwise). */
@@ -202,8 +205,8 @@ bool cg_get_f32_array(cg_reader *r, float *dst, size_t n);
  * of the directory.  On failure the old file is intact and no temporary is
  * left behind. */
 chargan_status cg_write_file_atomic(cg_error *err, const char *path, const void *data, size_t size);
-/* Reads a whole regular file of at most max_size bytes into a cg_malloc'd
- * buffer.  check_head (NULL: none) judges its first CG_FILE_HEAD bytes (n:
+/* Reads a whole regular file of at most max_size bytes, and at most half of
+ * cg_memory_limit() (CHARGAN_E_NOMEM), into a cg_malloc'd buffer.  check_head (NULL: none) judges its first CG_FILE_HEAD bytes (n:
  * fewer if the file is shorter) before the rest is read or any memory is
  * taken: what it returns other than CHARGAN_OK is the call's. */
 enum { CG_FILE_HEAD = 24 }; /* a checkpoint's header */

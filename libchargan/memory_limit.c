@@ -276,3 +276,8 @@ void cg_set_memory_limit(size_t bytes)
 {
     memory_override = bytes;
 }
+
+const char *cg_memory_limit_name(bool by_cgroup)
+{
+    return by_cgroup ? "this process's control group may use" : "this machine's memory";
+}

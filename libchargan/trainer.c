@@ -181,7 +181,7 @@ static chargan_status trainer_buffers_alloc(chargan_trainer *tr)
     if (need > have)
         return cg_fail(&tr->err, CHARGAN_E_NOMEM, "the trainer's buffers for batch %zu x %zu "
                        "need %.3g GB, more than %s (%.3g GB)", B, T, (double)need / 1e9,
-                       by_cgroup ? "this process's control group may use" : "this machine's memory",
+                       cg_memory_limit_name(by_cgroup),
                        (double)have / 1e9);
     return CHARGAN_OK;
 }

@@ -488,6 +488,33 @@ START_TEST(read_file_refuses_fifo_and_foreign_head)
     ck_assert_uint_eq(size, big);
     ck_assert_mem_eq(data, xs, big);
     cg_free(data);
+    /* and a valid checkpoint header before more than half of the memory the
+     * process may use (the test hook's 2 MB): refused before the body is
+     * read, where reading it could get the process killed by the kernel */
+    memcpy(xs, "CHARGAN", 8);
+    const uint32_t words[3] = {1, 0x01020304u, 1};
+    for (int w = 0; w < 3; w++)
+        for (int b = 0; b < 4; b++)
+            xs[8 + 4 * w + b] = (char)(words[w] >> (8 * b));
+    const uint32_t crc = cg_crc32(0, xs, 20);
+    for (int b = 0; b < 4; b++)
+        xs[20 + b] = (char)(crc >> (8 * b));
+    f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(xs, 1, big, f), big);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_int_eq(truncate(path, (off_t)big + 1), 0);
+    cg_set_memory_limit(2u << 20);
+    cg_alloc_largest();
+    ck_assert_int_eq(chargan_model_load(path, CHARGAN_GENERATOR, &m), CHARGAN_E_NOMEM);
+    ck_assert_uint_lt(cg_alloc_largest(), 4096);
+    ck_assert_msg(strstr(chargan_last_error(), "0.00105 GB: loading it takes twice that, more than "
+                                               "this machine's memory (0.0021 GB)"),
+                  "%s", chargan_last_error());
+    ck_assert_int_eq(truncate(path, (off_t)big), 0); /* half: read, and refused for its section */
+    ck_assert_int_eq(chargan_model_load(path, CHARGAN_GENERATOR, &m), CHARGAN_E_FORMAT);
+    ck_assert_uint_ge(cg_alloc_largest(), big);
+    cg_set_memory_limit(0);
     free(xs);
     unlink(path);
 }
