@@ -114,9 +114,9 @@ uint64_t cg_alloc_requested(void);
 
 /* ---------------------------------------------------------------- memory limit (memory_limit.c) */
 
-/* The memory this process may use, in bytes: the machine's physical memory
- * (SIZE_MAX where unknown), or its control group's limit where smaller
- * (*by_cgroup set then); or what the test hook cg_set_memory_limit() set for
+/* The memory this process may use, in bytes, as first measured in the
+ * process: the machine's physical memory (SIZE_MAX where unknown), or its
+ * control group's limit where smaller (*by_cgroup set then); or what the test hook cg_set_memory_limit() set for
  * this thread (0: the real one). */
 size_t cg_memory_limit(bool *by_cgroup);
 void cg_set_memory_limit(size_t bytes);

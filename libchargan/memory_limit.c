@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,18 +259,28 @@ static size_t physical_memory(void)
     return (size_t)pages * (size_t)page;
 }
 
+/* Read once per process: the files cost about 130 us a time, and every load
+ * of a file asks (a group's limit rarely changes under a running process). */
+static pthread_once_t limit_once = PTHREAD_ONCE_INIT;
+static size_t process_limit;
+static bool process_limit_by_cgroup;
+
+static void measure_limit(void)
+{
+    const size_t physical = physical_memory();
+    const uint64_t group = cg_cgroup_memory_limit("");
+    process_limit_by_cgroup = group < (uint64_t)physical;
+    process_limit = process_limit_by_cgroup ? (size_t)group : physical;
+}
+
 size_t cg_memory_limit(bool *by_cgroup)
 {
     *by_cgroup = false;
     if (memory_override)
         return memory_override;
-    const size_t physical = physical_memory();
-    const uint64_t group = cg_cgroup_memory_limit("");
-    if (group < (uint64_t)physical) {
-        *by_cgroup = true;
-        return (size_t)group;
-    }
-    return physical;
+    pthread_once(&limit_once, measure_limit);
+    *by_cgroup = process_limit_by_cgroup;
+    return process_limit;
 }
 
 void cg_set_memory_limit(size_t bytes)
