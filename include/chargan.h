@@ -271,8 +271,10 @@ CHARGAN_API chargan_status chargan_tokenizer_save_buffer(const chargan_tokenizer
  *  Errors: also CHARGAN_E_INVALID, CHARGAN_E_NOMEM. */
 CHARGAN_API chargan_status chargan_tokenizer_load_buffer(const void *data, size_t size,
                                                          chargan_tokenizer **out);
-/** Writes the tokenizer to path atomically (temporary file, fsync, rename):
- *  a failure leaves any previous file intact.  As every save, it replaces
+/** Writes the tokenizer to path atomically (temporary file, fsync, rename,
+ *  fsync of the directory): a failure leaves any previous file intact, except
+ *  one of the last sync, whose message says the new file replaced it.  As
+ *  every save, it replaces
  *  only a regular file (or a link to one, or to nothing): a directory,
  *  device, FIFO or socket at path is refused and left alone.  Errors:
  *  CHARGAN_E_INVALID, CHARGAN_E_IO (message names the path and the system
@@ -402,7 +404,9 @@ CHARGAN_API chargan_status chargan_model_nll(chargan_model *model, const int32_t
                                              size_t n_seq, size_t seq_len, double *nll);
 
 /** Saves the model (configuration, tokenizer if attached, parameters) as a
- *  checkpoint file, atomically (a failure leaves any previous file intact).
+ *  checkpoint file, atomically (a failure leaves any previous file intact,
+ *  except one of the directory's sync after the rename, whose message says
+ *  the new file replaced it).
  *  Errors: CHARGAN_E_INVALID, CHARGAN_E_NUMERIC (a parameter not finite),
  *  CHARGAN_E_IO, CHARGAN_E_NOMEM. */
 CHARGAN_API chargan_status chargan_model_save(chargan_model *model, const char *path);
@@ -835,7 +839,7 @@ CHARGAN_API chargan_status chargan_trainer_global_step(const chargan_trainer *tr
  *  failed write (CHARGAN_E_IO: full disk, file-size limit, ...) names the
  *  file and the cause, removes its temporary file, and leaves the previous
  *  file intact (or the complete new one, when only the final sync of the
- *  directory failed).  A process killed during the save leaves the previous
+ *  directory failed: the message says so).  A process killed during the save leaves the previous
  *  file intact and a stray PATH.tmp-XXXXXX beside it.  A file replaced
  *  keeps its permission bits where it keeps its owner and group (the
  *  saver's, or given back by a saver that may, as root); a new one gets

@@ -1,7 +1,7 @@
 /* file.c - whole-file reads with a size cap, and atomic whole-file writes:
  * write PATH.tmp-XXXXXX, fsync it, rename it over PATH, fsync the directory.
  * A crash at any moment leaves either the old file or the new one. */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* syncfs */
 #include "internal.h"
 
 #include <errno.h>
@@ -15,19 +15,32 @@
 
 /* Fault injection for tests, per thread like the allocation hook: the n-th
  * system call of a write from now (the temporary's open, each write, fsync,
- * close, rename, the directory's open and fsync; 0-based) and every later one
- * fail with errnum (cg_io_fail_after). */
+ * the directory's open, close, rename, the directory's fsync; 0-based) and
+ * every later one, or that one alone, fail with errnum (cg_io_fail_after,
+ * cg_io_fail_at). */
 static _Thread_local long io_countdown = -1;
 static _Thread_local long io_count;
 static _Thread_local int io_errno;
+static _Thread_local bool io_once;
 
-long cg_io_fail_after(long n, int errnum)
+static long io_fail_from(long n, int errnum, bool once)
 {
     long count = io_count;
     io_count = 0;
     io_countdown = n;
     io_errno = errnum;
+    io_once = once;
     return count;
+}
+
+long cg_io_fail_after(long n, int errnum)
+{
+    return io_fail_from(n, errnum, false);
+}
+
+long cg_io_fail_at(long n, int errnum)
+{
+    return io_fail_from(n, errnum, true);
 }
 
 /* True (with errno set) if this call is to fail. */
@@ -40,18 +53,28 @@ static bool io_inject(void)
         io_countdown--;
         return false;
     }
+    if (io_once)
+        io_countdown = -1;
     errno = io_errno;
     return true;
 }
 
-static chargan_status io_fail(cg_error *err, const char *what, const char *path)
+static chargan_status io_fail_errno(cg_error *err, const char *what, const char *path, int errnum)
 {
-    int errnum = errno;
     return cg_fail_io(err, errnum, "%s '%s': %s", what, path, strerror(errnum));
 }
 
-static chargan_status fsync_parent_dir(cg_error *err, const char *path)
+static chargan_status io_fail(cg_error *err, const char *what, const char *path)
 {
+    return io_fail_errno(err, what, path, errno);
+}
+
+/* Opens the directory that holds path into *dir_fd, for the fsync that
+ * makes a rename durable.  On Linux a directory that may not be read
+ * (EACCES) gives CHARGAN_OK and -1: the caller syncs the file system. */
+static chargan_status open_parent_dir(cg_error *err, const char *path, int *dir_fd)
+{
+    *dir_fd = -1;
     const char *slash = strrchr(path, '/');
     char *dir;
     if (!slash)
@@ -68,14 +91,30 @@ static chargan_status fsync_parent_dir(cg_error *err, const char *path)
     }
     if (!dir)
         return cg_fail(err, CHARGAN_E_NOMEM, "out of memory writing '%s'", path);
-    int fd = io_inject() ? -1 : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    chargan_status st = CHARGAN_OK;
-    if (fd < 0 || io_inject() || fsync(fd) != 0)
-        st = io_fail(err, "cannot sync directory of", path);
-    if (fd >= 0)
-        close(fd);
+    const int fd = io_inject() ? -1 : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    const int errnum = errno;
     cg_free(dir);
-    return st;
+    if (fd >= 0) {
+        *dir_fd = fd;
+        return CHARGAN_OK;
+    }
+#ifdef __linux__
+    if (errnum == EACCES)
+        return CHARGAN_OK;
+#endif
+    return io_fail_errno(err, "cannot open the directory of", path, errnum);
+}
+
+/* The sync that makes the rename durable: the directory's, or (dir_fd -1)
+ * the whole file system's through fs_fd. */
+static int sync_rename(int dir_fd, int fs_fd)
+{
+#ifdef __linux__
+    if (dir_fd < 0)
+        return syncfs(fs_fd);
+#endif
+    (void)fs_fd;
+    return fsync(dir_fd);
 }
 
 /* Creates tmp (ending in XXXXXX, replaced by a unique suffix) as mkstemp
@@ -163,6 +202,15 @@ chargan_status cg_write_file_atomic(cg_error *err, const char *path, const void 
     }
     if (st == CHARGAN_OK && (io_inject() || fsync(fd) != 0))
         st = io_fail(err, "cannot sync", tmp);
+    /* The directory is opened before the rename, so that a failure leaves
+     * the old file.  One the saver may write but not read (mode 0333) cannot
+     * be opened: there the whole file system is synced after the rename,
+     * through a descriptor of the new file (syncfs, Linux). */
+    int dir_fd = -1, fs_fd = -1;
+    if (st == CHARGAN_OK)
+        st = open_parent_dir(err, path, &dir_fd);
+    if (st == CHARGAN_OK && dir_fd < 0 && (fs_fd = dup(fd)) < 0)
+        st = io_fail(err, "cannot keep a descriptor to sync the file system of", path);
     /* the descriptor is released whatever an injected failure says */
     if ((close(fd) != 0 || (st == CHARGAN_OK && io_inject())) && st == CHARGAN_OK)
         st = io_fail(err, "cannot close", tmp);
@@ -171,10 +219,22 @@ chargan_status cg_write_file_atomic(cg_error *err, const char *path, const void 
     if (st != CHARGAN_OK) {
         unlink(tmp);
         cg_free(tmp);
+        if (dir_fd >= 0)
+            close(dir_fd);
+        if (fs_fd >= 0)
+            close(fs_fd);
         return st;
     }
     cg_free(tmp);
-    return fsync_parent_dir(err, path);
+    /* Only now can a failure leave the new file in place: the message says so. */
+    const bool synced = !io_inject() && sync_rename(dir_fd, fs_fd) == 0;
+    const int errnum = errno;
+    close(dir_fd >= 0 ? dir_fd : fs_fd);
+    if (!synced)
+        return cg_fail_io(err, errnum, "'%s' was replaced by the new file, but syncing its "
+                          "directory failed: %s (a crash could still lose the change)", path,
+                          strerror(errnum));
+    return CHARGAN_OK;
 }
 
 /* Reads up to n bytes into buf, stopping early only at the end of the file;
