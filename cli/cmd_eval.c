@@ -6,7 +6,8 @@
  * chargan_model_nll() defines.  The figure is the mean over all characters,
  * so it does not depend on how many windows go to one library call.  --stream N instead
  * reads the text as N contiguous streams with the state carried along
- * (chargan_model_stream_nll()).
+ * (chargan_model_stream_nll()): N equal parts of chars - 1 predictions, so
+ * the last (chars - 1) % N characters are not predicted ("predicted:").
  *
  * The sample-based metrics (NLL-oracle, BLEU, self-BLEU) draw --samples
  * sequences of --length tokens with a fixed seed, so they are repeatable.
@@ -810,9 +811,11 @@ int cli_cmd_eval(int argc, char **argv)
         printf("text: %s\n", text_path);
         printf("chars: %zu\n", res.chars);
         printf("unknown: %zu\n", res.unknown);
-        if (a.streams)
+        if (a.streams) {
+            /* the streams' equal parts leave out the rest of the division */
             printf("streams: %u\n", a.streams);
-        else
+            printf("predicted: %zu\n", (res.chars - 1) / a.streams * a.streams);
+        } else
             printf("window: %u\n", a.window);
         printf("nll: %.6f nats/char\n", res.nll);
         printf("bpc: %.6f bits/char\n", res.nll / log(2.0));

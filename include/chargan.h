@@ -473,7 +473,9 @@ CHARGAN_API chargan_status chargan_model_sample_ids(chargan_model *model,
  *  UTF-8 text (may be NULL), and *text receives the n_streams samples decoded
  *  (prime included), separated by a single "\n\n"; NUL-terminated, allocated by
  *  the library, release with chargan_free().  Errors as above, plus
- *  CHARGAN_E_STATE if no tokenizer is attached. */
+ *  CHARGAN_E_STATE if no tokenizer is attached, and CHARGAN_E_UTF8 for a
+ *  prime that is not valid UTF-8 where the tokenizer's policy is strict (the
+ *  message gives the byte offset). */
 CHARGAN_API chargan_status chargan_model_sample_text(chargan_model *model,
                                                      const chargan_sample_options *opts,
                                                      const char *prime, char **text);
@@ -643,7 +645,8 @@ typedef struct chargan_progress {
     double loss;          /**< mean training loss since the last report (G's in adversarial phases) */
     double d_loss;        /**< discriminator loss (NaN if none) */
     double d_accuracy;    /**< discriminator accuracy on real vs generated (NaN if none) */
-    double val_nll;       /**< latest validation NLL in nats/token (NaN if not measured yet) */
+    double val_nll;       /**< latest validation NLL in nats/token, of this call or an earlier
+                               one on this corpus (NaN if not measured yet) */
     double val_bpc;       /**< the same in bits per character */
     double tokens_per_s;  /**< training throughput since the last report */
     double elapsed_s;     /**< seconds since the call began */

@@ -282,6 +282,7 @@ static chargan_status trainer_create(cg_error *err, const chargan_trainer_config
     tr->disc = disc;
     tr->gopt = gopt;
     tr->dopt = dopt;
+    tr->val_nll = tr->val_bpc = NAN;
     cg_rng_seed(&tr->rng, cfg->seed);
     chargan_status st = trainer_buffers_alloc(tr);
     if (st != CHARGAN_OK) {
@@ -457,6 +458,7 @@ static void install_corpus(chargan_trainer *tr, cg_packed_ids *packed, int kind,
     cg_packed_ids_free(&tr->ids);
     tr->ids = *packed;
     tr->corpus_kind = kind;
+    tr->val_nll = tr->val_bpc = NAN; /* of the held-out part of another corpus */
     size_t n = packed->n;
     if (kind == CG_CORPUS_STREAM) {
         tr->n_train = stream_train_ids(tr, n);
@@ -1137,15 +1139,17 @@ typedef struct phase_run {
     uint64_t n_loss, n_d;
 } phase_run;
 
-static void phase_init(phase_run *r, chargan_phase phase, uint64_t total, uint64_t global_step)
+static void phase_init(phase_run *r, const chargan_trainer *tr, chargan_phase phase,
+                       uint64_t total)
 {
     memset(r, 0, sizeof *r);
     r->p.struct_size = sizeof r->p;
     r->p.phase = phase;
     r->p.total = total;
-    r->p.global_step = global_step;
+    r->p.global_step = tr->global_step;
     r->p.loss = r->p.d_loss = r->p.d_accuracy = NAN;
-    r->p.val_nll = r->p.val_bpc = NAN;
+    r->p.val_nll = tr->val_nll; /* an earlier call's, until this one validates */
+    r->p.val_bpc = tr->val_bpc;
     r->t0 = r->t_last = now_s();
 }
 
@@ -1202,8 +1206,8 @@ static chargan_status phase_report(chargan_trainer *tr, phase_run *r, bool force
         double nll, bpc;
         chargan_status st = validate(tr, &nll, &bpc);
         if (st == CHARGAN_OK) {
-            r->p.val_nll = nll;
-            r->p.val_bpc = bpc;
+            r->p.val_nll = tr->val_nll = nll;
+            r->p.val_bpc = tr->val_bpc = bpc;
         } else if (st == CHARGAN_E_CANCELLED && !cg_dist_active(tr)) {
             return stop_point(tr, r);
         }
@@ -1234,7 +1238,7 @@ static chargan_status run_phase(chargan_trainer *tr, chargan_phase phase, uint64
                                 phase_step_fn step)
 {
     phase_run r;
-    phase_init(&r, phase, steps, tr->global_step);
+    phase_init(&r, tr, phase, steps);
     chargan_status st = CHARGAN_OK;
     while (st == CHARGAN_OK && r.p.step < steps) {
         if ((st = stop_point(tr, &r)) != CHARGAN_OK || (st = step(tr, &r)) != CHARGAN_OK)

@@ -240,18 +240,35 @@ START_TEST(progress_reports_and_cancel)
     ck_assert_int_eq(chargan_trainer_evaluate(tr, &nll, NULL), CHARGAN_OK);
     ck_assert(nll == log.seen[2].val_nll);
 
-    /* the callback asks to stop at its second call: after step 20 of 50 */
+    /* the callback asks to stop at its second call: after step 20 of 50; its
+     * reports carry the first call's validation, the latest made */
+    const double first_val = log.seen[2].val_nll;
     memset(&log, 0, sizeof log);
     log.cancel_at = 2;
     ck_assert_int_eq(chargan_trainer_pretrain_generator(tr, 50), CHARGAN_E_CANCELLED);
     assert_contains(chargan_trainer_last_error(tr), "step 20");
     ck_assert_int_eq(log.calls, 2);
+    ck_assert(log.seen[0].val_nll == first_val && log.seen[1].val_nll == first_val);
+    ck_assert(isfinite(log.seen[1].val_bpc));
     ck_assert_uint_eq(log.seen[1].global_step, 45);
     uint64_t step;
     ck_assert_int_eq(chargan_trainer_global_step(tr, &step), CHARGAN_OK);
     ck_assert_uint_eq(step, 45);
     /* the trainer is consistent and goes on */
     ck_assert_int_eq(chargan_trainer_mle_step(tr, NULL), CHARGAN_OK);
+    /* another corpus: its held-out part is not measured yet */
+    ck_assert_int_eq(chargan_trainer_set_corpus_text(tr, small_text, strlen(small_text) - 7),
+                     CHARGAN_OK);
+    memset(&log, 0, sizeof log);
+    ck_assert_int_eq(chargan_trainer_pretrain_generator(tr, 10), CHARGAN_OK);
+    ck_assert_int_eq(log.calls, 1);
+    ck_assert(isfinite(log.seen[0].val_nll)); /* the last step validates */
+    memset(&log, 0, sizeof log);
+    log.cancel_at = 1;
+    ck_assert_int_eq(chargan_trainer_set_corpus_text(tr, small_text, strlen(small_text)),
+                     CHARGAN_OK);
+    ck_assert_int_eq(chargan_trainer_pretrain_generator(tr, 20), CHARGAN_E_CANCELLED);
+    ck_assert(isnan(log.seen[0].val_nll) && isnan(log.seen[0].val_bpc));
 
     /* val_every: a validation at each report that falls on it */
     tc.val_every = 5;

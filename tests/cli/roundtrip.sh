@@ -149,6 +149,9 @@ expect_ok "$CHARGAN" eval "$M" - <"$TMP/corpus.txt"
 # The other metrics: stream NLL, NLL-oracle, BLEU and self-BLEU, repeatable.
 expect_ok "$CHARGAN" eval "$M" "$TMP/corpus.txt" --stream 4
 [ "$(value streams "$TMP/out")" = 4 ] || { show; fail "eval --stream: no 'streams: 4'"; }
+chars=$(value chars "$TMP/out")
+[ "$(value predicted "$TMP/out")" = $(((chars - 1) / 4 * 4)) ] ||
+    { show; fail "eval --stream 4: 'predicted' is not 4 x (chars - 1) / 4"; }
 grep -q '^bpc: [0-9.]* bits/char$' "$TMP/out" || { show; fail "eval --stream: no bpc"; }
 expect_ok "$CHARGAN" eval "$M" --oracle "$M" --samples 50 --length 20 --temperature 0.8
 cp "$TMP/out" "$TMP/oracle1"
