@@ -361,6 +361,26 @@ static chargan_status refuse_x(cg_error *err, const char *path, const uint8_t *h
     return CHARGAN_OK;
 }
 
+/* Writes the n bytes at body to path, a checkpoint's 24-byte header (the
+ * given version and section count, a valid CRC) written over their start. */
+static void write_checkpoint_head(const char *path, char *body, size_t n, uint32_t version,
+                                  uint32_t sections)
+{
+    uint8_t *h = (uint8_t *)body;
+    memcpy(h, "CHARGAN", 8);
+    const uint32_t words[3] = {version, 0x01020304u, sections};
+    for (int w = 0; w < 3; w++)
+        for (int b = 0; b < 4; b++)
+            h[8 + 4 * w + b] = (uint8_t)(words[w] >> (8 * b));
+    const uint32_t crc = cg_crc32(0, h, 20);
+    for (int b = 0; b < 4; b++)
+        h[20 + b] = (uint8_t)(crc >> (8 * b));
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(body, 1, n, f), n);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
 /* Resident memory of this process, in bytes (/proc/self/statm). */
 static size_t resident_bytes(void)
 {
@@ -460,19 +480,7 @@ START_TEST(read_file_refuses_fifo_and_foreign_head)
     } heads[] = {{0, 1, "format version 0"}, {2, 1, "format version 2"},
                  {1, 33, "33 sections at offset 16"}};
     for (size_t i = 0; i < sizeof heads / sizeof heads[0]; i++) {
-        uint8_t *h = (uint8_t *)xs;
-        memcpy(h, "CHARGAN", 8);
-        const uint32_t words[3] = {heads[i].version, 0x01020304u, heads[i].sections};
-        for (int w = 0; w < 3; w++)
-            for (int b = 0; b < 4; b++)
-                h[8 + 4 * w + b] = (uint8_t)(words[w] >> (8 * b));
-        const uint32_t crc = cg_crc32(0, h, 20);
-        for (int b = 0; b < 4; b++)
-            h[20 + b] = (uint8_t)(crc >> (8 * b));
-        f = fopen(path, "wb");
-        ck_assert_ptr_nonnull(f);
-        ck_assert_uint_eq(fwrite(xs, 1, big, f), big);
-        ck_assert_int_eq(fclose(f), 0);
+        write_checkpoint_head(path, xs, big, heads[i].version, heads[i].sections);
         cg_alloc_largest();
         ck_assert_int_ne(chargan_model_load(path, CHARGAN_GENERATOR, &m), CHARGAN_OK);
         ck_assert_msg(strstr(chargan_last_error(), heads[i].needle), "%s", chargan_last_error());
@@ -491,18 +499,7 @@ START_TEST(read_file_refuses_fifo_and_foreign_head)
     /* and a valid checkpoint header before more than half of the memory the
      * process may use (the test hook's 2 MB): refused before the body is
      * read, where reading it could get the process killed by the kernel */
-    memcpy(xs, "CHARGAN", 8);
-    const uint32_t words[3] = {1, 0x01020304u, 1};
-    for (int w = 0; w < 3; w++)
-        for (int b = 0; b < 4; b++)
-            xs[8 + 4 * w + b] = (char)(words[w] >> (8 * b));
-    const uint32_t crc = cg_crc32(0, xs, 20);
-    for (int b = 0; b < 4; b++)
-        xs[20 + b] = (char)(crc >> (8 * b));
-    f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_uint_eq(fwrite(xs, 1, big, f), big);
-    ck_assert_int_eq(fclose(f), 0);
+    write_checkpoint_head(path, xs, big, 1, 1);
     ck_assert_int_eq(truncate(path, (off_t)big + 1), 0);
     cg_set_memory_limit(2u << 20);
     cg_alloc_largest();
