@@ -13,7 +13,9 @@
 # and prints one table.  Environment (defaults in brackets):
 #   MLE_STEPS [3000]  GAN_STEPS [500]  D_PRETRAIN [300]  SEED [1]
 #   TEMPS [0.6,0.8,1.0,1.2]  SAMPLES [500]  LENGTH [120]  THREADS [2]
-#   ESTIMATORS [reinforce gumbel; also gumbelsoft: Gumbel with --gan-feed soft]
+#   ESTIMATORS [reinforce gumbel; also gumbelsoft: Gumbel with --gan-feed soft;
+#               mlemore: the control, MLE alone for MLE_STEPS + GAN_STEPS steps,
+#               as many generator updates as an adversarial run makes]
 #   GAN_ARGS [] extra `chargan train` options
 #   BUILD_DIR [build-shakespeare]
 set -euo pipefail
@@ -52,6 +54,12 @@ echo "MLE: $MLE_STEPS steps" >&2
 "$chargan" train "$corpus" -o "$OUT/mle.chargan" --steps "$MLE_STEPS" "${common[@]}" \
     --log "$OUT/mle.jsonl"
 for est in $ESTIMATORS; do
+    if [ "$est" = mlemore ]; then
+        echo "mlemore: $((MLE_STEPS + GAN_STEPS)) MLE steps" >&2
+        "$chargan" train "$corpus" -o "$OUT/mlemore.chargan" --steps $((MLE_STEPS + GAN_STEPS)) \
+            "${common[@]}" --log "$OUT/mlemore.jsonl"
+        continue
+    fi
     echo "$est: $MLE_STEPS MLE steps, $D_PRETRAIN D steps, $GAN_STEPS rounds" >&2
     case $est in
     gumbelsoft) how="--gan gumbel --gan-feed soft" ;;
