@@ -533,8 +533,12 @@ static chargan_status advantages(chargan_trainer *tr)
                 base = rows > 1.0 ? (rows * mean[t] - r) / (rows - 1.0) : 0.0;
             tr->work.weights[(size_t)t * B + b] = (float)(r - base);
         }
+        /* bl + (1 - decay)(m - bl), not decay bl + (1 - decay) m: a batch whose
+         * mean is the baseline leaves it exactly as it is (the other form
+         * rounds, and equal rewards, as from a saturated discriminator, then
+         * gave advantages of rounding error that Adam's update magnified) */
         const float m = (float)mean[t];
-        next[t] = tr->gan.baseline_set ? decay * bl[t] + (1.0f - decay) * m : m;
+        next[t] = tr->gan.baseline_set ? bl[t] + (1.0f - decay) * (m - bl[t]) : m;
     }
     return CHARGAN_OK;
 }

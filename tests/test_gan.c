@@ -474,9 +474,9 @@ static void set_named(chargan_model *m, const char *name, float value)
 /* A discriminator frozen in practice: SGD with a step of 1e-30 moves no
  * weight of magnitude above ~1e-22, and its logit out.b + h out.w stays
  * out.b exactly while out.w is zero (it becomes ~1e-31). */
-static chargan_trainer *constant_d_trainer(uint32_t rollouts, float logit)
+static chargan_trainer *constant_d_trainer(uint32_t rollouts, float logit, int T)
 {
-    const int V = 5, T = 3, B = 2;
+    const int V = 5, B = 2;
     chargan_trainer_config c = trainer_config(CHARGAN_GAN_REINFORCE, T, B, 70);
     c.gamma = 0.5f;
     c.baseline_decay = 0.9f;
@@ -507,7 +507,7 @@ static chargan_trainer *constant_d_trainer(uint32_t rollouts, float logit)
  * moved baseline 0.9 x that. */
 START_TEST(reinforce_returns_and_baseline_by_hand)
 {
-    chargan_trainer *tr = constant_d_trainer(0, logf(3.0f));
+    chargan_trainer *tr = constant_d_trainer(0, logf(3.0f), 3);
     const int T = 3, B = 2;
     const double R1[3] = {0.875, 0.75, 0.5};
     ck_assert_int_eq(chargan_trainer_gan_step(tr, NULL, NULL), CHARGAN_OK);
@@ -532,10 +532,38 @@ START_TEST(reinforce_returns_and_baseline_by_hand)
     chargan_trainer_free(tr);
 
     /* rollouts: every completion scores sigmoid(ln 3) = 3/4, undiscounted */
-    tr = constant_d_trainer(2, logf(3.0f));
+    tr = constant_d_trainer(2, logf(3.0f), 3);
     ck_assert_int_eq(chargan_trainer_gan_step(tr, NULL, NULL), CHARGAN_OK);
     for (int k = 0; k < T * B; k++)
         ck_assert_double_eq_tol(tr->work.rewards[k], 0.75, 1e-6);
+    chargan_trainer_free(tr);
+}
+END_TEST
+
+/* Equal rewards (a saturated discriminator gives them) make every advantage
+ * exactly 0, step after step: the moved baseline of a batch whose mean is
+ * the baseline is the baseline to the bit.  Moved as decay b + (1 - decay) m,
+ * it drifted by rounding from the second step (3.439 became 3.4390001), and
+ * Adam's update, which divides by the gradient's scale, turned the advantages
+ * of rounding error that followed into steps of about lr / 10. */
+START_TEST(reinforce_equal_rewards_leave_the_generator)
+{
+    const int T = 4, B = 2;
+    chargan_trainer *tr = constant_d_trainer(0, 1e30f, T); /* rewards 2 sigmoid - 1 = 1 */
+    tr->cfg.gamma = 0.9f; /* return 3.439 at t = 0: 0.9 x + 0.1 x rounds up */
+    float first[4];
+    for (int step = 0; step < 8; step++) {
+        ck_assert_int_eq(chargan_trainer_gan_step(tr, NULL, NULL), CHARGAN_OK);
+        if (step == 0)
+            memcpy(first, tr->gan.baseline, sizeof first);
+        for (int t = 0; t < T; t++) {
+            ck_assert_msg(tr->gan.baseline[t] == first[t], "step %d: baseline[%d] %.9g, was %.9g",
+                          step, t, (double)tr->gan.baseline[t], (double)first[t]);
+            for (int b = 0; b < B; b++)
+                ck_assert_msg(tr->work.weights[t * B + b] == 0.0f, "step %d: advantage %.3g",
+                              step, (double)tr->work.weights[t * B + b]);
+        }
+    }
     chargan_trainer_free(tr);
 }
 END_TEST
@@ -1407,6 +1435,7 @@ static Suite *gan_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("estimators");
     tcase_add_test(tc, reinforce_returns_and_baseline_by_hand);
+    tcase_add_test(tc, reinforce_equal_rewards_leave_the_generator);
     tcase_add_test(tc, reinforce_returns_and_baseline_recomputed);
     tcase_add_test(tc, reinforce_gradient_unbiased);
     tcase_add_test(tc, rollout_rewards_are_probabilities);
