@@ -779,7 +779,9 @@ CHARGAN_API chargan_status chargan_trainer_init_output_bias(chargan_trainer *tr)
 /** One MLE step of the generator on a random training batch; *loss (may be
  *  NULL) receives the batch's mean NLL in nats.  Errors: CHARGAN_E_STATE (no
  *  corpus), CHARGAN_E_NUMERIC, whose message names the step: either the loss
- *  or a gradient is not finite (nothing is updated: models, optimizers and
+ *  or a gradient is not finite, or a finite gradient would overflow the
+ *  optimizer's float state (its square in Adam's or RMSprop's second moment;
+ *  clipping avoids it) or Adam's step size (nothing is updated: models, optimizers and
  *  step counts are as before, while the random streams have moved past the
  *  step's batch, noise and masks, so a retry draws others), or the update
  *  itself overflowed (a learning rate far too large): then the parameters or

@@ -35,6 +35,7 @@
  */
 #include "optim.h"
 
+#include <float.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stddef.h>
@@ -397,15 +398,37 @@ static chargan_status begin_checked(chargan_optimizer *opt, const float *grads, 
                        "optimizer step %" PRIu64 ": gradient %zu of %zu is %g; nothing updated",
                        opt->steps + 1, i, n, (double)grads[i]);
     }
+    const chargan_optimizer_config *c = &opt->cfg;
+    const bool clip = c->clip_norm > 0.0f && norm > c->clip_norm;
+    const double t = (double)(opt->steps + 1);
+    const double bc1 = 1.0 - pow(c->beta1, t), bc2 = 1.0 - pow(c->beta2, t);
+    /* What would overflow the float state is refused before anything is
+     * written, since it could not be undone after: a gradient whose square,
+     * weighted into the second moment, leaves the float range (an element
+     * above about 1.8e19 at beta2 0.999; the bound is on the norm, which
+     * clipping brings down), or an Adam step size lr / (1 - beta1^t) beyond
+     * it.  The update can still overflow (a huge learning rate): that is
+     * found after it, by cg_optimizer_update_end. */
+    const double kept = clip ? (double)c->clip_norm : norm;
+    const double weight = c->kind == CHARGAN_ADAM      ? 1.0 - (double)c->beta2
+                          : c->kind == CHARGAN_RMSPROP ? 1.0 - (double)c->rho
+                                                       : 0.0;
+    if (weight * kept * kept > 0.5 * FLT_MAX)
+        return cg_fail(&opt->err, CHARGAN_E_NUMERIC,
+                       "optimizer step %" PRIu64 ": the gradient's norm %g would overflow the "
+                       "second moment (float); nothing updated (clip gradients with clip_norm)",
+                       opt->steps + 1, norm);
+    if (c->kind == CHARGAN_ADAM && !(c->lr / bc1 <= FLT_MAX))
+        return cg_fail(&opt->err, CHARGAN_E_NUMERIC,
+                       "optimizer step %" PRIu64 ": the step size lr / (1 - beta1^t) = %g / %g "
+                       "is beyond float; nothing updated (learning rate too large)",
+                       opt->steps + 1, (double)c->lr, bc1);
     chargan_status st = cg_optimizer_reserve(opt, n);
     if (st != CHARGAN_OK)
         return st;
-    const chargan_optimizer_config *c = &opt->cfg;
     u->norm = norm;
-    u->clip = c->clip_norm > 0.0f && norm > c->clip_norm;
-    u->clip_scale = u->clip ? (double)c->clip_norm / norm : 1.0;
-    const double t = (double)(opt->steps + 1);
-    const double bc1 = 1.0 - pow(c->beta1, t), bc2 = 1.0 - pow(c->beta2, t);
+    u->clip = clip;
+    u->clip_scale = clip ? (double)c->clip_norm / norm : 1.0;
     u->step_size = (float)(c->lr / bc1);
     u->sqrt_bc2 = (float)sqrt(bc2);
     u->decay = (float)(1.0 - (double)c->lr * c->weight_decay);
@@ -452,9 +475,10 @@ chargan_status cg_optimizer_update_end(chargan_optimizer *opt, const cg_optim_up
 {
     opt->steps++;
     /* Finite gradients can still overflow: a huge learning rate, or a
-     * gradient whose square exceeds FLT_MAX (Adam's v).  The old values are
-     * gone, so the step cannot be undone: it fails and says so, and
-     * checkpoint writers refuse the non-finite state (cg_optimizer_state_finite). */
+     * second moment pushed past FLT_MAX by steps below begin's bound.  The
+     * old values are gone, so the step cannot be undone: it fails and says
+     * so, and checkpoint writers refuse the non-finite state
+     * (cg_optimizer_state_finite). */
     if (bad)
         return cg_fail(&opt->err, CHARGAN_E_NUMERIC,
                        "optimizer step %" PRIu64 ": the update made %s non-finite (learning "

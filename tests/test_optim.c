@@ -412,6 +412,52 @@ START_TEST(non_finite_gradient_changes_nothing)
 }
 END_TEST
 
+/* A finite gradient whose square would overflow the float second moment
+ * (Adam, RMSprop), or an Adam step size beyond float, is refused before
+ * anything is written: the step overflowed v and left a state no step or
+ * save could use, and its message blamed the learning rate.  A gradient
+ * that clipping brings down is taken; SGD, with no second moment, takes it. */
+START_TEST(overflowing_gradient_changes_nothing)
+{
+    const int kinds[3] = {CHARGAN_ADAM, CHARGAN_RMSPROP, CHARGAN_SGD};
+    for (int k = 0; k < 3; k++) {
+        chargan_optimizer_config cfg = config(kinds[k], 2e-3f, 0, 0);
+        chargan_optimizer *opt = make(&cfg);
+        float p[3] = {1, 2, 3}, good[3] = {0.1f, 0.2f, 0.3f};
+        ck_assert_int_eq(cg_optimizer_step(opt, p, good, 3, NULL), CHARGAN_OK);
+        float p_before[3], g[3] = {0.5f, -1e25f, 0.25f};
+        memcpy(p_before, p, sizeof p);
+        chargan_status st = cg_optimizer_step(opt, p, g, 3, NULL);
+        if (kinds[k] == CHARGAN_SGD) {
+            ck_assert_int_eq(st, CHARGAN_OK);
+            ck_assert(isfinite(p[1]));
+        } else {
+            ck_assert_int_eq(st, CHARGAN_E_NUMERIC);
+            assert_contains(chargan_optimizer_last_error(opt), "would overflow the second moment");
+            assert_contains(chargan_optimizer_last_error(opt), "nothing updated");
+            ck_assert(memcmp(p, p_before, sizeof p) == 0);
+            ck_assert_uint_eq(opt->steps, 1);
+            ck_assert(cg_optimizer_state_finite(opt));
+            /* the same gradient clipped is taken, and the state stays finite */
+            opt->cfg.clip_norm = 1.0f;
+            ck_assert_int_eq(cg_optimizer_step(opt, p, g, 3, NULL), CHARGAN_OK);
+            ck_assert(cg_optimizer_state_finite(opt) && isfinite(p[1]));
+        }
+        chargan_optimizer_free(opt);
+    }
+    /* Adam's first step size lr / (1 - beta1): 1e32 / 6e-8 is beyond float */
+    chargan_optimizer_config cfg = config(CHARGAN_ADAM, 1e32f, 0, 0);
+    cfg.beta1 = 0.99999994f;
+    chargan_optimizer *opt = make(&cfg);
+    float p[3] = {1, 2, 3}, g[3] = {0.1f, 0.2f, 0.3f};
+    ck_assert_int_eq(cg_optimizer_step(opt, p, g, 3, NULL), CHARGAN_E_NUMERIC);
+    assert_contains(chargan_optimizer_last_error(opt), "step size");
+    ck_assert(p[0] == 1 && p[1] == 2 && p[2] == 3);
+    ck_assert_uint_eq(opt->steps, 0);
+    chargan_optimizer_free(opt);
+}
+END_TEST
+
 START_TEST(step_rejects_bad_arguments)
 {
     chargan_optimizer_config cfg = config(CHARGAN_ADAM, 0.01f, 0, 0);
@@ -1056,6 +1102,7 @@ static Suite *optim_suite(void)
     tcase_add_test(tc, pieces_match_the_whole_step);
     tcase_add_test(tc, quadratic_converges);
     tcase_add_test(tc, non_finite_gradient_changes_nothing);
+    tcase_add_test(tc, overflowing_gradient_changes_nothing);
     tcase_add_test(tc, step_rejects_bad_arguments);
     tcase_add_test(tc, config_init_sets_documented_defaults);
     tcase_add_test(tc, new_rejects_every_invalid_field);

@@ -1247,13 +1247,18 @@ END_TEST
 
 /* ---------------------------------------------------------------- numerics, determinism */
 
-/* Adam with lr 1e38: lr / (1 - beta1) overflows float, the first update
- * sends parameters to infinity, and the next loss is not finite. */
+/* AdamW with lr 1e38 and weight decay 1e38: the decay factor 1 - lr wd is
+ * beyond float, so the first update sends the parameters to infinity, and
+ * the next loss is not finite.  (beta1 0: a step size lr / (1 - beta1^t)
+ * beyond float would be refused before the update, and a loss or gradient
+ * that overflows leaves the parameters as they were.) */
 static chargan_optimizer *overflowing_adam(void)
 {
     chargan_optimizer_config oc;
     chargan_optimizer_config_init(&oc, CHARGAN_ADAM);
     oc.lr = 1e38f;
+    oc.beta1 = 0.0f;
+    oc.weight_decay = 1e38f;
     chargan_optimizer *opt;
     ck_assert_int_eq(chargan_optimizer_new(&oc, &opt), CHARGAN_OK);
     return opt;
