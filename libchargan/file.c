@@ -209,7 +209,7 @@ chargan_status cg_write_file_atomic(cg_error *err, const char *path, const void 
     int dir_fd = -1, fs_fd = -1;
     if (st == CHARGAN_OK)
         st = open_parent_dir(err, path, &dir_fd);
-    if (st == CHARGAN_OK && dir_fd < 0 && (fs_fd = dup(fd)) < 0)
+    if (st == CHARGAN_OK && dir_fd < 0 && (fs_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
         st = io_fail(err, "cannot keep a descriptor to sync the file system of", path);
     /* the descriptor is released whatever an injected failure says */
     if ((close(fd) != 0 || (st == CHARGAN_OK && io_inject())) && st == CHARGAN_OK)
