@@ -413,7 +413,9 @@ CHARGAN_API chargan_status chargan_model_save(chargan_model *model, const char *
 /** Loads a model from a checkpoint file written by chargan_model_save() or
  *  chargan_trainer_save(); kind selects the generator or the discriminator.
  *  Errors: CHARGAN_E_IO, CHARGAN_E_FORMAT, CHARGAN_E_UNSUPPORTED, CHARGAN_E_NOT_FOUND
- *  (the file has no model of that kind), CHARGAN_E_NOMEM, CHARGAN_E_INVALID.
+ *  (the file has no model of that kind), CHARGAN_E_NOMEM (also, before it is
+ *  read, a file as large as the memory the process may use: the machine's,
+ *  or its control group's limit where smaller), CHARGAN_E_INVALID.
  *  *out belongs to the caller; the message is in chargan_last_error(). */
 CHARGAN_API chargan_status chargan_model_load(const char *path, chargan_model_kind kind,
                                               chargan_model **out);
@@ -857,7 +859,8 @@ CHARGAN_API chargan_status chargan_trainer_save(chargan_trainer *tr, const char 
  *  again (same text) before training.  *out belongs to the caller.  Errors
  *  as chargan_model_load() (CHARGAN_E_NOT_FOUND: a model-only checkpoint),
  *  and CHARGAN_E_NOMEM as chargan_trainer_new() (a checkpoint whose batch
- *  needs more memory than this machine has). */
+ *  needs more memory than the process may use: the machine's, or its
+ *  control group's limit where smaller). */
 CHARGAN_API chargan_status chargan_trainer_load(const char *path, chargan_trainer **out);
 
 /* ------------------------------------------------------------------ */

@@ -294,16 +294,17 @@ chargan_status cg_read_file(cg_error *err, const char *path, size_t max_size,
         close(fd);
         return st;
     }
-    /* What is loaded from the bytes takes about as much again: beyond the
-     * memory the process may use, reading it would get it killed by the
-     * kernel (the pages are only promised until they are written). */
+    /* Bytes beyond the memory the process may use would get it killed by
+     * the kernel as they are read (the pages are only promised until they
+     * are written).  What is loaded from them takes more, but how much
+     * depends on what is loaded (a generator from a trainer's file: a third
+     * of it or less), so only the bytes themselves are judged here. */
     bool by_cgroup;
     const size_t limit = cg_memory_limit(&by_cgroup);
-    if (n > limit / 2) {
+    if (n >= limit) {
         close(fd);
-        return cg_fail(err, CHARGAN_E_NOMEM, "'%s' is %.3g GB: loading it takes twice that, more "
-                       "than %s (%.3g GB)", path, (double)n / 1e9, cg_memory_limit_name(by_cgroup),
-                       (double)limit / 1e9);
+        return cg_fail(err, CHARGAN_E_NOMEM, "'%s' is %.3g GB, more than %s (%.3g GB)", path,
+                       (double)n / 1e9, cg_memory_limit_name(by_cgroup), (double)limit / 1e9);
     }
     uint8_t *buf = cg_malloc(n + 1);
     if (!buf) {

@@ -124,9 +124,11 @@ void cg_set_memory_limit(size_t bytes);
  * the control group's. */
 const char *cg_memory_limit_name(bool by_cgroup);
 /* The cgroup (v1 or v2) memory limit of this process, UINT64_MAX where there
- * is none or it cannot be read; ROOT is prefixed to every path read ("" for
- * the real /proc and /sys; the tests' fake trees otherwise). */
-uint64_t cg_cgroup_memory_limit(const char *root);
+ * is none or it cannot be read; *transient is set where a read failed in a
+ * way a later try could avoid (out of descriptors or memory).  ROOT is
+ * prefixed to every path read ("" for the real /proc and /sys; the tests'
+ * fake trees otherwise). */
+uint64_t cg_cgroup_memory_limit(const char *root, bool *transient);
 char *cg_strdup(const char *s);
 
 /* ---------------------------------------------------------------- random numbers (rng.c) */
@@ -205,7 +207,7 @@ bool cg_get_f32_array(cg_reader *r, float *dst, size_t n);
  * of the directory.  On failure the old file is intact and no temporary is
  * left behind. */
 chargan_status cg_write_file_atomic(cg_error *err, const char *path, const void *data, size_t size);
-/* Reads a whole regular file of at most max_size bytes, and at most half of
+/* Reads a whole regular file of at most max_size bytes, and fewer than
  * cg_memory_limit() (CHARGAN_E_NOMEM), into a cg_malloc'd buffer.  check_head (NULL: none) judges its first CG_FILE_HEAD bytes (n:
  * fewer if the file is shorter) before the rest is read or any memory is
  * taken: what it returns other than CHARGAN_OK is the call's. */

@@ -8,13 +8,12 @@
  * /proc/self/cgroup names the group of each hierarchy ("0::PATH" for the
  * unified cgroup v2 one, "N:...memory...:PATH" for a cgroup v1 memory
  * controller), /proc/self/mountinfo where each hierarchy is mounted and which
- * of its directories the mount shows.  Version 2 limits the group and every
- * group above it (memory.max, "max" where unlimited): the smallest counts.
- * Version 1 reports the limit with its ancestors' in memory.stat's
+ * of its groups each mount shows as its root.  Version 2 limits the group and
+ * every group above it (memory.max, "max" where unlimited): the smallest
+ * counts.  Version 1 reports the limit with its ancestors' in memory.stat's
  * hierarchical_memory_limit, and its own in memory.limit_in_bytes.  Both are
  * read where both are mounted (hybrid systems).  Whatever cannot be read or
- * parsed counts as no limit: the check then falls back to physical memory,
- * as before. */
+ * parsed counts as no limit: the check then falls back to physical memory. */
 #define _POSIX_C_SOURCE 200809L
 #include "internal.h"
 
@@ -36,47 +35,51 @@ static bool rooted(char *out, size_t size, const char *root, const char *path)
     return n >= 0 && (size_t)n < size;
 }
 
-/* A decimal number of bytes alone on the first line of FILE ("max" and
- * anything else: no limit, UINT64_MAX). */
-static uint64_t read_limit_file(const char *file)
+/* fopen for reading; a failure that a later try could avoid (out of
+ * descriptors or memory) sets *transient, so that the result is not kept. */
+static FILE *open_read(const char *file, bool *transient)
 {
     FILE *f = fopen(file, "re");
-    if (!f)
-        return UINT64_MAX;
-    char line[64];
-    uint64_t limit = UINT64_MAX;
-    if (fgets(line, sizeof line, f) && line[0] >= '0' && line[0] <= '9') {
-        char *end;
-        errno = 0;
-        const uintmax_t v = strtoumax(line, &end, 10);
-        if (errno == 0 && (*end == '\n' || *end == '\0') && v <= UINT64_MAX)
-            limit = (uint64_t)v;
-    }
-    fclose(f);
-    return limit;
+    if (!f && (errno == EMFILE || errno == ENFILE || errno == ENOMEM || errno == EINTR ||
+               errno == EAGAIN))
+        *transient = true;
+    return f;
 }
 
-/* memory.stat's "hierarchical_memory_limit N" (cgroup v1), or UINT64_MAX. */
-static uint64_t read_hierarchical_limit(const char *file)
+/* A decimal number of bytes, alone, at s: UINT64_MAX for anything else
+ * ("max", a sign, a trailing word, a value out of range). */
+static uint64_t parse_bytes(const char *s)
 {
-    FILE *f = fopen(file, "re");
+    if (s[0] < '0' || s[0] > '9')
+        return UINT64_MAX;
+    char *end;
+    errno = 0;
+    const uintmax_t v = strtoumax(s, &end, 10);
+    if (errno != 0 || (*end != '\n' && *end != '\0') || v > UINT64_MAX)
+        return UINT64_MAX;
+    return (uint64_t)v;
+}
+
+/* The value on the first line of FILE, or of its line "KEY value" where key
+ * is given (memory.stat); UINT64_MAX where there is none. */
+static uint64_t read_limit_file(const char *file, const char *key, bool *transient)
+{
+    FILE *f = open_read(file, transient);
     if (!f)
         return UINT64_MAX;
     char *line = NULL;
     size_t cap = 0;
     uint64_t limit = UINT64_MAX;
-    static const char key[] = "hierarchical_memory_limit ";
+    const size_t key_len = key ? strlen(key) : 0;
     while (getline(&line, &cap, f) > 0) {
-        if (strncmp(line, key, sizeof key - 1) != 0)
-            continue;
-        const char *digits = line + sizeof key - 1;
-        char *end;
-        errno = 0;
-        const uintmax_t v = strtoumax(digits, &end, 10);
-        if (digits[0] >= '0' && digits[0] <= '9' && errno == 0 && end != digits &&
-            (*end == '\n' || *end == '\0') && v <= UINT64_MAX)
-            limit = (uint64_t)v;
-        break;
+        if (!key) {
+            limit = parse_bytes(line);
+            break;
+        }
+        if (strncmp(line, key, key_len) == 0 && line[key_len] == ' ') {
+            limit = parse_bytes(line + key_len + 1);
+            break;
+        }
     }
     free(line);
     fclose(f);
@@ -106,13 +109,13 @@ static bool has_word(const char *list, const char *word)
 
 /* The group paths of /proc/self/cgroup: v2's "0::PATH" and v1's memory
  * controller's.  Empty strings where absent. */
-static void read_groups(const char *root, char *v2, char *v1, size_t size)
+static void read_groups(const char *root, char *v2, char *v1, size_t size, bool *transient)
 {
     v2[0] = v1[0] = '\0';
     char file[4096];
     if (!rooted(file, sizeof file, root, "/proc/self/cgroup"))
         return;
-    FILE *f = fopen(file, "re");
+    FILE *f = open_read(file, transient);
     if (!f)
         return;
     char *line = NULL;
@@ -150,15 +153,26 @@ static void unescape_octal(char *s)
     *out = '\0';
 }
 
-/* Where the hierarchy is mounted (v2: the cgroup2 mount; v1: the cgroup
- * mount whose options name the memory controller) and the group directory
- * that mount shows as its root.  False if there is none. */
-static bool find_mount(const char *root, bool v2, char *mount, char *mount_root, size_t size)
+/* Whether GROUP is the group TOP or below it. */
+static bool contains(const char *top, const char *group)
+{
+    const size_t n = strlen(top);
+    return strcmp(top, "/") == 0 ||
+           (strncmp(group, top, n) == 0 && (group[n] == '/' || group[n] == '\0'));
+}
+
+/* The directory of GROUP, and in *top_len the length of its mount's part:
+ * from the first mount of its hierarchy (v2: cgroup2; v1: cgroup with the
+ * memory controller) that shows it, i.e. whose root is the group or above it
+ * (a mount of another subtree, or a namespace's view from outside it, does
+ * not).  False if there is none. */
+static bool group_dir(const char *root, bool v2, const char *group, char *dir, size_t size,
+                      size_t *top_len, bool *transient)
 {
     char file[4096];
     if (!rooted(file, sizeof file, root, "/proc/self/mountinfo"))
         return false;
-    FILE *f = fopen(file, "re");
+    FILE *f = open_read(file, transient);
     if (!f)
         return false;
     char *line = NULL;
@@ -179,48 +193,34 @@ static bool find_mount(const char *root, bool v2, char *mount, char *mount_root,
             continue;
         const bool wanted = v2 ? strcmp(type, "cgroup2") == 0
                                : strcmp(type, "cgroup") == 0 && has_word(super, "memory");
-        if (!wanted || strlen(fields[3]) >= size || strlen(fields[4]) >= size)
-            continue;
-        strcpy(mount_root, fields[3]);
-        strcpy(mount, fields[4]);
-        unescape_octal(mount_root);
+        char *top = fields[3], *mount = fields[4];
+        unescape_octal(top);
         unescape_octal(mount);
-        found = true;
+        if (!wanted || !contains(top, group))
+            continue;
+        const char *below = strcmp(top, "/") == 0 ? group : group + strlen(top);
+        const int w = snprintf(dir, size, "%s%s%s", root, mount, strcmp(below, "/") == 0 ? "" : below);
+        *top_len = strlen(root) + strlen(mount);
+        found = w >= 0 && (size_t)w < size;
     }
     free(line);
     fclose(f);
     return found;
 }
 
-/* The group's directory under the mount: GROUP less the mount's root (a
- * container sees the groups above its own as "/"), or the mount itself
- * where the group is not under that root. */
-static bool group_dir(char *out, size_t size, const char *root, const char *mount,
-                      const char *mount_root, const char *group)
-{
-    const size_t n = strlen(mount_root);
-    const char *rest = "";
-    if (strcmp(mount_root, "/") == 0)
-        rest = group;
-    else if (strncmp(group, mount_root, n) == 0 && (group[n] == '/' || group[n] == '\0'))
-        rest = group + n;
-    const int w = snprintf(out, size, "%s%s%s", root, mount, strcmp(rest, "/") == 0 ? "" : rest);
-    return w >= 0 && (size_t)w < size;
-}
-
 /* v2: the smallest memory.max of the group and the groups above it, up to
- * the mount (whose root group has none). */
-static uint64_t v2_limit(const char *root, const char *group)
+ * the mount's root group (the hierarchy's root has none; a namespace's or a
+ * subtree mount's root is a group that can have one). */
+static uint64_t v2_limit(const char *root, const char *group, bool *transient)
 {
-    char mount[4096], mount_root[4096], dir[8192], file[8300];
-    if (!group[0] || !find_mount(root, true, mount, mount_root, sizeof mount) ||
-        !group_dir(dir, sizeof dir, root, mount, mount_root, group))
+    char dir[8192], file[8300];
+    size_t top;
+    if (!group[0] || !group_dir(root, true, group, dir, sizeof dir, &top, transient))
         return UINT64_MAX;
-    const size_t top = strlen(root) + strlen(mount);
     uint64_t limit = UINT64_MAX;
     for (;;) {
         snprintf(file, sizeof file, "%s/memory.max", dir);
-        limit = min_u64(limit, read_limit_file(file));
+        limit = min_u64(limit, read_limit_file(file, NULL, transient));
         char *slash = strrchr(dir, '/');
         if (!slash || (size_t)(slash - dir) < top)
             break;
@@ -230,25 +230,31 @@ static uint64_t v2_limit(const char *root, const char *group)
 }
 
 /* v1: the limit with its ancestors', else the group's own. */
-static uint64_t v1_limit(const char *root, const char *group)
+static uint64_t v1_limit(const char *root, const char *group, bool *transient)
 {
-    char mount[4096], mount_root[4096], dir[8192], file[8300];
-    if (!group[0] || !find_mount(root, false, mount, mount_root, sizeof mount) ||
-        !group_dir(dir, sizeof dir, root, mount, mount_root, group))
+    char dir[8192], file[8300];
+    size_t top;
+    if (!group[0] || !group_dir(root, false, group, dir, sizeof dir, &top, transient))
         return UINT64_MAX;
     snprintf(file, sizeof file, "%s/memory.stat", dir);
-    const uint64_t hierarchical = read_hierarchical_limit(file);
+    const uint64_t hierarchical = read_limit_file(file, "hierarchical_memory_limit", transient);
     if (hierarchical != UINT64_MAX)
         return hierarchical;
     snprintf(file, sizeof file, "%s/memory.limit_in_bytes", dir);
-    return read_limit_file(file);
+    return read_limit_file(file, NULL, transient);
 }
 
-uint64_t cg_cgroup_memory_limit(const char *root)
+static uint64_t cgroup_limit(const char *root, bool *transient)
 {
     char v2[4096], v1[4096];
-    read_groups(root, v2, v1, sizeof v2);
-    return min_u64(v2_limit(root, v2), v1_limit(root, v1));
+    read_groups(root, v2, v1, sizeof v2, transient);
+    return min_u64(v2_limit(root, v2, transient), v1_limit(root, v1, transient));
+}
+
+uint64_t cg_cgroup_memory_limit(const char *root, bool *transient)
+{
+    *transient = false;
+    return cgroup_limit(root, transient);
 }
 
 static size_t physical_memory(void)
@@ -259,28 +265,33 @@ static size_t physical_memory(void)
     return (size_t)pages * (size_t)page;
 }
 
-/* Read once per process: the files cost about 130 us a time, and every load
- * of a file asks (a group's limit rarely changes under a running process). */
-static pthread_once_t limit_once = PTHREAD_ONCE_INIT;
+/* Measured once per process (the files cost about 130 us a time, and every
+ * load of a file asks; a group's limit rarely changes under a running
+ * process), unless a read failed in a way a later try could avoid (out of
+ * descriptors): then again at the next call. */
+static pthread_mutex_t limit_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool limit_measured;
 static size_t process_limit;
 static bool process_limit_by_cgroup;
-
-static void measure_limit(void)
-{
-    const size_t physical = physical_memory();
-    const uint64_t group = cg_cgroup_memory_limit("");
-    process_limit_by_cgroup = group < (uint64_t)physical;
-    process_limit = process_limit_by_cgroup ? (size_t)group : physical;
-}
 
 size_t cg_memory_limit(bool *by_cgroup)
 {
     *by_cgroup = false;
     if (memory_override)
         return memory_override;
-    pthread_once(&limit_once, measure_limit);
+    pthread_mutex_lock(&limit_lock);
+    if (!limit_measured) {
+        const size_t physical = physical_memory();
+        bool transient;
+        const uint64_t group = cg_cgroup_memory_limit("", &transient);
+        process_limit_by_cgroup = group < (uint64_t)physical;
+        process_limit = process_limit_by_cgroup ? (size_t)group : physical;
+        limit_measured = !transient;
+    }
     *by_cgroup = process_limit_by_cgroup;
-    return process_limit;
+    const size_t limit = process_limit;
+    pthread_mutex_unlock(&limit_lock);
+    return limit;
 }
 
 void cg_set_memory_limit(size_t bytes)

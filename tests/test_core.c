@@ -11,6 +11,7 @@
 #endif
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <dirent.h>
 #include <errno.h>
@@ -496,19 +497,18 @@ START_TEST(read_file_refuses_fifo_and_foreign_head)
     ck_assert_uint_eq(size, big);
     ck_assert_mem_eq(data, xs, big);
     cg_free(data);
-    /* and a valid checkpoint header before more than half of the memory the
-     * process may use (the test hook's 2 MB): refused before the body is
+    /* and a valid checkpoint header before as many bytes as the memory the
+     * process may use (the test hook's 1 MB): refused before the body is
      * read, where reading it could get the process killed by the kernel */
     write_checkpoint_head(path, xs, big, 1, 1);
-    ck_assert_int_eq(truncate(path, (off_t)big + 1), 0);
-    cg_set_memory_limit(2u << 20);
+    cg_set_memory_limit(big);
     cg_alloc_largest();
     ck_assert_int_eq(chargan_model_load(path, CHARGAN_GENERATOR, &m), CHARGAN_E_NOMEM);
     ck_assert_uint_lt(cg_alloc_largest(), 4096);
-    ck_assert_msg(strstr(chargan_last_error(), "0.00105 GB: loading it takes twice that, more than "
-                                               "this machine's memory (0.0021 GB)"),
+    ck_assert_msg(strstr(chargan_last_error(), "is 0.00105 GB, more than this machine's memory "
+                                               "(0.00105 GB)"),
                   "%s", chargan_last_error());
-    ck_assert_int_eq(truncate(path, (off_t)big), 0); /* half: read, and refused for its section */
+    ck_assert_int_eq(truncate(path, (off_t)big - 1), 0); /* read, and refused for its section */
     ck_assert_int_eq(chargan_model_load(path, CHARGAN_GENERATOR, &m), CHARGAN_E_FORMAT);
     ck_assert_uint_ge(cg_alloc_largest(), big);
     cg_set_memory_limit(0);
@@ -544,6 +544,15 @@ static void fake_file(const char *root, const char *path, const char *content)
     fclose(f);
 }
 
+/* cg_cgroup_memory_limit of a tree whose files can all be opened. */
+static uint64_t limit_of(const char *root)
+{
+    bool transient = true;
+    const uint64_t limit = cg_cgroup_memory_limit(root, &transient);
+    ck_assert(!transient);
+    return limit;
+}
+
 /* A fresh fake root for one case: ROOT/proc/self/{cgroup,mountinfo}. */
 static void fake_root(char *root, size_t size, const char *name, const char *cgroup,
                       const char *mountinfo)
@@ -570,43 +579,57 @@ START_TEST(cgroup_memory_limit_from_fake_trees)
     fake_root(root, sizeof root, "v2", "0::/a/b\n", "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n" V2_MOUNT);
     fake_file(root, "/sys/fs/cgroup/a/b/memory.max", "max\n");
     fake_file(root, "/sys/fs/cgroup/a/memory.max", "1073741824\n");
-    ck_assert_uint_eq(cg_cgroup_memory_limit(root), 1073741824u);
+    ck_assert_uint_eq(limit_of(root), 1073741824u);
     fake_file(root, "/sys/fs/cgroup/a/b/memory.max", "5000\n");
-    ck_assert_uint_eq(cg_cgroup_memory_limit(root), 5000u);
+    ck_assert_uint_eq(limit_of(root), 5000u);
     fake_file(root, "/sys/fs/memory.max", "100\n"); /* above the mount: not read */
-    ck_assert_uint_eq(cg_cgroup_memory_limit(root), 5000u);
+    ck_assert_uint_eq(limit_of(root), 5000u);
 
     /* a container's view: its own group is "/", the mount shows it */
     fake_root(root, sizeof root, "ns", "0::/\n", V2_MOUNT);
     fake_file(root, "/sys/fs/cgroup/memory.max", "7777\n");
-    ck_assert_uint_eq(cg_cgroup_memory_limit(root), 7777u);
+    ck_assert_uint_eq(limit_of(root), 7777u);
 
     /* a mount of a subtree, at a path with an escaped space */
     fake_root(root, sizeof root, "sub", "0::/job/x/task\n",
               "30 23 0:26 /job/x /my\\040cg rw - cgroup2 cgroup2 rw\n");
     fake_file(root, "/my cg/task/memory.max", "4096\n");
-    ck_assert_uint_eq(cg_cgroup_memory_limit(root), 4096u);
+    ck_assert_uint_eq(limit_of(root), 4096u);
     fake_file(root, "/my cg/memory.max", "2048\n"); /* the mount shows /job/x: it counts */
-    ck_assert_uint_eq(cg_cgroup_memory_limit(root), 2048u);
+    ck_assert_uint_eq(limit_of(root), 2048u);
+
+    /* the first cgroup2 mount shows another subtree: the one that shows the group counts */
+    fake_root(root, sizeof root, "other", "0::/job\n",
+              "40 23 0:26 /other /mnt/other rw - cgroup2 cgroup2 rw\n" V2_MOUNT);
+    fake_file(root, "/mnt/other/memory.max", "1048576\n");
+    fake_file(root, "/sys/fs/cgroup/job/memory.max", "max\n");
+    ck_assert_uint_eq(limit_of(root), UINT64_MAX);
+    fake_file(root, "/sys/fs/cgroup/job/memory.max", "3000\n");
+    ck_assert_uint_eq(limit_of(root), 3000u);
+    /* a namespace's view from outside it (root "/.."): not the group's */
+    fake_root(root, sizeof root, "outside", "0::/\n",
+              "30 23 0:26 /.. /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n");
+    fake_file(root, "/sys/fs/cgroup/memory.max", "100\n");
+    ck_assert_uint_eq(limit_of(root), UINT64_MAX);
 
     /* v1: the hierarchical limit first, then the group's own */
     fake_root(root, sizeof root, "v1", "5:cpu,cpuacct:/\n4:memory:/job\n0::/\n",
               "32 31 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu,cpuacct\n" V1_MOUNT);
     fake_file(root, "/sys/fs/cgroup/memory/job/memory.limit_in_bytes", "999999\n");
-    ck_assert_uint_eq(cg_cgroup_memory_limit(root), 999999u);
+    ck_assert_uint_eq(limit_of(root), 999999u);
     fake_file(root, "/sys/fs/cgroup/memory/job/memory.stat",
               "cache 0\nhierarchical_memory_limit 123456\nhierarchical_memsw_limit 9\n");
-    ck_assert_uint_eq(cg_cgroup_memory_limit(root), 123456u);
+    ck_assert_uint_eq(limit_of(root), 123456u);
 
     /* v1's memory controller shared with another; hybrid: the smaller of both */
     fake_root(root, sizeof root, "hybrid", "3:blkio,memory:/j\n0::/k\n",
               "35 31 0:32 / /sys/fs/cgroup/mem rw - cgroup cgroup rw,blkio,memory\n" V2_MOUNT);
     fake_file(root, "/sys/fs/cgroup/mem/j/memory.limit_in_bytes", "9223372036854771712\n");
-    ck_assert_uint_eq(cg_cgroup_memory_limit(root), 9223372036854771712u);
+    ck_assert_uint_eq(limit_of(root), 9223372036854771712u);
     fake_file(root, "/sys/fs/cgroup/k/memory.max", "65536\n");
-    ck_assert_uint_eq(cg_cgroup_memory_limit(root), 65536u);
+    ck_assert_uint_eq(limit_of(root), 65536u);
     fake_file(root, "/sys/fs/cgroup/mem/j/memory.limit_in_bytes", "512\n");
-    ck_assert_uint_eq(cg_cgroup_memory_limit(root), 512u);
+    ck_assert_uint_eq(limit_of(root), 512u);
 
     /* what cannot be read or parsed is no limit */
     static const char *const bad[] = {"", "\n", "12abc\n", "-5\n", " 7\n", "0x10\n",
@@ -614,23 +637,38 @@ START_TEST(cgroup_memory_limit_from_fake_trees)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         fake_root(root, sizeof root, "bad", "0::/g\n", V2_MOUNT);
         fake_file(root, "/sys/fs/cgroup/g/memory.max", bad[i]);
-        ck_assert_msg(cg_cgroup_memory_limit(root) == UINT64_MAX, "memory.max \"%s\"", bad[i]);
+        ck_assert_msg(limit_of(root) == UINT64_MAX, "memory.max \"%s\"", bad[i]);
     }
     fake_root(root, sizeof root, "nomount", "0::/g\n", "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n");
     fake_file(root, "/sys/fs/cgroup/g/memory.max", "100\n");
-    ck_assert_uint_eq(cg_cgroup_memory_limit(root), UINT64_MAX);
+    ck_assert_uint_eq(limit_of(root), UINT64_MAX);
     fake_root(root, sizeof root, "garbage", "0:\n::\nx\n4:memory:relative\n",
               "\n- cgroup2\n1 2 3 4\n" V1_MOUNT);
-    ck_assert_uint_eq(cg_cgroup_memory_limit(root), UINT64_MAX);
+    ck_assert_uint_eq(limit_of(root), UINT64_MAX);
     snprintf(root, sizeof root, "%s/absent", cg_test_tmpdir());
-    ck_assert_uint_eq(cg_cgroup_memory_limit(root), UINT64_MAX);
+    ck_assert_uint_eq(limit_of(root), UINT64_MAX);
+
+    /* out of descriptors: no limit found, and said to be worth another try */
+    fake_root(root, sizeof root, "fds", "0::/g\n", V2_MOUNT);
+    fake_file(root, "/sys/fs/cgroup/g/memory.max", "100\n");
+    struct rlimit saved, few;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    few = saved;
+    few.rlim_cur = 0; /* every open fails with EMFILE */
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &few), 0);
+    bool transient = false;
+    const uint64_t starved = cg_cgroup_memory_limit(root, &transient);
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
+    ck_assert_uint_eq(starved, UINT64_MAX);
+    ck_assert(transient);
+    ck_assert_uint_eq(limit_of(root), 100u);
 
     /* the limit in use is never above the machine's memory */
     bool by_cgroup;
     const size_t limit = cg_memory_limit(&by_cgroup);
     const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     ck_assert_uint_le(limit, (size_t)pages * (size_t)page);
-    ck_assert_uint_le(limit, cg_cgroup_memory_limit(""));
+    ck_assert_uint_le(limit, limit_of(""));
 }
 END_TEST
 
