@@ -15,7 +15,7 @@
 
 /* Fault injection for tests, per thread like the allocation hook: the n-th
  * system call of a write from now (the temporary's open, each write, fsync,
- * the directory's open, close, rename, the directory's fsync; 0-based) and
+ * close, the directory's open, rename, the directory's fsync; 0-based) and
  * every later one, or that one alone, fail with errnum (cg_io_fail_after,
  * cg_io_fail_at). */
 static _Thread_local long io_countdown = -1;
@@ -103,6 +103,16 @@ static chargan_status open_parent_dir(cg_error *err, const char *path, int *dir_
         return CHARGAN_OK;
 #endif
     return io_fail_errno(err, "cannot open the directory of", path, errnum);
+}
+
+/* A descriptor of the file just written, for syncfs: read-only, or
+ * write-only where the umask left it no read permission. */
+static int open_again(const char *tmp)
+{
+    int fd = open(tmp, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0 && errno == EACCES)
+        fd = open(tmp, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+    return fd;
 }
 
 /* The sync that makes the rename durable: the directory's, or (dir_fd -1)
@@ -202,18 +212,19 @@ chargan_status cg_write_file_atomic(cg_error *err, const char *path, const void 
     }
     if (st == CHARGAN_OK && (io_inject() || fsync(fd) != 0))
         st = io_fail(err, "cannot sync", tmp);
-    /* The directory is opened before the rename, so that a failure leaves
-     * the old file.  One the saver may write but not read (mode 0333) cannot
-     * be opened: there the whole file system is synced after the rename,
-     * through a descriptor of the new file (syncfs, Linux). */
-    int dir_fd = -1, fs_fd = -1;
-    if (st == CHARGAN_OK)
-        st = open_parent_dir(err, path, &dir_fd);
-    if (st == CHARGAN_OK && dir_fd < 0 && (fs_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
-        st = io_fail(err, "cannot keep a descriptor to sync the file system of", path);
     /* the descriptor is released whatever an injected failure says */
     if ((close(fd) != 0 || (st == CHARGAN_OK && io_inject())) && st == CHARGAN_OK)
         st = io_fail(err, "cannot close", tmp);
+    /* The directory is opened before the rename, so that a failure leaves
+     * the old file (and after the close: a save needs one descriptor at a
+     * time).  One the saver may write but not read (mode 0333) cannot be
+     * opened: there the whole file system is synced after the rename,
+     * through the new file, opened again (syncfs, Linux). */
+    int dir_fd = -1, fs_fd = -1;
+    if (st == CHARGAN_OK)
+        st = open_parent_dir(err, path, &dir_fd);
+    if (st == CHARGAN_OK && dir_fd < 0 && (fs_fd = open_again(tmp)) < 0)
+        st = io_fail(err, "cannot open again, to sync its file system,", tmp);
     if (st == CHARGAN_OK && (io_inject() || rename(tmp, path) != 0))
         st = io_fail(err, "cannot rename the temporary file to", path);
     if (st != CHARGAN_OK) {
