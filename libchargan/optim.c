@@ -381,6 +381,21 @@ static chargan_status check_args(chargan_optimizer *opt, const float *params, co
     return CHARGAN_OK;
 }
 
+/* Whether some element's next second moment, keep v + weight (s g)^2 with
+ * keep = 1 - weight, leaves the float range (*at: the first such). */
+static bool second_moment_overflows(const chargan_optimizer *opt, const float *grads, size_t n,
+                                    double s, double weight, size_t *at)
+{
+    for (size_t i = 0; i < n; i++) {
+        const double g = s * (double)grads[i], v = opt->v ? (double)opt->v[i] : 0.0;
+        if ((1.0 - weight) * v + weight * g * g > FLT_MAX) {
+            *at = i;
+            return true;
+        }
+    }
+    return false;
+}
+
 /* cg_optimizer_update_begin after check_args. */
 static chargan_status begin_checked(chargan_optimizer *opt, const float *grads, size_t n,
                                     double sumsq, cg_optim_update *u)
@@ -405,19 +420,22 @@ static chargan_status begin_checked(chargan_optimizer *opt, const float *grads, 
     /* What would overflow the float state is refused before anything is
      * written, since it could not be undone after: a gradient whose square,
      * weighted into the second moment, leaves the float range (an element
-     * above about 1.8e19 at beta2 0.999; the bound is on the norm, which
-     * clipping brings down), or an Adam step size lr / (1 - beta1^t) beyond
-     * it.  The update can still overflow (a huge learning rate): that is
-     * found after it, by cg_optimizer_update_end. */
+     * above about 1.8e19 at beta2 0.999, less clipping), or an Adam step size
+     * lr / (1 - beta1^t) beyond it.  The elements are looked at only where
+     * the norm says one might.  The update can still overflow (a huge
+     * learning rate or weight decay, RMSprop's L2 term): that is found after
+     * it, by cg_optimizer_update_end. */
     const double kept = clip ? (double)c->clip_norm : norm;
     const double weight = c->kind == CHARGAN_ADAM      ? 1.0 - (double)c->beta2
                           : c->kind == CHARGAN_RMSPROP ? 1.0 - (double)c->rho
                                                        : 0.0;
-    if (weight * kept * kept > 0.5 * FLT_MAX)
+    size_t at;
+    if (weight * kept * kept > 0.5 * FLT_MAX &&
+        second_moment_overflows(opt, grads, n, kept / norm, weight, &at))
         return cg_fail(&opt->err, CHARGAN_E_NUMERIC,
-                       "optimizer step %" PRIu64 ": the gradient's norm %g would overflow the "
+                       "optimizer step %" PRIu64 ": gradient %zu of %zu is %g, too large for the "
                        "second moment (float); nothing updated (clip gradients with clip_norm)",
-                       opt->steps + 1, norm);
+                       opt->steps + 1, at, n, (double)grads[at]);
     if (c->kind == CHARGAN_ADAM && !(c->lr / bc1 <= FLT_MAX))
         return cg_fail(&opt->err, CHARGAN_E_NUMERIC,
                        "optimizer step %" PRIu64 ": the step size lr / (1 - beta1^t) = %g / %g "
