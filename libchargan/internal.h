@@ -120,6 +120,9 @@ uint64_t cg_alloc_requested(void);
  * this thread (0: the real one). */
 size_t cg_memory_limit(bool *by_cgroup);
 void cg_set_memory_limit(size_t bytes);
+/* Test hook: the tree cg_memory_limit() measures (ROOT prefixed to /proc and
+ * /sys; "" the real one), measured again at its next call. */
+void cg_set_memory_limit_root(const char *root);
 /* What cg_memory_limit() measured, for messages: "this machine's memory" or
  * the control group's. */
 const char *cg_memory_limit_name(bool by_cgroup);

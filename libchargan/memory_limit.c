@@ -107,6 +107,16 @@ static bool has_word(const char *list, const char *word)
     return false;
 }
 
+/* Whether a group path has a ".." component: a group outside the cgroup
+ * namespace, which no mount of the namespace shows. */
+static bool outside_namespace(const char *group)
+{
+    for (const char *p = strstr(group, "/.."); p; p = strstr(p + 1, "/.."))
+        if (p[3] == '/' || p[3] == '\0')
+            return true;
+    return false;
+}
+
 /* The group paths of /proc/self/cgroup: v2's "0::PATH" and v1's memory
  * controller's.  Empty strings where absent. */
 static void read_groups(const char *root, char *v2, char *v1, size_t size, bool *transient)
@@ -128,6 +138,8 @@ static void read_groups(const char *root, char *v2, char *v1, size_t size, bool 
         if (!second || second[1] != '/' || strlen(second + 1) >= size)
             continue;
         *first = *second = '\0';
+        if (outside_namespace(second + 1))
+            continue;
         if (strcmp(line, "0") == 0 && first[1] == '\0')
             strcpy(v2, second + 1);
         else if (has_word(first + 1, "memory"))
@@ -162,10 +174,11 @@ static bool contains(const char *top, const char *group)
 }
 
 /* The directory of GROUP, and in *top_len the length of its mount's part:
- * from the first mount of its hierarchy (v2: cgroup2; v1: cgroup with the
+ * through the mount of its hierarchy (v2: cgroup2; v1: cgroup with the
  * memory controller) that shows it, i.e. whose root is the group or above it
  * (a mount of another subtree, or a namespace's view from outside it, does
- * not).  False if there is none. */
+ * not), with the shortest root, which shows the most groups above it.
+ * False if there is none. */
 static bool group_dir(const char *root, bool v2, const char *group, char *dir, size_t size,
                       size_t *top_len, bool *transient)
 {
@@ -176,9 +189,8 @@ static bool group_dir(const char *root, bool v2, const char *group, char *dir, s
     if (!f)
         return false;
     char *line = NULL;
-    size_t cap = 0;
-    bool found = false;
-    while (!found && getline(&line, &cap, f) > 0) {
+    size_t cap = 0, best = SIZE_MAX;
+    while (getline(&line, &cap, f) > 0) {
         /* ID PARENT MAJ:MIN ROOT MOUNT OPTIONS [OPTIONAL...] - TYPE SOURCE SUPER */
         char *fields[5], *save = NULL, *tok = strtok_r(line, " \n", &save);
         int n = 0;
@@ -196,16 +208,19 @@ static bool group_dir(const char *root, bool v2, const char *group, char *dir, s
         char *top = fields[3], *mount = fields[4];
         unescape_octal(top);
         unescape_octal(mount);
-        if (!wanted || !contains(top, group))
+        const size_t top_root = strcmp(top, "/") == 0 ? 0 : strlen(top);
+        if (!wanted || !contains(top, group) || top_root >= best)
             continue;
-        const char *below = strcmp(top, "/") == 0 ? group : group + strlen(top);
+        const char *below = group + top_root;
         const int w = snprintf(dir, size, "%s%s%s", root, mount, strcmp(below, "/") == 0 ? "" : below);
-        *top_len = strlen(root) + strlen(mount);
-        found = w >= 0 && (size_t)w < size;
+        if (w >= 0 && (size_t)w < size) {
+            *top_len = strlen(root) + strlen(mount);
+            best = top_root;
+        }
     }
     free(line);
     fclose(f);
-    return found;
+    return best != SIZE_MAX;
 }
 
 /* v2: the smallest memory.max of the group and the groups above it, up to
@@ -268,11 +283,13 @@ static size_t physical_memory(void)
 /* Measured once per process (the files cost about 130 us a time, and every
  * load of a file asks; a group's limit rarely changes under a running
  * process), unless a read failed in a way a later try could avoid (out of
- * descriptors): then again at the next call. */
+ * descriptors): then that call goes by physical memory, and the next one
+ * measures again. */
 static pthread_mutex_t limit_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool limit_measured;
 static size_t process_limit;
 static bool process_limit_by_cgroup;
+static char measured_root[4096]; /* "": the real files; a fake tree in the tests */
 
 size_t cg_memory_limit(bool *by_cgroup)
 {
@@ -283,7 +300,7 @@ size_t cg_memory_limit(bool *by_cgroup)
     if (!limit_measured) {
         const size_t physical = physical_memory();
         bool transient;
-        const uint64_t group = cg_cgroup_memory_limit("", &transient);
+        const uint64_t group = cg_cgroup_memory_limit(measured_root, &transient);
         process_limit_by_cgroup = group < (uint64_t)physical;
         process_limit = process_limit_by_cgroup ? (size_t)group : physical;
         limit_measured = !transient;
@@ -297,6 +314,14 @@ size_t cg_memory_limit(bool *by_cgroup)
 void cg_set_memory_limit(size_t bytes)
 {
     memory_override = bytes;
+}
+
+void cg_set_memory_limit_root(const char *root)
+{
+    pthread_mutex_lock(&limit_lock);
+    snprintf(measured_root, sizeof measured_root, "%s", root);
+    limit_measured = false;
+    pthread_mutex_unlock(&limit_lock);
 }
 
 const char *cg_memory_limit_name(bool by_cgroup)

@@ -606,6 +606,17 @@ START_TEST(cgroup_memory_limit_from_fake_trees)
     ck_assert_uint_eq(limit_of(root), UINT64_MAX);
     fake_file(root, "/sys/fs/cgroup/job/memory.max", "3000\n");
     ck_assert_uint_eq(limit_of(root), 3000u);
+    /* two mounts show the group: the one with the shortest root, which shows
+     * the limit of a group above it too */
+    fake_root(root, sizeof root, "two", "0::/a/job/x\n",
+              "40 23 0:26 /a/job /mnt/job rw - cgroup2 cgroup2 rw\n" V2_MOUNT);
+    fake_file(root, "/sys/fs/cgroup/a/memory.max", "100\n");
+    ck_assert_uint_eq(limit_of(root), 100u);
+    /* a group outside the namespace ("/../sib"): no mount shows it */
+    fake_root(root, sizeof root, "sib", "0::/../sib\n", V2_MOUNT);
+    fake_file(root, "/sys/fs/cgroup/cgroup.procs", "");
+    fake_file(root, "/sys/fs/sib/memory.max", "100\n"); /* /sys/fs/cgroup/../sib */
+    ck_assert_uint_eq(limit_of(root), UINT64_MAX);
     /* a namespace's view from outside it (root "/.."): not the group's */
     fake_root(root, sizeof root, "outside", "0::/\n",
               "30 23 0:26 /.. /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n");
@@ -662,9 +673,21 @@ START_TEST(cgroup_memory_limit_from_fake_trees)
     ck_assert_uint_eq(starved, UINT64_MAX);
     ck_assert(transient);
     ck_assert_uint_eq(limit_of(root), 100u);
+    /* the process's measurement: a starved one goes by physical memory and
+     * is taken again at the next call; a complete one is kept */
+    cg_set_memory_limit_root(root);
+    bool by_cgroup;
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &few), 0);
+    const size_t starved_limit = cg_memory_limit(&by_cgroup);
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
+    ck_assert(!by_cgroup && starved_limit > 100);
+    ck_assert_uint_eq(cg_memory_limit(&by_cgroup), 100u);
+    ck_assert(by_cgroup);
+    fake_file(root, "/sys/fs/cgroup/g/memory.max", "200\n");
+    ck_assert_uint_eq(cg_memory_limit(&by_cgroup), 100u);
+    cg_set_memory_limit_root("");
 
     /* the limit in use is never above the machine's memory */
-    bool by_cgroup;
     const size_t limit = cg_memory_limit(&by_cgroup);
     const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     ck_assert_uint_le(limit, (size_t)pages * (size_t)page);
