@@ -15,7 +15,7 @@
 
 /* Fault injection for tests, per thread like the allocation hook: the n-th
  * system call of a write from now (the temporary's open, each write, fsync,
- * close, the directory's open, rename, the directory's fsync; 0-based) and
+ * the directory's access check, close, its open, rename, its fsync; 0-based) and
  * every later one, or that one alone, fail with errnum (cg_io_fail_after,
  * cg_io_fail_at). */
 static _Thread_local long io_countdown = -1;
@@ -59,60 +59,27 @@ static bool io_inject(void)
     return true;
 }
 
-static chargan_status io_fail_errno(cg_error *err, const char *what, const char *path, int errnum)
+static chargan_status io_fail(cg_error *err, const char *what, const char *path)
 {
+    int errnum = errno;
     return cg_fail_io(err, errnum, "%s '%s': %s", what, path, strerror(errnum));
 }
 
-static chargan_status io_fail(cg_error *err, const char *what, const char *path)
+/* The directory that holds path (cg_malloc'd), or NULL for want of memory. */
+static char *parent_dir(const char *path)
 {
-    return io_fail_errno(err, what, path, errno);
-}
-
-/* Opens the directory that holds path into *dir_fd, for the fsync that
- * makes a rename durable.  On Linux a directory that may not be read
- * (EACCES) gives CHARGAN_OK and -1: the caller syncs the file system. */
-static chargan_status open_parent_dir(cg_error *err, const char *path, int *dir_fd)
-{
-    *dir_fd = -1;
     const char *slash = strrchr(path, '/');
-    char *dir;
     if (!slash)
-        dir = cg_strdup(".");
-    else if (slash == path)
-        dir = cg_strdup("/");
-    else {
-        size_t n = (size_t)(slash - path);
-        dir = cg_malloc(n + 1);
-        if (dir) {
-            memcpy(dir, path, n);
-            dir[n] = '\0';
-        }
+        return cg_strdup(".");
+    if (slash == path)
+        return cg_strdup("/");
+    const size_t n = (size_t)(slash - path);
+    char *dir = cg_malloc(n + 1);
+    if (dir) {
+        memcpy(dir, path, n);
+        dir[n] = '\0';
     }
-    if (!dir)
-        return cg_fail(err, CHARGAN_E_NOMEM, "out of memory writing '%s'", path);
-    const int fd = io_inject() ? -1 : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    const int errnum = errno;
-    cg_free(dir);
-    if (fd >= 0) {
-        *dir_fd = fd;
-        return CHARGAN_OK;
-    }
-#ifdef __linux__
-    if (errnum == EACCES)
-        return CHARGAN_OK;
-#endif
-    return io_fail_errno(err, "cannot open the directory of", path, errnum);
-}
-
-/* A descriptor of the file just written, for syncfs: read-only, or
- * write-only where the umask left it no read permission. */
-static int open_again(const char *tmp)
-{
-    int fd = open(tmp, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0 && errno == EACCES)
-        fd = open(tmp, O_WRONLY | O_CLOEXEC | O_NOCTTY);
-    return fd;
+    return dir;
 }
 
 /* The sync that makes the rename durable: the directory's, or (dir_fd -1)
@@ -212,19 +179,29 @@ chargan_status cg_write_file_atomic(cg_error *err, const char *path, const void 
     }
     if (st == CHARGAN_OK && (io_inject() || fsync(fd) != 0))
         st = io_fail(err, "cannot sync", tmp);
+    /* The directory is opened for its fsync before the rename, so that a
+     * failure leaves the old file, and after the temporary is closed, so
+     * that a save needs one descriptor at a time.  One the saver may write
+     * but not read (mode 0333) cannot be opened: there the whole file
+     * system is synced after the rename (syncfs, Linux), through a second
+     * descriptor of the temporary kept for it. */
+    char *dir = st == CHARGAN_OK ? parent_dir(path) : NULL;
+    if (st == CHARGAN_OK && !dir)
+        st = cg_fail(err, CHARGAN_E_NOMEM, "out of memory writing '%s'", path);
+    int dir_fd = -1, fs_fd = -1;
+#ifdef __linux__
+    const bool readable = st != CHARGAN_OK ||
+                          (!io_inject() && faccessat(AT_FDCWD, dir, R_OK, AT_EACCESS) == 0);
+    if (!readable && (fs_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
+        st = io_fail(err, "cannot keep a descriptor to sync the file system of", path);
+#endif
     /* the descriptor is released whatever an injected failure says */
     if ((close(fd) != 0 || (st == CHARGAN_OK && io_inject())) && st == CHARGAN_OK)
         st = io_fail(err, "cannot close", tmp);
-    /* The directory is opened before the rename, so that a failure leaves
-     * the old file (and after the close: a save needs one descriptor at a
-     * time).  One the saver may write but not read (mode 0333) cannot be
-     * opened: there the whole file system is synced after the rename,
-     * through the new file, opened again (syncfs, Linux). */
-    int dir_fd = -1, fs_fd = -1;
-    if (st == CHARGAN_OK)
-        st = open_parent_dir(err, path, &dir_fd);
-    if (st == CHARGAN_OK && dir_fd < 0 && (fs_fd = open_again(tmp)) < 0)
-        st = io_fail(err, "cannot open again, to sync its file system,", tmp);
+    if (st == CHARGAN_OK && fs_fd < 0 &&
+        (dir_fd = io_inject() ? -1 : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        st = io_fail(err, "cannot open the directory of", path);
+    cg_free(dir);
     if (st == CHARGAN_OK && (io_inject() || rename(tmp, path) != 0))
         st = io_fail(err, "cannot rename the temporary file to", path);
     if (st != CHARGAN_OK) {

@@ -221,7 +221,8 @@ chargan_status cg_read_file(cg_error *err, const char *path, size_t max_size,
                             cg_file_head_check check_head, uint8_t **data, size_t *size);
 /* Test hook: in this thread, the n-th system call of cg_write_file_atomic from
  * now (0-based: mkstemp, fchmod where a file is replaced, each write, fsync,
- * close, the directory's open, rename, the directory's fsync) and every later
+ * the directory's access check (Linux), close, the directory's open, rename,
+ * the directory's fsync) and every later
  * one fail with errno errnum; negative n disables.  Returns the number of
  * such calls since the last call.  cg_io_fail_at: the n-th call alone. */
 long cg_io_fail_after(long n, int errnum);
