@@ -420,9 +420,10 @@ static chargan_status begin_checked(chargan_optimizer *opt, const float *grads, 
     /* What would overflow the float state is refused before anything is
      * written, since it could not be undone after: a gradient whose square,
      * weighted into the second moment, leaves the float range (an element
-     * above about 1.8e19 at beta2 0.999, less clipping), or an Adam step size
-     * lr / (1 - beta1^t) beyond it.  The elements are looked at only where
-     * the norm says one might.  The update can still overflow (a huge
+     * above about 1.8e19 at beta2 0.999 on a first step, less clipping), or
+     * an Adam step size lr / (1 - beta1^t) beyond it.  The elements are
+     * looked at only where the norm says one might: (1 - w) v + w g^2 with
+     * v <= FLT_MAX can pass FLT_MAX only where g^2 does.  The update can still overflow (a huge
      * learning rate or weight decay, RMSprop's L2 term): that is found after
      * it, by cg_optimizer_update_end. */
     const double kept = clip ? (double)c->clip_norm : norm;
@@ -430,7 +431,7 @@ static chargan_status begin_checked(chargan_optimizer *opt, const float *grads, 
                           : c->kind == CHARGAN_RMSPROP ? 1.0 - (double)c->rho
                                                        : 0.0;
     size_t at;
-    if (weight * kept * kept > 0.5 * FLT_MAX &&
+    if (weight > 0.0 && kept * kept > 0.5 * FLT_MAX && /* v <= FLT_MAX: g^2 must exceed it */
         second_moment_overflows(opt, grads, n, kept / norm, weight, &at))
         return cg_fail(&opt->err, CHARGAN_E_NUMERIC,
                        "optimizer step %" PRIu64 ": gradient %zu of %zu is %g, too large for the "

@@ -469,6 +469,26 @@ START_TEST(overflowing_gradient_changes_nothing)
         free(gg);
         chargan_optimizer_free(o);
     }
+    /* a gradient whose square alone fits, repeated: the second moment grows
+     * to the edge and the step that would pass it is refused (3.7e20: w g^2
+     * is 0.4 FLT_MAX; the third step's v would be 1.2 FLT_MAX) */
+    for (int k = 0; k < 2; k++) {
+        chargan_optimizer_config edge = config(kinds[k], 2e-3f, 0, 0);
+        if (kinds[k] == CHARGAN_RMSPROP)
+            edge.rho = 0.999f;
+        chargan_optimizer *o = make(&edge);
+        float pe[1] = {1.0f};
+        chargan_status st = CHARGAN_OK;
+        int steps = 0;
+        for (; steps < 6 && st == CHARGAN_OK; steps++) {
+            float ge[1] = {3.7e20f};
+            st = cg_optimizer_step(o, pe, ge, 1, NULL);
+        }
+        ck_assert_int_eq(st, CHARGAN_E_NUMERIC);
+        assert_contains(chargan_optimizer_last_error(o), "too large for the second moment");
+        ck_assert_msg(cg_optimizer_state_finite(o) && isfinite(pe[0]), "kind %d", kinds[k]);
+        chargan_optimizer_free(o);
+    }
     /* Adam's first step size lr / (1 - beta1): 1e32 / 6e-8 is beyond float */
     chargan_optimizer_config cfg = config(CHARGAN_ADAM, 1e32f, 0, 0);
     cfg.beta1 = 0.99999994f;
