@@ -1,7 +1,7 @@
 /* file.c - whole-file reads with a size cap, and atomic whole-file writes:
  * write PATH.tmp-XXXXXX, fsync it, rename it over PATH, fsync the directory.
  * A crash at any moment leaves either the old file or the new one. */
-#define _GNU_SOURCE /* syncfs */
+#define _POSIX_C_SOURCE 200809L
 #include "internal.h"
 
 #include <errno.h>
@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#endif
 #include <time.h>
 #include <unistd.h>
 
@@ -82,13 +85,22 @@ static char *parent_dir(const char *path)
     return dir;
 }
 
+/* syncfs(2), Linux's: through syscall(), which needs no _GNU_SOURCE (the
+ * feature macros of a file can come too late where the build force-includes
+ * a header, as with the reference BLAS's cblas-netlib.h). */
+#if defined(__linux__) && defined(SYS_syncfs)
+#define CG_HAVE_SYNCFS 1
+#else
+#define CG_HAVE_SYNCFS 0
+#endif
+
 /* The sync that makes the rename durable: the directory's, or (dir_fd -1)
  * the whole file system's through fs_fd. */
 static int sync_rename(int dir_fd, int fs_fd)
 {
-#ifdef __linux__
+#if CG_HAVE_SYNCFS
     if (dir_fd < 0)
-        return syncfs(fs_fd);
+        return (int)syscall(SYS_syncfs, fs_fd);
 #endif
     (void)fs_fd;
     return fsync(dir_fd);
@@ -189,7 +201,7 @@ chargan_status cg_write_file_atomic(cg_error *err, const char *path, const void 
     if (st == CHARGAN_OK && !dir)
         st = cg_fail(err, CHARGAN_E_NOMEM, "out of memory writing '%s'", path);
     int dir_fd = -1, fs_fd = -1;
-#ifdef __linux__
+#if CG_HAVE_SYNCFS
     const bool readable = st != CHARGAN_OK ||
                           (!io_inject() && faccessat(AT_FDCWD, dir, R_OK, AT_EACCESS) == 0);
     if (!readable && (fs_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
