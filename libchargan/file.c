@@ -18,9 +18,9 @@
 
 /* Fault injection for tests, per thread like the allocation hook: the n-th
  * system call of a write from now (the temporary's open, each write, fsync,
- * the directory's access check, close, its open, rename, its fsync; 0-based) and
- * every later one, or that one alone, fail with errnum (cg_io_fail_after,
- * cg_io_fail_at). */
+ * the directory's access check, close, its open, rename, its fsync; 0-based)
+ * and every later one, or that one alone, fail with errnum
+ * (cg_io_fail_after, cg_io_fail_at). */
 static _Thread_local long io_countdown = -1;
 static _Thread_local long io_count;
 static _Thread_local int io_errno;
@@ -299,12 +299,9 @@ chargan_status cg_read_file(cg_error *err, const char *path, size_t max_size,
      * are written).  What is loaded from them takes more, but how much
      * depends on what is loaded (a generator from a trainer's file: a third
      * of it or less), so only the bytes themselves are judged here. */
-    bool by_cgroup;
-    const size_t limit = cg_memory_limit(&by_cgroup);
-    if (n >= limit) {
+    if ((st = cg_check_memory(err, n, "'%s' is", path)) != CHARGAN_OK) {
         close(fd);
-        return cg_fail(err, CHARGAN_E_NOMEM, "'%s' is %.3g GB, more than %s (%.3g GB)", path,
-                       (double)n / 1e9, cg_memory_limit_name(by_cgroup), (double)limit / 1e9);
+        return st;
     }
     uint8_t *buf = cg_malloc(n + 1);
     if (!buf) {

@@ -114,18 +114,19 @@ uint64_t cg_alloc_requested(void);
 
 /* ---------------------------------------------------------------- memory limit (memory_limit.c) */
 
-/* The memory this process may use, in bytes, as first measured in the
- * process: the machine's physical memory (SIZE_MAX where unknown), or its
- * control group's limit where smaller (*by_cgroup set then); or what the test hook cg_set_memory_limit() set for
- * this thread (0: the real one). */
+/* The memory this process may use, in bytes: the machine's physical memory
+ * (SIZE_MAX where unknown), or its control group's limit where smaller
+ * (*by_cgroup set then), measured once per process; or what the test hook
+ * cg_set_memory_limit() set for this thread (0: the real one). */
 size_t cg_memory_limit(bool *by_cgroup);
 void cg_set_memory_limit(size_t bytes);
 /* Test hook: the tree cg_memory_limit() measures (ROOT prefixed to /proc and
  * /sys; "" the real one), measured again at its next call. */
 void cg_set_memory_limit_root(const char *root);
-/* What cg_memory_limit() measured, for messages: "this machine's memory" or
- * the control group's. */
-const char *cg_memory_limit_name(bool by_cgroup);
+/* CHARGAN_OK if bytes fit cg_memory_limit(); else CHARGAN_E_NOMEM with the
+ * message "<fmt...> N GB, more than <the machine's memory or the control
+ * group's limit> (M GB)". */
+chargan_status cg_check_memory(cg_error *err, uint64_t bytes, const char *fmt, ...) CG_PRINTF(3, 4);
 /* The cgroup (v1 or v2) memory limit of this process, UINT64_MAX where there
  * is none or it cannot be read; *transient is set where a read failed in a
  * way a later try could avoid (out of descriptors or memory).  ROOT is
@@ -210,10 +211,11 @@ bool cg_get_f32_array(cg_reader *r, float *dst, size_t n);
  * of the directory.  On failure the old file is intact and no temporary is
  * left behind. */
 chargan_status cg_write_file_atomic(cg_error *err, const char *path, const void *data, size_t size);
-/* Reads a whole regular file of at most max_size bytes, and fewer than
- * cg_memory_limit() (CHARGAN_E_NOMEM), into a cg_malloc'd buffer.  check_head (NULL: none) judges its first CG_FILE_HEAD bytes (n:
- * fewer if the file is shorter) before the rest is read or any memory is
- * taken: what it returns other than CHARGAN_OK is the call's. */
+/* Reads a whole regular file of at most max_size bytes, and at most
+ * cg_memory_limit() (CHARGAN_E_NOMEM), into a cg_malloc'd buffer.
+ * check_head (NULL: none) judges its first CG_FILE_HEAD bytes (n: fewer if
+ * the file is shorter) before the rest is read or any memory is taken: what
+ * it returns other than CHARGAN_OK is the call's. */
 enum { CG_FILE_HEAD = 24 }; /* a checkpoint's header */
 typedef chargan_status (*cg_file_head_check)(cg_error *err, const char *path, const uint8_t *head,
                                              size_t n);
@@ -222,9 +224,9 @@ chargan_status cg_read_file(cg_error *err, const char *path, size_t max_size,
 /* Test hook: in this thread, the n-th system call of cg_write_file_atomic from
  * now (0-based: mkstemp, fchmod where a file is replaced, each write, fsync,
  * the directory's access check (Linux), close, the directory's open, rename,
- * the directory's fsync) and every later
- * one fail with errno errnum; negative n disables.  Returns the number of
- * such calls since the last call.  cg_io_fail_at: the n-th call alone. */
+ * the directory's fsync) and every later one fail with errno errnum;
+ * negative n disables.  Returns the number of such calls since the last
+ * call.  cg_io_fail_at: the n-th call alone. */
 long cg_io_fail_after(long n, int errnum);
 long cg_io_fail_at(long n, int errnum);
 

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,15 +36,30 @@ static bool rooted(char *out, size_t size, const char *root, const char *path)
     return n >= 0 && (size_t)n < size;
 }
 
-/* fopen for reading; a failure that a later try could avoid (out of
+/* Calls visit on each line of FILE, its newline removed, until visit returns
+ * false.  A failure to open it that a later try could avoid (out of
  * descriptors or memory) sets *transient, so that the result is not kept. */
-static FILE *open_read(const char *file, bool *transient)
+static void each_line(const char *file, bool *transient, bool (*visit)(char *line, void *ctx),
+                      void *ctx)
 {
     FILE *f = fopen(file, "re");
-    if (!f && (errno == EMFILE || errno == ENFILE || errno == ENOMEM || errno == EINTR ||
-               errno == EAGAIN))
-        *transient = true;
-    return f;
+    if (!f) {
+        if (errno == EMFILE || errno == ENFILE || errno == ENOMEM || errno == EINTR ||
+            errno == EAGAIN)
+            *transient = true;
+        return;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    while ((len = getline(&line, &cap, f)) > 0) {
+        if (line[len - 1] == '\n')
+            line[len - 1] = '\0';
+        if (!visit(line, ctx))
+            break;
+    }
+    free(line);
+    fclose(f);
 }
 
 /* A decimal number of bytes, alone, at s: UINT64_MAX for anything else
@@ -55,35 +71,40 @@ static uint64_t parse_bytes(const char *s)
     char *end;
     errno = 0;
     const uintmax_t v = strtoumax(s, &end, 10);
-    if (errno != 0 || (*end != '\n' && *end != '\0') || v > UINT64_MAX)
+    if (errno != 0 || *end != '\0' || v > UINT64_MAX)
         return UINT64_MAX;
     return (uint64_t)v;
 }
 
-/* The value on the first line of FILE, or of its line "KEY value" where key
- * is given (memory.stat); UINT64_MAX where there is none. */
-static uint64_t read_limit_file(const char *file, const char *key, bool *transient)
+/* A limit file's value: its first line, or (key given: memory.stat) that of
+ * its line "KEY value". */
+typedef struct limit_read {
+    const char *key;
+    uint64_t value;
+} limit_read;
+
+static bool limit_line(char *line, void *ctx)
 {
-    FILE *f = open_read(file, transient);
-    if (!f)
-        return UINT64_MAX;
-    char *line = NULL;
-    size_t cap = 0;
-    uint64_t limit = UINT64_MAX;
-    const size_t key_len = key ? strlen(key) : 0;
-    while (getline(&line, &cap, f) > 0) {
-        if (!key) {
-            limit = parse_bytes(line);
-            break;
-        }
-        if (strncmp(line, key, key_len) == 0 && line[key_len] == ' ') {
-            limit = parse_bytes(line + key_len + 1);
-            break;
-        }
+    limit_read *l = ctx;
+    if (!l->key) {
+        l->value = parse_bytes(line);
+        return false;
     }
-    free(line);
-    fclose(f);
-    return limit;
+    const size_t n = strlen(l->key);
+    if (strncmp(line, l->key, n) != 0 || line[n] != ' ')
+        return true;
+    l->value = parse_bytes(line + n + 1);
+    return false;
+}
+
+/* DIR/NAME's value (see limit_read), UINT64_MAX where there is none. */
+static uint64_t read_limit(const char *dir, const char *name, const char *key, bool *transient)
+{
+    char file[4200];
+    limit_read l = {key, UINT64_MAX};
+    if (snprintf(file, sizeof file, "%s/%s", dir, name) < (int)sizeof file)
+        each_line(file, transient, limit_line, &l);
+    return l.value;
 }
 
 static uint64_t min_u64(uint64_t a, uint64_t b)
@@ -117,38 +138,6 @@ static bool outside_namespace(const char *group)
     return false;
 }
 
-/* The group paths of /proc/self/cgroup: v2's "0::PATH" and v1's memory
- * controller's.  Empty strings where absent. */
-static void read_groups(const char *root, char *v2, char *v1, size_t size, bool *transient)
-{
-    v2[0] = v1[0] = '\0';
-    char file[4096];
-    if (!rooted(file, sizeof file, root, "/proc/self/cgroup"))
-        return;
-    FILE *f = open_read(file, transient);
-    if (!f)
-        return;
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    while ((len = getline(&line, &cap, f)) > 0) {
-        if (line[len - 1] == '\n')
-            line[--len] = '\0';
-        char *first = strchr(line, ':'), *second = first ? strchr(first + 1, ':') : NULL;
-        if (!second || second[1] != '/' || strlen(second + 1) >= size)
-            continue;
-        *first = *second = '\0';
-        if (outside_namespace(second + 1))
-            continue;
-        if (strcmp(line, "0") == 0 && first[1] == '\0')
-            strcpy(v2, second + 1);
-        else if (has_word(first + 1, "memory"))
-            strcpy(v1, second + 1);
-    }
-    free(line);
-    fclose(f);
-}
-
 /* mountinfo escapes space, tab, newline and backslash as \ooo: undone in place. */
 static void unescape_octal(char *s)
 {
@@ -173,71 +162,81 @@ static bool contains(const char *top, const char *group)
            (strncmp(group, top, n) == 0 && (group[n] == '/' || group[n] == '\0'));
 }
 
-/* The directory of GROUP, and in *top_len the length of its mount's part:
- * through the mount of its hierarchy (v2: cgroup2; v1: cgroup with the
- * memory controller) that shows it, i.e. whose root is the group or above it
- * (a mount of another subtree, or a namespace's view from outside it, does
- * not), with the shortest root, which shows the most groups above it.
- * False if there is none. */
-static bool group_dir(const char *root, bool v2, const char *group, char *dir, size_t size,
-                      size_t *top_len, bool *transient)
+/* The process's group in one hierarchy (V2: the unified cgroup2 one; V1: a
+ * cgroup v1 one with the memory controller) and the directory that shows it:
+ * through the mount of the hierarchy whose root is the group or above it (a
+ * mount of another subtree, or a namespace's view from outside it, does
+ * not), with the shortest root, which shows the most groups above it.  top:
+ * the length of the directory's part that is the mount's. */
+enum { V2, V1 };
+typedef struct hierarchy {
+    const char *root;
+    char group[4096]; /* "" where the process has none */
+    char dir[4096];
+    size_t top, shown_from; /* shown_from: the mount root's length; SIZE_MAX none yet */
+} hierarchy;
+
+/* A line of /proc/self/cgroup: "0::PATH" (v2) or "ID:CONTROLLERS:PATH". */
+static bool group_line(char *line, void *ctx)
 {
-    char file[4096];
-    if (!rooted(file, sizeof file, root, "/proc/self/mountinfo"))
-        return false;
-    FILE *f = open_read(file, transient);
-    if (!f)
-        return false;
-    char *line = NULL;
-    size_t cap = 0, best = SIZE_MAX;
-    while (getline(&line, &cap, f) > 0) {
-        /* ID PARENT MAJ:MIN ROOT MOUNT OPTIONS [OPTIONAL...] - TYPE SOURCE SUPER */
-        char *fields[5], *save = NULL, *tok = strtok_r(line, " \n", &save);
-        int n = 0;
-        for (; tok && n < 5; tok = strtok_r(NULL, " \n", &save))
-            fields[n++] = tok;
-        while (tok && strcmp(tok, "-") != 0)
-            tok = strtok_r(NULL, " \n", &save);
-        const char *type = tok ? strtok_r(NULL, " \n", &save) : NULL;
-        const char *source = type ? strtok_r(NULL, " \n", &save) : NULL;
-        const char *super = source ? strtok_r(NULL, " \n", &save) : NULL;
-        if (n < 5 || !super)
-            continue;
-        const bool wanted = v2 ? strcmp(type, "cgroup2") == 0
-                               : strcmp(type, "cgroup") == 0 && has_word(super, "memory");
-        char *top = fields[3], *mount = fields[4];
-        unescape_octal(top);
-        unescape_octal(mount);
-        const size_t top_root = strcmp(top, "/") == 0 ? 0 : strlen(top);
-        if (!wanted || !contains(top, group) || top_root >= best)
-            continue;
-        const char *below = group + top_root;
-        const int w = snprintf(dir, size, "%s%s%s", root, mount, strcmp(below, "/") == 0 ? "" : below);
-        if (w >= 0 && (size_t)w < size) {
-            *top_len = strlen(root) + strlen(mount);
-            best = top_root;
-        }
+    hierarchy *h = ctx;
+    char *first = strchr(line, ':'), *second = first ? strchr(first + 1, ':') : NULL;
+    if (!second || second[1] != '/' || strlen(second + 1) >= sizeof h->group ||
+        outside_namespace(second + 1))
+        return true;
+    *first = *second = '\0';
+    if (strcmp(line, "0") == 0 && first[1] == '\0')
+        strcpy(h[V2].group, second + 1);
+    else if (has_word(first + 1, "memory"))
+        strcpy(h[V1].group, second + 1);
+    return true;
+}
+
+/* A line of /proc/self/mountinfo:
+ * ID PARENT MAJ:MIN ROOT MOUNT OPTIONS [OPTIONAL...] - TYPE SOURCE SUPER */
+static bool mount_line(char *line, void *ctx)
+{
+    hierarchy *h = ctx;
+    char *fields[5], *save = NULL, *tok = strtok_r(line, " ", &save);
+    int n = 0;
+    for (; tok && n < 5; tok = strtok_r(NULL, " ", &save))
+        fields[n++] = tok;
+    while (tok && strcmp(tok, "-") != 0)
+        tok = strtok_r(NULL, " ", &save);
+    const char *type = tok ? strtok_r(NULL, " ", &save) : NULL;
+    const char *source = type ? strtok_r(NULL, " ", &save) : NULL;
+    const char *super = source ? strtok_r(NULL, " ", &save) : NULL;
+    if (n < 5 || !super)
+        return true;
+    hierarchy *x = strcmp(type, "cgroup2") == 0                                     ? &h[V2]
+                   : strcmp(type, "cgroup") == 0 && has_word(super, "memory") ? &h[V1]
+                                                                               : NULL;
+    char *top = fields[3], *mount = fields[4];
+    unescape_octal(top);
+    unescape_octal(mount);
+    const size_t from = strcmp(top, "/") == 0 ? 0 : strlen(top);
+    if (!x || !x->group[0] || !contains(top, x->group) || from >= x->shown_from)
+        return true;
+    const char *below = x->group + from;
+    const int w = snprintf(x->dir, sizeof x->dir, "%s%s%s", x->root, mount,
+                           strcmp(below, "/") == 0 ? "" : below);
+    if (w >= 0 && (size_t)w < sizeof x->dir) {
+        x->top = strlen(x->root) + strlen(mount);
+        x->shown_from = from;
     }
-    free(line);
-    fclose(f);
-    return best != SIZE_MAX;
+    return true;
 }
 
 /* v2: the smallest memory.max of the group and the groups above it, up to
  * the mount's root group (the hierarchy's root has none; a namespace's or a
  * subtree mount's root is a group that can have one). */
-static uint64_t v2_limit(const char *root, const char *group, bool *transient)
+static uint64_t v2_limit(hierarchy *h, bool *transient)
 {
-    char dir[8192], file[8300];
-    size_t top;
-    if (!group[0] || !group_dir(root, true, group, dir, sizeof dir, &top, transient))
-        return UINT64_MAX;
     uint64_t limit = UINT64_MAX;
-    for (;;) {
-        snprintf(file, sizeof file, "%s/memory.max", dir);
-        limit = min_u64(limit, read_limit_file(file, NULL, transient));
+    for (char *dir = h->dir;;) {
+        limit = min_u64(limit, read_limit(dir, "memory.max", NULL, transient));
         char *slash = strrchr(dir, '/');
-        if (!slash || (size_t)(slash - dir) < top)
+        if (!slash || (size_t)(slash - dir) < h->top)
             break;
         *slash = '\0';
     }
@@ -245,31 +244,30 @@ static uint64_t v2_limit(const char *root, const char *group, bool *transient)
 }
 
 /* v1: the limit with its ancestors', else the group's own. */
-static uint64_t v1_limit(const char *root, const char *group, bool *transient)
+static uint64_t v1_limit(const hierarchy *h, bool *transient)
 {
-    char dir[8192], file[8300];
-    size_t top;
-    if (!group[0] || !group_dir(root, false, group, dir, sizeof dir, &top, transient))
-        return UINT64_MAX;
-    snprintf(file, sizeof file, "%s/memory.stat", dir);
-    const uint64_t hierarchical = read_limit_file(file, "hierarchical_memory_limit", transient);
-    if (hierarchical != UINT64_MAX)
-        return hierarchical;
-    snprintf(file, sizeof file, "%s/memory.limit_in_bytes", dir);
-    return read_limit_file(file, NULL, transient);
-}
-
-static uint64_t cgroup_limit(const char *root, bool *transient)
-{
-    char v2[4096], v1[4096];
-    read_groups(root, v2, v1, sizeof v2, transient);
-    return min_u64(v2_limit(root, v2, transient), v1_limit(root, v1, transient));
+    const uint64_t hierarchical =
+        read_limit(h->dir, "memory.stat", "hierarchical_memory_limit", transient);
+    return hierarchical != UINT64_MAX ? hierarchical
+                                      : read_limit(h->dir, "memory.limit_in_bytes", NULL, transient);
 }
 
 uint64_t cg_cgroup_memory_limit(const char *root, bool *transient)
 {
     *transient = false;
-    return cgroup_limit(root, transient);
+    hierarchy h[2] = {{.root = root, .shown_from = SIZE_MAX}, {.root = root, .shown_from = SIZE_MAX}};
+    char file[4200];
+    if (rooted(file, sizeof file, root, "/proc/self/cgroup"))
+        each_line(file, transient, group_line, h);
+    if ((h[V2].group[0] || h[V1].group[0]) &&
+        rooted(file, sizeof file, root, "/proc/self/mountinfo"))
+        each_line(file, transient, mount_line, h);
+    uint64_t limit = UINT64_MAX;
+    if (h[V2].shown_from != SIZE_MAX)
+        limit = v2_limit(&h[V2], transient);
+    if (h[V1].shown_from != SIZE_MAX)
+        limit = min_u64(limit, v1_limit(&h[V1], transient));
+    return limit;
 }
 
 static size_t physical_memory(void)
@@ -311,6 +309,23 @@ size_t cg_memory_limit(bool *by_cgroup)
     return limit;
 }
 
+chargan_status cg_check_memory(cg_error *err, uint64_t bytes, const char *fmt, ...)
+{
+    bool by_cgroup;
+    const size_t limit = cg_memory_limit(&by_cgroup);
+    if (bytes <= limit)
+        return CHARGAN_OK;
+    char what[CG_ERRMSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return cg_fail(err, CHARGAN_E_NOMEM, "%s %.3g GB, more than %s (%.3g GB)", what,
+                   (double)bytes / 1e9,
+                   by_cgroup ? "this process's control group may use" : "this machine's memory",
+                   (double)limit / 1e9);
+}
+
 void cg_set_memory_limit(size_t bytes)
 {
     memory_override = bytes;
@@ -322,9 +337,4 @@ void cg_set_memory_limit_root(const char *root)
     snprintf(measured_root, sizeof measured_root, "%s", root);
     limit_measured = false;
     pthread_mutex_unlock(&limit_lock);
-}
-
-const char *cg_memory_limit_name(bool by_cgroup)
-{
-    return by_cgroup ? "this process's control group may use" : "this machine's memory";
 }

@@ -174,16 +174,11 @@ static chargan_status trainer_buffers_alloc(chargan_trainer *tr)
         return cg_fail(&tr->err, CHARGAN_E_NOMEM, "out of memory sizing the trainer for batch %zu x "
                        "%zu", B, T);
     /* The buffers are only address space until a step writes them: beyond
-     * the machine's memory that step would be killed by the kernel instead
-     * of failing here (a checkpoint's batch and seq_len choose the size). */
-    bool by_cgroup;
-    const uint64_t need = cg_alloc_requested() - before, have = cg_memory_limit(&by_cgroup);
-    if (need > have)
-        return cg_fail(&tr->err, CHARGAN_E_NOMEM, "the trainer's buffers for batch %zu x %zu "
-                       "need %.3g GB, more than %s (%.3g GB)", B, T, (double)need / 1e9,
-                       cg_memory_limit_name(by_cgroup),
-                       (double)have / 1e9);
-    return CHARGAN_OK;
+     * the memory the process may use, that step would be killed by the
+     * kernel instead of failing here (a checkpoint's batch and seq_len
+     * choose the size). */
+    return cg_check_memory(&tr->err, cg_alloc_requested() - before,
+                           "the trainer's buffers for batch %zu x %zu need", B, T);
 }
 
 static void buffers_take(chargan_trainer *tr, cg_trainer_buffers *b)

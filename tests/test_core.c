@@ -497,18 +497,18 @@ START_TEST(read_file_refuses_fifo_and_foreign_head)
     ck_assert_uint_eq(size, big);
     ck_assert_mem_eq(data, xs, big);
     cg_free(data);
-    /* and a valid checkpoint header before as many bytes as the memory the
-     * process may use (the test hook's 1 MB): refused before the body is
+    /* and a valid checkpoint header before more bytes than the memory the
+     * process may use (the test hook's, a byte less): refused before the body is
      * read, where reading it could get the process killed by the kernel */
     write_checkpoint_head(path, xs, big, 1, 1);
-    cg_set_memory_limit(big);
+    cg_set_memory_limit(big - 1);
     cg_alloc_largest();
     ck_assert_int_eq(chargan_model_load(path, CHARGAN_GENERATOR, &m), CHARGAN_E_NOMEM);
     ck_assert_uint_lt(cg_alloc_largest(), 4096);
     ck_assert_msg(strstr(chargan_last_error(), "is 0.00105 GB, more than this machine's memory "
                                                "(0.00105 GB)"),
                   "%s", chargan_last_error());
-    ck_assert_int_eq(truncate(path, (off_t)big - 1), 0); /* read, and refused for its section */
+    ck_assert_int_eq(truncate(path, (off_t)big - 1), 0); /* as much: read, refused for its section */
     ck_assert_int_eq(chargan_model_load(path, CHARGAN_GENERATOR, &m), CHARGAN_E_FORMAT);
     ck_assert_uint_ge(cg_alloc_largest(), big);
     cg_set_memory_limit(0);
