@@ -277,7 +277,7 @@ static chargan_status trainer_create(cg_error *err, const chargan_trainer_config
     tr->disc = disc;
     tr->gopt = gopt;
     tr->dopt = dopt;
-    tr->val_nll = tr->val_bpc = NAN;
+    tr->val_nll = NAN;
     cg_rng_seed(&tr->rng, cfg->seed);
     chargan_status st = trainer_buffers_alloc(tr);
     if (st != CHARGAN_OK) {
@@ -453,7 +453,7 @@ static void install_corpus(chargan_trainer *tr, cg_packed_ids *packed, int kind,
     cg_packed_ids_free(&tr->ids);
     tr->ids = *packed;
     tr->corpus_kind = kind;
-    tr->val_nll = tr->val_bpc = NAN; /* of the held-out part of another corpus */
+    tr->val_nll = NAN; /* of the held-out part of another corpus */
     size_t n = packed->n;
     if (kind == CG_CORPUS_STREAM) {
         tr->n_train = stream_train_ids(tr, n);
@@ -1144,7 +1144,7 @@ static void phase_init(phase_run *r, const chargan_trainer *tr, chargan_phase ph
     r->p.global_step = tr->global_step;
     r->p.loss = r->p.d_loss = r->p.d_accuracy = NAN;
     r->p.val_nll = tr->val_nll; /* an earlier call's, until this one validates */
-    r->p.val_bpc = tr->val_bpc;
+    r->p.val_bpc = tr->val_nll / LN2;
     r->t0 = r->t_last = now_s();
 }
 
@@ -1202,7 +1202,7 @@ static chargan_status phase_report(chargan_trainer *tr, phase_run *r, bool force
         chargan_status st = validate(tr, &nll, &bpc);
         if (st == CHARGAN_OK) {
             r->p.val_nll = tr->val_nll = nll;
-            r->p.val_bpc = tr->val_bpc = bpc;
+            r->p.val_bpc = bpc;
         } else if (st == CHARGAN_E_CANCELLED && !cg_dist_active(tr)) {
             return stop_point(tr, r);
         }

@@ -93,8 +93,8 @@ struct chargan_trainer {
     uint64_t global_step; /* generator updates */
     uint64_t d_updates;   /* discriminator updates */
     float d_last_accuracy; /* of the last discriminator update, for progress reports */
-    double val_nll, val_bpc; /* the latest validation on this corpus, for progress reports:
-                                NaN until one is made */
+    double val_nll; /* the latest validation on this corpus, for progress reports: NaN until
+                       one is made */
     /* corpus: a stream of ids (first n_train for training) or n_seq sequences
      * of seq_len (first n_train_seq for training) */
     int corpus_kind;
