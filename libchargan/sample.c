@@ -172,10 +172,7 @@ int32_t cg_sampler_draw(cg_sampler *s, const float *logits, cg_rng *rng)
     }
     for (int i = 0; i < left; i++)
         p[order[i]] = 0.0f;
-    total = 0.0;
-    for (int i = n - 1; i >= left; i--) /* in rank order, as the mass was summed */
-        total += p[order[i]];
-    return draw_from(p, V, total, rng);
+    return draw_from(p, V, acc, rng); /* acc: the kept mass, summed in rank order */
 }
 
 /* y[v] = logits[v] + g with g = -ln(-ln u) Gumbel(0, 1) noise, where y
