@@ -423,15 +423,15 @@ static chargan_status begin_checked(chargan_optimizer *opt, const float *grads, 
      * above about 1.8e19 at beta2 0.999 on a first step, less clipping), or
      * an Adam step size lr / (1 - beta1^t) beyond it.  The elements are
      * looked at only where the norm says one might: (1 - w) v + w g^2 with
-     * v <= FLT_MAX can pass FLT_MAX only where g^2 does.  The update can still overflow (a huge
-     * learning rate or weight decay, RMSprop's L2 term): that is found after
-     * it, by cg_optimizer_update_end. */
+     * v <= FLT_MAX can pass FLT_MAX only where g^2 does.  The update can
+     * still overflow (a huge learning rate or weight decay, RMSprop's L2
+     * term): that is found after it, by cg_optimizer_update_end. */
     const double kept = clip ? (double)c->clip_norm : norm;
     const double weight = c->kind == CHARGAN_ADAM      ? 1.0 - (double)c->beta2
                           : c->kind == CHARGAN_RMSPROP ? 1.0 - (double)c->rho
                                                        : 0.0;
     size_t at;
-    if (weight > 0.0 && kept * kept > 0.5 * FLT_MAX && /* v <= FLT_MAX: g^2 must exceed it */
+    if (weight > 0.0 && kept * kept > 0.5 * FLT_MAX &&
         second_moment_overflows(opt, grads, n, kept / norm, weight, &at))
         return cg_fail(&opt->err, CHARGAN_E_NUMERIC,
                        "optimizer step %" PRIu64 ": gradient %zu of %zu is %g, too large for the "
@@ -493,10 +493,10 @@ chargan_status cg_optimizer_update_end(chargan_optimizer *opt, const cg_optim_up
                                        unsigned bad, double *grad_norm)
 {
     opt->steps++;
-    /* Finite gradients can still overflow: a huge learning rate, or a
-     * second moment pushed past FLT_MAX by steps below begin's bound.  The
-     * old values are gone, so the step cannot be undone: it fails and says
-     * so, and checkpoint writers refuse the non-finite state
+    /* What begin_checked cannot see can still overflow: a huge learning
+     * rate or weight decay, RMSprop's L2 term in its second moment.  The old
+     * values are gone, so the step cannot be undone: it fails and says so,
+     * and checkpoint writers refuse the non-finite state
      * (cg_optimizer_state_finite). */
     if (bad)
         return cg_fail(&opt->err, CHARGAN_E_NUMERIC,
