@@ -1518,8 +1518,9 @@ START_TEST(hostile_trainer_sections)
     static const struct {
         size_t offset;
         const char *needle;
-    } counters[] = {{104, "global_step is 9007199254740993"}, {112, "d_updates"},
-                    {120, "gan_steps"}};
+    } counters[] = {{104, "global_step is 9007199254740993"},
+                    {112, "d_updates is 9007199254740993"},
+                    {120, "gan_steps is 9007199254740993"}};
     for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
         memcpy(sec, trn->payload, trn->length);
         put64(sec + counters[i].offset, (UINT64_C(1) << 53) + 1);
