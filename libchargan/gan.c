@@ -24,6 +24,17 @@
 #include <math.h>
 #include <string.h>
 
+/* Rollouts of all B rows run together in groups of about this many
+ * streams: the products of a step become large enough for the BLAS, while
+ * the buffers stay those of a few hundred streams whatever K is. */
+#define CG_ROLLOUT_STREAMS 512
+
+static int rollout_group(size_t B, uint32_t K)
+{
+    size_t group = CG_ROLLOUT_STREAMS / B;
+    return group < 1 ? 1 : group > K ? (int)K : (int)group;
+}
+
 chargan_status cg_gan_alloc(chargan_trainer *tr)
 {
     size_t B = tr->cfg.batch, T = tr->cfg.seq_len, V = (size_t)tr->gen->V;
@@ -52,18 +63,14 @@ chargan_status cg_gan_alloc(chargan_trainer *tr)
     if (cg_sampler_init(&w->sampler, NULL, (int)V, &so) != CHARGAN_OK)
         return CHARGAN_E_NOMEM;
     if (tr->cfg.rollouts > 0) {
-        chargan_model *m = tr->gen;
-        size_t bh = B * (size_t)m->H;
         cg_rollout_buf *rb = &w->rb;
-        for (int l = 0; ok && l < m->L; l++) {
-            ok = (rb->h[l] = cg_alloc_floats(bh)) != NULL;
-            ok = ok && (rb->c[l] = cg_alloc_floats(bh)) != NULL;
-        }
-        ok = ok && (rb->xw = cg_alloc_float_matrix(bh, 4)) != NULL;
-        ok = ok && (rb->emb = cg_alloc_float_matrix(B, (size_t)m->E)) != NULL;
-        ok = ok && (rb->logits = cg_alloc_float_matrix(B, V)) != NULL;
-        ok = ok && (rb->ids = cg_malloc(B * sizeof(int32_t))) != NULL;
-        ok = ok && (rb->seq = cg_malloc(T * B * sizeof(int32_t))) != NULL;
+        rb->group = rollout_group(B, tr->cfg.rollouts);
+        int rows = rb->group * (int)B;
+        ok = cg_infer_alloc(&rb->g, tr->gen, rows, NULL);
+        if (ok && !(ok = cg_infer_alloc(&rb->d, tr->disc, rows, NULL)))
+            cg_infer_free(&rb->g, tr->gen);
+        if (!ok)
+            rb->group = 0;
     }
     return ok ? CHARGAN_OK : CHARGAN_E_NOMEM;
 }
@@ -72,15 +79,10 @@ void cg_gan_free(chargan_trainer *tr)
 {
     cg_gan_work *w = &tr->work;
     cg_sampler_free(&w->sampler);
-    for (int l = 0; l < CG_MAX_LAYERS; l++) {
-        cg_free_floats(w->rb.h[l]);
-        cg_free_floats(w->rb.c[l]);
+    if (w->rb.group) {
+        cg_infer_free(&w->rb.g, tr->gen);
+        cg_infer_free(&w->rb.d, tr->disc);
     }
-    cg_free_floats(w->rb.xw);
-    cg_free_floats(w->rb.emb);
-    cg_free_floats(w->rb.logits);
-    cg_free(w->rb.ids);
-    cg_free(w->rb.seq);
     cg_free(w->fake);
     cg_free_floats(w->weights);
     cg_free_floats(w->rewards);
@@ -436,49 +438,106 @@ chargan_status cg_gan_d_step(chargan_trainer *tr, float *loss, float *accuracy)
 
 /* ------------------------------------------------------------------ REINFORCE */
 
+/* Sets every layer's state of the n rollouts of rows b0 .. b0 + nb - 1 (view
+ * rows bi x n + k) to those rows' state after `step` steps of a forward. */
+static void replicate_state(cg_infer_state *view, const chargan_model *m, int step, int B, int b0,
+                            int nb, int n)
+{
+    const size_t H = (size_t)m->H;
+    for (int l = 0; l < m->L; l++) {
+        const float *h = m->ws.cache[l].h + ((size_t)step * B + b0) * H;
+        const float *c = m->ws.cache[l].c + ((size_t)step * B + b0) * H;
+        for (int i = 0; i < nb * n; i++) {
+            memcpy(view->h[l] + (size_t)i * H, h + (size_t)(i / n) * H, H * sizeof(float));
+            memcpy(view->c[l] + (size_t)i * H, c + (size_t)(i / n) * H, H * sizeof(float));
+        }
+    }
+}
+
+/* Prefix t's rewards of rows b0 .. b0 + nb - 1: every rollout of those rows
+ * completed by the generator from its state after step t and read by the
+ * discriminator from its state after the prefix (both forwards' caches),
+ * the rollouts of a group as one batch, row b's draws from its own stream
+ * (step by step, rollout by rollout within a group).  Rows are independent,
+ * so threads take disjoint ranges. */
+static void rollout_prefix(chargan_trainer *tr, int t, int b0, int nb, cg_sampler *sampler)
+{
+    const chargan_model *g = tr->gen, *d = tr->disc;
+    const int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len, K = (int)tr->cfg.rollouts;
+    const cg_rollout_buf *rb = &tr->work.rb;
+    const int32_t *prefix_end = tr->work.fake + (size_t)t * B + b0;
+    float *rw = tr->work.rewards + (size_t)t * B + b0;
+    for (int bi = 0; bi < nb; bi++)
+        rw[bi] = 0.0f;
+    for (int k0 = 0; k0 < K; k0 += rb->group) {
+        const int n = K - k0 < rb->group ? K - k0 : rb->group, rows = n * nb;
+        cg_infer_state gv, dv;
+        cg_infer_view(&gv, &rb->g, g, b0 * n, rows);
+        cg_infer_view(&dv, &rb->d, d, b0 * n, rows);
+        replicate_state(&gv, g, t + 1, B, b0, nb, n);
+        replicate_state(&dv, d, t + 1, B, b0, nb, n);
+        for (int i = 0; i < rows; i++)
+            gv.ids[i] = prefix_end[i / n];
+        for (int s = t + 1; s < T; s++) {
+            cg_infer_step(&gv, g);
+            for (int i = 0; i < rows; i++)
+                gv.ids[i] = cg_sampler_draw(sampler, gv.logits + (size_t)i * g->V,
+                                            &tr->work.row_rng[b0 + i / n]);
+            memcpy(dv.ids, gv.ids, (size_t)rows * sizeof(int32_t));
+            cg_infer_advance(&dv, d);
+        }
+        cg_dense_forward(d->out_w, d->out_b, d->H, d->out_dim, (size_t)rows, dv.h[d->L - 1],
+                         dv.logits);
+        for (int i = 0; i < rows; i++)
+            rw[i / n] += cg_sigmoidf(dv.logits[i]) / (float)K;
+    }
+}
+
+typedef struct rollout_job {
+    chargan_trainer *tr;
+    int t;
+} rollout_job;
+
+static void rollout_shard(void *ctx, int s)
+{
+    rollout_job *job = ctx;
+    cg_shards *sh = &job->tr->shards;
+    rollout_prefix(job->tr, job->t, sh->first[s], sh->rows[s], &sh->gan[s].sampler);
+}
+
 /* SeqGAN's Monte-Carlo estimate: for each prefix t < T-1, complete the
  * sequence `rollouts` times from the generator's state after step t and
  * average sigmoid(D) on the completions' final step.  rewards[T-1] is D of
- * the sampled sequence itself.  Written into work.rewards (T x B). */
-static void rollout_rewards(chargan_trainer *tr)
+ * the sampled sequence itself.  Written into work.rewards (T x B); with
+ * threads, each shard's rows on its thread.  Inside a running
+ * chargan_trainer_adversarial() a stop request ends the estimate before its
+ * next prefix (a round can take minutes at long seq_len); under MPI the
+ * ranks stop only at reports. */
+static chargan_status rollout_rewards(chargan_trainer *tr)
 {
     chargan_model *g = tr->gen, *d = tr->disc;
-    int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len, K = (int)tr->cfg.rollouts;
-    cg_rollout_buf *rb = &tr->work.rb;
-    size_t bh = (size_t)B * g->H;
-    float *rw = tr->work.rewards;
-    memset(rw, 0, (size_t)T * B * sizeof(float));
-    for (int t = 0; t < T - 1; t++) {
-        for (int k = 0; k < K; k++) {
-            memcpy(rb->seq, tr->work.fake, (size_t)(t + 1) * B * sizeof(int32_t));
-            for (int l = 0; l < g->L; l++) {
-                memcpy(rb->h[l], g->ws.cache[l].h + (size_t)(t + 1) * bh, bh * sizeof(float));
-                memcpy(rb->c[l], g->ws.cache[l].c + (size_t)(t + 1) * bh, bh * sizeof(float));
-            }
-            memcpy(rb->ids, tr->work.fake + (size_t)t * B, (size_t)B * sizeof(int32_t));
-            for (int s = t + 1; s < T; s++) {
-                cg_embedding_forward(g->embed, g->E, rb->ids, (size_t)B, rb->emb);
-                const float *in = rb->emb;
-                for (int l = 0; l < g->L; l++) {
-                    cg_lstm_step_infer(&g->lstm[l], B, in, rb->h[l], rb->c[l], rb->xw);
-                    in = rb->h[l];
-                }
-                cg_dense_forward(g->out_w, g->out_b, g->H, g->V, (size_t)B, in, rb->logits);
-                for (int b = 0; b < B; b++)
-                    rb->ids[b] = cg_sampler_draw(&tr->work.sampler, rb->logits + (size_t)b * g->V,
-                                                 &tr->work.row_rng[b]);
-                memcpy(rb->seq + (size_t)s * B, rb->ids, (size_t)B * sizeof(int32_t));
-            }
-            cg_model_forward(d, T, B, rb->seq, NULL, NULL, false);
-            const float *fl = final_logits(d, T, B);
-            for (int b = 0; b < B; b++)
-                rw[(size_t)t * B + b] += cg_sigmoidf(fl[b]) / (float)K;
-        }
-    }
+    const int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len;
     cg_model_forward(d, T, B, tr->work.fake, NULL, NULL, false);
     const float *fl = final_logits(d, T, B);
     for (int b = 0; b < B; b++)
-        rw[(size_t)(T - 1) * B + b] = cg_sigmoidf(fl[b]);
+        tr->work.rewards[(size_t)(T - 1) * B + b] = cg_sigmoidf(fl[b]);
+    cg_infer_prepare(&tr->work.rb.g, g);
+    cg_infer_prepare(&tr->work.rb.d, d);
+    const bool may_stop = tr->long_calls > 0 && !cg_dist_active(tr);
+    for (int t = 0; t < T - 1; t++) {
+        if (may_stop && cg_trainer_stop_requested(tr))
+            return cg_fail(&tr->err, CHARGAN_E_CANCELLED, "adversarial round %llu: stopped by "
+                           "chargan_trainer_request_stop in its rollouts (prefix %d of %d); its "
+                           "discriminator steps are kept", (unsigned long long)tr->global_step + 1,
+                           t + 1, T - 1);
+        if (tr->shards.n > 1) {
+            rollout_job job = {tr, t};
+            cg_pool_run(tr->shards.pool, rollout_shard, &job);
+        } else {
+            rollout_prefix(tr, t, 0, B, &tr->work.sampler);
+        }
+    }
+    return CHARGAN_OK;
 }
 
 /* Per-step rewards 2 sigmoid(D_t) - 1 from the (updated) discriminator,
@@ -603,7 +662,7 @@ static chargan_status reinforce_step(chargan_trainer *tr, float *g_loss, float *
     chargan_model *g = tr->gen;
     int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len;
     size_t n = (size_t)B * T;
-    chargan_status st;
+    chargan_status st = CHARGAN_OK;
     /* sample with the generator's caches kept for its backward */
     draw_real(tr);
     generate_hard(tr, cg_trainer_draw_noise(tr), true);
@@ -617,10 +676,10 @@ static chargan_status reinforce_step(chargan_trainer *tr, float *g_loss, float *
         d_sum += l;
     }
     if (tr->cfg.rollouts > 0)
-        rollout_rewards(tr);
+        st = rollout_rewards(tr);
     else
         dense_returns(tr);
-    if ((st = advantages(tr)) != CHARGAN_OK)
+    if (st != CHARGAN_OK || (st = advantages(tr)) != CHARGAN_OK)
         return st;
     /* loss = -mean(A_t log p(y_t)): softmax cross-entropy weighted by A_t */
     cg_model_zero_grad(g);

@@ -33,7 +33,7 @@ bool cg_infer_alloc(cg_infer_state *st, const chargan_model *m, int B,
     }
     ok = ok && (st->xw = cg_alloc_float_matrix(bh, 4)) != NULL;
     ok = ok && (st->emb = cg_alloc_float_matrix((size_t)B, (size_t)m->E)) != NULL;
-    ok = ok && (st->logits = cg_alloc_float_matrix((size_t)B, (size_t)m->V)) != NULL;
+    ok = ok && (st->logits = cg_alloc_float_matrix((size_t)B, (size_t)m->out_dim)) != NULL;
     ok = ok && (st->ids = cg_malloc((size_t)B * sizeof(int32_t))) != NULL;
     if (shared)
         st->xtab = shared->xtab;
@@ -96,7 +96,7 @@ static void head_columns(cg_infer_state *st, const chargan_model *m, const float
     cg_kgemm_nn(B, v1 - v0, m->H, x, m->H, m->out_w + v0, V, st->logits + v0, V, true);
 }
 
-void cg_infer_step(cg_infer_state *st, const chargan_model *m)
+void cg_infer_advance(cg_infer_state *st, const chargan_model *m)
 {
     int B = st->B;
     if (!st->xtab)
@@ -109,7 +109,29 @@ void cg_infer_step(cg_infer_state *st, const chargan_model *m)
             cg_lstm_step_infer(&m->lstm[l], B, x, st->h[l], st->c[l], st->xw);
         x = st->h[l];
     }
-    head_columns(st, m, x, 0, m->V);
+}
+
+void cg_infer_view(cg_infer_state *view, const cg_infer_state *st, const chargan_model *m, int r0,
+                   int rows)
+{
+    const size_t r = (size_t)r0, H = (size_t)m->H;
+    memset(view, 0, sizeof *view);
+    view->B = rows;
+    for (int l = 0; l < m->L; l++) {
+        view->h[l] = st->h[l] + r * H;
+        view->c[l] = st->c[l] + r * H;
+    }
+    view->xw = st->xw + r * 4 * H;
+    view->emb = st->emb + r * (size_t)m->E;
+    view->logits = st->logits + r * (size_t)m->out_dim;
+    view->xtab = st->xtab;
+    view->ids = st->ids + r;
+}
+
+void cg_infer_step(cg_infer_state *st, const chargan_model *m)
+{
+    cg_infer_advance(st, m);
+    head_columns(st, m, st->h[m->L - 1], 0, m->V);
 }
 
 /* ---------------------------------------------------------------- one step, several threads */

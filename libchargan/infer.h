@@ -1,5 +1,5 @@
-/* infer.h - cache-free, step-by-step generator inference for many streams at
- * once: the state (h, c per layer) is updated in place and nothing is kept
+/* infer.h - cache-free, step-by-step inference for many streams at once
+ * (generators; discriminators through cg_infer_advance): the state (h, c per layer) is updated in place and nothing is kept
  * for a backward pass.  Shared by sampling (sample.c) and the metrics
  * (metrics.c); all buffers are sized once by cg_infer_alloc, so stepping
  * allocates nothing. */
@@ -12,7 +12,7 @@
 typedef struct cg_infer_state {
     int B;                                      /* streams (rows) */
     float *h[CG_MAX_LAYERS], *c[CG_MAX_LAYERS]; /* B x H each */
-    float *xw, *emb, *logits, *z, *state;       /* scratch; logits is B x V */
+    float *xw, *emb, *logits, *z, *state;       /* scratch; logits is B x out_dim */
     const float *xtab; /* V x 4H: the first layer's input table (cg_lstm_input_table), or
                           NULL for a vocabulary above CG_INFER_TABLE_MAX ids */
     float *own_xtab;   /* xtab when this state built it, else NULL (shared) */
@@ -38,8 +38,16 @@ void cg_infer_prepare(cg_infer_state *st, const chargan_model *m);
  * when rngs is NULL; zero when the model has no noise layer. */
 void cg_infer_begin(cg_infer_state *st, const chargan_model *m, cg_rng *rngs);
 /* Feeds st->ids (one per stream) through the stack; the logits of each
- * stream's next token land in st->logits. */
+ * stream's next token land in st->logits (a generator's). */
 void cg_infer_step(cg_infer_state *st, const chargan_model *m);
+/* The same without the head: only the states move (a discriminator, whose
+ * head is read once, at the last step). */
+void cg_infer_advance(cg_infer_state *st, const chargan_model *m);
+/* Rows [r0, r0 + rows) of st as a state of their own: the same buffers at
+ * those rows (the input table shared, nothing owned), so that threads can
+ * step disjoint rows of one state.  Not to be freed or prepared. */
+void cg_infer_view(cg_infer_state *view, const cg_infer_state *st, const chargan_model *m, int r0,
+                   int rows);
 
 /* Fewer streams than threads: P threads share every step of the same B
  * streams.  Thread s owns a slice of each layer's hidden units (its columns

@@ -1169,17 +1169,23 @@ static void fill_report(chargan_trainer *tr, phase_run *r)
     r->n_loss = r->n_d = 0;
 }
 
-/* A stop request, honoured at a step boundary outside MPI (where the ranks
- * vote at reports instead): the steps not yet reported are reported (the
- * callback's answer no longer matters), then CHARGAN_E_CANCELLED. */
-static chargan_status stop_point(chargan_trainer *tr, phase_run *r)
+/* Before a phase ends on a stop request: the steps not yet reported are
+ * reported (the callback's answer no longer matters). */
+static void report_the_rest(chargan_trainer *tr, phase_run *r)
 {
-    if (cg_dist_active(tr) || !cg_trainer_stop_requested(tr))
-        return CHARGAN_OK;
     if (tr->progress && r->p.step > r->step_last) {
         fill_report(tr, r);
         tr->progress(&r->p, tr->progress_user);
     }
+}
+
+/* A stop request, honoured at a step boundary outside MPI (where the ranks
+ * vote at reports instead): the rest reported, then CHARGAN_E_CANCELLED. */
+static chargan_status stop_point(chargan_trainer *tr, phase_run *r)
+{
+    if (cg_dist_active(tr) || !cg_trainer_stop_requested(tr))
+        return CHARGAN_OK;
+    report_the_rest(tr, r);
     return cg_fail(&tr->err, CHARGAN_E_CANCELLED, "stopped by chargan_trainer_request_stop %s "
                    "step %llu", r->p.step ? "after" : "before",
                    (unsigned long long)(r->p.step ? r->p.step : 1));
@@ -1236,8 +1242,13 @@ static chargan_status run_phase(chargan_trainer *tr, chargan_phase phase, uint64
     phase_init(&r, tr, phase, steps);
     chargan_status st = CHARGAN_OK;
     while (st == CHARGAN_OK && r.p.step < steps) {
-        if ((st = stop_point(tr, &r)) != CHARGAN_OK || (st = step(tr, &r)) != CHARGAN_OK)
+        if ((st = stop_point(tr, &r)) != CHARGAN_OK)
             break;
+        if ((st = step(tr, &r)) != CHARGAN_OK) {
+            if (st == CHARGAN_E_CANCELLED) /* inside a step: a REINFORCE round's rollouts */
+                report_the_rest(tr, &r);
+            break;
+        }
         r.p.step++;
         st = phase_report(tr, &r, r.p.step == steps);
     }

@@ -5,6 +5,7 @@
 #define CHARGAN_TRAINER_H
 
 #include "dist.h"
+#include "infer.h"
 #include "model.h"
 #include "optim.h"
 #include "packed_ids.h"
@@ -60,11 +61,13 @@ typedef struct cg_gan_state {
 } cg_gan_state;
 
 /* Monte-Carlo rollout scratch: per-layer state copies and the completion. */
+/* SeqGAN's Monte-Carlo rollouts (gan.c): a group of `group` rollouts of all
+ * B rows runs as one batch of group x B streams, row k x B + b being
+ * rollout k of row b: the generator completing them and the discriminator
+ * reading the completions from its state after the prefix. */
 typedef struct cg_rollout_buf {
-    float *h[CG_MAX_LAYERS], *c[CG_MAX_LAYERS];
-    float *xw, *emb, *logits;
-    int32_t *ids; /* B */
-    int32_t *seq; /* T x B completed sequences */
+    cg_infer_state g, d; /* group x B streams each */
+    int group;           /* rollouts run together */
 } cg_rollout_buf;
 
 /* Scratch of the adversarial steps, sized once per trainer. */

@@ -754,6 +754,79 @@ START_TEST(rollout_rewards_are_probabilities)
 }
 END_TEST
 
+/* A generator made greedy (its head scaled by 1e5, so that each draw is the
+ * argmax) completes every prefix of its own sample with the rest of that
+ * sample: each rollout reward is then D's probability of the whole sample,
+ * the last step's reward.  Any completion that starts from a wrong state
+ * (the generator's or the discriminator's after another step, or another
+ * row's) reads other tokens or from another state, and scores otherwise.
+ * B = 200 runs K = 3 rollouts in groups of 2 and 1; threads split the rows. */
+START_TEST(rollouts_continue_the_prefix_states)
+{
+    static const struct {
+        int B;
+        uint32_t threads;
+    } cases[] = {{3, 1}, {3, 2}, {200, 1}, {200, 2}};
+    const int V = 6, T = 6, B = cases[_i].B;
+    chargan_trainer_config c = trainer_config(CHARGAN_GAN_REINFORCE, T, B, 91);
+    c.rollouts = 3;
+    c.threads = cases[_i].threads;
+    chargan_trainer *tr = make_trainer(&c, V, (shape){3, 5, 2, 2, 0}, (shape){3, 4, 2, 0, 0}, 91);
+    jitter(tr->gen, 5, 2.0f);
+    jitter(tr->disc, 6, 2.0f);
+    chargan_model *g = tr->gen;
+    for (size_t i = 0; i < (size_t)g->H * g->V; i++)
+        g->out_w[i] *= 1e5f;
+    for (int v = 0; v < g->V; v++)
+        g->out_b[v] = 0.0f; /* the state, not a bias, picks the token */
+    ck_assert_int_eq(chargan_trainer_gan_step(tr, NULL, NULL), CHARGAN_OK);
+    const float *rw = tr->work.rewards;
+    float lo = 1.0f, hi = 0.0f;
+    for (int b = 0; b < B; b++) {
+        const float whole = rw[(size_t)(T - 1) * B + b];
+        lo = fminf(lo, whole);
+        hi = fmaxf(hi, whole);
+        for (int t = 0; t < T - 1; t++)
+            ck_assert_msg(fabsf(rw[(size_t)t * B + b] - whole) < 1e-5f,
+                          "B %d, %u threads: row %d, prefix %d: %.7g, the whole sample %.7g", B,
+                          c.threads, b, t, rw[(size_t)t * B + b], whole);
+    }
+    ck_assert_float_gt(hi - lo, 1e-3f); /* the rows' samples differ, and D tells them apart */
+    chargan_trainer_free(tr);
+}
+END_TEST
+
+/* Inside a running chargan_trainer_adversarial() (long_calls > 0) a stop
+ * request ends a round in its rollouts: the generator, the step count and
+ * the baseline stay as they were, the round's discriminator step is kept.
+ * A round called on its own is not a run: it is not stopped. */
+START_TEST(rollouts_stop_on_request_inside_a_run)
+{
+    const int V = 6, T = 6, B = 3;
+    chargan_trainer_config c = trainer_config(CHARGAN_GAN_REINFORCE, T, B, 92);
+    c.rollouts = 2;
+    c.threads = (uint32_t)(1 + _i);
+    chargan_trainer *tr = make_trainer(&c, V, (shape){3, 4, 1, 0, 0}, (shape){3, 4, 1, 0, 0}, 92);
+    float *g0 = dup_floats(tr->gen->params, tr->gen->n_weights);
+    float *d0 = dup_floats(tr->disc->params, tr->disc->n_weights);
+    tr->long_calls = 1;
+    ck_assert_int_eq(chargan_trainer_request_stop(tr), CHARGAN_OK);
+    ck_assert_int_eq(chargan_trainer_gan_step(tr, NULL, NULL), CHARGAN_E_CANCELLED);
+    ck_assert_ptr_nonnull(strstr(chargan_trainer_last_error(tr), "in its rollouts (prefix 1 of 5)"));
+    ck_assert_int_eq(memcmp(g0, tr->gen->params, tr->gen->n_weights * sizeof(float)), 0);
+    ck_assert_int_ne(memcmp(d0, tr->disc->params, tr->disc->n_weights * sizeof(float)), 0);
+    ck_assert_uint_eq(tr->global_step, 0);
+    ck_assert_uint_eq(tr->gan.baseline_set, 0);
+    tr->long_calls = 0;
+    ck_assert_int_eq(chargan_trainer_gan_step(tr, NULL, NULL), CHARGAN_OK);
+    ck_assert_uint_eq(tr->global_step, 1);
+    ck_assert_int_ne(memcmp(g0, tr->gen->params, tr->gen->n_weights * sizeof(float)), 0);
+    free(g0);
+    free(d0);
+    chargan_trainer_free(tr);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- the discriminator's update */
 
 /* The discriminator's loss, rebuilt: hard samples, per-step BCE (mean over
@@ -1439,6 +1512,8 @@ static Suite *gan_suite(void)
     tcase_add_test(tc, reinforce_returns_and_baseline_recomputed);
     tcase_add_test(tc, reinforce_gradient_unbiased);
     tcase_add_test(tc, rollout_rewards_are_probabilities);
+    tcase_add_loop_test(tc, rollouts_continue_the_prefix_states, 0, 4);
+    tcase_add_loop_test(tc, rollouts_stop_on_request_inside_a_run, 0, 2);
     tcase_add_loop_test(tc, discriminator_learns, 0, 2);
     tcase_add_loop_test(tc, gan_step_moves_the_generator, 0, 3);
     tcase_add_loop_test(tc, d_steps_per_generator_step, 0, 2);
