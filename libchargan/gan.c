@@ -465,15 +465,20 @@ static void rollout_prefix(chargan_trainer *tr, int t, int b0, int nb, cg_sample
     const chargan_model *g = tr->gen, *d = tr->disc;
     const int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len, K = (int)tr->cfg.rollouts;
     const cg_rollout_buf *rb = &tr->work.rb;
+    /* Groups as of the global batch, so that a row's draws come in the same
+     * order on any number of MPI ranks (never more rollouts than rb->group). */
+    const int group = rollout_group(cg_dist_global_batch(tr), tr->cfg.rollouts);
     const int32_t *prefix_end = tr->work.fake + (size_t)t * B + b0;
     float *rw = tr->work.rewards + (size_t)t * B + b0;
     for (int bi = 0; bi < nb; bi++)
         rw[bi] = 0.0f;
-    for (int k0 = 0; k0 < K; k0 += rb->group) {
-        const int n = K - k0 < rb->group ? K - k0 : rb->group, rows = n * nb;
+    for (int k0 = 0; k0 < K; k0 += group) {
+        const int n = K - k0 < group ? K - k0 : group, rows = n * nb;
+        /* rows b0 x rb->group on, whatever n: a shard never reaches into
+         * the rows of another still in a larger group */
         cg_infer_state gv, dv;
-        cg_infer_view(&gv, &rb->g, g, b0 * n, rows);
-        cg_infer_view(&dv, &rb->d, d, b0 * n, rows);
+        cg_infer_view(&gv, &rb->g, g, b0 * rb->group, rows);
+        cg_infer_view(&dv, &rb->d, d, b0 * rb->group, rows);
         replicate_state(&gv, g, t + 1, B, b0, nb, n);
         replicate_state(&dv, d, t + 1, B, b0, nb, n);
         for (int i = 0; i < rows; i++)

@@ -60,14 +60,14 @@ typedef struct cg_gan_state {
     uint64_t gan_steps;    /* generator updates in adversarial mode (drives beta annealing) */
 } cg_gan_state;
 
-/* Monte-Carlo rollout scratch: per-layer state copies and the completion. */
-/* SeqGAN's Monte-Carlo rollouts (gan.c): a group of `group` rollouts of all
- * B rows runs as one batch of group x B streams, row k x B + b being
- * rollout k of row b: the generator completing them and the discriminator
- * reading the completions from its state after the prefix. */
+/* SeqGAN's Monte-Carlo rollouts (gan.c): up to `group` rollouts of every
+ * row run together as one batch of streams (the generator completing them,
+ * the discriminator reading the completions on from its state after the
+ * prefix).  The shard of rows b0 .. b0 + nb - 1 uses the streams from
+ * b0 x group on, rollout k of its row b0 + i at i x n + k for a group of n. */
 typedef struct cg_rollout_buf {
     cg_infer_state g, d; /* group x B streams each */
-    int group;           /* rollouts run together */
+    int group;           /* the most rollouts run together */
 } cg_rollout_buf;
 
 /* Scratch of the adversarial steps, sized once per trainer. */

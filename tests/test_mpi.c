@@ -176,24 +176,24 @@ static int same_on_all_ranks(const chargan_model *m)
     return lo == hi;
 }
 
-static void equivalence(const run_cfg *rc)
+static void equivalence(const run_cfg *rc, uint32_t batch)
 {
     float ref[MAX_CURVE], dist[MAX_CURVE];
     int n_ref = 0, n_dist = 0;
     chargan_trainer *a = NULL, *b = NULL;
-    chargan_status st = make_trainer(rc, BATCH, &a);
+    chargan_status st = make_trainer(rc, batch, &a);
     if (st == CHARGAN_OK)
         st = run_curve(a, rc, ref, &n_ref);
     if (!check(st == CHARGAN_OK, "%s: the one-process reference with batch %d runs", rc->name,
-               BATCH))
+               (int)batch))
         goto out;
-    st = make_trainer(rc, BATCH, &b);
+    st = make_trainer(rc, batch, &b);
     if (st == CHARGAN_OK)
         st = attach(b);
     if (st == CHARGAN_OK)
         st = run_curve(b, rc, dist, &n_dist);
     if (!check(st == CHARGAN_OK && n_dist == n_ref, "%s: %d ranks with global batch %d run",
-               rc->name, size, BATCH))
+               rc->name, size, (int)batch))
         goto out;
     double worst = 0.0;
     int at = 0;
@@ -659,7 +659,13 @@ int main(int argc, char **argv)
         attach_out_of_memory(argv[2], 0);
         attach_out_of_memory(argv[2], 1);
         for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++)
-            equivalence(&configs[i]);
+            equivalence(&configs[i], BATCH);
+        /* 8 rollouts run in groups of 512 / 128 = 4 on any number of ranks
+         * (grouped by the local batch, 2 ranks took all 8 at once: other draws) */
+        static const run_cfg rollouts8 = {"REINFORCE, 8 rollouts, batch 128",
+                                          CHARGAN_GAN_REINFORCE, 1, 8, 0, 0.0f,
+                                          CHARGAN_LOSS_STANDARD, 0.0f};
+        equivalence(&rollouts8, 128);
         batches_and_evaluation();
         stop_requests();
         broken_rows();
