@@ -18,7 +18,8 @@
 #   SEEDS [1 2 3]  MLE_EPOCHS [60]  EVAL_EVERY [10]  DENSE_UNTIL [10]  GAN_STEPS [300]
 #   GAN_EVAL_EVERY [50]  GAN_LR [1e-3]  EARLY_EPOCHS []
 #   ESTIMATORS [reinforce gumbel mlecont]: also gumbelsoft, Gumbel with the soft
-#     feed; mlecont is the control, GAN_STEPS more MLE steps at GAN_LR
+#     feed, and reinforcekK, REINFORCE with K Monte-Carlo rollouts per prefix
+#     (SeqGAN: 16); mlecont is the control, GAN_STEPS more MLE steps at GAN_LR
 #   N_EVAL [2000] samples per NLL-oracle figure (the paper: 10,000)
 #   JOBS [2] seeds run at once, one thread each  BUILD_DIR [build-oracle]
 #   SKIP_MLE [0]: 1 runs only the EARLY_EPOCHS part (the MLE runs exist)
@@ -62,6 +63,7 @@ adversarial() {
         case $est in
         gumbelsoft) how="--gan gumbel --gan-feed soft" ;;
         mlecont) how="--gan mlecont" ;; # the control: as many MLE steps at GAN_LR
+        reinforcek*) how="--gan reinforce --rollouts ${est#reinforcek}" ;; # SeqGAN's rollouts
         *) how="--gan $est" ;;
         esac
         # shellcheck disable=SC2086
