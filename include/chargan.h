@@ -605,9 +605,10 @@ typedef struct chargan_trainer_config {
                                   a step then runs about rollouts x seq_len^2 / 2 generator
                                   and as many discriminator steps (the discriminator reads each
                                   completion from its state after the prefix), quadratic in
-                                  seq_len; the rollouts of about 512 / batch rows run as one
-                                  batch, and on the threads; a stop request ends a running
-                                  chargan_trainer_adversarial() before the step's next prefix */
+                                  seq_len; up to 512 / batch rollouts of every row run as one
+                                  batch (about 512 streams at most), on the threads; a stop
+                                  request ends a running chargan_trainer_adversarial() before the
+                                  step's next prefix and undoes the round */
     float mle_weight;        /**< weight of an MLE term mixed into the generator loss, default 0 */
     float beta_max;          /**< Gumbel: final inverse temperature, >= beta_start, <= 1e6,
                                   default 1 (no annealing) */
@@ -720,8 +721,9 @@ CHARGAN_API chargan_status chargan_trainer_set_progress(chargan_trainer *tr,
  *  _pretrain_discriminator() and _adversarial() honour the request before
  *  their next step (the steps done are kept and reported to the progress
  *  callback; _adversarial() with rollouts also before a round's next prefix,
- *  keeping the round's discriminator steps and leaving its generator step
- *  undone), chargan_trainer_evaluate() before its next batch of windows,
+ *  undoing the whole round, its discriminator steps and random draws
+ *  included, so that the run continues as if never stopped),
+ *  chargan_trainer_evaluate() before its next batch of windows,
  *  as does the validation inside the three (its result is then dropped),
  *  and chargan_trainer_eval_discriminator() before its next batch; the call
  *  returns CHARGAN_E_CANCELLED.  The running call answers the request,

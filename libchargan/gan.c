@@ -24,6 +24,8 @@
 #include <math.h>
 #include <string.h>
 
+void (*cg_test_rollout_prefix_hook)(chargan_trainer *tr, int prefix);
+
 /* Rollouts of all B rows run together in groups of about this many
  * streams: the products of a step become large enough for the BLAS, while
  * the buffers stay those of a few hundred streams whatever K is. */
@@ -71,6 +73,10 @@ chargan_status cg_gan_alloc(chargan_trainer *tr)
             cg_infer_free(&rb->g, tr->gen);
         if (!ok)
             rb->group = 0;
+        size_t n = tr->disc->n_weights;
+        ok = ok && (rb->d_params = cg_alloc_floats(n)) != NULL;
+        ok = ok && (rb->d_m = cg_alloc_floats(n)) != NULL;
+        ok = ok && (rb->d_v = cg_alloc_floats(n)) != NULL;
     }
     return ok ? CHARGAN_OK : CHARGAN_E_NOMEM;
 }
@@ -83,6 +89,9 @@ void cg_gan_free(chargan_trainer *tr)
         cg_infer_free(&w->rb.g, tr->gen);
         cg_infer_free(&w->rb.d, tr->disc);
     }
+    cg_free_floats(w->rb.d_params);
+    cg_free_floats(w->rb.d_m);
+    cg_free_floats(w->rb.d_v);
     cg_free(w->fake);
     cg_free_floats(w->weights);
     cg_free_floats(w->rewards);
@@ -510,6 +519,52 @@ static void rollout_shard(void *ctx, int s)
     rollout_prefix(job->tr, job->t, sh->first[s], sh->rows[s], &sh->gan[s].sampler);
 }
 
+/* Whether a stop request may end this round in its rollouts: inside a
+ * running chargan_trainer_adversarial(), not under MPI (the ranks vote at
+ * reports instead). */
+static bool rollouts_may_stop(const chargan_trainer *tr)
+{
+    return tr->cfg.rollouts > 0 && tr->long_calls > 0 && !cg_dist_active(tr);
+}
+
+/* Keeps, and puts back, what a round changes before its rollouts (the
+ * generator and the baseline change only after them). */
+static void keep_round_start(chargan_trainer *tr)
+{
+    cg_rollout_buf *rb = &tr->work.rb;
+    const chargan_optimizer *o = tr->dopt;
+    size_t n = tr->disc->n_weights;
+    memcpy(rb->d_params, tr->disc->params, n * sizeof(float));
+    if (o->m)
+        memcpy(rb->d_m, o->m, n * sizeof(float));
+    if (o->v)
+        memcpy(rb->d_v, o->v, n * sizeof(float));
+    rb->d_opt_steps = o->steps;
+    rb->d_updates = tr->d_updates;
+    rb->d_last_accuracy = tr->d_last_accuracy;
+    rb->rng = tr->rng;
+    rb->g_rng = tr->gen->rng;
+    rb->d_rng = tr->disc->rng;
+}
+
+static void undo_round(chargan_trainer *tr)
+{
+    const cg_rollout_buf *rb = &tr->work.rb;
+    chargan_optimizer *o = tr->dopt;
+    size_t n = tr->disc->n_weights;
+    memcpy(tr->disc->params, rb->d_params, n * sizeof(float));
+    if (o->m)
+        memcpy(o->m, rb->d_m, n * sizeof(float));
+    if (o->v)
+        memcpy(o->v, rb->d_v, n * sizeof(float));
+    o->steps = rb->d_opt_steps;
+    tr->d_updates = rb->d_updates;
+    tr->d_last_accuracy = rb->d_last_accuracy;
+    tr->rng = rb->rng;
+    tr->gen->rng = rb->g_rng;
+    tr->disc->rng = rb->d_rng;
+}
+
 /* SeqGAN's Monte-Carlo estimate: for each prefix t < T-1, complete the
  * sequence `rollouts` times from the generator's state after step t and
  * average sigmoid(D) on the completions' final step.  rewards[T-1] is D of
@@ -528,13 +583,17 @@ static chargan_status rollout_rewards(chargan_trainer *tr)
         tr->work.rewards[(size_t)(T - 1) * B + b] = cg_sigmoidf(fl[b]);
     cg_infer_prepare(&tr->work.rb.g, g);
     cg_infer_prepare(&tr->work.rb.d, d);
-    const bool may_stop = tr->long_calls > 0 && !cg_dist_active(tr);
+    const bool may_stop = rollouts_may_stop(tr);
     for (int t = 0; t < T - 1; t++) {
-        if (may_stop && cg_trainer_stop_requested(tr))
+        if (cg_test_rollout_prefix_hook)
+            cg_test_rollout_prefix_hook(tr, t);
+        if (may_stop && cg_trainer_stop_requested(tr)) {
+            undo_round(tr);
             return cg_fail(&tr->err, CHARGAN_E_CANCELLED, "adversarial round %llu: stopped by "
-                           "chargan_trainer_request_stop in its rollouts (prefix %d of %d); its "
-                           "discriminator steps are kept", (unsigned long long)tr->global_step + 1,
-                           t + 1, T - 1);
+                           "chargan_trainer_request_stop in its rollouts (prefix %d of %d); the "
+                           "round is undone", (unsigned long long)tr->global_step + 1, t + 1,
+                           T - 1);
+        }
         if (tr->shards.n > 1) {
             rollout_job job = {tr, t};
             cg_pool_run(tr->shards.pool, rollout_shard, &job);
@@ -668,6 +727,8 @@ static chargan_status reinforce_step(chargan_trainer *tr, float *g_loss, float *
     int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len;
     size_t n = (size_t)B * T;
     chargan_status st = CHARGAN_OK;
+    if (rollouts_may_stop(tr))
+        keep_round_start(tr);
     /* sample with the generator's caches kept for its backward */
     draw_real(tr);
     generate_hard(tr, cg_trainer_draw_noise(tr), true);

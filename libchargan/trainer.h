@@ -68,6 +68,15 @@ typedef struct cg_gan_state {
 typedef struct cg_rollout_buf {
     cg_infer_state g, d; /* group x B streams each */
     int group;           /* the most rollouts run together */
+    /* What a round changes before its rollouts, kept at its start so that a
+     * stop request in the rollouts undoes the whole round: the
+     * discriminator's parameters and optimizer state (n_weights floats
+     * each, m and v where the optimizer has them), the counters, and the
+     * random streams (the trainer's, and both models' dropout masks). */
+    float *d_params, *d_m, *d_v;
+    uint64_t d_opt_steps, d_updates;
+    float d_last_accuracy;
+    cg_rng rng, g_rng, d_rng;
 } cg_rollout_buf;
 
 /* Scratch of the adversarial steps, sized once per trainer. */
@@ -116,6 +125,10 @@ struct chargan_trainer {
     atomic_int stop_request;
     int long_calls; /* long calls running (a progress callback may nest one) */
 };
+
+/* Tests only: called before each prefix of a round's rollouts (gan.c), as
+ * a stop request from another thread would arrive there. */
+extern void (*cg_test_rollout_prefix_hook)(chargan_trainer *tr, int prefix);
 
 /* Sizes the models' own workspaces for the full batch.  The steps need them
  * only where they do not run on the shards' replicas; callers that always

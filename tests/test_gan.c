@@ -796,34 +796,94 @@ START_TEST(rollouts_continue_the_prefix_states)
 }
 END_TEST
 
+/* Bitwise equality of two trainers' models, optimizers' step counts and
+ * counters. */
+static void assert_same_trainers(const chargan_trainer *a, const chargan_trainer *b)
+{
+    ck_assert_int_eq(memcmp(a->gen->params, b->gen->params, a->gen->n_weights * sizeof(float)), 0);
+    ck_assert_int_eq(memcmp(a->disc->params, b->disc->params,
+                            a->disc->n_weights * sizeof(float)), 0);
+    ck_assert_uint_eq(a->global_step, b->global_step);
+    ck_assert_uint_eq(a->d_updates, b->d_updates);
+    ck_assert_uint_eq(a->gopt->steps, b->gopt->steps);
+    ck_assert_uint_eq(a->dopt->steps, b->dopt->steps);
+}
+
+static chargan_trainer *stop_test_trainer(uint32_t threads)
+{
+    chargan_trainer_config c = trainer_config(CHARGAN_GAN_REINFORCE, 6, 3, 92);
+    c.rollouts = 2;
+    c.threads = threads;
+    c.report_every = 10;
+    return make_trainer(&c, 6, (shape){3, 4, 1, 2, 0.2f}, (shape){3, 4, 1, 0, 0.2f}, 92);
+}
+
 /* Inside a running chargan_trainer_adversarial() (long_calls > 0) a stop
- * request ends a round in its rollouts: the generator, the step count and
- * the baseline stay as they were, the round's discriminator step is kept.
- * A round called on its own is not a run: it is not stopped. */
+ * request ends a round in its rollouts and undoes all of it: the
+ * discriminator's step, the counters and the random streams too, so that
+ * the round taken again is the round a trainer never stopped takes.  A
+ * round called on its own is not a run: it is not stopped. */
 START_TEST(rollouts_stop_on_request_inside_a_run)
 {
-    const int V = 6, T = 6, B = 3;
-    chargan_trainer_config c = trainer_config(CHARGAN_GAN_REINFORCE, T, B, 92);
-    c.rollouts = 2;
-    c.threads = (uint32_t)(1 + _i);
-    chargan_trainer *tr = make_trainer(&c, V, (shape){3, 4, 1, 0, 0}, (shape){3, 4, 1, 0, 0}, 92);
-    float *g0 = dup_floats(tr->gen->params, tr->gen->n_weights);
+    chargan_trainer *tr = stop_test_trainer((uint32_t)(1 + _i));
+    chargan_trainer *twin = stop_test_trainer((uint32_t)(1 + _i));
     float *d0 = dup_floats(tr->disc->params, tr->disc->n_weights);
     tr->long_calls = 1;
     ck_assert_int_eq(chargan_trainer_request_stop(tr), CHARGAN_OK);
     ck_assert_int_eq(chargan_trainer_gan_step(tr, NULL, NULL), CHARGAN_E_CANCELLED);
-    ck_assert_ptr_nonnull(strstr(chargan_trainer_last_error(tr), "in its rollouts (prefix 1 of 5)"));
-    ck_assert_int_eq(memcmp(g0, tr->gen->params, tr->gen->n_weights * sizeof(float)), 0);
-    ck_assert_int_ne(memcmp(d0, tr->disc->params, tr->disc->n_weights * sizeof(float)), 0);
-    ck_assert_uint_eq(tr->global_step, 0);
+    ck_assert_ptr_nonnull(strstr(chargan_trainer_last_error(tr),
+                                 "in its rollouts (prefix 1 of 5); the round is undone"));
+    ck_assert_int_eq(memcmp(d0, tr->disc->params, tr->disc->n_weights * sizeof(float)), 0);
     ck_assert_uint_eq(tr->gan.baseline_set, 0);
+    assert_same_trainers(tr, twin);
     tr->long_calls = 0;
     ck_assert_int_eq(chargan_trainer_gan_step(tr, NULL, NULL), CHARGAN_OK);
+    ck_assert_int_eq(chargan_trainer_gan_step(twin, NULL, NULL), CHARGAN_OK);
     ck_assert_uint_eq(tr->global_step, 1);
-    ck_assert_int_ne(memcmp(g0, tr->gen->params, tr->gen->n_weights * sizeof(float)), 0);
-    free(g0);
+    assert_same_trainers(tr, twin);
     free(d0);
     chargan_trainer_free(tr);
+    chargan_trainer_free(twin);
+}
+END_TEST
+
+/* The same through the public calls, the request arriving while round 2's
+ * rollouts run (as from a signal handler): the call returns
+ * CHARGAN_E_CANCELLED having reported its one finished round, and three
+ * more rounds then give the bits of four rounds never stopped. */
+static int reported_step;
+
+static int remember_step(const chargan_progress *p, void *user)
+{
+    (void)user;
+    reported_step = (int)p->step;
+    return 0;
+}
+
+static void stop_in_round_two(chargan_trainer *tr, int prefix)
+{
+    if (tr->global_step == 1 && prefix == 2)
+        chargan_trainer_request_stop(tr);
+}
+
+START_TEST(rollouts_stopped_run_resumes_bitwise)
+{
+    chargan_trainer *tr = stop_test_trainer((uint32_t)(1 + _i));
+    chargan_trainer *twin = stop_test_trainer((uint32_t)(1 + _i));
+    ck_assert_int_eq(chargan_trainer_set_progress(tr, remember_step, NULL), CHARGAN_OK);
+    reported_step = -1;
+    cg_test_rollout_prefix_hook = stop_in_round_two;
+    chargan_status st = chargan_trainer_adversarial(tr, 5);
+    cg_test_rollout_prefix_hook = NULL;
+    ck_assert_int_eq(st, CHARGAN_E_CANCELLED);
+    ck_assert_ptr_nonnull(strstr(chargan_trainer_last_error(tr), "prefix 3 of 5"));
+    ck_assert_int_eq(reported_step, 1);
+    ck_assert_uint_eq(tr->global_step, 1);
+    ck_assert_int_eq(chargan_trainer_adversarial(tr, 3), CHARGAN_OK);
+    ck_assert_int_eq(chargan_trainer_adversarial(twin, 4), CHARGAN_OK);
+    assert_same_trainers(tr, twin);
+    chargan_trainer_free(tr);
+    chargan_trainer_free(twin);
 }
 END_TEST
 
@@ -1514,6 +1574,7 @@ static Suite *gan_suite(void)
     tcase_add_test(tc, rollout_rewards_are_probabilities);
     tcase_add_loop_test(tc, rollouts_continue_the_prefix_states, 0, 4);
     tcase_add_loop_test(tc, rollouts_stop_on_request_inside_a_run, 0, 2);
+    tcase_add_loop_test(tc, rollouts_stopped_run_resumes_bitwise, 0, 2);
     tcase_add_loop_test(tc, discriminator_learns, 0, 2);
     tcase_add_loop_test(tc, gan_step_moves_the_generator, 0, 3);
     tcase_add_loop_test(tc, d_steps_per_generator_step, 0, 2);
