@@ -74,9 +74,12 @@ chargan_status cg_gan_alloc(chargan_trainer *tr)
         if (!ok)
             rb->group = 0;
         size_t n = tr->disc->n_weights;
+        const chargan_optimizer_config *oc = &tr->dopt->cfg;
         ok = ok && (rb->d_params = cg_alloc_floats(n)) != NULL;
-        ok = ok && (rb->d_m = cg_alloc_floats(n)) != NULL;
-        ok = ok && (rb->d_v = cg_alloc_floats(n)) != NULL;
+        if (ok && cg_optimizer_needs_m(oc))
+            ok = (rb->d_m = cg_alloc_floats(n)) != NULL;
+        if (ok && cg_optimizer_needs_v(oc))
+            ok = (rb->d_v = cg_alloc_floats(n)) != NULL;
     }
     return ok ? CHARGAN_OK : CHARGAN_E_NOMEM;
 }
@@ -527,53 +530,43 @@ static bool rollouts_may_stop(const chargan_trainer *tr)
     return tr->cfg.rollouts > 0 && tr->long_calls > 0 && !cg_dist_active(tr);
 }
 
-/* Keeps, and puts back, what a round changes before its rollouts (the
- * generator and the baseline change only after them). */
-static void keep_round_start(chargan_trainer *tr)
+/* Keeps (keep) or puts back what a round changes before its rollouts (the
+ * generator and the baseline change only after them): each part's live
+ * state beside the copy kept of it. */
+static void round_start(chargan_trainer *tr, bool keep)
 {
     cg_rollout_buf *rb = &tr->work.rb;
-    const chargan_optimizer *o = tr->dopt;
-    size_t n = tr->disc->n_weights;
-    memcpy(rb->d_params, tr->disc->params, n * sizeof(float));
-    if (o->m)
-        memcpy(rb->d_m, o->m, n * sizeof(float));
-    if (o->v)
-        memcpy(rb->d_v, o->v, n * sizeof(float));
-    rb->d_opt_steps = o->steps;
-    rb->d_updates = tr->d_updates;
-    rb->d_last_accuracy = tr->d_last_accuracy;
-    rb->rng = tr->rng;
-    rb->g_rng = tr->gen->rng;
-    rb->d_rng = tr->disc->rng;
-}
-
-static void undo_round(chargan_trainer *tr)
-{
-    const cg_rollout_buf *rb = &tr->work.rb;
     chargan_optimizer *o = tr->dopt;
-    size_t n = tr->disc->n_weights;
-    memcpy(tr->disc->params, rb->d_params, n * sizeof(float));
-    if (o->m)
-        memcpy(o->m, rb->d_m, n * sizeof(float));
-    if (o->v)
-        memcpy(o->v, rb->d_v, n * sizeof(float));
-    o->steps = rb->d_opt_steps;
-    tr->d_updates = rb->d_updates;
-    tr->d_last_accuracy = rb->d_last_accuracy;
-    tr->rng = rb->rng;
-    tr->gen->rng = rb->g_rng;
-    tr->disc->rng = rb->d_rng;
+    const size_t bytes = tr->disc->n_weights * sizeof(float);
+    const struct {
+        void *live, *kept;
+        size_t size;
+    } parts[] = {
+        {tr->disc->params, rb->d_params, bytes},
+        {o->m, rb->d_m, bytes},
+        {o->v, rb->d_v, bytes},
+        {&o->steps, &rb->d_opt_steps, sizeof o->steps},
+        {&tr->d_updates, &rb->d_updates, sizeof tr->d_updates},
+        {&tr->d_last_accuracy, &rb->d_last_accuracy, sizeof tr->d_last_accuracy},
+        {&tr->rng, &rb->rng, sizeof tr->rng},
+        {&tr->gen->rng, &rb->g_rng, sizeof tr->gen->rng},
+        {&tr->disc->rng, &rb->d_rng, sizeof tr->disc->rng},
+    };
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        if (parts[i].live) /* m or v where the optimizer keeps none */
+            memcpy(keep ? parts[i].kept : parts[i].live, keep ? parts[i].live : parts[i].kept,
+                   parts[i].size);
 }
 
 /* SeqGAN's Monte-Carlo estimate: for each prefix t < T-1, complete the
  * sequence `rollouts` times from the generator's state after step t and
  * average sigmoid(D) on the completions' final step.  rewards[T-1] is D of
  * the sampled sequence itself.  Written into work.rewards (T x B); with
- * threads, each shard's rows on its thread.  Inside a running
- * chargan_trainer_adversarial() a stop request ends the estimate before its
- * next prefix (a round can take minutes at long seq_len); under MPI the
- * ranks stop only at reports. */
-static chargan_status rollout_rewards(chargan_trainer *tr)
+ * threads, each shard's rows on its thread.  With may_stop
+ * (rollouts_may_stop) a stop request ends the estimate before its next
+ * prefix, a round taking minutes at long seq_len; the caller undoes the
+ * round. */
+static chargan_status rollout_rewards(chargan_trainer *tr, bool may_stop)
 {
     chargan_model *g = tr->gen, *d = tr->disc;
     const int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len;
@@ -583,17 +576,14 @@ static chargan_status rollout_rewards(chargan_trainer *tr)
         tr->work.rewards[(size_t)(T - 1) * B + b] = cg_sigmoidf(fl[b]);
     cg_infer_prepare(&tr->work.rb.g, g);
     cg_infer_prepare(&tr->work.rb.d, d);
-    const bool may_stop = rollouts_may_stop(tr);
     for (int t = 0; t < T - 1; t++) {
         if (cg_test_rollout_prefix_hook)
             cg_test_rollout_prefix_hook(tr, t);
-        if (may_stop && cg_trainer_stop_requested(tr)) {
-            undo_round(tr);
+        if (may_stop && cg_trainer_stop_requested(tr))
             return cg_fail(&tr->err, CHARGAN_E_CANCELLED, "adversarial round %llu: stopped by "
                            "chargan_trainer_request_stop in its rollouts (prefix %d of %d); the "
                            "round is undone", (unsigned long long)tr->global_step + 1, t + 1,
                            T - 1);
-        }
         if (tr->shards.n > 1) {
             rollout_job job = {tr, t};
             cg_pool_run(tr->shards.pool, rollout_shard, &job);
@@ -727,8 +717,9 @@ static chargan_status reinforce_step(chargan_trainer *tr, float *g_loss, float *
     int B = (int)tr->cfg.batch, T = (int)tr->cfg.seq_len;
     size_t n = (size_t)B * T;
     chargan_status st = CHARGAN_OK;
-    if (rollouts_may_stop(tr))
-        keep_round_start(tr);
+    const bool may_stop = rollouts_may_stop(tr);
+    if (may_stop)
+        round_start(tr, true);
     /* sample with the generator's caches kept for its backward */
     draw_real(tr);
     generate_hard(tr, cg_trainer_draw_noise(tr), true);
@@ -742,9 +733,11 @@ static chargan_status reinforce_step(chargan_trainer *tr, float *g_loss, float *
         d_sum += l;
     }
     if (tr->cfg.rollouts > 0)
-        st = rollout_rewards(tr);
+        st = rollout_rewards(tr, may_stop);
     else
         dense_returns(tr);
+    if (st == CHARGAN_E_CANCELLED)
+        round_start(tr, false); /* the round undone */
     if (st != CHARGAN_OK || (st = advantages(tr)) != CHARGAN_OK)
         return st;
     /* loss = -mean(A_t log p(y_t)): softmax cross-entropy weighted by A_t */

@@ -107,12 +107,12 @@ static bool kind_known(int32_t kind)
 }
 
 /* Which state arrays the configured algorithm keeps. */
-static bool needs_m(const chargan_optimizer_config *cfg)
+bool cg_optimizer_needs_m(const chargan_optimizer_config *cfg)
 {
     return cfg->kind == CHARGAN_ADAM || cfg->momentum > 0.0f;
 }
 
-static bool needs_v(const chargan_optimizer_config *cfg)
+bool cg_optimizer_needs_v(const chargan_optimizer_config *cfg)
 {
     return cfg->kind == CHARGAN_ADAM || cfg->kind == CHARGAN_RMSPROP;
 }
@@ -160,11 +160,11 @@ static void free_state(chargan_optimizer *opt)
 /* Allocates zeroed state for n parameters; on failure leaves none. */
 static bool alloc_state(chargan_optimizer *opt, size_t n)
 {
-    if (needs_m(&opt->cfg) && !(opt->m = cg_alloc_floats(n))) {
+    if (cg_optimizer_needs_m(&opt->cfg) && !(opt->m = cg_alloc_floats(n))) {
         free_state(opt);
         return false;
     }
-    if (needs_v(&opt->cfg) && !(opt->v = cg_alloc_floats(n))) {
+    if (cg_optimizer_needs_v(&opt->cfg) && !(opt->v = cg_alloc_floats(n))) {
         free_state(opt);
         return false;
     }
@@ -645,7 +645,7 @@ chargan_status cg_optimizer_read(cg_reader *r, size_t expected_n, cg_error *err,
         return cg_fail(err, CHARGAN_E_FORMAT,
                        "optimizer state: n at byte %zu is %zu, expected %zu (the model's "
                        "parameter count)", at, n, expected_n);
-    const bool has_m = needs_m(&c), has_v = needs_v(&c);
+    const bool has_m = cg_optimizer_needs_m(&c), has_v = cg_optimizer_needs_v(&c);
     const size_t arrays = (size_t)has_m + (size_t)has_v;
     const size_t left = cg_reader_left(r);
     if (arrays != 0 && n > left / (arrays * sizeof(float)))

@@ -33,6 +33,11 @@ struct chargan_optimizer {
     bool adopted; /* a trainer owns it: a second one must not (it would free it too) */
 };
 
+/* Whether the algorithm keeps m (Adam's first moment, a momentum buffer) and
+ * v (a mean square) of every parameter. */
+bool cg_optimizer_needs_m(const chargan_optimizer_config *cfg);
+bool cg_optimizer_needs_v(const chargan_optimizer_config *cfg);
+
 /* One update of n parameters from their gradients.  If clip_norm > 0 the
  * gradients are scaled in place so their global L2 norm is at most clip_norm.
  * The norm (before clipping) goes to *grad_norm if not NULL.  A non-finite

@@ -71,14 +71,15 @@ static chargan_trainer_config trainer_config(int estimator, int T, int B, uint64
     return c;
 }
 
-/* A trainer on a random id stream over [2, V). */
-static chargan_trainer *make_trainer(const chargan_trainer_config *c, int V, shape gs, shape ds,
-                                     uint64_t seed)
+/* A trainer on a random id stream over [2, V), its discriminator trained by
+ * d_opt (NULL: the default Adam). */
+static chargan_trainer *make_trainer_opt(const chargan_trainer_config *c, int V, shape gs,
+                                         shape ds, uint64_t seed, chargan_optimizer *d_opt)
 {
     chargan_model *g = make_model(CHARGAN_GENERATOR, V, gs, seed);
     chargan_model *d = make_model(CHARGAN_DISCRIMINATOR, V, ds, seed + 1);
     chargan_trainer *tr = NULL;
-    ck_assert_msg(chargan_trainer_new(c, g, NULL, d, NULL, &tr) == CHARGAN_OK, "%s",
+    ck_assert_msg(chargan_trainer_new(c, g, NULL, d, d_opt, &tr) == CHARGAN_OK, "%s",
                   chargan_last_error());
     cg_rng rng;
     cg_rng_seed(&rng, seed + 2);
@@ -87,6 +88,13 @@ static chargan_trainer *make_trainer(const chargan_trainer_config *c, int V, sha
         ids[i] = 2 + (int32_t)cg_rng_below(&rng, (uint64_t)V - 2);
     ck_assert_int_eq(chargan_trainer_set_corpus_ids(tr, ids, 400), CHARGAN_OK);
     return tr;
+}
+
+/* The same with the default optimizers. */
+static chargan_trainer *make_trainer(const chargan_trainer_config *c, int V, shape gs, shape ds,
+                                     uint64_t seed)
+{
+    return make_trainer_opt(c, V, gs, ds, seed, NULL);
 }
 
 /* Moves every parameter off its initial value (so that no gradient is
@@ -809,13 +817,23 @@ static void assert_same_trainers(const chargan_trainer *a, const chargan_trainer
     ck_assert_uint_eq(a->dopt->steps, b->dopt->steps);
 }
 
-static chargan_trainer *stop_test_trainer(uint32_t threads)
+/* Case i: 1 or 2 threads (i even or odd), the discriminator trained by
+ * Adam (m and v), SGD without momentum (neither) or RMSprop with momentum
+ * (both, another update) for i / 2 = 0, 1, 2. */
+static chargan_trainer *stop_test_trainer(int i)
 {
     chargan_trainer_config c = trainer_config(CHARGAN_GAN_REINFORCE, 6, 3, 92);
     c.rollouts = 2;
-    c.threads = threads;
+    c.threads = (uint32_t)(1 + i % 2);
     c.report_every = 10;
-    return make_trainer(&c, 6, (shape){3, 4, 1, 2, 0.2f}, (shape){3, 4, 1, 0, 0.2f}, 92);
+    static const int kinds[] = {CHARGAN_ADAM, CHARGAN_SGD, CHARGAN_RMSPROP};
+    chargan_optimizer_config oc;
+    chargan_optimizer_config_init(&oc, kinds[i / 2]);
+    oc.momentum = kinds[i / 2] == CHARGAN_RMSPROP ? 0.5f : 0.0f;
+    chargan_optimizer *d_opt;
+    ck_assert_int_eq(chargan_optimizer_new(&oc, &d_opt), CHARGAN_OK);
+    return make_trainer_opt(&c, 6, (shape){3, 4, 1, 2, 0.2f}, (shape){3, 4, 1, 0, 0.2f}, 92,
+                            d_opt);
 }
 
 /* Inside a running chargan_trainer_adversarial() (long_calls > 0) a stop
@@ -825,8 +843,8 @@ static chargan_trainer *stop_test_trainer(uint32_t threads)
  * round called on its own is not a run: it is not stopped. */
 START_TEST(rollouts_stop_on_request_inside_a_run)
 {
-    chargan_trainer *tr = stop_test_trainer((uint32_t)(1 + _i));
-    chargan_trainer *twin = stop_test_trainer((uint32_t)(1 + _i));
+    chargan_trainer *tr = stop_test_trainer(_i);
+    chargan_trainer *twin = stop_test_trainer(_i);
     float *d0 = dup_floats(tr->disc->params, tr->disc->n_weights);
     tr->long_calls = 1;
     ck_assert_int_eq(chargan_trainer_request_stop(tr), CHARGAN_OK);
@@ -868,8 +886,8 @@ static void stop_in_round_two(chargan_trainer *tr, int prefix)
 
 START_TEST(rollouts_stopped_run_resumes_bitwise)
 {
-    chargan_trainer *tr = stop_test_trainer((uint32_t)(1 + _i));
-    chargan_trainer *twin = stop_test_trainer((uint32_t)(1 + _i));
+    chargan_trainer *tr = stop_test_trainer(_i);
+    chargan_trainer *twin = stop_test_trainer(_i);
     ck_assert_int_eq(chargan_trainer_set_progress(tr, remember_step, NULL), CHARGAN_OK);
     reported_step = -1;
     cg_test_rollout_prefix_hook = stop_in_round_two;
@@ -1573,8 +1591,8 @@ static Suite *gan_suite(void)
     tcase_add_test(tc, reinforce_gradient_unbiased);
     tcase_add_test(tc, rollout_rewards_are_probabilities);
     tcase_add_loop_test(tc, rollouts_continue_the_prefix_states, 0, 4);
-    tcase_add_loop_test(tc, rollouts_stop_on_request_inside_a_run, 0, 2);
-    tcase_add_loop_test(tc, rollouts_stopped_run_resumes_bitwise, 0, 2);
+    tcase_add_loop_test(tc, rollouts_stop_on_request_inside_a_run, 0, 6);
+    tcase_add_loop_test(tc, rollouts_stopped_run_resumes_bitwise, 0, 6);
     tcase_add_loop_test(tc, discriminator_learns, 0, 2);
     tcase_add_loop_test(tc, gan_step_moves_the_generator, 0, 3);
     tcase_add_loop_test(tc, d_steps_per_generator_step, 0, 2);
