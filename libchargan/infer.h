@@ -1,5 +1,6 @@
 /* infer.h - cache-free, step-by-step inference for many streams at once
- * (generators; discriminators through cg_infer_advance): the state (h, c per layer) is updated in place and nothing is kept
+ * (generators; discriminators through cg_infer_advance): the state (h, c
+ * per layer) is updated in place and nothing is kept
  * for a backward pass.  Shared by sampling (sample.c) and the metrics
  * (metrics.c); all buffers are sized once by cg_infer_alloc, so stepping
  * allocates nothing. */
